@@ -1,0 +1,120 @@
+//! `${VAR}` and `${VAR:-default}` interpolation of mapping values.
+//!
+//! Interpolation runs on individual string values after YAML parsing, not on
+//! the file text, so that line and column numbers stay those of the file and a
+//! secret's value can never show up in a YAML syntax error.
+
+use std::collections::HashMap;
+
+/// Where variables come from. The process environment in production; a map
+/// in tests and in `ebb demo`, which must not mutate the global environment.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+/// Variables from a map first, then from the process environment.
+pub struct OverlayEnv(pub HashMap<String, String>);
+
+impl Env for OverlayEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned().or_else(|| std::env::var(name).ok())
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum InterpolateError {
+    Unset(String),
+    Unterminated,
+    BadName(String),
+}
+
+impl std::fmt::Display for InterpolateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unset(name) => write!(
+                f,
+                "environment variable `{name}` is not set (set it, or give a default with `${{{name}:-default}}`)"
+            ),
+            Self::Unterminated => f.write_str("`${` without a closing `}`"),
+            Self::BadName(name) => write!(f, "`{name}` is not a valid environment variable name"),
+        }
+    }
+}
+
+/// Expands `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`.
+/// An empty variable counts as unset for `:-`, as in POSIX shells.
+pub fn interpolate(input: &str, env: &dyn Env) -> Result<String, InterpolateError> {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(body_start) = after.strip_prefix('{') {
+            let end = body_start.find('}').ok_or(InterpolateError::Unterminated)?;
+            let body = &body_start[..end];
+            let (name, default) = match body.find(":-") {
+                Some(i) => (&body[..i], Some(&body[i + 2..])),
+                None => (body, None),
+            };
+            let valid = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                return Err(InterpolateError::BadName(name.to_string()));
+            }
+            match (env.var(name).filter(|v| !v.is_empty()), default) {
+                (Some(value), _) => out.push_str(&value),
+                (None, Some(default)) => out.push_str(default),
+                (None, None) => return Err(InterpolateError::Unset(name.to_string())),
+            }
+            rest = &body_start[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> OverlayEnv {
+        OverlayEnv(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn cases() {
+        let e = env(&[("EBB_T_A", "alpha"), ("EBB_T_EMPTY", "")]);
+        let cases: &[(&str, Result<&str, InterpolateError>)] = &[
+            ("plain", Ok("plain")),
+            ("${EBB_T_A}", Ok("alpha")),
+            ("x-${EBB_T_A}-y", Ok("x-alpha-y")),
+            ("${EBB_T_UNSET_Q:-dflt}", Ok("dflt")),
+            ("${EBB_T_EMPTY:-dflt}", Ok("dflt")),
+            ("${EBB_T_A:-dflt}", Ok("alpha")),
+            ("cost $5", Ok("cost $5")),
+            ("$${EBB_T_A}", Ok("${EBB_T_A}")),
+            ("${EBB_T_UNSET_Q}", Err(InterpolateError::Unset("EBB_T_UNSET_Q".into()))),
+            ("${EBB_T_A", Err(InterpolateError::Unterminated)),
+            ("${1BAD}", Err(InterpolateError::BadName("1BAD".into()))),
+        ];
+        for (input, want) in cases {
+            let got = interpolate(input, &e);
+            assert_eq!(got.as_deref().map_err(|e| e.to_string()), want.as_ref().map(|s| *s).map_err(|e| e.to_string()), "{input}");
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! Mapping files: parsing, `${VAR}` interpolation and validation.
+//!
+//! A mapping is parsed into raw serde types (`raw.rs`), then validated into
+//! [`Mapping`], whose values cannot be wrong (batch size in range, a parsed
+//! URL, a known mode). Validation collects every problem rather than stopping
+//! at the first, and each one carries `file:line:column` and the field path.
+//! Checks that need the source's schema (does the column exist?) happen later,
+//! in `mapping::compile`, and report through the same [`ConfigIssue`].
+
+pub mod env;
+mod raw;
+pub mod secret;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use url::Url;
+
+use crate::record::{AttrValue, Number};
+use env::{interpolate, Env};
+use raw::{RawAttribute, RawDestination, RawMapping, RawSource};
+use secret::SecretString;
+
+/// A place in a mapping file plus the field it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loc {
+    pub line: u64,
+    pub column: u64,
+    pub field: String,
+}
+
+impl Loc {
+    fn of<T>(spanned: &Spanned<T>, field: impl Into<String>) -> Loc {
+        Loc { line: spanned.referenced.line(), column: spanned.referenced.column(), field: field.into() }
+    }
+}
+
+/// One problem in one mapping file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub file: PathBuf,
+    pub line: u64,
+    pub column: u64,
+    pub field: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " (did you mean `{hint}`?)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in one or more mapping files.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigIssue>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, issue) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{issue}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The closest candidate to `wanted`, if one is close enough to be a typo.
+pub fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let wanted_lower = wanted.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(&wanted_lower, &c.to_lowercase()), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.to_string())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Upsert,
+    UpdateOnly,
+    CreateOnly,
+    /// Also delete records that left the snapshot; needs a destination that can delete.
+    Mirror,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NullPolicy {
+    /// Leave a null attribute out of the record.
+    Skip,
+    /// Send a null attribute as an empty list.
+    Send,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    User,
+    Account,
+}
+
+/// The wire type of an attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttrType {
+    String,
+    Number,
+    Boolean,
+}
+
+impl fmt::Display for AttrType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AttrType::String => "string",
+            AttrType::Number => "number",
+            AttrType::Boolean => "boolean",
+        })
+    }
+}
+
+/// A reference to a source column, with where the mapping names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnRef {
+    pub name: String,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub enum SourceConfig {
+    /// An absolute path, folder or glob.
+    Parquet { pattern: String, loc: Loc },
+}
+
+#[derive(Clone, Debug)]
+pub struct DeliveryConfig {
+    pub batch_size: usize,
+    pub requests_per_minute: u32,
+    pub concurrency: usize,
+    pub retry_budget: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct EnterpretConfig {
+    pub object: ObjectKind,
+    pub api_key: SecretString,
+    pub url: Url,
+    pub delivery: DeliveryConfig,
+}
+
+#[derive(Clone, Debug)]
+pub enum DestinationConfig {
+    Enterpret(EnterpretConfig),
+}
+
+#[derive(Clone, Debug)]
+pub enum AttributeSource {
+    Column { column: ColumnRef, ty: Option<AttrType>, split: Option<String>, list: bool },
+    Constant(AttrValue),
+}
+
+#[derive(Clone, Debug)]
+pub struct Attribute {
+    pub name: String,
+    pub source: AttributeSource,
+    pub loc: Loc,
+}
+
+/// A validated mapping: one sync.
+#[derive(Clone, Debug)]
+pub struct Mapping {
+    pub file: PathBuf,
+    pub name: String,
+    pub source: SourceConfig,
+    pub destination: DestinationConfig,
+    pub mode: Mode,
+    pub mode_loc: Option<Loc>,
+    pub id: ColumnRef,
+    pub created_at: ColumnRef,
+    /// Sorted by name.
+    pub attributes: Vec<Attribute>,
+    pub nulls: NullPolicy,
+}
+
+impl Mapping {
+    /// An issue at `loc` in this mapping's file.
+    pub fn issue(&self, loc: &Loc, message: impl Into<String>, hint: Option<String>) -> ConfigIssue {
+        ConfigIssue {
+            file: self.file.clone(),
+            line: loc.line,
+            column: loc.column,
+            field: loc.field.clone(),
+            message: message.into(),
+            hint,
+        }
+    }
+
+    pub fn delivery(&self) -> &DeliveryConfig {
+        match &self.destination {
+            DestinationConfig::Enterpret(e) => &e.delivery,
+        }
+    }
+}
+
+/// Reads and validates one mapping file.
+pub fn load(path: &Path, env: &dyn Env) -> Result<Mapping, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigIssue {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!("cannot read mapping: {e}"),
+            hint: None,
+        }])
+    })?;
+    parse(path, &text, env)
+}
+
+/// Parses and validates mapping text; `path` names it in errors and anchors relative paths.
+pub fn parse(path: &Path, text: &str, env: &dyn Env) -> Result<Mapping, ConfigErrors> {
+    let raw: RawMapping = serde_saphyr::from_str(text).map_err(|e| ConfigErrors(vec![yaml_issue(path, &e)]))?;
+    Validator { file: path.to_path_buf(), env, issues: Vec::new() }.mapping(raw)
+}
+
+fn yaml_issue(path: &Path, e: &serde_saphyr::Error) -> ConfigIssue {
+    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+    // serde-saphyr's message repeats the position and may quote the source
+    // line; keep only the first line of its text.
+    let full = e.to_string();
+    let mut message = full.lines().next().unwrap_or("invalid YAML").trim().to_string();
+    if let Some(stripped) = message.strip_prefix("error: ") {
+        message = stripped.to_string();
+    }
+    let hint = unknown_name_hint(&message);
+    ConfigIssue { file: path.to_path_buf(), line, column, field: String::new(), message, hint }
+}
+
+/// serde says "unknown field `colum`, expected one of `column`, `value`";
+/// turn that list into a did-you-mean.
+fn unknown_name_hint(message: &str) -> Option<String> {
+    let rest = message.split("unknown field `").nth(1).or_else(|| message.split("unknown variant `").nth(1))?;
+    let wanted = rest.split('`').next()?;
+    let expected = message.split("expected ").nth(1)?;
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    did_you_mean(wanted, candidates)
+}
+
+struct Validator<'a> {
+    file: PathBuf,
+    env: &'a dyn Env,
+    issues: Vec<ConfigIssue>,
+}
+
+impl Validator<'_> {
+    fn push(&mut self, loc: &Loc, message: impl Into<String>) {
+        self.issues.push(ConfigIssue {
+            file: self.file.clone(),
+            line: loc.line,
+            column: loc.column,
+            field: loc.field.clone(),
+            message: message.into(),
+            hint: None,
+        });
+    }
+
+    fn interpolated(&mut self, value: &Spanned<String>, field: &str) -> Option<String> {
+        match interpolate(&value.value, self.env) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.push(&Loc::of(value, field), e.to_string());
+                None
+            }
+        }
+    }
+
+    fn int_in(&mut self, value: &Option<Spanned<i64>>, field: &str, range: std::ops::RangeInclusive<i64>, default: i64) -> i64 {
+        match value {
+            None => default,
+            Some(v) if range.contains(&v.value) => v.value,
+            Some(v) => {
+                self.push(&Loc::of(v, field), format!("must be between {} and {}, got {}", range.start(), range.end(), v.value));
+                default
+            }
+        }
+    }
+
+    fn column_ref(&mut self, value: &Spanned<String>, field: &str) -> ColumnRef {
+        let loc = Loc::of(value, field);
+        if value.value.trim().is_empty() {
+            self.push(&loc, "must name a column");
+        }
+        ColumnRef { name: value.value.clone(), loc }
+    }
+
+    fn mapping(mut self, raw: RawMapping) -> Result<Mapping, ConfigErrors> {
+        let name_loc = Loc::of(&raw.name, "name");
+        let name = self.interpolated(&raw.name, "name").unwrap_or_default();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+            self.push(&name_loc, "must be non-empty and use only letters, digits, `_`, `-` and `.`");
+        }
+
+        let base_dir = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let source = match &raw.source.value {
+            RawSource::Parquet(p) => {
+                let loc = Loc::of(p, "source.parquet");
+                let pattern = self.interpolated(p, "source.parquet").unwrap_or_default();
+                if pattern.trim().is_empty() {
+                    self.push(&loc, "must be a file, a folder or a glob");
+                }
+                let absolute = if Path::new(&pattern).is_absolute() { pattern } else { base_dir.join(pattern).to_string_lossy().into_owned() };
+                SourceConfig::Parquet { pattern: absolute, loc }
+            }
+        };
+
+        let destination = match &raw.destination.value {
+            RawDestination::Enterpret(e) => {
+                let key_loc = Loc::of(&e.api_key, "destination.enterpret.api_key");
+                let api_key = self.interpolated(&e.api_key, "destination.enterpret.api_key").unwrap_or_default();
+                if api_key.is_empty() {
+                    self.push(&key_loc, "must not be empty");
+                }
+                let url = match &e.url {
+                    None => Url::parse("https://api.enterpret.com").ok(),
+                    Some(u) => {
+                        let loc = Loc::of(u, "destination.enterpret.url");
+                        self.interpolated(u, "destination.enterpret.url").and_then(|text| match Url::parse(&text) {
+                            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+                            Ok(_) => {
+                                self.push(&loc, "must be an http:// or https:// URL");
+                                None
+                            }
+                            Err(err) => {
+                                self.push(&loc, format!("is not a valid URL: {err}"));
+                                None
+                            }
+                        })
+                    }
+                };
+                let p = "destination.enterpret";
+                let delivery = DeliveryConfig {
+                    batch_size: self.int_in(&e.batch_size, &format!("{p}.batch_size"), 1..=15, 15) as usize,
+                    requests_per_minute: self.int_in(&e.requests_per_minute, &format!("{p}.requests_per_minute"), 1..=1_000_000, 100) as u32,
+                    concurrency: self.int_in(&e.concurrency, &format!("{p}.concurrency"), 1..=64, 4) as usize,
+                    retry_budget: Duration::from_secs(self.int_in(&e.retry_budget_secs, &format!("{p}.retry_budget_secs"), 1..=86_400, 120) as u64),
+                    timeout: Duration::from_secs(self.int_in(&e.timeout_secs, &format!("{p}.timeout_secs"), 1..=600, 30) as u64),
+                };
+                DestinationConfig::Enterpret(EnterpretConfig {
+                    object: e.object.value,
+                    api_key: SecretString::new(api_key),
+                    url: url.unwrap_or_else(|| Url::parse("http://invalid.invalid").expect("static URL")),
+                    delivery,
+                })
+            }
+        };
+
+        let mode = raw.mode.as_ref().map(|m| m.value).unwrap_or(Mode::Upsert);
+        let mode_loc = raw.mode.as_ref().map(|m| Loc::of(m, "mode"));
+        if mode == Mode::Mirror && !crate::destination::capabilities_of(&destination).can_delete {
+            let loc = mode_loc.clone().unwrap_or(Loc { line: 1, column: 1, field: "mode".into() });
+            self.push(&loc, "`mirror` needs a destination that can delete records, and this destination has no delete API; use `upsert`");
+        }
+
+        let id = self.column_ref(&raw.id, "id");
+        let created_at = self.column_ref(&raw.created_at, "created_at");
+        let attributes = raw.attributes.iter().filter_map(|(name, spec)| self.attribute(name, spec)).collect();
+
+        let mapping = Mapping {
+            file: self.file.clone(),
+            name,
+            source,
+            destination,
+            mode,
+            mode_loc,
+            id,
+            created_at,
+            attributes,
+            nulls: raw.nulls.map(|n| n.value).unwrap_or(NullPolicy::Skip),
+        };
+        if self.issues.is_empty() {
+            Ok(mapping)
+        } else {
+            Err(ConfigErrors(self.issues))
+        }
+    }
+
+    fn attribute(&mut self, name: &str, spec: &Spanned<RawAttribute>) -> Option<Attribute> {
+        let field = format!("attributes.{name}");
+        let loc = Loc::of(spec, field.clone());
+        if name.trim().is_empty() {
+            self.push(&loc, "attribute names must not be empty");
+            return None;
+        }
+        let source = match &spec.value {
+            RawAttribute::Column(column) => {
+                AttributeSource::Column { column: ColumnRef { name: column.clone(), loc: loc.clone() }, ty: None, split: None, list: false }
+            }
+            RawAttribute::Spec(s) => match (&s.column, &s.value) {
+                (Some(_), Some(_)) => {
+                    self.push(&loc, "give either `column` or `value`, not both");
+                    return None;
+                }
+                (None, None) => {
+                    self.push(&loc, "needs `column` (a source column) or `value` (a constant)");
+                    return None;
+                }
+                (Some(column), None) => {
+                    if s.split.is_some() && s.list == Some(true) {
+                        self.push(&loc, "`split` makes a list from text; it cannot be combined with `list: true`");
+                        return None;
+                    }
+                    if s.split.as_deref() == Some("") {
+                        self.push(&loc, "`split` needs a non-empty delimiter");
+                        return None;
+                    }
+                    let col_loc = Loc { field: format!("{field}.column"), ..loc.clone() };
+                    AttributeSource::Column {
+                        column: ColumnRef { name: column.clone(), loc: col_loc },
+                        ty: s.ty,
+                        split: s.split.clone(),
+                        list: s.list.unwrap_or(false),
+                    }
+                }
+                (None, Some(value)) => {
+                    if s.split.is_some() || s.list.is_some() {
+                        self.push(&loc, "`split` and `list` apply to columns, not to a constant `value`");
+                        return None;
+                    }
+                    match constant(value, s.ty) {
+                        Ok(v) => AttributeSource::Constant(v),
+                        Err(msg) => {
+                            self.push(&Loc { field: format!("{field}.value"), ..loc }, msg);
+                            return None;
+                        }
+                    }
+                }
+            },
+        };
+        Some(Attribute { name: name.to_string(), source, loc })
+    }
+}
+
+/// A constant attribute: a scalar or a list of one kind, checked against `type` if given.
+fn constant(value: &serde_json::Value, ty: Option<AttrType>) -> Result<AttrValue, String> {
+    use serde_json::Value as J;
+    let items: Vec<&J> = match value {
+        J::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    let inferred = match items.first() {
+        Some(J::Bool(_)) => AttrType::Boolean,
+        Some(J::Number(_)) => AttrType::Number,
+        _ => AttrType::String,
+    };
+    let target = ty.unwrap_or(inferred);
+    let bad = |item: &J| format!("cannot use {item} as a {target} constant");
+    match target {
+        AttrType::String => items
+            .iter()
+            .map(|i| match i {
+                J::String(s) => Ok(s.clone()),
+                J::Number(n) => Ok(n.to_string()),
+                J::Bool(b) => Ok(b.to_string()),
+                other => Err(bad(other)),
+            })
+            .collect::<Result<_, _>>()
+            .map(AttrValue::S),
+        AttrType::Number => items
+            .iter()
+            .map(|i| match i {
+                J::Number(n) => n.as_i64().map(Number::Int).or_else(|| n.as_f64().and_then(Number::from_f64)).ok_or_else(|| bad(i)),
+                J::String(s) => s.trim().parse::<f64>().ok().and_then(Number::from_f64).ok_or_else(|| bad(i)),
+                other => Err(bad(other)),
+            })
+            .collect::<Result<_, _>>()
+            .map(AttrValue::N),
+        AttrType::Boolean => items
+            .iter()
+            .map(|i| match i {
+                J::Bool(b) => Ok(*b),
+                other => Err(bad(other)),
+            })
+            .collect::<Result<_, _>>()
+            .map(AttrValue::B),
+    }
+}
+

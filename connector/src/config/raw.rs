@@ -1,0 +1,113 @@
+//! The mapping file as written: serde types with source positions.
+//!
+//! Nothing here is trusted; `validate` turns it into [`super::Mapping`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_saphyr::Spanned;
+
+use super::{AttrType, Mode, NullPolicy, ObjectKind};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMapping {
+    /// Unique name of the sync; state is keyed by it.
+    pub name: Spanned<String>,
+    pub source: Spanned<RawSource>,
+    pub destination: Spanned<RawDestination>,
+    #[serde(default)]
+    pub mode: Option<Spanned<Mode>>,
+    /// Column holding the record id.
+    pub id: Spanned<String>,
+    /// Column holding the creation time.
+    pub created_at: Spanned<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Spanned<RawAttribute>>,
+    #[serde(default)]
+    pub nulls: Option<Spanned<NullPolicy>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawSource {
+    /// A Parquet file, a folder of them, or a glob.
+    Parquet(Spanned<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawDestination {
+    Enterpret(RawEnterpret),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnterpret {
+    pub object: Spanned<ObjectKind>,
+    pub api_key: Spanned<String>,
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// Records per request, 1..=15.
+    #[serde(default)]
+    pub batch_size: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub requests_per_minute: Option<Spanned<i64>>,
+    /// Requests in flight at once.
+    #[serde(default)]
+    pub concurrency: Option<Spanned<i64>>,
+    /// How long one batch may be retried before the run fails.
+    #[serde(default)]
+    pub retry_budget_secs: Option<Spanned<i64>>,
+    /// Timeout of one HTTP request.
+    #[serde(default)]
+    pub timeout_secs: Option<Spanned<i64>>,
+}
+
+/// `Name: column` or `Name: { column | value, type, list, split }`.
+#[derive(Debug)]
+pub enum RawAttribute {
+    Column(String),
+    Spec(RawAttributeSpec),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAttributeSpec {
+    #[serde(default)]
+    pub column: Option<String>,
+    #[serde(default)]
+    pub value: Option<serde_json::Value>,
+    #[serde(default, rename = "type")]
+    pub ty: Option<AttrType>,
+    #[serde(default)]
+    pub list: Option<bool>,
+    #[serde(default)]
+    pub split: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawAttribute {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AttributeVisitor;
+
+        impl<'de> Visitor<'de> for AttributeVisitor {
+            type Value = RawAttribute;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a column name, or a map with `column` or `value`")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawAttribute::Column(v.to_string()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawAttributeSpec::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawAttribute::Spec)
+            }
+        }
+
+        deserializer.deserialize_any(AttributeVisitor)
+    }
+}

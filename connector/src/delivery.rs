@@ -1,0 +1,137 @@
+//! Delivers one batch: rate limit, retries with backoff, splitting.
+//!
+//! The result says, per record, whether the destination acknowledged it,
+//! refused it (with the destination's reason) or could not be reached. The
+//! caller commits only the acknowledged ones. Retries of one batch are
+//! bounded in time by the retry budget; after that the batch fails and its
+//! records wait for the next run.
+
+use std::num::NonZeroU32;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::destination::{Destination, PreparedRequest};
+use crate::record::Record;
+use crate::retry::{backoff, classify, RetryAction};
+
+/// Shared by every batch of a run.
+pub struct Delivery {
+    pub destination: Arc<dyn Destination>,
+    limiter: DefaultDirectRateLimiter,
+    pub retry_budget: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Delivery {
+    pub fn new(destination: Arc<dyn Destination>, requests_per_minute: u32, retry_budget: Duration) -> Self {
+        let rpm = NonZeroU32::new(requests_per_minute).unwrap_or(NonZeroU32::MIN);
+        // A burst of one spaces requests evenly, so no sliding minute ever sees more than the limit.
+        let quota = Quota::per_minute(rpm).allow_burst(NonZeroU32::MIN);
+        Self {
+            destination,
+            limiter: RateLimiter::direct(quota),
+            retry_budget,
+            min_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Indices into the batch.
+    pub acked: Vec<usize>,
+    pub rejected: Vec<(usize, String)>,
+    pub failed: Vec<usize>,
+    /// Why the run must stop, if it must.
+    pub fatal: Option<String>,
+    pub attempts: u32,
+}
+
+impl Delivery {
+    pub async fn deliver(&self, records: &[Record]) -> BatchOutcome {
+        let started = Instant::now();
+        let mut out = BatchOutcome::default();
+        let mut pending: Vec<Range<usize>> = vec![0..records.len()];
+        let max_bytes = self.destination.capabilities().max_request_bytes;
+        while let Some(range) = pending.pop() {
+            let refs: Vec<&Record> = records[range.clone()].iter().collect();
+            let request = match self.destination.prepare(&refs) {
+                Ok(r) => r,
+                Err(e) => {
+                    out.rejected.extend(range.map(|i| (i, e.to_string())));
+                    continue;
+                }
+            };
+            if request.body.len() > max_bytes {
+                if range.len() > 1 {
+                    push_halves(&mut pending, range);
+                } else {
+                    out.rejected.push((range.start, format!("the record is {} bytes, over the {max_bytes}-byte request limit", request.body.len())));
+                }
+                continue;
+            }
+            if let Err(fatal) = self.attempt_until_settled(&request, range.clone(), started, &mut pending, &mut out).await {
+                out.failed.extend(range);
+                out.failed.extend(pending.drain(..).flatten());
+                out.fatal = Some(fatal);
+                break;
+            }
+        }
+        out
+    }
+
+    /// Sends one request until it is acknowledged, refused or split; `Err` stops the run.
+    async fn attempt_until_settled(
+        &self,
+        request: &PreparedRequest,
+        range: Range<usize>,
+        started: Instant,
+        pending: &mut Vec<Range<usize>>,
+        out: &mut BatchOutcome,
+    ) -> Result<(), String> {
+        let mut delays = backoff(self.min_backoff, self.max_backoff);
+        loop {
+            self.limiter.until_ready().await;
+            out.attempts += 1;
+            let attempt = self.destination.send(request).await;
+            match classify(&attempt) {
+                RetryAction::Delivered => {
+                    out.acked.extend(range);
+                    return Ok(());
+                }
+                RetryAction::Split if range.len() > 1 => {
+                    tracing::debug!(records = range.len(), reason = %self.destination.explain(&attempt), "splitting batch");
+                    push_halves(pending, range);
+                    return Ok(());
+                }
+                RetryAction::Split | RetryAction::Reject => {
+                    let reason = self.destination.explain(&attempt);
+                    out.rejected.extend(range.map(|i| (i, reason.clone())));
+                    return Ok(());
+                }
+                RetryAction::Fatal => return Err(self.destination.explain(&attempt)),
+                RetryAction::Retry { after } => {
+                    let delay = after.unwrap_or_else(|| delays.next().unwrap_or(self.max_backoff));
+                    let reason = self.destination.explain(&attempt);
+                    if started.elapsed() + delay > self.retry_budget {
+                        return Err(format!("{} unreachable after retrying for {:?}: {reason}", self.destination.describe(), started.elapsed().as_secs()));
+                    }
+                    tracing::warn!(delay_ms = delay.as_millis() as u64, %reason, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+fn push_halves(pending: &mut Vec<Range<usize>>, range: Range<usize>) {
+    let mid = range.start + range.len() / 2;
+    // Pushed in reverse so the first half is tried first.
+    pending.push(mid..range.end);
+    pending.push(range.start..mid);
+}

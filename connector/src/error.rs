@@ -1,0 +1,36 @@
+//! The top-level error: one variant per stage, so the CLI can say where a
+//! run failed (`source: …`, `destination: …`) and what to do about it.
+
+use crate::config::ConfigErrors;
+use crate::source::SourceError;
+use crate::state::StateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("source: {0}")]
+    Source(#[from] SourceError),
+    #[error("schema drift: {0}")]
+    Drift(String),
+    #[error("state: {0}")]
+    State(#[from] StateError),
+    #[error("destination: {0}")]
+    Destination(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    /// What a person can do about it, where there is something to say.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Config(_) => Some("fix the mapping, then check it with `ebb validate`"),
+            Error::Source(_) => Some("check that the source path exists and holds readable Parquet files"),
+            Error::Drift(_) => Some("nothing was sent; fix the source, or run `ebb reset MAPPING` to accept the new schema and resend everything"),
+            Error::State(_) => Some("check --state / EBB_STATE"),
+            Error::Destination(_) => Some("records not acknowledged stay unsynced and are sent by the next run"),
+            Error::Interrupted => None,
+        }
+    }
+}

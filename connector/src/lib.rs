@@ -1,0 +1,38 @@
+//! ebb: a reverse-ETL connector. It keeps a customer-feedback platform's copy
+//! of users and accounts in step with a warehouse table.
+//!
+//! The pipeline, one module per stage:
+//!
+//! ```text
+//! source ──batches──▶ mapping ──records──▶ hash + diff ──changes──▶ delivery ──▶ destination
+//!   (Parquet)          (YAML)               (state)                (retry, split,   (Enterpret)
+//!                                                                   rate limit)
+//!                                  state ◀──────────── commit of acknowledged records
+//! ```
+//!
+//! - [`config`]: mapping files, validation with `file:line:column` errors, secrets.
+//! - [`source`]: the `Source` trait and the Parquet source.
+//! - [`mapping`]: rows to canonical [`record::Record`]s, or rejections with reasons.
+//! - [`hash`]: the versioned canonical hash kept in state.
+//! - [`state`]: the `StateStore` trait and the SQLite store.
+//! - [`destination`]: the `Destination` trait and Enterpret's webhooks.
+//! - [`retry`] and [`delivery`]: classification, backoff, splitting, rate limit.
+//! - [`sync`]: the only module that sees every seam: plan, deliver, commit.
+//! - [`standin`]: a local, strict stand-in for the destination.
+//! - [`cli`]: the `ebb` commands.
+
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod destination;
+pub mod error;
+pub mod hash;
+pub mod mapping;
+pub mod record;
+pub mod retry;
+pub mod source;
+pub mod standin;
+pub mod state;
+pub mod sync;
+
+pub use error::Error;

@@ -1,0 +1,171 @@
+//! The canonical record: what a mapped row is, whatever the source was.
+//!
+//! Everything downstream of the mapping (hash, diff, destinations) sees only
+//! these types. Values are already normalised here (integral floats become
+//! integers, `-0.0` becomes `0`, attributes are sorted by name), so the hash
+//! and the JSON body both derive from one canonical form.
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+
+/// A number as the destination will see it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Number {
+    Int(i64),
+    Float(f64),
+}
+
+impl Number {
+    /// Canonical form: a float with an exact integer value is that integer,
+    /// so `3`, `3.0` and decimal `3.00` are one value; NaN and infinities
+    /// have no JSON form and are refused.
+    pub fn from_f64(v: f64) -> Option<Number> {
+        if !v.is_finite() {
+            return None;
+        }
+        if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
+            return Some(Number::Int(v as i64));
+        }
+        Some(Number::Float(v))
+    }
+
+    pub fn from_u64(v: u64) -> Number {
+        match i64::try_from(v) {
+            Ok(i) => Number::Int(i),
+            Err(_) => Number::Float(v as f64),
+        }
+    }
+
+    /// A decimal given as its unscaled integer and scale.
+    pub fn from_decimal(unscaled: i128, scale: i8) -> Option<Number> {
+        if scale <= 0 {
+            let factor = 10i128.checked_pow(u32::from(scale.unsigned_abs()))?;
+            let v = unscaled.checked_mul(factor)?;
+            return Some(i64::try_from(v).map(Number::Int).unwrap_or(Number::Float(v as f64)));
+        }
+        let factor = 10i128.checked_pow(scale as u32)?;
+        if unscaled % factor == 0 {
+            let v = unscaled / factor;
+            return Some(i64::try_from(v).map(Number::Int).unwrap_or(Number::Float(v as f64)));
+        }
+        // Going through the decimal text keeps 12.34 as 12.34 rather than the
+        // nearest f64 of a division.
+        let text = decimal_text(unscaled, scale as u32);
+        text.parse::<f64>().ok().and_then(Number::from_f64)
+    }
+}
+
+fn decimal_text(unscaled: i128, scale: u32) -> String {
+    let digits = unscaled.unsigned_abs().to_string();
+    let scale = scale as usize;
+    let padded = if digits.len() <= scale { format!("{}{}", "0".repeat(scale - digits.len() + 1), digits) } else { digits };
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{}{}.{}", if unscaled < 0 { "-" } else { "" }, int, frac)
+}
+
+impl Serialize for Number {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Number::Int(i) => s.serialize_i64(*i),
+            Number::Float(f) => s.serialize_f64(*f),
+        }
+    }
+}
+
+/// An attribute value, always multi-valued on the wire.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttrValue {
+    S(Vec<String>),
+    N(Vec<Number>),
+    B(Vec<bool>),
+}
+
+impl Serialize for AttrValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        match self {
+            AttrValue::S(v) => map.serialize_entry("s", v)?,
+            AttrValue::N(v) => map.serialize_entry("n", v)?,
+            AttrValue::B(v) => map.serialize_entry("b", v)?,
+        }
+        map.end()
+    }
+}
+
+/// One mapped row. `attributes` is sorted by name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub id: String,
+    pub created_at: i64,
+    pub attributes: Vec<(String, AttrValue)>,
+}
+
+struct Attributes<'a>(&'a [(String, AttrValue)]);
+
+impl Serialize for Attributes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Record {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("createdAt", &self.created_at)?;
+        map.serialize_entry("attributes", &Attributes(&self.attributes))?;
+        map.end()
+    }
+}
+
+/// A list of records serialised as a JSON array without copying them.
+pub struct RecordList<'a>(pub &'a [&'a Record]);
+
+impl Serialize for RecordList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for r in self.0 {
+            seq.serialize_element(r)?;
+        }
+        seq.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_canonical() {
+        assert_eq!(Number::from_f64(3.0), Some(Number::Int(3)));
+        assert_eq!(Number::from_f64(-0.0), Some(Number::Int(0)));
+        assert_eq!(Number::from_f64(f64::NAN), None);
+        assert_eq!(Number::from_f64(f64::INFINITY), None);
+        assert_eq!(Number::from_f64(0.1), Some(Number::Float(0.1)));
+        assert_eq!(Number::from_decimal(1250, 2), Some(Number::Float(12.5)));
+        assert_eq!(Number::from_decimal(10000, 2), Some(Number::Int(100)));
+        assert_eq!(Number::from_decimal(-1, 2), Some(Number::Float(-0.01)));
+        assert_eq!(Number::from_decimal(5, -2), Some(Number::Int(500)));
+        assert_eq!(Number::from_u64(u64::MAX), Number::Float(u64::MAX as f64));
+    }
+
+    #[test]
+    fn record_json_shape() {
+        let r = Record {
+            id: "u1".into(),
+            created_at: 1_600_000_000,
+            attributes: vec![
+                ("Age".into(), AttrValue::N(vec![Number::Int(31)])),
+                ("Tags".into(), AttrValue::S(vec!["a".into(), "b".into()])),
+            ],
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"id":"u1","createdAt":1600000000,"attributes":{"Age":{"n":[31]},"Tags":{"s":["a","b"]}}}"#
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! What to do after an attempt: a pure function of the outcome.
+//!
+//! Like Vector's `HttpRetryLogic`: 429, 408, 5xx (but 501) and transport
+//! errors are retried; 400 and 413 split the batch to isolate the records at
+//! fault; 401, 403, 404 and 501 fail the run, because every later request
+//! would fail the same way; any other 4xx rejects the records it carried.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use crate::destination::Attempt;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetryAction {
+    Delivered,
+    Retry { after: Option<Duration> },
+    /// The batch (or its size) was refused: try its halves, and reject a single record.
+    Split,
+    Reject,
+    Fatal,
+}
+
+pub fn classify(attempt: &Attempt) -> RetryAction {
+    match attempt {
+        Attempt::Transport(_) => RetryAction::Retry { after: None },
+        Attempt::Response { status, retry_after, .. } => match *status {
+            200..=299 => RetryAction::Delivered,
+            429 => RetryAction::Retry { after: *retry_after },
+            408 => RetryAction::Retry { after: None },
+            400 | 413 | 422 => RetryAction::Split,
+            401 | 403 | 404 | 405 | 501 => RetryAction::Fatal,
+            500..=599 => RetryAction::Retry { after: *retry_after },
+            _ => RetryAction::Reject,
+        },
+    }
+}
+
+/// Exponential backoff with jitter, from `min` up to `max` per wait.
+pub fn backoff(min: Duration, max: Duration) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default().with_min_delay(min).with_max_delay(max).with_jitter().without_max_times().build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u16, retry_after: Option<u64>) -> Attempt {
+        Attempt::Response { status, retry_after: retry_after.map(Duration::from_secs), body: String::new() }
+    }
+
+    #[test]
+    fn classification_table() {
+        let cases = [
+            (resp(200, None), RetryAction::Delivered),
+            (resp(204, None), RetryAction::Delivered),
+            (resp(429, Some(7)), RetryAction::Retry { after: Some(Duration::from_secs(7)) }),
+            (resp(429, None), RetryAction::Retry { after: None }),
+            (resp(500, None), RetryAction::Retry { after: None }),
+            (resp(503, Some(2)), RetryAction::Retry { after: Some(Duration::from_secs(2)) }),
+            (resp(501, None), RetryAction::Fatal),
+            (resp(400, None), RetryAction::Split),
+            (resp(413, None), RetryAction::Split),
+            (resp(401, None), RetryAction::Fatal),
+            (resp(403, None), RetryAction::Fatal),
+            (resp(404, None), RetryAction::Fatal),
+            (resp(409, None), RetryAction::Reject),
+            (Attempt::Transport("connection refused".into()), RetryAction::Retry { after: None }),
+        ];
+        for (attempt, want) in cases {
+            assert_eq!(classify(&attempt), want, "{attempt:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let delays: Vec<Duration> = backoff(Duration::from_millis(100), Duration::from_secs(2)).take(10).collect();
+        assert_eq!(delays.len(), 10);
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(4)), "{delays:?}");
+        assert!(delays[6] >= Duration::from_secs(2), "{delays:?}");
+    }
+}

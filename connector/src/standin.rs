@@ -1,0 +1,349 @@
+//! A local stand-in for Enterpret's webhooks, strict about the contract.
+//!
+//! It serves the quick start, the tests, docker-compose and anyone trying a
+//! mapping out. Every request is checked the way the real API would check it
+//! (path, `api-key`, body shape, record fields, 15 records, 1 MB), and what
+//! it accepts is kept, upserted by id, with a receive count per id:
+//! `GET /records/users`, `GET /records/accounts`, `GET /stats`.
+//!
+//! Faults for testing: `--fail-ratio` (random 500s), `--rpm` (429 with
+//! `Retry-After`), `--latency-ms`, and, from code, a script of replies
+//! ([`StandIn::push_faults`]) and ids to refuse ([`StandIn::refuse_ids`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::destination::enterpret::{MAX_BYTES, MAX_RECORDS};
+use crate::mapping::MIN_CREATED_AT;
+
+#[derive(Clone, Debug)]
+pub struct StandInConfig {
+    pub users_key: String,
+    pub accounts_key: String,
+    /// Requests per minute per object before 429s; `None` for no limit.
+    pub rpm: Option<u32>,
+    /// Share of requests answered with a 500, from 0 to 1.
+    pub fail_ratio: f64,
+    pub latency: Duration,
+}
+
+impl Default for StandInConfig {
+    fn default() -> Self {
+        Self { users_key: "local-users-key".into(), accounts_key: "local-accounts-key".into(), rpm: None, fail_ratio: 0.0, latency: Duration::ZERO }
+    }
+}
+
+/// A scripted reply for one coming request, used before any check.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub status: u16,
+    pub retry_after_secs: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HeldRecord {
+    pub id: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: i64,
+    pub attributes: Value,
+    #[serde(rename = "receivedCount")]
+    pub received_count: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    pub requests: u64,
+    pub accepted_requests: u64,
+    pub records_received: u64,
+    pub by_status: BTreeMap<u16, u64>,
+}
+
+#[derive(Default)]
+struct Inner {
+    users: BTreeMap<String, HeldRecord>,
+    accounts: BTreeMap<String, HeldRecord>,
+    faults: VecDeque<Fault>,
+    refused: HashSet<String>,
+    windows: HashMap<&'static str, VecDeque<Instant>>,
+    stats: Stats,
+}
+
+struct Shared {
+    config: StandInConfig,
+    inner: Mutex<Inner>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct StandIn {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl StandIn {
+    /// Listens on `addr` (port 0 picks a free port) and serves until stopped.
+    pub async fn start(addr: SocketAddr, config: StandInConfig) -> std::io::Result<StandIn> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared { config, inner: Mutex::new(Inner::default()) });
+        let app = Router::new()
+            .route("/webhook/{object}/custom", post(webhook))
+            .route("/records/{object}", get(records))
+            .route("/stats", get(stats))
+            .route("/healthz", get(|| async { "ok" }))
+            // The body limit is the contract's to enforce, with the contract's error.
+            .layer(DefaultBodyLimit::max(MAX_BYTES * 8))
+            .with_state(shared.clone());
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned()).await;
+        });
+        Ok(StandIn { addr, shared, shutdown, task })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Replies for the next requests, in order, before any other check.
+    pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.shared.lock().faults.extend(faults);
+    }
+
+    /// Requests carrying one of these ids are refused with a 400 naming the id.
+    pub fn refuse_ids(&self, ids: impl IntoIterator<Item = String>) {
+        self.shared.lock().refused.extend(ids);
+    }
+
+    pub fn records(&self, object: &str) -> Vec<HeldRecord> {
+        let inner = self.shared.lock();
+        let held = if object == "accounts" { &inner.accounts } else { &inner.users };
+        held.values().cloned().collect()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().stats.clone()
+    }
+
+    /// Stops at once: open connections are dropped, as when a server dies.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+
+    /// Stops after in-flight requests are answered.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+fn error(status: StatusCode, code: &str, msg: impl Into<String>) -> Response {
+    let body = json!({ "msg": msg.into(), "code": code, "referenceID": format!("standin-{:08x}", rand::random::<u32>()) });
+    (status, Json(body)).into_response()
+}
+
+fn invalid(msg: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, "ErrCodeInvalidRequestArgument", msg)
+}
+
+fn missing(msg: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, "ErrCodeMissingRequiredField", msg)
+}
+
+async fn webhook(State(shared): State<Arc<Shared>>, Path(object): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let response = handle(&shared, &object, &headers, &body);
+    if !shared.config.latency.is_zero() {
+        tokio::time::sleep(shared.config.latency).await;
+    }
+    let mut inner = shared.lock();
+    inner.stats.requests += 1;
+    *inner.stats.by_status.entry(response.status().as_u16()).or_default() += 1;
+    response
+}
+
+fn handle(shared: &Shared, object: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let (key, list_key): (&str, &'static str) = match object {
+        "users" => (&shared.config.users_key, "users"),
+        "accounts" => (&shared.config.accounts_key, "accounts"),
+        _ => return error(StatusCode::NOT_FOUND, "ErrCodeNotFound", format!("no webhook for `{object}`")),
+    };
+    if let Some(fault) = shared.lock().faults.pop_front() {
+        let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = error(status, "ErrCodeInjectedFault", "scripted fault");
+        if let Some(secs) = fault.retry_after_secs {
+            response.headers_mut().insert("retry-after", secs.into());
+        }
+        return response;
+    }
+    match headers.get("api-key").and_then(|v| v.to_str().ok()) {
+        Some(k) if k == key => {}
+        Some(_) => return error(StatusCode::UNAUTHORIZED, "ErrCodeUnauthorized", format!("invalid api-key for {list_key}")),
+        None => return error(StatusCode::UNAUTHORIZED, "ErrCodeUnauthorized", "missing api-key header"),
+    }
+    if shared.config.fail_ratio > 0.0 && rand::random::<f64>() < shared.config.fail_ratio {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "ErrCodeInternal", "injected failure (--fail-ratio)");
+    }
+    if let Some(rpm) = shared.config.rpm {
+        let mut inner = shared.lock();
+        let window = inner.windows.entry(list_key).or_default();
+        let now = Instant::now();
+        while window.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+            window.pop_front();
+        }
+        if window.len() as u64 >= u64::from(rpm) {
+            let wait = window.front().map(|t| 60u64.saturating_sub(now.duration_since(*t).as_secs())).unwrap_or(1).max(1);
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "ErrCodeRateLimitExceeded", format!("more than {rpm} requests per minute"));
+            response.headers_mut().insert("retry-after", wait.into());
+            return response;
+        }
+        window.push_back(now);
+    }
+    if body.len() > MAX_BYTES {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "ErrCodePayloadTooLarge", format!("body is {} bytes; the limit is {MAX_BYTES}", body.len()));
+    }
+    let is_json = headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return invalid("content-type must be application/json");
+    }
+    let parsed: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return invalid(format!("body is not JSON: {e}")),
+    };
+    let Some(top) = parsed.as_object() else { return invalid("body must be a JSON object") };
+    if let Some(other) = top.keys().find(|k| k.as_str() != list_key) {
+        return invalid(format!("unexpected key `{other}`; this endpoint takes `{list_key}`"));
+    }
+    let Some(list) = top.get(list_key) else { return missing(format!("`{list_key}` is required")) };
+    let Some(list) = list.as_array() else { return invalid(format!("`{list_key}` must be an array")) };
+    if list.is_empty() {
+        return invalid(format!("`{list_key}` is empty"));
+    }
+    if list.len() > MAX_RECORDS {
+        return invalid(format!("{} records in one request; the limit is {MAX_RECORDS}", list.len()));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let mut accepted = Vec::with_capacity(list.len());
+    {
+        let inner = shared.lock();
+        for (i, record) in list.iter().enumerate() {
+            match check_record(record, now) {
+                Ok(held) if inner.refused.contains(&held.id) => return invalid(format!("{list_key}[{i}] (id {}): refused by the stand-in", held.id)),
+                Ok(held) => accepted.push(held),
+                Err(refusal) => return refusal.respond(&format!("{list_key}[{i}]")),
+            }
+        }
+    }
+    let mut inner = shared.lock();
+    let count = accepted.len() as u64;
+    let held = if list_key == "users" { &mut inner.users } else { &mut inner.accounts };
+    for mut record in accepted {
+        record.received_count = held.get(&record.id).map(|r| r.received_count).unwrap_or(0) + 1;
+        held.insert(record.id.clone(), record);
+    }
+    inner.stats.accepted_requests += 1;
+    inner.stats.records_received += count;
+    (StatusCode::OK, Json(json!({ "status": "ok", "received": count }))).into_response()
+}
+
+enum Refusal {
+    Missing(String),
+    Invalid(String),
+}
+
+impl Refusal {
+    fn respond(self, at: &str) -> Response {
+        match self {
+            Refusal::Missing(m) => missing(format!("{at}: {m}")),
+            Refusal::Invalid(m) => invalid(format!("{at}: {m}")),
+        }
+    }
+}
+
+fn check_record(record: &Value, now: i64) -> Result<HeldRecord, Refusal> {
+    use Refusal::{Invalid, Missing};
+    let Some(obj) = record.as_object() else { return Err(Invalid("must be an object".into())) };
+    if let Some(other) = obj.keys().find(|k| !matches!(k.as_str(), "id" | "createdAt" | "attributes")) {
+        return Err(Invalid(format!("unexpected field `{other}`")));
+    }
+    let id = match obj.get("id") {
+        None => return Err(Missing("`id` is required".into())),
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(_) => return Err(Invalid("`id` must be a non-empty string".into())),
+    };
+    let created_at = match obj.get("createdAt") {
+        None => return Err(Missing("`createdAt` is required".into())),
+        Some(v) => match v.as_i64() {
+            Some(t) if (MIN_CREATED_AT..=now + 60).contains(&t) => t,
+            Some(t) => return Err(Invalid(format!("`createdAt` {t} must be between 2000-01-01 and now, in epoch seconds"))),
+            None => return Err(Invalid("`createdAt` must be an integer (epoch seconds)".into())),
+        },
+    };
+    let attributes = match obj.get("attributes") {
+        None => return Err(Missing("`attributes` is required".into())),
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(Invalid("`attributes` must be an object".into())),
+    };
+    for (name, value) in attributes {
+        check_attribute(name, value).map_err(Invalid)?;
+    }
+    Ok(HeldRecord { id, created_at, attributes: Value::Object(attributes.clone()), received_count: 0 })
+}
+
+fn check_attribute(name: &str, value: &Value) -> Result<(), String> {
+    let typed: &Map<String, Value> = value.as_object().ok_or_else(|| format!("attribute `{name}` must be {{\"s\"|\"n\"|\"b\": [...]}}"))?;
+    if typed.len() != 1 {
+        return Err(format!("attribute `{name}` must have exactly one of `s`, `n`, `b`"));
+    }
+    let (tag, items) = typed.iter().next().ok_or_else(|| format!("attribute `{name}` is empty"))?;
+    let items = items.as_array().ok_or_else(|| format!("attribute `{name}`.{tag} must be an array"))?;
+    let ok = match tag.as_str() {
+        "s" => items.iter().all(Value::is_string),
+        "n" => items.iter().all(Value::is_number),
+        "b" => items.iter().all(Value::is_boolean),
+        other => return Err(format!("attribute `{name}` has unknown type `{other}`; use `s`, `n` or `b`")),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("attribute `{name}`.{tag} holds a value of the wrong type"))
+    }
+}
+
+async fn records(State(shared): State<Arc<Shared>>, Path(object): Path<String>) -> Response {
+    let inner = shared.lock();
+    match object.as_str() {
+        "users" => Json(inner.users.values().cloned().collect::<Vec<_>>()).into_response(),
+        "accounts" => Json(inner.accounts.values().cloned().collect::<Vec<_>>()).into_response(),
+        _ => (StatusCode::NOT_FOUND, "use /records/users or /records/accounts").into_response(),
+    }
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Json<Stats> {
+    Json(shared.lock().stats.clone())
+}

@@ -1,0 +1,243 @@
+//! The SQLite state store, the default (`sqlite://.ebb/state.db`).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool};
+
+use super::{now_secs, RejectionStage, RunCounts, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS};
+use crate::hash::HASH_VERSION;
+use crate::source::ColumnType;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// Commits go in chunks so one statement stays under SQLite's variable limit.
+const COMMIT_CHUNK: usize = 300;
+
+fn path_of(url: &str) -> &str {
+    url.trim_start_matches("sqlite://").trim_start_matches("sqlite:")
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, read_only: bool) -> Result<SqliteStore, StateError> {
+        let path = path_of(url);
+        let in_memory = path == ":memory:" || path.is_empty();
+        let open_err = |e: &dyn std::fmt::Display| StateError::Open { url: url.to_string(), message: e.to_string() };
+        // A preview of a sync that never ran has no state file; it reads an empty store.
+        let effective = if read_only && !in_memory && !Path::new(path).exists() { ":memory:" } else { path };
+        if !in_memory && effective != ":memory:" {
+            if let Some(parent) = Path::new(effective).parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| open_err(&e))?;
+            }
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite:{effective}"))
+            .map_err(|e| open_err(&e))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        // One connection for :memory: so every query sees the same database.
+        let max = if effective == ":memory:" { 1 } else { 4 };
+        let pool = SqlitePoolOptions::new().max_connections(max).connect_with(options).await.map_err(|e| open_err(&e))?;
+        sqlx::migrate!("connector/migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn hash_from_blob(blob: &[u8]) -> Option<u128> {
+    Some(u128::from_le_bytes(blob.try_into().ok()?))
+}
+
+fn stage_str(stage: RejectionStage) -> &'static str {
+    match stage {
+        RejectionStage::Mapping => "mapping",
+        RejectionStage::Destination => "destination",
+    }
+}
+
+#[async_trait::async_trait]
+impl StateStore for SqliteStore {
+    async fn load(&self, sync: &str) -> Result<StoredState, StateError> {
+        let meta = sqlx::query("SELECT hash_version, schema_json FROM syncs WHERE name = ?").bind(sync).fetch_optional(&self.pool).await?;
+        let Some(meta) = meta else { return Ok(StoredState::default()) };
+        let schema: Option<Vec<(String, ColumnType)>> =
+            meta.get::<Option<String>, _>("schema_json").and_then(|s| serde_json::from_str(&s).ok());
+        if meta.get::<i64, _>("hash_version") != HASH_VERSION {
+            return Ok(StoredState { hashes: HashMap::new(), schema });
+        }
+        let rows = sqlx::query("SELECT id, hash FROM records WHERE sync = ?").bind(sync).fetch_all(&self.pool).await?;
+        let mut hashes = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let blob: Vec<u8> = row.get("hash");
+            if let Some(h) = hash_from_blob(&blob) {
+                hashes.insert(row.get::<String, _>("id"), h);
+            }
+        }
+        Ok(StoredState { hashes, schema })
+    }
+
+    async fn commit(&self, sync: &str, acked: &[(String, u128)]) -> Result<(), StateError> {
+        if acked.is_empty() {
+            return Ok(());
+        }
+        let now = now_secs();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO syncs (name, hash_version, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
+        )
+        .bind(sync)
+        .bind(HASH_VERSION)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for chunk in acked.chunks(COMMIT_CHUNK) {
+            let mut qb = sqlx::QueryBuilder::new("INSERT INTO records (sync, id, hash, synced_at) ");
+            qb.push_values(chunk, |mut b, (id, hash)| {
+                b.push_bind(sync).push_bind(id).push_bind(hash.to_le_bytes().to_vec()).push_bind(now);
+            });
+            qb.push(" ON CONFLICT (sync, id) DO UPDATE SET hash = excluded.hash, synced_at = excluded.synced_at");
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn save_schema(&self, sync: &str, schema: &[(String, ColumnType)]) -> Result<(), StateError> {
+        let json = serde_json::to_string(schema).map_err(|e| StateError::Query(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO syncs (name, hash_version, schema_json, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET schema_json = excluded.schema_json, updated_at = excluded.updated_at",
+        )
+        .bind(sync)
+        .bind(HASH_VERSION)
+        .bind(json)
+        .bind(now_secs())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn reset(&self, sync: &str) -> Result<u64, StateError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("DELETE FROM records WHERE sync = ?").bind(sync).execute(&mut *tx).await?.rows_affected();
+        sqlx::query("DELETE FROM syncs WHERE name = ?").bind(sync).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn begin_run(&self, sync: &str, full: bool) -> Result<i64, StateError> {
+        let row = sqlx::query("INSERT INTO runs (sync, started_at, status, full_resync) VALUES (?, ?, 'running', ?) RETURNING id")
+            .bind(sync)
+            .bind(now_secs())
+            .bind(full)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn add_rejections(&self, run: i64, sync: &str, rejections: &[StoredRejection]) -> Result<(), StateError> {
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rejections WHERE run_id = ?").bind(run).fetch_one(&self.pool).await?;
+        let room = MAX_STORED_REJECTIONS.saturating_sub(stored as usize);
+        let keep = &rejections[..rejections.len().min(room)];
+        if keep.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in keep.chunks(COMMIT_CHUNK / 2) {
+            let mut qb = sqlx::QueryBuilder::new("INSERT INTO rejections (run_id, sync, stage, record_id, position, reason) ");
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(run).push_bind(sync).push_bind(stage_str(r.stage)).push_bind(&r.record_id).push_bind(&r.position).push_bind(&r.reason);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_run(&self, run: i64, status: RunStatus, c: &RunCounts, error: Option<&str>) -> Result<(), StateError> {
+        sqlx::query(
+            "UPDATE runs SET ended_at = ?, status = ?, source_rows = ?, invalid = ?, new = ?, changed = ?, unchanged = ?, \
+             gone = ?, sent = ?, rejected = ?, failed = ?, error = ? WHERE id = ?",
+        )
+        .bind(now_secs())
+        .bind(status.as_str())
+        .bind(c.source as i64)
+        .bind(c.invalid as i64)
+        .bind(c.new as i64)
+        .bind(c.changed as i64)
+        .bind(c.unchanged as i64)
+        .bind(c.gone as i64)
+        .bind(c.sent as i64)
+        .bind(c.rejected as i64)
+        .bind(c.failed as i64)
+        .bind(error)
+        .bind(run)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StateError> {
+        let rows = sqlx::query(
+            "SELECT id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, \
+             sent, rejected, failed, error FROM runs WHERE (?1 IS NULL OR sync = ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(sync)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let n = |col: &str| r.get::<i64, _>(col) as u64;
+                RunRecord {
+                    id: r.get("id"),
+                    sync: r.get("sync"),
+                    started_at: r.get("started_at"),
+                    ended_at: r.get("ended_at"),
+                    status: RunStatus::parse(r.get::<&str, _>("status")),
+                    full_resync: r.get("full_resync"),
+                    counts: RunCounts {
+                        source: n("source_rows"),
+                        invalid: n("invalid"),
+                        new: n("new"),
+                        changed: n("changed"),
+                        unchanged: n("unchanged"),
+                        gone: n("gone"),
+                        sent: n("sent"),
+                        rejected: n("rejected"),
+                        failed: n("failed"),
+                    },
+                    error: r.get("error"),
+                }
+            })
+            .collect())
+    }
+
+    async fn rejections(&self, run: i64, limit: usize) -> Result<Vec<StoredRejection>, StateError> {
+        let rows = sqlx::query("SELECT stage, record_id, position, reason FROM rejections WHERE run_id = ? ORDER BY rowid LIMIT ?")
+            .bind(run)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredRejection {
+                stage: if r.get::<&str, _>("stage") == "destination" { RejectionStage::Destination } else { RejectionStage::Mapping },
+                record_id: r.get("record_id"),
+                position: r.get("position"),
+                reason: r.get("reason"),
+            })
+            .collect())
+    }
+
+    async fn syncs(&self) -> Result<Vec<String>, StateError> {
+        Ok(sqlx::query_scalar("SELECT name FROM syncs UNION SELECT DISTINCT sync FROM runs ORDER BY 1").fetch_all(&self.pool).await?)
+    }
+}

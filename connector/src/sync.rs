@@ -1,0 +1,456 @@
+//! One sync, end to end: the only module that sees every seam.
+//!
+//! 1. **Plan** (pass 1): stream the source, map and hash every row, find
+//!    duplicate ids, and diff against stored hashes. Only ids and hashes are
+//!    kept, never the rows.
+//! 2. **Deliver** (pass 2): stream the source again and map only the records
+//!    the plan selected, in batches, sent concurrently under the rate limit.
+//! 3. **Commit** each batch's acknowledged records as soon as the destination
+//!    acknowledges them. A record's hash changes only after a 2xx, so a run
+//!    that stops anywhere leaves state exact for what was delivered.
+//!
+//! `preview` runs the plan and renders requests without sending; `test_send`
+//! sends a few records without touching state.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Mapping, Mode};
+use crate::delivery::Delivery;
+use crate::destination::{self, Attempt, Destination};
+use crate::error::Error;
+use crate::hash::record_hash;
+use crate::mapping::{CompiledMapping, Rejection};
+use crate::record::Record;
+use crate::source::{self, ColumnType, Source};
+use crate::state::{RejectionStage, RunCounts, RunStatus, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS};
+
+/// How a sync's source and destination were built; tests swap in their own.
+pub struct Sync {
+    pub mapping: Mapping,
+    pub source: Box<dyn Source>,
+    pub destination: Arc<dyn Destination>,
+}
+
+impl Sync {
+    pub fn from_mapping(mapping: Mapping) -> Result<Sync, Error> {
+        let source = source::build(&mapping.source);
+        let destination: Arc<dyn Destination> =
+            Arc::from(destination::build(&mapping.destination).map_err(|e| Error::Destination(e.to_string()))?);
+        Ok(Sync { mapping, source, destination })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.mapping.name
+    }
+
+    /// Checks the mapping against the source's schema; reads no rows.
+    pub async fn compile(&self) -> Result<CompiledMapping, Error> {
+        let schema = self.source.schema().await?;
+        Ok(CompiledMapping::compile(&self.mapping, &schema, &self.source.describe(), chrono::Utc::now().timestamp())?)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    New,
+    Changed,
+}
+
+/// Pass 1's result: what to send, and the counts so far.
+pub struct Plan {
+    compiled: Arc<CompiledMapping>,
+    pub counts: RunCounts,
+    /// The first rejections, for storage and display; `counts.invalid` is exact.
+    pub rejections: Vec<StoredRejection>,
+    to_send: HashMap<String, Kind>,
+}
+
+impl Plan {
+    pub fn to_send(&self) -> usize {
+        self.to_send.len()
+    }
+}
+
+#[derive(Default)]
+struct Seen {
+    hash: Option<u128>,
+    occurrences: u32,
+    valid: u32,
+}
+
+fn mapping_rejection(r: Rejection) -> StoredRejection {
+    StoredRejection { stage: RejectionStage::Mapping, record_id: r.id, position: r.position, reason: r.reason }
+}
+
+fn check_drift(stored: &Option<Vec<(String, ColumnType)>>, now: &[(String, ColumnType)]) -> Result<(), Error> {
+    let Some(stored) = stored else { return Ok(()) };
+    let mut problems = Vec::new();
+    for (name, ty) in now {
+        if let Some((_, before)) = stored.iter().find(|(n, _)| n == name) {
+            if before != ty {
+                problems.push(format!("column `{name}` was {before} in the last run and is {ty} now"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Drift(problems.join("; ")))
+    }
+}
+
+/// Pass 1: map and hash every row, then diff against `stored`.
+pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan, Error> {
+    let compiled = Arc::new(sync.compile().await?);
+    check_drift(&stored.schema, compiled.columns())?;
+    let mut counts = RunCounts::default();
+    let mut rejections = Vec::new();
+    let mut seen: HashMap<String, Seen> = HashMap::with_capacity(stored.hashes.len() + 1024);
+    let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        counts.source += batch.batch.num_rows() as u64;
+        compiled.map_batch(&batch, |mapped| match mapped {
+            Ok(record) => {
+                let hash = record_hash(&record);
+                let entry = seen.entry(record.id).or_default();
+                entry.hash = Some(hash);
+                entry.occurrences += 1;
+                entry.valid += 1;
+            }
+            Err(rejection) => {
+                counts.invalid += 1;
+                if let Some(id) = &rejection.id {
+                    seen.entry(id.clone()).or_default().occurrences += 1;
+                }
+                if rejections.len() < MAX_STORED_REJECTIONS {
+                    rejections.push(mapping_rejection(rejection));
+                }
+            }
+        });
+    }
+
+    let mut to_send = HashMap::new();
+    for (id, s) in &seen {
+        let Some(hash) = s.hash else { continue };
+        if s.occurrences > 1 {
+            counts.invalid += u64::from(s.valid);
+            if rejections.len() < MAX_STORED_REJECTIONS {
+                rejections.push(StoredRejection {
+                    stage: RejectionStage::Mapping,
+                    record_id: Some(id.clone()),
+                    position: format!("id {id}"),
+                    reason: format!("id `{id}` occurs {} times in the snapshot; every occurrence is rejected", s.occurrences),
+                });
+            }
+            continue;
+        }
+        let kind = match (full, stored.hashes.get(id)) {
+            (true, _) | (false, None) => Kind::New,
+            (false, Some(h)) if *h == hash => {
+                counts.unchanged += 1;
+                continue;
+            }
+            (false, Some(_)) => Kind::Changed,
+        };
+        match kind {
+            Kind::New => counts.new += 1,
+            Kind::Changed => counts.changed += 1,
+        }
+        let wanted = match sync.mapping.mode {
+            Mode::Upsert | Mode::Mirror => true,
+            Mode::CreateOnly => kind == Kind::New,
+            Mode::UpdateOnly => kind == Kind::Changed,
+        };
+        if wanted {
+            to_send.insert(id.clone(), kind);
+        }
+    }
+    if !full {
+        counts.gone = stored.hashes.keys().filter(|id| !seen.contains_key(*id)).count() as u64;
+    }
+    Ok(Plan { compiled, counts, rejections, to_send })
+}
+
+/// Pass 2: the planned records, in source order, in batches of `batch_size`.
+fn planned_batches(sync: &Sync, plan: &Plan, batch_size: usize, max_batches: Option<usize>) -> mpsc::Receiver<Result<Vec<Record>, Error>> {
+    let (tx, rx) = mpsc::channel(8);
+    let compiled = plan.compiled.clone();
+    let wanted: HashSet<String> = plan.to_send.keys().cloned().collect();
+    let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
+    tokio::spawn(async move {
+        let mut emitted: HashSet<String> = HashSet::new();
+        let mut current = Vec::with_capacity(batch_size);
+        let mut batches = 0usize;
+        while let Some(batch) = stream.next().await {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            };
+            let mut ready = Vec::new();
+            compiled.map_batch(&batch, |mapped| {
+                // A record seen twice here means the source changed between passes: send it once.
+                if let Ok(record) = mapped {
+                    if wanted.contains(&record.id) && emitted.insert(record.id.clone()) {
+                        current.push(record);
+                        if current.len() == batch_size {
+                            ready.push(std::mem::replace(&mut current, Vec::with_capacity(batch_size)));
+                        }
+                    }
+                }
+            });
+            for b in ready {
+                if max_batches.is_some_and(|m| batches >= m) || tx.send(Ok(b)).await.is_err() {
+                    return;
+                }
+                batches += 1;
+            }
+        }
+        if !current.is_empty() && !max_batches.is_some_and(|m| batches >= m) {
+            let _ = tx.send(Ok(current)).await;
+        }
+    });
+    rx
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub sync: String,
+    pub run_id: Option<i64>,
+    pub status: RunStatus,
+    pub counts: RunCounts,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+pub struct RunOptions {
+    pub full: bool,
+    pub progress: bool,
+    /// Cancelled on Ctrl-C: no new batches start; in-flight ones finish and commit.
+    pub cancel: CancellationToken,
+}
+
+/// A real run: plan, deliver, commit. Always records the run, even when it fails.
+pub async fn run(sync: &Sync, store: &dyn StateStore, options: &RunOptions) -> Result<RunReport, Error> {
+    let started = Instant::now();
+    let name = sync.name().to_string();
+    let run_id = store.begin_run(&name, options.full).await?;
+    let mut counts = RunCounts::default();
+    let result = run_inner(sync, store, options, run_id, &mut counts).await;
+    let (status, error) = match &result {
+        Ok(()) if options.cancel.is_cancelled() && counts.failed > 0 => (RunStatus::Interrupted, Some("interrupted".to_string())),
+        Ok(()) => (RunStatus::Completed, None),
+        Err(Error::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
+        Err(e) => (RunStatus::Failed, Some(e.to_string())),
+    };
+    store.finish_run(run_id, status, &counts, error.as_deref()).await?;
+    tracing::info!(sync = %name, run_id, status = status.as_str(), sent = counts.sent, "run finished");
+    Ok(RunReport { sync: name, run_id: Some(run_id), status, counts, error, duration_ms: started.elapsed().as_millis() as u64 })
+}
+
+async fn run_inner(sync: &Sync, store: &dyn StateStore, options: &RunOptions, run_id: i64, counts: &mut RunCounts) -> Result<(), Error> {
+    let name = sync.name();
+    let stored = store.load(name).await?;
+    let stored = if options.full { StoredState { hashes: HashMap::new(), schema: stored.schema } } else { stored };
+    let plan = plan(sync, &stored, options.full).await?;
+    drop(stored);
+    *counts = plan.counts.clone();
+    store.add_rejections(run_id, name, &plan.rejections).await?;
+    store.save_schema(name, plan.compiled.columns()).await?;
+    if options.cancel.is_cancelled() {
+        counts.failed = plan.to_send() as u64;
+        return Err(Error::Interrupted);
+    }
+
+    let delivery_config = sync.mapping.delivery();
+    let batch_size = sync.destination.capabilities().max_batch_records.max(1);
+    let delivery = Arc::new(Delivery::new(sync.destination.clone(), delivery_config.requests_per_minute, delivery_config.retry_budget));
+    let progress = progress_bar(options.progress, plan.to_send() as u64, name);
+    let stop = options.cancel.child_token();
+    let mut rx = planned_batches(sync, &plan, batch_size, None);
+    let source_error: Arc<std::sync::Mutex<Option<Error>>> = Arc::default();
+    let batches = {
+        let source_error = source_error.clone();
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+            .take_until(stop.clone().cancelled_owned())
+            .filter_map(move |item| {
+                let source_error = source_error.clone();
+                async move {
+                    match item {
+                        Ok(b) => Some(b),
+                        Err(e) => {
+                            *source_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            None
+                        }
+                    }
+                }
+            })
+    };
+    let mut in_flight = std::pin::pin!(batches
+        .map(|batch| {
+            let delivery = delivery.clone();
+            async move {
+                let outcome = delivery.deliver(&batch).await;
+                (batch, outcome)
+            }
+        })
+        .buffer_unordered(delivery_config.concurrency));
+
+    let mut fatal: Option<String> = None;
+    while let Some((batch, outcome)) = in_flight.next().await {
+        let acked: Vec<(String, u128)> = outcome.acked.iter().map(|&i| (batch[i].id.clone(), record_hash(&batch[i]))).collect();
+        // Commit before anything else: this is the only write of record state.
+        store.commit(name, &acked).await?;
+        counts.sent += acked.len() as u64;
+        counts.rejected += outcome.rejected.len() as u64;
+        let rejected: Vec<StoredRejection> = outcome
+            .rejected
+            .iter()
+            .map(|(i, reason)| StoredRejection {
+                stage: RejectionStage::Destination,
+                record_id: Some(batch[*i].id.clone()),
+                position: format!("id {}", batch[*i].id),
+                reason: reason.clone(),
+            })
+            .collect();
+        store.add_rejections(run_id, name, &rejected).await?;
+        progress.inc((acked.len() + rejected.len() + outcome.failed.len()) as u64);
+        if let Some(reason) = outcome.fatal {
+            if fatal.is_none() {
+                tracing::error!(sync = %name, %reason, "stopping: no new batches will start");
+                fatal = Some(reason);
+                stop.cancel();
+            }
+        }
+    }
+    progress.finish_and_clear();
+    counts.failed = (plan.to_send() as u64).saturating_sub(counts.sent + counts.rejected);
+    if let Some(e) = source_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(e);
+    }
+    if let Some(reason) = fatal {
+        return Err(Error::Destination(reason));
+    }
+    if options.cancel.is_cancelled() && counts.failed > 0 {
+        return Err(Error::Interrupted);
+    }
+    Ok(())
+}
+
+fn progress_bar(enabled: bool, total: u64, name: &str) -> ProgressBar {
+    if !enabled || total == 0 {
+        return ProgressBar::hidden();
+    }
+    // ProgressDrawTarget::stderr draws nothing when stderr is not a terminal.
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} records {per_sec} eta {eta}") {
+        bar.set_style(style);
+    }
+    bar.set_prefix(name.to_string());
+    bar
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PreviewRequest {
+    pub method: &'static str,
+    pub url: String,
+    pub body: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Preview {
+    pub sync: String,
+    pub destination: String,
+    pub counts: RunCounts,
+    pub to_send: usize,
+    pub requests: Vec<PreviewRequest>,
+    pub rejections: Vec<StoredRejection>,
+}
+
+/// A dry run: the plan and the first `limit` requests exactly as they would be sent.
+pub async fn preview(sync: &Sync, store: &dyn StateStore, limit: usize) -> Result<Preview, Error> {
+    let stored = store.load(sync.name()).await?;
+    let plan = plan(sync, &stored, false).await?;
+    let batch_size = sync.destination.capabilities().max_batch_records.max(1);
+    let mut requests = Vec::new();
+    if limit > 0 {
+        let mut rx = planned_batches(sync, &plan, batch_size, Some(limit));
+        while let Some(batch) = rx.recv().await {
+            let batch = batch?;
+            let refs: Vec<&Record> = batch.iter().collect();
+            let request = sync.destination.prepare(&refs).map_err(|e| Error::Destination(e.to_string()))?;
+            let body = serde_json::from_slice(&request.body).map_err(|e| Error::Destination(e.to_string()))?;
+            requests.push(PreviewRequest { method: request.method, url: request.url, body });
+        }
+    }
+    Ok(Preview {
+        sync: sync.name().to_string(),
+        destination: sync.destination.describe(),
+        to_send: plan.to_send(),
+        counts: plan.counts,
+        requests,
+        rejections: plan.rejections.into_iter().take(100).collect(),
+    })
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TestExchange {
+    pub method: &'static str,
+    pub url: String,
+    pub body: serde_json::Value,
+    pub status: Option<u16>,
+    pub response: String,
+}
+
+/// Sends the first `records` valid records once each, without retries and without touching state.
+pub async fn test_send(sync: &Sync, records: usize) -> Result<Vec<TestExchange>, Error> {
+    let compiled = sync.compile().await?;
+    let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
+    let mut picked: Vec<Record> = Vec::new();
+    while picked.len() < records {
+        let Some(batch) = stream.next().await else { break };
+        compiled.map_batch(&batch?, |mapped| {
+            if let Ok(r) = mapped {
+                if picked.len() < records {
+                    picked.push(r);
+                }
+            }
+        });
+    }
+    drop(stream);
+    let batch_size = sync.destination.capabilities().max_batch_records.max(1);
+    let mut exchanges = Vec::new();
+    for chunk in picked.chunks(batch_size) {
+        let refs: Vec<&Record> = chunk.iter().collect();
+        let request = sync.destination.prepare(&refs).map_err(|e| Error::Destination(e.to_string()))?;
+        let attempt = sync.destination.send(&request).await;
+        let body = serde_json::from_slice(&request.body).map_err(|e| Error::Destination(e.to_string()))?;
+        let (status, response) = match &attempt {
+            Attempt::Response { status, body, .. } => (Some(*status), body.clone()),
+            Attempt::Transport(e) => (None, e.clone()),
+        };
+        exchanges.push(TestExchange { method: request.method, url: request.url, body, status, response });
+    }
+    Ok(exchanges)
+}
+
+/// How long a run took, for summaries.
+pub fn human_duration(ms: u64) -> String {
+    let d = Duration::from_millis(ms);
+    if d.as_secs() >= 60 {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}

@@ -1,0 +1,217 @@
+"""Writes ebb's bundled sample data and its Parquet test fixtures.
+
+The outputs are committed, so neither the quick start nor the tests need
+Python. Rerun after changing this file:
+
+    python3 -m venv /tmp/ebb-py && /tmp/ebb-py/bin/pip install pyarrow duckdb
+    /tmp/ebb-py/bin/python scripts/make_data.py
+
+Everything is deterministic (fixed seed, fixed clock), so a rerun rewrites
+byte-identical data apart from writer metadata.
+"""
+
+import datetime as dt
+import decimal
+import os
+import random
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(ROOT, "data", "sample")
+FIX = os.path.join(ROOT, "tests", "fixtures")
+UTC = dt.timezone.utc
+
+PLANS = ["Free", "Starter", "Growth", "Enterprise"]
+SEGMENTS = ["SMB", "Mid-Market", "Enterprise"]
+CITIES = ["Berlin", "Lisbon", "Austin", "Toronto", "Osaka", "Nairobi", "Lima"]
+TAGS = ["beta", "churn-risk", "champion", "admin", "mobile", "api"]
+FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Frances", "Donald", "Radia", "Leslie"]
+LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Allen", "Knuth", "Perlman", "Lamport"]
+
+
+def sample_accounts(rng, n):
+    rows = []
+    for i in range(n):
+        rows.append({
+            "account_id": f"acc-{i:04d}",
+            "name": f"{rng.choice(LAST)} {rng.choice(['Labs', 'GmbH', 'Inc', 'Co'])} {i}",
+            "plan": rng.choice(PLANS),
+            "segment": rng.choice(SEGMENTS),
+            "arr": decimal.Decimal(rng.randrange(0, 50_000_000)) / 100,
+            "seats": rng.randrange(1, 500),
+            "created": dt.date(2015, 1, 1) + dt.timedelta(days=rng.randrange(0, 3000)),
+        })
+    return rows
+
+
+def sample_users(rng, n, n_accounts):
+    rows = []
+    for i in range(n):
+        rows.append({
+            "user_id": f"u-{i:05d}",
+            "email": f"user{i}@example.com",
+            "full_name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+            "account_id": f"acc-{rng.randrange(n_accounts):04d}",
+            "signup_at": dt.datetime(2019, 1, 1, tzinfo=UTC) + dt.timedelta(seconds=rng.randrange(0, 150_000_000)),
+            "age": rng.randrange(18, 80) if rng.random() > 0.1 else None,
+            "is_active": rng.random() > 0.2,
+            "cities": rng.sample(CITIES, rng.randrange(0, 3)),
+            "tags": ",".join(rng.sample(TAGS, rng.randrange(0, 4))),
+        })
+    return rows
+
+
+USERS_SCHEMA = pa.schema([
+    ("user_id", pa.string()),
+    ("email", pa.string()),
+    ("full_name", pa.string()),
+    ("account_id", pa.string()),
+    ("signup_at", pa.timestamp("us", tz="UTC")),
+    ("age", pa.int64()),
+    ("is_active", pa.bool_()),
+    ("cities", pa.list_(pa.string())),
+    ("tags", pa.string()),
+])
+
+ACCOUNTS_SCHEMA = pa.schema([
+    ("account_id", pa.string()),
+    ("name", pa.string()),
+    ("plan", pa.string()),
+    ("segment", pa.string()),
+    ("arr", pa.decimal128(12, 2)),
+    ("seats", pa.int32()),
+    ("created", pa.date32()),
+])
+
+
+def write_samples():
+    rng = random.Random(7)
+    accounts = sample_accounts(rng, 60)
+    users = sample_users(rng, 300, 60)
+    os.makedirs(SAMPLE, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(accounts, ACCOUNTS_SCHEMA), os.path.join(SAMPLE, "accounts.parquet"))
+    pq.write_table(pa.Table.from_pylist(users, USERS_SCHEMA), os.path.join(SAMPLE, "users.parquet"))
+    return users
+
+
+def write_all_types():
+    """One row per case, covering every Arrow type the Parquet source reads."""
+    ny = "America/New_York"
+    t0 = dt.datetime(2021, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
+    cols = {
+        "id_utf8": pa.array(["r1", "r2", "r3"], pa.string()),
+        "s_large": pa.array(["large", None, "é✓"], pa.large_string()),
+        "s_dict": pa.array(["red", "blue", "red"], pa.string()).dictionary_encode(),
+        "i8": pa.array([-8, None, 8], pa.int8()),
+        "i16": pa.array([-16, 0, 16], pa.int16()),
+        "i32": pa.array([-32, 0, 32], pa.int32()),
+        "i64": pa.array([-(2**40), 0, 2**40], pa.int64()),
+        "u8": pa.array([8, 0, 255], pa.uint8()),
+        "u16": pa.array([16, 0, 65535], pa.uint16()),
+        "u32": pa.array([32, 0, 4294967295], pa.uint32()),
+        "u64": pa.array([64, 0, 2**63 + 1], pa.uint64()),
+        "f32": pa.array([1.5, -0.0, None], pa.float32()),
+        "f64": pa.array([0.1, 2.0, -3.25], pa.float64()),
+        "dec": pa.array([decimal.Decimal("12.50"), decimal.Decimal("-0.01"), decimal.Decimal("100.00")], pa.decimal128(10, 2)),
+        "flag": pa.array([True, False, None], pa.bool_()),
+        "d32": pa.array([dt.date(2020, 2, 29), None, dt.date(2001, 1, 1)], pa.date32()),
+        "d64": pa.array([dt.date(2020, 2, 29), dt.date(2000, 1, 1), None], pa.date64()),
+        "ts_s": pa.array([t0.replace(microsecond=0, tzinfo=None)] * 3, pa.timestamp("s")),
+        "ts_ms": pa.array([t0.replace(tzinfo=None)] * 3, pa.timestamp("ms")),
+        "ts_us": pa.array([t0.replace(tzinfo=None)] * 3, pa.timestamp("us")),
+        "ts_ns": pa.array([t0.replace(tzinfo=None)] * 3, pa.timestamp("ns")),
+        "ts_utc": pa.array([t0] * 3, pa.timestamp("us", tz="UTC")),
+        "ts_ny": pa.array([t0] * 3, pa.timestamp("ms", tz=ny)),
+        "epoch_s": pa.array([1614834367, 1614834367, 1614834367], pa.int64()),
+        "epoch_ms": pa.array([1614834367123, 1614834367123, 1614834367123], pa.int64()),
+        "created_text": pa.array(["2021-03-04T05:06:07Z", "2021-03-04T06:06:07+01:00", "2021-03-04"], pa.string()),
+        "l_utf8": pa.array([["a", "b"], [], None], pa.list_(pa.string())),
+        "ll_i64": pa.array([[1, 2, 3], [None, 4], None], pa.large_list(pa.int64())),
+        "l_f64": pa.array([[0.5], [], [1.0, 2.5]], pa.list_(pa.float64())),
+        "l_bool": pa.array([[True, False], [True], []], pa.list_(pa.bool_())),
+        "csv": pa.array(["x, y,,z", "", None], pa.string()),
+        "num_text": pa.array(["42", " 3.5 ", "1e3"], pa.string()),
+        "bool_text": pa.array(["true", "No", "1"], pa.string()),
+    }
+    pq.write_table(pa.table(cols), os.path.join(FIX, "all_types.parquet"))
+
+    unsupported = pa.table({
+        "id": pa.array(["a"], pa.string()),
+        "blob": pa.array([b"\x00\x01"], pa.binary()),
+        "nested": pa.array([{"x": 1}], pa.struct([("x", pa.int64())])),
+    })
+    pq.write_table(unsupported, os.path.join(FIX, "unsupported.parquet"))
+
+
+def fixture_users():
+    rng = random.Random(11)
+    return sample_users(rng, 40, 5)
+
+
+def write_writer_equivalence(users):
+    """The same 40 users, written by pyarrow and by DuckDB with other encodings."""
+    d = os.path.join(FIX, "users")
+    os.makedirs(d, exist_ok=True)
+    base = pa.Table.from_pylist(users, USERS_SCHEMA)
+    pq.write_table(base, os.path.join(d, "pyarrow.parquet"))
+
+    # pyarrow, other physical encodings of the same logical types:
+    # large strings, dictionary strings, large lists, a named zone, nanoseconds.
+    alt = pa.table({
+        "user_id": base["user_id"].cast(pa.large_string()),
+        "email": base["email"].dictionary_encode(),
+        "full_name": base["full_name"].cast(pa.large_string()),
+        "account_id": base["account_id"].dictionary_encode(),
+        "signup_at": base["signup_at"].cast(pa.timestamp("ns", tz="Asia/Tokyo")),
+        "age": base["age"].cast(pa.int32()),
+        "is_active": base["is_active"],
+        "cities": base["cities"].cast(pa.large_list(pa.large_string())),
+        "tags": base["tags"],
+    })
+    pq.write_table(alt.take(list(reversed(range(alt.num_rows)))), os.path.join(d, "pyarrow_alt_encodings.parquet"),
+                   use_dictionary=True, compression="zstd", row_group_size=7)
+
+    # DuckDB, split over two files in another row order.
+    split = os.path.join(FIX, "users_duckdb")
+    os.makedirs(split, exist_ok=True)
+    con = duckdb.connect()
+    con.register("u", base)
+    con.execute("SET TimeZone='UTC'")
+    con.execute(f"COPY (SELECT * FROM u WHERE user_id >= 'u-00020' ORDER BY email DESC) TO '{split}/part-1.parquet' (FORMAT parquet)")
+    con.execute(f"COPY (SELECT * FROM u WHERE user_id < 'u-00020' ORDER BY full_name) TO '{split}/part-0.parquet' (FORMAT parquet, COMPRESSION gzip)")
+
+    # Three users changed in one attribute each.
+    changed = [dict(r) for r in users]
+    changed[3]["full_name"] = "Renamed Person"
+    changed[17]["age"] = 99
+    changed[29]["is_active"] = not changed[29]["is_active"]
+    pq.write_table(pa.Table.from_pylist(changed, USERS_SCHEMA), os.path.join(FIX, "users_3_changed.parquet"))
+
+    # Bad rows among good ones.
+    bad = [dict(r) for r in users[:10]]
+    bad[1]["user_id"] = None
+    bad[2]["user_id"] = "  "
+    bad[3]["user_id"] = "u-00004"  # duplicates row 4
+    bad[5]["signup_at"] = dt.datetime(1999, 6, 1, tzinfo=UTC)
+    bad[6]["signup_at"] = dt.datetime(2100, 1, 1, tzinfo=UTC)
+    bad[7]["signup_at"] = None
+    t = pa.Table.from_pylist(bad, USERS_SCHEMA)
+    t = t.set_column(t.schema.get_field_index("age"), "age",
+                     pa.array(["31", "x", "40", "41", "42", "43", "44", "45", "not a number", "50"], pa.string()))
+    pq.write_table(t, os.path.join(FIX, "users_invalid.parquet"))
+
+    # Retyped: age as text, and a file where a mapped column is missing.
+    pq.write_table(base.set_column(base.schema.get_field_index("age"), "age", base["age"].cast(pa.string())),
+                   os.path.join(FIX, "users_age_as_text.parquet"))
+    pq.write_table(base.drop_columns(["is_active"]), os.path.join(FIX, "users_missing_column.parquet"))
+
+
+if __name__ == "__main__":
+    os.makedirs(FIX, exist_ok=True)
+    write_samples()
+    write_all_types()
+    write_writer_equivalence(fixture_users())
+    print("wrote", SAMPLE, "and", FIX)
