@@ -385,6 +385,7 @@ fn to_string(v: Value<'_>) -> Result<String, String> {
         Value::Int(i) => i.to_string(),
         Value::UInt(u) => u.to_string(),
         Value::Float(f) => number_text(Number::from_f64(f).ok_or_else(|| format!("{f} has no JSON form"))?),
+        Value::Decimal(d, s) if s > 0 => crate::record::decimal_text(d, s as u32),
         Value::Decimal(d, s) => number_text(Number::from_decimal(d, s).ok_or("decimal out of range")?),
         Value::Bool(b) => b.to_string(),
         Value::Date(days) => DateTime::<Utc>::from_timestamp(days * 86_400, 0).ok_or("date out of range")?.format("%Y-%m-%d").to_string(),

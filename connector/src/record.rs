@@ -55,7 +55,7 @@ impl Number {
     }
 }
 
-fn decimal_text(unscaled: i128, scale: u32) -> String {
+pub fn decimal_text(unscaled: i128, scale: u32) -> String {
     let digits = unscaled.unsigned_abs().to_string();
     let scale = scale as usize;
     let padded = if digits.len() <= scale { format!("{}{}", "0".repeat(scale - digits.len() + 1), digits) } else { digits };

@@ -150,13 +150,7 @@ impl StandIn {
         self.shared.lock().stats.clone()
     }
 
-    /// Stops at once: open connections are dropped, as when a server dies.
-    pub async fn kill(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
-
-    /// Stops after in-flight requests are answered.
+    /// Stops listening; requests in flight are answered, then every connection is closed.
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.task.await;

@@ -249,6 +249,16 @@ fn yaml_issue(path: &Path, e: &serde_saphyr::Error) -> ConfigIssue {
     if let Some(stripped) = message.strip_prefix("error: ") {
         message = stripped.to_string();
     }
+    if let Some(rest) = message.strip_prefix("line ") {
+        // "line 15 column 11: unknown field …": the position is already in front.
+        if let Some((_, text)) = rest.split_once(": ") {
+            message = text.to_string();
+        }
+    }
+    if let Some((kept, _)) = message.split_once(", set DuplicateKeyPolicy") {
+        // Advice meant for programs embedding the parser, not for mapping authors.
+        message = kept.to_string();
+    }
     let hint = unknown_name_hint(&message);
     ConfigIssue { file: path.to_path_buf(), line, column, field: String::new(), message, hint }
 }
@@ -259,7 +269,8 @@ fn unknown_name_hint(message: &str) -> Option<String> {
     let rest = message.split("unknown field `").nth(1).or_else(|| message.split("unknown variant `").nth(1))?;
     let wanted = rest.split('`').next()?;
     let expected = message.split("expected ").nth(1)?;
-    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let expected = expected.strip_prefix("one of ").unwrap_or(expected);
+    let candidates: Vec<&str> = expected.split(',').map(|c| c.trim().trim_matches('`')).filter(|c| !c.is_empty()).collect();
     did_you_mean(wanted, candidates)
 }
 
@@ -333,8 +344,8 @@ impl Validator<'_> {
         let destination = match &raw.destination.value {
             RawDestination::Enterpret(e) => {
                 let key_loc = Loc::of(&e.api_key, "destination.enterpret.api_key");
-                let api_key = self.interpolated(&e.api_key, "destination.enterpret.api_key").unwrap_or_default();
-                if api_key.is_empty() {
+                let api_key = self.interpolated(&e.api_key, "destination.enterpret.api_key");
+                if api_key.as_deref() == Some("") {
                     self.push(&key_loc, "must not be empty");
                 }
                 let url = match &e.url {
@@ -364,7 +375,7 @@ impl Validator<'_> {
                 };
                 DestinationConfig::Enterpret(EnterpretConfig {
                     object: e.object.value,
-                    api_key: SecretString::new(api_key),
+                    api_key: SecretString::new(api_key.unwrap_or_default()),
                     url: url.unwrap_or_else(|| Url::parse("http://invalid.invalid").expect("static URL")),
                     delivery,
                 })

@@ -1,0 +1,115 @@
+//! Shared helpers: fixture paths, mappings written into a temp dir, a stand-in
+//! on a free loopback port, and the `ebb` binary.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use ebb::config::env::OverlayEnv;
+use ebb::standin::{StandIn, StandInConfig};
+use ebb::state::{self, RunStatus, StateStore};
+use ebb::sync::{self, RunOptions, RunReport, Sync};
+use tokio_util::sync::CancellationToken;
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+pub async fn stand_in() -> StandIn {
+    StandIn::start(SocketAddr::from(([127, 0, 0, 1], 0)), StandInConfig::default()).await.expect("stand-in starts")
+}
+
+pub async fn stand_in_with(config: StandInConfig) -> StandIn {
+    StandIn::start(SocketAddr::from(([127, 0, 0, 1], 0)), config).await.expect("stand-in starts")
+}
+
+/// A users mapping over the fixture users, reading its source from `${USERS_SOURCE}`.
+pub fn users_yaml(name: &str, url: &str, extra_destination: &str) -> String {
+    let budget = if extra_destination.contains("retry_budget_secs") { "" } else { "    retry_budget_secs: 3\n" };
+    format!(
+        r#"name: {name}
+source:
+  parquet: ${{USERS_SOURCE}}
+destination:
+  enterpret:
+    object: user
+    api_key: ${{TEST_USERS_KEY:-local-users-key}}
+    url: {url}
+{budget}{extra_destination}
+id: user_id
+created_at: signup_at
+attributes:
+  Email: email
+  Name: full_name
+  AccountId: account_id
+  Age: {{ column: age, type: number }}
+  Active: {{ column: is_active, type: boolean }}
+  Location: {{ column: cities, type: string, list: true }}
+  Tags: {{ column: tags, type: string, split: "," }}
+"#
+    )
+}
+
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write file");
+        path
+    }
+
+    pub fn state_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("state.db").display())
+    }
+
+    pub async fn store(&self) -> Box<dyn StateStore> {
+        state::open(&self.state_url(), false).await.expect("state opens")
+    }
+}
+
+pub fn env(pairs: &[(&str, &str)]) -> OverlayEnv {
+    OverlayEnv(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>())
+}
+
+pub fn load_sync(mapping: &Path, pairs: &[(&str, &str)]) -> Sync {
+    let mapping = ebb::config::load(mapping, &env(pairs)).unwrap_or_else(|e| panic!("mapping loads: {e}"));
+    Sync::from_mapping(mapping).expect("sync builds")
+}
+
+pub async fn run(sync: &Sync, store: &dyn StateStore, full: bool) -> RunReport {
+    let options = RunOptions { full, progress: false, cancel: CancellationToken::new() };
+    sync::run(sync, store, &options).await.expect("run is recorded")
+}
+
+pub async fn run_ok(sync: &Sync, store: &dyn StateStore) -> RunReport {
+    let report = run(sync, store, false).await;
+    assert_eq!(report.status, RunStatus::Completed, "{report:?}");
+    report
+}
+
+/// Runs the `ebb` binary in `dir` with extra environment variables.
+pub fn ebb(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"));
+    cmd.current_dir(dir).args(args).env_remove("EBB_STATE").env_remove("EBB_LOG");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("ebb runs")
+}
+
+pub fn text(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
