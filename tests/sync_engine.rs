@@ -43,8 +43,16 @@ async fn three_changed_rows_send_three_records() {
     let changed = fixture("users_3_changed.parquet").display().to_string();
     let report = run_ok(&load_sync(&mapping, &[("USERS_SOURCE", &changed)]), store.as_ref()).await;
     assert_eq!((report.counts.changed, report.counts.sent, report.counts.unchanged), (3, 3, 37));
-    let resent: BTreeSet<String> = si.records("users").into_iter().filter(|r| r.received_count == 2).map(|r| r.id).collect();
-    assert_eq!(resent, BTreeSet::from(["u-00003".to_string(), "u-00017".to_string(), "u-00029".to_string()]));
+    let resent: BTreeSet<String> = si
+        .records("users")
+        .into_iter()
+        .filter(|r| r.received_count == 2)
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        resent,
+        BTreeSet::from(["u-00003".to_string(), "u-00017".to_string(), "u-00029".to_string()])
+    );
     let renamed = si.records("users").into_iter().find(|r| r.id == "u-00003").expect("u-00003 held");
     assert_eq!(renamed.attributes["Name"], serde_json::json!({"s": ["Renamed Person"]}));
 }
@@ -60,7 +68,11 @@ async fn same_data_from_other_writers_and_layouts_sends_nothing() {
     for other in ["users_duckdb", "users_duckdb/*.parquet", "users/pyarrow_alt_encodings.parquet"] {
         let source = fixture(other).display().to_string();
         let report = run_ok(&load_sync(&mapping, &[("USERS_SOURCE", &source)]), store.as_ref()).await;
-        assert_eq!((report.counts.source, report.counts.unchanged, report.counts.sent), (40, 40, 0), "{other}: {report:?}");
+        assert_eq!(
+            (report.counts.source, report.counts.unchanged, report.counts.sent),
+            (40, 40, 0),
+            "{other}: {report:?}"
+        );
     }
 }
 
@@ -72,7 +84,11 @@ async fn invalid_rows_are_rejected_with_reasons_and_valid_rows_go() {
     let store = ws.store().await;
     let source = fixture("users_invalid.parquet").display().to_string();
     let report = run_ok(&load_sync(&mapping, &[("USERS_SOURCE", &source)]), store.as_ref()).await;
-    assert_eq!((report.counts.source, report.counts.invalid, report.counts.sent), (10, 8, 2), "{report:?}");
+    assert_eq!(
+        (report.counts.source, report.counts.invalid, report.counts.sent),
+        (10, 8, 2),
+        "{report:?}"
+    );
     let held: Vec<String> = si.records("users").into_iter().map(|r| r.id).collect();
     assert_eq!(held, vec!["u-00000".to_string(), "u-00009".to_string()]);
 
@@ -100,11 +116,23 @@ async fn recovers_from_429_and_5xx() {
     let ws = Workspace::new();
     let si = stand_in().await;
     si.push_faults([
-        Fault { status: 429, retry_after_secs: Some(1) },
-        Fault { status: 500, retry_after_secs: None },
-        Fault { status: 503, retry_after_secs: None },
+        Fault {
+            status: 429,
+            retry_after_secs: Some(1),
+        },
+        Fault {
+            status: 500,
+            retry_after_secs: None,
+        },
+        Fault {
+            status: 503,
+            retry_after_secs: None,
+        },
     ]);
-    let mapping = ws.write("users.yml", &users_yaml("users", &si.url(), "    concurrency: 1\n    retry_budget_secs: 30"));
+    let mapping = ws.write(
+        "users.yml",
+        &users_yaml("users", &si.url(), "    concurrency: 1\n    retry_budget_secs: 30"),
+    );
     let store = ws.store().await;
     let started = std::time::Instant::now();
     let report = run_ok(&load_sync(&mapping, &[("USERS_SOURCE", &users_source())]), store.as_ref()).await;
@@ -119,7 +147,10 @@ async fn recovers_from_429_and_5xx() {
 async fn payload_too_large_splits_the_batch() {
     let ws = Workspace::new();
     let si = stand_in().await;
-    si.push_faults([Fault { status: 413, retry_after_secs: None }]);
+    si.push_faults([Fault {
+        status: 413,
+        retry_after_secs: None,
+    }]);
     let mapping = ws.write("users.yml", &users_yaml("users", &si.url(), "    concurrency: 1"));
     let store = ws.store().await;
     let report = run_ok(&load_sync(&mapping, &[("USERS_SOURCE", &users_source())]), store.as_ref()).await;
@@ -143,7 +174,11 @@ async fn one_bad_record_in_a_batch_rejects_only_that_record() {
     assert_eq!(rejections.len(), 1);
     assert_eq!(rejections[0].record_id.as_deref(), Some("u-00007"));
     assert_eq!(rejections[0].stage, RejectionStage::Destination);
-    assert!(rejections[0].reason.contains("ErrCodeInvalidRequestArgument") && rejections[0].reason.contains("refused by the stand-in"), "{}", rejections[0].reason);
+    assert!(
+        rejections[0].reason.contains("ErrCodeInvalidRequestArgument") && rejections[0].reason.contains("refused by the stand-in"),
+        "{}",
+        rejections[0].reason
+    );
     // The refused record was not committed, so the next run tries it again, and only it.
     let again = run_ok(&sync, store.as_ref()).await;
     assert_eq!((again.counts.new, again.counts.unchanged, again.counts.rejected), (1, 39, 1));
@@ -152,9 +187,20 @@ async fn one_bad_record_in_a_batch_rejects_only_that_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stand_in_stopped_mid_run_leaves_exact_state_and_next_run_completes() {
     let ws = Workspace::new();
-    let si = stand_in_with(ebb::standin::StandInConfig { latency: std::time::Duration::from_millis(150), ..Default::default() }).await;
+    let si = stand_in_with(ebb::standin::StandInConfig {
+        latency: std::time::Duration::from_millis(150),
+        ..Default::default()
+    })
+    .await;
     let addr = si.addr();
-    let mapping = ws.write("users.yml", &users_yaml("users", &si.url(), "    concurrency: 1\n    batch_size: 5\n    retry_budget_secs: 2"));
+    let mapping = ws.write(
+        "users.yml",
+        &users_yaml(
+            "users",
+            &si.url(),
+            "    concurrency: 1\n    batch_size: 5\n    retry_budget_secs: 2",
+        ),
+    );
     let store = ws.store().await;
     let sync = load_sync(&mapping, &[("USERS_SOURCE", &users_source())]);
 
@@ -181,7 +227,9 @@ async fn stand_in_stopped_mid_run_leaves_exact_state_and_next_run_completes() {
     assert_eq!(report.counts.failed as usize, 40 - committed.len());
 
     // The destination comes back on the same address: the next run sends exactly what is missing.
-    let si2 = ebb::standin::StandIn::start(addr, Default::default()).await.expect("restart on the same port");
+    let si2 = ebb::standin::StandIn::start(addr, Default::default())
+        .await
+        .expect("restart on the same port");
     let sync = load_sync(&mapping, &[("USERS_SOURCE", &users_source())]);
     let next = run_ok(&sync, store.as_ref()).await;
     assert_eq!(next.counts.sent as usize, 40 - committed.len());
@@ -252,13 +300,19 @@ async fn retyped_column_stops_the_run_before_anything_is_sent() {
     let retyped = fixture("users_age_as_text.parquet").display().to_string();
     let report = run(&load_sync(&mapping, &[("USERS_SOURCE", &retyped)]), store.as_ref(), false).await;
     assert_eq!(report.status, RunStatus::Failed);
-    assert_eq!(report.error.as_deref(), Some("schema drift: column `age` was integer in the last run and is string now"));
+    assert_eq!(
+        report.error.as_deref(),
+        Some("schema drift: column `age` was integer in the last run and is string now")
+    );
     assert_eq!(si.stats().requests, before);
 
     let missing = fixture("users_missing_column.parquet").display().to_string();
     let report = run(&load_sync(&mapping, &[("USERS_SOURCE", &missing)]), store.as_ref(), false).await;
     assert_eq!(report.status, RunStatus::Failed);
-    assert!(report.error.as_deref().unwrap_or("").contains("column `is_active` not found"), "{report:?}");
+    assert!(
+        report.error.as_deref().unwrap_or("").contains("column `is_active` not found"),
+        "{report:?}"
+    );
     assert_eq!(si.stats().requests, before);
 }
 

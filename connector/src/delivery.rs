@@ -56,7 +56,8 @@ impl Delivery {
     pub async fn deliver(&self, records: &[Record]) -> BatchOutcome {
         let started = Instant::now();
         let mut out = BatchOutcome::default();
-        let mut pending: Vec<Range<usize>> = vec![0..records.len()];
+        let mut pending: Vec<Range<usize>> = Vec::with_capacity(8);
+        pending.push(0..records.len());
         let max_bytes = self.destination.capabilities().max_request_bytes;
         while let Some(range) = pending.pop() {
             let refs: Vec<&Record> = records[range.clone()].iter().collect();
@@ -71,11 +72,20 @@ impl Delivery {
                 if range.len() > 1 {
                     push_halves(&mut pending, range);
                 } else {
-                    out.rejected.push((range.start, format!("the record is {} bytes, over the {max_bytes}-byte request limit", request.body.len())));
+                    out.rejected.push((
+                        range.start,
+                        format!(
+                            "the record is {} bytes, over the {max_bytes}-byte request limit",
+                            request.body.len()
+                        ),
+                    ));
                 }
                 continue;
             }
-            if let Err(fatal) = self.attempt_until_settled(&request, range.clone(), started, &mut pending, &mut out).await {
+            if let Err(fatal) = self
+                .attempt_until_settled(&request, range.clone(), started, &mut pending, &mut out)
+                .await
+            {
                 out.failed.extend(range);
                 out.failed.extend(pending.drain(..).flatten());
                 out.fatal = Some(fatal);
@@ -119,7 +129,11 @@ impl Delivery {
                     let delay = after.unwrap_or_else(|| delays.next().unwrap_or(self.max_backoff));
                     let reason = self.destination.explain(&attempt);
                     if started.elapsed() + delay > self.retry_budget {
-                        return Err(format!("{} unreachable after retrying for {:?}: {reason}", self.destination.describe(), started.elapsed().as_secs()));
+                        return Err(format!(
+                            "{} unreachable after retrying for {:?}: {reason}",
+                            self.destination.describe(),
+                            started.elapsed().as_secs()
+                        ));
                     }
                     tracing::warn!(delay_ms = delay.as_millis() as u64, %reason, "retrying");
                     tokio::time::sleep(delay).await;

@@ -27,7 +27,9 @@ impl Error {
         match self {
             Error::Config(_) => Some("fix the mapping, then check it with `ebb validate`"),
             Error::Source(_) => Some("check that the source path exists and holds readable Parquet files"),
-            Error::Drift(_) => Some("nothing was sent; fix the source, or run `ebb reset MAPPING` to accept the new schema and resend everything"),
+            Error::Drift(_) => {
+                Some("nothing was sent; fix the source, or run `ebb reset MAPPING` to accept the new schema and resend everything")
+            }
             Error::State(_) => Some("check --state / EBB_STATE"),
             Error::Destination(_) => Some("records not acknowledged stay unsynced and are sent by the next run"),
             Error::Interrupted => None,

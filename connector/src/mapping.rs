@@ -13,8 +13,8 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::datatypes::{
     Date32Type, Date64Type, Decimal128Type, Float16Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
-    UInt64Type, UInt8Type,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type,
+    UInt8Type,
 };
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
@@ -38,7 +38,11 @@ pub struct Rejection {
 
 #[derive(Debug)]
 enum AttrKind {
-    Column { col: usize, target: AttrType, split: Option<String> },
+    Column {
+        col: usize,
+        target: AttrType,
+        split: Option<String>,
+    },
     Constant(AttrValue),
 }
 
@@ -66,7 +70,10 @@ fn id_type_ok(t: &ColumnType) -> bool {
 }
 
 fn created_at_type_ok(t: &ColumnType) -> bool {
-    matches!(t, ColumnType::Timestamp | ColumnType::Date | ColumnType::Int | ColumnType::UInt | ColumnType::String)
+    matches!(
+        t,
+        ColumnType::Timestamp | ColumnType::Date | ColumnType::Int | ColumnType::UInt | ColumnType::String
+    )
 }
 
 /// The wire type a column gets when the mapping does not say.
@@ -79,12 +86,18 @@ fn inferred_type(t: &ColumnType) -> AttrType {
 }
 
 fn coercible(from: &ColumnType, to: AttrType) -> bool {
-    match (from.scalar(), to) {
-        (_, AttrType::String) => true,
-        (ColumnType::String | ColumnType::Int | ColumnType::UInt | ColumnType::Float | ColumnType::Decimal, AttrType::Number) => true,
-        (ColumnType::Bool | ColumnType::String | ColumnType::Int | ColumnType::UInt, AttrType::Boolean) => true,
-        _ => false,
-    }
+    matches!(
+        (from.scalar(), to),
+        (_, AttrType::String)
+            | (
+                ColumnType::String | ColumnType::Int | ColumnType::UInt | ColumnType::Float | ColumnType::Decimal,
+                AttrType::Number
+            )
+            | (
+                ColumnType::Bool | ColumnType::String | ColumnType::Int | ColumnType::UInt,
+                AttrType::Boolean
+            )
+    )
 }
 
 impl CompiledMapping {
@@ -119,8 +132,16 @@ impl CompiledMapping {
             } else if let Some((_, detail)) = schema.conflicts.iter().find(|(n, _)| n == &col.name) {
                 issues.push(mapping.issue(&col.loc, format!("column `{}` {detail}", col.name), None));
             } else {
-                let names = schema.columns.iter().map(|(n, _)| n.as_str()).chain(schema.unsupported.iter().map(|(n, _)| n.as_str()));
-                issues.push(mapping.issue(&col.loc, format!("column `{}` not found in {source}", col.name), did_you_mean(&col.name, names)));
+                let names = schema
+                    .columns
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .chain(schema.unsupported.iter().map(|(n, _)| n.as_str()));
+                issues.push(mapping.issue(
+                    &col.loc,
+                    format!("column `{}` not found in {source}", col.name),
+                    did_you_mean(&col.name, names),
+                ));
             }
             None
         };
@@ -128,7 +149,11 @@ impl CompiledMapping {
         let id = resolve(&mapping.id, &mut issues);
         if let Some((_, t)) = &id {
             if !id_type_ok(t) {
-                issues.push(mapping.issue(&mapping.id.loc, format!("column `{}` is {t}; an id must be text or an integer", mapping.id.name), None));
+                issues.push(mapping.issue(
+                    &mapping.id.loc,
+                    format!("column `{}` is {t}; an id must be text or an integer", mapping.id.name),
+                    None,
+                ));
             }
         }
         let created_at = resolve(&mapping.created_at, &mut issues);
@@ -148,41 +173,63 @@ impl CompiledMapping {
         let mut attributes = Vec::new();
         for attr in &mapping.attributes {
             match &attr.source {
-                AttributeSource::Constant(v) => {
-                    attributes.push(CompiledAttr { name: attr.name.clone(), column_name: None, kind: AttrKind::Constant(v.clone()) })
-                }
+                AttributeSource::Constant(v) => attributes.push(CompiledAttr {
+                    name: attr.name.clone(),
+                    column_name: None,
+                    kind: AttrKind::Constant(v.clone()),
+                }),
                 AttributeSource::Column { column, ty, split, list } => {
                     let Some((col, t)) = resolve(column, &mut issues) else { continue };
                     if *list && !t.is_list() {
                         issues.push(mapping.issue(
                             &column.loc,
-                            format!("`list: true` needs a list column, and `{}` is {t}; use `split:` for delimited text", column.name),
+                            format!(
+                                "`list: true` needs a list column, and `{}` is {t}; use `split:` for delimited text",
+                                column.name
+                            ),
                             None,
                         ));
                         continue;
                     }
                     if split.is_some() && t != ColumnType::String {
-                        issues.push(mapping.issue(&column.loc, format!("`split` needs a string column, and `{}` is {t}", column.name), None));
+                        issues.push(mapping.issue(
+                            &column.loc,
+                            format!("`split` needs a string column, and `{}` is {t}", column.name),
+                            None,
+                        ));
                         continue;
                     }
                     let target = ty.unwrap_or_else(|| if split.is_some() { AttrType::String } else { inferred_type(&t) });
                     if !coercible(&t, target) {
-                        issues.push(mapping.issue(&column.loc, format!("column `{}` is {t} and cannot be coerced to {target}", column.name), None));
+                        issues.push(mapping.issue(
+                            &column.loc,
+                            format!("column `{}` is {t} and cannot be coerced to {target}", column.name),
+                            None,
+                        ));
                         continue;
                     }
                     attributes.push(CompiledAttr {
                         name: attr.name.clone(),
                         column_name: Some(column.name.clone()),
-                        kind: AttrKind::Column { col, target, split: split.clone() },
+                        kind: AttrKind::Column {
+                            col,
+                            target,
+                            split: split.clone(),
+                        },
                     });
                 }
             }
         }
 
         match (id, created_at) {
-            (Some((id, _)), Some((created_at, _))) if issues.is_empty() => {
-                Ok(CompiledMapping { columns, id, created_at, attributes, nulls: mapping.nulls, now })
-            }
+            (Some((id, _)), Some((created_at, _))) if issues.is_empty() => Ok(CompiledMapping {
+                columns,
+                id,
+                created_at,
+                attributes,
+                nulls: mapping.nulls,
+                now,
+            }),
             _ => Err(ConfigErrors(issues)),
         }
     }
@@ -229,18 +276,25 @@ impl CompiledMapping {
         for attr in &self.attributes {
             let v = match &attr.kind {
                 AttrKind::Constant(v) => Some(v.clone()),
-                AttrKind::Column { col, target, split } => {
-                    coerce(value(arrays[*col].as_ref(), row), *target, split.as_deref(), self.nulls).map_err(|reason| {
-                        fail(format!("attribute `{}` (column `{}`): {reason}", attr.name, attr.column_name.as_deref().unwrap_or("")))
-                    })?
-                }
+                AttrKind::Column { col, target, split } => coerce(value(arrays[*col].as_ref(), row), *target, split.as_deref(), self.nulls)
+                    .map_err(|reason| {
+                        fail(format!(
+                            "attribute `{}` (column `{}`): {reason}",
+                            attr.name,
+                            attr.column_name.as_deref().unwrap_or("")
+                        ))
+                    })?,
             };
             if let Some(v) = v {
                 attributes.push((attr.name.clone(), v));
             }
         }
         // Mapping attributes are sorted by name already (they come from a BTreeMap).
-        Ok(Record { id, created_at, attributes })
+        Ok(Record {
+            id,
+            created_at,
+            attributes,
+        })
     }
 }
 
@@ -266,7 +320,10 @@ enum Value<'a> {
     Bool(bool),
     /// Days since the epoch.
     Date(i64),
-    Timestamp { secs: i64, nanos: u32 },
+    Timestamp {
+        secs: i64,
+        nanos: u32,
+    },
     List(Vec<Value<'a>>),
 }
 
@@ -302,7 +359,10 @@ fn value(arr: &dyn Array, row: usize) -> Value<'_> {
         D::Date32 => Value::Date(arr.as_primitive::<Date32Type>().value(row).into()),
         D::Date64 => Value::Date(arr.as_primitive::<Date64Type>().value(row).div_euclid(86_400_000)),
         // The stored value is UTC whatever the zone, so the zone does not change the instant.
-        D::Timestamp(TimeUnit::Second, _) => Value::Timestamp { secs: arr.as_primitive::<TimestampSecondType>().value(row), nanos: 0 },
+        D::Timestamp(TimeUnit::Second, _) => Value::Timestamp {
+            secs: arr.as_primitive::<TimestampSecondType>().value(row),
+            nanos: 0,
+        },
         D::Timestamp(TimeUnit::Millisecond, _) => split_nanos(arr.as_primitive::<TimestampMillisecondType>().value(row), 1_000),
         D::Timestamp(TimeUnit::Microsecond, _) => split_nanos(arr.as_primitive::<TimestampMicrosecondType>().value(row), 1_000_000),
         D::Timestamp(TimeUnit::Nanosecond, _) => split_nanos(arr.as_primitive::<TimestampNanosecondType>().value(row), 1_000_000_000),
@@ -334,7 +394,9 @@ fn into_static(v: Value<'_>) -> Value<'static> {
 }
 
 fn fmt_secs(secs: i64) -> String {
-    DateTime::<Utc>::from_timestamp(secs, 0).map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true)).unwrap_or_else(|| secs.to_string())
+    DateTime::<Utc>::from_timestamp(secs, 0)
+        .map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true))
+        .unwrap_or_else(|| secs.to_string())
 }
 
 fn epoch_number(v: i64) -> i64 {
@@ -351,7 +413,9 @@ fn created_at_secs(v: Value<'_>) -> Result<i64, String> {
         Value::Timestamp { secs, .. } => Ok(secs),
         Value::Date(days) => Ok(days * 86_400),
         Value::Int(i) => Ok(epoch_number(i)),
-        Value::UInt(u) => i64::try_from(u).map(epoch_number).map_err(|_| format!("createdAt {u} is out of range")),
+        Value::UInt(u) => i64::try_from(u)
+            .map(epoch_number)
+            .map_err(|_| format!("createdAt {u} is out of range")),
         Value::Str(s) => parse_time_text(s.trim()).ok_or_else(|| format!("createdAt {s:?} is not a timestamp, a date or epoch seconds")),
         other => Err(format!("createdAt {other:?} is not a time")),
     }
@@ -369,7 +433,9 @@ fn parse_time_text(s: &str) -> Option<i64> {
             return Some(t.and_utc().timestamp());
         }
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp()).unwrap_or(0))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(|d| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp()).unwrap_or(0))
 }
 
 fn number_text(n: Number) -> String {
@@ -388,10 +454,13 @@ fn to_string(v: Value<'_>) -> Result<String, String> {
         Value::Decimal(d, s) if s > 0 => crate::record::decimal_text(d, s as u32),
         Value::Decimal(d, s) => number_text(Number::from_decimal(d, s).ok_or("decimal out of range")?),
         Value::Bool(b) => b.to_string(),
-        Value::Date(days) => DateTime::<Utc>::from_timestamp(days * 86_400, 0).ok_or("date out of range")?.format("%Y-%m-%d").to_string(),
-        Value::Timestamp { secs, nanos } => {
-            DateTime::<Utc>::from_timestamp(secs, nanos).ok_or("timestamp out of range")?.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-        }
+        Value::Date(days) => DateTime::<Utc>::from_timestamp(days * 86_400, 0)
+            .ok_or("date out of range")?
+            .format("%Y-%m-%d")
+            .to_string(),
+        Value::Timestamp { secs, nanos } => DateTime::<Utc>::from_timestamp(secs, nanos)
+            .ok_or("timestamp out of range")?
+            .to_rfc3339_opts(SecondsFormat::AutoSi, true),
         Value::Null | Value::List(_) => return Err("not a scalar".into()),
     })
 }
@@ -402,7 +471,12 @@ fn to_number(v: Value<'_>) -> Result<Number, String> {
         Value::UInt(u) => Ok(Number::from_u64(u)),
         Value::Float(f) => Number::from_f64(f).ok_or_else(|| format!("{f} is not a finite number")),
         Value::Decimal(d, s) => Number::from_decimal(d, s).ok_or_else(|| "decimal out of range".into()),
-        Value::Str(s) => s.trim().parse::<f64>().ok().and_then(Number::from_f64).ok_or_else(|| format!("cannot read {s:?} as a number")),
+        Value::Str(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .ok_or_else(|| format!("cannot read {s:?} as a number")),
         other => Err(format!("cannot read {other:?} as a number")),
     }
 }
@@ -433,7 +507,11 @@ fn coerce(v: Value<'_>, target: AttrType, split: Option<&str>, nulls: NullPolicy
         Value::List(items) => items.into_iter().filter(|i| !matches!(i, Value::Null)).collect(),
         Value::Str(s) if split.is_some() => {
             let delimiter = split.unwrap_or(",");
-            s.split(delimiter).map(str::trim).filter(|p| !p.is_empty()).map(|p| Value::Str(Cow::Owned(p.to_string()))).collect()
+            s.split(delimiter)
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| Value::Str(Cow::Owned(p.to_string())))
+                .collect()
         }
         scalar => vec![scalar],
     };
@@ -469,13 +547,30 @@ mod tests {
     #[test]
     fn coercions() {
         let s = |x: &'static str| Value::Str(Cow::Borrowed(x));
-        assert_eq!(coerce(s("a, b,,c"), AttrType::String, Some(","), NullPolicy::Skip), Ok(Some(AttrValue::S(vec!["a".into(), "b".into(), "c".into()]))));
+        assert_eq!(
+            coerce(s("a, b,,c"), AttrType::String, Some(","), NullPolicy::Skip),
+            Ok(Some(AttrValue::S(vec!["a".into(), "b".into(), "c".into()])))
+        );
         assert_eq!(coerce(Value::Null, AttrType::Number, None, NullPolicy::Skip), Ok(None));
-        assert_eq!(coerce(Value::Null, AttrType::Number, None, NullPolicy::Send), Ok(Some(AttrValue::N(vec![]))));
-        assert_eq!(coerce(s(" 3.50 "), AttrType::Number, None, NullPolicy::Skip), Ok(Some(AttrValue::N(vec![Number::Float(3.5)]))));
-        assert!(coerce(s("x"), AttrType::Number, None, NullPolicy::Skip).unwrap_err().contains("cannot read \"x\" as a number"));
-        assert_eq!(coerce(s("No"), AttrType::Boolean, None, NullPolicy::Skip), Ok(Some(AttrValue::B(vec![false]))));
+        assert_eq!(
+            coerce(Value::Null, AttrType::Number, None, NullPolicy::Send),
+            Ok(Some(AttrValue::N(vec![])))
+        );
+        assert_eq!(
+            coerce(s(" 3.50 "), AttrType::Number, None, NullPolicy::Skip),
+            Ok(Some(AttrValue::N(vec![Number::Float(3.5)])))
+        );
+        assert!(coerce(s("x"), AttrType::Number, None, NullPolicy::Skip)
+            .unwrap_err()
+            .contains("cannot read \"x\" as a number"));
+        assert_eq!(
+            coerce(s("No"), AttrType::Boolean, None, NullPolicy::Skip),
+            Ok(Some(AttrValue::B(vec![false])))
+        );
         assert!(coerce(Value::Int(2), AttrType::Boolean, None, NullPolicy::Skip).is_err());
-        assert_eq!(coerce(Value::Float(f64::NAN), AttrType::Number, None, NullPolicy::Skip).map(|_| ()), Err("NaN is not a finite number".into()));
+        assert_eq!(
+            coerce(Value::Float(f64::NAN), AttrType::Number, None, NullPolicy::Skip).map(|_| ()),
+            Err("NaN is not a finite number".into())
+        );
     }
 }

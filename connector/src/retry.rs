@@ -14,7 +14,9 @@ use crate::destination::Attempt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RetryAction {
     Delivered,
-    Retry { after: Option<Duration> },
+    Retry {
+        after: Option<Duration>,
+    },
     /// The batch (or its size) was refused: try its halves, and reject a single record.
     Split,
     Reject,
@@ -38,7 +40,12 @@ pub fn classify(attempt: &Attempt) -> RetryAction {
 
 /// Exponential backoff with jitter, from `min` up to `max` per wait.
 pub fn backoff(min: Duration, max: Duration) -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default().with_min_delay(min).with_max_delay(max).with_jitter().without_max_times().build()
+    ExponentialBuilder::default()
+        .with_min_delay(min)
+        .with_max_delay(max)
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 #[cfg(test)]
@@ -46,7 +53,11 @@ mod tests {
     use super::*;
 
     fn resp(status: u16, retry_after: Option<u64>) -> Attempt {
-        Attempt::Response { status, retry_after: retry_after.map(Duration::from_secs), body: String::new() }
+        Attempt::Response {
+            status,
+            retry_after: retry_after.map(Duration::from_secs),
+            body: String::new(),
+        }
     }
 
     #[test]
@@ -54,10 +65,20 @@ mod tests {
         let cases = [
             (resp(200, None), RetryAction::Delivered),
             (resp(204, None), RetryAction::Delivered),
-            (resp(429, Some(7)), RetryAction::Retry { after: Some(Duration::from_secs(7)) }),
+            (
+                resp(429, Some(7)),
+                RetryAction::Retry {
+                    after: Some(Duration::from_secs(7)),
+                },
+            ),
             (resp(429, None), RetryAction::Retry { after: None }),
             (resp(500, None), RetryAction::Retry { after: None }),
-            (resp(503, Some(2)), RetryAction::Retry { after: Some(Duration::from_secs(2)) }),
+            (
+                resp(503, Some(2)),
+                RetryAction::Retry {
+                    after: Some(Duration::from_secs(2)),
+                },
+            ),
             (resp(501, None), RetryAction::Fatal),
             (resp(400, None), RetryAction::Split),
             (resp(413, None), RetryAction::Split),

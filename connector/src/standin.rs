@@ -43,7 +43,13 @@ pub struct StandInConfig {
 
 impl Default for StandInConfig {
     fn default() -> Self {
-        Self { users_key: "local-users-key".into(), accounts_key: "local-accounts-key".into(), rpm: None, fail_ratio: 0.0, latency: Duration::ZERO }
+        Self {
+            users_key: "local-users-key".into(),
+            accounts_key: "local-accounts-key".into(),
+            rpm: None,
+            fail_ratio: 0.0,
+            latency: Duration::ZERO,
+        }
     }
 }
 
@@ -105,7 +111,10 @@ impl StandIn {
     pub async fn start(addr: SocketAddr, config: StandInConfig) -> std::io::Result<StandIn> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { config, inner: Mutex::new(Inner::default()) });
+        let shared = Arc::new(Shared {
+            config,
+            inner: Mutex::new(Inner::default()),
+        });
         let app = Router::new()
             .route("/webhook/{object}/custom", post(webhook))
             .route("/records/{object}", get(records))
@@ -119,7 +128,12 @@ impl StandIn {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned()).await;
         });
-        Ok(StandIn { addr, shared, shutdown, task })
+        Ok(StandIn {
+            addr,
+            shared,
+            shutdown,
+            task,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -197,11 +211,21 @@ fn handle(shared: &Shared, object: &str, headers: &HeaderMap, body: &[u8]) -> Re
     }
     match headers.get("api-key").and_then(|v| v.to_str().ok()) {
         Some(k) if k == key => {}
-        Some(_) => return error(StatusCode::UNAUTHORIZED, "ErrCodeUnauthorized", format!("invalid api-key for {list_key}")),
+        Some(_) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "ErrCodeUnauthorized",
+                format!("invalid api-key for {list_key}"),
+            )
+        }
         None => return error(StatusCode::UNAUTHORIZED, "ErrCodeUnauthorized", "missing api-key header"),
     }
     if shared.config.fail_ratio > 0.0 && rand::random::<f64>() < shared.config.fail_ratio {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "ErrCodeInternal", "injected failure (--fail-ratio)");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ErrCodeInternal",
+            "injected failure (--fail-ratio)",
+        );
     }
     if let Some(rpm) = shared.config.rpm {
         let mut inner = shared.lock();
@@ -211,17 +235,32 @@ fn handle(shared: &Shared, object: &str, headers: &HeaderMap, body: &[u8]) -> Re
             window.pop_front();
         }
         if window.len() as u64 >= u64::from(rpm) {
-            let wait = window.front().map(|t| 60u64.saturating_sub(now.duration_since(*t).as_secs())).unwrap_or(1).max(1);
-            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "ErrCodeRateLimitExceeded", format!("more than {rpm} requests per minute"));
+            let wait = window
+                .front()
+                .map(|t| 60u64.saturating_sub(now.duration_since(*t).as_secs()))
+                .unwrap_or(1)
+                .max(1);
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ErrCodeRateLimitExceeded",
+                format!("more than {rpm} requests per minute"),
+            );
             response.headers_mut().insert("retry-after", wait.into());
             return response;
         }
         window.push_back(now);
     }
     if body.len() > MAX_BYTES {
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "ErrCodePayloadTooLarge", format!("body is {} bytes; the limit is {MAX_BYTES}", body.len()));
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "ErrCodePayloadTooLarge",
+            format!("body is {} bytes; the limit is {MAX_BYTES}", body.len()),
+        );
     }
-    let is_json = headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    let is_json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
     if !is_json {
         return invalid("content-type must be application/json");
     }
@@ -229,12 +268,18 @@ fn handle(shared: &Shared, object: &str, headers: &HeaderMap, body: &[u8]) -> Re
         Ok(v) => v,
         Err(e) => return invalid(format!("body is not JSON: {e}")),
     };
-    let Some(top) = parsed.as_object() else { return invalid("body must be a JSON object") };
+    let Some(top) = parsed.as_object() else {
+        return invalid("body must be a JSON object");
+    };
     if let Some(other) = top.keys().find(|k| k.as_str() != list_key) {
         return invalid(format!("unexpected key `{other}`; this endpoint takes `{list_key}`"));
     }
-    let Some(list) = top.get(list_key) else { return missing(format!("`{list_key}` is required")) };
-    let Some(list) = list.as_array() else { return invalid(format!("`{list_key}` must be an array")) };
+    let Some(list) = top.get(list_key) else {
+        return missing(format!("`{list_key}` is required"));
+    };
+    let Some(list) = list.as_array() else {
+        return invalid(format!("`{list_key}` must be an array"));
+    };
     if list.is_empty() {
         return invalid(format!("`{list_key}` is empty"));
     }
@@ -247,7 +292,9 @@ fn handle(shared: &Shared, object: &str, headers: &HeaderMap, body: &[u8]) -> Re
         let inner = shared.lock();
         for (i, record) in list.iter().enumerate() {
             match check_record(record, now) {
-                Ok(held) if inner.refused.contains(&held.id) => return invalid(format!("{list_key}[{i}] (id {}): refused by the stand-in", held.id)),
+                Ok(held) if inner.refused.contains(&held.id) => {
+                    return invalid(format!("{list_key}[{i}] (id {}): refused by the stand-in", held.id))
+                }
                 Ok(held) => accepted.push(held),
                 Err(refusal) => return refusal.respond(&format!("{list_key}[{i}]")),
             }
@@ -255,7 +302,11 @@ fn handle(shared: &Shared, object: &str, headers: &HeaderMap, body: &[u8]) -> Re
     }
     let mut inner = shared.lock();
     let count = accepted.len() as u64;
-    let held = if list_key == "users" { &mut inner.users } else { &mut inner.accounts };
+    let held = if list_key == "users" {
+        &mut inner.users
+    } else {
+        &mut inner.accounts
+    };
     for mut record in accepted {
         record.received_count = held.get(&record.id).map(|r| r.received_count).unwrap_or(0) + 1;
         held.insert(record.id.clone(), record);
@@ -281,7 +332,9 @@ impl Refusal {
 
 fn check_record(record: &Value, now: i64) -> Result<HeldRecord, Refusal> {
     use Refusal::{Invalid, Missing};
-    let Some(obj) = record.as_object() else { return Err(Invalid("must be an object".into())) };
+    let Some(obj) = record.as_object() else {
+        return Err(Invalid("must be an object".into()));
+    };
     if let Some(other) = obj.keys().find(|k| !matches!(k.as_str(), "id" | "createdAt" | "attributes")) {
         return Err(Invalid(format!("unexpected field `{other}`")));
     }
@@ -294,7 +347,11 @@ fn check_record(record: &Value, now: i64) -> Result<HeldRecord, Refusal> {
         None => return Err(Missing("`createdAt` is required".into())),
         Some(v) => match v.as_i64() {
             Some(t) if (MIN_CREATED_AT..=now + 60).contains(&t) => t,
-            Some(t) => return Err(Invalid(format!("`createdAt` {t} must be between 2000-01-01 and now, in epoch seconds"))),
+            Some(t) => {
+                return Err(Invalid(format!(
+                    "`createdAt` {t} must be between 2000-01-01 and now, in epoch seconds"
+                )))
+            }
             None => return Err(Invalid("`createdAt` must be an integer (epoch seconds)".into())),
         },
     };
@@ -306,16 +363,25 @@ fn check_record(record: &Value, now: i64) -> Result<HeldRecord, Refusal> {
     for (name, value) in attributes {
         check_attribute(name, value).map_err(Invalid)?;
     }
-    Ok(HeldRecord { id, created_at, attributes: Value::Object(attributes.clone()), received_count: 0 })
+    Ok(HeldRecord {
+        id,
+        created_at,
+        attributes: Value::Object(attributes.clone()),
+        received_count: 0,
+    })
 }
 
 fn check_attribute(name: &str, value: &Value) -> Result<(), String> {
-    let typed: &Map<String, Value> = value.as_object().ok_or_else(|| format!("attribute `{name}` must be {{\"s\"|\"n\"|\"b\": [...]}}"))?;
+    let typed: &Map<String, Value> = value
+        .as_object()
+        .ok_or_else(|| format!("attribute `{name}` must be {{\"s\"|\"n\"|\"b\": [...]}}"))?;
     if typed.len() != 1 {
         return Err(format!("attribute `{name}` must have exactly one of `s`, `n`, `b`"));
     }
     let (tag, items) = typed.iter().next().ok_or_else(|| format!("attribute `{name}` is empty"))?;
-    let items = items.as_array().ok_or_else(|| format!("attribute `{name}`.{tag} must be an array"))?;
+    let items = items
+        .as_array()
+        .ok_or_else(|| format!("attribute `{name}`.{tag} must be an array"))?;
     let ok = match tag.as_str() {
         "s" => items.iter().all(Value::is_string),
         "n" => items.iter().all(Value::is_number),

@@ -44,7 +44,11 @@ impl Sync {
         let source = source::build(&mapping.source);
         let destination: Arc<dyn Destination> =
             Arc::from(destination::build(&mapping.destination).map_err(|e| Error::Destination(e.to_string()))?);
-        Ok(Sync { mapping, source, destination })
+        Ok(Sync {
+            mapping,
+            source,
+            destination,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -54,7 +58,12 @@ impl Sync {
     /// Checks the mapping against the source's schema; reads no rows.
     pub async fn compile(&self) -> Result<CompiledMapping, Error> {
         let schema = self.source.schema().await?;
-        Ok(CompiledMapping::compile(&self.mapping, &schema, &self.source.describe(), chrono::Utc::now().timestamp())?)
+        Ok(CompiledMapping::compile(
+            &self.mapping,
+            &schema,
+            &self.source.describe(),
+            chrono::Utc::now().timestamp(),
+        )?)
     }
 }
 
@@ -87,7 +96,12 @@ struct Seen {
 }
 
 fn mapping_rejection(r: Rejection) -> StoredRejection {
-    StoredRejection { stage: RejectionStage::Mapping, record_id: r.id, position: r.position, reason: r.reason }
+    StoredRejection {
+        stage: RejectionStage::Mapping,
+        record_id: r.id,
+        position: r.position,
+        reason: r.reason,
+    }
 }
 
 fn check_drift(stored: &Option<Vec<(String, ColumnType)>>, now: &[(String, ColumnType)]) -> Result<(), Error> {
@@ -148,7 +162,10 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
                     stage: RejectionStage::Mapping,
                     record_id: Some(id.clone()),
                     position: format!("id {id}"),
-                    reason: format!("id `{id}` occurs {} times in the snapshot; every occurrence is rejected", s.occurrences),
+                    reason: format!(
+                        "id `{id}` occurs {} times in the snapshot; every occurrence is rejected",
+                        s.occurrences
+                    ),
                 });
             }
             continue;
@@ -177,7 +194,12 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
     if !full {
         counts.gone = stored.hashes.keys().filter(|id| !seen.contains_key(*id)).count() as u64;
     }
-    Ok(Plan { compiled, counts, rejections, to_send })
+    Ok(Plan {
+        compiled,
+        counts,
+        rejections,
+        to_send,
+    })
 }
 
 /// Pass 2: the planned records, in source order, in batches of `batch_size`.
@@ -217,7 +239,7 @@ fn planned_batches(sync: &Sync, plan: &Plan, batch_size: usize, max_batches: Opt
                 batches += 1;
             }
         }
-        if !current.is_empty() && !max_batches.is_some_and(|m| batches >= m) {
+        if !current.is_empty() && max_batches.is_none_or(|m| batches < m) {
             let _ = tx.send(Ok(current)).await;
         }
     });
@@ -256,13 +278,27 @@ pub async fn run(sync: &Sync, store: &dyn StateStore, options: &RunOptions) -> R
     };
     store.finish_run(run_id, status, &counts, error.as_deref()).await?;
     tracing::info!(sync = %name, run_id, status = status.as_str(), sent = counts.sent, "run finished");
-    Ok(RunReport { sync: name, run_id: Some(run_id), status, counts, error, duration_ms: started.elapsed().as_millis() as u64 })
+    Ok(RunReport {
+        sync: name,
+        run_id: Some(run_id),
+        status,
+        counts,
+        error,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
 }
 
 async fn run_inner(sync: &Sync, store: &dyn StateStore, options: &RunOptions, run_id: i64, counts: &mut RunCounts) -> Result<(), Error> {
     let name = sync.name();
     let stored = store.load(name).await?;
-    let stored = if options.full { StoredState { hashes: HashMap::new(), schema: stored.schema } } else { stored };
+    let stored = if options.full {
+        StoredState {
+            hashes: HashMap::new(),
+            schema: stored.schema,
+        }
+    } else {
+        stored
+    };
     let plan = plan(sync, &stored, options.full).await?;
     drop(stored);
     *counts = plan.counts.clone();
@@ -275,7 +311,11 @@ async fn run_inner(sync: &Sync, store: &dyn StateStore, options: &RunOptions, ru
 
     let delivery_config = sync.mapping.delivery();
     let batch_size = sync.destination.capabilities().max_batch_records.max(1);
-    let delivery = Arc::new(Delivery::new(sync.destination.clone(), delivery_config.requests_per_minute, delivery_config.retry_budget));
+    let delivery = Arc::new(Delivery::new(
+        sync.destination.clone(),
+        delivery_config.requests_per_minute,
+        delivery_config.retry_budget,
+    ));
     let progress = progress_bar(options.progress, plan.to_send() as u64, name);
     let stop = options.cancel.child_token();
     let mut rx = planned_batches(sync, &plan, batch_size, None);
@@ -309,7 +349,11 @@ async fn run_inner(sync: &Sync, store: &dyn StateStore, options: &RunOptions, ru
 
     let mut fatal: Option<String> = None;
     while let Some((batch, outcome)) = in_flight.next().await {
-        let acked: Vec<(String, u128)> = outcome.acked.iter().map(|&i| (batch[i].id.clone(), record_hash(&batch[i]))).collect();
+        let acked: Vec<(String, u128)> = outcome
+            .acked
+            .iter()
+            .map(|&i| (batch[i].id.clone(), record_hash(&batch[i])))
+            .collect();
         // Commit before anything else: this is the only write of record state.
         store.commit(name, &acked).await?;
         counts.sent += acked.len() as u64;
@@ -391,7 +435,11 @@ pub async fn preview(sync: &Sync, store: &dyn StateStore, limit: usize) -> Resul
             let refs: Vec<&Record> = batch.iter().collect();
             let request = sync.destination.prepare(&refs).map_err(|e| Error::Destination(e.to_string()))?;
             let body = serde_json::from_slice(&request.body).map_err(|e| Error::Destination(e.to_string()))?;
-            requests.push(PreviewRequest { method: request.method, url: request.url, body });
+            requests.push(PreviewRequest {
+                method: request.method,
+                url: request.url,
+                body,
+            });
         }
     }
     Ok(Preview {
@@ -440,7 +488,13 @@ pub async fn test_send(sync: &Sync, records: usize) -> Result<Vec<TestExchange>,
             Attempt::Response { status, body, .. } => (Some(*status), body.clone()),
             Attempt::Transport(e) => (None, e.clone()),
         };
-        exchanges.push(TestExchange { method: request.method, url: request.url, body, status, response });
+        exchanges.push(TestExchange {
+            method: request.method,
+            url: request.url,
+            body,
+            status,
+            response,
+        });
     }
     Ok(exchanges)
 }

@@ -18,16 +18,24 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 pub async fn stand_in() -> StandIn {
-    StandIn::start(SocketAddr::from(([127, 0, 0, 1], 0)), StandInConfig::default()).await.expect("stand-in starts")
+    StandIn::start(SocketAddr::from(([127, 0, 0, 1], 0)), StandInConfig::default())
+        .await
+        .expect("stand-in starts")
 }
 
 pub async fn stand_in_with(config: StandInConfig) -> StandIn {
-    StandIn::start(SocketAddr::from(([127, 0, 0, 1], 0)), config).await.expect("stand-in starts")
+    StandIn::start(SocketAddr::from(([127, 0, 0, 1], 0)), config)
+        .await
+        .expect("stand-in starts")
 }
 
 /// A users mapping over the fixture users, reading its source from `${USERS_SOURCE}`.
 pub fn users_yaml(name: &str, url: &str, extra_destination: &str) -> String {
-    let budget = if extra_destination.contains("retry_budget_secs") { "" } else { "    retry_budget_secs: 3\n" };
+    let budget = if extra_destination.contains("retry_budget_secs") {
+        ""
+    } else {
+        "    retry_budget_secs: 3\n"
+    };
     format!(
         r#"name: {name}
 source:
@@ -58,7 +66,9 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Workspace {
-        Workspace { dir: tempfile::tempdir().expect("temp dir") }
+        Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -90,7 +100,11 @@ pub fn load_sync(mapping: &Path, pairs: &[(&str, &str)]) -> Sync {
 }
 
 pub async fn run(sync: &Sync, store: &dyn StateStore, full: bool) -> RunReport {
-    let options = RunOptions { full, progress: false, cancel: CancellationToken::new() };
+    let options = RunOptions {
+        full,
+        progress: false,
+        cancel: CancellationToken::new(),
+    };
     sync::run(sync, store, &options).await.expect("run is recorded")
 }
 
@@ -111,5 +125,8 @@ pub fn ebb(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
 }
 
 pub fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -18,9 +18,15 @@ use crate::sync::{self, RunOptions, Sync};
 
 const FILES: &[(&str, &[u8])] = &[
     ("data/sample/users.parquet", include_bytes!("../../../data/sample/users.parquet")),
-    ("data/sample/accounts.parquet", include_bytes!("../../../data/sample/accounts.parquet")),
+    (
+        "data/sample/accounts.parquet",
+        include_bytes!("../../../data/sample/accounts.parquet"),
+    ),
     ("mappings/sample/users.yml", include_bytes!("../../../mappings/sample/users.yml")),
-    ("mappings/sample/accounts.yml", include_bytes!("../../../mappings/sample/accounts.yml")),
+    (
+        "mappings/sample/accounts.yml",
+        include_bytes!("../../../mappings/sample/accounts.yml"),
+    ),
 ];
 
 fn io(e: std::io::Error) -> Error {
@@ -42,7 +48,9 @@ pub async fn run() -> Result<ExitCode, Error> {
 }
 
 async fn run_in(dir: &std::path::Path) -> Result<ExitCode, Error> {
-    let stand_in = StandIn::start(SocketAddr::from(([127, 0, 0, 1], 0)), StandInConfig::default()).await.map_err(io)?;
+    let stand_in = StandIn::start(SocketAddr::from(([127, 0, 0, 1], 0)), StandInConfig::default())
+        .await
+        .map_err(io)?;
     println!("stand-in for Enterpret on {} (in-process)", stand_in.url());
     let env = OverlayEnv(HashMap::from([
         ("ENTERPRET_URL".to_string(), stand_in.url()),
@@ -51,7 +59,11 @@ async fn run_in(dir: &std::path::Path) -> Result<ExitCode, Error> {
     ]));
     let state_url = format!("sqlite://{}", dir.join("state.db").display());
     let store = state::open(&state_url, false).await?;
-    let options = RunOptions { full: false, progress: true, cancel: CancellationToken::new() };
+    let options = RunOptions {
+        full: false,
+        progress: true,
+        cancel: CancellationToken::new(),
+    };
     let mut ok = true;
     for round in ["first sync: everything is new", "second sync: nothing changed, so nothing is sent"] {
         println!("\n{round}");
@@ -60,9 +72,17 @@ async fn run_in(dir: &std::path::Path) -> Result<ExitCode, Error> {
             let sync = Sync::from_mapping(mapping)?;
             let report = sync::run(&sync, store.as_ref(), &options).await?;
             ok &= report.status == state::RunStatus::Completed;
-            println!("  {}: {} — sent {} of {} rows ({} new, {} changed, {} unchanged, {} invalid)",
-                report.sync, report.status.as_str(), report.counts.sent, report.counts.source,
-                report.counts.new, report.counts.changed, report.counts.unchanged, report.counts.invalid);
+            println!(
+                "  {}: {} — sent {} of {} rows ({} new, {} changed, {} unchanged, {} invalid)",
+                report.sync,
+                report.status.as_str(),
+                report.counts.sent,
+                report.counts.source,
+                report.counts.new,
+                report.counts.changed,
+                report.counts.unchanged,
+                report.counts.invalid
+            );
         }
     }
     let stats = stand_in.stats();

@@ -140,8 +140,22 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Sync { mappings, full, json } => run_syncs(&cli.state, &mappings, full, json, &env).await,
         Command::Status { mappings, json, limit } => report(status(&cli.state, &mappings, json, limit, &env).await),
         Command::Reset { mapping } => report(reset(&cli.state, &mapping, &env).await),
-        Command::StandIn { port, host, users_key, accounts_key, rpm, fail_ratio, latency_ms } => {
-            let config = StandInConfig { users_key, accounts_key, rpm, fail_ratio: fail_ratio.clamp(0.0, 1.0), latency: Duration::from_millis(latency_ms) };
+        Command::StandIn {
+            port,
+            host,
+            users_key,
+            accounts_key,
+            rpm,
+            fail_ratio,
+            latency_ms,
+        } => {
+            let config = StandInConfig {
+                users_key,
+                accounts_key,
+                rpm,
+                fail_ratio: fail_ratio.clamp(0.0, 1.0),
+                latency: Duration::from_millis(latency_ms),
+            };
             report(stand_in(SocketAddr::new(host, port), config).await)
         }
         Command::Demo => report(demo::run().await),
@@ -198,7 +212,11 @@ async fn validate(paths: &[PathBuf], env: &dyn Env) -> ExitCode {
                 line: 1,
                 column: 1,
                 field: "name".into(),
-                message: format!("sync name `{}` is also used by {}; names must be unique", mapping.name, other.display()),
+                message: format!(
+                    "sync name `{}` is also used by {}; names must be unique",
+                    mapping.name,
+                    other.display()
+                ),
                 hint: None,
             });
         }
@@ -251,9 +269,19 @@ async fn preview(state_url: &str, path: &Path, limit: usize, json: bool, env: &d
         return Ok(ExitCode::SUCCESS);
     }
     let c = &preview.counts;
-    println!("{} → {} (dry run: nothing is sent, state is unchanged)", preview.sync, preview.destination);
-    println!("  source rows {} · invalid {} · new {} · changed {} · unchanged {} · gone {}", c.source, c.invalid, c.new, c.changed, c.unchanged, c.gone);
-    println!("  would send {} record{}", preview.to_send, if preview.to_send == 1 { "" } else { "s" });
+    println!(
+        "{} → {} (dry run: nothing is sent, state is unchanged)",
+        preview.sync, preview.destination
+    );
+    println!(
+        "  source rows {} · invalid {} · new {} · changed {} · unchanged {} · gone {}",
+        c.source, c.invalid, c.new, c.changed, c.unchanged, c.gone
+    );
+    println!(
+        "  would send {} record{}",
+        preview.to_send,
+        if preview.to_send == 1 { "" } else { "s" }
+    );
     for (i, r) in preview.rejections.iter().take(10).enumerate() {
         if i == 0 {
             println!("  rejected rows (first {}):", preview.rejections.len().min(10));
@@ -261,7 +289,13 @@ async fn preview(state_url: &str, path: &Path, limit: usize, json: bool, env: &d
         println!("    {}: {}", r.position, r.reason);
     }
     for (i, request) in preview.requests.iter().enumerate() {
-        println!("\nrequest {} of {}: {} {}", i + 1, preview.to_send.div_ceil(sync.destination.capabilities().max_batch_records.max(1)), request.method, request.url);
+        println!(
+            "\nrequest {} of {}: {} {}",
+            i + 1,
+            preview.to_send.div_ceil(sync.destination.capabilities().max_batch_records.max(1)),
+            request.method,
+            request.url
+        );
         println!("{}", serde_json::to_string_pretty(&request.body).unwrap_or_default());
     }
     Ok(ExitCode::SUCCESS)
@@ -289,7 +323,13 @@ async fn test(path: &Path, records: usize, env: &dyn Env) -> Result<ExitCode, Er
 }
 
 fn print_report(r: &RunReport) {
-    println!("{}: {} in {} — {}", r.sync, r.status.as_str(), human_duration(r.duration_ms), counts_line(&r.counts));
+    println!(
+        "{}: {} in {} — {}",
+        r.sync,
+        r.status.as_str(),
+        human_duration(r.duration_ms),
+        counts_line(&r.counts)
+    );
     if let Some(e) = &r.error {
         println!("  error: {e}");
     }
@@ -333,7 +373,11 @@ async fn run_syncs(state_url: &str, paths: &[PathBuf], full: bool, json: bool, e
         }
     };
     let cancel = cancel_on_ctrl_c();
-    let options = RunOptions { full, progress: !json, cancel: cancel.clone() };
+    let options = RunOptions {
+        full,
+        progress: !json,
+        cancel: cancel.clone(),
+    };
     let mut failed = false;
     let mut reports = Vec::new();
     for mapping in mappings {
@@ -389,7 +433,11 @@ async fn status(state_url: &str, paths: &[PathBuf], json: bool, limit: usize, en
             Some(last) => store.rejections(last.id, 100).await?,
             None => Vec::new(),
         };
-        out.push(SyncStatus { sync: name, runs, rejections });
+        out.push(SyncStatus {
+            sync: name,
+            runs,
+            rejections,
+        });
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -404,9 +452,21 @@ async fn status(state_url: &str, paths: &[PathBuf], json: bool, limit: usize, en
             println!("  never ran");
         }
         for r in &s.runs {
-            let when = chrono::DateTime::from_timestamp(r.started_at, 0).map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string()).unwrap_or_default();
-            let took = r.ended_at.map(|e| human_duration(((e - r.started_at).max(0) as u64) * 1000)).unwrap_or_else(|| "…".into());
-            println!("  run {} {} {}{} ({took}) {}", r.id, r.status.as_str(), when, if r.full_resync { " full" } else { "" }, counts_line(&r.counts));
+            let when = chrono::DateTime::from_timestamp(r.started_at, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+                .unwrap_or_default();
+            let took = r
+                .ended_at
+                .map(|e| human_duration(((e - r.started_at).max(0) as u64) * 1000))
+                .unwrap_or_else(|| "…".into());
+            println!(
+                "  run {} {} {}{} ({took}) {}",
+                r.id,
+                r.status.as_str(),
+                when,
+                if r.full_resync { " full" } else { "" },
+                counts_line(&r.counts)
+            );
             if let Some(e) = &r.error {
                 println!("      error: {e}");
             }
@@ -425,12 +485,18 @@ async fn reset(state_url: &str, path: &Path, env: &dyn Env) -> Result<ExitCode, 
     let mapping = load(path, env)?;
     let store = open_store(state_url, false).await?;
     let forgotten = store.reset(&mapping.name).await?;
-    println!("{}: forgot {forgotten} record{}; the next sync sends everything", mapping.name, if forgotten == 1 { "" } else { "s" });
+    println!(
+        "{}: forgot {forgotten} record{}; the next sync sends everything",
+        mapping.name,
+        if forgotten == 1 { "" } else { "s" }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 async fn stand_in(addr: SocketAddr, config: StandInConfig) -> Result<ExitCode, Error> {
-    let server = StandIn::start(addr, config).await.map_err(|e| Error::Destination(format!("stand-in cannot listen on {addr}: {e}")))?;
+    let server = StandIn::start(addr, config)
+        .await
+        .map_err(|e| Error::Destination(format!("stand-in cannot listen on {addr}: {e}")))?;
     println!("stand-in for Enterpret listening on {}", server.url());
     println!("  POST /webhook/users/custom, /webhook/accounts/custom · GET /records/users, /records/accounts, /stats");
     let _ = tokio::signal::ctrl_c().await;

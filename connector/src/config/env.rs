@@ -114,7 +114,11 @@ mod tests {
         ];
         for (input, want) in cases {
             let got = interpolate(input, &e);
-            assert_eq!(got.as_deref().map_err(|e| e.to_string()), want.as_ref().map(|s| *s).map_err(|e| e.to_string()), "{input}");
+            assert_eq!(
+                got.as_deref().map_err(|e| e.to_string()),
+                want.as_ref().map(|s| *s).map_err(|e| e.to_string()),
+                "{input}"
+            );
         }
     }
 }

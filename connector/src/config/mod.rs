@@ -34,7 +34,11 @@ pub struct Loc {
 
 impl Loc {
     fn of<T>(spanned: &Spanned<T>, field: impl Into<String>) -> Loc {
-        Loc { line: spanned.referenced.line(), column: spanned.referenced.column(), field: field.into() }
+        Loc {
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+            field: field.into(),
+        }
     }
 }
 
@@ -172,7 +176,12 @@ pub enum DestinationConfig {
 
 #[derive(Clone, Debug)]
 pub enum AttributeSource {
-    Column { column: ColumnRef, ty: Option<AttrType>, split: Option<String>, list: bool },
+    Column {
+        column: ColumnRef,
+        ty: Option<AttrType>,
+        split: Option<String>,
+        list: bool,
+    },
     Constant(AttrValue),
 }
 
@@ -237,7 +246,12 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<Mapping, ConfigErrors> {
 /// Parses and validates mapping text; `path` names it in errors and anchors relative paths.
 pub fn parse(path: &Path, text: &str, env: &dyn Env) -> Result<Mapping, ConfigErrors> {
     let raw: RawMapping = serde_saphyr::from_str(text).map_err(|e| ConfigErrors(vec![yaml_issue(path, &e)]))?;
-    Validator { file: path.to_path_buf(), env, issues: Vec::new() }.mapping(raw)
+    Validator {
+        file: path.to_path_buf(),
+        env,
+        issues: Vec::new(),
+    }
+    .mapping(raw)
 }
 
 fn yaml_issue(path: &Path, e: &serde_saphyr::Error) -> ConfigIssue {
@@ -260,17 +274,31 @@ fn yaml_issue(path: &Path, e: &serde_saphyr::Error) -> ConfigIssue {
         message = kept.to_string();
     }
     let hint = unknown_name_hint(&message);
-    ConfigIssue { file: path.to_path_buf(), line, column, field: String::new(), message, hint }
+    ConfigIssue {
+        file: path.to_path_buf(),
+        line,
+        column,
+        field: String::new(),
+        message,
+        hint,
+    }
 }
 
 /// serde says "unknown field `colum`, expected one of `column`, `value`";
 /// turn that list into a did-you-mean.
 fn unknown_name_hint(message: &str) -> Option<String> {
-    let rest = message.split("unknown field `").nth(1).or_else(|| message.split("unknown variant `").nth(1))?;
+    let rest = message
+        .split("unknown field `")
+        .nth(1)
+        .or_else(|| message.split("unknown variant `").nth(1))?;
     let wanted = rest.split('`').next()?;
     let expected = message.split("expected ").nth(1)?;
     let expected = expected.strip_prefix("one of ").unwrap_or(expected);
-    let candidates: Vec<&str> = expected.split(',').map(|c| c.trim().trim_matches('`')).filter(|c| !c.is_empty()).collect();
+    let candidates: Vec<&str> = expected
+        .split(',')
+        .map(|c| c.trim().trim_matches('`'))
+        .filter(|c| !c.is_empty())
+        .collect();
     did_you_mean(wanted, candidates)
 }
 
@@ -293,10 +321,14 @@ impl Validator<'_> {
     }
 
     fn interpolated(&mut self, value: &Spanned<String>, field: &str) -> Option<String> {
-        match interpolate(&value.value, self.env) {
+        self.interpolated_at(&value.value, &Loc::of(value, field))
+    }
+
+    fn interpolated_at(&mut self, value: &str, loc: &Loc) -> Option<String> {
+        match interpolate(value, self.env) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.push(&Loc::of(value, field), e.to_string());
+                self.push(loc, e.to_string());
                 None
             }
         }
@@ -307,7 +339,10 @@ impl Validator<'_> {
             None => default,
             Some(v) if range.contains(&v.value) => v.value,
             Some(v) => {
-                self.push(&Loc::of(v, field), format!("must be between {} and {}, got {}", range.start(), range.end(), v.value));
+                self.push(
+                    &Loc::of(v, field),
+                    format!("must be between {} and {}, got {}", range.start(), range.end(), v.value),
+                );
                 default
             }
         }
@@ -315,10 +350,11 @@ impl Validator<'_> {
 
     fn column_ref(&mut self, value: &Spanned<String>, field: &str) -> ColumnRef {
         let loc = Loc::of(value, field);
-        if value.value.trim().is_empty() {
+        let name = self.interpolated(value, field).unwrap_or_default();
+        if name.trim().is_empty() {
             self.push(&loc, "must name a column");
         }
-        ColumnRef { name: value.value.clone(), loc }
+        ColumnRef { name, loc }
     }
 
     fn mapping(mut self, raw: RawMapping) -> Result<Mapping, ConfigErrors> {
@@ -336,7 +372,11 @@ impl Validator<'_> {
                 if pattern.trim().is_empty() {
                     self.push(&loc, "must be a file, a folder or a glob");
                 }
-                let absolute = if Path::new(&pattern).is_absolute() { pattern } else { base_dir.join(pattern).to_string_lossy().into_owned() };
+                let absolute = if Path::new(&pattern).is_absolute() {
+                    pattern
+                } else {
+                    base_dir.join(pattern).to_string_lossy().into_owned()
+                };
                 SourceConfig::Parquet { pattern: absolute, loc }
             }
         };
@@ -352,25 +392,29 @@ impl Validator<'_> {
                     None => Url::parse("https://api.enterpret.com").ok(),
                     Some(u) => {
                         let loc = Loc::of(u, "destination.enterpret.url");
-                        self.interpolated(u, "destination.enterpret.url").and_then(|text| match Url::parse(&text) {
-                            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
-                            Ok(_) => {
-                                self.push(&loc, "must be an http:// or https:// URL");
-                                None
-                            }
-                            Err(err) => {
-                                self.push(&loc, format!("is not a valid URL: {err}"));
-                                None
-                            }
-                        })
+                        self.interpolated(u, "destination.enterpret.url")
+                            .and_then(|text| match Url::parse(&text) {
+                                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+                                Ok(_) => {
+                                    self.push(&loc, "must be an http:// or https:// URL");
+                                    None
+                                }
+                                Err(err) => {
+                                    self.push(&loc, format!("is not a valid URL: {err}"));
+                                    None
+                                }
+                            })
                     }
                 };
                 let p = "destination.enterpret";
                 let delivery = DeliveryConfig {
                     batch_size: self.int_in(&e.batch_size, &format!("{p}.batch_size"), 1..=15, 15) as usize,
-                    requests_per_minute: self.int_in(&e.requests_per_minute, &format!("{p}.requests_per_minute"), 1..=1_000_000, 100) as u32,
+                    requests_per_minute: self.int_in(&e.requests_per_minute, &format!("{p}.requests_per_minute"), 1..=1_000_000, 100)
+                        as u32,
                     concurrency: self.int_in(&e.concurrency, &format!("{p}.concurrency"), 1..=64, 4) as usize,
-                    retry_budget: Duration::from_secs(self.int_in(&e.retry_budget_secs, &format!("{p}.retry_budget_secs"), 1..=86_400, 120) as u64),
+                    retry_budget: Duration::from_secs(
+                        self.int_in(&e.retry_budget_secs, &format!("{p}.retry_budget_secs"), 1..=86_400, 120) as u64,
+                    ),
                     timeout: Duration::from_secs(self.int_in(&e.timeout_secs, &format!("{p}.timeout_secs"), 1..=600, 30) as u64),
                 };
                 DestinationConfig::Enterpret(EnterpretConfig {
@@ -385,13 +429,24 @@ impl Validator<'_> {
         let mode = raw.mode.as_ref().map(|m| m.value).unwrap_or(Mode::Upsert);
         let mode_loc = raw.mode.as_ref().map(|m| Loc::of(m, "mode"));
         if mode == Mode::Mirror && !crate::destination::capabilities_of(&destination).can_delete {
-            let loc = mode_loc.clone().unwrap_or(Loc { line: 1, column: 1, field: "mode".into() });
-            self.push(&loc, "`mirror` needs a destination that can delete records, and this destination has no delete API; use `upsert`");
+            let loc = mode_loc.clone().unwrap_or(Loc {
+                line: 1,
+                column: 1,
+                field: "mode".into(),
+            });
+            self.push(
+                &loc,
+                "`mirror` needs a destination that can delete records, and this destination has no delete API; use `upsert`",
+            );
         }
 
         let id = self.column_ref(&raw.id, "id");
         let created_at = self.column_ref(&raw.created_at, "created_at");
-        let attributes = raw.attributes.iter().filter_map(|(name, spec)| self.attribute(name, spec)).collect();
+        let attributes = raw
+            .attributes
+            .iter()
+            .filter_map(|(name, spec)| self.attribute(name, spec))
+            .collect();
 
         let mapping = Mapping {
             file: self.file.clone(),
@@ -421,7 +476,13 @@ impl Validator<'_> {
         }
         let source = match &spec.value {
             RawAttribute::Column(column) => {
-                AttributeSource::Column { column: ColumnRef { name: column.clone(), loc: loc.clone() }, ty: None, split: None, list: false }
+                let name = self.interpolated_at(column, &loc)?;
+                AttributeSource::Column {
+                    column: ColumnRef { name, loc: loc.clone() },
+                    ty: None,
+                    split: None,
+                    list: false,
+                }
             }
             RawAttribute::Spec(s) => match (&s.column, &s.value) {
                 (Some(_), Some(_)) => {
@@ -441,9 +502,13 @@ impl Validator<'_> {
                         self.push(&loc, "`split` needs a non-empty delimiter");
                         return None;
                     }
-                    let col_loc = Loc { field: format!("{field}.column"), ..loc.clone() };
+                    let col_loc = Loc {
+                        field: format!("{field}.column"),
+                        ..loc.clone()
+                    };
+                    let name = self.interpolated_at(column, &col_loc)?;
                     AttributeSource::Column {
-                        column: ColumnRef { name: column.clone(), loc: col_loc },
+                        column: ColumnRef { name, loc: col_loc },
                         ty: s.ty,
                         split: s.split.clone(),
                         list: s.list.unwrap_or(false),
@@ -457,14 +522,24 @@ impl Validator<'_> {
                     match constant(value, s.ty) {
                         Ok(v) => AttributeSource::Constant(v),
                         Err(msg) => {
-                            self.push(&Loc { field: format!("{field}.value"), ..loc }, msg);
+                            self.push(
+                                &Loc {
+                                    field: format!("{field}.value"),
+                                    ..loc
+                                },
+                                msg,
+                            );
                             return None;
                         }
                     }
                 }
             },
         };
-        Some(Attribute { name: name.to_string(), source, loc })
+        Some(Attribute {
+            name: name.to_string(),
+            source,
+            loc,
+        })
     }
 }
 
@@ -496,7 +571,11 @@ fn constant(value: &serde_json::Value, ty: Option<AttrType>) -> Result<AttrValue
         AttrType::Number => items
             .iter()
             .map(|i| match i {
-                J::Number(n) => n.as_i64().map(Number::Int).or_else(|| n.as_f64().and_then(Number::from_f64)).ok_or_else(|| bad(i)),
+                J::Number(n) => n
+                    .as_i64()
+                    .map(Number::Int)
+                    .or_else(|| n.as_f64().and_then(Number::from_f64))
+                    .ok_or_else(|| bad(i)),
                 J::String(s) => s.trim().parse::<f64>().ok().and_then(Number::from_f64).ok_or_else(|| bad(i)),
                 other => Err(bad(other)),
             })
@@ -512,4 +591,3 @@ fn constant(value: &serde_json::Value, ty: Option<AttrType>) -> Result<AttrValue
             .map(AttrValue::B),
     }
 }
-

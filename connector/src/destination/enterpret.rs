@@ -17,7 +17,11 @@ pub const MAX_RECORDS: usize = 15;
 pub const MAX_BYTES: usize = 1_000_000;
 
 pub fn capabilities(config: &EnterpretConfig) -> Capabilities {
-    Capabilities { max_batch_records: config.delivery.batch_size.min(MAX_RECORDS), max_request_bytes: MAX_BYTES, can_delete: false }
+    Capabilities {
+        max_batch_records: config.delivery.batch_size.min(MAX_RECORDS),
+        max_request_bytes: MAX_BYTES,
+        can_delete: false,
+    }
 }
 
 /// The path and body key of an object.
@@ -89,11 +93,22 @@ impl Destination for Enterpret {
     fn prepare(&self, records: &[&Record]) -> Result<PreparedRequest, DestinationError> {
         let list = Some(RecordList(records));
         let body = match self.config.object {
-            ObjectKind::User => Body { users: list, accounts: None },
-            ObjectKind::Account => Body { users: None, accounts: list },
+            ObjectKind::User => Body {
+                users: list,
+                accounts: None,
+            },
+            ObjectKind::Account => Body {
+                users: None,
+                accounts: list,
+            },
         };
         let body = serde_json::to_vec(&body).map_err(|e| DestinationError::Encode(e.to_string()))?;
-        Ok(PreparedRequest { method: "POST", url: self.url.clone(), body, records: records.len() })
+        Ok(PreparedRequest {
+            method: "POST",
+            url: self.url.clone(),
+            body,
+            records: records.len(),
+        })
     }
 
     async fn send(&self, request: &PreparedRequest) -> Attempt {
@@ -110,7 +125,11 @@ impl Destination for Enterpret {
                 let status = response.status().as_u16();
                 let retry_after = retry_after(response.headers().get(RETRY_AFTER));
                 let body = response.text().await.unwrap_or_default();
-                Attempt::Response { status, retry_after, body: truncate(&body, 4096).to_string() }
+                Attempt::Response {
+                    status,
+                    retry_after,
+                    body: truncate(&body, 4096).to_string(),
+                }
             }
             // reqwest's error text names the URL but never the headers, so the key stays out.
             Err(e) => Attempt::Transport(if e.is_timeout() {
@@ -127,11 +146,21 @@ impl Destination for Enterpret {
         match attempt {
             Attempt::Response { status, body, .. } => match serde_json::from_str::<ErrorBody>(body) {
                 Ok(e) if !e.msg.is_empty() || !e.code.is_empty() => {
-                    let reference = if e.reference_id.is_empty() { String::new() } else { format!(" (referenceID {})", e.reference_id) };
-                    let hint = if *status == 401 { " — check the mapping's api_key: each object has its own key" } else { "" };
+                    let reference = if e.reference_id.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (referenceID {})", e.reference_id)
+                    };
+                    let hint = if *status == 401 {
+                        " — check the mapping's api_key: each object has its own key"
+                    } else {
+                        ""
+                    };
                     format!("HTTP {status} {}: {}{reference}{hint}", e.code, e.msg)
                 }
-                _ if *status == 401 => format!("HTTP 401: the API key was refused — check the mapping's api_key: each object has its own key"),
+                _ if *status == 401 => {
+                    "HTTP 401: the API key was refused — check the mapping's api_key: each object has its own key".to_string()
+                }
                 _ => format!("HTTP {status}: {}", truncate(body, 300)),
             },
             Attempt::Transport(e) => e.clone(),

@@ -34,7 +34,10 @@ impl ParquetSource {
         let has_glob = pattern.contains(['*', '?', '[']);
         let mut files: Vec<PathBuf> = if has_glob {
             glob::glob(pattern)
-                .map_err(|e| SourceError::BadGlob { pattern: pattern.clone(), message: e.msg.to_string() })?
+                .map_err(|e| SourceError::BadGlob {
+                    pattern: pattern.clone(),
+                    message: e.msg.to_string(),
+                })?
                 .filter_map(Result::ok)
                 .filter(|p| p.is_file())
                 .collect()
@@ -45,7 +48,10 @@ impl ParquetSource {
             } else if path.is_dir() {
                 let nested = format!("{}/**/*.parquet", glob::Pattern::escape(pattern.trim_end_matches('/')));
                 glob::glob(&nested)
-                    .map_err(|e| SourceError::BadGlob { pattern: pattern.clone(), message: e.msg.to_string() })?
+                    .map_err(|e| SourceError::BadGlob {
+                        pattern: pattern.clone(),
+                        message: e.msg.to_string(),
+                    })?
                     .filter_map(Result::ok)
                     .filter(|p| p.is_file())
                     .collect()
@@ -62,7 +68,10 @@ impl ParquetSource {
 }
 
 fn read_err(path: &Path, e: impl std::fmt::Display) -> SourceError {
-    SourceError::Read { path: path.display().to_string(), message: e.to_string() }
+    SourceError::Read {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
 }
 
 fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, SourceError> {
@@ -98,11 +107,17 @@ impl Source for ParquetSource {
                 merged.columns.retain(|(name, ty)| match other.column(name) {
                     Some(t) if t == ty => true,
                     Some(t) => {
-                        conflicts.push((name.clone(), format!("is {ty} in {} but {t} in {}", files[0].display(), path.display())));
+                        conflicts.push((
+                            name.clone(),
+                            format!("is {ty} in {} but {t} in {}", files[0].display(), path.display()),
+                        ));
                         false
                     }
                     None => {
-                        conflicts.push((name.clone(), format!("is in {} but missing from {}", files[0].display(), path.display())));
+                        conflicts.push((
+                            name.clone(),
+                            format!("is in {} but missing from {}", files[0].display(), path.display()),
+                        ));
                         false
                     }
                 });
@@ -111,7 +126,10 @@ impl Source for ParquetSource {
             Ok(merged)
         })
         .await
-        .map_err(|e| SourceError::Read { path: self.pattern.clone(), message: e.to_string() })?
+        .map_err(|e| SourceError::Read {
+            path: self.pattern.clone(),
+            message: e.to_string(),
+        })?
     }
 
     fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
@@ -140,18 +158,28 @@ impl Source for ParquetSource {
 }
 
 /// Streams one file into `tx`; stops early if the receiver is gone.
-fn read_file(path: &Path, expected: &[(String, ColumnType)], tx: &mpsc::Sender<Result<SourceBatch, SourceError>>) -> Result<(), SourceError> {
+fn read_file(
+    path: &Path,
+    expected: &[(String, ColumnType)],
+    tx: &mpsc::Sender<Result<SourceBatch, SourceError>>,
+) -> Result<(), SourceError> {
     let builder = open(path)?;
     let arrow_schema = builder.schema().clone();
     let mut roots = Vec::with_capacity(expected.len());
     for (name, want) in expected {
         let Some((index, field)) = arrow_schema.column_with_name(name) else {
-            return Err(SourceError::Drift { column: name.clone(), detail: format!(": it is missing from {}", path.display()) });
+            return Err(SourceError::Drift {
+                column: name.clone(),
+                detail: format!(": it is missing from {}", path.display()),
+            });
         };
         match ColumnType::from_arrow(field.data_type()) {
             Some(t) if &t == want => roots.push(index),
             Some(t) => {
-                return Err(SourceError::Drift { column: name.clone(), detail: format!("type from {want} to {t} in {}", path.display()) });
+                return Err(SourceError::Drift {
+                    column: name.clone(),
+                    detail: format!("type from {want} to {t} in {}", path.display()),
+                });
             }
             None => {
                 return Err(SourceError::Drift {
@@ -164,13 +192,24 @@ fn read_file(path: &Path, expected: &[(String, ColumnType)], tx: &mpsc::Sender<R
     roots.sort_unstable();
     roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let reader = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(|e| read_err(path, e))?;
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| read_err(path, e))?;
     let origin: Arc<str> = Arc::from(path.display().to_string());
     let mut first_row = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| read_err(path, e))?;
         let rows = batch.num_rows() as u64;
-        if tx.blocking_send(Ok(SourceBatch { batch, origin: origin.clone(), first_row })).is_err() {
+        if tx
+            .blocking_send(Ok(SourceBatch {
+                batch,
+                origin: origin.clone(),
+                first_row,
+            }))
+            .is_err()
+        {
             return Ok(());
         }
         first_row += rows;

@@ -8,7 +8,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
-use super::{now_secs, RejectionStage, RunCounts, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS};
+use super::{
+    now_secs, RejectionStage, RunCounts, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS,
+};
 use crate::hash::HASH_VERSION;
 use crate::source::ColumnType;
 
@@ -27,9 +29,16 @@ impl SqliteStore {
     pub async fn open(url: &str, read_only: bool) -> Result<SqliteStore, StateError> {
         let path = path_of(url);
         let in_memory = path == ":memory:" || path.is_empty();
-        let open_err = |e: &dyn std::fmt::Display| StateError::Open { url: url.to_string(), message: e.to_string() };
+        let open_err = |e: &dyn std::fmt::Display| StateError::Open {
+            url: url.to_string(),
+            message: e.to_string(),
+        };
         // A preview of a sync that never ran has no state file; it reads an empty store.
-        let effective = if read_only && !in_memory && !Path::new(path).exists() { ":memory:" } else { path };
+        let effective = if read_only && !in_memory && !Path::new(path).exists() {
+            ":memory:"
+        } else {
+            path
+        };
         if !in_memory && effective != ":memory:" {
             if let Some(parent) = Path::new(effective).parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(|e| open_err(&e))?;
@@ -43,7 +52,11 @@ impl SqliteStore {
             .foreign_keys(true);
         // One connection for :memory: so every query sees the same database.
         let max = if effective == ":memory:" { 1 } else { 4 };
-        let pool = SqlitePoolOptions::new().max_connections(max).connect_with(options).await.map_err(|e| open_err(&e))?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_err(&e))?;
         sqlx::migrate!("connector/migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore { pool })
     }
@@ -63,14 +76,24 @@ fn stage_str(stage: RejectionStage) -> &'static str {
 #[async_trait::async_trait]
 impl StateStore for SqliteStore {
     async fn load(&self, sync: &str) -> Result<StoredState, StateError> {
-        let meta = sqlx::query("SELECT hash_version, schema_json FROM syncs WHERE name = ?").bind(sync).fetch_optional(&self.pool).await?;
+        let meta = sqlx::query("SELECT hash_version, schema_json FROM syncs WHERE name = ?")
+            .bind(sync)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(meta) = meta else { return Ok(StoredState::default()) };
-        let schema: Option<Vec<(String, ColumnType)>> =
-            meta.get::<Option<String>, _>("schema_json").and_then(|s| serde_json::from_str(&s).ok());
+        let schema: Option<Vec<(String, ColumnType)>> = meta
+            .get::<Option<String>, _>("schema_json")
+            .and_then(|s| serde_json::from_str(&s).ok());
         if meta.get::<i64, _>("hash_version") != HASH_VERSION {
-            return Ok(StoredState { hashes: HashMap::new(), schema });
+            return Ok(StoredState {
+                hashes: HashMap::new(),
+                schema,
+            });
         }
-        let rows = sqlx::query("SELECT id, hash FROM records WHERE sync = ?").bind(sync).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id, hash FROM records WHERE sync = ?")
+            .bind(sync)
+            .fetch_all(&self.pool)
+            .await?;
         let mut hashes = HashMap::with_capacity(rows.len());
         for row in rows {
             let blob: Vec<u8> = row.get("hash");
@@ -99,7 +122,10 @@ impl StateStore for SqliteStore {
         for chunk in acked.chunks(COMMIT_CHUNK) {
             let mut qb = sqlx::QueryBuilder::new("INSERT INTO records (sync, id, hash, synced_at) ");
             qb.push_values(chunk, |mut b, (id, hash)| {
-                b.push_bind(sync).push_bind(id).push_bind(hash.to_le_bytes().to_vec()).push_bind(now);
+                b.push_bind(sync)
+                    .push_bind(id)
+                    .push_bind(hash.to_le_bytes().to_vec())
+                    .push_bind(now);
             });
             qb.push(" ON CONFLICT (sync, id) DO UPDATE SET hash = excluded.hash, synced_at = excluded.synced_at");
             qb.build().execute(&mut *tx).await?;
@@ -125,7 +151,11 @@ impl StateStore for SqliteStore {
 
     async fn reset(&self, sync: &str) -> Result<u64, StateError> {
         let mut tx = self.pool.begin().await?;
-        let n = sqlx::query("DELETE FROM records WHERE sync = ?").bind(sync).execute(&mut *tx).await?.rows_affected();
+        let n = sqlx::query("DELETE FROM records WHERE sync = ?")
+            .bind(sync)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         sqlx::query("DELETE FROM syncs WHERE name = ?").bind(sync).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(n)
@@ -142,7 +172,10 @@ impl StateStore for SqliteStore {
     }
 
     async fn add_rejections(&self, run: i64, sync: &str, rejections: &[StoredRejection]) -> Result<(), StateError> {
-        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rejections WHERE run_id = ?").bind(run).fetch_one(&self.pool).await?;
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rejections WHERE run_id = ?")
+            .bind(run)
+            .fetch_one(&self.pool)
+            .await?;
         let room = MAX_STORED_REJECTIONS.saturating_sub(stored as usize);
         let keep = &rejections[..rejections.len().min(room)];
         if keep.is_empty() {
@@ -152,7 +185,12 @@ impl StateStore for SqliteStore {
         for chunk in keep.chunks(COMMIT_CHUNK / 2) {
             let mut qb = sqlx::QueryBuilder::new("INSERT INTO rejections (run_id, sync, stage, record_id, position, reason) ");
             qb.push_values(chunk, |mut b, r| {
-                b.push_bind(run).push_bind(sync).push_bind(stage_str(r.stage)).push_bind(&r.record_id).push_bind(&r.position).push_bind(&r.reason);
+                b.push_bind(run)
+                    .push_bind(sync)
+                    .push_bind(stage_str(r.stage))
+                    .push_bind(&r.record_id)
+                    .push_bind(&r.position)
+                    .push_bind(&r.reason);
             });
             qb.build().execute(&mut *tx).await?;
         }
@@ -229,7 +267,11 @@ impl StateStore for SqliteStore {
         Ok(rows
             .into_iter()
             .map(|r| StoredRejection {
-                stage: if r.get::<&str, _>("stage") == "destination" { RejectionStage::Destination } else { RejectionStage::Mapping },
+                stage: if r.get::<&str, _>("stage") == "destination" {
+                    RejectionStage::Destination
+                } else {
+                    RejectionStage::Mapping
+                },
                 record_id: r.get("record_id"),
                 position: r.get("position"),
                 reason: r.get("reason"),
@@ -238,6 +280,10 @@ impl StateStore for SqliteStore {
     }
 
     async fn syncs(&self) -> Result<Vec<String>, StateError> {
-        Ok(sqlx::query_scalar("SELECT name FROM syncs UNION SELECT DISTINCT sync FROM runs ORDER BY 1").fetch_all(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar("SELECT name FROM syncs UNION SELECT DISTINCT sync FROM runs ORDER BY 1")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }

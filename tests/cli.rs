@@ -1,0 +1,248 @@
+//! The `ebb` binary as a user runs it: exit codes, messages, and secrets.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn users_source() -> String {
+    fixture("users/pyarrow.parquet").display().to_string()
+}
+
+#[test]
+fn bad_yaml_reports_file_line_and_column() {
+    let ws = Workspace::new();
+    let path = ws.write("broken.yml", "name: users\nsource:\n  parquet: x.parquet\n destination: [\n");
+    let out = ebb(ws.path(), &["validate", "broken.yml"], &[]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let first = err.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with(&format!(
+            "error: {}:",
+            path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+        )),
+        "{err}"
+    );
+    let position: Vec<&str> = first.split(':').collect();
+    assert!(
+        position.len() > 3 && position[2].parse::<u32>().is_ok() && position[3].parse::<u32>().is_ok(),
+        "line:col in {first}"
+    );
+}
+
+#[test]
+fn validate_reports_every_problem_with_positions_and_hints() {
+    let ws = Workspace::new();
+    let yaml = format!(
+        "name: users\nsource:\n  parquet: {}\ndestination:\n  enterpret:\n    object: user\n    api_key: ${{EBB_TEST_SURELY_UNSET}}\n    batch_size: 40\nmode: mirror\nid: user_idd\ncreated_at: signup_at\nattributes:\n  Name: full_nme\n  Active: {{ column: is_active, type: number }}\n",
+        users_source()
+    );
+    ws.write("m.yml", &yaml);
+    let out = ebb(ws.path(), &["validate", "m.yml"], &[]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    for want in [
+        "m.yml:7:14: destination.enterpret.api_key: environment variable `EBB_TEST_SURELY_UNSET` is not set",
+        "m.yml:8:17: destination.enterpret.batch_size: must be between 1 and 15, got 40",
+        "m.yml:9:7: mode: `mirror` needs a destination that can delete records",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+
+    // With the config fixed, the column checks run and every missing column is named.
+    let fixed = yaml
+        .replace("${EBB_TEST_SURELY_UNSET}", "k")
+        .replace("batch_size: 40", "batch_size: 10")
+        .replace("mode: mirror", "mode: upsert");
+    ws.write("m.yml", &fixed);
+    let out = ebb(ws.path(), &["validate", "m.yml"], &[]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    for want in [
+        "m.yml:10:5: id: column `user_idd` not found in",
+        "(did you mean `user_id`?)",
+        "m.yml:13:9: attributes.Name: column `full_nme` not found in",
+        "(did you mean `full_name`?)",
+        "attributes.Active.column: column `is_active` is boolean and cannot be coerced to number",
+        "3 problems found",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn unknown_keys_get_a_did_you_mean() {
+    let ws = Workspace::new();
+    ws.write("m.yml", "name: u\nsource:\n  parquet: x\ndestination:\n  enterpret:\n    object: user\n    api_key: k\nid: a\ncreated_at: b\nattributes:\n  A: { colum: x }\n");
+    let out = ebb(ws.path(), &["validate", "m.yml"], &[]);
+    let (_, err) = text(&out);
+    assert!(
+        err.contains("m.yml:11:") && err.contains("unknown field `colum`") && err.contains("(did you mean `column`?)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unsupported_and_missing_sources_are_named() {
+    let ws = Workspace::new();
+    let yaml = format!(
+        "name: odd\nsource:\n  parquet: {}\ndestination:\n  enterpret:\n    object: user\n    api_key: k\nid: id\ncreated_at: id\nattributes:\n  Blob: blob\n  Nested: nested\n",
+        fixture("unsupported.parquet").display()
+    );
+    ws.write("m.yml", &yaml);
+    let (_, err) = text(&ebb(ws.path(), &["validate", "m.yml"], &[]));
+    assert!(err.contains("column `blob` has type Binary, which ebb cannot read"), "{err}");
+    assert!(err.contains("column `nested` has type Struct"), "{err}");
+    assert!(
+        !err.contains("created_at: column `id` is string"),
+        "a string created_at is allowed: {err}"
+    );
+
+    ws.write(
+        "gone.yml",
+        &yaml.replace(&fixture("unsupported.parquet").display().to_string(), "no/such/*.parquet"),
+    );
+    let out = ebb(ws.path(), &["validate", "gone.yml"], &[]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("gone.yml:3:12: source.parquet:") && err.contains("matches no Parquet file"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_column_sends_nothing() {
+    let ws = Workspace::new();
+    let si = stand_in().await;
+    ws.write("users.yml", &users_yaml("users", &si.url(), ""));
+    let missing = fixture("users_missing_column.parquet").display().to_string();
+    let dir = ws.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || ebb(&dir, &["sync", "users.yml"], &[("USERS_SOURCE", &missing)]))
+        .await
+        .expect("join");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("users: failed") && stdout.contains("column `is_active` not found"),
+        "{stdout}"
+    );
+    assert_eq!(si.stats().requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_key_appears_nowhere() {
+    const KEY: &str = "sk-live-9f8e7d6c5b4a";
+    let ws = Workspace::new();
+    let si = stand_in_with(ebb::standin::StandInConfig {
+        users_key: KEY.into(),
+        ..Default::default()
+    })
+    .await;
+    ws.write("users.yml", &users_yaml("users", &si.url(), ""));
+    let src = users_source();
+    let dir = ws.path().to_path_buf();
+    let outputs = tokio::task::spawn_blocking(move || {
+        let envs = [("USERS_SOURCE", src.as_str()), ("TEST_USERS_KEY", KEY)];
+        let wrong = [("USERS_SOURCE", src.as_str()), ("TEST_USERS_KEY", "sk-live-wrong-0000")];
+        vec![
+            ebb(&dir, &["--log", "trace", "--log-format", "json", "sync", "users.yml"], &envs),
+            ebb(&dir, &["--log", "trace", "sync", "--full", "users.yml"], &envs),
+            ebb(&dir, &["--log", "debug", "preview", "users.yml", "--json"], &envs),
+            ebb(&dir, &["--log", "debug", "test", "users.yml", "--records", "3"], &envs),
+            ebb(&dir, &["--log", "debug", "status", "users.yml", "--json"], &envs),
+            ebb(&dir, &["--log", "debug", "sync", "users.yml", "--full"], &wrong),
+        ]
+    })
+    .await
+    .expect("join");
+    assert_eq!(outputs[0].status.code(), Some(0), "{:?}", text(&outputs[0]));
+    assert_eq!(outputs[5].status.code(), Some(1), "a refused key fails the run");
+    for out in &outputs {
+        let (stdout, stderr) = text(out);
+        assert!(
+            !stdout.contains("sk-live") && !stderr.contains("sk-live"),
+            "key leaked:\n{stdout}\n{stderr}"
+        );
+    }
+    let (stdout, _) = text(&outputs[5]);
+    assert!(stdout.contains("HTTP 401"), "{stdout}");
+    let db = std::fs::read(ws.path().join(".ebb/state.db")).expect("state file");
+    let wal = std::fs::read(ws.path().join(".ebb/state.db-wal")).unwrap_or_default();
+    let needle = KEY.as_bytes();
+    assert!(
+        !db.windows(needle.len()).any(|w| w == needle) && !wal.windows(needle.len()).any(|w| w == needle),
+        "key in the state database"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_status_reset_round_trip() {
+    let ws = Workspace::new();
+    let si = stand_in().await;
+    ws.write("users.yml", &users_yaml("users", &si.url(), ""));
+    let bad = fixture("users_invalid.parquet").display().to_string();
+    let dir = ws.path().to_path_buf();
+    let (sync, status, status_json, reset, again) = tokio::task::spawn_blocking(move || {
+        let envs = [("USERS_SOURCE", bad.as_str())];
+        (
+            ebb(&dir, &["sync", "users.yml"], &envs),
+            ebb(&dir, &["status"], &envs),
+            ebb(&dir, &["status", "users.yml", "--json"], &envs),
+            ebb(&dir, &["reset", "users.yml"], &envs),
+            ebb(&dir, &["sync", "users.yml"], &envs),
+        )
+    })
+    .await
+    .expect("join");
+    let (out, err) = text(&sync);
+    assert_eq!(sync.status.code(), Some(0), "rejected rows do not fail a run: {out}{err}");
+    assert!(
+        out.contains("users: completed") && out.contains("invalid 8") && out.contains("sent 2"),
+        "{out}"
+    );
+    let (out, _) = text(&status);
+    assert!(
+        out.contains("run 1 completed") && out.contains("id is null") && out.contains("is in the future"),
+        "{out}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&status_json.stdout).expect("status --json is JSON");
+    assert_eq!(doc[0]["sync"], "users");
+    assert_eq!(doc[0]["runs"][0]["counts"]["invalid"], 8);
+    assert_eq!(doc[0]["rejections"].as_array().map(Vec::len), Some(7));
+    assert!(text(&reset).0.contains("forgot 2 records"));
+    assert!(text(&again).0.contains("sent 2"));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(si.records("users").iter().all(|r| r.received_count == 2));
+}
+
+#[test]
+fn preview_json_is_one_document_and_creates_no_state() {
+    let ws = Workspace::new();
+    ws.write("users.yml", &users_yaml("users", "http://127.0.0.1:9", ""));
+    let out = ebb(
+        ws.path(),
+        &["preview", "users.yml", "--json", "--limit", "1"],
+        &[("USERS_SOURCE", &users_source())],
+    );
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["counts"]["new"], 40);
+    assert_eq!(doc["requests"].as_array().map(Vec::len), Some(1));
+    // The body is exactly what would be POSTed: id, createdAt, attributes, in that order.
+    let body = serde_json::to_string(&doc["requests"][0]["body"]).expect("body");
+    assert!(body.starts_with("{\"users\":[{\"id\":\"u-00000\",\"createdAt\":"), "{body}");
+    assert!(!ws.path().join(".ebb").exists(), "a preview must not create state");
+}
+
+#[test]
+fn demo_runs_a_real_sync_twice() {
+    let ws = Workspace::new();
+    let out = ebb(ws.path(), &["demo"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("sample-users: completed — sent 300 of 300 rows"), "{stdout}");
+    assert!(stdout.contains("sample-users: completed — sent 0 of 300 rows"), "{stdout}");
+    assert!(stdout.contains("the stand-in holds 300 users and 60 accounts"), "{stdout}");
+}

@@ -1,0 +1,92 @@
+//! Table of mapping snippets and the exact error each produces.
+
+use std::path::Path;
+
+use ebb::config::env::OverlayEnv;
+
+const HEAD: &str = "name: users\nsource:\n  parquet: users.parquet\ndestination:\n  enterpret:\n    object: user\n    api_key: k\n";
+
+fn errors(yaml: &str) -> Vec<String> {
+    let env = OverlayEnv([("EBB_CFG_SET".to_string(), "value".to_string())].into_iter().collect());
+    match ebb::config::parse(Path::new("m.yml"), yaml, &env) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn config_error_table() {
+    let cases: &[(&str, &str)] = &[
+        ("name: users\n", "m.yml:1:1: missing field `source`"),
+        (
+            &format!("{HEAD}id: a\ncreated_at: b\nmode: upsertt\n"),
+            "m.yml:10:7: unknown variant `upsertt`",
+        ),
+        (
+            &format!("{HEAD}id: a\ncreated_at: b\nnulls: maybe\n"),
+            "m.yml:10:8: unknown variant `maybe`",
+        ),
+        (
+            &format!("{HEAD}id: a\ncreated_at: b\nextra: 1\n"),
+            "m.yml:10:1: unknown field `extra`",
+        ),
+        (
+            &format!("{HEAD}    batch_sise: 3\nid: a\ncreated_at: b\n"),
+            "(did you mean `batch_size`?)",
+        ),
+        (
+            &format!("{HEAD}    batch_size: 0\nid: a\ncreated_at: b\n"),
+            "m.yml:8:17: destination.enterpret.batch_size: must be between 1 and 15, got 0",
+        ),
+        (
+            &format!("{HEAD}    url: ftp://example.com\nid: a\ncreated_at: b\n"),
+            "m.yml:8:10: destination.enterpret.url: must be an http:// or https:// URL",
+        ),
+        (
+            &format!("{HEAD}    url: ${{EBB_CFG_UNSET_X}}\nid: a\ncreated_at: b\n"),
+            "environment variable `EBB_CFG_UNSET_X` is not set",
+        ),
+        (
+            &format!("{HEAD}id: a\ncreated_at: b\nattributes:\n  A: {{ column: x, value: 1 }}\n"),
+            "m.yml:11:6: attributes.A: give either `column` or `value`, not both",
+        ),
+        (
+            &format!("{HEAD}id: a\ncreated_at: b\nattributes:\n  A: {{ type: number }}\n"),
+            "attributes.A: needs `column` (a source column) or `value` (a constant)",
+        ),
+        (
+            &format!("{HEAD}id: a\ncreated_at: b\nattributes:\n  A: {{ column: x, split: \",\", list: true }}\n"),
+            "`split` makes a list from text",
+        ),
+        (
+            &format!("{HEAD}id: a\ncreated_at: b\nattributes:\n  A: {{ value: abc, type: number }}\n"),
+            "attributes.A.value: cannot use \"abc\" as a number constant",
+        ),
+        (
+            &format!("{HEAD}id: a\ncreated_at: b\nattributes:\n  A: {{ column: x, type: text }}\n"),
+            "unknown variant `text`",
+        ),
+        (
+            &format!("{HEAD}id: a\ncreated_at: b\nmode: mirror\n"),
+            "m.yml:10:7: mode: `mirror` needs a destination that can delete records",
+        ),
+        (&format!("{HEAD}id: ''\ncreated_at: b\n"), "m.yml:8:5: id: must name a column"),
+        ("name: [x\n", "m.yml:1:"),
+    ];
+    for (yaml, want) in cases {
+        let got = errors(yaml);
+        assert!(got.iter().any(|e| e.contains(want)), "for\n{yaml}\nwanted {want:?}, got {got:#?}");
+    }
+}
+
+#[test]
+fn a_good_mapping_has_no_errors_and_interpolates() {
+    let yaml = format!("{HEAD}    url: ${{EBB_CFG_UNSET_Y:-http://127.0.0.1:8787}}\nid: a\ncreated_at: b\n");
+    let env = OverlayEnv(Default::default());
+    let mapping = ebb::config::parse(Path::new("/tmp/m.yml"), &yaml, &env).expect("valid");
+    let ebb::config::DestinationConfig::Enterpret(e) = &mapping.destination;
+    assert_eq!(e.url.as_str(), "http://127.0.0.1:8787/");
+    assert_eq!(format!("{:?}", e.api_key), "SecretString(**redacted**)");
+    let ebb::config::SourceConfig::Parquet { pattern, .. } = &mapping.source;
+    assert_eq!(pattern, "/tmp/users.parquet", "relative to the mapping file");
+}

@@ -1,0 +1,115 @@
+//! One contract for every StateStore backend (SQLite in memory and on disk).
+
+use ebb::source::ColumnType;
+use ebb::state::{self, RejectionStage, RunCounts, RunStatus, StateStore, StoredRejection, MAX_STORED_REJECTIONS};
+
+async fn contract(store: &dyn StateStore) {
+    assert!(store.load("s").await.expect("load").hashes.is_empty());
+
+    store.commit("s", &[("a".into(), 1), ("b".into(), 2)]).await.expect("commit");
+    store.commit("other", &[("a".into(), 9)]).await.expect("commit other");
+    store
+        .commit("s", &[("b".into(), 3), ("c".into(), u128::MAX)])
+        .await
+        .expect("upsert");
+    let loaded = store.load("s").await.expect("load");
+    assert_eq!(loaded.hashes.len(), 3);
+    assert_eq!((loaded.hashes["a"], loaded.hashes["b"], loaded.hashes["c"]), (1, 3, u128::MAX));
+
+    let schema = vec![
+        ("age".to_string(), ColumnType::Int),
+        ("tags".to_string(), ColumnType::List(Box::new(ColumnType::String))),
+    ];
+    store.save_schema("s", &schema).await.expect("schema");
+    assert_eq!(store.load("s").await.expect("load").schema, Some(schema));
+
+    let run = store.begin_run("s", false).await.expect("begin");
+    let counts = RunCounts {
+        source: 10,
+        invalid: 1,
+        new: 3,
+        changed: 2,
+        unchanged: 4,
+        gone: 1,
+        sent: 4,
+        rejected: 1,
+        failed: 0,
+    };
+    let many: Vec<StoredRejection> = (0..MAX_STORED_REJECTIONS + 50)
+        .map(|i| StoredRejection {
+            stage: RejectionStage::Mapping,
+            record_id: Some(format!("r{i}")),
+            position: format!("f row {i}"),
+            reason: "id is null".into(),
+        })
+        .collect();
+    store.add_rejections(run, "s", &many).await.expect("rejections");
+    store
+        .add_rejections(run, "s", &many[..5])
+        .await
+        .expect("more rejections are dropped past the cap");
+    store.finish_run(run, RunStatus::Completed, &counts, None).await.expect("finish");
+    let failed = store.begin_run("s", true).await.expect("begin 2");
+    store
+        .finish_run(failed, RunStatus::Failed, &RunCounts::default(), Some("destination: HTTP 401"))
+        .await
+        .expect("finish 2");
+
+    let runs = store.runs(Some("s"), 10).await.expect("runs");
+    assert_eq!(runs.len(), 2);
+    assert_eq!((runs[0].id, runs[0].status, runs[0].full_resync), (failed, RunStatus::Failed, true));
+    assert_eq!(runs[0].error.as_deref(), Some("destination: HTTP 401"));
+    assert_eq!((runs[1].status, &runs[1].counts), (RunStatus::Completed, &counts));
+    assert!(runs[1].ended_at.is_some());
+    assert_eq!(store.rejections(run, 100).await.expect("rejections").len(), 100);
+    assert_eq!(
+        store.rejections(run, 100_000).await.expect("rejections").len(),
+        MAX_STORED_REJECTIONS
+    );
+    assert_eq!(store.syncs().await.expect("syncs"), vec!["other".to_string(), "s".to_string()]);
+
+    assert_eq!(store.reset("s").await.expect("reset"), 3);
+    let after = store.load("s").await.expect("load");
+    assert!(after.hashes.is_empty() && after.schema.is_none());
+    assert_eq!(
+        store.load("other").await.expect("load").hashes.len(),
+        1,
+        "reset touches one sync only"
+    );
+    assert_eq!(store.runs(Some("s"), 10).await.expect("runs").len(), 2, "history survives a reset");
+}
+
+#[tokio::test]
+async fn sqlite_in_memory() {
+    let store = state::open("sqlite::memory:", false).await.expect("open");
+    contract(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn sqlite_on_disk_reopens_with_its_state() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("nested/state.db").display());
+    contract(state::open(&url, false).await.expect("open").as_ref()).await;
+    // Migrations are idempotent and the data is still there.
+    let again = state::open(&url, false).await.expect("reopen");
+    assert_eq!(again.load("other").await.expect("load").hashes.len(), 1);
+}
+
+#[tokio::test]
+async fn read_only_open_creates_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("absent.db");
+    let store = state::open(&format!("sqlite://{}", path.display()), true).await.expect("open");
+    assert!(store.load("s").await.expect("load").hashes.is_empty());
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn unknown_backend_is_refused_without_leaking_a_password() {
+    let err = state::open("mysql://ebb:hunter2@db/x", false)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("unsupported state URL") && !err.contains("hunter2"), "{err}");
+}
