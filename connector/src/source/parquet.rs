@@ -31,33 +31,16 @@ impl ParquetSource {
     /// The files of the snapshot, sorted so that every run reads them in one order.
     pub fn files(&self) -> Result<Vec<PathBuf>, SourceError> {
         let pattern = &self.pattern;
-        let has_glob = pattern.contains(['*', '?', '[']);
-        let mut files: Vec<PathBuf> = if has_glob {
-            glob::glob(pattern)
-                .map_err(|e| SourceError::BadGlob {
-                    pattern: pattern.clone(),
-                    message: e.msg.to_string(),
-                })?
-                .filter_map(Result::ok)
-                .filter(|p| p.is_file())
-                .collect()
+        let path = Path::new(pattern);
+        let mut files = if pattern.contains(['*', '?', '[']) {
+            glob_files(pattern, pattern)?
+        } else if path.is_file() {
+            vec![path.to_path_buf()]
+        } else if path.is_dir() {
+            let nested = format!("{}/**/*.parquet", glob::Pattern::escape(pattern.trim_end_matches('/')));
+            glob_files(&nested, pattern)?
         } else {
-            let path = Path::new(pattern);
-            if path.is_file() {
-                vec![path.to_path_buf()]
-            } else if path.is_dir() {
-                let nested = format!("{}/**/*.parquet", glob::Pattern::escape(pattern.trim_end_matches('/')));
-                glob::glob(&nested)
-                    .map_err(|e| SourceError::BadGlob {
-                        pattern: pattern.clone(),
-                        message: e.msg.to_string(),
-                    })?
-                    .filter_map(Result::ok)
-                    .filter(|p| p.is_file())
-                    .collect()
-            } else {
-                return Err(SourceError::NotFound { pattern: pattern.clone() });
-            }
+            return Err(SourceError::NotFound { pattern: pattern.clone() });
         };
         files.sort();
         if files.is_empty() {
@@ -65,6 +48,15 @@ impl ParquetSource {
         }
         Ok(files)
     }
+}
+
+/// The files a glob matches; `shown` is the pattern as the mapping wrote it, for errors.
+fn glob_files(glob_pattern: &str, shown: &str) -> Result<Vec<PathBuf>, SourceError> {
+    let matches = glob::glob(glob_pattern).map_err(|e| SourceError::BadGlob {
+        pattern: shown.to_string(),
+        message: e.msg.to_string(),
+    })?;
+    Ok(matches.filter_map(Result::ok).filter(|p| p.is_file()).collect())
 }
 
 fn read_err(path: &Path, e: impl std::fmt::Display) -> SourceError {
