@@ -361,3 +361,35 @@ async fn test_send_sends_n_records_and_leaves_state_alone() {
     assert_eq!(si.records("users").len(), 2);
     assert!(store.load("users").await.expect("load").hashes.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupt_finishes_in_flight_batches_commits_them_and_records_interrupted() {
+    let ws = Workspace::new();
+    let si = stand_in_with(ebb::standin::StandInConfig { latency: std::time::Duration::from_millis(200), ..Default::default() }).await;
+    let mapping = ws.write("users.yml", &users_yaml("users", &si.url(), "    concurrency: 2\n    batch_size: 5\n    requests_per_minute: 60000"));
+    let sync = load_sync(&mapping, &[("USERS_SOURCE", &users_source())]);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn({
+        let state_url = ws.state_url();
+        let cancel = cancel.clone();
+        async move {
+            let store = ebb::state::open(&state_url, false).await.expect("state");
+            let options = ebb::sync::RunOptions { full: false, progress: false, cancel };
+            ebb::sync::run(&sync, store.as_ref(), &options).await.expect("run recorded")
+        }
+    });
+    while si.stats().requests < 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    cancel.cancel();
+    let report = run.await.expect("join");
+    assert_eq!(report.status, RunStatus::Interrupted, "{report:?}");
+    let store = ws.store().await;
+    let committed: BTreeSet<String> = store.load("users").await.expect("load").hashes.into_keys().collect();
+    let delivered: BTreeSet<String> = si.records("users").into_iter().map(|r| r.id).collect();
+    assert_eq!(committed, delivered, "every in-flight batch finished and was committed");
+    assert!(!committed.is_empty() && committed.len() < 40, "{}", committed.len());
+    assert_eq!(report.counts.sent as usize + report.counts.failed as usize, 40);
+    let runs = store.runs(Some("users"), 1).await.expect("runs");
+    assert_eq!(runs[0].status, RunStatus::Interrupted);
+}
