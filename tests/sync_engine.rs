@@ -365,8 +365,19 @@ async fn test_send_sends_n_records_and_leaves_state_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupt_finishes_in_flight_batches_commits_them_and_records_interrupted() {
     let ws = Workspace::new();
-    let si = stand_in_with(ebb::standin::StandInConfig { latency: std::time::Duration::from_millis(200), ..Default::default() }).await;
-    let mapping = ws.write("users.yml", &users_yaml("users", &si.url(), "    concurrency: 2\n    batch_size: 5\n    requests_per_minute: 60000"));
+    let si = stand_in_with(ebb::standin::StandInConfig {
+        latency: std::time::Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await;
+    let mapping = ws.write(
+        "users.yml",
+        &users_yaml(
+            "users",
+            &si.url(),
+            "    concurrency: 2\n    batch_size: 5\n    requests_per_minute: 60000",
+        ),
+    );
     let sync = load_sync(&mapping, &[("USERS_SOURCE", &users_source())]);
     let cancel = tokio_util::sync::CancellationToken::new();
     let run = tokio::spawn({
@@ -374,7 +385,11 @@ async fn interrupt_finishes_in_flight_batches_commits_them_and_records_interrupt
         let cancel = cancel.clone();
         async move {
             let store = ebb::state::open(&state_url, false).await.expect("state");
-            let options = ebb::sync::RunOptions { full: false, progress: false, cancel };
+            let options = ebb::sync::RunOptions {
+                full: false,
+                progress: false,
+                cancel,
+            };
             ebb::sync::run(&sync, store.as_ref(), &options).await.expect("run recorded")
         }
     });

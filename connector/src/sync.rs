@@ -67,19 +67,14 @@ impl Sync {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Kind {
-    New,
-    Changed,
-}
-
 /// Pass 1's result: what to send, and the counts so far.
 pub struct Plan {
     compiled: Arc<CompiledMapping>,
     pub counts: RunCounts,
     /// The first rejections, for storage and display; `counts.invalid` is exact.
     pub rejections: Vec<StoredRejection>,
-    to_send: HashMap<String, Kind>,
+    /// Shared with pass 2 rather than copied: at a million ids a copy is tens of MB.
+    to_send: Arc<HashSet<String>>,
 }
 
 impl Plan {
@@ -152,8 +147,12 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
         });
     }
 
-    let mut to_send = HashMap::new();
-    for (id, s) in &seen {
+    if !full {
+        counts.gone = stored.hashes.keys().filter(|id| !seen.contains_key(*id)).count() as u64;
+    }
+    let mut to_send = HashSet::new();
+    // Consumes `seen`, so the ids move into the plan instead of being copied.
+    for (id, s) in seen {
         let Some(hash) = s.hash else { continue };
         if s.occurrences > 1 {
             counts.invalid += u64::from(s.valid);
@@ -170,35 +169,33 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
             }
             continue;
         }
-        let kind = match (full, stored.hashes.get(id)) {
-            (true, _) | (false, None) => Kind::New,
+        let is_new = match (full, stored.hashes.get(&id)) {
+            (true, _) | (false, None) => true,
             (false, Some(h)) if *h == hash => {
                 counts.unchanged += 1;
                 continue;
             }
-            (false, Some(_)) => Kind::Changed,
+            (false, Some(_)) => false,
         };
-        match kind {
-            Kind::New => counts.new += 1,
-            Kind::Changed => counts.changed += 1,
+        if is_new {
+            counts.new += 1;
+        } else {
+            counts.changed += 1;
         }
         let wanted = match sync.mapping.mode {
             Mode::Upsert | Mode::Mirror => true,
-            Mode::CreateOnly => kind == Kind::New,
-            Mode::UpdateOnly => kind == Kind::Changed,
+            Mode::CreateOnly => is_new,
+            Mode::UpdateOnly => !is_new,
         };
         if wanted {
-            to_send.insert(id.clone(), kind);
+            to_send.insert(id);
         }
-    }
-    if !full {
-        counts.gone = stored.hashes.keys().filter(|id| !seen.contains_key(*id)).count() as u64;
     }
     Ok(Plan {
         compiled,
         counts,
         rejections,
-        to_send,
+        to_send: Arc::new(to_send),
     })
 }
 
@@ -206,7 +203,7 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
 fn planned_batches(sync: &Sync, plan: &Plan, batch_size: usize, max_batches: Option<usize>) -> mpsc::Receiver<Result<Vec<Record>, Error>> {
     let (tx, rx) = mpsc::channel(8);
     let compiled = plan.compiled.clone();
-    let wanted: HashSet<String> = plan.to_send.keys().cloned().collect();
+    let wanted = plan.to_send.clone();
     let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
     tokio::spawn(async move {
         let mut emitted: HashSet<String> = HashSet::new();

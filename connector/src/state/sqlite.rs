@@ -5,6 +5,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
@@ -90,17 +91,18 @@ impl StateStore for SqliteStore {
                 schema,
             });
         }
-        let rows = sqlx::query("SELECT id, hash FROM records WHERE sync = ?")
+        // Streamed, not fetched whole: at a million records the rows alone would double peak memory.
+        let mut rows = sqlx::query("SELECT id, hash FROM records WHERE sync = ?")
             .bind(sync)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut hashes = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let blob: Vec<u8> = row.get("hash");
-            if let Some(h) = hash_from_blob(&blob) {
+            .fetch(&self.pool);
+        let mut hashes = HashMap::new();
+        while let Some(row) = rows.try_next().await? {
+            let blob: &[u8] = row.get("hash");
+            if let Some(h) = hash_from_blob(blob) {
                 hashes.insert(row.get::<String, _>("id"), h);
             }
         }
+        drop(rows);
         Ok(StoredState { hashes, schema })
     }
 
