@@ -246,3 +246,22 @@ fn demo_runs_a_real_sync_twice() {
     assert!(stdout.contains("sample-users: completed — sent 0 of 300 rows"), "{stdout}");
     assert!(stdout.contains("the stand-in holds 300 users and 60 accounts"), "{stdout}");
 }
+
+#[test]
+fn json_logs_are_one_json_object_per_line() {
+    let ws = Workspace::new();
+    ws.write("users.yml", &users_yaml("users", "http://127.0.0.1:9", ""));
+    let out = ebb(
+        ws.path(),
+        &["--log", "info", "--log-format", "json", "preview", "users.yml"],
+        &[("USERS_SOURCE", &users_source())],
+    );
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.iter().any(|l| l.contains("plan ready")), "{err}");
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v.get("level").is_some() && v.get("fields").is_some(), "{line}");
+    }
+}

@@ -408,3 +408,56 @@ async fn interrupt_finishes_in_flight_batches_commits_them_and_records_interrupt
     let runs = store.runs(Some("users"), 1).await.expect("runs");
     assert_eq!(runs[0].status, RunStatus::Interrupted);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_server_errors_are_retried_until_everything_is_delivered() {
+    let ws = Workspace::new();
+    let si = stand_in_with(ebb::standin::StandInConfig {
+        fail_ratio: 0.5,
+        ..Default::default()
+    })
+    .await;
+    let mapping = ws.write(
+        "users.yml",
+        &users_yaml(
+            "users",
+            &si.url(),
+            "    batch_size: 5\n    requests_per_minute: 60000\n    retry_budget_secs: 60",
+        ),
+    );
+    let store = ws.store().await;
+    let report = run_ok(&load_sync(&mapping, &[("USERS_SOURCE", &users_source())]), store.as_ref()).await;
+    assert_eq!((report.counts.sent, report.counts.failed), (40, 0));
+    let stats = si.stats();
+    assert_eq!(stats.accepted_requests, 8);
+    assert_eq!(stats.requests, 8 + stats.by_status.get(&500).copied().unwrap_or(0));
+    assert!(si.records("users").iter().all(|r| r.received_count == 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_beyond_the_budget_fails_the_run_without_waiting() {
+    let ws = Workspace::new();
+    // The stand-in allows one request a minute; its Retry-After is about 60 s, over the 3 s budget.
+    let si = stand_in_with(ebb::standin::StandInConfig {
+        rpm: Some(1),
+        ..Default::default()
+    })
+    .await;
+    let mapping = ws.write(
+        "users.yml",
+        &users_yaml("users", &si.url(), "    concurrency: 1\n    requests_per_minute: 60000"),
+    );
+    let store = ws.store().await;
+    let started = std::time::Instant::now();
+    let report = run(&load_sync(&mapping, &[("USERS_SOURCE", &users_source())]), store.as_ref(), false).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "gave up at once: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.status, RunStatus::Failed);
+    let error = report.error.unwrap_or_default();
+    assert!(error.contains("429 ErrCodeRateLimitExceeded"), "{error}");
+    assert_eq!((report.counts.sent, report.counts.failed), (15, 25));
+    assert_eq!(store.load("users").await.expect("load").hashes.len(), 15);
+}

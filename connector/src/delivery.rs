@@ -130,7 +130,7 @@ impl Delivery {
                     let reason = self.destination.explain(&attempt);
                     if started.elapsed() + delay > self.retry_budget {
                         return Err(format!(
-                            "{} unreachable after retrying for {:?}: {reason}",
+                            "{} unreachable after retrying for {}s: {reason}",
                             self.destination.describe(),
                             started.elapsed().as_secs()
                         ));

@@ -19,6 +19,8 @@ pub enum Error {
     Destination(String),
     #[error("interrupted")]
     Interrupted,
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
 }
 
 impl Error {
@@ -32,7 +34,7 @@ impl Error {
             }
             Error::State(_) => Some("check --state / EBB_STATE"),
             Error::Destination(_) => Some("records not acknowledged stay unsynced and are sent by the next run"),
-            Error::Interrupted => None,
+            Error::Interrupted | Error::Io { .. } => None,
         }
     }
 }

@@ -191,6 +191,17 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
             to_send.insert(id);
         }
     }
+    tracing::info!(
+        sync = %sync.name(),
+        source = counts.source,
+        invalid = counts.invalid,
+        new = counts.new,
+        changed = counts.changed,
+        unchanged = counts.unchanged,
+        gone = counts.gone,
+        to_send = to_send.len(),
+        "plan ready"
+    );
     Ok(Plan {
         compiled,
         counts,
@@ -268,7 +279,6 @@ pub async fn run(sync: &Sync, store: &dyn StateStore, options: &RunOptions) -> R
     let mut counts = RunCounts::default();
     let result = run_inner(sync, store, options, run_id, &mut counts).await;
     let (status, error) = match &result {
-        Ok(()) if options.cancel.is_cancelled() && counts.failed > 0 => (RunStatus::Interrupted, Some("interrupted".to_string())),
         Ok(()) => (RunStatus::Completed, None),
         Err(Error::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
         Err(e) => (RunStatus::Failed, Some(e.to_string())),

@@ -29,8 +29,11 @@ const FILES: &[(&str, &[u8])] = &[
     ),
 ];
 
-fn io(e: std::io::Error) -> Error {
-    Error::Destination(format!("demo setup: {e}"))
+fn io(source: std::io::Error) -> Error {
+    Error::Io {
+        context: "demo setup".into(),
+        source,
+    }
 }
 
 pub async fn run() -> Result<ExitCode, Error> {

@@ -494,9 +494,10 @@ async fn reset(state_url: &str, path: &Path, env: &dyn Env) -> Result<ExitCode, 
 }
 
 async fn stand_in(addr: SocketAddr, config: StandInConfig) -> Result<ExitCode, Error> {
-    let server = StandIn::start(addr, config)
-        .await
-        .map_err(|e| Error::Destination(format!("stand-in cannot listen on {addr}: {e}")))?;
+    let server = StandIn::start(addr, config).await.map_err(|source| Error::Io {
+        context: format!("stand-in cannot listen on {addr}"),
+        source,
+    })?;
     println!("stand-in for Enterpret listening on {}", server.url());
     println!("  POST /webhook/users/custom, /webhook/accounts/custom · GET /records/users, /records/accounts, /stats");
     let _ = tokio::signal::ctrl_c().await;

@@ -4,6 +4,7 @@
 //! (`commit`) and run bookkeeping. It never decides what to send; `diff`
 //! does, from what `load` returns.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ pub enum StateError {
     Open { url: String, message: String },
     #[error("state store: {0}")]
     Query(String),
-    #[error("unsupported state URL `{0}`: use sqlite://PATH (PostgreSQL comes with a later release)")]
+    #[error("unsupported state URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DB[?schema=NAME]")]
     Unsupported(String),
 }
 
@@ -141,6 +142,10 @@ pub trait StateStore: Send + Sync {
 pub async fn open(url: &str, read_only: bool) -> Result<Box<dyn StateStore>, StateError> {
     if url.starts_with("sqlite:") {
         return Ok(Box::new(sqlite::SqliteStore::open(url, read_only).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // A shared store may be written by others at any time; read-only callers simply don't write.
+        return Ok(Box::new(postgres::PostgresStore::open(url).await?));
     }
     Err(StateError::Unsupported(redact_url(url)))
 }

@@ -1,0 +1,342 @@
+//! The PostgreSQL state store: `--state postgres://…`, shared by every host
+//! that runs ebb against it.
+//!
+//! Everything lives in a schema of its own, `ebb` unless the URL says
+//! `?schema=NAME`. The schema is created if missing, and the migrations under
+//! `connector/migrations/postgres` run on open. They are idempotent, and sqlx
+//! serialises concurrent migrators with an advisory lock. Each commit is one
+//! round trip for all the records of an acknowledged request.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool, Row};
+
+use super::{
+    now_secs, redact_url, RejectionStage, RunCounts, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState,
+    MAX_STORED_REJECTIONS,
+};
+use crate::hash::HASH_VERSION;
+use crate::source::ColumnType;
+
+pub const DEFAULT_SCHEMA: &str = "ebb";
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// Splits ebb's own `schema` parameter off a connection URL.
+fn split_schema(url: &str) -> Result<(String, String), StateError> {
+    let bad = |message: String| StateError::Open {
+        url: redact_url(url),
+        message,
+    };
+    let mut parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    let mut schema = DEFAULT_SCHEMA.to_string();
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter_map(|(k, v)| {
+            if k == "schema" {
+                schema = v.into_owned();
+                None
+            } else {
+                Some((k.into_owned(), v.into_owned()))
+            }
+        })
+        .collect();
+    parsed.set_query(None);
+    if !kept.is_empty() {
+        parsed.query_pairs_mut().extend_pairs(kept);
+    }
+    let valid = !schema.is_empty()
+        && schema.len() <= 63
+        && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !schema.starts_with(|c: char| c.is_ascii_digit());
+    if !valid {
+        return Err(bad(format!("schema `{schema}` must be lowercase letters, digits and `_`")));
+    }
+    Ok((parsed.to_string(), schema))
+}
+
+impl PostgresStore {
+    pub async fn open(url: &str) -> Result<PostgresStore, StateError> {
+        let (conn_url, schema) = split_schema(url)?;
+        // sqlx's messages name the host at most, never the password; the URL is redacted here too.
+        let open_err = |e: &dyn std::fmt::Display| StateError::Open {
+            url: redact_url(url),
+            message: e.to_string(),
+        };
+        let options = PgConnectOptions::from_str(&conn_url)
+            .map_err(|e| open_err(&e))?
+            .options([("search_path", schema.as_str())]);
+        // One direct connection first: a pool only reports "timed out", this says why (refused, auth, no such database).
+        let probe = options.connect().await.map_err(|e| open_err(&e))?;
+        let _ = probe.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| open_err(&e))?;
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .execute(&pool)
+            .await
+            .map_err(|e| open_err(&e))?;
+        sqlx::migrate!("connector/migrations/postgres").run(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+}
+
+fn stage_str(stage: RejectionStage) -> &'static str {
+    match stage {
+        RejectionStage::Mapping => "mapping",
+        RejectionStage::Destination => "destination",
+    }
+}
+
+#[async_trait::async_trait]
+impl StateStore for PostgresStore {
+    async fn load(&self, sync: &str) -> Result<StoredState, StateError> {
+        let meta = sqlx::query("SELECT hash_version, schema_json FROM syncs WHERE name = $1")
+            .bind(sync)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(meta) = meta else { return Ok(StoredState::default()) };
+        let schema: Option<Vec<(String, ColumnType)>> = meta
+            .get::<Option<String>, _>("schema_json")
+            .and_then(|s| serde_json::from_str(&s).ok());
+        if meta.get::<i64, _>("hash_version") != HASH_VERSION {
+            return Ok(StoredState {
+                hashes: HashMap::new(),
+                schema,
+            });
+        }
+        let mut rows = sqlx::query("SELECT id, hash FROM records WHERE sync = $1")
+            .bind(sync)
+            .fetch(&self.pool);
+        let mut hashes = HashMap::new();
+        while let Some(row) = rows.try_next().await? {
+            let blob: &[u8] = row.get("hash");
+            if let Ok(bytes) = <[u8; 16]>::try_from(blob) {
+                hashes.insert(row.get::<String, _>("id"), u128::from_le_bytes(bytes));
+            }
+        }
+        drop(rows);
+        Ok(StoredState { hashes, schema })
+    }
+
+    async fn commit(&self, sync: &str, acked: &[(String, u128)]) -> Result<(), StateError> {
+        if acked.is_empty() {
+            return Ok(());
+        }
+        let now = now_secs();
+        let ids: Vec<&str> = acked.iter().map(|(id, _)| id.as_str()).collect();
+        let hashes: Vec<Vec<u8>> = acked.iter().map(|(_, h)| h.to_le_bytes().to_vec()).collect();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO syncs (name, hash_version, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
+        )
+        .bind(sync)
+        .bind(HASH_VERSION)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO records (sync, id, hash, synced_at) \
+             SELECT $1, u.id, u.hash, $4 FROM UNNEST($2::text[], $3::bytea[]) AS u(id, hash) \
+             ON CONFLICT (sync, id) DO UPDATE SET hash = excluded.hash, synced_at = excluded.synced_at",
+        )
+        .bind(sync)
+        .bind(&ids)
+        .bind(&hashes)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn save_schema(&self, sync: &str, schema: &[(String, ColumnType)]) -> Result<(), StateError> {
+        let json = serde_json::to_string(schema).map_err(|e| StateError::Query(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO syncs (name, hash_version, schema_json, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET schema_json = excluded.schema_json, updated_at = excluded.updated_at",
+        )
+        .bind(sync)
+        .bind(HASH_VERSION)
+        .bind(json)
+        .bind(now_secs())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn reset(&self, sync: &str) -> Result<u64, StateError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("DELETE FROM records WHERE sync = $1")
+            .bind(sync)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM syncs WHERE name = $1")
+            .bind(sync)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn begin_run(&self, sync: &str, full: bool) -> Result<i64, StateError> {
+        let row = sqlx::query("INSERT INTO runs (sync, started_at, status, full_resync) VALUES ($1, $2, 'running', $3) RETURNING id")
+            .bind(sync)
+            .bind(now_secs())
+            .bind(full)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn add_rejections(&self, run: i64, sync: &str, rejections: &[StoredRejection]) -> Result<(), StateError> {
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rejections WHERE run_id = $1")
+            .bind(run)
+            .fetch_one(&self.pool)
+            .await?;
+        let room = MAX_STORED_REJECTIONS.saturating_sub(stored as usize);
+        let keep = &rejections[..rejections.len().min(room)];
+        if keep.is_empty() {
+            return Ok(());
+        }
+        let stages: Vec<&str> = keep.iter().map(|r| stage_str(r.stage)).collect();
+        let ids: Vec<Option<&str>> = keep.iter().map(|r| r.record_id.as_deref()).collect();
+        let positions: Vec<&str> = keep.iter().map(|r| r.position.as_str()).collect();
+        let reasons: Vec<&str> = keep.iter().map(|r| r.reason.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO rejections (run_id, sync, stage, record_id, position, reason) \
+             SELECT $1, $2, u.stage, u.record_id, u.position, u.reason \
+             FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS u(stage, record_id, position, reason, n) \
+             ORDER BY u.n",
+        )
+        .bind(run)
+        .bind(sync)
+        .bind(&stages)
+        .bind(&ids)
+        .bind(&positions)
+        .bind(&reasons)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn finish_run(&self, run: i64, status: RunStatus, c: &RunCounts, error: Option<&str>) -> Result<(), StateError> {
+        sqlx::query(
+            "UPDATE runs SET ended_at = $1, status = $2, source_rows = $3, invalid = $4, new = $5, changed = $6, unchanged = $7, \
+             gone = $8, sent = $9, rejected = $10, failed = $11, error = $12 WHERE id = $13",
+        )
+        .bind(now_secs())
+        .bind(status.as_str())
+        .bind(c.source as i64)
+        .bind(c.invalid as i64)
+        .bind(c.new as i64)
+        .bind(c.changed as i64)
+        .bind(c.unchanged as i64)
+        .bind(c.gone as i64)
+        .bind(c.sent as i64)
+        .bind(c.rejected as i64)
+        .bind(c.failed as i64)
+        .bind(error)
+        .bind(run)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StateError> {
+        let rows = sqlx::query(
+            "SELECT id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, \
+             sent, rejected, failed, error FROM runs WHERE ($1::text IS NULL OR sync = $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(sync)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let n = |col: &str| r.get::<i64, _>(col) as u64;
+                RunRecord {
+                    id: r.get("id"),
+                    sync: r.get("sync"),
+                    started_at: r.get("started_at"),
+                    ended_at: r.get("ended_at"),
+                    status: RunStatus::parse(r.get::<&str, _>("status")),
+                    full_resync: r.get("full_resync"),
+                    counts: RunCounts {
+                        source: n("source_rows"),
+                        invalid: n("invalid"),
+                        new: n("new"),
+                        changed: n("changed"),
+                        unchanged: n("unchanged"),
+                        gone: n("gone"),
+                        sent: n("sent"),
+                        rejected: n("rejected"),
+                        failed: n("failed"),
+                    },
+                    error: r.get("error"),
+                }
+            })
+            .collect())
+    }
+
+    async fn rejections(&self, run: i64, limit: usize) -> Result<Vec<StoredRejection>, StateError> {
+        let rows = sqlx::query("SELECT stage, record_id, position, reason FROM rejections WHERE run_id = $1 ORDER BY seq LIMIT $2")
+            .bind(run)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredRejection {
+                stage: if r.get::<&str, _>("stage") == "destination" {
+                    RejectionStage::Destination
+                } else {
+                    RejectionStage::Mapping
+                },
+                record_id: r.get("record_id"),
+                position: r.get("position"),
+                reason: r.get("reason"),
+            })
+            .collect())
+    }
+
+    async fn syncs(&self) -> Result<Vec<String>, StateError> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM syncs UNION SELECT DISTINCT sync FROM runs ORDER BY 1")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_parameter_is_split_off() {
+        let (url, schema) = split_schema("postgres://u:p@h:5432/db?schema=ebb_t1&sslmode=disable").expect("valid");
+        assert_eq!(
+            (url.as_str(), schema.as_str()),
+            ("postgres://u:p@h:5432/db?sslmode=disable", "ebb_t1")
+        );
+        let (url, schema) = split_schema("postgres://h/db").expect("valid");
+        assert_eq!((url.as_str(), schema.as_str()), ("postgres://h/db", "ebb"));
+        let err = split_schema("postgres://u:secret@h/db?schema=Bad-Name")
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("must be lowercase") && !err.contains("secret"), "{err}");
+    }
+}
