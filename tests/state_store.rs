@@ -7,6 +7,14 @@ use ebb::state::{self, RejectionStage, RunCounts, RunStatus, StateStore, StoredR
 async fn contract(store: &dyn StateStore) {
     assert!(store.load("s").await.expect("load").hashes.is_empty());
 
+    let held = store.try_lock("s").await.expect("lock").expect("a free sync can be locked");
+    assert!(store.try_lock("s").await.expect("lock").is_none(), "a held lock is refused");
+    assert!(store.try_lock("other").await.expect("lock").is_some(), "locks are per sync");
+    drop(held);
+    let again = store.try_lock("s").await.expect("lock");
+    assert!(again.is_some(), "dropping the guard releases the lock");
+    drop(again);
+
     store.commit("s", &[("a".into(), 1), ("b".into(), 2)]).await.expect("commit");
     store.commit("other", &[("a".into(), 9)]).await.expect("commit other");
     store

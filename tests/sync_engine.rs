@@ -389,6 +389,7 @@ async fn interrupt_finishes_in_flight_batches_commits_them_and_records_interrupt
                 full: false,
                 progress: false,
                 cancel,
+                wait_for_lock: false,
             };
             ebb::sync::run(&sync, store.as_ref(), &options).await.expect("run recorded")
         }

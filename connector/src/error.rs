@@ -19,6 +19,8 @@ pub enum Error {
     Destination(String),
     #[error("interrupted")]
     Interrupted,
+    #[error("sync `{0}` is already running: another ebb process holds its lock")]
+    AlreadyRunning(String),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
 }
@@ -34,6 +36,7 @@ impl Error {
             }
             Error::State(_) => Some("check --state / EBB_STATE"),
             Error::Destination(_) => Some("records not acknowledged stay unsynced and are sent by the next run"),
+            Error::AlreadyRunning(_) => Some("nothing was done; pass --wait to wait for the other run to finish"),
             Error::Interrupted | Error::Io { .. } => None,
         }
     }

@@ -269,12 +269,21 @@ pub struct RunOptions {
     pub progress: bool,
     /// Cancelled on Ctrl-C: no new batches start; in-flight ones finish and commit.
     pub cancel: CancellationToken,
+    /// Wait for another run of the same sync to finish, instead of giving up at once.
+    pub wait_for_lock: bool,
 }
 
-/// A real run: plan, deliver, commit. Always records the run, even when it fails.
+/// A real run: plan, deliver, commit. Always records the run, even when it fails, unless
+/// another run of the same sync holds the lock: then nothing happens at all.
 pub async fn run(sync: &Sync, store: &dyn StateStore, options: &RunOptions) -> Result<RunReport, Error> {
     let started = Instant::now();
     let name = sync.name().to_string();
+    // Held to the end of the run, commits included; released on drop, or by the OS or server if the process dies.
+    let _lock = if options.wait_for_lock {
+        store.lock(&name).await?
+    } else {
+        store.try_lock(&name).await?.ok_or_else(|| Error::AlreadyRunning(name.clone()))?
+    };
     let run_id = store.begin_run(&name, options.full).await?;
     let mut counts = RunCounts::default();
     let result = run_inner(sync, store, options, run_id, &mut counts).await;

@@ -104,6 +104,7 @@ pub async fn run(sync: &Sync, store: &dyn StateStore, full: bool) -> RunReport {
         full,
         progress: false,
         cancel: CancellationToken::new(),
+        wait_for_lock: false,
     };
     sync::run(sync, store, &options).await.expect("run is recorded")
 }

@@ -66,6 +66,7 @@ async fn run_in(dir: &std::path::Path) -> Result<ExitCode, Error> {
         full: false,
         progress: true,
         cancel: CancellationToken::new(),
+        wait_for_lock: false,
     };
     let mut ok = true;
     for round in ["first sync: everything is new", "second sync: nothing changed, so nothing is sent"] {

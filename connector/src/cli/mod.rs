@@ -73,6 +73,9 @@ pub enum Command {
         /// Print the summaries as JSON.
         #[arg(long)]
         json: bool,
+        /// If another run of a sync holds its lock, wait for it instead of exiting.
+        #[arg(long)]
+        wait: bool,
     },
     /// The last runs per sync, with counts, status and sample rejections.
     Status {
@@ -137,7 +140,12 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Validate { mappings } => validate(&mappings, &env).await,
         Command::Preview { mapping, limit, json } => report(preview(&cli.state, &mapping, limit, json, &env).await),
         Command::Test { mapping, records } => report(test(&mapping, records, &env).await),
-        Command::Sync { mappings, full, json } => run_syncs(&cli.state, &mappings, full, json, &env).await,
+        Command::Sync {
+            mappings,
+            full,
+            json,
+            wait,
+        } => run_syncs(&cli.state, &mappings, SyncFlags { full, json, wait }, &env).await,
         Command::Status { mappings, json, limit } => report(status(&cli.state, &mappings, json, limit, &env).await),
         Command::Reset { mapping } => report(reset(&cli.state, &mapping, &env).await),
         Command::StandIn {
@@ -351,7 +359,17 @@ fn cancel_on_ctrl_c() -> CancellationToken {
     token
 }
 
-async fn run_syncs(state_url: &str, paths: &[PathBuf], full: bool, json: bool, env: &dyn Env) -> ExitCode {
+/// Exit code of `ebb sync` when a sync was skipped because another run holds its lock (EX_TEMPFAIL).
+pub const EXIT_ALREADY_RUNNING: u8 = 75;
+
+struct SyncFlags {
+    full: bool,
+    json: bool,
+    wait: bool,
+}
+
+async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFlags, env: &dyn Env) -> ExitCode {
+    let SyncFlags { full, json, wait } = flags;
     // Every mapping is checked before any sync starts: a typo in the third must not leave two half-done.
     let mut mappings = Vec::new();
     let mut problems = Vec::new();
@@ -377,8 +395,10 @@ async fn run_syncs(state_url: &str, paths: &[PathBuf], full: bool, json: bool, e
         full,
         progress: !json,
         cancel: cancel.clone(),
+        wait_for_lock: wait,
     };
     let mut failed = false;
+    let mut busy = false;
     let mut reports = Vec::new();
     for mapping in mappings {
         if cancel.is_cancelled() {
@@ -396,6 +416,10 @@ async fn run_syncs(state_url: &str, paths: &[PathBuf], full: bool, json: bool, e
                 }
                 reports.push(r);
             }
+            Err(e @ Error::AlreadyRunning(_)) => {
+                busy = true;
+                print_error(&e);
+            }
             Err(e) => {
                 failed = true;
                 print_error(&e);
@@ -407,6 +431,8 @@ async fn run_syncs(state_url: &str, paths: &[PathBuf], full: bool, json: bool, e
     }
     if failed {
         ExitCode::FAILURE
+    } else if busy {
+        ExitCode::from(EXIT_ALREADY_RUNNING)
     } else {
         ExitCode::SUCCESS
     }

@@ -19,6 +19,8 @@ pub enum StateError {
     Open { url: String, message: String },
     #[error("state store: {0}")]
     Query(String),
+    #[error("cannot take the run lock: {0}")]
+    Lock(String),
     #[error("unsupported state URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DB[?schema=NAME]")]
     Unsupported(String),
 }
@@ -135,6 +137,22 @@ pub trait StateStore: Send + Sync {
     async fn rejections(&self, run: i64, limit: usize) -> Result<Vec<StoredRejection>, StateError>;
     /// Names of every sync that has runs or state.
     async fn syncs(&self) -> Result<Vec<String>, StateError>;
+    /// Takes the sync's run lock if it is free. The lock is held until the guard is dropped,
+    /// and is released by the operating system or the database if the process dies.
+    async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError>;
+    /// Waits for the sync's run lock.
+    async fn lock(&self, sync: &str) -> Result<RunLock, StateError>;
+}
+
+/// Proof that this process is the only one running a sync; dropping it releases the lock.
+pub struct RunLock {
+    _held: Box<dyn Send + Sync>,
+}
+
+impl RunLock {
+    pub(crate) fn new(held: impl Send + Sync + 'static) -> RunLock {
+        RunLock { _held: Box::new(held) }
+    }
 }
 
 /// Opens the store named by a URL. `read_only` opens nothing that does not exist yet:

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool, Row};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
 
 use super::{
-    now_secs, redact_url, RejectionStage, RunCounts, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState,
+    now_secs, redact_url, RejectionStage, RunCounts, RunLock, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState,
     MAX_STORED_REJECTIONS,
 };
 use crate::hash::HASH_VERSION;
@@ -26,6 +26,9 @@ pub const DEFAULT_SCHEMA: &str = "ebb";
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Connects the dedicated session that holds a run's advisory lock.
+    options: PgConnectOptions,
+    schema: String,
 }
 
 /// Splits ebb's own `schema` parameter off a connection URL.
@@ -78,7 +81,7 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| open_err(&e))?;
         sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
@@ -86,7 +89,21 @@ impl PostgresStore {
             .await
             .map_err(|e| open_err(&e))?;
         sqlx::migrate!("connector/migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, options, schema })
+    }
+}
+
+impl PostgresStore {
+    /// Session-level advisory locks belong to a session, so each lock gets a connection of its
+    /// own, outside the pool. Dropping it ends the session, and a killed process's session is
+    /// ended by the server, so the lock can never outlive its holder.
+    async fn lock_session(&self) -> Result<PgConnection, StateError> {
+        self.options.connect().await.map_err(|e| StateError::Lock(e.to_string()))
+    }
+
+    /// Keyed by schema too, so that stores in different schemas of one database do not block each other.
+    fn lock_key(&self, sync: &str) -> String {
+        format!("ebb:{}:{sync}", self.schema)
     }
 }
 
@@ -318,6 +335,26 @@ impl StateStore for PostgresStore {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError> {
+        let mut session = self.lock_session().await?;
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(self.lock_key(sync))
+            .fetch_one(&mut session)
+            .await
+            .map_err(|e| StateError::Lock(e.to_string()))?;
+        Ok(taken.then(|| RunLock::new(session)))
+    }
+
+    async fn lock(&self, sync: &str) -> Result<RunLock, StateError> {
+        let mut session = self.lock_session().await?;
+        sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+            .bind(self.lock_key(sync))
+            .execute(&mut session)
+            .await
+            .map_err(|e| StateError::Lock(e.to_string()))?;
+        Ok(RunLock::new(session))
     }
 }
 

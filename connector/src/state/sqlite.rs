@@ -1,8 +1,11 @@
 //! The SQLite state store, the default (`sqlite://.ebb/state.db`).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::collections::HashSet;
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::TryStreamExt;
@@ -10,13 +13,30 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    now_secs, RejectionStage, RunCounts, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS,
+    now_secs, RejectionStage, RunCounts, RunLock, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState,
+    MAX_STORED_REJECTIONS,
 };
 use crate::hash::HASH_VERSION;
 use crate::source::ColumnType;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Where per-sync lock files live; `None` for an in-memory store.
+    lock_dir: Option<PathBuf>,
+    /// Locks of an in-memory store, which no other process can see anyway.
+    memory_locks: Arc<Mutex<HashSet<String>>>,
+}
+
+/// An in-memory store's lock: removes its name when dropped.
+struct MemoryLock {
+    set: Arc<Mutex<HashSet<String>>>,
+    sync: String,
+}
+
+impl Drop for MemoryLock {
+    fn drop(&mut self) {
+        self.set.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.sync);
+    }
 }
 
 /// Commits go in chunks so one statement stays under SQLite's variable limit.
@@ -58,8 +78,33 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| open_err(&e))?;
+        let lock_dir = (effective != ":memory:").then(|| PathBuf::from(format!("{effective}-locks")));
+        // SQLite's migrator takes no lock of its own: two processes opening a new state file at
+        // once would both create the tables. A file lock makes the second wait, then find them.
+        let migrating = match &lock_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| open_err(&e))?;
+                let file = File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(dir.join("migrate.lock"))
+                    .map_err(|e| open_err(&e))?;
+                let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+                    .await
+                    .map_err(|e| open_err(&e))?
+                    .map_err(|e| open_err(&e))?;
+                Some(file)
+            }
+            None => None,
+        };
         sqlx::migrate!("connector/migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        drop(migrating);
+        Ok(SqliteStore {
+            pool,
+            lock_dir,
+            memory_locks: Arc::default(),
+        })
     }
 }
 
@@ -287,5 +332,54 @@ impl StateStore for SqliteStore {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError> {
+        let Some(file) = self.lock_file(sync)? else {
+            let mut held = self.memory_locks.lock().unwrap_or_else(|p| p.into_inner());
+            if !held.insert(sync.to_string()) {
+                return Ok(None);
+            }
+            return Ok(Some(RunLock::new(MemoryLock {
+                set: self.memory_locks.clone(),
+                sync: sync.to_string(),
+            })));
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(Some(RunLock::new(file))),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(StateError::Lock(e.to_string())),
+        }
+    }
+
+    async fn lock(&self, sync: &str) -> Result<RunLock, StateError> {
+        match self.lock_file(sync)? {
+            Some(file) => tokio::task::spawn_blocking(move || file.lock().map(|()| RunLock::new(file)))
+                .await
+                .map_err(|e| StateError::Lock(e.to_string()))?
+                .map_err(|e| StateError::Lock(e.to_string())),
+            None => loop {
+                if let Some(lock) = self.try_lock(sync).await? {
+                    return Ok(lock);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            },
+        }
+    }
+}
+
+impl SqliteStore {
+    /// The lock file of a sync (an advisory `flock`, released by the kernel when the process dies).
+    fn lock_file(&self, sync: &str) -> Result<Option<File>, StateError> {
+        let Some(dir) = &self.lock_dir else { return Ok(None) };
+        std::fs::create_dir_all(dir).map_err(|e| StateError::Lock(format!("{}: {e}", dir.display())))?;
+        let path = dir.join(format!("{sync}.lock"));
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StateError::Lock(format!("{}: {e}", path.display())))?;
+        Ok(Some(file))
     }
 }
