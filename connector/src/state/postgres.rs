@@ -84,10 +84,18 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await
             .map_err(|e| open_err(&e))?;
-        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-            .execute(&pool)
+        // Two hosts starting at once would race on CREATE SCHEMA (a unique violation in
+        // pg_namespace); a transaction-scoped advisory lock serialises them.
+        let mut tx = pool.begin().await.map_err(|e| open_err(&e))?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('ebb:create-schema', 0))")
+            .execute(&mut *tx)
             .await
             .map_err(|e| open_err(&e))?;
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| open_err(&e))?;
+        tx.commit().await.map_err(|e| open_err(&e))?;
         sqlx::migrate!("connector/migrations/postgres").run(&pool).await?;
         Ok(PostgresStore { pool, options, schema })
     }
