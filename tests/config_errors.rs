@@ -72,6 +72,18 @@ fn config_error_table() {
         ),
         (&format!("{HEAD}id: ''\ncreated_at: b\n"), "m.yml:8:5: id: must name a column"),
         ("name: [x\n", "m.yml:1:"),
+        (
+            "name: u\nsource:\n  postgres:\n    url: mysql://h/db\n    table: t\ndestination:\n  enterpret:\n    object: user\n    api_key: k\nid: a\ncreated_at: b\n",
+            "m.yml:4:10: source.postgres.url: must be a postgres:// or postgresql:// URL",
+        ),
+        (
+            "name: u\nsource:\n  postgres:\n    url: postgres://h/db\n    table: t\n    query: select 1\ndestination:\n  enterpret:\n    object: user\n    api_key: k\nid: a\ncreated_at: b\n",
+            "source.postgres: give exactly one of `table` or `query`",
+        ),
+        (
+            "name: u\nsource:\n  postgres:\n    url: postgres://h/db\n    table: a.b.c\ndestination:\n  enterpret:\n    object: user\n    api_key: k\nid: a\ncreated_at: b\n",
+            "m.yml:5:12: source.postgres.table: `a.b.c` is not a plain `[schema.]name`",
+        ),
     ];
     for (yaml, want) in cases {
         let got = errors(yaml);
@@ -87,6 +99,8 @@ fn a_good_mapping_has_no_errors_and_interpolates() {
     let ebb::config::DestinationConfig::Enterpret(e) = &mapping.destination;
     assert_eq!(e.url.as_str(), "http://127.0.0.1:8787/");
     assert_eq!(format!("{:?}", e.api_key), "SecretString(**redacted**)");
-    let ebb::config::SourceConfig::Parquet { pattern, .. } = &mapping.source;
+    let ebb::config::SourceConfig::Parquet { pattern, .. } = &mapping.source else {
+        panic!("a parquet source")
+    };
     assert_eq!(pattern, "/tmp/users.parquet", "relative to the mapping file");
 }

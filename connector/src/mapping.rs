@@ -124,7 +124,7 @@ impl CompiledMapping {
                 issues.push(mapping.issue(
                     &col.loc,
                     format!(
-                        "column `{}` has type {ty}, which ebb cannot read (supported: strings, integers, floats, decimal128, booleans, dates, timestamps, and lists of these)",
+                        "column `{}` has type {ty}, which ebb cannot read (supported: strings, integers, floats, decimals, booleans, dates, timestamps, and lists of these)",
                         col.name
                     ),
                     None,

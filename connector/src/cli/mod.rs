@@ -240,9 +240,7 @@ async fn validate(paths: &[PathBuf], env: &dyn Env) -> ExitCode {
             Ok(_) => {}
             Err(Error::Config(ConfigErrors(issues))) => all.extend(issues),
             Err(e) => {
-                let loc = match &sync.mapping.source {
-                    config::SourceConfig::Parquet { loc, .. } => loc.clone(),
-                };
+                let loc = sync.mapping.source.loc().clone();
                 all.push(sync.mapping.issue(&loc, e.to_string(), None));
             }
         }

@@ -35,6 +35,21 @@ pub struct RawMapping {
 pub enum RawSource {
     /// A Parquet file, a folder of them, or a glob.
     Parquet(Spanned<String>),
+    /// A PostgreSQL table or read-only query.
+    Postgres(RawPostgres),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgres {
+    /// `postgres://user:pass@host:5432/db?sslmode=require`; usually `${WAREHOUSE_URL}`.
+    pub url: Spanned<String>,
+    /// A plain `[schema.]name`.
+    #[serde(default)]
+    pub table: Option<Spanned<String>>,
+    /// Any SELECT, run inside a READ ONLY transaction.
+    #[serde(default)]
+    pub query: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

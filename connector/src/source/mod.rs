@@ -8,6 +8,7 @@
 //! [`ColumnType`], so a change of writer is not a change of schema.
 
 pub mod parquet;
+pub mod postgres;
 
 use std::fmt;
 use std::sync::Arc;
@@ -145,5 +146,6 @@ pub trait Source: Send + Sync {
 pub fn build(config: &SourceConfig) -> Box<dyn Source> {
     match config {
         SourceConfig::Parquet { pattern, .. } => Box::new(parquet::ParquetSource::new(pattern.clone())),
+        SourceConfig::Postgres { url, relation, .. } => Box::new(postgres::PostgresSource::new(url.clone(), relation.clone())),
     }
 }

@@ -1,0 +1,343 @@
+//! PostgreSQL tables and queries.
+//!
+//! Rows are streamed (`fetch`, never `fetch_all`) inside a `READ ONLY`
+//! transaction and turned into Arrow batches of 8,192 rows, so memory stays
+//! flat however large the table is, and the mapping sees the same columnar
+//! input as from Parquet. Columns are cast on the server to a few wire types
+//! (text, int8, float8, …), so one decoder per logical type is enough:
+//! `uuid`, `json`, `jsonb`, `citext` and enums arrive as text, and `numeric`
+//! as its exact decimal text.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::RecordBatch;
+use futures::stream::BoxStream;
+use futures::TryStreamExt;
+use sqlx::postgres::{PgConnectOptions, PgRow, PgTypeKind};
+use sqlx::{Column, ConnectOptions, Connection, Executor, PgConnection, Row, TypeInfo};
+use tokio::sync::mpsc;
+
+use super::{ColumnType, Source, SourceBatch, SourceError, SourceSchema};
+use crate::config::secret::SecretString;
+use crate::config::PostgresRelation;
+
+const BATCH_ROWS: usize = 8192;
+
+pub struct PostgresSource {
+    url: SecretString,
+    relation: PostgresRelation,
+}
+
+/// How a column travels: the server-side cast and the decoder that reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wire {
+    Text,
+    Int,
+    Float,
+    Bool,
+    Date,
+    Timestamp,
+    TimestampTz,
+    TextList,
+    IntList,
+    FloatList,
+    BoolList,
+}
+
+impl Wire {
+    fn cast(self) -> &'static str {
+        match self {
+            Wire::Text => "::text",
+            Wire::Int => "::int8",
+            Wire::Float => "::float8",
+            Wire::TextList => "::text[]",
+            Wire::IntList => "::int8[]",
+            Wire::FloatList => "::float8[]",
+            Wire::Bool | Wire::Date | Wire::Timestamp | Wire::TimestampTz | Wire::BoolList => "",
+        }
+    }
+}
+
+/// The logical type and wire form of a PostgreSQL type, or `None` if ebb does not read it.
+fn classify(type_name: &str, kind: &PgTypeKind) -> Option<(ColumnType, Wire)> {
+    if matches!(kind, PgTypeKind::Enum(_)) {
+        return Some((ColumnType::String, Wire::Text));
+    }
+    if let PgTypeKind::Array(element) = kind {
+        let (inner, wire) = classify(element.name(), element.kind())?;
+        let list_wire = match wire {
+            Wire::Text => Wire::TextList,
+            Wire::Int => Wire::IntList,
+            Wire::Float => Wire::FloatList,
+            Wire::Bool => Wire::BoolList,
+            _ => return None,
+        };
+        return Some((ColumnType::List(Box::new(inner)), list_wire));
+    }
+    Some(match type_name.to_ascii_uppercase().as_str() {
+        "TEXT" | "VARCHAR" | "BPCHAR" | "CHAR" | "NAME" | "CITEXT" | "UUID" | "JSON" | "JSONB" => (ColumnType::String, Wire::Text),
+        "INT2" | "INT4" | "INT8" => (ColumnType::Int, Wire::Int),
+        // Exact decimal text: the mapping reads it as a number, or keeps its scale as a string.
+        "NUMERIC" => (ColumnType::Decimal, Wire::Text),
+        "FLOAT4" | "FLOAT8" => (ColumnType::Float, Wire::Float),
+        "BOOL" => (ColumnType::Bool, Wire::Bool),
+        "DATE" => (ColumnType::Date, Wire::Date),
+        "TIMESTAMP" => (ColumnType::Timestamp, Wire::Timestamp),
+        "TIMESTAMPTZ" => (ColumnType::Timestamp, Wire::TimestampTz),
+        _ => return None,
+    })
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl PostgresSource {
+    pub fn new(url: SecretString, relation: PostgresRelation) -> Self {
+        Self { url, relation }
+    }
+
+    /// `host:port/db`, never the user or password.
+    fn location(&self) -> String {
+        match url::Url::parse(self.url.expose()) {
+            Ok(u) => format!("{}:{}{}", u.host_str().unwrap_or("localhost"), u.port().unwrap_or(5432), u.path()),
+            Err(_) => "an unparseable URL".to_string(),
+        }
+    }
+
+    fn base_query(&self) -> String {
+        match &self.relation {
+            PostgresRelation::Table { schema: Some(s), name } => format!("SELECT * FROM {}.{}", quote_ident(s), quote_ident(name)),
+            PostgresRelation::Table { schema: None, name } => format!("SELECT * FROM {}", quote_ident(name)),
+            PostgresRelation::Query(q) => q.clone(),
+        }
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> SourceError {
+        SourceError::Read {
+            path: self.describe(),
+            message: e.to_string(),
+        }
+    }
+
+    async fn connect(&self) -> Result<PgConnection, SourceError> {
+        let options: PgConnectOptions = self.url.expose().parse().map_err(|e: sqlx::Error| self.err(e))?;
+        options.connect().await.map_err(|e| self.err(e))
+    }
+
+    /// Column names, logical types and wire forms, from a prepared (never executed) statement.
+    async fn columns(&self, conn: &mut PgConnection) -> Result<Vec<(String, Result<(ColumnType, Wire), String>)>, SourceError> {
+        let described = conn.describe(&self.base_query()).await.map_err(|e| self.err(e))?;
+        Ok(described
+            .columns()
+            .iter()
+            .map(|c| {
+                let info = c.type_info();
+                let class = classify(info.name(), info.kind()).ok_or_else(|| info.name().to_lowercase());
+                (c.name().to_string(), class)
+            })
+            .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for PostgresSource {
+    fn describe(&self) -> String {
+        match &self.relation {
+            PostgresRelation::Table { schema, name } => {
+                format!(
+                    "postgres {} table {}{name}",
+                    self.location(),
+                    schema.as_ref().map(|s| format!("{s}.")).unwrap_or_default()
+                )
+            }
+            PostgresRelation::Query(_) => format!("postgres {} query", self.location()),
+        }
+    }
+
+    async fn schema(&self) -> Result<SourceSchema, SourceError> {
+        let mut conn = self.connect().await?;
+        let columns = self.columns(&mut conn).await?;
+        let _ = conn.close().await;
+        let mut schema = SourceSchema::default();
+        for (name, class) in columns {
+            match class {
+                Ok((t, _)) => schema.columns.push((name, t)),
+                Err(type_name) => schema.unsupported.push((name, type_name)),
+            }
+        }
+        Ok(schema)
+    }
+
+    fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
+        let (tx, mut rx) = mpsc::channel::<Result<SourceBatch, SourceError>>(4);
+        let source = PostgresSource {
+            url: self.url.clone(),
+            relation: self.relation.clone(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = source.read_all(&expected, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    }
+}
+
+impl PostgresSource {
+    async fn read_all(
+        &self,
+        expected: &[(String, ColumnType)],
+        tx: &mpsc::Sender<Result<SourceBatch, SourceError>>,
+    ) -> Result<(), SourceError> {
+        let mut conn = self.connect().await?;
+        let columns = self.columns(&mut conn).await?;
+        let mut wires = Vec::with_capacity(expected.len());
+        for (name, want) in expected {
+            match columns.iter().find(|(n, _)| n == name) {
+                None => {
+                    return Err(SourceError::Drift {
+                        column: name.clone(),
+                        detail: format!(": it is missing from {}", self.describe()),
+                    })
+                }
+                Some((_, Ok((t, wire)))) if t == want => wires.push(*wire),
+                Some((_, Ok((t, _)))) => {
+                    return Err(SourceError::Drift {
+                        column: name.clone(),
+                        detail: format!("type from {want} to {t} in {}", self.describe()),
+                    })
+                }
+                Some((_, Err(type_name))) => {
+                    return Err(SourceError::Drift {
+                        column: name.clone(),
+                        detail: format!("to the unsupported type {type_name}"),
+                    })
+                }
+            }
+        }
+        let select: Vec<String> = expected
+            .iter()
+            .zip(&wires)
+            .map(|((name, _), wire)| format!("{q}{} AS {q}", wire.cast(), q = quote_ident(name)))
+            .collect();
+        let sql = format!("SELECT {} FROM ({}) AS ebb_source", select.join(", "), self.base_query());
+
+        let mut txn = conn.begin().await.map_err(|e| self.err(e))?;
+        sqlx::query("SET TRANSACTION READ ONLY")
+            .execute(&mut *txn)
+            .await
+            .map_err(|e| self.err(e))?;
+        let origin: Arc<str> = Arc::from(self.describe());
+        let mut rows = sqlx::query(&sql).fetch(&mut *txn);
+        let mut pending: Vec<PgRow> = Vec::with_capacity(BATCH_ROWS);
+        let mut first_row = 0u64;
+        loop {
+            let row = rows.try_next().await.map_err(|e| self.err(e))?;
+            let done = row.is_none();
+            if let Some(row) = row {
+                pending.push(row);
+            }
+            if pending.len() == BATCH_ROWS || (done && !pending.is_empty()) {
+                let batch = to_batch(expected, &wires, &pending).map_err(|e| self.err(e))?;
+                let n = pending.len() as u64;
+                pending.clear();
+                if tx
+                    .send(Ok(SourceBatch {
+                        batch,
+                        origin: origin.clone(),
+                        first_row,
+                    }))
+                    .await
+                    .is_err()
+                {
+                    return Ok(());
+                }
+                first_row += n;
+            }
+            if done {
+                break;
+            }
+        }
+        drop(rows);
+        // Read-only: nothing to keep, so end the transaction without committing.
+        let _ = txn.rollback().await;
+        Ok(())
+    }
+}
+
+fn column_err(name: &str, e: sqlx::Error) -> String {
+    format!("column `{name}`: {e}")
+}
+
+/// One column of scalars: decode each row's value as `T` and append it.
+fn scalars<T, B>(rows: &[PgRow], i: usize, name: &str, mut builder: B, push: fn(&mut B, Option<T>)) -> Result<ArrayRef, String>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    B: ArrayBuilder,
+{
+    for r in rows {
+        push(&mut builder, r.try_get::<Option<T>, _>(i).map_err(|e| column_err(name, e))?);
+    }
+    Ok(builder.finish())
+}
+
+/// One column of arrays: a null array is a null list; null elements stay null (the mapping drops them).
+fn lists<T, B>(rows: &[PgRow], i: usize, name: &str, values: B, push: fn(&mut B, Option<T>)) -> Result<ArrayRef, String>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + sqlx::postgres::PgHasArrayType,
+    B: ArrayBuilder,
+{
+    let mut builder = ListBuilder::new(values);
+    for r in rows {
+        match r.try_get::<Option<Vec<Option<T>>>, _>(i).map_err(|e| column_err(name, e))? {
+            Some(items) => {
+                for item in items {
+                    push(builder.values(), item);
+                }
+                builder.append(true);
+            }
+            None => builder.append(false),
+        }
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+fn days_since_epoch(d: chrono::NaiveDate) -> Option<i32> {
+    i32::try_from(d.signed_duration_since(chrono::NaiveDate::default()).num_days()).ok()
+}
+
+fn to_batch(expected: &[(String, ColumnType)], wires: &[Wire], rows: &[PgRow]) -> Result<RecordBatch, String> {
+    let mut fields = Vec::with_capacity(wires.len());
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(wires.len());
+    for (i, ((name, _), wire)) in expected.iter().zip(wires).enumerate() {
+        let array = match wire {
+            Wire::Text => scalars::<String, _>(rows, i, name, StringBuilder::new(), |b, v| b.append_option(v))?,
+            Wire::Int => scalars::<i64, _>(rows, i, name, Int64Builder::new(), |b, v| b.append_option(v))?,
+            Wire::Float => scalars::<f64, _>(rows, i, name, Float64Builder::new(), |b, v| b.append_option(v))?,
+            Wire::Bool => scalars::<bool, _>(rows, i, name, BooleanBuilder::new(), |b, v| b.append_option(v))?,
+            Wire::Date => scalars::<chrono::NaiveDate, _>(rows, i, name, Date32Builder::new(), |b, v| {
+                b.append_option(v.and_then(days_since_epoch))
+            })?,
+            // A timestamp without zone is taken as UTC, as the Parquet source does.
+            Wire::Timestamp => scalars::<chrono::NaiveDateTime, _>(rows, i, name, TimestampMicrosecondBuilder::new(), |b, v| {
+                b.append_option(v.map(|t| t.and_utc().timestamp_micros()))
+            })?,
+            Wire::TimestampTz => scalars::<chrono::DateTime<chrono::Utc>, _>(rows, i, name, TimestampMicrosecondBuilder::new(), |b, v| {
+                b.append_option(v.map(|t| t.timestamp_micros()))
+            })?,
+            Wire::TextList => lists::<String, _>(rows, i, name, StringBuilder::new(), |b, v| b.append_option(v))?,
+            Wire::IntList => lists::<i64, _>(rows, i, name, Int64Builder::new(), |b, v| b.append_option(v))?,
+            Wire::FloatList => lists::<f64, _>(rows, i, name, Float64Builder::new(), |b, v| b.append_option(v))?,
+            Wire::BoolList => lists::<bool, _>(rows, i, name, BooleanBuilder::new(), |b, v| b.append_option(v))?,
+        };
+        fields.push(Field::new(name, array.data_type().clone(), true));
+        arrays.push(array);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| e.to_string())
+}
