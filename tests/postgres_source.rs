@@ -11,23 +11,17 @@ use common::*;
 use ebb::state::RunStatus;
 use serde_json::json;
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-/// A schema for one test, dropped afterwards even if the test fails.
+/// A warehouse schema of one test's own, dropped with it.
 struct Warehouse {
     schema: String,
     pool: sqlx::PgPool,
+    _temp: TempSchema,
 }
 
 impl Warehouse {
     async fn new() -> Warehouse {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let schema = format!("ebb_src_{}_{nanos:08x}", std::process::id());
+        let temp = TempSchema::new("ebb_src");
+        let schema = temp.name.clone();
         let pool = sqlx::PgPool::connect(&database_url()).await.expect("PostgreSQL at DATABASE_URL");
         // Extensions are per database; concurrent CREATE EXTENSION would race, so serialise it.
         let mut tx = pool.begin().await.expect("begin");
@@ -44,7 +38,7 @@ impl Warehouse {
             .execute(&pool)
             .await
             .expect("schema");
-        Warehouse { schema, pool }
+        Warehouse { schema, pool, _temp: temp }
     }
 
     async fn exec(&self, sql: &str) {
@@ -53,23 +47,6 @@ impl Warehouse {
             .execute(&self.pool)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-}
-
-impl Drop for Warehouse {
-    fn drop(&mut self) {
-        let schema = self.schema.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&database_url()).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                        .execute(&pool)
-                        .await;
-                }
-            });
-        })
-        .join();
     }
 }
 

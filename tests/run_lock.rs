@@ -15,32 +15,6 @@ fn users_source() -> String {
     fixture("users/pyarrow.parquet").display().to_string()
 }
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-fn pg_state_url(schema: &str) -> String {
-    let base = database_url();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}schema={schema}")
-}
-
-async fn drop_schema(schema: &str) {
-    if let Ok(pool) = sqlx::PgPool::connect(&database_url()).await {
-        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-            .execute(&pool)
-            .await;
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{nanos:08x}", std::process::id())
-}
-
 fn slow_stand_in() -> StandInConfig {
     StandInConfig {
         latency: Duration::from_millis(150),
@@ -104,9 +78,8 @@ async fn sqlite_two_runs_exactly_one_sends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_two_runs_exactly_one_sends() {
-    let schema = unique("ebb_lock");
-    let (results, si) = two_runs_at_once(&pg_state_url(&schema), false).await;
-    drop_schema(&schema).await;
+    let schema = TempSchema::new("ebb_lock");
+    let (results, si) = two_runs_at_once(&schema.state_url(), false).await;
     assert_exactly_one_sent(&results, &si);
 }
 
@@ -180,9 +153,8 @@ async fn sqlite_killed_run_does_not_leave_the_sync_locked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_killed_run_does_not_leave_the_sync_locked() {
-    let schema = unique("ebb_kill");
-    killed_run_releases_the_lock(&pg_state_url(&schema)).await;
-    drop_schema(&schema).await;
+    let schema = TempSchema::new("ebb_kill");
+    killed_run_releases_the_lock(&schema.state_url()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

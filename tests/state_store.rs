@@ -1,6 +1,9 @@
 //! One contract for every StateStore backend: SQLite in memory and on disk, and
 //! PostgreSQL (at DATABASE_URL) in a schema of its own per test.
 
+mod common;
+
+use common::TempSchema;
 use ebb::source::ColumnType;
 use ebb::state::{self, RejectionStage, RunCounts, RunStatus, StateStore, StoredRejection, MAX_STORED_REJECTIONS};
 
@@ -123,68 +126,16 @@ async fn unknown_backend_is_refused_without_leaking_a_password() {
     assert!(err.contains("unsupported state URL") && !err.contains("hunter2"), "{err}");
 }
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-/// A schema that exists for one test and is dropped afterwards, even if the test fails.
-struct PgSchema {
-    name: String,
-}
-
-impl PgSchema {
-    fn new() -> PgSchema {
-        PgSchema {
-            name: format!("ebb_test_{}_{:08x}", std::process::id(), rand_suffix()),
-        }
-    }
-
-    fn url(&self) -> String {
-        let base = database_url();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        format!("{base}{sep}schema={}", self.name)
-    }
-}
-
-fn rand_suffix() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish() as u32
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&database_url()).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
-                        .execute(&pool)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 #[tokio::test]
 async fn postgres_in_its_own_schema() {
-    let schema = PgSchema::new();
-    let store = state::open(&schema.url(), false)
+    let schema = TempSchema::new("ebb_state");
+    let store = state::open(&schema.state_url(), false)
         .await
         .expect("PostgreSQL state store (is PostgreSQL running at DATABASE_URL?)");
     contract(store.as_ref()).await;
     drop(store);
     // Migrations are idempotent; the data is still there.
-    let again = state::open(&schema.url(), false).await.expect("reopen");
+    let again = state::open(&schema.state_url(), false).await.expect("reopen");
     assert_eq!(again.load("other").await.expect("load").hashes.len(), 1);
 }
 

@@ -131,3 +131,54 @@ pub fn text(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// PostgreSQL for tests: DATABASE_URL, or the local server's `test` database.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A PostgreSQL schema that belongs to one test and is dropped when this guard is, even if the test fails.
+pub struct TempSchema {
+    pub name: String,
+}
+
+impl TempSchema {
+    pub fn new(prefix: &str) -> TempSchema {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        TempSchema {
+            name: format!("{prefix}_{}_{n}_{nanos:08x}", std::process::id()),
+        }
+    }
+
+    /// A state URL that keeps ebb's tables in this schema.
+    pub fn state_url(&self) -> String {
+        let base = database_url();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}schema={}", self.name)
+    }
+}
+
+impl Drop for TempSchema {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop may run inside a runtime, so the cleanup gets a thread and a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&database_url()).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                        .execute(&pool)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
