@@ -109,6 +109,15 @@ pub enum RejectionStage {
     Destination,
 }
 
+impl RejectionStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionStage::Mapping => "mapping",
+            RejectionStage::Destination => "destination",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StoredRejection {
     pub stage: RejectionStage,
@@ -181,4 +190,79 @@ pub fn redact_url(url: &str) -> String {
 
 pub(crate) fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// A `runs` row as both backends store it; the SQL column names are the field names.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RunRow {
+    id: i64,
+    sync: String,
+    started_at: i64,
+    ended_at: Option<i64>,
+    status: String,
+    full_resync: bool,
+    source_rows: i64,
+    invalid: i64,
+    new: i64,
+    changed: i64,
+    unchanged: i64,
+    gone: i64,
+    sent: i64,
+    rejected: i64,
+    failed: i64,
+    error: Option<String>,
+}
+
+/// The columns `RunRow` reads, for both backends' SELECTs.
+pub(crate) const RUN_COLUMNS: &str =
+    "id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, sent, rejected, failed, error";
+
+impl From<RunRow> for RunRecord {
+    fn from(r: RunRow) -> RunRecord {
+        let n = |v: i64| v.max(0) as u64;
+        RunRecord {
+            id: r.id,
+            sync: r.sync,
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            status: RunStatus::parse(&r.status),
+            full_resync: r.full_resync,
+            counts: RunCounts {
+                source: n(r.source_rows),
+                invalid: n(r.invalid),
+                new: n(r.new),
+                changed: n(r.changed),
+                unchanged: n(r.unchanged),
+                gone: n(r.gone),
+                sent: n(r.sent),
+                rejected: n(r.rejected),
+                failed: n(r.failed),
+            },
+            error: r.error,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RejectionRow {
+    stage: String,
+    record_id: Option<String>,
+    position: String,
+    reason: String,
+}
+
+impl From<RejectionRow> for StoredRejection {
+    fn from(r: RejectionRow) -> StoredRejection {
+        let stage = if r.stage == RejectionStage::Destination.as_str() {
+            RejectionStage::Destination
+        } else {
+            RejectionStage::Mapping
+        };
+        StoredRejection {
+            stage,
+            record_id: r.record_id,
+            position: r.position,
+            reason: r.reason,
+        }
+    }
 }

@@ -16,9 +16,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
 
 use super::{
-    now_secs, redact_url, RejectionStage, RunCounts, RunLock, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState,
+    now_secs, redact_url, RunCounts, RunLock, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState,
     MAX_STORED_REJECTIONS,
 };
+use super::{RejectionRow, RunRow, RUN_COLUMNS};
 use crate::hash::HASH_VERSION;
 use crate::source::ColumnType;
 
@@ -112,13 +113,6 @@ impl PostgresStore {
     /// Keyed by schema too, so that stores in different schemas of one database do not block each other.
     fn lock_key(&self, sync: &str) -> String {
         format!("ebb:{}:{sync}", self.schema)
-    }
-}
-
-fn stage_str(stage: RejectionStage) -> &'static str {
-    match stage {
-        RejectionStage::Mapping => "mapping",
-        RejectionStage::Destination => "destination",
     }
 }
 
@@ -235,7 +229,7 @@ impl StateStore for PostgresStore {
         if keep.is_empty() {
             return Ok(());
         }
-        let stages: Vec<&str> = keep.iter().map(|r| stage_str(r.stage)).collect();
+        let stages: Vec<&str> = keep.iter().map(|r| r.stage.as_str()).collect();
         let ids: Vec<Option<&str>> = keep.iter().map(|r| r.record_id.as_deref()).collect();
         let positions: Vec<&str> = keep.iter().map(|r| r.position.as_str()).collect();
         let reasons: Vec<&str> = keep.iter().map(|r| r.reason.as_str()).collect();
@@ -280,61 +274,24 @@ impl StateStore for PostgresStore {
     }
 
     async fn runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StateError> {
-        let rows = sqlx::query(
-            "SELECT id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, \
-             sent, rejected, failed, error FROM runs WHERE ($1::text IS NULL OR sync = $1) ORDER BY id DESC LIMIT $2",
-        )
+        let rows: Vec<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE ($1::text IS NULL OR sync = $1) ORDER BY id DESC LIMIT $2"
+        ))
         .bind(sync)
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let n = |col: &str| r.get::<i64, _>(col) as u64;
-                RunRecord {
-                    id: r.get("id"),
-                    sync: r.get("sync"),
-                    started_at: r.get("started_at"),
-                    ended_at: r.get("ended_at"),
-                    status: RunStatus::parse(r.get::<&str, _>("status")),
-                    full_resync: r.get("full_resync"),
-                    counts: RunCounts {
-                        source: n("source_rows"),
-                        invalid: n("invalid"),
-                        new: n("new"),
-                        changed: n("changed"),
-                        unchanged: n("unchanged"),
-                        gone: n("gone"),
-                        sent: n("sent"),
-                        rejected: n("rejected"),
-                        failed: n("failed"),
-                    },
-                    error: r.get("error"),
-                }
-            })
-            .collect())
+        Ok(rows.into_iter().map(RunRecord::from).collect())
     }
 
     async fn rejections(&self, run: i64, limit: usize) -> Result<Vec<StoredRejection>, StateError> {
-        let rows = sqlx::query("SELECT stage, record_id, position, reason FROM rejections WHERE run_id = $1 ORDER BY seq LIMIT $2")
-            .bind(run)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| StoredRejection {
-                stage: if r.get::<&str, _>("stage") == "destination" {
-                    RejectionStage::Destination
-                } else {
-                    RejectionStage::Mapping
-                },
-                record_id: r.get("record_id"),
-                position: r.get("position"),
-                reason: r.get("reason"),
-            })
-            .collect())
+        let rows: Vec<RejectionRow> =
+            sqlx::query_as("SELECT stage, record_id, position, reason FROM rejections WHERE run_id = $1 ORDER BY seq LIMIT $2")
+                .bind(run)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(StoredRejection::from).collect())
     }
 
     async fn syncs(&self) -> Result<Vec<String>, StateError> {

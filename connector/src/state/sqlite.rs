@@ -13,9 +13,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    now_secs, RejectionStage, RunCounts, RunLock, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState,
-    MAX_STORED_REJECTIONS,
+    now_secs, RunCounts, RunLock, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS,
 };
+use super::{RejectionRow, RunRow, RUN_COLUMNS};
 use crate::hash::HASH_VERSION;
 use crate::source::ColumnType;
 
@@ -110,13 +110,6 @@ impl SqliteStore {
 
 fn hash_from_blob(blob: &[u8]) -> Option<u128> {
     Some(u128::from_le_bytes(blob.try_into().ok()?))
-}
-
-fn stage_str(stage: RejectionStage) -> &'static str {
-    match stage {
-        RejectionStage::Mapping => "mapping",
-        RejectionStage::Destination => "destination",
-    }
 }
 
 #[async_trait::async_trait]
@@ -234,7 +227,7 @@ impl StateStore for SqliteStore {
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(run)
                     .push_bind(sync)
-                    .push_bind(stage_str(r.stage))
+                    .push_bind(r.stage.as_str())
                     .push_bind(&r.record_id)
                     .push_bind(&r.position)
                     .push_bind(&r.reason);
@@ -269,61 +262,24 @@ impl StateStore for SqliteStore {
     }
 
     async fn runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StateError> {
-        let rows = sqlx::query(
-            "SELECT id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, \
-             sent, rejected, failed, error FROM runs WHERE (?1 IS NULL OR sync = ?1) ORDER BY id DESC LIMIT ?2",
-        )
+        let rows: Vec<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR sync = ?1) ORDER BY id DESC LIMIT ?2"
+        ))
         .bind(sync)
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let n = |col: &str| r.get::<i64, _>(col) as u64;
-                RunRecord {
-                    id: r.get("id"),
-                    sync: r.get("sync"),
-                    started_at: r.get("started_at"),
-                    ended_at: r.get("ended_at"),
-                    status: RunStatus::parse(r.get::<&str, _>("status")),
-                    full_resync: r.get("full_resync"),
-                    counts: RunCounts {
-                        source: n("source_rows"),
-                        invalid: n("invalid"),
-                        new: n("new"),
-                        changed: n("changed"),
-                        unchanged: n("unchanged"),
-                        gone: n("gone"),
-                        sent: n("sent"),
-                        rejected: n("rejected"),
-                        failed: n("failed"),
-                    },
-                    error: r.get("error"),
-                }
-            })
-            .collect())
+        Ok(rows.into_iter().map(RunRecord::from).collect())
     }
 
     async fn rejections(&self, run: i64, limit: usize) -> Result<Vec<StoredRejection>, StateError> {
-        let rows = sqlx::query("SELECT stage, record_id, position, reason FROM rejections WHERE run_id = ? ORDER BY rowid LIMIT ?")
-            .bind(run)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| StoredRejection {
-                stage: if r.get::<&str, _>("stage") == "destination" {
-                    RejectionStage::Destination
-                } else {
-                    RejectionStage::Mapping
-                },
-                record_id: r.get("record_id"),
-                position: r.get("position"),
-                reason: r.get("reason"),
-            })
-            .collect())
+        let rows: Vec<RejectionRow> =
+            sqlx::query_as("SELECT stage, record_id, position, reason FROM rejections WHERE run_id = ? ORDER BY rowid LIMIT ?")
+                .bind(run)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(StoredRejection::from).collect())
     }
 
     async fn syncs(&self) -> Result<Vec<String>, StateError> {
