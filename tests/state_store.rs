@@ -148,3 +148,26 @@ async fn postgres_errors_name_the_host_but_never_the_password() {
         .to_string();
     assert!(err.contains("127.0.0.1") && !err.contains("hunter2"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_openers_of_a_new_sqlite_file_all_succeed() {
+    // Runs of several syncs start together on a fresh machine: each opens the not-yet-created state file.
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("state.db").display());
+        let openers: Vec<_> = (0..6)
+            .map(|i| {
+                let url = url.clone();
+                tokio::spawn(async move {
+                    let store = state::open(&url, false).await?;
+                    store.commit(&format!("s{i}"), &[("a".into(), 1)]).await
+                })
+            })
+            .collect();
+        for opener in openers {
+            opener.await.expect("join").expect("open and commit");
+        }
+        let store = state::open(&url, false).await.expect("open");
+        assert_eq!(store.syncs().await.expect("syncs").len(), 6);
+    }
+}

@@ -73,14 +73,11 @@ impl SqliteStore {
             .foreign_keys(true);
         // One connection for :memory: so every query sees the same database.
         let max = if effective == ":memory:" { 1 } else { 4 };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max)
-            .connect_with(options)
-            .await
-            .map_err(|e| open_err(&e))?;
         let lock_dir = (effective != ":memory:").then(|| PathBuf::from(format!("{effective}-locks")));
-        // SQLite's migrator takes no lock of its own: two processes opening a new state file at
-        // once would both create the tables. A file lock makes the second wait, then find them.
+        // Two processes opening a new state file at once collide: switching it to WAL needs an
+        // exclusive lock that the busy timeout does not cover, and SQLite's migrator takes no lock
+        // of its own, so both would create the tables. A file lock around setup makes the second
+        // wait, then find everything in place.
         let migrating = match &lock_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| open_err(&e))?;
@@ -98,6 +95,11 @@ impl SqliteStore {
             }
             None => None,
         };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_err(&e))?;
         sqlx::migrate!("connector/migrations/sqlite").run(&pool).await?;
         drop(migrating);
         Ok(SqliteStore {
