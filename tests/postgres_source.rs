@@ -336,7 +336,7 @@ async fn an_unreachable_database_is_one_clear_error_without_the_password() {
     );
     assert!(!error.contains("s3cret"), "{error}");
     assert_eq!(si.stats().requests, 0);
-    assert!(store.load("people").await.expect("load").hashes.is_empty());
+    assert!(store.load("people").await.expect("load").index.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,7 +353,13 @@ async fn the_database_stopping_mid_stream_fails_cleanly_with_state_exact() {
         &people_mapping(&si.url(), &format!("    table: {}.people", wh.schema)),
     );
     run_ok(&load_sync(&mapping, &env), store.as_ref()).await;
-    let before: BTreeSet<String> = store.load("people").await.expect("load").hashes.into_keys().collect();
+    let before: BTreeSet<String> = store
+        .records("people")
+        .await
+        .expect("records")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
 
     // A slow query (a correlated sleep per row, so it streams for about 2 s), cut off by terminating its backend mid-stream.
     let slow = format!(
@@ -388,7 +394,13 @@ async fn the_database_stopping_mid_stream_fails_cleanly_with_state_exact() {
     assert_eq!(report.status, RunStatus::Failed, "{report:?}");
     let error = report.error.unwrap_or_default();
     assert!(error.starts_with("source: postgres ") && error.contains("terminat"), "{error}");
-    let after: BTreeSet<String> = store.load("people").await.expect("load").hashes.into_keys().collect();
+    let after: BTreeSet<String> = store
+        .records("people")
+        .await
+        .expect("records")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     assert_eq!(before, after, "state unchanged");
     assert_eq!(si.stats().records_received, 40, "nothing more was sent");
 }

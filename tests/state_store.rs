@@ -4,11 +4,14 @@
 mod common;
 
 use common::TempSchema;
+use ebb::hash::id_key;
 use ebb::source::ColumnType;
-use ebb::state::{self, RejectionStage, RunCounts, RunStatus, StateStore, StoredRejection, MAX_STORED_REJECTIONS};
+use ebb::state::{self, IndexEntry, RejectionStage, RunCounts, RunStatus, StateStore, StoredRejection, MAX_STORED_REJECTIONS};
 
 async fn contract(store: &dyn StateStore) {
-    assert!(store.load("s").await.expect("load").hashes.is_empty());
+    let fresh = store.load("s").await.expect("load");
+    assert!(fresh.index.is_empty());
+    assert_eq!(fresh.generation, Some(0), "a sync that never ran is at commit 0");
 
     let held = store.try_lock("s").await.expect("lock").expect("a free sync can be locked");
     assert!(store.try_lock("s").await.expect("lock").is_none(), "a held lock is refused");
@@ -18,15 +21,52 @@ async fn contract(store: &dyn StateStore) {
     assert!(again.is_some(), "dropping the guard releases the lock");
     drop(again);
 
-    store.commit("s", &[("a".into(), 1), ("b".into(), 2)]).await.expect("commit");
-    store.commit("other", &[("a".into(), 9)]).await.expect("commit other");
-    store
+    assert_eq!(store.commit("s", &[("a".into(), 1), ("b".into(), 2)]).await.expect("commit"), 1);
+    assert_eq!(store.commit("other", &[("a".into(), 9)]).await.expect("commit other"), 1);
+    let generation = store
         .commit("s", &[("b".into(), 3), ("c".into(), u128::MAX)])
         .await
         .expect("upsert");
+    assert_eq!(generation, 2, "every commit advances the sync's counter by one");
+    assert_eq!(
+        store.records("s").await.expect("records"),
+        vec![("a".to_string(), 1), ("b".to_string(), 3), ("c".to_string(), u128::MAX)]
+    );
     let loaded = store.load("s").await.expect("load");
-    assert_eq!(loaded.hashes.len(), 3);
-    assert_eq!((loaded.hashes["a"], loaded.hashes["b"], loaded.hashes["c"]), (1, 3, u128::MAX));
+    assert!(!loaded.cached, "no index was saved yet, so it is rebuilt from the records");
+    assert_eq!(loaded.generation, Some(2));
+    assert_eq!(loaded.index.len(), 3);
+    assert_eq!(
+        (
+            loaded.index.get(id_key("a")),
+            loaded.index.get(id_key("b")),
+            loaded.index.get(id_key("c"))
+        ),
+        (Some(1), Some(3), Some(u128::MAX))
+    );
+
+    // The cache: saved at the current counter it is used; any commit after it makes it stale.
+    let cached = loaded.index.merged(vec![]);
+    assert!(
+        !store.save_index("s", 1, &cached).await.expect("save"),
+        "a stale counter is refused"
+    );
+    assert!(store.save_index("s", 2, &cached).await.expect("save"));
+    let from_cache = store.load("s").await.expect("load");
+    assert!(from_cache.cached);
+    assert_eq!(from_cache.index, loaded.index);
+    // A cache that lies is believed while its counter is current: that is what the counter is for.
+    let wrong = loaded.index.merged(vec![IndexEntry {
+        key: id_key("a"),
+        hash: 77,
+    }]);
+    assert!(store.save_index("s", 2, &wrong).await.expect("save"));
+    assert_eq!(store.load("s").await.expect("load").index.get(id_key("a")), Some(77));
+    assert_eq!(store.commit("s", &[("d".into(), 4)]).await.expect("commit"), 3);
+    let after = store.load("s").await.expect("load");
+    assert!(!after.cached, "a commit the cache does not include makes it stale");
+    assert_eq!(after.index.get(id_key("a")), Some(1), "rebuilt from the records table");
+    assert_eq!(after.index.len(), 4);
 
     let schema = vec![
         ("age".to_string(), ColumnType::Int),
@@ -80,11 +120,15 @@ async fn contract(store: &dyn StateStore) {
     );
     assert_eq!(store.syncs().await.expect("syncs"), vec!["other".to_string(), "s".to_string()]);
 
-    assert_eq!(store.reset("s").await.expect("reset"), 3);
+    assert!(store.save_index("s", 3, &after.index).await.expect("save"));
+    assert_eq!(store.reset("s").await.expect("reset"), 4);
     let after = store.load("s").await.expect("load");
-    assert!(after.hashes.is_empty() && after.schema.is_none());
+    assert!(
+        after.index.is_empty() && after.schema.is_none() && !after.cached,
+        "reset drops the cache too"
+    );
     assert_eq!(
-        store.load("other").await.expect("load").hashes.len(),
+        store.load("other").await.expect("load").index.len(),
         1,
         "reset touches one sync only"
     );
@@ -104,7 +148,7 @@ async fn sqlite_on_disk_reopens_with_its_state() {
     contract(state::open(&url, false).await.expect("open").as_ref()).await;
     // Migrations are idempotent and the data is still there.
     let again = state::open(&url, false).await.expect("reopen");
-    assert_eq!(again.load("other").await.expect("load").hashes.len(), 1);
+    assert_eq!(again.load("other").await.expect("load").index.len(), 1);
 }
 
 #[tokio::test]
@@ -112,7 +156,7 @@ async fn read_only_open_creates_nothing() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("absent.db");
     let store = state::open(&format!("sqlite://{}", path.display()), true).await.expect("open");
-    assert!(store.load("s").await.expect("load").hashes.is_empty());
+    assert!(store.load("s").await.expect("load").index.is_empty());
     assert!(!path.exists());
 }
 
@@ -136,7 +180,7 @@ async fn postgres_in_its_own_schema() {
     drop(store);
     // Migrations are idempotent; the data is still there.
     let again = state::open(&schema.state_url(), false).await.expect("reopen");
-    assert_eq!(again.load("other").await.expect("load").hashes.len(), 1);
+    assert_eq!(again.load("other").await.expect("load").index.len(), 1);
 }
 
 #[tokio::test]

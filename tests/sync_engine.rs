@@ -220,11 +220,18 @@ async fn stand_in_stopped_mid_run_leaves_exact_state_and_next_run_completes() {
     assert_eq!(report.status, RunStatus::Failed);
     assert!(report.error.as_deref().unwrap_or("").contains("unreachable"), "{report:?}");
 
-    let committed: BTreeSet<String> = store.load("users").await.expect("load").hashes.into_keys().collect();
+    let committed: BTreeSet<String> = store
+        .records("users")
+        .await
+        .expect("records")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     assert!(!committed.is_empty());
     assert!(committed.is_subset(&delivered), "state holds only acknowledged records");
     assert_eq!(report.counts.sent as usize, committed.len());
     assert_eq!(report.counts.failed as usize, 40 - committed.len());
+    common::assert_index_cached(store.as_ref(), "users").await;
 
     // The destination comes back on the same address: the next run sends exactly what is missing.
     let si2 = ebb::standin::StandIn::start(addr, Default::default())
@@ -249,7 +256,7 @@ async fn a_refused_key_fails_the_run_with_a_clear_message() {
     let error = report.error.unwrap_or_default();
     assert!(error.contains("HTTP 401") && error.contains("api_key"), "{error}");
     assert_eq!(report.counts.failed, 40);
-    assert!(store.load("users").await.expect("load").hashes.is_empty());
+    assert!(store.load("users").await.expect("load").index.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,7 +351,7 @@ async fn preview_sends_nothing_and_changes_no_state() {
     let first = &preview.requests[0];
     assert_eq!(first.url, "http://127.0.0.1:9/webhook/users/custom");
     assert_eq!(first.body["users"].as_array().map(Vec::len), Some(15));
-    assert!(store.load("users").await.expect("load").hashes.is_empty());
+    assert!(store.load("users").await.expect("load").index.is_empty());
     assert!(store.runs(Some("users"), 10).await.expect("runs").is_empty());
 }
 
@@ -359,7 +366,7 @@ async fn test_send_sends_n_records_and_leaves_state_alone() {
     assert_eq!(exchanges.len(), 1);
     assert_eq!(exchanges[0].status, Some(200));
     assert_eq!(si.records("users").len(), 2);
-    assert!(store.load("users").await.expect("load").hashes.is_empty());
+    assert!(store.load("users").await.expect("load").index.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,11 +408,18 @@ async fn interrupt_finishes_in_flight_batches_commits_them_and_records_interrupt
     let report = run.await.expect("join");
     assert_eq!(report.status, RunStatus::Interrupted, "{report:?}");
     let store = ws.store().await;
-    let committed: BTreeSet<String> = store.load("users").await.expect("load").hashes.into_keys().collect();
+    let committed: BTreeSet<String> = store
+        .records("users")
+        .await
+        .expect("records")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     let delivered: BTreeSet<String> = si.records("users").into_iter().map(|r| r.id).collect();
     assert_eq!(committed, delivered, "every in-flight batch finished and was committed");
     assert!(!committed.is_empty() && committed.len() < 40, "{}", committed.len());
     assert_eq!(report.counts.sent as usize + report.counts.failed as usize, 40);
+    common::assert_index_cached(store.as_ref(), "users").await;
     let runs = store.runs(Some("users"), 1).await.expect("runs");
     assert_eq!(runs[0].status, RunStatus::Interrupted);
 }
@@ -461,5 +475,5 @@ async fn a_retry_after_beyond_the_budget_fails_the_run_without_waiting() {
     let error = report.error.unwrap_or_default();
     assert!(error.contains("429 ErrCodeRateLimitExceeded"), "{error}");
     assert_eq!((report.counts.sent, report.counts.failed), (15, 25));
-    assert_eq!(store.load("users").await.expect("load").hashes.len(), 15);
+    assert_eq!(store.load("users").await.expect("load").index.len(), 15);
 }

@@ -12,58 +12,131 @@ pub const HASH_VERSION: i64 = 1;
 
 /// A 128-bit digest of the record's canonical encoding.
 pub fn record_hash(record: &Record) -> u128 {
-    let mut buf = Vec::with_capacity(128);
-    encode(record, &mut buf);
-    xxhash_rust::xxh3::xxh3_128(&buf)
+    let mut encoder = Encoder::default();
+    encoder.record(record);
+    encoder.finish()
 }
 
-fn put_str(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    buf.extend_from_slice(s.as_bytes());
+/// The key a record is indexed by in state: a 128-bit digest of its id, so the
+/// index holds fixed-width entries instead of strings. Two ids collide with a
+/// probability around 2^-100 at a billion records.
+pub fn id_key(id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(id.as_bytes())
+}
+
+/// Builds the canonical encoding one value at a time, so the mapping can hash
+/// a row straight from its columns without building a [`Record`]. Counts are
+/// written as placeholders and patched, because nulls that are skipped are
+/// only known once the values are seen.
+#[derive(Default)]
+pub struct Encoder {
+    buf: Vec<u8>,
+    attrs_at: usize,
+    attr_count: u64,
+    items_at: usize,
+    item_count: u64,
+}
+
+impl Encoder {
+    fn put_str(&mut self, s: &str) {
+        self.buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    fn patch(&mut self, at: usize, count: u64) {
+        self.buf[at..at + 8].copy_from_slice(&count.to_le_bytes());
+    }
+
+    /// Starts a record; attributes must follow sorted by name.
+    pub fn begin(&mut self, id: &str, created_at: i64) {
+        self.buf.clear();
+        self.buf.push(HASH_VERSION as u8);
+        self.put_str(id);
+        self.buf.extend_from_slice(&created_at.to_le_bytes());
+        self.attrs_at = self.buf.len();
+        self.buf.extend_from_slice(&[0; 8]);
+        self.attr_count = 0;
+    }
+
+    /// `tag` is the wire type: `b's'`, `b'n'` or `b'b'`.
+    pub fn begin_attr(&mut self, name: &str, tag: u8) {
+        self.put_str(name);
+        self.buf.push(tag);
+        self.items_at = self.buf.len();
+        self.buf.extend_from_slice(&[0; 8]);
+        self.item_count = 0;
+        self.attr_count += 1;
+    }
+
+    pub fn str_item(&mut self, s: &str) {
+        self.put_str(s);
+        self.item_count += 1;
+    }
+
+    pub fn num_item(&mut self, n: Number) {
+        match n {
+            Number::Int(i) => {
+                self.buf.push(b'i');
+                self.buf.extend_from_slice(&i.to_le_bytes());
+            }
+            Number::Float(f) => {
+                self.buf.push(b'f');
+                // -0.0 and integral floats never get here (Number::from_f64), NaN is refused.
+                self.buf.extend_from_slice(&f.to_bits().to_le_bytes());
+            }
+        }
+        self.item_count += 1;
+    }
+
+    pub fn bool_item(&mut self, b: bool) {
+        self.buf.push(u8::from(b));
+        self.item_count += 1;
+    }
+
+    pub fn end_attr(&mut self) {
+        self.patch(self.items_at, self.item_count);
+    }
+
+    /// Encodes a whole record, sorting its attributes by name.
+    pub fn record(&mut self, record: &Record) {
+        self.begin(&record.id, record.created_at);
+        let mut attrs: Vec<&(String, AttrValue)> = record.attributes.iter().collect();
+        attrs.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, value) in attrs {
+            match value {
+                AttrValue::S(items) => {
+                    self.begin_attr(name, b's');
+                    items.iter().for_each(|s| self.str_item(s));
+                }
+                AttrValue::N(items) => {
+                    self.begin_attr(name, b'n');
+                    items.iter().for_each(|n| self.num_item(*n));
+                }
+                AttrValue::B(items) => {
+                    self.begin_attr(name, b'b');
+                    items.iter().for_each(|b| self.bool_item(*b));
+                }
+            }
+            self.end_attr();
+        }
+    }
+
+    /// The canonical bytes so far; [`finish`](Self::finish) hashes them.
+    pub fn bytes(&mut self) -> &[u8] {
+        self.patch(self.attrs_at, self.attr_count);
+        &self.buf
+    }
+
+    pub fn finish(&mut self) -> u128 {
+        xxhash_rust::xxh3::xxh3_128(self.bytes())
+    }
 }
 
 /// The canonical bytes of a record; public so tests can pin golden vectors.
 pub fn encode(record: &Record, buf: &mut Vec<u8>) {
-    buf.push(HASH_VERSION as u8);
-    put_str(buf, &record.id);
-    buf.extend_from_slice(&record.created_at.to_le_bytes());
-    let mut attrs: Vec<&(String, AttrValue)> = record.attributes.iter().collect();
-    attrs.sort_by(|a, b| a.0.cmp(&b.0));
-    buf.extend_from_slice(&(attrs.len() as u64).to_le_bytes());
-    for (name, value) in attrs {
-        put_str(buf, name);
-        match value {
-            AttrValue::S(items) => {
-                buf.push(b's');
-                buf.extend_from_slice(&(items.len() as u64).to_le_bytes());
-                for s in items {
-                    put_str(buf, s);
-                }
-            }
-            AttrValue::N(items) => {
-                buf.push(b'n');
-                buf.extend_from_slice(&(items.len() as u64).to_le_bytes());
-                for n in items {
-                    match n {
-                        Number::Int(i) => {
-                            buf.push(b'i');
-                            buf.extend_from_slice(&i.to_le_bytes());
-                        }
-                        Number::Float(f) => {
-                            buf.push(b'f');
-                            // -0.0 and integral floats never get here (Number::from_f64), NaN is refused.
-                            buf.extend_from_slice(&f.to_bits().to_le_bytes());
-                        }
-                    }
-                }
-            }
-            AttrValue::B(items) => {
-                buf.push(b'b');
-                buf.extend_from_slice(&(items.len() as u64).to_le_bytes());
-                buf.extend(items.iter().map(|b| u8::from(*b)));
-            }
-        }
-    }
+    let mut encoder = Encoder::default();
+    encoder.record(record);
+    buf.extend_from_slice(encoder.bytes());
 }
 
 #[cfg(test)]

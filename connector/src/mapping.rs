@@ -19,6 +19,7 @@ use arrow::datatypes::{
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
 use crate::config::{did_you_mean, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, Mapping, NullPolicy};
+use crate::hash::Encoder;
 use crate::record::{AttrValue, Number, Record};
 use crate::source::{ColumnType, SourceBatch, SourceSchema};
 
@@ -236,65 +237,263 @@ impl CompiledMapping {
 
     /// Maps every row of a batch, in order.
     pub fn map_batch(&self, sb: &SourceBatch, mut emit: impl FnMut(Result<Record, Rejection>)) {
-        let batch = &sb.batch;
-        let arrays: Vec<ArrayRef> = self
-            .columns
-            .iter()
-            .map(|(name, _)| match batch.column_by_name(name) {
-                Some(a) => normalise(a),
-                // The source checked the columns; an absent one reads as nulls.
-                None => arrow::array::new_null_array(&DataType::Null, batch.num_rows()),
-            })
-            .collect();
-        for row in 0..batch.num_rows() {
-            emit(self.map_row(&arrays, row).map_err(|(id, reason)| Rejection {
-                position: format!("{} row {}", sb.origin, sb.first_row + row as u64 + 1),
-                id,
-                reason,
-            }));
+        let columns = self.prepare(sb);
+        let mut sink = RecordBuilder::default();
+        let mut scratch = String::new();
+        for row in 0..sb.batch.num_rows() {
+            emit(
+                self.map_row(&columns, row, &mut sink, &mut scratch)
+                    .map(|()| sink.take())
+                    .map_err(|(id, reason)| self.rejection(sb, row, id, reason)),
+            );
         }
     }
 
-    fn map_row(&self, arrays: &[ArrayRef], row: usize) -> Result<Record, (Option<String>, String)> {
-        let id = match value(arrays[self.id].as_ref(), row) {
-            Value::Null => return Err((None, "id is null".into())),
-            Value::Str(s) if s.trim().is_empty() => return Err((None, "id is empty".into())),
-            Value::Str(s) => s.into_owned(),
-            Value::Int(i) => i.to_string(),
-            Value::UInt(u) => u.to_string(),
-            other => return Err((None, format!("id {other:?} is not text or an integer"))),
-        };
-        let fail = |reason: String| (Some(id.clone()), reason);
-        let created_at = created_at_secs(value(arrays[self.created_at].as_ref(), row)).map_err(&fail)?;
+    /// Maps only the rows whose id `select` accepts; the others are not mapped at all.
+    pub fn map_selected(&self, sb: &SourceBatch, mut select: impl FnMut(&str) -> bool, mut emit: impl FnMut(Result<Record, Rejection>)) {
+        let columns = self.prepare(sb);
+        let mut sink = RecordBuilder::default();
+        let (mut scratch, mut id_scratch) = (String::new(), String::new());
+        for row in 0..sb.batch.num_rows() {
+            if !row_id(&columns[self.id], row, &mut id_scratch).is_ok_and(&mut select) {
+                continue;
+            }
+            emit(
+                self.map_row(&columns, row, &mut sink, &mut scratch)
+                    .map(|()| sink.take())
+                    .map_err(|(id, reason)| self.rejection(sb, row, id, reason)),
+            );
+        }
+    }
+
+    /// Hashes every row of a batch the way [`record_hash`](crate::hash::record_hash) hashes
+    /// the mapped record, without building it: `emit` gets the id and the hash, or the rejection.
+    pub fn hash_batch(&self, sb: &SourceBatch, mut emit: impl FnMut(Result<(&str, u128), Rejection>)) {
+        let columns = self.prepare(sb);
+        let mut sink = HashSink::default();
+        let mut scratch = String::new();
+        for row in 0..sb.batch.num_rows() {
+            match self.map_row(&columns, row, &mut sink, &mut scratch) {
+                Ok(()) => {
+                    let hash = sink.encoder.finish();
+                    emit(Ok((&sink.id, hash)));
+                }
+                Err((id, reason)) => emit(Err(self.rejection(sb, row, id, reason))),
+            }
+        }
+    }
+
+    /// The id of every row, or `None` where it is null or empty; for finding rows again.
+    pub fn ids_batch(&self, sb: &SourceBatch, mut emit: impl FnMut(Option<&str>)) {
+        let columns = self.prepare(sb);
+        let mut scratch = String::new();
+        for row in 0..sb.batch.num_rows() {
+            emit(row_id(&columns[self.id], row, &mut scratch).ok());
+        }
+    }
+
+    fn rejection(&self, sb: &SourceBatch, row: usize, id: Option<String>, reason: String) -> Rejection {
+        Rejection {
+            position: format!("{} row {}", sb.origin, sb.first_row + row as u64 + 1),
+            id,
+            reason,
+        }
+    }
+
+    fn prepare(&self, sb: &SourceBatch) -> Vec<Column> {
+        let batch = &sb.batch;
+        self.columns
+            .iter()
+            .map(|(name, _)| match batch.column_by_name(name) {
+                Some(a) => Column::new(normalise(a)),
+                // The source checked the columns; an absent one reads as nulls.
+                None => Column::new(arrow::array::new_null_array(&DataType::Null, batch.num_rows())),
+            })
+            .collect()
+    }
+
+    fn map_row(&self, columns: &[Column], row: usize, sink: &mut impl Sink, scratch: &mut String) -> Result<(), (Option<String>, String)> {
+        let id = row_id(&columns[self.id], row, scratch).map_err(|reason| (None, reason))?;
+        let fail = |reason: String| (Some(id.to_string()), reason);
+        let created_at = created_at_secs(columns[self.created_at].value(row)).map_err(fail)?;
         if created_at < MIN_CREATED_AT {
             return Err(fail(format!("createdAt {} is before 2000-01-01", fmt_secs(created_at))));
         }
         if created_at > self.now {
             return Err(fail(format!("createdAt {} is in the future", fmt_secs(created_at))));
         }
-        let mut attributes = Vec::with_capacity(self.attributes.len());
+        sink.begin(id, created_at);
+        let mut text = String::new();
+        // Mapping attributes are sorted by name already (they come from a BTreeMap).
         for attr in &self.attributes {
-            let v = match &attr.kind {
-                AttrKind::Constant(v) => Some(v.clone()),
-                AttrKind::Column { col, target, split } => coerce(value(arrays[*col].as_ref(), row), *target, split.as_deref(), self.nulls)
-                    .map_err(|reason| {
-                        fail(format!(
-                            "attribute `{}` (column `{}`): {reason}",
-                            attr.name,
-                            attr.column_name.as_deref().unwrap_or("")
-                        ))
-                    })?,
-            };
-            if let Some(v) = v {
-                attributes.push((attr.name.clone(), v));
+            match &attr.kind {
+                AttrKind::Constant(v) => sink.constant(&attr.name, v),
+                AttrKind::Column { col, target, split } => coerce(
+                    columns[*col].value(row),
+                    &attr.name,
+                    *target,
+                    split.as_deref(),
+                    self.nulls,
+                    sink,
+                    &mut text,
+                )
+                .map_err(|reason| {
+                    fail(format!(
+                        "attribute `{}` (column `{}`): {reason}",
+                        attr.name,
+                        attr.column_name.as_deref().unwrap_or("")
+                    ))
+                })?,
             }
         }
-        // Mapping attributes are sorted by name already (they come from a BTreeMap).
-        Ok(Record {
-            id,
-            created_at,
-            attributes,
+        Ok(())
+    }
+}
+
+fn row_id<'a>(column: &'a Column, row: usize, scratch: &'a mut String) -> Result<&'a str, String> {
+    use std::fmt::Write;
+    scratch.clear();
+    match column.value(row) {
+        Value::Null => Err("id is null".into()),
+        Value::Str(s) if s.trim().is_empty() => Err("id is empty".into()),
+        Value::Str(Cow::Borrowed(s)) => Ok(s),
+        Value::Str(Cow::Owned(s)) => {
+            scratch.push_str(&s);
+            Ok(scratch)
+        }
+        Value::Int(i) => {
+            let _ = write!(scratch, "{i}");
+            Ok(scratch)
+        }
+        Value::UInt(u) => {
+            let _ = write!(scratch, "{u}");
+            Ok(scratch)
+        }
+        other => Err(format!("id {other:?} is not text or an integer")),
+    }
+}
+
+/// Where [`CompiledMapping::map_row`] writes a row: into a [`Record`], or
+/// straight into the canonical hash. One mapping routine feeds both, so the
+/// hash of a row is by construction the hash of the record that is sent.
+trait Sink {
+    fn begin(&mut self, id: &str, created_at: i64);
+    fn begin_attr(&mut self, name: &str, target: AttrType);
+    fn str_item(&mut self, s: &str);
+    fn num_item(&mut self, n: Number);
+    fn bool_item(&mut self, b: bool);
+    fn end_attr(&mut self);
+
+    fn constant(&mut self, name: &str, value: &AttrValue) {
+        match value {
+            AttrValue::S(items) => {
+                self.begin_attr(name, AttrType::String);
+                items.iter().for_each(|s| self.str_item(s));
+            }
+            AttrValue::N(items) => {
+                self.begin_attr(name, AttrType::Number);
+                items.iter().for_each(|n| self.num_item(*n));
+            }
+            AttrValue::B(items) => {
+                self.begin_attr(name, AttrType::Boolean);
+                items.iter().for_each(|b| self.bool_item(*b));
+            }
+        }
+        self.end_attr();
+    }
+}
+
+#[derive(Default)]
+struct RecordBuilder {
+    record: Option<Record>,
+}
+
+impl RecordBuilder {
+    fn take(&mut self) -> Record {
+        self.record.take().unwrap_or(Record {
+            id: String::new(),
+            created_at: 0,
+            attributes: Vec::new(),
         })
+    }
+
+    fn current(&mut self) -> Option<&mut AttrValue> {
+        self.record.as_mut().and_then(|r| r.attributes.last_mut()).map(|(_, v)| v)
+    }
+}
+
+impl Sink for RecordBuilder {
+    fn begin(&mut self, id: &str, created_at: i64) {
+        self.record = Some(Record {
+            id: id.to_string(),
+            created_at,
+            attributes: Vec::new(),
+        });
+    }
+
+    fn begin_attr(&mut self, name: &str, target: AttrType) {
+        if let Some(r) = self.record.as_mut() {
+            r.attributes.push((name.to_string(), empty(target)));
+        }
+    }
+
+    fn str_item(&mut self, s: &str) {
+        if let Some(AttrValue::S(items)) = self.current() {
+            items.push(s.to_string());
+        }
+    }
+
+    fn num_item(&mut self, n: Number) {
+        if let Some(AttrValue::N(items)) = self.current() {
+            items.push(n);
+        }
+    }
+
+    fn bool_item(&mut self, b: bool) {
+        if let Some(AttrValue::B(items)) = self.current() {
+            items.push(b);
+        }
+    }
+
+    fn end_attr(&mut self) {}
+}
+
+#[derive(Default)]
+struct HashSink {
+    id: String,
+    encoder: Encoder,
+}
+
+impl Sink for HashSink {
+    fn begin(&mut self, id: &str, created_at: i64) {
+        self.id.clear();
+        self.id.push_str(id);
+        self.encoder.begin(id, created_at);
+    }
+
+    fn begin_attr(&mut self, name: &str, target: AttrType) {
+        let tag = match target {
+            AttrType::String => b's',
+            AttrType::Number => b'n',
+            AttrType::Boolean => b'b',
+        };
+        self.encoder.begin_attr(name, tag);
+    }
+
+    fn str_item(&mut self, s: &str) {
+        self.encoder.str_item(s);
+    }
+
+    fn num_item(&mut self, n: Number) {
+        self.encoder.num_item(n);
+    }
+
+    fn bool_item(&mut self, b: bool) {
+        self.encoder.bool_item(b);
+    }
+
+    fn end_attr(&mut self) {
+        self.encoder.end_attr();
     }
 }
 
@@ -306,6 +505,43 @@ fn normalise(array: &ArrayRef) -> ArrayRef {
         }
     }
     array.clone()
+}
+
+/// A column of one batch, with a list column's items normalised once per batch
+/// rather than once per row.
+struct Column {
+    array: ArrayRef,
+    items: Option<ArrayRef>,
+}
+
+impl Column {
+    fn new(array: ArrayRef) -> Column {
+        let items = match array.data_type() {
+            DataType::List(_) => Some(normalise(array.as_list::<i32>().values())),
+            DataType::LargeList(_) => Some(normalise(array.as_list::<i64>().values())),
+            _ => None,
+        };
+        Column { array, items }
+    }
+
+    fn value(&self, row: usize) -> Value<'_> {
+        match &self.items {
+            Some(items) if !self.array.is_null(row) => {
+                let (start, end) = match self.array.data_type() {
+                    DataType::LargeList(_) => {
+                        let offsets = self.array.as_list::<i64>().value_offsets();
+                        (offsets[row] as usize, offsets[row + 1] as usize)
+                    }
+                    _ => {
+                        let offsets = self.array.as_list::<i32>().value_offsets();
+                        (offsets[row] as usize, offsets[row + 1] as usize)
+                    }
+                };
+                Value::List(items.as_ref(), start, end)
+            }
+            _ => value(self.array.as_ref(), row),
+        }
+    }
 }
 
 /// One cell, borrowed from its array where possible.
@@ -324,7 +560,8 @@ enum Value<'a> {
         secs: i64,
         nanos: u32,
     },
-    List(Vec<Value<'a>>),
+    /// Items `start..end` of a list column's (normalised) values array.
+    List(&'a dyn Array, usize, usize),
 }
 
 fn split_nanos(v: i64, per_sec: i64) -> Value<'static> {
@@ -333,6 +570,7 @@ fn split_nanos(v: i64, per_sec: i64) -> Value<'static> {
     Value::Timestamp { secs, nanos }
 }
 
+/// A scalar cell; list cells come from [`Column::value`], which knows the items.
 fn value(arr: &dyn Array, row: usize) -> Value<'_> {
     if arr.is_null(row) {
         return Value::Null;
@@ -366,30 +604,7 @@ fn value(arr: &dyn Array, row: usize) -> Value<'_> {
         D::Timestamp(TimeUnit::Millisecond, _) => split_nanos(arr.as_primitive::<TimestampMillisecondType>().value(row), 1_000),
         D::Timestamp(TimeUnit::Microsecond, _) => split_nanos(arr.as_primitive::<TimestampMicrosecondType>().value(row), 1_000_000),
         D::Timestamp(TimeUnit::Nanosecond, _) => split_nanos(arr.as_primitive::<TimestampNanosecondType>().value(row), 1_000_000_000),
-        D::List(_) => list_values(arr.as_list::<i32>().value(row)),
-        D::LargeList(_) => list_values(arr.as_list::<i64>().value(row)),
         _ => Value::Null,
-    }
-}
-
-fn list_values(items: ArrayRef) -> Value<'static> {
-    // The element array is local to this call, so its strings are copied out.
-    let items = normalise(&items);
-    Value::List((0..items.len()).map(|i| into_static(value(items.as_ref(), i))).collect())
-}
-
-fn into_static(v: Value<'_>) -> Value<'static> {
-    match v {
-        Value::Null => Value::Null,
-        Value::Str(s) => Value::Str(Cow::Owned(s.into_owned())),
-        Value::Int(i) => Value::Int(i),
-        Value::UInt(u) => Value::UInt(u),
-        Value::Float(f) => Value::Float(f),
-        Value::Decimal(d, s) => Value::Decimal(d, s),
-        Value::Bool(b) => Value::Bool(b),
-        Value::Date(d) => Value::Date(d),
-        Value::Timestamp { secs, nanos } => Value::Timestamp { secs, nanos },
-        Value::List(l) => Value::List(l.into_iter().map(into_static).collect()),
     }
 }
 
@@ -445,24 +660,34 @@ fn number_text(n: Number) -> String {
     }
 }
 
-fn to_string(v: Value<'_>) -> Result<String, String> {
-    Ok(match v {
-        Value::Str(s) => s.into_owned(),
-        Value::Int(i) => i.to_string(),
-        Value::UInt(u) => u.to_string(),
-        Value::Float(f) => number_text(Number::from_f64(f).ok_or_else(|| format!("{f} has no JSON form"))?),
-        Value::Decimal(d, s) if s > 0 => crate::record::decimal_text(d, s as u32),
-        Value::Decimal(d, s) => number_text(Number::from_decimal(d, s).ok_or("decimal out of range")?),
-        Value::Bool(b) => b.to_string(),
-        Value::Date(days) => DateTime::<Utc>::from_timestamp(days * 86_400, 0)
-            .ok_or("date out of range")?
-            .format("%Y-%m-%d")
-            .to_string(),
-        Value::Timestamp { secs, nanos } => DateTime::<Utc>::from_timestamp(secs, nanos)
-            .ok_or("timestamp out of range")?
-            .to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        Value::Null | Value::List(_) => return Err("not a scalar".into()),
-    })
+/// A scalar as text; `Str` is borrowed, the rest are written into `out`.
+fn to_text<'v>(v: &'v Value<'_>, out: &'v mut String) -> Result<&'v str, String> {
+    use std::fmt::Write;
+    out.clear();
+    match v {
+        Value::Str(s) => return Ok(s),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::UInt(u) => {
+            let _ = write!(out, "{u}");
+        }
+        Value::Float(f) => out.push_str(&number_text(Number::from_f64(*f).ok_or_else(|| format!("{f} has no JSON form"))?)),
+        Value::Decimal(d, s) if *s > 0 => out.push_str(&crate::record::decimal_text(*d, *s as u32)),
+        Value::Decimal(d, s) => out.push_str(&number_text(Number::from_decimal(*d, *s).ok_or("decimal out of range")?)),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Date(days) => {
+            let date = DateTime::<Utc>::from_timestamp(days * 86_400, 0).ok_or("date out of range")?;
+            let _ = write!(out, "{}", date.format("%Y-%m-%d"));
+        }
+        Value::Timestamp { secs, nanos } => out.push_str(
+            &DateTime::<Utc>::from_timestamp(*secs, *nanos)
+                .ok_or("timestamp out of range")?
+                .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        ),
+        Value::Null | Value::List(..) => return Err("not a scalar".into()),
+    }
+    Ok(out)
 }
 
 fn to_number(v: Value<'_>) -> Result<Number, String> {
@@ -495,31 +720,55 @@ fn to_bool(v: Value<'_>) -> Result<bool, String> {
     }
 }
 
-/// A cell as an attribute value; `None` leaves the attribute out.
-fn coerce(v: Value<'_>, target: AttrType, split: Option<&str>, nulls: NullPolicy) -> Result<Option<AttrValue>, String> {
-    let items: Vec<Value<'_>> = match v {
+fn item(v: Value<'_>, target: AttrType, sink: &mut impl Sink, text: &mut String) -> Result<(), String> {
+    match target {
+        AttrType::String => sink.str_item(to_text(&v, text)?),
+        AttrType::Number => sink.num_item(to_number(v)?),
+        AttrType::Boolean => sink.bool_item(to_bool(v)?),
+    }
+    Ok(())
+}
+
+/// Writes a cell as attribute `name`; a null under `nulls: skip` writes nothing.
+fn coerce(
+    v: Value<'_>,
+    name: &str,
+    target: AttrType,
+    split: Option<&str>,
+    nulls: NullPolicy,
+    sink: &mut impl Sink,
+    text: &mut String,
+) -> Result<(), String> {
+    match v {
         Value::Null => {
-            return Ok(match nulls {
-                NullPolicy::Skip => None,
-                NullPolicy::Send => Some(empty(target)),
-            })
+            if nulls == NullPolicy::Send {
+                sink.begin_attr(name, target);
+                sink.end_attr();
+            }
+            return Ok(());
         }
-        Value::List(items) => items.into_iter().filter(|i| !matches!(i, Value::Null)).collect(),
+        Value::List(items, start, end) => {
+            sink.begin_attr(name, target);
+            for i in start..end {
+                match value(items, i) {
+                    Value::Null => {}
+                    v => item(v, target, sink, text)?,
+                }
+            }
+        }
         Value::Str(s) if split.is_some() => {
-            let delimiter = split.unwrap_or(",");
-            s.split(delimiter)
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(|p| Value::Str(Cow::Owned(p.to_string())))
-                .collect()
+            sink.begin_attr(name, target);
+            for part in s.split(split.unwrap_or(",")).map(str::trim).filter(|p| !p.is_empty()) {
+                item(Value::Str(Cow::Borrowed(part)), target, sink, text)?;
+            }
         }
-        scalar => vec![scalar],
-    };
-    Ok(Some(match target {
-        AttrType::String => AttrValue::S(items.into_iter().map(to_string).collect::<Result<_, _>>()?),
-        AttrType::Number => AttrValue::N(items.into_iter().map(to_number).collect::<Result<_, _>>()?),
-        AttrType::Boolean => AttrValue::B(items.into_iter().map(to_bool).collect::<Result<_, _>>()?),
-    }))
+        scalar => {
+            sink.begin_attr(name, target);
+            item(scalar, target, sink, text)?;
+        }
+    }
+    sink.end_attr();
+    Ok(())
 }
 
 fn empty(target: AttrType) -> AttrValue {
@@ -542,6 +791,13 @@ mod tests {
         assert_eq!(parse_time_text("2021-03-04"), Some(1_614_816_000));
         assert_eq!(parse_time_text("1614834367123"), Some(1_614_834_367));
         assert_eq!(parse_time_text("yesterday"), None);
+    }
+
+    fn coerce(v: Value<'_>, target: AttrType, split: Option<&str>, nulls: NullPolicy) -> Result<Option<AttrValue>, String> {
+        let mut sink = RecordBuilder::default();
+        sink.begin("k", 0);
+        super::coerce(v, "v", target, split, nulls, &mut sink, &mut String::new())?;
+        Ok(sink.take().attributes.pop().map(|(_, v)| v))
     }
 
     #[test]
@@ -572,5 +828,157 @@ mod tests {
             coerce(Value::Float(f64::NAN), AttrType::Number, None, NullPolicy::Skip).map(|_| ()),
             Err("NaN is not a finite number".into())
         );
+    }
+
+    /// The one property the diff rests on: hashing a row from its columns gives the hash of
+    /// the record that would be sent, for every kind of value, and rejects the same rows.
+    #[test]
+    fn hashing_from_columns_matches_hashing_the_record() {
+        use arrow::array::{
+            Date32Array, Decimal128Array, DictionaryArray, Float32Array, Int64Array, ListBuilder, StringArray, StringBuilder,
+            TimestampMicrosecondArray,
+        };
+        use arrow::datatypes::Int32Type;
+        use arrow::record_batch::RecordBatch;
+        use std::sync::Arc;
+
+        let mut tags = ListBuilder::new(StringBuilder::new());
+        for row in [
+            Some(vec![Some("a"), None, Some("b")]),
+            None,
+            Some(vec![]),
+            Some(vec![Some("c")]),
+            Some(vec![Some("")]),
+        ] {
+            match row {
+                Some(items) => {
+                    for i in items {
+                        tags.values().append_option(i);
+                    }
+                    tags.append(true);
+                }
+                None => tags.append(false),
+            }
+        }
+        let t = 1_600_000_000_000_000i64;
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "id",
+                Arc::new(Int64Array::from(vec![Some(1), Some(2), None, Some(4), Some(5)])) as ArrayRef,
+            ),
+            (
+                "at",
+                Arc::new(TimestampMicrosecondArray::from(vec![
+                    Some(t),
+                    Some(t + 1),
+                    Some(t),
+                    Some(0),
+                    Some(t),
+                ])) as ArrayRef,
+            ),
+            (
+                "name",
+                Arc::new(StringArray::from(vec![Some("Ada"), None, Some("x"), Some("é"), Some("")])) as ArrayRef,
+            ),
+            (
+                "plan",
+                Arc::new(
+                    vec![Some("pro"), Some("free"), None, Some("pro"), Some("free")]
+                        .into_iter()
+                        .collect::<DictionaryArray<Int32Type>>(),
+                ) as ArrayRef,
+            ),
+            ("tags", Arc::new(tags.finish()) as ArrayRef),
+            (
+                "csv",
+                Arc::new(StringArray::from(vec![Some("a, b,,c"), Some(""), None, Some("x"), Some(" , ")])) as ArrayRef,
+            ),
+            (
+                "f32",
+                Arc::new(Float32Array::from(vec![Some(1.1), Some(2.0), None, Some(-0.0), Some(f32::NAN)])) as ArrayRef,
+            ),
+            (
+                "dec",
+                Arc::new(
+                    Decimal128Array::from(vec![Some(1250), Some(100), None, Some(-1), Some(7)])
+                        .with_precision_and_scale(10, 2)
+                        .expect("decimal"),
+                ) as ArrayRef,
+            ),
+            (
+                "day",
+                Arc::new(Date32Array::from(vec![Some(18_000), None, Some(0), Some(1), Some(2)])) as ArrayRef,
+            ),
+        ])
+        .expect("batch");
+        let sb = SourceBatch {
+            batch,
+            origin: "test".into(),
+            first_row: 0,
+        };
+        let attr = |name: &str, col: usize, target: AttrType, split: Option<&str>| CompiledAttr {
+            name: name.into(),
+            column_name: Some(name.into()),
+            kind: AttrKind::Column {
+                col,
+                target,
+                split: split.map(String::from),
+            },
+        };
+        for nulls in [NullPolicy::Skip, NullPolicy::Send] {
+            let mut attributes = vec![
+                attr("csv", 5, AttrType::String, Some(",")),
+                attr("day", 8, AttrType::String, None),
+                attr("dec", 7, AttrType::Number, None),
+                attr("decText", 7, AttrType::String, None),
+                attr("f32", 6, AttrType::Number, None),
+                attr("name", 2, AttrType::String, None),
+                attr("plan", 3, AttrType::String, None),
+                attr("tags", 4, AttrType::String, None),
+                attr("when", 1, AttrType::String, None),
+                CompiledAttr {
+                    name: "zConst".into(),
+                    column_name: None,
+                    kind: AttrKind::Constant(AttrValue::N(vec![Number::Int(3)])),
+                },
+            ];
+            attributes.sort_by(|a, b| a.name.cmp(&b.name));
+            let compiled = CompiledMapping {
+                columns: ["id", "at", "name", "plan", "tags", "csv", "f32", "dec", "day"]
+                    .iter()
+                    .map(|n| (n.to_string(), ColumnType::String))
+                    .collect(),
+                id: 0,
+                created_at: 1,
+                attributes,
+                nulls,
+                now: 2_000_000_000,
+            };
+            let mut mapped = Vec::new();
+            compiled.map_batch(&sb, |r| mapped.push(r));
+            let mut hashed = Vec::new();
+            compiled.hash_batch(&sb, |r| hashed.push(r.map(|(id, h)| (id.to_string(), h))));
+            let mut selected = Vec::new();
+            compiled.map_selected(&sb, |_| true, |r| selected.push(r));
+            assert_eq!(mapped.len(), 5);
+            let (mut ok, mut rejected) = (0, 0);
+            for (m, h) in mapped.iter().zip(&hashed) {
+                match (m, h) {
+                    (Ok(record), Ok((id, hash))) => {
+                        ok += 1;
+                        assert_eq!((id, *hash), (&record.id, crate::hash::record_hash(record)), "{record:?}");
+                    }
+                    (Err(a), Err(b)) => {
+                        rejected += 1;
+                        assert_eq!(a, b);
+                    }
+                    other => panic!("the two paths disagree: {other:?}"),
+                }
+            }
+            // Row 3 (null id) and row 4 (createdAt 1970) are rejected, and so is row 5's NaN.
+            assert_eq!((ok, rejected), (2, 3), "{mapped:?}");
+            let ok_ids: Vec<String> = selected.iter().filter_map(|r| r.as_ref().ok().map(|r| r.id.clone())).collect();
+            assert_eq!(ok_ids, vec!["1".to_string(), "2".to_string()]);
+        }
     }
 }

@@ -26,11 +26,11 @@ use crate::config::{Mapping, Mode};
 use crate::delivery::Delivery;
 use crate::destination::{self, Attempt, Destination};
 use crate::error::Error;
-use crate::hash::record_hash;
+use crate::hash::{id_key, record_hash};
 use crate::mapping::{CompiledMapping, Rejection};
 use crate::record::Record;
 use crate::source::{self, ColumnType, Source};
-use crate::state::{RejectionStage, RunCounts, RunStatus, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS};
+use crate::state::{IndexEntry, RejectionStage, RunCounts, RunStatus, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS};
 
 /// How a sync's source and destination were built; tests swap in their own.
 pub struct Sync {
@@ -73,21 +73,14 @@ pub struct Plan {
     pub counts: RunCounts,
     /// The first rejections, for storage and display; `counts.invalid` is exact.
     pub rejections: Vec<StoredRejection>,
-    /// Shared with pass 2 rather than copied: at a million ids a copy is tens of MB.
-    to_send: Arc<HashSet<String>>,
+    /// Keys of the records to send, sorted; shared with pass 2 rather than copied.
+    to_send: Arc<Vec<u128>>,
 }
 
 impl Plan {
     pub fn to_send(&self) -> usize {
         self.to_send.len()
     }
-}
-
-#[derive(Default)]
-struct Seen {
-    hash: Option<u128>,
-    occurrences: u32,
-    valid: u32,
 }
 
 fn mapping_rejection(r: Rejection) -> StoredRejection {
@@ -116,29 +109,83 @@ fn check_drift(stored: &Option<Vec<(String, ColumnType)>>, now: &[(String, Colum
     }
 }
 
-/// Pass 1: map and hash every row, then diff against `stored`.
+/// An id that occurs more than once in a snapshot.
+struct Duplicate {
+    key: u128,
+    valid: u32,
+    occurrences: u32,
+}
+
+/// Removes every entry whose key occurs more than once, or also on a rejected row, from
+/// `seen` (sorted by key), in place, and returns those keys.
+fn take_duplicates(seen: &mut Vec<IndexEntry>, rejected: &[(u128, String)]) -> Vec<Duplicate> {
+    let mut duplicates = Vec::new();
+    let (mut read, mut write) = (0, 0);
+    while read < seen.len() {
+        let key = seen[read].key;
+        let mut end = read + 1;
+        while end < seen.len() && seen[end].key == key {
+            end += 1;
+        }
+        let valid = (end - read) as u32;
+        let rejected_too = rejected.partition_point(|(k, _)| *k < key)..rejected.partition_point(|(k, _)| *k <= key);
+        if valid > 1 || !rejected_too.is_empty() {
+            duplicates.push(Duplicate {
+                key,
+                valid,
+                occurrences: valid + rejected_too.len() as u32,
+            });
+        } else {
+            seen[write] = seen[read];
+            write += 1;
+        }
+        read = end;
+    }
+    seen.truncate(write);
+    duplicates
+}
+
+/// The ids of `keys`, found by reading the source's id column again. Only runs when a
+/// snapshot has duplicate ids, which pass 1 knows by key but not by text.
+async fn ids_of(sync: &Sync, compiled: &CompiledMapping, keys: &HashSet<u128>) -> Result<HashMap<u128, String>, Error> {
+    let mut found = HashMap::new();
+    let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
+    while let Some(batch) = stream.next().await {
+        compiled.ids_batch(&batch?, |id| {
+            if let Some(id) = id {
+                let key = id_key(id);
+                if keys.contains(&key) && !found.contains_key(&key) {
+                    found.insert(key, id.to_string());
+                }
+            }
+        });
+        if found.len() == keys.len() {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// Pass 1: hash every row straight from the source's columns, then diff against `stored`
+/// by merging two arrays sorted by id key.
 pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan, Error> {
     let compiled = Arc::new(sync.compile().await?);
     check_drift(&stored.schema, compiled.columns())?;
     let mut counts = RunCounts::default();
     let mut rejections = Vec::new();
-    let mut seen: HashMap<String, Seen> = HashMap::with_capacity(stored.hashes.len() + 1024);
+    // Sized for the usual case, a snapshot about as big as the last one, so it never doubles.
+    let mut seen: Vec<IndexEntry> = Vec::with_capacity(stored.index.len() + stored.index.len() / 16 + 1024);
+    let mut rejected_ids: Vec<(u128, String)> = Vec::new();
     let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         counts.source += batch.batch.num_rows() as u64;
-        compiled.map_batch(&batch, |mapped| match mapped {
-            Ok(record) => {
-                let hash = record_hash(&record);
-                let entry = seen.entry(record.id).or_default();
-                entry.hash = Some(hash);
-                entry.occurrences += 1;
-                entry.valid += 1;
-            }
+        compiled.hash_batch(&batch, |hashed| match hashed {
+            Ok((id, hash)) => seen.push(IndexEntry { key: id_key(id), hash }),
             Err(rejection) => {
                 counts.invalid += 1;
                 if let Some(id) = &rejection.id {
-                    seen.entry(id.clone()).or_default().occurrences += 1;
+                    rejected_ids.push((id_key(id), id.clone()));
                 }
                 if rejections.len() < MAX_STORED_REJECTIONS {
                     rejections.push(mapping_rejection(rejection));
@@ -146,32 +193,38 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
             }
         });
     }
+    drop(stream);
+    seen.sort_unstable_by_key(|e| e.key);
+    rejected_ids.sort_unstable();
+    let duplicates = take_duplicates(&mut seen, &rejected_ids);
 
     if !full {
-        counts.gone = stored.hashes.keys().filter(|id| !seen.contains_key(*id)).count() as u64;
-    }
-    let mut to_send = HashSet::new();
-    // Consumes `seen`, so the ids move into the plan instead of being copied.
-    for (id, s) in seen {
-        let Some(hash) = s.hash else { continue };
-        if s.occurrences > 1 {
-            counts.invalid += u64::from(s.valid);
-            if rejections.len() < MAX_STORED_REJECTIONS {
-                rejections.push(StoredRejection {
-                    stage: RejectionStage::Mapping,
-                    record_id: Some(id.clone()),
-                    position: format!("id {id}"),
-                    reason: format!(
-                        "id `{id}` occurs {} times in the snapshot; every occurrence is rejected",
-                        s.occurrences
-                    ),
-                });
+        // A stored record is gone when no row has its id: not a valid one, nor a rejected or duplicate one.
+        let (mut j, mut gone) = (0, 0u64);
+        let dup_keys: HashSet<u128> = duplicates.iter().map(|d| d.key).collect();
+        for e in stored.index.entries() {
+            while j < seen.len() && seen[j].key < e.key {
+                j += 1;
             }
-            continue;
+            let present = (j < seen.len() && seen[j].key == e.key)
+                || dup_keys.contains(&e.key)
+                || rejected_ids.binary_search_by_key(&e.key, |(k, _)| *k).is_ok();
+            gone += u64::from(!present);
         }
-        let is_new = match (full, stored.hashes.get(&id)) {
+        counts.gone = gone;
+    }
+
+    let mut to_send = Vec::new();
+    let stored_entries = stored.index.entries();
+    let mut j = 0;
+    for e in &seen {
+        while j < stored_entries.len() && stored_entries[j].key < e.key {
+            j += 1;
+        }
+        let before = (j < stored_entries.len() && stored_entries[j].key == e.key).then(|| stored_entries[j].hash);
+        let is_new = match (full, before) {
             (true, _) | (false, None) => true,
-            (false, Some(h)) if *h == hash => {
+            (false, Some(h)) if h == e.hash => {
                 counts.unchanged += 1;
                 continue;
             }
@@ -188,7 +241,39 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
             Mode::UpdateOnly => !is_new,
         };
         if wanted {
-            to_send.insert(id);
+            to_send.push(e.key);
+        }
+    }
+    drop(seen);
+
+    if !duplicates.is_empty() {
+        let mut texts: HashMap<u128, String> = duplicates
+            .iter()
+            .filter_map(|d| {
+                let i = rejected_ids.binary_search_by_key(&d.key, |(k, _)| *k).ok()?;
+                Some((d.key, rejected_ids[i].1.clone()))
+            })
+            .collect();
+        let missing: HashSet<u128> = duplicates.iter().map(|d| d.key).filter(|k| !texts.contains_key(k)).collect();
+        if !missing.is_empty() {
+            texts.extend(ids_of(sync, &compiled, &missing).await?);
+        }
+        for d in &duplicates {
+            counts.invalid += u64::from(d.valid);
+            if rejections.len() >= MAX_STORED_REJECTIONS {
+                continue;
+            }
+            // The text can only be missing if the source changed between reads.
+            let id = texts.get(&d.key).cloned().unwrap_or_else(|| format!("{:032x}", d.key));
+            rejections.push(StoredRejection {
+                stage: RejectionStage::Mapping,
+                record_id: Some(id.clone()),
+                position: format!("id {id}"),
+                reason: format!(
+                    "id `{id}` occurs {} times in the snapshot; every occurrence is rejected",
+                    d.occurrences
+                ),
+            });
         }
     }
     tracing::info!(
@@ -213,11 +298,15 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
 /// Pass 2: the planned records, in source order, in batches of `batch_size`.
 fn planned_batches(sync: &Sync, plan: &Plan, batch_size: usize, max_batches: Option<usize>) -> mpsc::Receiver<Result<Vec<Record>, Error>> {
     let (tx, rx) = mpsc::channel(8);
+    if plan.to_send.is_empty() {
+        // Nothing to send: no need to read the source again.
+        return rx;
+    }
     let compiled = plan.compiled.clone();
     let wanted = plan.to_send.clone();
     let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
     tokio::spawn(async move {
-        let mut emitted: HashSet<String> = HashSet::new();
+        let mut emitted: HashSet<u128> = HashSet::new();
         let mut current = Vec::with_capacity(batch_size);
         let mut batches = 0usize;
         while let Some(batch) = stream.next().await {
@@ -229,17 +318,21 @@ fn planned_batches(sync: &Sync, plan: &Plan, batch_size: usize, max_batches: Opt
                 }
             };
             let mut ready = Vec::new();
-            compiled.map_batch(&batch, |mapped| {
-                // A record seen twice here means the source changed between passes: send it once.
-                if let Ok(record) = mapped {
-                    if wanted.contains(&record.id) && emitted.insert(record.id.clone()) {
-                        current.push(record);
-                        if current.len() == batch_size {
-                            ready.push(std::mem::replace(&mut current, Vec::with_capacity(batch_size)));
+            compiled.map_selected(
+                &batch,
+                |id| wanted.binary_search(&id_key(id)).is_ok(),
+                |mapped| {
+                    // A record seen twice here means the source changed between passes: send it once.
+                    if let Ok(record) = mapped {
+                        if emitted.insert(id_key(&record.id)) {
+                            current.push(record);
+                            if current.len() == batch_size {
+                                ready.push(std::mem::replace(&mut current, Vec::with_capacity(batch_size)));
+                            }
                         }
                     }
-                }
-            });
+                },
+            );
             for b in ready {
                 if max_batches.is_some_and(|m| batches >= m) || tx.send(Ok(b)).await.is_err() {
                     return;
@@ -304,19 +397,18 @@ pub async fn run(sync: &Sync, store: &dyn StateStore, options: &RunOptions) -> R
     })
 }
 
+/// What this run has committed, to bring the cached index up to date at the end.
+struct Committed {
+    /// The commit counter after our last commit, while every commit was ours (each one
+    /// advanced the counter by exactly one); `None` once anything else wrote.
+    generation: Option<i64>,
+    entries: Vec<IndexEntry>,
+}
+
 async fn run_inner(sync: &Sync, store: &dyn StateStore, options: &RunOptions, run_id: i64, counts: &mut RunCounts) -> Result<(), Error> {
     let name = sync.name();
     let stored = store.load(name).await?;
-    let stored = if options.full {
-        StoredState {
-            hashes: HashMap::new(),
-            schema: stored.schema,
-        }
-    } else {
-        stored
-    };
     let plan = plan(sync, &stored, options.full).await?;
-    drop(stored);
     *counts = plan.counts.clone();
     store.add_rejections(run_id, name, &plan.rejections).await?;
     store.save_schema(name, plan.compiled.columns()).await?;
@@ -324,7 +416,35 @@ async fn run_inner(sync: &Sync, store: &dyn StateStore, options: &RunOptions, ru
         counts.failed = plan.to_send() as u64;
         return Err(Error::Interrupted);
     }
+    let mut committed = Committed {
+        generation: stored.generation,
+        entries: Vec::new(),
+    };
+    let result = deliver(sync, store, options, run_id, &plan, counts, &mut committed).await;
+    if let Some(generation) = committed.generation {
+        if !stored.cached || !committed.entries.is_empty() {
+            let index = stored.index.merged(committed.entries);
+            drop(stored);
+            match store.save_index(name, generation, &index).await {
+                Ok(saved) => tracing::debug!(sync = %name, saved, entries = index.len(), "record index cache"),
+                // Only a cache: the next run rebuilds it from the records table.
+                Err(e) => tracing::warn!(sync = %name, error = %e, "could not save the record index cache"),
+            }
+        }
+    }
+    result
+}
 
+async fn deliver(
+    sync: &Sync,
+    store: &dyn StateStore,
+    options: &RunOptions,
+    run_id: i64,
+    plan: &Plan,
+    counts: &mut RunCounts,
+    committed: &mut Committed,
+) -> Result<(), Error> {
+    let name = sync.name();
     let delivery_config = sync.mapping.delivery();
     let batch_size = sync.destination.capabilities().max_batch_records.max(1);
     let delivery = Arc::new(Delivery::new(
@@ -334,7 +454,7 @@ async fn run_inner(sync: &Sync, store: &dyn StateStore, options: &RunOptions, ru
     ));
     let progress = progress_bar(options.progress, plan.to_send() as u64, name);
     let stop = options.cancel.child_token();
-    let mut rx = planned_batches(sync, &plan, batch_size, None);
+    let mut rx = planned_batches(sync, plan, batch_size, None);
     let source_error: Arc<std::sync::Mutex<Option<Error>>> = Arc::default();
     let batches = {
         let source_error = source_error.clone();
@@ -370,8 +490,15 @@ async fn run_inner(sync: &Sync, store: &dyn StateStore, options: &RunOptions, ru
             .iter()
             .map(|&i| (batch[i].id.clone(), record_hash(&batch[i])))
             .collect();
-        // Commit before anything else: this is the only write of record state.
-        store.commit(name, &acked).await?;
+        if !acked.is_empty() {
+            // Commit before anything else: this is the only write of record state.
+            let generation = store.commit(name, &acked).await?;
+            committed.generation = committed.generation.filter(|g| generation == g + 1).map(|_| generation);
+            committed.entries.extend(acked.iter().map(|(id, hash)| IndexEntry {
+                key: id_key(id),
+                hash: *hash,
+            }));
+        }
         counts.sent += acked.len() as u64;
         counts.rejected += outcome.rejected.len() as u64;
         let rejected: Vec<StoredRejection> = outcome

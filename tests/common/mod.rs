@@ -112,7 +112,24 @@ pub async fn run(sync: &Sync, store: &dyn StateStore, full: bool) -> RunReport {
 pub async fn run_ok(sync: &Sync, store: &dyn StateStore) -> RunReport {
     let report = run(sync, store, false).await;
     assert_eq!(report.status, RunStatus::Completed, "{report:?}");
+    assert_index_cached(store, sync.name()).await;
     report
+}
+
+/// After a run that committed, the cached index is current and says exactly what the
+/// records table says.
+pub async fn assert_index_cached(store: &dyn StateStore, name: &str) {
+    let loaded = store.load(name).await.expect("load");
+    let records = store.records(name).await.expect("records");
+    if records.is_empty() {
+        return;
+    }
+    assert!(loaded.cached, "the run left its index cached and current");
+    assert_eq!(
+        loaded.index,
+        ebb::state::RecordIndex::from_records(records),
+        "the cache matches the table"
+    );
 }
 
 /// Runs the `ebb` binary in `dir` with extra environment variables.

@@ -7,8 +7,6 @@
 pub mod postgres;
 pub mod sqlite;
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use crate::source::ColumnType;
@@ -40,9 +38,132 @@ impl From<sqlx::migrate::MigrateError> for StateError {
 /// What the last runs left for one sync.
 #[derive(Debug, Default)]
 pub struct StoredState {
-    pub hashes: HashMap<String, u128>,
+    pub index: RecordIndex,
     /// The mapped columns and their types as of the last completed run.
     pub schema: Option<Vec<(String, ColumnType)>>,
+    /// The sync's commit counter when `index` was read, if `index` mirrors the
+    /// `records` table exactly (it does not when the stored hashes are of
+    /// another version). A run passes it back to [`StateStore::save_index`].
+    pub generation: Option<i64>,
+    /// Whether `index` came from the cache rather than being rebuilt from `records`.
+    pub cached: bool,
+}
+
+/// One record in the index: the [`id_key`](crate::hash::id_key) of its id and its payload hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IndexEntry {
+    pub key: u128,
+    pub hash: u128,
+}
+
+/// A sync's record state in compact form, sorted by key: 32 bytes a record,
+/// so a diff is a merge of two sorted arrays rather than a map of strings.
+///
+/// The `records` table stays the truth and is what commits write; the index
+/// is derived from it and cached beside it, tagged with the commit counter it
+/// matches. Any commit the index does not include makes the tag stale, and a
+/// stale index is rebuilt from the table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordIndex {
+    entries: Vec<IndexEntry>,
+}
+
+/// The layout of a cached index; another value is rebuilt from `records`.
+pub const INDEX_FORMAT: i64 = 1;
+const ENTRY_BYTES: usize = 32;
+
+impl RecordIndex {
+    /// Sorts by key; of entries with the same key the last one wins.
+    pub fn from_entries(mut entries: Vec<IndexEntry>) -> RecordIndex {
+        // Stable, so "last wins" holds after the dedup below keeps the last of each run.
+        entries.sort_by_key(|e| e.key);
+        let mut out: Vec<IndexEntry> = Vec::with_capacity(entries.len());
+        for e in entries {
+            match out.last_mut() {
+                Some(last) if last.key == e.key => *last = e,
+                _ => out.push(e),
+            }
+        }
+        RecordIndex { entries: out }
+    }
+
+    pub fn entries(&self) -> &[IndexEntry] {
+        &self.entries
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, key: u128) -> Option<u128> {
+        self.entries
+            .binary_search_by_key(&key, |e| e.key)
+            .ok()
+            .map(|i| self.entries[i].hash)
+    }
+
+    /// This index with `updates` applied, as the `records` table has them after their commits.
+    pub fn merged(&self, updates: Vec<IndexEntry>) -> RecordIndex {
+        let updates = RecordIndex::from_entries(updates).entries;
+        let mut out = Vec::with_capacity(self.entries.len() + updates.len());
+        let (old, mut i) = (&self.entries, 0);
+        for u in updates {
+            while i < old.len() && old[i].key < u.key {
+                out.push(old[i]);
+                i += 1;
+            }
+            if i < old.len() && old[i].key == u.key {
+                i += 1;
+            }
+            out.push(u);
+        }
+        out.extend_from_slice(&old[i..]);
+        RecordIndex { entries: out }
+    }
+
+    /// Little-endian key then hash, per entry, in key order.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.entries.len() * ENTRY_BYTES);
+        for e in &self.entries {
+            out.extend_from_slice(&e.key.to_le_bytes());
+            out.extend_from_slice(&e.hash.to_le_bytes());
+        }
+        out
+    }
+
+    /// `None` for bytes that are not a whole, sorted index: the cache is then rebuilt.
+    pub fn from_bytes(bytes: &[u8]) -> Option<RecordIndex> {
+        if !bytes.len().is_multiple_of(ENTRY_BYTES) {
+            return None;
+        }
+        let entries: Vec<IndexEntry> = bytes
+            .chunks_exact(ENTRY_BYTES)
+            .map(|c| {
+                let (k, h) = c.split_at(16);
+                IndexEntry {
+                    key: u128::from_le_bytes(k.try_into().unwrap_or_default()),
+                    hash: u128::from_le_bytes(h.try_into().unwrap_or_default()),
+                }
+            })
+            .collect();
+        entries.windows(2).all(|w| w[0].key < w[1].key).then_some(RecordIndex { entries })
+    }
+
+    /// Builds the index from `records` rows.
+    pub fn from_records(rows: impl IntoIterator<Item = (String, u128)>) -> RecordIndex {
+        RecordIndex::from_entries(
+            rows.into_iter()
+                .map(|(id, hash)| IndexEntry {
+                    key: crate::hash::id_key(&id),
+                    hash,
+                })
+                .collect(),
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -131,10 +252,17 @@ pub const MAX_STORED_REJECTIONS: usize = 1000;
 
 #[async_trait::async_trait]
 pub trait StateStore: Send + Sync {
-    /// Hashes and schema of a sync; empty if it never ran or its hashes are of another version.
+    /// The record index and schema of a sync; empty if it never ran or its hashes are of another
+    /// version. The index comes from the cache when it is current, else from `records`.
     async fn load(&self, sync: &str) -> Result<StoredState, StateError>;
-    /// Records that `acked` records were acknowledged with these payload hashes, atomically.
-    async fn commit(&self, sync: &str, acked: &[(String, u128)]) -> Result<(), StateError>;
+    /// Every stored record id and hash, sorted by id: the table the index derives from.
+    async fn records(&self, sync: &str) -> Result<Vec<(String, u128)>, StateError>;
+    /// Records that `acked` records were acknowledged with these payload hashes, atomically,
+    /// and returns the sync's commit counter after this commit.
+    async fn commit(&self, sync: &str, acked: &[(String, u128)]) -> Result<i64, StateError>;
+    /// Caches `index` as the state at commit counter `generation`; does nothing and returns
+    /// false if the counter has moved on since.
+    async fn save_index(&self, sync: &str, generation: i64, index: &RecordIndex) -> Result<bool, StateError>;
     async fn save_schema(&self, sync: &str, schema: &[(String, ColumnType)]) -> Result<(), StateError>;
     /// Forgets a sync's hashes and schema; returns how many records were forgotten.
     async fn reset(&self, sync: &str) -> Result<u64, StateError>;
@@ -264,5 +392,41 @@ impl From<RejectionRow> for StoredRejection {
             position: r.position,
             reason: r.reason,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(key: u128, hash: u128) -> IndexEntry {
+        IndexEntry { key, hash }
+    }
+
+    #[test]
+    fn index_merge_upserts_and_keeps_order() {
+        let base = RecordIndex::from_entries(vec![e(5, 1), e(1, 1), e(9, 1)]);
+        assert_eq!(base.entries(), &[e(1, 1), e(5, 1), e(9, 1)]);
+        let merged = base.merged(vec![e(9, 2), e(0, 2), e(5, 2), e(7, 2), e(7, 3)]);
+        assert_eq!(
+            merged.entries(),
+            &[e(0, 2), e(1, 1), e(5, 2), e(7, 3), e(9, 2)],
+            "the last update of a key wins"
+        );
+        assert_eq!((merged.get(7), merged.get(8)), (Some(3), None));
+        assert_eq!(RecordIndex::default().merged(vec![e(2, 2)]).entries(), &[e(2, 2)]);
+    }
+
+    #[test]
+    fn index_bytes_round_trip_and_refuse_damage() {
+        let index = RecordIndex::from_entries(vec![e(u128::MAX, 7), e(3, u128::MAX), e(0, 0)]);
+        let bytes = index.to_bytes();
+        assert_eq!(bytes.len(), 3 * 32);
+        assert_eq!(RecordIndex::from_bytes(&bytes), Some(index));
+        assert_eq!(RecordIndex::from_bytes(&bytes[..40]), None, "a torn cache is rebuilt");
+        let mut unsorted = bytes[32..64].to_vec();
+        unsorted.extend_from_slice(&bytes[..32]);
+        assert_eq!(RecordIndex::from_bytes(&unsorted), None);
+        assert_eq!(RecordIndex::from_bytes(&[]), Some(RecordIndex::default()));
     }
 }

@@ -1,6 +1,5 @@
 //! The SQLite state store, the default (`sqlite://.ebb/state.db`).
 
-use std::collections::HashMap;
 use std::collections::HashSet;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
@@ -13,7 +12,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    now_secs, RunCounts, RunLock, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS,
+    now_secs, RecordIndex, RunCounts, RunLock, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState, INDEX_FORMAT,
+    MAX_STORED_REJECTIONS,
 };
 use super::{RejectionRow, RunRow, RUN_COLUMNS};
 use crate::hash::HASH_VERSION;
@@ -114,52 +114,84 @@ fn hash_from_blob(blob: &[u8]) -> Option<u128> {
     Some(u128::from_le_bytes(blob.try_into().ok()?))
 }
 
+/// Streamed, not fetched whole: at a million records the rows alone would double peak memory.
+async fn records_of(conn: &mut sqlx::SqliteConnection, sync: &str) -> Result<Vec<(String, u128)>, StateError> {
+    let mut rows = sqlx::query("SELECT id, hash FROM records WHERE sync = ? ORDER BY id")
+        .bind(sync)
+        .fetch(conn);
+    let mut out = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        if let Some(h) = hash_from_blob(row.get::<&[u8], _>("hash")) {
+            out.push((row.get::<String, _>("id"), h));
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait::async_trait]
 impl StateStore for SqliteStore {
     async fn load(&self, sync: &str) -> Result<StoredState, StateError> {
-        let meta = sqlx::query("SELECT hash_version, schema_json FROM syncs WHERE name = ?")
+        // One read transaction, so the counter, the cache and the table agree.
+        let mut tx = self.pool.begin().await?;
+        let meta = sqlx::query("SELECT hash_version, schema_json, generation FROM syncs WHERE name = ?")
             .bind(sync)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
-        let Some(meta) = meta else { return Ok(StoredState::default()) };
+        let Some(meta) = meta else {
+            return Ok(StoredState {
+                generation: Some(0),
+                ..StoredState::default()
+            });
+        };
         let schema: Option<Vec<(String, ColumnType)>> = meta
             .get::<Option<String>, _>("schema_json")
             .and_then(|s| serde_json::from_str(&s).ok());
         if meta.get::<i64, _>("hash_version") != HASH_VERSION {
             return Ok(StoredState {
-                hashes: HashMap::new(),
                 schema,
+                ..StoredState::default()
             });
         }
-        // Streamed, not fetched whole: at a million records the rows alone would double peak memory.
-        let mut rows = sqlx::query("SELECT id, hash FROM records WHERE sync = ?")
+        let generation: i64 = meta.get("generation");
+        let cached = sqlx::query("SELECT entries FROM record_index WHERE sync = ? AND generation = ? AND format = ?")
             .bind(sync)
-            .fetch(&self.pool);
-        let mut hashes = HashMap::new();
-        while let Some(row) = rows.try_next().await? {
-            let blob: &[u8] = row.get("hash");
-            if let Some(h) = hash_from_blob(blob) {
-                hashes.insert(row.get::<String, _>("id"), h);
+            .bind(generation)
+            .bind(INDEX_FORMAT)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (index, cached) = match cached.and_then(|row| RecordIndex::from_bytes(row.get::<&[u8], _>("entries"))) {
+            Some(index) => (index, true),
+            None => {
+                tracing::debug!(sync, "record index cache is stale; rebuilding it from the records table");
+                (RecordIndex::from_records(records_of(&mut tx, sync).await?), false)
             }
-        }
-        drop(rows);
-        Ok(StoredState { hashes, schema })
+        };
+        tx.commit().await?;
+        Ok(StoredState {
+            index,
+            schema,
+            generation: Some(generation),
+            cached,
+        })
     }
 
-    async fn commit(&self, sync: &str, acked: &[(String, u128)]) -> Result<(), StateError> {
-        if acked.is_empty() {
-            return Ok(());
-        }
+    async fn records(&self, sync: &str) -> Result<Vec<(String, u128)>, StateError> {
+        let mut conn = self.pool.acquire().await?;
+        records_of(&mut conn, sync).await
+    }
+
+    async fn commit(&self, sync: &str, acked: &[(String, u128)]) -> Result<i64, StateError> {
         let now = now_secs();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO syncs (name, hash_version, updated_at) VALUES (?, ?, ?) \
-             ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
+        let generation: i64 = sqlx::query_scalar(
+            "INSERT INTO syncs (name, hash_version, updated_at, generation) VALUES (?, ?, ?, 1) \
+             ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at, generation = syncs.generation + 1 \
+             RETURNING generation",
         )
         .bind(sync)
         .bind(HASH_VERSION)
         .bind(now)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
         for chunk in acked.chunks(COMMIT_CHUNK) {
             let mut qb = sqlx::QueryBuilder::new("INSERT INTO records (sync, id, hash, synced_at) ");
@@ -173,7 +205,31 @@ impl StateStore for SqliteStore {
             qb.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(generation)
+    }
+
+    async fn save_index(&self, sync: &str, generation: i64, index: &RecordIndex) -> Result<bool, StateError> {
+        let bytes = index.to_bytes();
+        let mut tx = self.pool.begin().await?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT generation FROM syncs WHERE name = ?")
+            .bind(sync)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if current != Some(generation) {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO record_index (sync, generation, format, entries) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (sync) DO UPDATE SET generation = excluded.generation, format = excluded.format, entries = excluded.entries",
+        )
+        .bind(sync)
+        .bind(generation)
+        .bind(INDEX_FORMAT)
+        .bind(bytes)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn save_schema(&self, sync: &str, schema: &[(String, ColumnType)]) -> Result<(), StateError> {
@@ -198,6 +254,10 @@ impl StateStore for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        sqlx::query("DELETE FROM record_index WHERE sync = ?")
+            .bind(sync)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM syncs WHERE name = ?").bind(sync).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(n)

@@ -1,0 +1,73 @@
+//! `ebb-bench`: the benchmark suite's data generator and driver.
+//!
+//! It is not part of the product: `scripts/bench.sh` builds it, installs the
+//! peers (DuckDB, drt) into a throwaway venv, and runs `ebb-bench suite`.
+
+mod generate;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ebb-bench", about = "ebb's benchmark suite: data generator and driver")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write snapshots A and B as Parquet plus truth.json, and optionally load them into PostgreSQL.
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Folder for a.parquet, b.parquet and truth.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Also load both snapshots as `{schema}.users_a` and `{schema}.users_b`.
+    #[arg(long)]
+    postgres: Option<String>,
+    #[arg(long, default_value = "ebb_bench")]
+    schema: String,
+}
+
+pub async fn run_generate(args: &GenerateArgs) -> Result<generate::Truth> {
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let truth = generate::truth(args.seed, args.rows);
+    let (seed, rows) = (args.seed, args.rows);
+    let (a, b) = (args.out.join("a.parquet"), args.out.join("b.parquet"));
+    // Both files at once: the generator is CPU-bound and there are two cores.
+    let wa = tokio::task::spawn_blocking(move || generate::write_parquet(&a, generate::rows(seed, rows, false)));
+    let wb = tokio::task::spawn_blocking(move || generate::write_parquet(&b, generate::rows(seed, rows, true)));
+    let (na, nb) = (wa.await??, wb.await??);
+    anyhow::ensure!(
+        na == truth.rows_a && nb == truth.rows_b,
+        "wrote {na}/{nb} rows, truth says {truth:?}"
+    );
+    std::fs::write(args.out.join("truth.json"), serde_json::to_string_pretty(&truth)?)?;
+    if let Some(url) = &args.postgres {
+        generate::load_postgres(url, &args.schema, "users_a", generate::rows(seed, rows, false)).await?;
+        generate::load_postgres(url, &args.schema, "users_b", generate::rows(seed, rows, true)).await?;
+    }
+    Ok(truth)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Generate(args) => {
+            let truth = run_generate(&args).await?;
+            println!("{}", serde_json::to_string(&truth)?);
+        }
+    }
+    Ok(())
+}
