@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -397,6 +397,9 @@ pub async fn run(sync: &Sync, store: &dyn StateStore, options: &RunOptions) -> R
     })
 }
 
+/// At most this many finished requests share one commit, so a commit stays small.
+const MAX_BATCHES_PER_COMMIT: usize = 64;
+
 /// What this run has committed, to bring the cached index up to date at the end.
 struct Committed {
     /// The commit counter after our last commit, while every commit was ours (each one
@@ -484,11 +487,19 @@ async fn deliver(
         .buffer_unordered(delivery_config.concurrency));
 
     let mut fatal: Option<String> = None;
-    while let Some((batch, outcome)) = in_flight.next().await {
-        let acked: Vec<(String, u128)> = outcome
-            .acked
+    while let Some(first) = in_flight.next().await {
+        // Whatever else has finished meanwhile is committed in the same transaction: one
+        // commit per request costs more than the request itself at a thousand requests a second.
+        let mut done = vec![first];
+        while done.len() < MAX_BATCHES_PER_COMMIT {
+            match in_flight.next().now_or_never() {
+                Some(Some(next)) => done.push(next),
+                _ => break,
+            }
+        }
+        let acked: Vec<(String, u128)> = done
             .iter()
-            .map(|&i| (batch[i].id.clone(), record_hash(&batch[i])))
+            .flat_map(|(batch, outcome)| outcome.acked.iter().map(|&i| (batch[i].id.clone(), record_hash(&batch[i]))))
             .collect();
         if !acked.is_empty() {
             // Commit before anything else: this is the only write of record state.
@@ -500,26 +511,29 @@ async fn deliver(
             }));
         }
         counts.sent += acked.len() as u64;
-        counts.rejected += outcome.rejected.len() as u64;
-        let rejected: Vec<StoredRejection> = outcome
-            .rejected
-            .iter()
-            .map(|(i, reason)| StoredRejection {
+        let mut rejected: Vec<StoredRejection> = Vec::new();
+        let mut failed = 0;
+        for (batch, outcome) in done {
+            rejected.extend(outcome.rejected.iter().map(|(i, reason)| StoredRejection {
                 stage: RejectionStage::Destination,
                 record_id: Some(batch[*i].id.clone()),
                 position: format!("id {}", batch[*i].id),
                 reason: reason.clone(),
-            })
-            .collect();
-        store.add_rejections(run_id, name, &rejected).await?;
-        progress.inc((acked.len() + rejected.len() + outcome.failed.len()) as u64);
-        if let Some(reason) = outcome.fatal {
-            if fatal.is_none() {
-                tracing::error!(sync = %name, %reason, "stopping: no new batches will start");
-                fatal = Some(reason);
-                stop.cancel();
+            }));
+            failed += outcome.failed.len();
+            if let Some(reason) = outcome.fatal {
+                if fatal.is_none() {
+                    tracing::error!(sync = %name, %reason, "stopping: no new batches will start");
+                    fatal = Some(reason);
+                    stop.cancel();
+                }
             }
         }
+        counts.rejected += rejected.len() as u64;
+        if !rejected.is_empty() {
+            store.add_rejections(run_id, name, &rejected).await?;
+        }
+        progress.inc((acked.len() + rejected.len() + failed) as u64);
     }
     progress.finish_and_clear();
     counts.failed = (plan.to_send() as u64).saturating_sub(counts.sent + counts.rejected);

@@ -284,6 +284,9 @@ impl StateStore for PostgresStore {
     }
 
     async fn add_rejections(&self, run: i64, sync: &str, rejections: &[StoredRejection]) -> Result<(), StateError> {
+        if rejections.is_empty() {
+            return Ok(());
+        }
         let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rejections WHERE run_id = $1")
             .bind(run)
             .fetch_one(&self.pool)

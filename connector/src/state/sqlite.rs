@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 use super::{
@@ -69,6 +69,9 @@ impl SqliteStore {
             .map_err(|e| open_err(&e))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL never corrupts the file; a power cut may undo the last commits,
+            // which re-sends those records next run: allowed, unlike marking unsent ones as sent.
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
         // One connection for :memory: so every query sees the same database.
@@ -274,6 +277,9 @@ impl StateStore for SqliteStore {
     }
 
     async fn add_rejections(&self, run: i64, sync: &str, rejections: &[StoredRejection]) -> Result<(), StateError> {
+        if rejections.is_empty() {
+            return Ok(());
+        }
         let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rejections WHERE run_id = ?")
             .bind(run)
             .fetch_one(&self.pool)
