@@ -16,14 +16,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Mapping, Mode};
-use crate::delivery::Delivery;
+use crate::delivery::{BatchOutcome, Delivery};
 use crate::destination::{self, Attempt, Destination};
 use crate::error::Error;
 use crate::hash::{id_key, record_hash};
@@ -397,8 +397,10 @@ pub async fn run(sync: &Sync, store: &dyn StateStore, options: &RunOptions) -> R
     })
 }
 
-/// At most this many finished requests share one commit, so a commit stays small.
-const MAX_BATCHES_PER_COMMIT: usize = 64;
+/// How long acknowledged records may wait to be committed together.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
+/// How many acknowledged records make a commit happen before the interval is up.
+const COMMIT_RECORDS: usize = 3000;
 
 /// What this run has committed, to bring the cached index up to date at the end.
 struct Committed {
@@ -487,15 +489,40 @@ async fn deliver(
         .buffer_unordered(delivery_config.concurrency));
 
     let mut fatal: Option<String> = None;
-    while let Some(first) = in_flight.next().await {
-        // Whatever else has finished meanwhile is committed in the same transaction: one
-        // commit per request costs more than the request itself at a thousand requests a second.
-        let mut done = vec![first];
-        while done.len() < MAX_BATCHES_PER_COMMIT {
-            match in_flight.next().now_or_never() {
-                Some(Some(next)) => done.push(next),
-                _ => break,
+    let mut pending: Vec<(Vec<Record>, BatchOutcome)> = Vec::new();
+    let mut pending_records = 0usize;
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut finished = false;
+    while !finished {
+        // Acknowledged records are committed together, every COMMIT_INTERVAL or COMMIT_RECORDS,
+        // whichever comes first: a commit per request costs more than the request at a thousand
+        // requests a second. A crash loses at most that window's commits, which the next run
+        // sends again; nothing unacknowledged is ever committed.
+        let next = match deadline {
+            Some(at) => tokio::select! {
+                item = in_flight.next() => Some(item),
+                () = tokio::time::sleep_until(at) => None,
+            },
+            None => Some(in_flight.next().await),
+        };
+        match next {
+            Some(Some((batch, outcome))) => {
+                let urgent = outcome.fatal.is_some();
+                pending_records += batch.len();
+                pending.push((batch, outcome));
+                deadline.get_or_insert_with(|| tokio::time::Instant::now() + COMMIT_INTERVAL);
+                if !urgent && pending_records < COMMIT_RECORDS {
+                    continue;
+                }
             }
+            Some(None) => finished = true,
+            None => {}
+        }
+        deadline = None;
+        pending_records = 0;
+        let done = std::mem::take(&mut pending);
+        if done.is_empty() {
+            continue;
         }
         let acked: Vec<(String, u128)> = done
             .iter()
