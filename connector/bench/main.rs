@@ -4,6 +4,7 @@
 //! peers (DuckDB, drt) into a throwaway venv, and runs `ebb-bench suite`.
 
 mod generate;
+mod suite;
 
 use std::path::PathBuf;
 
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Write snapshots A and B as Parquet plus truth.json, and optionally load them into PostgreSQL.
     Generate(GenerateArgs),
+    /// Run every case several times against the peers and print the results table.
+    Suite(suite::SuiteArgs),
 }
 
 #[derive(clap::Args)]
@@ -68,6 +71,7 @@ async fn main() -> Result<()> {
             let truth = run_generate(&args).await?;
             println!("{}", serde_json::to_string(&truth)?);
         }
+        Command::Suite(args) => suite::run(args).await?,
     }
     Ok(())
 }

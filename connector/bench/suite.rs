@@ -1,0 +1,571 @@
+//! The benchmark suite: every case several times, against its peers, on the
+//! same files and the same machine, in one run.
+//!
+//! Each measured command runs under `/usr/bin/time`, which reports wall time
+//! and peak RSS from the kernel's accounting. The stand-in runs as a process
+//! of its own, so its CPU time is read from `/proc` and the CPU split of a
+//! sync is measured, not guessed.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::GenerateArgs;
+
+#[derive(clap::Args)]
+pub struct SuiteArgs {
+    /// Rows in the main snapshots.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Rows in the large snapshots; 0 skips the large cases.
+    #[arg(long, default_value_t = 5_000_000)]
+    large_rows: u64,
+    /// Rows in the PostgreSQL table of the end-to-end case against drt.
+    #[arg(long, default_value_t = 100_000)]
+    e2e_rows: u64,
+    /// Runs of each case; the table shows the median and the range.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    #[arg(long, default_value = "target/bench")]
+    work: PathBuf,
+    /// The `ebb` binary; by default the one next to this one.
+    #[arg(long)]
+    ebb: Option<PathBuf>,
+    /// A Python with duckdb installed.
+    #[arg(long)]
+    python: PathBuf,
+    /// drt-core's `drt` command.
+    #[arg(long)]
+    drt: PathBuf,
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    database_url: String,
+    #[arg(long, default_value_t = 18787)]
+    port: u16,
+    /// Where to write the results table (Markdown).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// One measured command.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    wall: f64,
+    rss_mb: f64,
+    cpu: f64,
+}
+
+fn measure(cmd: &mut Command) -> Result<(Sample, String)> {
+    let report = tempfile_path("time");
+    let program = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let mut timed = Command::new("/usr/bin/time");
+    timed.arg("-f").arg("%e %M %U %S").arg("-o").arg(&report).arg(&program).args(&args);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        timed.current_dir(dir);
+    }
+    let out = timed.output().with_context(|| format!("running {program:?}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!(
+            "{program:?} {args:?} failed: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = std::fs::read_to_string(&report)?;
+    let _ = std::fs::remove_file(&report);
+    let f: Vec<f64> = text
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if f.len() != 4 {
+        bail!("cannot read /usr/bin/time's report: {text:?}");
+    }
+    Ok((
+        Sample {
+            wall: f[0],
+            rss_mb: f[1] / 1024.0,
+            cpu: f[2] + f[3],
+        },
+        stdout,
+    ))
+}
+
+fn tempfile_path(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("ebb-bench-{tag}-{}-{}", std::process::id(), rand::random::<u32>()))
+}
+
+/// Median and range of several samples.
+#[derive(Clone, Copy, Debug)]
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+    rss_mb: f64,
+    cpu: f64,
+}
+
+fn stats(samples: &[Sample]) -> Stats {
+    let mut walls: Vec<f64> = samples.iter().map(|s| s.wall).collect();
+    walls.sort_by(f64::total_cmp);
+    let mut cpus: Vec<f64> = samples.iter().map(|s| s.cpu).collect();
+    cpus.sort_by(f64::total_cmp);
+    Stats {
+        median: walls[walls.len() / 2],
+        min: walls[0],
+        max: walls[walls.len() - 1],
+        rss_mb: samples.iter().map(|s| s.rss_mb).fold(0.0, f64::max),
+        cpu: cpus[cpus.len() / 2],
+    }
+}
+
+fn fmt_stats(s: &Stats) -> String {
+    format!("{:.2} s ({:.2}–{:.2}) · {:.0} MB", s.median, s.min, s.max, s.rss_mb)
+}
+
+struct StandInProcess {
+    child: Child,
+}
+
+impl StandInProcess {
+    fn start(ebb: &Path, port: u16) -> Result<StandInProcess> {
+        let child = Command::new(ebb)
+            .args(["stand-in", "--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the stand-in")?;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(StandInProcess { child });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("the stand-in did not start on port {port}")
+    }
+
+    /// User + system CPU seconds so far, from /proc.
+    fn cpu(&self) -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+        Ok((ticks(11) + ticks(12)) / 100.0)
+    }
+}
+
+impl Drop for StandInProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const PARQUET_MAPPING: &str = "name: bench_users
+source:
+  parquet: ${SNAPSHOT}
+destination:
+  enterpret:
+    object: user
+    api_key: local-users-key
+    url: ${STANDIN_URL}
+    batch_size: 15
+    requests_per_minute: 1000000
+    concurrency: 8
+id: id
+created_at: signup_at
+attributes:
+  email: email
+  name: name
+  plan: plan
+  arr: { column: arr, type: number }
+  seats: { column: seats, type: number }
+  active: { column: active, type: boolean }
+  tags: { column: tags, type: string, list: true }
+";
+
+fn postgres_mapping(name: &str, table: &str) -> String {
+    PARQUET_MAPPING.replace("name: bench_users", &format!("name: {name}")).replace(
+        "  parquet: ${SNAPSHOT}",
+        &format!("  postgres:\n    url: ${{WAREHOUSE_URL}}\n    table: {table}"),
+    )
+}
+
+/// drt's sync into the same stand-in: the same columns, 15 records per request, in the
+/// Enterpret body shape, built by drt's batch template.
+fn drt_sync(table: &str, port: u16) -> String {
+    format!(
+        r#"name: users
+model: "SELECT id, email, name, plan, arr, seats, extract(epoch from signup_at)::bigint AS created_at, active, tags FROM {table}"
+destination:
+  type: rest_api
+  url: http://127.0.0.1:{port}/webhook/users/custom
+  method: POST
+  headers:
+    Content-Type: application/json
+    api-key: local-users-key
+  body_mode: batch
+  max_records_per_request: 15
+  batch_template: |
+    {{"users": [{{% for row in rows %}}{{"id": {{{{ row.id | tojson }}}}, "createdAt": {{{{ row.created_at }}}}, "attributes": {{"email": {{"s": [{{{{ row.email | tojson }}}}]}}, "name": {{"s": [{{{{ row.name | tojson }}}}]}}, "plan": {{"s": [{{{{ row.plan | tojson }}}}]}}, "arr": {{"n": [{{{{ row.arr }}}}]}}, "seats": {{"n": [{{{{ row.seats }}}}]}}, "active": {{"b": [{{{{ row.active | tojson }}}}]}}, "tags": {{"s": {{{{ row.tags | tojson }}}}}}}}}}{{% if not loop.last %}},{{% endif %}}{{% endfor %}}]}}
+sync:
+  mode: upsert
+  batch_size: 1000
+  rate_limit:
+    requests_per_second: 100000
+"#
+    )
+}
+
+const DUCKDB_DIFF: &str = r#"
+import sys, duckdb
+a, b = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+changed_or_new = con.execute(f"SELECT count(*) FROM (SELECT * FROM read_parquet('{b}') EXCEPT SELECT * FROM read_parquet('{a}'))").fetchone()[0]
+deleted = con.execute(f"SELECT count(*) FROM read_parquet('{a}') a ANTI JOIN read_parquet('{b}') b USING (id)").fetchone()[0]
+print(changed_or_new, deleted)
+"#;
+
+struct Env {
+    ebb: PathBuf,
+    work: PathBuf,
+    stand_in_url: String,
+    database_url: String,
+}
+
+impl Env {
+    fn ebb(&self, args: &[&str], envs: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(&self.ebb);
+        c.args(args)
+            .current_dir(&self.work)
+            .env("STANDIN_URL", &self.stand_in_url)
+            .env("WAREHOUSE_URL", &self.database_url)
+            .env("EBB_LOG", "warn");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn state(&self, name: &str) -> String {
+        format!("sqlite://{}", self.work.join("state").join(format!("{name}.db")).display())
+    }
+
+    fn fresh_state(&self, name: &str) -> Result<String> {
+        let dir = self.work.join("state");
+        std::fs::create_dir_all(&dir)?;
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{name}.db")))
+            {
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path)?;
+                } else {
+                    std::fs::remove_file(&path)?;
+                }
+            }
+        }
+        Ok(self.state(name))
+    }
+}
+
+/// Fills `{schema}.users` with snapshot A or B.
+async fn load_table(url: &str, schema: &str, snapshot: &str) -> Result<()> {
+    let mut conn = PgConnection::connect(url).await?;
+    conn.execute(
+        format!(
+            "DROP TABLE IF EXISTS {schema}.users; CREATE TABLE {schema}.users AS SELECT * FROM {schema}.users_{snapshot};
+             ALTER TABLE {schema}.users ADD PRIMARY KEY (id); ANALYZE {schema}.users;"
+        )
+        .as_str(),
+    )
+    .await?;
+    Ok(())
+}
+
+fn counts_line(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.contains("source rows") || l.contains("source "))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+pub async fn run(args: SuiteArgs) -> Result<()> {
+    let ebb = match &args.ebb {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("ebb"),
+    };
+    std::fs::create_dir_all(&args.work)?;
+    let work = args.work.canonicalize()?;
+    let env = Env {
+        ebb,
+        work: work.clone(),
+        stand_in_url: format!("http://127.0.0.1:{}", args.port),
+        database_url: args.database_url.clone(),
+    };
+    std::fs::write(work.join("users.yml"), PARQUET_MAPPING)?;
+    std::fs::write(work.join("pg_extract.yml"), postgres_mapping("pg_extract", "ebb_bench.users_a"))?;
+    std::fs::write(work.join("pg_e2e.yml"), postgres_mapping("pg_e2e", "ebb_bench_e2e.users"))?;
+    std::fs::write(work.join("duckdb_diff.py"), DUCKDB_DIFF)?;
+    let runs = args.runs.max(1);
+    let mut table = String::new();
+    let mut notes = String::new();
+    let _ = writeln!(table, "| case | ebb | peer | ratio (ebb ÷ peer) | target |");
+    let _ = writeln!(table, "|---|---|---|---|---|");
+
+    eprintln!("generating data…");
+    let main_dir = work.join(format!("data-{}", args.rows));
+    let truth = crate::run_generate(&GenerateArgs {
+        rows: args.rows,
+        seed: 42,
+        out: main_dir.clone(),
+        postgres: Some(args.database_url.clone()),
+        schema: "ebb_bench".into(),
+    })
+    .await?;
+    let e2e_dir = work.join(format!("data-{}", args.e2e_rows));
+    crate::run_generate(&GenerateArgs {
+        rows: args.e2e_rows,
+        seed: 42,
+        out: e2e_dir,
+        postgres: Some(args.database_url.clone()),
+        schema: "ebb_bench_e2e".into(),
+    })
+    .await?;
+    let a = main_dir.join("a.parquet").display().to_string();
+    let b = main_dir.join("b.parquet").display().to_string();
+
+    let stand_in = StandInProcess::start(&env.ebb, args.port)?;
+
+    // First full sync of A, which also leaves the state of A for the diff cases.
+    eprintln!("first full sync of {} rows…", args.rows);
+    let mut samples = Vec::new();
+    let mut stand_in_cpu = Vec::new();
+    for _ in 0..runs {
+        let state = env.fresh_state("main")?;
+        let before = stand_in.cpu()?;
+        let (s, _) = measure(&mut env.ebb(&["sync", "users.yml", "--state", &state], &[("SNAPSHOT", &a)]))?;
+        stand_in_cpu.push(stand_in.cpu()? - before);
+        samples.push(s);
+    }
+    let full = stats(&samples);
+    stand_in_cpu.sort_by(f64::total_cmp);
+    let si_cpu = stand_in_cpu[stand_in_cpu.len() / 2];
+    let _ = writeln!(
+        table,
+        "| first full sync, {} rows → stand-in, 15/request, concurrency 8 | {} | — | — | CPU: ebb {:.1} s, stand-in {:.1} s |",
+        args.rows,
+        fmt_stats(&full),
+        full.cpu,
+        si_cpu
+    );
+
+    // The diff: preview of B against the state of A, and DuckDB's EXCEPT on the same files.
+    eprintln!("diff of B against A…");
+    let state = env.state("main");
+    let mut ebb_diff = Vec::new();
+    let mut counts = String::new();
+    for _ in 0..runs {
+        let (s, out) = measure(&mut env.ebb(&["preview", "users.yml", "--state", &state, "--limit", "0"], &[("SNAPSHOT", &b)]))?;
+        counts = counts_line(&out);
+        ebb_diff.push(s);
+    }
+    let mut duck = Vec::new();
+    let mut duck_counts = String::new();
+    for _ in 0..runs {
+        let (s, out) = measure(Command::new(&args.python).arg(work.join("duckdb_diff.py")).arg(&a).arg(&b))?;
+        duck_counts = out.trim().to_string();
+        duck.push(s);
+    }
+    let (e, d) = (stats(&ebb_diff), stats(&duck));
+    let _ = writeln!(
+        table,
+        "| preview of B against the state of A, {} rows | {} | DuckDB EXCEPT + anti-join: {} | time {:.2}×, RSS {:.2}× | ≤ 1.0× time, ≤ 0.5× RSS |",
+        args.rows,
+        fmt_stats(&e),
+        fmt_stats(&d),
+        e.median / d.median,
+        e.rss_mb / d.rss_mb
+    );
+    let _ = writeln!(
+        notes,
+        "- ebb's diff counts: {counts}; DuckDB (changed or new, deleted): {duck_counts}; truth: {truth:?}"
+    );
+
+    // Nothing changed: preview and sync of A against the state of A.
+    eprintln!("no-change runs…");
+    for (verb, label) in [("preview", "preview"), ("sync", "sync")] {
+        let mut samples = Vec::new();
+        for _ in 0..runs {
+            let mut args_v = vec![verb, "users.yml", "--state", &state];
+            if verb == "preview" {
+                args_v.extend(["--limit", "0"]);
+            }
+            samples.push(measure(&mut env.ebb(&args_v, &[("SNAPSHOT", &a)]))?.0);
+        }
+        let s = stats(&samples);
+        let _ = writeln!(
+            table,
+            "| `{label}` with nothing changed, {} rows | {} | — | — | ≤ 1.0 s |",
+            args.rows,
+            fmt_stats(&s)
+        );
+    }
+
+    // PostgreSQL extraction: preview of the whole table with no state, against psql's binary COPY.
+    eprintln!("PostgreSQL extraction…");
+    let mut extract = Vec::new();
+    for _ in 0..runs {
+        let state = env.fresh_state("extract")?;
+        extract.push(measure(&mut env.ebb(&["preview", "pg_extract.yml", "--state", &state, "--limit", "0"], &[]))?.0);
+    }
+    let mut psql = Vec::new();
+    for _ in 0..runs {
+        psql.push(
+            measure(Command::new("psql").arg(&args.database_url).arg("-c").arg(
+                "\\copy (select id, email, name, plan, arr, seats, signup_at, active, tags from ebb_bench.users_a) to '/dev/null' with (format binary)",
+            ))?
+            .0,
+        );
+    }
+    let (e, p) = (stats(&extract), stats(&psql));
+    let _ = writeln!(
+        table,
+        "| PostgreSQL, {} rows: `preview` (extract, map, hash, diff) | {} | psql `\\copy … (format binary)`: {} | throughput {:.0}% of psql | ≥ 70% |",
+        args.rows,
+        fmt_stats(&e),
+        fmt_stats(&p),
+        100.0 * p.median / e.median
+    );
+
+    // End to end against drt: a fresh sync of the table as A, then the table becomes B.
+    eprintln!("end to end against drt…");
+    let drt_dir = work.join("drt");
+    std::fs::create_dir_all(drt_dir.join("syncs"))?;
+    std::fs::create_dir_all(drt_dir.join("home/.drt"))?;
+    std::fs::write(
+        drt_dir.join("drt_project.yml"),
+        "name: ebb_bench\nversion: \"0.1\"\nprofile: bench\n",
+    )?;
+    let pg = url::Url::parse(&args.database_url)?;
+    std::fs::write(
+        drt_dir.join("home/.drt/profiles.yml"),
+        format!(
+            "bench:\n  type: postgres\n  host: {}\n  port: {}\n  dbname: {}\n  user: {}\n",
+            pg.host_str().unwrap_or("127.0.0.1"),
+            pg.port().unwrap_or(5432),
+            pg.path().trim_start_matches('/'),
+            if pg.username().is_empty() { "postgres" } else { pg.username() }
+        ),
+    )?;
+    std::fs::write(drt_dir.join("syncs/users.yml"), drt_sync("ebb_bench_e2e.users", args.port))?;
+    let (mut ebb_first, mut ebb_change, mut drt_first, mut drt_change) = (vec![], vec![], vec![], vec![]);
+    let mut change_counts = String::new();
+    for _ in 0..runs {
+        load_table(&args.database_url, "ebb_bench_e2e", "a").await?;
+        let state = env.fresh_state("e2e")?;
+        ebb_first.push(measure(&mut env.ebb(&["sync", "pg_e2e.yml", "--state", &state], &[]))?.0);
+        load_table(&args.database_url, "ebb_bench_e2e", "b").await?;
+        let (s, out) = measure(&mut env.ebb(&["sync", "pg_e2e.yml", "--state", &state], &[]))?;
+        change_counts = counts_line(&out);
+        ebb_change.push(s);
+
+        load_table(&args.database_url, "ebb_bench_e2e", "a").await?;
+        let drt = |c: &mut Command| {
+            c.arg("run").current_dir(&drt_dir).env("HOME", drt_dir.join("home"));
+        };
+        let mut c = Command::new(&args.drt);
+        drt(&mut c);
+        drt_first.push(measure(&mut c)?.0);
+        load_table(&args.database_url, "ebb_bench_e2e", "b").await?;
+        let mut c = Command::new(&args.drt);
+        drt(&mut c);
+        drt_change.push(measure(&mut c)?.0);
+    }
+    for (label, e, d) in [
+        ("first sync", stats(&ebb_first), stats(&drt_first)),
+        ("then B (2% of rows differ)", stats(&ebb_change), stats(&drt_change)),
+    ] {
+        let _ = writeln!(
+            table,
+            "| PostgreSQL {} rows → stand-in, {label} | {} | drt-core 1.2.1: {} | {:.2}× ({:.1}× faster) | ≥ 10× faster |",
+            args.e2e_rows,
+            fmt_stats(&e),
+            fmt_stats(&d),
+            e.median / d.median,
+            d.median / e.median
+        );
+    }
+    let _ = writeln!(notes, "- ebb's second end-to-end run: {change_counts}");
+
+    if args.large_rows > 0 {
+        eprintln!("large snapshots ({} rows)…", args.large_rows);
+        let large_dir = work.join(format!("data-{}", args.large_rows));
+        crate::run_generate(&GenerateArgs {
+            rows: args.large_rows,
+            seed: 42,
+            out: large_dir.clone(),
+            postgres: None,
+            schema: String::new(),
+        })
+        .await?;
+        let (la, lb) = (
+            large_dir.join("a.parquet").display().to_string(),
+            large_dir.join("b.parquet").display().to_string(),
+        );
+        // The state of A once, by a real sync; not a case of its own.
+        let state = env.fresh_state("large")?;
+        let (seed, _) = measure(&mut env.ebb(&["sync", "users.yml", "--state", &state], &[("SNAPSHOT", &la)]))?;
+        let _ = writeln!(
+            notes,
+            "- the large state was made by one full sync: {:.1} s, {:.0} MB",
+            seed.wall, seed.rss_mb
+        );
+        let mut ebb_large = Vec::new();
+        for _ in 0..runs {
+            ebb_large.push(measure(&mut env.ebb(&["preview", "users.yml", "--state", &state, "--limit", "0"], &[("SNAPSHOT", &lb)]))?.0);
+        }
+        let mut duck_large = Vec::new();
+        for _ in 0..runs {
+            duck_large.push(measure(Command::new(&args.python).arg(work.join("duckdb_diff.py")).arg(&la).arg(&lb))?.0);
+        }
+        let (e, d) = (stats(&ebb_large), stats(&duck_large));
+        let _ = writeln!(
+            table,
+            "| preview of B against the state of A, {} rows | {} | DuckDB EXCEPT + anti-join: {} | time {:.2}×, RSS {:.2}× | ≤ 1.0× time, RSS < 600 MB |",
+            args.large_rows,
+            fmt_stats(&e),
+            fmt_stats(&d),
+            e.median / d.median,
+            e.rss_mb / d.rss_mb
+        );
+    }
+    drop(stand_in);
+
+    let report = format!("{table}\nMedian wall time of {runs} runs (min–max) · peak RSS, measured with /usr/bin/time.\n\n{notes}");
+    println!("{report}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &report)?;
+    }
+    Ok(())
+}

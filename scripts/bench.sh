@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The benchmark suite, in one command:
+#
+#     scripts/bench.sh                      # 1M rows, 5M-row large cases, 3 runs each
+#     scripts/bench.sh --large-rows 0       # skip the 5M-row cases
+#
+# Builds ebb and ebb-bench in release mode, installs the peers (DuckDB and
+# drt-core 1.2.1) into a throwaway venv (never a dependency of ebb), starts
+# PostgreSQL if it is down, and prints the results table (also written to
+# target/bench/results.md). Extra arguments go to `ebb-bench suite`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv="${BENCH_VENV:-target/bench/venv}"
+if [ ! -x "$venv/bin/drt" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet duckdb 'drt-core==1.2.1' psycopg2-binary
+fi
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+fi
+
+cargo build --release --locked --bins
+mkdir -p target/bench
+exec target/release/ebb-bench suite \
+    --python "$venv/bin/python" --drt "$venv/bin/drt" \
+    --out target/bench/results.md "$@"
