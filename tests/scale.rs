@@ -5,37 +5,12 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use common::{load_sync, run_ok, stand_in, Workspace};
 use serde_json::Value;
 
 const ROWS: u64 = 100_000;
-
-fn mapping(url: &str) -> String {
-    format!(
-        "name: scale
-source:
-  parquet: ${{SNAPSHOT}}
-destination:
-  enterpret:
-    object: user
-    api_key: local-users-key
-    url: {url}
-    requests_per_minute: 1000000
-    concurrency: 8
-id: id
-created_at: signup_at
-attributes:
-  email: email
-  name: name
-  plan: plan
-  arr: {{ column: arr, type: number }}
-  seats: {{ column: seats, type: number }}
-  active: {{ column: active, type: boolean }}
-  tags: {{ column: tags, type: string, list: true }}
-"
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100k_row_diff_matches_the_generators_truth() {
@@ -53,18 +28,19 @@ async fn a_100k_row_diff_matches_the_generators_truth() {
     assert!(t("changed") > 500 && t("deleted") > 250 && t("new") == ROWS / 200, "{truth}");
 
     let si = stand_in().await;
-    let path = ws.write("scale.yml", &mapping(&si.url()));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/bench/users.yml");
+    let url = si.url();
     let store = ws.store().await;
     let (a, b) = (
         data.join("a.parquet").display().to_string(),
         data.join("b.parquet").display().to_string(),
     );
 
-    let first = run_ok(&load_sync(&path, &[("SNAPSHOT", &a)]), store.as_ref()).await;
+    let first = run_ok(&load_sync(&path, &[("SNAPSHOT", &a), ("STANDIN_URL", &url)]), store.as_ref()).await;
     assert_eq!((first.counts.source, first.counts.new, first.counts.sent), (ROWS, ROWS, ROWS));
     assert_eq!(si.stats().records_received, ROWS);
 
-    let second = run_ok(&load_sync(&path, &[("SNAPSHOT", &b)]), store.as_ref()).await;
+    let second = run_ok(&load_sync(&path, &[("SNAPSHOT", &b), ("STANDIN_URL", &url)]), store.as_ref()).await;
     let c = &second.counts;
     assert_eq!(
         (c.source, c.new, c.changed, c.unchanged, c.gone, c.invalid),
@@ -80,7 +56,7 @@ async fn a_100k_row_diff_matches_the_generators_truth() {
     assert_eq!(twice.len() as u64, t("changed"));
     assert!(held.iter().all(|r| r.received_count <= 2));
 
-    let third = run_ok(&load_sync(&path, &[("SNAPSHOT", &b)]), store.as_ref()).await;
+    let third = run_ok(&load_sync(&path, &[("SNAPSHOT", &b), ("STANDIN_URL", &url)]), store.as_ref()).await;
     assert_eq!(
         (third.counts.sent, third.counts.unchanged),
         (0, t("rows_b")),

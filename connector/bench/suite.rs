@@ -176,28 +176,8 @@ impl Drop for StandInProcess {
     }
 }
 
-const PARQUET_MAPPING: &str = "name: bench_users
-source:
-  parquet: ${SNAPSHOT}
-destination:
-  enterpret:
-    object: user
-    api_key: local-users-key
-    url: ${STANDIN_URL}
-    batch_size: 15
-    requests_per_minute: 1000000
-    concurrency: 8
-id: id
-created_at: signup_at
-attributes:
-  email: email
-  name: name
-  plan: plan
-  arr: { column: arr, type: number }
-  seats: { column: seats, type: number }
-  active: { column: active, type: boolean }
-  tags: { column: tags, type: string, list: true }
-";
+/// Shared with `tests/scale.rs`, so the suite measures the mapping the test checks.
+const PARQUET_MAPPING: &str = include_str!("../../mappings/bench/users.yml");
 
 fn postgres_mapping(name: &str, table: &str) -> String {
     PARQUET_MAPPING.replace("name: bench_users", &format!("name: {name}")).replace(
@@ -301,13 +281,9 @@ async fn load_table(url: &str, schema: &str, snapshot: &str) -> Result<()> {
     Ok(())
 }
 
+/// The line of `preview` or `sync` output that holds the counts.
 fn counts_line(stdout: &str) -> String {
-    stdout
-        .lines()
-        .find(|l| l.contains("source rows") || l.contains("source "))
-        .unwrap_or("")
-        .trim()
-        .to_string()
+    stdout.lines().find(|l| l.contains("source ")).unwrap_or("").trim().to_string()
 }
 
 pub async fn run(args: SuiteArgs) -> Result<()> {
