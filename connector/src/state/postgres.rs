@@ -101,6 +101,12 @@ impl PostgresStore {
     }
 }
 
+/// How long `try_lock` waits for a lock that may be on its way to release: far longer than
+/// the server takes to notice a closed session, far shorter than any run that holds a lock.
+const LOCK_RELEASE_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+/// SQLSTATE of a lock wait cut off by `lock_timeout`.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
 impl PostgresStore {
     /// Session-level advisory locks belong to a session, so each lock gets a connection of its
     /// own, outside the pool. Dropping it ends the session, and a killed process's session is
@@ -371,12 +377,22 @@ impl StateStore for PostgresStore {
 
     async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError> {
         let mut session = self.lock_session().await?;
-        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-            .bind(self.lock_key(sync))
-            .fetch_one(&mut session)
+        // The server frees a session's advisory locks when it notices the session has gone,
+        // a moment after its holder dropped the connection or exited, not at once. So "try"
+        // waits that moment, rather than report a run that has already ended as running.
+        sqlx::query(&format!("SET lock_timeout = '{}ms'", LOCK_RELEASE_GRACE.as_millis()))
+            .execute(&mut session)
             .await
             .map_err(|e| StateError::Lock(e.to_string()))?;
-        Ok(taken.then(|| RunLock::new(session)))
+        let taken = sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+            .bind(self.lock_key(sync))
+            .execute(&mut session)
+            .await;
+        match taken {
+            Ok(_) => Ok(Some(RunLock::new(session))),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => Ok(None),
+            Err(e) => Err(StateError::Lock(e.to_string())),
+        }
     }
 
     async fn lock(&self, sync: &str) -> Result<RunLock, StateError> {
