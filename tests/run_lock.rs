@@ -41,10 +41,8 @@ async fn two_runs_at_once(state_url: &str, wait: bool) -> (Vec<Result<ebb::sync:
         tasks.push(tokio::spawn(async move {
             let store = state::open(&url, false).await.expect("state");
             let options = RunOptions {
-                full: false,
-                progress: false,
-                cancel: CancellationToken::new(),
                 wait_for_lock: wait,
+                ..RunOptions::default()
             };
             ebb::sync::run(&sync, store.as_ref(), &options).await
         }));

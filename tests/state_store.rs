@@ -75,7 +75,7 @@ async fn contract(store: &dyn StateStore) {
     store.save_schema("s", &schema).await.expect("schema");
     assert_eq!(store.load("s").await.expect("load").schema, Some(schema));
 
-    let run = store.begin_run("s", false).await.expect("begin");
+    let run = store.begin_run("s", &ebb::state::RunStart::cli(false)).await.expect("begin");
     let counts = RunCounts {
         source: 10,
         invalid: 1,
@@ -101,7 +101,7 @@ async fn contract(store: &dyn StateStore) {
         .await
         .expect("more rejections are dropped past the cap");
     store.finish_run(run, RunStatus::Completed, &counts, None).await.expect("finish");
-    let failed = store.begin_run("s", true).await.expect("begin 2");
+    let failed = store.begin_run("s", &ebb::state::RunStart::cli(true)).await.expect("begin 2");
     store
         .finish_run(failed, RunStatus::Failed, &RunCounts::default(), Some("destination: HTTP 401"))
         .await

@@ -393,10 +393,8 @@ async fn interrupt_finishes_in_flight_batches_commits_them_and_records_interrupt
         async move {
             let store = ebb::state::open(&state_url, false).await.expect("state");
             let options = ebb::sync::RunOptions {
-                full: false,
-                progress: false,
                 cancel,
-                wait_for_lock: false,
+                ..ebb::sync::RunOptions::default()
             };
             ebb::sync::run(&sync, store.as_ref(), &options).await.expect("run recorded")
         }

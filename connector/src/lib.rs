@@ -19,8 +19,11 @@
 //! - [`retry`] and [`delivery`]: classification, backoff, splitting, rate limit.
 //! - [`sync`]: the only module that sees every seam: plan, deliver, commit.
 //! - [`standin`]: a local, strict stand-in for the destination.
+//! - [`worker`]: `ebb worker`: schedules, triggers, metrics and shutdown for long-lived runs.
+//! - [`alerts`]: alert rules over a run and its history, sent to a webhook.
 //! - [`cli`]: the `ebb` commands.
 
+pub mod alerts;
 pub mod cli;
 pub mod config;
 pub mod delivery;
@@ -34,5 +37,6 @@ pub mod source;
 pub mod standin;
 pub mod state;
 pub mod sync;
+pub mod worker;
 
 pub use error::Error;

@@ -30,7 +30,9 @@ use crate::hash::{id_key, record_hash};
 use crate::mapping::{CompiledMapping, Rejection};
 use crate::record::Record;
 use crate::source::{self, ColumnType, Source};
-use crate::state::{IndexEntry, RejectionStage, RunCounts, RunStatus, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS};
+use crate::state::{
+    IndexEntry, RejectionStage, RunCounts, RunLock, RunStart, RunStatus, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS,
+};
 
 /// How a sync's source and destination were built; tests swap in their own.
 pub struct Sync {
@@ -355,31 +357,70 @@ pub struct RunReport {
     pub counts: RunCounts,
     pub error: Option<String>,
     pub duration_ms: u64,
+    /// Every record was planned regardless of state: `--full`, or state was empty (a
+    /// first run, a reset, lost state or a new hash version).
+    pub full_resync: bool,
 }
 
 pub struct RunOptions {
     pub full: bool,
     pub progress: bool,
-    /// Cancelled on Ctrl-C: no new batches start; in-flight ones finish and commit.
+    /// Cancelled on Ctrl-C or SIGTERM: no new batches start; in-flight ones finish and commit.
     pub cancel: CancellationToken,
+    /// Cancelled when waiting for in-flight requests must stop (a shutdown's grace is over):
+    /// what was acknowledged is committed, the rest counts as failed and is sent next run.
+    pub abandon: CancellationToken,
     /// Wait for another run of the same sync to finish, instead of giving up at once.
     pub wait_for_lock: bool,
+    /// `cli`, `schedule` or `trigger`, recorded with the run.
+    pub origin: &'static str,
+    pub scheduled_for: Option<i64>,
+    pub worker: Option<String>,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            full: false,
+            progress: false,
+            cancel: CancellationToken::new(),
+            abandon: CancellationToken::new(),
+            wait_for_lock: false,
+            origin: "cli",
+            scheduled_for: None,
+            worker: None,
+        }
+    }
 }
 
 /// A real run: plan, deliver, commit. Always records the run, even when it fails, unless
 /// another run of the same sync holds the lock: then nothing happens at all.
 pub async fn run(sync: &Sync, store: &dyn StateStore, options: &RunOptions) -> Result<RunReport, Error> {
+    let name = sync.name();
+    // Held to the end of the run, commits included; released on drop, or by the OS or server if the process dies.
+    let lock = if options.wait_for_lock {
+        store.lock(name).await?
+    } else {
+        store.try_lock(name).await?.ok_or_else(|| Error::AlreadyRunning(name.to_string()))?
+    };
+    run_locked(sync, store, options, &lock).await
+}
+
+/// [`run`] for a caller that already holds the sync's lock, such as the worker, which takes
+/// it before claiming a schedule slot.
+pub async fn run_locked(sync: &Sync, store: &dyn StateStore, options: &RunOptions, _lock: &RunLock) -> Result<RunReport, Error> {
     let started = Instant::now();
     let name = sync.name().to_string();
-    // Held to the end of the run, commits included; released on drop, or by the OS or server if the process dies.
-    let _lock = if options.wait_for_lock {
-        store.lock(&name).await?
-    } else {
-        store.try_lock(&name).await?.ok_or_else(|| Error::AlreadyRunning(name.clone()))?
+    let start = RunStart {
+        full: options.full,
+        origin: options.origin,
+        scheduled_for: options.scheduled_for,
+        worker: options.worker.clone(),
     };
-    let run_id = store.begin_run(&name, options.full).await?;
+    let run_id = store.begin_run(&name, &start).await?;
     let mut counts = RunCounts::default();
-    let result = run_inner(sync, store, options, run_id, &mut counts).await;
+    let mut full_resync = options.full;
+    let result = run_inner(sync, store, options, run_id, &mut counts, &mut full_resync).await;
     let (status, error) = match &result {
         Ok(()) => (RunStatus::Completed, None),
         Err(Error::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
@@ -394,6 +435,7 @@ pub async fn run(sync: &Sync, store: &dyn StateStore, options: &RunOptions) -> R
         counts,
         error,
         duration_ms: started.elapsed().as_millis() as u64,
+        full_resync,
     })
 }
 
@@ -410,10 +452,23 @@ struct Committed {
     entries: Vec<IndexEntry>,
 }
 
-async fn run_inner(sync: &Sync, store: &dyn StateStore, options: &RunOptions, run_id: i64, counts: &mut RunCounts) -> Result<(), Error> {
+async fn run_inner(
+    sync: &Sync,
+    store: &dyn StateStore,
+    options: &RunOptions,
+    run_id: i64,
+    counts: &mut RunCounts,
+    full_resync: &mut bool,
+) -> Result<(), Error> {
     let name = sync.name();
     let stored = store.load(name).await?;
-    let plan = plan(sync, &stored, options.full).await?;
+    *full_resync |= stored.index.is_empty();
+    // Nothing is sent while planning, so a stop request ends the run at once.
+    let plan = tokio::select! {
+        biased;
+        () = options.cancel.cancelled() => return Err(Error::Interrupted),
+        plan = plan(sync, &stored, options.full) => plan?,
+    };
     *counts = plan.counts.clone();
     store.add_rejections(run_id, name, &plan.rejections).await?;
     store.save_schema(name, plan.compiled.columns()).await?;
@@ -493,20 +548,20 @@ async fn deliver(
     let mut pending_records = 0usize;
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut finished = false;
+    let mut abandoned = false;
     while !finished {
         // Acknowledged records are committed together, every COMMIT_INTERVAL or COMMIT_RECORDS,
         // whichever comes first: a commit per request costs more than the request at a thousand
         // requests a second. A crash loses at most that window's commits, which the next run
         // sends again; nothing unacknowledged is ever committed.
-        let next = match deadline {
-            Some(at) => tokio::select! {
-                item = in_flight.next() => Some(item),
-                () = tokio::time::sleep_until(at) => None,
-            },
-            None => Some(in_flight.next().await),
+        let step = tokio::select! {
+            biased;
+            item = in_flight.next() => Step::Finished(item),
+            () = sleep_until_some(deadline) => Step::Flush,
+            () = options.abandon.cancelled() => Step::Abandon,
         };
-        match next {
-            Some(Some((batch, outcome))) => {
+        match step {
+            Step::Finished(Some((batch, outcome))) => {
                 let urgent = outcome.fatal.is_some();
                 pending_records += batch.len();
                 pending.push((batch, outcome));
@@ -515,8 +570,15 @@ async fn deliver(
                     continue;
                 }
             }
-            Some(None) => finished = true,
-            None => {}
+            Step::Finished(None) => finished = true,
+            Step::Flush => {}
+            Step::Abandon => {
+                // Requests still in flight are dropped unanswered: their records were not
+                // acknowledged, so they stay unsynced and the next run sends them.
+                tracing::warn!(sync = %name, "abandoning requests still in flight");
+                abandoned = true;
+                finished = true;
+            }
         }
         deadline = None;
         pending_records = 0;
@@ -570,10 +632,24 @@ async fn deliver(
     if let Some(reason) = fatal {
         return Err(Error::Destination(reason));
     }
-    if options.cancel.is_cancelled() && counts.failed > 0 {
+    if (options.cancel.is_cancelled() || abandoned) && counts.failed > 0 {
         return Err(Error::Interrupted);
     }
     Ok(())
+}
+
+/// One turn of the delivery loop.
+enum Step {
+    Finished(Option<(Vec<Record>, BatchOutcome)>),
+    Flush,
+    Abandon,
+}
+
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn progress_bar(enabled: bool, total: u64, name: &str) -> ProgressBar {

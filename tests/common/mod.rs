@@ -102,9 +102,7 @@ pub fn load_sync(mapping: &Path, pairs: &[(&str, &str)]) -> Sync {
 pub async fn run(sync: &Sync, store: &dyn StateStore, full: bool) -> RunReport {
     let options = RunOptions {
         full,
-        progress: false,
-        cancel: CancellationToken::new(),
-        wait_for_lock: false,
+        ..RunOptions::default()
     };
     sync::run(sync, store, &options).await.expect("run is recorded")
 }

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, env::OverlayEnv};
 use crate::error::Error;
@@ -63,10 +62,8 @@ async fn run_in(dir: &std::path::Path) -> Result<ExitCode, Error> {
     let state_url = format!("sqlite://{}", dir.join("state.db").display());
     let store = state::open(&state_url, false).await?;
     let options = RunOptions {
-        full: false,
         progress: true,
-        cancel: CancellationToken::new(),
-        wait_for_lock: false,
+        ..RunOptions::default()
     };
     let mut ok = true;
     for round in ["first sync: everything is new", "second sync: nothing changed, so nothing is sent"] {

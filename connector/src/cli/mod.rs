@@ -2,6 +2,7 @@
 //! each command returns an exit code and prints its own output.
 
 mod demo;
+mod worker;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -27,9 +28,9 @@ pub struct Cli {
     /// Log line format (logs go to stderr).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Log filter, as in RUST_LOG (`info`, `ebb=debug`).
-    #[arg(long, global = true, env = "EBB_LOG", default_value = "warn")]
-    pub log: String,
+    /// Log filter, as in RUST_LOG (`info`, `ebb=debug`); `warn` by default, `info` for `ebb worker`.
+    #[arg(long, global = true, env = "EBB_LOG")]
+    pub log: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -110,6 +111,34 @@ pub enum Command {
     },
     /// Sync the bundled sample users and accounts into an in-process stand-in, twice.
     Demo,
+    /// Run the syncs of a folder of mappings on their schedules, with HTTP endpoints for
+    /// health, metrics, status and triggers. SIGTERM or Ctrl-C stops it gracefully; SIGHUP reloads.
+    Worker(worker::WorkerArgs),
+    /// Ask a running worker to run a sync now.
+    Trigger {
+        /// The sync's name (`name:` in its mapping).
+        name: String,
+        /// Send every record, whatever state says.
+        #[arg(long)]
+        full: bool,
+        /// The worker's address.
+        #[arg(long, env = "EBB_WORKER_URL", default_value = "http://127.0.0.1:9187")]
+        worker: String,
+    },
+    /// The run history of one sync, newest first.
+    History {
+        /// The sync's name (`name:` in its mapping).
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a running worker's `/healthz`: exit 0 if it and its state store answer.
+    Health {
+        #[arg(long, env = "EBB_WORKER_URL", default_value = "http://127.0.0.1:9187")]
+        worker: String,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -126,8 +155,14 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A worker is a service: its runs are what its log is for.
+    let default = if matches!(cli.command, Command::Worker(_)) { "info" } else { "warn" };
+    let wanted = cli.log.as_deref().unwrap_or(default);
+    let filter = tracing_subscriber::EnvFilter::try_new(wanted).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match cli.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -167,6 +202,10 @@ async fn dispatch(cli: Cli) -> ExitCode {
             report(stand_in(SocketAddr::new(host, port), config).await)
         }
         Command::Demo => report(demo::run().await),
+        Command::Worker(args) => report(worker::run(&cli.state, args).await),
+        Command::Trigger { name, full, worker } => report(worker::trigger(&worker, &name, full).await),
+        Command::History { name, limit, json } => report(history(&cli.state, &name, limit, json).await),
+        Command::Health { worker } => report(worker::health(&worker).await),
     }
 }
 
@@ -394,6 +433,7 @@ async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFlags, env: &d
         progress: !json,
         cancel: cancel.clone(),
         wait_for_lock: wait,
+        ..RunOptions::default()
     };
     let mut failed = false;
     let mut busy = false;
@@ -402,10 +442,16 @@ async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFlags, env: &d
         if cancel.is_cancelled() {
             break;
         }
+        let alerts = mapping.alerts.clone();
         let report = match Sync::from_mapping(mapping) {
             Ok(sync) => sync::run(&sync, store.as_ref(), &options).await,
             Err(e) => Err(e),
         };
+        if let (Ok(r), Some(alerts)) = (&report, &alerts) {
+            if let Ok(client) = reqwest::Client::builder().build() {
+                crate::alerts::after_run(store.as_ref(), &client, alerts, r, "cli").await;
+            }
+        }
         match report {
             Ok(r) => {
                 failed |= r.status != state::RunStatus::Completed;
@@ -476,24 +522,7 @@ async fn status(state_url: &str, paths: &[PathBuf], json: bool, limit: usize, en
             println!("  never ran");
         }
         for r in &s.runs {
-            let when = chrono::DateTime::from_timestamp(r.started_at, 0)
-                .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
-                .unwrap_or_default();
-            let took = r
-                .ended_at
-                .map(|e| human_duration(((e - r.started_at).max(0) as u64) * 1000))
-                .unwrap_or_else(|| "…".into());
-            println!(
-                "  run {} {} {}{} ({took}) {}",
-                r.id,
-                r.status.as_str(),
-                when,
-                if r.full_resync { " full" } else { "" },
-                counts_line(&r.counts)
-            );
-            if let Some(e) = &r.error {
-                println!("      error: {e}");
-            }
+            print_run(r);
         }
         if !s.rejections.is_empty() {
             println!("  rejections in the last run (up to 100):");
@@ -501,6 +530,55 @@ async fn status(state_url: &str, paths: &[PathBuf], json: bool, limit: usize, en
                 println!("    {}: {}", r.position, r.reason);
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_run(r: &RunRecord) {
+    let when = chrono::DateTime::from_timestamp(r.started_at, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_default();
+    let took = r
+        .ended_at
+        .map(|e| human_duration(((e - r.started_at).max(0) as u64) * 1000))
+        .unwrap_or_else(|| "…".into());
+    let by = match (&r.worker, r.origin.as_str()) {
+        (Some(w), origin) => format!(" {origin} on {w}"),
+        (None, origin) => format!(" {origin}"),
+    };
+    println!(
+        "  run {} {} {}{}{by} ({took}) {}",
+        r.id,
+        r.status.as_str(),
+        when,
+        if r.full_resync { " full" } else { "" },
+        counts_line(&r.counts)
+    );
+    if let Some(e) = &r.error {
+        println!("      error: {e}");
+    }
+}
+
+async fn history(state_url: &str, name: &str, limit: usize, json: bool) -> Result<ExitCode, Error> {
+    let store = open_store(state_url, true).await?;
+    let runs = store.runs(Some(name), limit.max(1)).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&runs).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        let known = store.syncs().await?;
+        eprintln!("error: no runs of `{name}` in {}", state::redact_url(state_url));
+        match config::did_you_mean(name, known.iter().map(String::as_str)) {
+            Some(close) => eprintln!("hint: did you mean `{close}`?"),
+            None if !known.is_empty() => eprintln!("hint: syncs with history: {}", known.join(", ")),
+            None => {}
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("{name}: last {} run{}", runs.len(), if runs.len() == 1 { "" } else { "s" });
+    for r in &runs {
+        print_run(r);
     }
     Ok(ExitCode::SUCCESS)
 }

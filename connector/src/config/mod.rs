@@ -9,6 +9,7 @@
 
 pub mod env;
 mod raw;
+pub mod schedule;
 pub mod secret;
 
 use std::fmt;
@@ -21,7 +22,8 @@ use url::Url;
 
 use crate::record::{AttrValue, Number};
 use env::{interpolate, Env};
-use raw::{RawAttribute, RawDestination, RawMapping, RawSource};
+use raw::{RawAlerts, RawAttribute, RawDestination, RawMapping, RawSource, RawWorkerConfig};
+pub use schedule::Schedule;
 use secret::SecretString;
 
 /// A place in a mapping file plus the field it belongs to.
@@ -229,6 +231,42 @@ pub struct Attribute {
     pub loc: Loc,
 }
 
+/// Where alerts about a sync's runs go, and what raises one.
+#[derive(Clone, Debug)]
+pub struct AlertsConfig {
+    /// May carry a token (Slack's do), so it is a secret.
+    pub webhook_url: SecretString,
+    pub on_failure: bool,
+    pub rejected_ratio_above: Option<f64>,
+    pub on_full_resync: bool,
+    pub row_count_change: Option<RowCountChange>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RowCountChange {
+    pub percent_above: f64,
+    pub last_runs: usize,
+}
+
+/// A validated `ebb worker --config` file.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub alerts: Option<AlertsConfig>,
+    pub retention: Duration,
+}
+
+/// How long run history is kept unless the worker config says otherwise.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
+
+impl Default for WorkerConfig {
+    fn default() -> WorkerConfig {
+        WorkerConfig {
+            alerts: None,
+            retention: DEFAULT_RETENTION,
+        }
+    }
+}
+
 /// A validated mapping: one sync.
 #[derive(Clone, Debug)]
 pub struct Mapping {
@@ -243,6 +281,9 @@ pub struct Mapping {
     /// Sorted by name.
     pub attributes: Vec<Attribute>,
     pub nulls: NullPolicy,
+    /// When `ebb worker` runs it; `None` runs only on a trigger.
+    pub schedule: Option<Schedule>,
+    pub alerts: Option<AlertsConfig>,
 }
 
 impl Mapping {
@@ -278,6 +319,49 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<Mapping, ConfigErrors> {
         }])
     })?;
     parse(path, &text, env)
+}
+
+/// Reads and validates an `ebb worker --config` file.
+pub fn load_worker_config(path: &Path, env: &dyn Env) -> Result<WorkerConfig, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigIssue {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!("cannot read the worker config: {e}"),
+            hint: None,
+        }])
+    })?;
+    let raw: RawWorkerConfig = serde_saphyr::from_str(&text).map_err(|e| ConfigErrors(vec![yaml_issue(path, &e)]))?;
+    let mut v = Validator {
+        file: path.to_path_buf(),
+        env,
+        issues: Vec::new(),
+    };
+    let alerts = raw.alerts.as_ref().and_then(|a| v.alerts(a));
+    let retention = match &raw.retention {
+        None => DEFAULT_RETENTION,
+        Some(text) => match humantime::parse_duration(text.value.trim()) {
+            Ok(d) if d >= Duration::from_secs(3600) => d,
+            Ok(_) => {
+                v.push(&Loc::of(text, "retention"), "must be at least 1h");
+                DEFAULT_RETENTION
+            }
+            Err(e) => {
+                v.push(
+                    &Loc::of(text, "retention"),
+                    format!("`{}` is not a duration such as `14d`: {e}", text.value),
+                );
+                DEFAULT_RETENTION
+            }
+        },
+    };
+    if v.issues.is_empty() {
+        Ok(WorkerConfig { alerts, retention })
+    } else {
+        Err(ConfigErrors(v.issues))
+    }
 }
 
 /// Parses and validates mapping text; `path` names it in errors and anchors relative paths.
@@ -533,6 +617,9 @@ impl Validator<'_> {
             .filter_map(|(name, spec)| self.attribute(name, spec))
             .collect();
 
+        let schedule = self.schedule(&raw);
+        let alerts = raw.alerts.as_ref().and_then(|a| self.alerts(a));
+
         let mapping = Mapping {
             file: self.file.clone(),
             name,
@@ -544,12 +631,79 @@ impl Validator<'_> {
             created_at,
             attributes,
             nulls: raw.nulls.map(|n| n.value).unwrap_or(NullPolicy::Skip),
+            schedule,
+            alerts,
         };
         if self.issues.is_empty() {
             Ok(mapping)
         } else {
             Err(ConfigErrors(self.issues))
         }
+    }
+
+    fn schedule(&mut self, raw: &RawMapping) -> Option<Schedule> {
+        let given = [
+            raw.schedule.as_ref().map(|s| Loc::of(s, "schedule")),
+            raw.every.as_ref().map(|s| Loc::of(s, "every")),
+            raw.continuous.as_ref().filter(|c| c.value).map(|c| Loc::of(c, "continuous")),
+        ];
+        if let Some(second) = given.iter().flatten().nth(1) {
+            self.push(second, "give only one of `schedule`, `every` and `continuous`");
+            return None;
+        }
+        if let Some(text) = &raw.schedule {
+            let expression = self.interpolated(text, "schedule")?;
+            return Schedule::cron(&expression)
+                .map_err(|e| self.push(&Loc::of(text, "schedule"), e))
+                .ok();
+        }
+        if let Some(text) = &raw.every {
+            let period = self.interpolated(text, "every")?;
+            return Schedule::every(&period).map_err(|e| self.push(&Loc::of(text, "every"), e)).ok();
+        }
+        raw.continuous.as_ref().filter(|c| c.value).map(|_| Schedule::Continuous)
+    }
+
+    fn alerts(&mut self, raw: &Spanned<RawAlerts>) -> Option<AlertsConfig> {
+        let a = &raw.value;
+        let url_loc = Loc::of(&a.webhook_url, "alerts.webhook_url");
+        let url = self.interpolated(&a.webhook_url, "alerts.webhook_url")?;
+        match Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            // The URL is not quoted back: it may hold a token.
+            _ => self.push(&url_loc, "must be an http:// or https:// URL"),
+        }
+        let rejected_ratio_above = match &a.rejected_ratio_above {
+            Some(r) if !(0.0..=1.0).contains(&r.value) => {
+                self.push(
+                    &Loc::of(r, "alerts.rejected_ratio_above"),
+                    format!("must be a share between 0 and 1, got {}", r.value),
+                );
+                None
+            }
+            other => other.as_ref().map(|r| r.value),
+        };
+        let row_count_change = a.row_count_change.as_ref().map(|c| {
+            let percent = &c.value.percent_above;
+            if !(percent.value > 0.0 && percent.value.is_finite()) {
+                self.push(
+                    &Loc::of(percent, "alerts.row_count_change.percent_above"),
+                    format!("must be a positive percentage, got {}", percent.value),
+                );
+            }
+            let last_runs = self.int_in(&c.value.last_runs, "alerts.row_count_change.last_runs", 1..=100, 5) as usize;
+            RowCountChange {
+                percent_above: percent.value,
+                last_runs,
+            }
+        });
+        Some(AlertsConfig {
+            webhook_url: SecretString::new(url),
+            on_failure: a.on_failure.unwrap_or(true),
+            rejected_ratio_above,
+            on_full_resync: a.on_full_resync.unwrap_or(true),
+            row_count_change,
+        })
     }
 
     fn attribute(&mut self, name: &str, spec: &Spanned<RawAttribute>) -> Option<Attribute> {

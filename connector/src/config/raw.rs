@@ -28,6 +28,59 @@ pub struct RawMapping {
     pub attributes: BTreeMap<String, Spanned<RawAttribute>>,
     #[serde(default)]
     pub nulls: Option<Spanned<NullPolicy>>,
+    /// Cron, five fields, UTC: when `ebb worker` runs this sync.
+    #[serde(default)]
+    pub schedule: Option<Spanned<String>>,
+    /// A period such as `5m`: when `ebb worker` runs this sync.
+    #[serde(default)]
+    pub every: Option<Spanned<String>>,
+    /// Run again as soon as the last run ends.
+    #[serde(default)]
+    pub continuous: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub alerts: Option<Spanned<RawAlerts>>,
+}
+
+/// Where and when to raise alerts about runs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    /// Receives each alert as a JSON POST; usually `${ALERT_WEBHOOK_URL}`.
+    pub webhook_url: Spanned<String>,
+    /// Alert when a run fails (default true).
+    #[serde(default)]
+    pub on_failure: Option<bool>,
+    /// Alert when more than this share (0 to 1) of the source rows was rejected.
+    #[serde(default)]
+    pub rejected_ratio_above: Option<Spanned<f64>>,
+    /// Alert when a run sends everything again because state was empty (default true).
+    #[serde(default)]
+    pub on_full_resync: Option<bool>,
+    /// Alert when the source row count moves this much from its recent average.
+    #[serde(default)]
+    pub row_count_change: Option<Spanned<RawRowCountChange>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRowCountChange {
+    /// Percent of the average, above which the change alerts.
+    pub percent_above: Spanned<f64>,
+    /// How many earlier completed runs make the average (default 5).
+    #[serde(default)]
+    pub last_runs: Option<Spanned<i64>>,
+}
+
+/// `ebb worker --config FILE`: settings for every sync the worker runs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkerConfig {
+    /// Alerts for every sync whose mapping has no `alerts:` block of its own.
+    #[serde(default)]
+    pub alerts: Option<Spanned<RawAlerts>>,
+    /// How long run history and rejections are kept, such as `14d`.
+    #[serde(default)]
+    pub retention: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

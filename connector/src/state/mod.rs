@@ -219,6 +219,42 @@ pub struct RunRecord {
     pub full_resync: bool,
     pub counts: RunCounts,
     pub error: Option<String>,
+    /// `cli`, `schedule` or `trigger`.
+    pub origin: String,
+    /// The schedule slot (Unix seconds) a scheduled run was for.
+    pub scheduled_for: Option<i64>,
+    /// The worker that ran it, as `host:pid`.
+    pub worker: Option<String>,
+}
+
+/// How a run came about, recorded with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunStart {
+    /// Sends every record whatever state says.
+    pub full: bool,
+    /// `cli`, `schedule` or `trigger`.
+    pub origin: &'static str,
+    pub scheduled_for: Option<i64>,
+    pub worker: Option<String>,
+}
+
+impl RunStart {
+    /// A run started by hand, with `ebb sync`.
+    pub fn cli(full: bool) -> RunStart {
+        RunStart {
+            full,
+            origin: "cli",
+            scheduled_for: None,
+            worker: None,
+        }
+    }
+}
+
+/// What one retention pass removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub runs: u64,
+    pub rejections: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -266,7 +302,9 @@ pub trait StateStore: Send + Sync {
     async fn save_schema(&self, sync: &str, schema: &[(String, ColumnType)]) -> Result<(), StateError>;
     /// Forgets a sync's hashes and schema; returns how many records were forgotten.
     async fn reset(&self, sync: &str) -> Result<u64, StateError>;
-    async fn begin_run(&self, sync: &str, full: bool) -> Result<i64, StateError>;
+    /// Records the start of a run. Called with the sync's lock held, so any run of it still
+    /// marked `running` belonged to a process that died: it is marked `interrupted`.
+    async fn begin_run(&self, sync: &str, start: &RunStart) -> Result<i64, StateError>;
     async fn add_rejections(&self, run: i64, sync: &str, rejections: &[StoredRejection]) -> Result<(), StateError>;
     async fn finish_run(&self, run: i64, status: RunStatus, counts: &RunCounts, error: Option<&str>) -> Result<(), StateError>;
     /// The latest runs, newest first; of one sync or of all.
@@ -274,6 +312,14 @@ pub trait StateStore: Send + Sync {
     async fn rejections(&self, run: i64, limit: usize) -> Result<Vec<StoredRejection>, StateError>;
     /// Names of every sync that has runs or state.
     async fn syncs(&self) -> Result<Vec<String>, StateError>;
+    /// Claims schedule slot `slot` (Unix seconds) of a sync for `worker`; true if no one had
+    /// claimed it or a later slot. Workers sharing a store run a slot only after claiming it.
+    async fn claim_slot(&self, sync: &str, slot: i64, worker: &str) -> Result<bool, StateError>;
+    /// Deletes finished runs that started before `before` (Unix seconds), and their rejections;
+    /// the latest run of each sync is always kept.
+    async fn prune(&self, before: i64) -> Result<Pruned, StateError>;
+    /// One round trip: the store is reachable and answers.
+    async fn ping(&self) -> Result<(), StateError>;
     /// Takes the sync's run lock if it is free. The lock is held until the guard is dropped,
     /// and is released by the operating system or the database if the process dies.
     async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError>;
@@ -339,11 +385,32 @@ pub(crate) struct RunRow {
     rejected: i64,
     failed: i64,
     error: Option<String>,
+    origin: String,
+    scheduled_for: Option<i64>,
+    worker: Option<String>,
 }
 
 /// The columns `RunRow` reads, for both backends' SELECTs.
 pub(crate) const RUN_COLUMNS: &str =
-    "id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, sent, rejected, failed, error";
+    "id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, sent, rejected, failed, error, \
+     origin, scheduled_for, worker";
+
+/// Runs a retention pass may delete: finished, started before the cut-off (`$1` or `?1`), and
+/// not the latest of their sync. The placeholder is the backend's.
+pub(crate) fn prunable_runs(placeholder: &str) -> String {
+    format!(
+        "SELECT id FROM runs WHERE started_at < {placeholder} AND status <> 'running' \
+         AND id NOT IN (SELECT MAX(id) FROM runs GROUP BY sync)"
+    )
+}
+
+/// Marks a sync's leftover `running` runs as interrupted; the placeholder is the backend's.
+pub(crate) fn close_orphans(placeholder: &str) -> String {
+    format!(
+        "UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, started_at), \
+         error = 'the process running it stopped before the run ended' WHERE sync = {placeholder} AND status = 'running'"
+    )
+}
 
 impl From<RunRow> for RunRecord {
     fn from(r: RunRow) -> RunRecord {
@@ -367,6 +434,9 @@ impl From<RunRow> for RunRecord {
                 failed: n(r.failed),
             },
             error: r.error,
+            origin: r.origin,
+            scheduled_for: r.scheduled_for,
+            worker: r.worker,
         }
     }
 }

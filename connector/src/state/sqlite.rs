@@ -15,7 +15,7 @@ use super::{
     now_secs, RecordIndex, RunCounts, RunLock, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState, INDEX_FORMAT,
     MAX_STORED_REJECTIONS,
 };
-use super::{RejectionRow, RunRow, RUN_COLUMNS};
+use super::{close_orphans, prunable_runs, Pruned, RejectionRow, RunRow, RunStart, RUN_COLUMNS};
 use crate::hash::HASH_VERSION;
 use crate::source::ColumnType;
 
@@ -266,14 +266,61 @@ impl StateStore for SqliteStore {
         Ok(n)
     }
 
-    async fn begin_run(&self, sync: &str, full: bool) -> Result<i64, StateError> {
-        let row = sqlx::query("INSERT INTO runs (sync, started_at, status, full_resync) VALUES (?, ?, 'running', ?) RETURNING id")
-            .bind(sync)
-            .bind(now_secs())
-            .bind(full)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.get(0))
+    async fn begin_run(&self, sync: &str, start: &RunStart) -> Result<i64, StateError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&close_orphans("?1")).bind(sync).execute(&mut *tx).await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (sync, started_at, status, full_resync, origin, scheduled_for, worker) \
+             VALUES (?, ?, 'running', ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(sync)
+        .bind(now_secs())
+        .bind(start.full)
+        .bind(start.origin)
+        .bind(start.scheduled_for)
+        .bind(start.worker.as_deref())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn claim_slot(&self, sync: &str, slot: i64, worker: &str) -> Result<bool, StateError> {
+        // One statement under SQLite's write lock: only the first to move the slot forward sees a row affected.
+        let claimed = sqlx::query(
+            "INSERT INTO schedule_claims (sync, slot, worker, claimed_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (sync) DO UPDATE SET slot = excluded.slot, worker = excluded.worker, claimed_at = excluded.claimed_at \
+             WHERE schedule_claims.slot < excluded.slot",
+        )
+        .bind(sync)
+        .bind(slot)
+        .bind(worker)
+        .bind(now_secs())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    async fn prune(&self, before: i64) -> Result<Pruned, StateError> {
+        let mut tx = self.pool.begin().await?;
+        let rejections = sqlx::query(&format!("DELETE FROM rejections WHERE run_id IN ({})", prunable_runs("?1")))
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let runs = sqlx::query(&format!("DELETE FROM runs WHERE id IN ({})", prunable_runs("?1")))
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(Pruned { runs, rejections })
+    }
+
+    async fn ping(&self) -> Result<(), StateError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     async fn add_rejections(&self, run: i64, sync: &str, rejections: &[StoredRejection]) -> Result<(), StateError> {

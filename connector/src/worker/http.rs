@@ -1,0 +1,150 @@
+//! The worker's HTTP endpoints: `/healthz`, `/metrics`, `/syncs` and
+//! `POST /syncs/{name}/trigger`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{InvalidMapping, Shared, TriggerOutcome};
+use crate::state::RunRecord;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/syncs", get(syncs))
+        .route("/syncs/{name}/trigger", post(trigger))
+        .with_state(shared)
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    let ping = tokio::time::timeout(Duration::from_secs(3), shared.store.ping()).await;
+    let (status, body) = match ping {
+        _ if shared.shutdown.is_cancelled() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "stopping", "worker": shared.id}),
+        ),
+        Ok(Ok(())) => (StatusCode::OK, json!({"status": "ok", "worker": shared.id})),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "worker": shared.id, "error": e.to_string()}),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "worker": shared.id, "error": "the state store did not answer within 3s"}),
+        ),
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct SyncEntry {
+    name: String,
+    file: String,
+    /// `cron "…" (UTC)`, `every 5m`, `continuous …` or `null` (trigger only).
+    schedule: Option<String>,
+    next_run: Option<String>,
+    running: bool,
+    queued: bool,
+    /// The latest run in the state store, by any worker.
+    last_run: Option<RunRecord>,
+    status: String,
+}
+
+#[derive(Serialize)]
+struct SyncsBody {
+    worker: String,
+    syncs: Vec<SyncEntry>,
+    invalid: Vec<InvalidMapping>,
+}
+
+async fn syncs(State(shared): State<Arc<Shared>>) -> Response {
+    let mut out = Vec::new();
+    for (name, file, schedule, view) in shared.views() {
+        let last_run = match shared.store.runs(Some(&name), 1).await {
+            Ok(mut runs) => runs.pop(),
+            Err(e) => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": format!("cannot read run history: {e}")})),
+                )
+                    .into_response()
+            }
+        };
+        let status = if view.running {
+            "running".to_string()
+        } else {
+            last_run
+                .as_ref()
+                .map(|r| r.status.as_str().to_string())
+                .unwrap_or_else(|| "never_ran".into())
+        };
+        out.push(SyncEntry {
+            name,
+            file: file.display().to_string(),
+            schedule: schedule.map(|s| s.to_string()),
+            next_run: view
+                .next_run
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            running: view.running,
+            queued: view.queued,
+            last_run,
+            status,
+        });
+    }
+    Json(SyncsBody {
+        worker: shared.id.clone(),
+        syncs: out,
+        invalid: shared.invalid(),
+    })
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct TriggerQuery {
+    #[serde(default)]
+    full: bool,
+}
+
+async fn trigger(State(shared): State<Arc<Shared>>, Path(name): Path<String>, Query(q): Query<TriggerQuery>) -> Response {
+    match shared.trigger(&name, q.full) {
+        TriggerOutcome::Queued { running } => (
+            StatusCode::ACCEPTED,
+            Json(json!({"sync": name, "queued": true, "running": running, "full": q.full})),
+        )
+            .into_response(),
+        TriggerOutcome::Unknown { known } => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no sync named `{name}`"), "known": known})),
+        )
+            .into_response(),
+        TriggerOutcome::Invalid { errors } => (
+            StatusCode::CONFLICT,
+            Json(json!({"error": format!("the mapping of `{name}` is invalid"), "errors": errors})),
+        )
+            .into_response(),
+        TriggerOutcome::ShuttingDown => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "the worker is shutting down"})),
+        )
+            .into_response(),
+    }
+}

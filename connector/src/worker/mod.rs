@@ -1,0 +1,625 @@
+//! `ebb worker`: runs the syncs of a mappings folder on their schedules, as a
+//! long-lived service.
+//!
+//! Each valid mapping gets a driver task. A driver sleeps until its sync's next
+//! schedule slot or a trigger, then runs the sync, and only then looks at the clock
+//! again, so one process never runs a sync twice at once; a slot or trigger that
+//! comes up meanwhile leads to one run after, not one per slot.
+//!
+//! Across processes sharing a state store, a run first takes the sync's lock
+//! (waiting while another worker runs it), then a permit of `--concurrency`, then,
+//! for a scheduled run, claims the slot due now in the store. Only the first
+//! claimer of a slot runs it, which makes each due slot run exactly once however
+//! many workers there are, and coalesces slots missed during a long run.
+//!
+//! Shutdown: stop starting runs, let runs stop at their next safe point (no new
+//! batches; in-flight requests finish and are committed), and after the grace
+//! period abandon what is still in flight. Runs are recorded as `interrupted`.
+
+pub mod http;
+pub mod metrics;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::alerts;
+use crate::config::env::ProcessEnv;
+use crate::config::{self, ConfigErrors, Mapping, Schedule, WorkerConfig};
+use crate::error::Error;
+use crate::state::{RunLock, RunStatus, StateStore};
+use crate::sync::{self, RunOptions, RunReport, Sync};
+use metrics::{Metered, Metrics};
+
+/// How often a run waiting for another process's run of the same sync checks the lock.
+const LOCK_POLL: Duration = Duration::from_millis(500);
+/// How often run history older than the retention period is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+pub struct WorkerOptions {
+    pub dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Runs at once across all syncs.
+    pub concurrency: usize,
+    /// How long in-flight requests may take to finish after a stop signal.
+    pub grace: Duration,
+    /// How often the folder is checked for changed mappings; zero checks only on SIGHUP.
+    pub poll: Duration,
+    pub config: WorkerConfig,
+}
+
+/// A mapping file the worker could not load.
+#[derive(Clone, Debug, Serialize)]
+pub struct InvalidMapping {
+    pub file: PathBuf,
+    pub errors: Vec<String>,
+}
+
+/// What this worker knows of one sync, for `/syncs`.
+#[derive(Clone, Debug, Default)]
+pub struct SyncView {
+    pub running: bool,
+    pub next_run: Option<DateTime<Utc>>,
+    /// A trigger or a slot is waiting for the current run to end.
+    pub queued: bool,
+    pub last_report: Option<RunReport>,
+}
+
+struct SyncHandle {
+    file: PathBuf,
+    text: String,
+    mapping: watch::Sender<Arc<Mapping>>,
+    trigger: Arc<Trigger>,
+    stop: CancellationToken,
+    view: Arc<Mutex<SyncView>>,
+}
+
+#[derive(Default)]
+struct Trigger {
+    notify: Notify,
+    full: AtomicBool,
+}
+
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn StateStore>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) id: String,
+    dir: PathBuf,
+    config: WorkerConfig,
+    permits: Arc<Semaphore>,
+    /// Stop starting runs; running ones stop at their next safe point.
+    pub(crate) shutdown: CancellationToken,
+    /// The grace period is over: abandon requests in flight.
+    abandon: CancellationToken,
+    tracker: TaskTracker,
+    syncs: Mutex<BTreeMap<String, SyncHandle>>,
+    invalid: Mutex<Vec<InvalidMapping>>,
+    /// Serialises reloads (SIGHUP and polling may coincide).
+    reloading: tokio::sync::Mutex<()>,
+    http: reqwest::Client,
+}
+
+pub struct Worker {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+    background: CancellationToken,
+}
+
+/// How a trigger request went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TriggerOutcome {
+    Queued { running: bool },
+    Unknown { known: Vec<String> },
+    Invalid { errors: Vec<String> },
+    ShuttingDown,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `host:pid`, recorded with each run so history says which worker ran it.
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+impl Worker {
+    /// Loads the folder, starts every valid sync's driver and the HTTP endpoints.
+    pub async fn start(options: WorkerOptions, store: Box<dyn StateStore>) -> Result<Worker, Error> {
+        if !options.dir.is_dir() {
+            return Err(Error::Io {
+                context: format!("mappings folder {}", options.dir.display()),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a folder"),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| Error::Destination(format!("cannot build the HTTP client: {e}")))?;
+        let shared = Arc::new(Shared {
+            store: Arc::from(store),
+            metrics: Arc::new(Metrics::new()),
+            id: worker_id(),
+            dir: options.dir.clone(),
+            config: options.config,
+            permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
+            shutdown: CancellationToken::new(),
+            abandon: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            syncs: Mutex::default(),
+            invalid: Mutex::default(),
+            reloading: tokio::sync::Mutex::new(()),
+            http,
+        });
+        let listener = tokio::net::TcpListener::bind(options.listen).await.map_err(|source| Error::Io {
+            context: format!("the worker cannot listen on {}", options.listen),
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| Error::Io {
+            context: "the worker's listen address".into(),
+            source,
+        })?;
+        shared.reload().await;
+        let server = {
+            let app = http::router(shared.clone());
+            let stop = shared.shutdown.clone();
+            // The endpoints stay up through the grace period, so `/healthz` and `/syncs` show the shutdown.
+            tokio::spawn(async move {
+                let serve = axum::serve(listener, app);
+                tokio::select! {
+                    result = serve => if let Err(e) = result { tracing::error!(error = %e, "HTTP server stopped") },
+                    () = async { stop.cancelled().await; std::future::pending::<()>().await } => {}
+                }
+            })
+        };
+        let background = CancellationToken::new();
+        spawn_pruning(shared.clone(), background.clone());
+        if !options.poll.is_zero() {
+            spawn_polling(shared.clone(), options.poll, background.clone());
+        }
+        tracing::info!(worker = %shared.id, %addr, "worker started");
+        Ok(Worker {
+            shared,
+            addr,
+            server,
+            background,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Reads the folder again: new syncs start, changed ones use the new mapping from their
+    /// next run, removed ones stop after their current run.
+    pub async fn reload(&self) {
+        self.shared.reload().await;
+    }
+
+    /// Runs a sync as soon as it is free.
+    pub fn trigger(&self, name: &str, full: bool) -> TriggerOutcome {
+        self.shared.trigger(name, full)
+    }
+
+    /// Stops starting runs, waits up to `grace` for running ones to stop at a safe point,
+    /// then abandons requests still in flight and waits for the runs to be recorded.
+    pub async fn shutdown(self, grace: Duration) {
+        let shared = &self.shared;
+        shared.shutdown.cancel();
+        self.background.cancel();
+        shared.tracker.close();
+        let running: Vec<String> = lock(&shared.syncs)
+            .iter()
+            .filter(|(_, h)| lock(&h.view).running)
+            .map(|(n, _)| n.clone())
+            .collect();
+        if !running.is_empty() {
+            tracing::warn!(?running, grace_secs = grace.as_secs(), "stopping: waiting for in-flight requests");
+        }
+        if tokio::time::timeout(grace, shared.tracker.wait()).await.is_err() {
+            tracing::warn!("grace period over: abandoning requests still in flight");
+            shared.abandon.cancel();
+            // Committing what was acknowledged and recording the run takes a moment; not forever.
+            let _ = tokio::time::timeout(Duration::from_secs(10), shared.tracker.wait()).await;
+        }
+        self.server.abort();
+        tracing::info!("worker stopped");
+    }
+}
+
+/// Mapping files directly in the folder, sorted, so reloads see them in a stable order.
+fn mapping_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Names, sizes and modification times of the mapping files: what polling compares.
+fn folder_fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    mapping_files(dir)
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::metadata(&p).ok();
+            let len = meta.as_ref().map(|m| m.len()).unwrap_or(0);
+            let modified = meta.and_then(|m| m.modified().ok());
+            (p, len, modified)
+        })
+        .collect()
+}
+
+fn issues_text(e: &ConfigErrors) -> Vec<String> {
+    e.0.iter().map(|i| i.to_string()).collect()
+}
+
+/// Loads and checks one mapping as `ebb validate` does. A source that cannot be reached is
+/// not the mapping's fault: the sync is kept, and its runs fail until the source is back.
+async fn check(path: &Path) -> Result<(Mapping, String), Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: cannot read mapping: {e}", path.display())])?;
+    let mapping = config::parse(path, &text, &ProcessEnv).map_err(|e| issues_text(&e))?;
+    let sync = Sync::from_mapping(mapping.clone()).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+    match sync.compile().await {
+        Ok(_) => {}
+        Err(Error::Config(e)) => return Err(issues_text(&e)),
+        Err(e) => tracing::warn!(sync = %mapping.name, error = %e, "cannot check the mapping against its source now; will retry at each run"),
+    }
+    Ok((mapping, text))
+}
+
+impl Shared {
+    async fn reload(self: &Arc<Self>) {
+        let _one_at_a_time = self.reloading.lock().await;
+        if self.shutdown.is_cancelled() {
+            return;
+        }
+        let mut valid: BTreeMap<String, (PathBuf, Mapping, String)> = BTreeMap::new();
+        let mut invalid = Vec::new();
+        for file in mapping_files(&self.dir) {
+            match check(&file).await {
+                Ok((mapping, text)) => {
+                    if let Some((other, _, _)) = valid.get(&mapping.name) {
+                        invalid.push(InvalidMapping {
+                            errors: vec![format!(
+                                "{}: name: sync name `{}` is also used by {}; names must be unique",
+                                file.display(),
+                                mapping.name,
+                                other.display()
+                            )],
+                            file,
+                        });
+                        continue;
+                    }
+                    valid.insert(mapping.name.clone(), (file, mapping, text));
+                }
+                Err(errors) => {
+                    invalid.push(InvalidMapping { file, errors });
+                }
+            }
+        }
+        for bad in &invalid {
+            for e in &bad.errors {
+                tracing::error!(file = %bad.file.display(), "mapping skipped: {e}");
+            }
+        }
+        let mut syncs = lock(&self.syncs);
+        let gone: Vec<String> = syncs.keys().filter(|n| !valid.contains_key(*n)).cloned().collect();
+        for name in gone {
+            if let Some(handle) = syncs.remove(&name) {
+                tracing::warn!(sync = %name, file = %handle.file.display(), "mapping removed or invalid: the sync is no longer scheduled");
+                handle.stop.cancel();
+            }
+        }
+        for (name, (file, mapping, text)) in valid {
+            match syncs.get_mut(&name) {
+                Some(handle) if handle.text == text && handle.file == file => {}
+                Some(handle) => {
+                    tracing::info!(sync = %name, file = %file.display(), "mapping changed: the next run uses it");
+                    handle.file = file;
+                    handle.text = text;
+                    handle.mapping.send_replace(Arc::new(mapping));
+                }
+                None => {
+                    tracing::info!(sync = %name, file = %file.display(), schedule = %describe(&mapping.schedule), "sync loaded");
+                    self.metrics.register_sync(&name);
+                    let (tx, rx) = watch::channel(Arc::new(mapping));
+                    let handle = SyncHandle {
+                        file,
+                        text,
+                        mapping: tx,
+                        trigger: Arc::default(),
+                        stop: CancellationToken::new(),
+                        view: Arc::default(),
+                    };
+                    let driver = Driver {
+                        shared: self.clone(),
+                        name: name.clone(),
+                        mapping: rx,
+                        trigger: handle.trigger.clone(),
+                        stop: handle.stop.clone(),
+                        view: handle.view.clone(),
+                    };
+                    self.tracker.spawn(driver.drive());
+                    syncs.insert(name, handle);
+                }
+            }
+        }
+        self.metrics.set_mappings(syncs.len(), invalid.len());
+        *lock(&self.invalid) = invalid;
+    }
+
+    fn trigger(&self, name: &str, full: bool) -> TriggerOutcome {
+        if self.shutdown.is_cancelled() {
+            return TriggerOutcome::ShuttingDown;
+        }
+        let syncs = lock(&self.syncs);
+        let Some(handle) = syncs.get(name) else {
+            if let Some(bad) = lock(&self.invalid).iter().find(|b| b.file.file_stem().and_then(|s| s.to_str()) == Some(name)) {
+                return TriggerOutcome::Invalid {
+                    errors: bad.errors.clone(),
+                };
+            }
+            return TriggerOutcome::Unknown {
+                known: syncs.keys().cloned().collect(),
+            };
+        };
+        if full {
+            handle.trigger.full.store(true, Ordering::SeqCst);
+        }
+        // Notify keeps one permit: triggers while a run is going make one run after it.
+        handle.trigger.notify.notify_one();
+        let mut view = lock(&handle.view);
+        view.queued = true;
+        TriggerOutcome::Queued { running: view.running }
+    }
+
+    /// Every sync this worker knows, with its schedule and what it last saw.
+    pub(crate) fn views(&self) -> Vec<(String, PathBuf, Option<Schedule>, SyncView)> {
+        lock(&self.syncs)
+            .iter()
+            .map(|(name, h)| {
+                (
+                    name.clone(),
+                    h.file.clone(),
+                    h.mapping.borrow().schedule.clone(),
+                    lock(&h.view).clone(),
+                )
+            })
+            .collect()
+    }
+
+    pub(crate) fn invalid(&self) -> Vec<InvalidMapping> {
+        lock(&self.invalid).clone()
+    }
+}
+
+fn describe(schedule: &Option<Schedule>) -> String {
+    schedule
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "on trigger only".into())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reason {
+    Schedule,
+    Trigger,
+}
+
+struct Driver {
+    shared: Arc<Shared>,
+    name: String,
+    mapping: watch::Receiver<Arc<Mapping>>,
+    trigger: Arc<Trigger>,
+    stop: CancellationToken,
+    view: Arc<Mutex<SyncView>>,
+}
+
+async fn sleep_until_utc(at: Option<DateTime<Utc>>) {
+    match at {
+        Some(at) => {
+            let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            tokio::time::sleep(wait).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl Driver {
+    async fn drive(mut self) {
+        // The last slot this driver acted on. None at start: a slot that fell due while no
+        // worker was up is run once now, if no one has claimed it.
+        let mut handled: Option<DateTime<Utc>> = None;
+        loop {
+            let mapping = self.mapping.borrow_and_update().clone();
+            let now = Utc::now();
+            let next = mapping.schedule.as_ref().and_then(|s| {
+                let due = s.latest_due(now).filter(|d| handled.is_none_or(|h| *d > h));
+                due.or_else(|| s.next_after(now))
+            });
+            lock(&self.view).next_run = next;
+            let reason = tokio::select! {
+                biased;
+                () = self.shared.shutdown.cancelled() => break,
+                () = self.stop.cancelled() => break,
+                changed = self.mapping.changed() => {
+                    if changed.is_err() { break }
+                    continue;
+                }
+                () = self.trigger.notify.notified() => Reason::Trigger,
+                () = sleep_until_utc(next) => Reason::Schedule,
+            };
+            if reason == Reason::Schedule {
+                handled = mapping.schedule.as_ref().and_then(|s| s.latest_due(Utc::now()));
+            }
+            self.execute(&mapping, reason).await;
+            lock(&self.view).queued = false;
+        }
+        lock(&self.view).next_run = None;
+    }
+
+    /// Lock, permit, claim (for a scheduled run), run, then metrics and alerts.
+    async fn execute(&self, mapping: &Mapping, reason: Reason) {
+        let shared = &self.shared;
+        let Some(lock) = self.wait_for_lock().await else { return };
+        let permit = tokio::select! {
+            biased;
+            () = shared.shutdown.cancelled() => return,
+            p = shared.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let scheduled_for = match reason {
+            Reason::Trigger => None,
+            Reason::Schedule => {
+                let Some(slot) = mapping.schedule.as_ref().and_then(|s| s.latest_due(Utc::now())) else { return };
+                match shared.store.claim_slot(&self.name, slot.timestamp(), &shared.id).await {
+                    Ok(true) => Some(slot.timestamp()),
+                    Ok(false) => {
+                        tracing::debug!(sync = %self.name, slot = %slot, "slot already run by another worker");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(sync = %self.name, error = %e, "cannot claim the schedule slot; skipping it");
+                        return;
+                    }
+                }
+            }
+        };
+        let full = reason == Reason::Trigger && self.trigger.full.swap(false, Ordering::SeqCst);
+        {
+            let mut view = lock_view(&self.view);
+            view.running = true;
+            view.queued = false;
+        }
+        shared.metrics.set_running(&self.name, true);
+        let report = self.run(mapping, reason, scheduled_for, full, &lock).await;
+        drop(lock);
+        drop(permit);
+        shared.metrics.set_running(&self.name, false);
+        lock_view(&self.view).running = false;
+        let Some(report) = report else { return };
+        shared.metrics.record_run(&report);
+        match report.status {
+            RunStatus::Completed => tracing::info!(sync = %self.name, sent = report.counts.sent, ms = report.duration_ms, "run completed"),
+            status => tracing::warn!(sync = %self.name, status = status.as_str(), error = report.error.as_deref().unwrap_or(""), "run did not complete"),
+        }
+        if let Some(alerts) = mapping.alerts.as_ref().or(shared.config.alerts.as_ref()) {
+            for (kind, delivered) in alerts::after_run(shared.store.as_ref(), &shared.http, alerts, &report, &shared.id).await {
+                shared.metrics.record_alert(&self.name, kind.as_str(), delivered);
+            }
+        }
+        lock_view(&self.view).last_report = Some(report);
+    }
+
+    async fn run(&self, mapping: &Mapping, reason: Reason, scheduled_for: Option<i64>, full: bool, lock: &RunLock) -> Option<RunReport> {
+        let shared = &self.shared;
+        let mut sync = match Sync::from_mapping(mapping.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(sync = %self.name, error = %e, "cannot build the sync");
+                return None;
+            }
+        };
+        sync.destination = Metered::wrap(sync.destination, shared.metrics.clone());
+        let options = RunOptions {
+            full,
+            cancel: shared.shutdown.child_token(),
+            abandon: shared.abandon.clone(),
+            origin: match reason {
+                Reason::Schedule => "schedule",
+                Reason::Trigger => "trigger",
+            },
+            scheduled_for,
+            worker: Some(shared.id.clone()),
+            ..RunOptions::default()
+        };
+        match sync::run_locked(&sync, shared.store.as_ref(), &options, lock).await {
+            Ok(report) => Some(report),
+            Err(e) => {
+                // Only the state store itself failing gets here; the run could not be recorded.
+                tracing::error!(sync = %self.name, error = %e, "run could not be recorded");
+                None
+            }
+        }
+    }
+
+    /// The sync's lock, waiting while another process runs it; `None` on shutdown or removal.
+    async fn wait_for_lock(&self) -> Option<RunLock> {
+        let mut said = false;
+        loop {
+            match self.shared.store.try_lock(&self.name).await {
+                Ok(Some(lock)) => return Some(lock),
+                Ok(None) if !said => {
+                    tracing::info!(sync = %self.name, "another process is running this sync; the run waits for it");
+                    said = true;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(sync = %self.name, error = %e, "cannot take the run lock; retrying"),
+            }
+            tokio::select! {
+                biased;
+                () = self.shared.shutdown.cancelled() => return None,
+                () = self.stop.cancelled() => return None,
+                () = tokio::time::sleep(LOCK_POLL) => {}
+            }
+        }
+    }
+}
+
+fn lock_view(view: &Mutex<SyncView>) -> std::sync::MutexGuard<'_, SyncView> {
+    lock(view)
+}
+
+fn spawn_pruning(shared: Arc<Shared>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            let before = Utc::now().timestamp() - shared.config.retention.as_secs() as i64;
+            match shared.store.prune(before).await {
+                Ok(p) if p.runs > 0 => tracing::info!(runs = p.runs, rejections = p.rejections, "pruned run history past retention"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot prune run history"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(PRUNE_EVERY) => {}
+            }
+        }
+    });
+}
+
+fn spawn_polling(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut seen = folder_fingerprint(&shared.dir);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let now = folder_fingerprint(&shared.dir);
+            if now != seen {
+                tracing::info!("mappings folder changed; reloading");
+                seen = now;
+                shared.reload().await;
+            }
+        }
+    });
+}
