@@ -135,10 +135,58 @@ async fn contract(store: &dyn StateStore) {
     assert_eq!(store.runs(Some("s"), 10).await.expect("runs").len(), 2, "history survives a reset");
 }
 
+/// What the worker relies on: slot claims, orphaned runs, retention, ping.
+async fn worker_contract(store: &dyn StateStore) {
+    store.ping().await.expect("ping");
+    assert!(store.claim_slot("w", 100, "a:1").await.expect("claim"), "a fresh slot is claimed");
+    assert!(!store.claim_slot("w", 100, "b:2").await.expect("claim"), "a claimed slot is not claimed twice");
+    assert!(!store.claim_slot("w", 40, "b:2").await.expect("claim"), "nor an earlier one");
+    assert!(store.claim_slot("w2", 100, "b:2").await.expect("claim"), "slots are per sync");
+    assert!(store.claim_slot("w", 160, "b:2").await.expect("claim"), "a later slot is claimed");
+
+    let start = |scheduled_for| state::RunStart {
+        full: false,
+        origin: "schedule",
+        scheduled_for,
+        worker: Some("a:1".into()),
+    };
+    let orphan = store.begin_run("w", &start(Some(100))).await.expect("begin");
+    let next = store.begin_run("w", &start(Some(160))).await.expect("begin");
+    let runs = store.runs(Some("w"), 10).await.expect("runs");
+    assert_eq!((runs[0].id, runs[0].status, runs[0].scheduled_for), (next, RunStatus::Running, Some(160)));
+    assert_eq!((runs[0].origin.as_str(), runs[0].worker.as_deref()), ("schedule", Some("a:1")));
+    assert_eq!(
+        (runs[1].id, runs[1].status),
+        (orphan, RunStatus::Interrupted),
+        "a run left `running` by a dead process is closed by the next run, which holds the lock"
+    );
+    assert!(runs[1].error.as_deref().unwrap_or("").contains("stopped"), "{:?}", runs[1].error);
+    store.finish_run(next, RunStatus::Completed, &RunCounts::default(), None).await.expect("finish");
+    let rejection = StoredRejection {
+        stage: RejectionStage::Mapping,
+        record_id: None,
+        position: "row 1".into(),
+        reason: "id is null".into(),
+    };
+    store.add_rejections(orphan, "w", &[rejection.clone()]).await.expect("rejection");
+    store.add_rejections(next, "w", &[rejection]).await.expect("rejection");
+
+    let pruned = store.prune(0).await.expect("prune");
+    assert_eq!(pruned, state::Pruned::default(), "nothing started before the epoch");
+    let pruned = store.prune(i64::MAX).await.expect("prune");
+    assert_eq!(pruned.runs, 2, "every finished run but each sync's latest: w's orphan and s's first");
+    assert_eq!(pruned.rejections, 1 + MAX_STORED_REJECTIONS as u64);
+    let left: Vec<i64> = store.runs(Some("w"), 10).await.expect("runs").iter().map(|r| r.id).collect();
+    assert_eq!(left, vec![next], "the latest run of a sync is kept");
+    assert_eq!(store.rejections(next, 10).await.expect("rejections").len(), 1);
+    assert_eq!(store.runs(Some("s"), 10).await.expect("runs").len(), 1);
+}
+
 #[tokio::test]
 async fn sqlite_in_memory() {
     let store = state::open("sqlite::memory:", false).await.expect("open");
     contract(store.as_ref()).await;
+    worker_contract(store.as_ref()).await;
 }
 
 #[tokio::test]
@@ -177,6 +225,7 @@ async fn postgres_in_its_own_schema() {
         .await
         .expect("PostgreSQL state store (is PostgreSQL running at DATABASE_URL?)");
     contract(store.as_ref()).await;
+    worker_contract(store.as_ref()).await;
     drop(store);
     // Migrations are idempotent; the data is still there.
     let again = state::open(&schema.state_url(), false).await.expect("reopen");

@@ -11,7 +11,6 @@ use ebb::config::env::OverlayEnv;
 use ebb::standin::{StandIn, StandInConfig};
 use ebb::state::{self, RunStatus, StateStore};
 use ebb::sync::{self, RunOptions, RunReport, Sync};
-use tokio_util::sync::CancellationToken;
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
