@@ -9,7 +9,6 @@ use common::*;
 use ebb::standin::StandInConfig;
 use ebb::state::{self, RunStatus};
 use ebb::sync::RunOptions;
-use tokio_util::sync::CancellationToken;
 
 fn users_source() -> String {
     fixture("users/pyarrow.parquet").display().to_string()

@@ -139,7 +139,10 @@ async fn contract(store: &dyn StateStore) {
 async fn worker_contract(store: &dyn StateStore) {
     store.ping().await.expect("ping");
     assert!(store.claim_slot("w", 100, "a:1").await.expect("claim"), "a fresh slot is claimed");
-    assert!(!store.claim_slot("w", 100, "b:2").await.expect("claim"), "a claimed slot is not claimed twice");
+    assert!(
+        !store.claim_slot("w", 100, "b:2").await.expect("claim"),
+        "a claimed slot is not claimed twice"
+    );
     assert!(!store.claim_slot("w", 40, "b:2").await.expect("claim"), "nor an earlier one");
     assert!(store.claim_slot("w2", 100, "b:2").await.expect("claim"), "slots are per sync");
     assert!(store.claim_slot("w", 160, "b:2").await.expect("claim"), "a later slot is claimed");
@@ -153,7 +156,10 @@ async fn worker_contract(store: &dyn StateStore) {
     let orphan = store.begin_run("w", &start(Some(100))).await.expect("begin");
     let next = store.begin_run("w", &start(Some(160))).await.expect("begin");
     let runs = store.runs(Some("w"), 10).await.expect("runs");
-    assert_eq!((runs[0].id, runs[0].status, runs[0].scheduled_for), (next, RunStatus::Running, Some(160)));
+    assert_eq!(
+        (runs[0].id, runs[0].status, runs[0].scheduled_for),
+        (next, RunStatus::Running, Some(160))
+    );
     assert_eq!((runs[0].origin.as_str(), runs[0].worker.as_deref()), ("schedule", Some("a:1")));
     assert_eq!(
         (runs[1].id, runs[1].status),
@@ -161,20 +167,29 @@ async fn worker_contract(store: &dyn StateStore) {
         "a run left `running` by a dead process is closed by the next run, which holds the lock"
     );
     assert!(runs[1].error.as_deref().unwrap_or("").contains("stopped"), "{:?}", runs[1].error);
-    store.finish_run(next, RunStatus::Completed, &RunCounts::default(), None).await.expect("finish");
+    store
+        .finish_run(next, RunStatus::Completed, &RunCounts::default(), None)
+        .await
+        .expect("finish");
     let rejection = StoredRejection {
         stage: RejectionStage::Mapping,
         record_id: None,
         position: "row 1".into(),
         reason: "id is null".into(),
     };
-    store.add_rejections(orphan, "w", &[rejection.clone()]).await.expect("rejection");
+    store
+        .add_rejections(orphan, "w", std::slice::from_ref(&rejection))
+        .await
+        .expect("rejection");
     store.add_rejections(next, "w", &[rejection]).await.expect("rejection");
 
     let pruned = store.prune(0).await.expect("prune");
     assert_eq!(pruned, state::Pruned::default(), "nothing started before the epoch");
     let pruned = store.prune(i64::MAX).await.expect("prune");
-    assert_eq!(pruned.runs, 2, "every finished run but each sync's latest: w's orphan and s's first");
+    assert_eq!(
+        pruned.runs, 2,
+        "every finished run but each sync's latest: w's orphan and s's first"
+    );
     assert_eq!(pruned.rejections, 1 + MAX_STORED_REJECTIONS as u64);
     let left: Vec<i64> = store.runs(Some("w"), 10).await.expect("runs").iter().map(|r| r.id).collect();
     assert_eq!(left, vec![next], "the latest run of a sync is kept");

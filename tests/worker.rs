@@ -190,8 +190,16 @@ async fn two_syncs_run_on_schedule_pick_up_a_new_row_and_count_what_the_stand_in
     let ws = Workspace::new();
     let dir = ws.path().join("mappings");
     std::fs::create_dir(&dir).expect("dir");
-    std::fs::write(dir.join("people.yml"), mapping("wk-people", "user", "people", "every: 2s", &standin.url(), "")).expect("write");
-    std::fs::write(dir.join("teams.yml"), mapping("wk-teams", "account", "teams", "every: 2s", &standin.url(), "")).expect("write");
+    std::fs::write(
+        dir.join("people.yml"),
+        mapping("wk-people", "user", "people", "every: 2s", &standin.url(), ""),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("teams.yml"),
+        mapping("wk-teams", "account", "teams", "every: 2s", &standin.url(), ""),
+    )
+    .expect("write");
     let state_url = ws.state_url();
     let envs = [("WAREHOUSE_URL", database_url()), ("WAREHOUSE_SCHEMA", wh.schema.clone())];
     let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -220,7 +228,8 @@ async fn two_syncs_run_on_schedule_pick_up_a_new_row_and_count_what_the_stand_in
     assert_eq!(ids(&standin, "accounts").len(), 2);
 
     // A row inserted now is sent within one period (plus the run's own time).
-    wh.exec("INSERT INTO \"{s}\".people VALUES ('p-new', 'new@example.com', 1700000999)").await;
+    wh.exec("INSERT INTO \"{s}\".people VALUES ('p-new', 'new@example.com', 1700000999)")
+        .await;
     let inserted = Instant::now();
     if !ids(&standin, "users").contains("p-new") {
         let deadline = Instant::now() + Duration::from_secs(6);
@@ -230,7 +239,10 @@ async fn two_syncs_run_on_schedule_pick_up_a_new_row_and_count_what_the_stand_in
         }
     }
     let took = inserted.elapsed();
-    assert!(took <= Duration::from_millis(3500), "picked up after {took:?}, more than one 2 s period");
+    assert!(
+        took <= Duration::from_millis(3500),
+        "picked up after {took:?}, more than one 2 s period"
+    );
 
     // Once a run has completed after that, nothing more is sent: counters must equal the stand-in's counts.
     let after = runs(&state_url, "wk-people").await.last().map(|r| r.id).unwrap_or(0);
@@ -245,16 +257,34 @@ async fn two_syncs_run_on_schedule_pick_up_a_new_row_and_count_what_the_stand_in
     let (code, metrics) = worker.get("/metrics").await;
     assert_eq!(code, 200);
     let received = |object: &str| standin.records(object).iter().map(|r| r.received_count).sum::<u64>() as f64;
-    assert_eq!(sample(&metrics, r#"ebb_sync_records_total{sync="wk-people",outcome="sent"}"#), received("users"));
-    assert_eq!(sample(&metrics, r#"ebb_sync_records_total{sync="wk-teams",outcome="sent"}"#), received("accounts"));
+    assert_eq!(
+        sample(&metrics, r#"ebb_sync_records_total{sync="wk-people",outcome="sent"}"#),
+        received("users")
+    );
+    assert_eq!(
+        sample(&metrics, r#"ebb_sync_records_total{sync="wk-teams",outcome="sent"}"#),
+        received("accounts")
+    );
     assert_eq!(received("users"), 4.0, "every row once");
     let accepted = standin.stats().accepted_requests as f64;
-    let counted = sample(&metrics, r#"ebb_destination_responses_total{destination="enterpret users",status="2xx"}"#)
-        + sample(&metrics, r#"ebb_destination_responses_total{destination="enterpret accounts",status="2xx"}"#);
+    let counted = sample(
+        &metrics,
+        r#"ebb_destination_responses_total{destination="enterpret users",status="2xx"}"#,
+    ) + sample(
+        &metrics,
+        r#"ebb_destination_responses_total{destination="enterpret accounts",status="2xx"}"#,
+    );
     assert_eq!(counted, accepted, "one 2xx counted per request the stand-in accepted");
-    let completed = runs(&state_url, "wk-people").await.iter().filter(|r| r.status == RunStatus::Completed).count() as f64;
+    let completed = runs(&state_url, "wk-people")
+        .await
+        .iter()
+        .filter(|r| r.status == RunStatus::Completed)
+        .count() as f64;
     let counted_runs = sample(&metrics, r#"ebb_sync_runs_total{sync="wk-people",status="completed"}"#);
-    assert!(counted_runs >= completed - 1.0 && counted_runs <= completed, "{counted_runs} runs counted, {completed} recorded");
+    assert!(
+        counted_runs >= completed - 1.0 && counted_runs <= completed,
+        "{counted_runs} runs counted, {completed} recorded"
+    );
     assert!(metrics.contains("ebb_destination_request_duration_seconds_bucket{"), "{metrics}");
     assert!(metrics.contains(r#"ebb_sync_last_success_timestamp_seconds{sync="wk-teams"}"#));
 
@@ -262,7 +292,10 @@ async fn two_syncs_run_on_schedule_pick_up_a_new_row_and_count_what_the_stand_in
     assert_eq!((code, health.contains("\"ok\"")), (200, true), "{health}");
     let syncs = worker.syncs().await;
     let people = &syncs["syncs"][0];
-    assert_eq!((people["name"].as_str(), people["schedule"].as_str()), (Some("wk-people"), Some("every 2s")));
+    assert_eq!(
+        (people["name"].as_str(), people["schedule"].as_str()),
+        (Some("wk-people"), Some("every 2s"))
+    );
     assert!(people["next_run"].is_string() && people["last_run"]["id"].is_i64(), "{syncs}");
 
     worker.signal("TERM");
@@ -354,10 +387,17 @@ async fn a_second_signal_exits_at_once_and_state_never_runs_ahead_of_the_destina
     let second = Instant::now();
     worker.signal("TERM");
     let status = worker.wait_exit(Duration::from_secs(5));
-    assert!(second.elapsed() < Duration::from_secs(1), "exited {:?} after the second signal", second.elapsed());
+    assert!(
+        second.elapsed() < Duration::from_secs(1),
+        "exited {:?} after the second signal",
+        second.elapsed()
+    );
     assert_eq!(status.code(), Some(130), "{}", worker.stderr());
     let committed = state_ids(&state_url, "slow").await;
-    assert!(committed.is_subset(&ids(&standin, "users")), "no record is committed that was not acknowledged");
+    assert!(
+        committed.is_subset(&ids(&standin, "users")),
+        "no record is committed that was not acknowledged"
+    );
     assert_eq!(runs(&state_url, "slow").await.pop().map(|r| r.status), Some(RunStatus::Running));
 
     let mut again = WorkerProcess::start(ws.path(), &dir, &state_url, &[], &as_refs(&envs));
@@ -380,7 +420,11 @@ async fn missed_slots_are_coalesced_into_one_run_after_a_long_one() {
     let (_wh, standin, ws, dir, envs) = slow_setup(150).await;
     // One request at a time: the first run takes about 40 × 150 ms = 6 s, six 1 s slots.
     let extra = "    concurrency: 1\n    requests_per_minute: 100000\n";
-    std::fs::write(dir.join("people.yml"), mapping("slow", "user", "people", "every: 1s", &standin.url(), extra)).expect("write");
+    std::fs::write(
+        dir.join("people.yml"),
+        mapping("slow", "user", "people", "every: 1s", &standin.url(), extra),
+    )
+    .expect("write");
     let state_url = ws.state_url();
     let mut worker = WorkerProcess::start(ws.path(), &dir, &state_url, &[], &as_refs(&envs));
     let history = wait_for("the long run and two after it", Duration::from_secs(40), async || {
@@ -394,7 +438,10 @@ async fn missed_slots_are_coalesced_into_one_run_after_a_long_one() {
     let long_end = long.ended_at.expect("ended");
     assert!(long_end - long.started_at >= 4, "the first run was long: {long:?}");
     for pair in history.windows(2) {
-        assert!(pair[1].started_at >= pair[0].ended_at.unwrap_or(i64::MAX), "runs never overlap: {pair:?}");
+        assert!(
+            pair[1].started_at >= pair[0].ended_at.unwrap_or(i64::MAX),
+            "runs never overlap: {pair:?}"
+        );
     }
     assert!(next.started_at <= long_end + 1, "the missed slots run once, right after: {next:?}");
     assert!(
@@ -411,7 +458,11 @@ async fn three_workers_over_one_postgres_store_run_each_slot_exactly_once() {
     let ws = Workspace::new();
     let dir = ws.path().join("mappings");
     std::fs::create_dir(&dir).expect("dir");
-    std::fs::write(dir.join("people.yml"), mapping("shared", "user", "people", "every: 1s", &standin.url(), "")).expect("write");
+    std::fs::write(
+        dir.join("people.yml"),
+        mapping("shared", "user", "people", "every: 1s", &standin.url(), ""),
+    )
+    .expect("write");
     let state = TempSchema::new("ebb_wk_state");
     let state_url = state.state_url();
     let envs = [("WAREHOUSE_URL", database_url()), ("WAREHOUSE_SCHEMA", wh.schema.clone())];
@@ -524,7 +575,11 @@ async fn broken_and_missing_mappings_are_reported_and_the_rest_keep_running() {
     let good = mapping("good", "user", "people", "every: 1s", &standin.url(), "");
     std::fs::write(dir.join("good.yml"), &good).expect("write");
     std::fs::write(dir.join("broken.yml"), "name: broken\nsource: [\n").expect("write");
-    std::fs::write(dir.join("typo.yaml"), good.replace("name: good", "name: typo").replace("Email: email", "Email: emial")).expect("write");
+    std::fs::write(
+        dir.join("typo.yaml"),
+        good.replace("name: good", "name: typo").replace("Email: email", "Email: emial"),
+    )
+    .expect("write");
     std::fs::write(dir.join("twin.yml"), good.replace("every: 1s", "")).expect("write");
     std::fs::write(dir.join("README.md"), "not a mapping").expect("write");
     let envs = [("WAREHOUSE_URL", database_url()), ("WAREHOUSE_SCHEMA", wh.schema.clone())];
@@ -536,7 +591,12 @@ async fn broken_and_missing_mappings_are_reported_and_the_rest_keep_running() {
     })
     .await;
     let syncs = worker.syncs().await;
-    let names: Vec<&str> = syncs["syncs"].as_array().expect("syncs").iter().filter_map(|s| s["name"].as_str()).collect();
+    let names: Vec<&str> = syncs["syncs"]
+        .as_array()
+        .expect("syncs")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
     assert_eq!(names, vec!["good"], "{syncs}");
     let invalid = syncs["invalid"].to_string();
     assert!(invalid.contains("broken.yml:"), "{invalid}");
@@ -546,12 +606,19 @@ async fn broken_and_missing_mappings_are_reported_and_the_rest_keep_running() {
     assert!(log.contains("mapping skipped") && log.contains("broken.yml:"), "{log}");
 
     let (ok, said) = worker.trigger("goood");
-    assert!(!ok && said.contains("no sync named `goood`") && said.contains("did you mean `good`"), "{said}");
+    assert!(
+        !ok && said.contains("no sync named `goood`") && said.contains("did you mean `good`"),
+        "{said}"
+    );
     let (ok, said) = worker.trigger("broken");
     assert!(!ok && said.contains("invalid") && said.contains("broken.yml"), "{said}");
 
     // Fixed on disk and reloaded with SIGHUP: it runs; the good one, deleted, stops.
-    std::fs::write(dir.join("broken.yml"), mapping("broken", "account", "teams", "every: 1s", &standin.url(), "")).expect("write");
+    std::fs::write(
+        dir.join("broken.yml"),
+        mapping("broken", "account", "teams", "every: 1s", &standin.url(), ""),
+    )
+    .expect("write");
     std::fs::remove_file(dir.join("good.yml")).expect("remove");
     worker.signal("HUP");
     wait_for("the fixed sync", Duration::from_secs(10), async || {
@@ -559,7 +626,12 @@ async fn broken_and_missing_mappings_are_reported_and_the_rest_keep_running() {
     })
     .await;
     let syncs = worker.syncs().await;
-    let names: Vec<&str> = syncs["syncs"].as_array().expect("syncs").iter().filter_map(|s| s["name"].as_str()).collect();
+    let names: Vec<&str> = syncs["syncs"]
+        .as_array()
+        .expect("syncs")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
     assert_eq!(names, vec!["broken", "good"], "twin.yml now holds the only `good`: {syncs}");
     assert_eq!(syncs["syncs"][1]["file"].as_str().map(|f| f.ends_with("twin.yml")), Some(true));
     assert_eq!(syncs["syncs"][1]["schedule"], serde_json::Value::Null, "twin has no schedule");
@@ -578,8 +650,14 @@ async fn a_missing_mappings_folder_is_a_clear_error() {
     );
     let (_, stderr) = common::text(&out);
     assert!(!out.status.success());
-    assert!(stderr.contains("mappings folder no-such-dir") && stderr.contains("not a folder"), "{stderr}");
+    assert!(
+        stderr.contains("mappings folder no-such-dir") && stderr.contains("not a folder"),
+        "{stderr}"
+    );
     let out = common::ebb(ws.path(), &["trigger", "x", "--worker", "http://127.0.0.1:9"], &[]);
     let (_, stderr) = common::text(&out);
-    assert!(!out.status.success() && stderr.contains("cannot reach the worker at http://127.0.0.1:9"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("cannot reach the worker at http://127.0.0.1:9"),
+        "{stderr}"
+    );
 }

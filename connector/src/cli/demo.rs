@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-
 use crate::config::{self, env::OverlayEnv};
 use crate::error::Error;
 use crate::standin::{StandIn, StandInConfig};

@@ -156,7 +156,11 @@ pub fn main() -> ExitCode {
 
 fn init_logging(cli: &Cli) {
     // A worker is a service: its runs are what its log is for.
-    let default = if matches!(cli.command, Command::Worker(_)) { "info" } else { "warn" };
+    let default = if matches!(cli.command, Command::Worker(_)) {
+        "info"
+    } else {
+        "warn"
+    };
     let wanted = cli.log.as_deref().unwrap_or(default);
     let filter = tracing_subscriber::EnvFilter::try_new(wanted).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()

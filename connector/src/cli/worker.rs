@@ -151,7 +151,10 @@ pub async fn trigger(base: &str, name: &str, full: bool) -> Result<ExitCode, Err
             Ok(ExitCode::SUCCESS)
         }
         404 => {
-            let known: Vec<&str> = body["known"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+            let known: Vec<&str> = body["known"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
             eprintln!("error: the worker has no sync named `{name}`");
             match config::did_you_mean(name, known.iter().copied()) {
                 Some(close) => eprintln!("hint: did you mean `{close}`?"),

@@ -647,7 +647,9 @@ impl Validator<'_> {
             raw.every.as_ref().map(|s| Loc::of(s, "every")),
             raw.continuous.as_ref().filter(|c| c.value).map(|c| Loc::of(c, "continuous")),
         ];
-        if let Some(second) = given.iter().flatten().nth(1) {
+        let mut given: Vec<&Loc> = given.iter().flatten().collect();
+        given.sort_by_key(|l| (l.line, l.column));
+        if let Some(second) = given.get(1) {
             self.push(second, "give only one of `schedule`, `every` and `continuous`");
             return None;
         }

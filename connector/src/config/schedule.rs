@@ -43,10 +43,7 @@ impl Schedule {
     /// A five-field cron expression; seconds and years are refused, as the schedule has
     /// minute granularity.
     pub fn cron(expression: &str) -> Result<Schedule, String> {
-        let parser = CronParser::builder()
-            .seconds(Seconds::Disallowed)
-            .year(Year::Disallowed)
-            .build();
+        let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
         let cron = parser
             .parse(expression)
             .map_err(|e| format!("`{expression}` is not a five-field cron expression (minute hour day month weekday): {e}"))?;
@@ -62,8 +59,8 @@ impl Schedule {
 
     /// A period such as `30s`, `5m`, `1h 30m`; at least one second.
     pub fn every(text: &str) -> Result<Schedule, String> {
-        let period = humantime::parse_duration(text.trim())
-            .map_err(|e| format!("`{text}` is not a duration such as `30s`, `5m` or `1h`: {e}"))?;
+        let period =
+            humantime::parse_duration(text.trim()).map_err(|e| format!("`{text}` is not a duration such as `30s`, `5m` or `1h`: {e}"))?;
         if period < Duration::from_secs(1) || period.subsec_nanos() != 0 {
             return Err(format!("`{text}`: the period must be a whole number of seconds, at least 1s"));
         }
@@ -144,7 +141,10 @@ mod tests {
         assert_eq!(s.next_after(at("2026-11-23T10:07:30Z")), Some(at("2026-11-23T10:10:00Z")));
         assert_eq!(s.latest_due(at("2026-11-23T10:07:30Z")), Some(at("2026-11-23T10:05:00Z")));
         assert_eq!(s.latest_due(at("2026-11-23T10:10:00Z")), Some(at("2026-11-23T10:10:00Z")));
-        assert_eq!(Schedule::every("1h 30m").expect("valid"), Schedule::Every(Duration::from_secs(5400)));
+        assert_eq!(
+            Schedule::every("1h 30m").expect("valid"),
+            Schedule::Every(Duration::from_secs(5400))
+        );
         assert_eq!(s.to_string(), "every 5m");
         let c = Schedule::Continuous;
         assert_eq!(c.next_after(at("2026-11-23T10:00:01Z")), Some(at("2026-11-23T10:00:05Z")));

@@ -14,11 +14,11 @@ use futures::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
 
+use super::{close_orphans, prunable_runs, Pruned, RejectionRow, RunRow, RunStart, RUN_COLUMNS};
 use super::{
     now_secs, redact_url, RecordIndex, RunCounts, RunLock, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState,
     INDEX_FORMAT, MAX_STORED_REJECTIONS,
 };
-use super::{close_orphans, prunable_runs, Pruned, RejectionRow, RunRow, RunStart, RUN_COLUMNS};
 use crate::hash::HASH_VERSION;
 use crate::source::ColumnType;
 

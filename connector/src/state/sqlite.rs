@@ -11,11 +11,11 @@ use futures::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use super::{close_orphans, prunable_runs, Pruned, RejectionRow, RunRow, RunStart, RUN_COLUMNS};
 use super::{
     now_secs, RecordIndex, RunCounts, RunLock, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState, INDEX_FORMAT,
     MAX_STORED_REJECTIONS,
 };
-use super::{close_orphans, prunable_runs, Pruned, RejectionRow, RunRow, RunStart, RUN_COLUMNS};
 use crate::hash::HASH_VERSION;
 use crate::source::ColumnType;
 

@@ -27,10 +27,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     let ping = tokio::time::timeout(Duration::from_secs(3), shared.store.ping()).await;
     let (status, body) = match ping {
-        _ if shared.shutdown.is_cancelled() => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "stopping", "worker": shared.id}),
-        ),
+        _ if shared.shutdown.is_cancelled() => (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "stopping", "worker": shared.id})),
         Ok(Ok(())) => (StatusCode::OK, json!({"status": "ok", "worker": shared.id})),
         Ok(Err(e)) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -46,10 +43,7 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         shared.metrics.render(),
     )
         .into_response()
@@ -101,9 +95,7 @@ async fn syncs(State(shared): State<Arc<Shared>>) -> Response {
             name,
             file: file.display().to_string(),
             schedule: schedule.map(|s| s.to_string()),
-            next_run: view
-                .next_run
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            next_run: view.next_run.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             running: view.running,
             queued: view.queued,
             last_run,

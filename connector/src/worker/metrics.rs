@@ -205,9 +205,7 @@ impl Metrics {
                 .inc_by(n);
         }
         let labels = SyncLabels { sync };
-        self.last_duration
-            .get_or_create(&labels)
-            .set(report.duration_ms as f64 / 1000.0);
+        self.last_duration.get_or_create(&labels).set(report.duration_ms as f64 / 1000.0);
         if report.status == RunStatus::Completed {
             self.last_success.get_or_create(&labels).set(chrono::Utc::now().timestamp());
         }
@@ -277,8 +275,7 @@ impl Destination for Metered {
     async fn send(&self, request: &PreparedRequest) -> Attempt {
         let started = Instant::now();
         let attempt = self.inner.send(request).await;
-        self.metrics
-            .record_attempt(&self.label, started.elapsed().as_secs_f64(), &attempt);
+        self.metrics.record_attempt(&self.label, started.elapsed().as_secs_f64(), &attempt);
         attempt
     }
 

@@ -282,7 +282,9 @@ async fn check(path: &Path) -> Result<(Mapping, String), Vec<String>> {
     match sync.compile().await {
         Ok(_) => {}
         Err(Error::Config(e)) => return Err(issues_text(&e)),
-        Err(e) => tracing::warn!(sync = %mapping.name, error = %e, "cannot check the mapping against its source now; will retry at each run"),
+        Err(e) => {
+            tracing::warn!(sync = %mapping.name, error = %e, "cannot check the mapping against its source now; will retry at each run")
+        }
     }
     Ok((mapping, text))
 }
@@ -374,7 +376,10 @@ impl Shared {
         }
         let syncs = lock(&self.syncs);
         let Some(handle) = syncs.get(name) else {
-            if let Some(bad) = lock(&self.invalid).iter().find(|b| b.file.file_stem().and_then(|s| s.to_str()) == Some(name)) {
+            if let Some(bad) = lock(&self.invalid)
+                .iter()
+                .find(|b| b.file.file_stem().and_then(|s| s.to_str()) == Some(name))
+            {
                 return TriggerOutcome::Invalid {
                     errors: bad.errors.clone(),
                 };
@@ -414,10 +419,7 @@ impl Shared {
 }
 
 fn describe(schedule: &Option<Schedule>) -> String {
-    schedule
-        .as_ref()
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| "on trigger only".into())
+    schedule.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "on trigger only".into())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -490,7 +492,9 @@ impl Driver {
         let scheduled_for = match reason {
             Reason::Trigger => None,
             Reason::Schedule => {
-                let Some(slot) = mapping.schedule.as_ref().and_then(|s| s.latest_due(Utc::now())) else { return };
+                let Some(slot) = mapping.schedule.as_ref().and_then(|s| s.latest_due(Utc::now())) else {
+                    return;
+                };
                 match shared.store.claim_slot(&self.name, slot.timestamp(), &shared.id).await {
                     Ok(true) => Some(slot.timestamp()),
                     Ok(false) => {
@@ -520,7 +524,9 @@ impl Driver {
         shared.metrics.record_run(&report);
         match report.status {
             RunStatus::Completed => tracing::info!(sync = %self.name, sent = report.counts.sent, ms = report.duration_ms, "run completed"),
-            status => tracing::warn!(sync = %self.name, status = status.as_str(), error = report.error.as_deref().unwrap_or(""), "run did not complete"),
+            status => {
+                tracing::warn!(sync = %self.name, status = status.as_str(), error = report.error.as_deref().unwrap_or(""), "run did not complete")
+            }
         }
         if let Some(alerts) = mapping.alerts.as_ref().or(shared.config.alerts.as_ref()) {
             for (kind, delivered) in alerts::after_run(shared.store.as_ref(), &shared.http, alerts, &report, &shared.id).await {
