@@ -59,6 +59,13 @@ fn mapping(name: &str, object: &str, table: &str, schedule: &str, url: &str, ext
     )
 }
 
+/// An empty mappings folder in the workspace.
+fn mappings_dir(ws: &Workspace) -> PathBuf {
+    let dir = ws.path().join("mappings");
+    std::fs::create_dir(&dir).expect("mappings dir");
+    dir
+}
+
 /// A running `ebb worker` with its output in files.
 struct WorkerProcess {
     child: Child,
@@ -188,8 +195,7 @@ async fn two_syncs_run_on_schedule_pick_up_a_new_row_and_count_what_the_stand_in
     let wh = Warehouse::new(3).await;
     let standin = stand_in().await;
     let ws = Workspace::new();
-    let dir = ws.path().join("mappings");
-    std::fs::create_dir(&dir).expect("dir");
+    let dir = mappings_dir(&ws);
     std::fs::write(
         dir.join("people.yml"),
         mapping("wk-people", "user", "people", "every: 2s", &standin.url(), ""),
@@ -311,8 +317,7 @@ async fn slow_setup(latency_ms: u64) -> (Warehouse, StandIn, Workspace, PathBuf,
     })
     .await;
     let ws = Workspace::new();
-    let dir = ws.path().join("mappings");
-    std::fs::create_dir(&dir).expect("dir");
+    let dir = mappings_dir(&ws);
     let extra = "    concurrency: 2\n    requests_per_minute: 100000\n";
     std::fs::write(dir.join("people.yml"), mapping("slow", "user", "people", "", &standin.url(), extra)).expect("write");
     let envs = vec![("WAREHOUSE_URL", database_url()), ("WAREHOUSE_SCHEMA", wh.schema.clone())];
@@ -456,8 +461,7 @@ async fn three_workers_over_one_postgres_store_run_each_slot_exactly_once() {
     let wh = Warehouse::new(40).await;
     let standin = stand_in().await;
     let ws = Workspace::new();
-    let dir = ws.path().join("mappings");
-    std::fs::create_dir(&dir).expect("dir");
+    let dir = mappings_dir(&ws);
     std::fs::write(
         dir.join("people.yml"),
         mapping("shared", "user", "people", "every: 1s", &standin.url(), ""),
@@ -526,8 +530,7 @@ async fn an_alert_webhook_fires_on_a_failed_run_without_the_api_key() {
     let standin = stand_in().await;
     let (hook, got) = receiver().await;
     let ws = Workspace::new();
-    let dir = ws.path().join("mappings");
-    std::fs::create_dir(&dir).expect("dir");
+    let dir = mappings_dir(&ws);
     let alerts = format!("alerts:\n  webhook_url: {hook}\n  rejected_ratio_above: 0.5\n");
     std::fs::write(
         dir.join("people.yml"),
@@ -570,8 +573,7 @@ async fn broken_and_missing_mappings_are_reported_and_the_rest_keep_running() {
     let wh = Warehouse::new(2).await;
     let standin = stand_in().await;
     let ws = Workspace::new();
-    let dir = ws.path().join("mappings");
-    std::fs::create_dir(&dir).expect("dir");
+    let dir = mappings_dir(&ws);
     let good = mapping("good", "user", "people", "every: 1s", &standin.url(), "");
     std::fs::write(dir.join("good.yml"), &good).expect("write");
     std::fs::write(dir.join("broken.yml"), "name: broken\nsource: [\n").expect("write");

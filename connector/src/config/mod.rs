@@ -306,33 +306,29 @@ impl Mapping {
     }
 }
 
-/// Reads and validates one mapping file.
-pub fn load(path: &Path, env: &dyn Env) -> Result<Mapping, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+/// The text of a file, or one issue saying why it cannot be read.
+fn read(path: &Path, what: &str) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigIssue {
             file: path.to_path_buf(),
             line: 0,
             column: 0,
             field: String::new(),
-            message: format!("cannot read mapping: {e}"),
+            message: format!("cannot read {what}: {e}"),
             hint: None,
         }])
-    })?;
+    })
+}
+
+/// Reads and validates one mapping file.
+pub fn load(path: &Path, env: &dyn Env) -> Result<Mapping, ConfigErrors> {
+    let text = read(path, "mapping")?;
     parse(path, &text, env)
 }
 
 /// Reads and validates an `ebb worker --config` file.
 pub fn load_worker_config(path: &Path, env: &dyn Env) -> Result<WorkerConfig, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigIssue {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            field: String::new(),
-            message: format!("cannot read the worker config: {e}"),
-            hint: None,
-        }])
-    })?;
+    let text = read(path, "the worker config")?;
     let raw: RawWorkerConfig = serde_saphyr::from_str(&text).map_err(|e| ConfigErrors(vec![yaml_issue(path, &e)]))?;
     let mut v = Validator {
         file: path.to_path_buf(),

@@ -483,7 +483,7 @@ impl Driver {
     /// Lock, permit, claim (for a scheduled run), run, then metrics and alerts.
     async fn execute(&self, mapping: &Mapping, reason: Reason) {
         let shared = &self.shared;
-        let Some(lock) = self.wait_for_lock().await else { return };
+        let Some(run_lock) = self.wait_for_lock().await else { return };
         let permit = tokio::select! {
             biased;
             () = shared.shutdown.cancelled() => return,
@@ -510,16 +510,16 @@ impl Driver {
         };
         let full = reason == Reason::Trigger && self.trigger.full.swap(false, Ordering::SeqCst);
         {
-            let mut view = lock_view(&self.view);
+            let mut view = lock(&self.view);
             view.running = true;
             view.queued = false;
         }
         shared.metrics.set_running(&self.name, true);
-        let report = self.run(mapping, reason, scheduled_for, full, &lock).await;
-        drop(lock);
+        let report = self.run(mapping, reason, scheduled_for, full, &run_lock).await;
+        drop(run_lock);
         drop(permit);
         shared.metrics.set_running(&self.name, false);
-        lock_view(&self.view).running = false;
+        lock(&self.view).running = false;
         let Some(report) = report else { return };
         shared.metrics.record_run(&report);
         match report.status {
@@ -533,7 +533,7 @@ impl Driver {
                 shared.metrics.record_alert(&self.name, kind.as_str(), delivered);
             }
         }
-        lock_view(&self.view).last_report = Some(report);
+        lock(&self.view).last_report = Some(report);
     }
 
     async fn run(&self, mapping: &Mapping, reason: Reason, scheduled_for: Option<i64>, full: bool, lock: &RunLock) -> Option<RunReport> {
@@ -589,10 +589,6 @@ impl Driver {
             }
         }
     }
-}
-
-fn lock_view(view: &Mutex<SyncView>) -> std::sync::MutexGuard<'_, SyncView> {
-    lock(view)
 }
 
 fn spawn_pruning(shared: Arc<Shared>, stop: CancellationToken) {
