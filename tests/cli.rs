@@ -265,3 +265,15 @@ fn json_logs_are_one_json_object_per_line() {
         assert!(v.get("level").is_some() && v.get("fields").is_some(), "{line}");
     }
 }
+
+#[test]
+fn the_quick_start_cargo_run_picks_the_ebb_binary() {
+    // `cargo run -- demo` refuses to guess between ebb and ebb-bench without `default-run`.
+    let manifest = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).expect("Cargo.toml");
+    assert!(
+        manifest.lines().any(|l| l.trim() == "default-run = \"ebb\""),
+        "Cargo.toml sets default-run = \"ebb\""
+    );
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
+    assert!(readme.contains("cargo run -- demo"), "the README's quick start is what this checks");
+}
