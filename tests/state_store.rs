@@ -6,7 +6,11 @@ mod common;
 use common::TempSchema;
 use ebb::hash::id_key;
 use ebb::source::ColumnType;
-use ebb::state::{self, IndexEntry, RejectionStage, RunCounts, RunStatus, StateStore, StoredRejection, MAX_STORED_REJECTIONS};
+use ebb::state::{self, IndexEntry, RejectionStage, RunCounts, RunLock, RunStatus, StateStore, StoredRejection, MAX_STORED_REJECTIONS};
+
+async fn locked(store: &dyn StateStore, sync: &str) -> RunLock {
+    store.try_lock(sync).await.expect("lock").expect("the sync is free")
+}
 
 async fn contract(store: &dyn StateStore) {
     let fresh = store.load("s").await.expect("load");
@@ -21,12 +25,13 @@ async fn contract(store: &dyn StateStore) {
     assert!(again.is_some(), "dropping the guard releases the lock");
     drop(again);
 
-    assert_eq!(store.commit("s", &[("a".into(), 1), ("b".into(), 2)]).await.expect("commit"), 1);
-    assert_eq!(store.commit("other", &[("a".into(), 9)]).await.expect("commit other"), 1);
-    let generation = store
-        .commit("s", &[("b".into(), 3), ("c".into(), u128::MAX)])
-        .await
-        .expect("upsert");
+    // Record state is written through the sync's lock: the lock names the sync.
+    let s = locked(store, "s").await;
+    let other = locked(store, "other").await;
+    assert_eq!(store.commit(&s, &[("a".into(), 1), ("b".into(), 2)]).await.expect("commit"), 1);
+    assert_eq!(store.commit(&other, &[("a".into(), 9)]).await.expect("commit other"), 1);
+    other.release().await;
+    let generation = store.commit(&s, &[("b".into(), 3), ("c".into(), u128::MAX)]).await.expect("upsert");
     assert_eq!(generation, 2, "every commit advances the sync's counter by one");
     assert_eq!(
         store.records("s").await.expect("records"),
@@ -62,7 +67,8 @@ async fn contract(store: &dyn StateStore) {
     }]);
     assert!(store.save_index("s", 2, &wrong).await.expect("save"));
     assert_eq!(store.load("s").await.expect("load").index.get(id_key("a")), Some(77));
-    assert_eq!(store.commit("s", &[("d".into(), 4)]).await.expect("commit"), 3);
+    assert_eq!(store.commit(&s, &[("d".into(), 4)]).await.expect("commit"), 3);
+    s.release().await;
     let after = store.load("s").await.expect("load");
     assert!(!after.cached, "a commit the cache does not include makes it stale");
     assert_eq!(after.index.get(id_key("a")), Some(1), "rebuilt from the records table");
@@ -138,14 +144,17 @@ async fn contract(store: &dyn StateStore) {
 /// What the worker relies on: slot claims, orphaned runs, retention, ping.
 async fn worker_contract(store: &dyn StateStore) {
     store.ping().await.expect("ping");
-    assert!(store.claim_slot("w", 100, "a:1").await.expect("claim"), "a fresh slot is claimed");
+    let (w, w2) = (locked(store, "w").await, locked(store, "w2").await);
+    assert!(store.claim_slot(&w, 100, "a:1").await.expect("claim"), "a fresh slot is claimed");
     assert!(
-        !store.claim_slot("w", 100, "b:2").await.expect("claim"),
+        !store.claim_slot(&w, 100, "b:2").await.expect("claim"),
         "a claimed slot is not claimed twice"
     );
-    assert!(!store.claim_slot("w", 40, "b:2").await.expect("claim"), "nor an earlier one");
-    assert!(store.claim_slot("w2", 100, "b:2").await.expect("claim"), "slots are per sync");
-    assert!(store.claim_slot("w", 160, "b:2").await.expect("claim"), "a later slot is claimed");
+    assert!(!store.claim_slot(&w, 40, "b:2").await.expect("claim"), "nor an earlier one");
+    assert!(store.claim_slot(&w2, 100, "b:2").await.expect("claim"), "slots are per sync");
+    assert!(store.claim_slot(&w, 160, "b:2").await.expect("claim"), "a later slot is claimed");
+    w.release().await;
+    w2.release().await;
 
     let start = |scheduled_for| state::RunStart {
         full: false,
@@ -268,7 +277,8 @@ async fn many_openers_of_a_new_sqlite_file_all_succeed() {
                 let url = url.clone();
                 tokio::spawn(async move {
                     let store = state::open(&url, false).await?;
-                    store.commit(&format!("s{i}"), &[("a".into(), 1)]).await
+                    let lock = store.try_lock(&format!("s{i}")).await?.expect("free");
+                    store.commit(&lock, &[("a".into(), 1)]).await
                 })
             })
             .collect();
@@ -277,5 +287,113 @@ async fn many_openers_of_a_new_sqlite_file_all_succeed() {
         }
         let store = state::open(&url, false).await.expect("open");
         assert_eq!(store.syncs().await.expect("syncs").len(), 6);
+    }
+}
+
+/// The backend pid of the session that holds a sync's run lock in `schema`.
+async fn lock_holder_pid(admin: &sqlx::PgPool, schema: &str, sync: &str) -> i32 {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
+         AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)",
+    )
+    .bind(format!("ebb:{schema}:{sync}"))
+    .fetch_one(admin)
+    .await
+    .expect("the lock is held by a session")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_lost_lock_commits_nothing_claims_nothing_and_keeps_others_out_until_it_ends() {
+    let schema = TempSchema::new("ebb_lost");
+    let store = state::open(&schema.state_url(), false).await.expect("open");
+    let other_host = state::open(&schema.state_url(), false).await.expect("open");
+    let admin = sqlx::PgPool::connect(&common::database_url()).await.expect("admin");
+    let lock = locked(store.as_ref(), "s").await;
+    store.commit(&lock, &[("a".into(), 1)]).await.expect("a held lock commits");
+    assert!(store.claim_slot(&lock, 100, "a:1").await.expect("claim"));
+
+    let pid = lock_holder_pid(&admin, &schema.name, "s").await;
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(&admin)
+        .await
+        .expect("terminate");
+    let err = store
+        .commit(&lock, &[("b".into(), 2)])
+        .await
+        .expect_err("a lost lock commits nothing");
+    assert!(
+        err.to_string()
+            .starts_with("lost the run lock (state connection dropped) on state store postgres://"),
+        "{err}"
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(10), lock.lost())
+        .await
+        .expect("the loss is signalled to the run");
+    let err = store.claim_slot(&lock, 160, "a:1").await.expect_err("nor claims a slot");
+    assert!(err.to_string().contains("lost the run lock"), "{err}");
+    assert_eq!(store.records("s").await.expect("records"), vec![("a".to_string(), 1)]);
+
+    assert!(
+        other_host.try_lock("s").await.expect("try").is_none(),
+        "the advisory lock is free, but the lost holder may still be sending: its lease keeps others out"
+    );
+    lock.release().await;
+    let next = other_host
+        .try_lock("s")
+        .await
+        .expect("try")
+        .expect("a released lease lets the next run in");
+    assert!(
+        other_host.claim_slot(&next, 160, "b:2").await.expect("claim"),
+        "the slot the lost holder could not claim is the next holder's"
+    );
+    next.release().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_lease_from_another_machine_holds_the_sync_until_it_runs_out() {
+    let schema = TempSchema::new("ebb_lease");
+    let store = state::open(&schema.state_url(), false).await.expect("open");
+    let admin = sqlx::PgPool::connect(&common::database_url()).await.expect("admin");
+    locked(store.as_ref(), "s").await.release().await;
+    let lease = async |sql: &str| sqlx::query(&sql.replace("{s}", &schema.name)).execute(&admin).await.map(|_| ());
+    // As a holder on another machine whose session dropped would leave it: unreleased, renewed just now.
+    lease("UPDATE \"{s}\".run_leases SET token = 'elsewhere', holder = 'other-host:42', process = 'linux/other-boot/1/42/7', heartbeat_at = now(), released_at = NULL")
+        .await
+        .expect("lease");
+    assert!(
+        store.try_lock("s").await.expect("try").is_none(),
+        "a fresh lease of another machine holds"
+    );
+    lease("UPDATE \"{s}\".run_leases SET heartbeat_at = now() - interval '14 seconds'")
+        .await
+        .expect("lease");
+    assert!(store.try_lock("s").await.expect("try").is_none(), "until it has run out");
+    lease("UPDATE \"{s}\".run_leases SET heartbeat_at = now() - interval '16 seconds'")
+        .await
+        .expect("lease");
+    let lock = store.try_lock("s").await.expect("try").expect("a lease that ran out is taken over");
+    let holder: String = sqlx::query_scalar(&format!("SELECT holder FROM \"{}\".run_leases", schema.name))
+        .fetch_one(&admin)
+        .await
+        .expect("holder");
+    assert_eq!(holder, ebb::state::holder::me().label, "the lease names its new holder");
+    lock.release().await;
+
+    // A holder on this machine that has died is known dead at once; `--wait` takes over.
+    lease("UPDATE \"{s}\".run_leases SET token = 'dead', process = 'linux/other-boot/1/42/7', heartbeat_at = now(), released_at = NULL")
+        .await
+        .expect("lease");
+    let me = ebb::state::holder::me().process.clone();
+    if let Some((machine, _)) = me.rsplit_once('/').and_then(|(head, _)| head.rsplit_once('/')) {
+        lease(&format!("UPDATE \"{{s}}\".run_leases SET process = '{machine}/999999999/1'"))
+            .await
+            .expect("lease");
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(5), store.lock("s"))
+            .await
+            .expect("a dead holder is not waited for")
+            .expect("lock");
+        waited.release().await;
     }
 }

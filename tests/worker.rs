@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -662,4 +662,68 @@ async fn a_missing_mappings_folder_is_a_clear_error() {
         !out.status.success() && stderr.contains("cannot reach the worker at http://127.0.0.1:9"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_loses_its_state_connection_fails_alerts_and_the_next_slot_completes() {
+    let db = common::TempDatabase::new("ebb_wk_lost").await;
+    let state_url = format!("{}?schema=ebb", db.url_with_password("hunter2-worker-pw"));
+    let (_wh, standin, ws, dir, mut envs) = slow_setup(800).await;
+    let (hook, got) = receiver().await;
+    envs.push(("ALERT_URL", hook));
+    std::fs::write(
+        dir.join("people.yml"),
+        mapping(
+            "slow",
+            "user",
+            "people",
+            "every: 2s",
+            &standin.url(),
+            "    concurrency: 2\n    requests_per_minute: 100000\n",
+        ) + "alerts:\n  webhook_url: ${ALERT_URL}\n",
+    )
+    .expect("write");
+    let mut worker = WorkerProcess::start(ws.path(), &dir, &state_url, &[], &as_refs(&envs));
+    wait_for("some records committed", Duration::from_secs(30), async || {
+        (state_ids(&state_url, "slow").await.len() >= 30).then_some(())
+    })
+    .await;
+    assert!(db.terminate_sessions().await > 0);
+    let alert = wait_for("the run_failed alert", Duration::from_secs(30), async || {
+        got.lock().expect("lock").iter().find(|a| a["alert"] == "run_failed").cloned()
+    })
+    .await;
+    let message = alert["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("lost the run lock (state connection dropped)"), "{alert}");
+    assert!(!alert.to_string().contains("hunter2-worker-pw"), "{alert}");
+    standin.set_latency(Duration::ZERO);
+    wait_for("the next slot's run", Duration::from_secs(30), async || {
+        runs(&state_url, "slow")
+            .await
+            .iter()
+            .any(|r| r.status == RunStatus::Completed)
+            .then_some(())
+    })
+    .await;
+    let history = runs(&state_url, "slow").await;
+    assert_eq!(history[0].status, RunStatus::Failed, "{history:?}");
+    assert!(history[0].error.as_deref().unwrap_or("").contains("lost the run lock"));
+    let (_, metrics) = worker.get("/metrics").await;
+    assert_eq!(sample(&metrics, r#"ebb_sync_runs_total{sync="slow",status="failed"}"#), 1.0);
+    assert!(sample(&metrics, r#"ebb_sync_runs_total{sync="slow",status="completed"}"#) >= 1.0);
+    assert_eq!(ids(&standin, "users").len(), 600, "nothing lost");
+    assert_eq!(state_ids(&state_url, "slow").await, ids(&standin, "users"));
+    let windows = standin
+        .requests()
+        .into_iter()
+        .fold(BTreeMap::<String, (u64, u64)>::new(), |mut w, r| {
+            let e = w.entry(r.run.unwrap_or_default()).or_insert((r.started_ms, r.ended_ms));
+            *e = (e.0.min(r.started_ms), e.1.max(r.ended_ms));
+            w
+        });
+    let mut spans: Vec<(u64, u64)> = windows.values().copied().collect();
+    spans.sort_unstable();
+    assert!(spans.windows(2).all(|p| p[0].1 <= p[1].0), "runs never overlap: {windows:?}");
+    worker.signal("TERM");
+    assert!(worker.wait_exit(Duration::from_secs(15)).success(), "{}", worker.stderr());
 }

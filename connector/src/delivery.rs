@@ -24,6 +24,8 @@ pub struct Delivery {
     pub retry_budget: Duration,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// Which run sends, for [`PreparedRequest::run`].
+    pub run: Option<String>,
 }
 
 impl Delivery {
@@ -37,6 +39,7 @@ impl Delivery {
             retry_budget,
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
+            run: None,
         }
     }
 }
@@ -62,7 +65,10 @@ impl Delivery {
         while let Some(range) = pending.pop() {
             let refs: Vec<&Record> = records[range.clone()].iter().collect();
             let request = match self.destination.prepare(&refs) {
-                Ok(r) => r,
+                Ok(r) => PreparedRequest {
+                    run: self.run.clone(),
+                    ..r
+                },
                 Err(e) => {
                     out.rejected.extend(range.map(|i| (i, e.to_string())));
                     continue;

@@ -8,10 +8,16 @@
 //!
 //! Faults for testing: `--fail-ratio` (random 500s), `--rpm` (429 with
 //! `Retry-After`), `--latency-ms`, and, from code, a script of replies
-//! ([`StandIn::push_faults`]) and ids to refuse ([`StandIn::refuse_ids`]).
+//! ([`StandIn::push_faults`]), ids to refuse ([`StandIn::refuse_ids`]) and a
+//! latency that changes while it runs ([`StandIn::set_latency`]).
+//!
+//! Every webhook request is logged with the run that sent it (ebb's `x-ebb-run`
+//! header) and when it arrived and ended (`GET /requests`), so that tests can
+//! check that two runs never had requests in flight at the same time.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,6 +34,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::destination::enterpret::{MAX_BYTES, MAX_RECORDS};
+use crate::destination::RUN_HEADER;
 use crate::mapping::MIN_CREATED_AT;
 
 #[derive(Clone, Debug)]
@@ -70,6 +77,22 @@ pub struct HeldRecord {
     pub received_count: u64,
 }
 
+/// One webhook request, as the request log keeps it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoggedRequest {
+    /// The `x-ebb-run` header (`sync/run id`), if the request carried one.
+    pub run: Option<String>,
+    /// When it arrived, in milliseconds since the stand-in started.
+    pub started_ms: u64,
+    /// When it was answered, or when the client dropped it unanswered.
+    pub ended_ms: u64,
+    /// `None` if the client went away before the answer.
+    pub status: Option<u16>,
+}
+
+/// How many requests the log keeps; older ones are dropped first.
+const LOG_CAPACITY: usize = 100_000;
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Stats {
     pub requests: u64,
@@ -105,16 +128,48 @@ struct Inner {
     refused: HashSet<String>,
     windows: HashMap<&'static str, VecDeque<Instant>>,
     stats: Stats,
+    log: VecDeque<LoggedRequest>,
 }
 
 struct Shared {
     config: StandInConfig,
+    /// The reply delay in milliseconds; starts as `config.latency`.
+    latency_ms: AtomicU64,
+    started: Instant,
     inner: Mutex<Inner>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn since_start_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+/// A webhook request being handled: logged when it ends, answered or dropped.
+struct InFlight {
+    shared: Arc<Shared>,
+    run: Option<String>,
+    started_ms: u64,
+    status: Option<u16>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let entry = LoggedRequest {
+            run: self.run.take(),
+            started_ms: self.started_ms,
+            ended_ms: self.shared.since_start_ms(),
+            status: self.status,
+        };
+        let mut inner = self.shared.lock();
+        if inner.log.len() >= LOG_CAPACITY {
+            inner.log.pop_front();
+        }
+        inner.log.push_back(entry);
     }
 }
 
@@ -131,13 +186,16 @@ impl StandIn {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            latency_ms: AtomicU64::new(config.latency.as_millis() as u64),
             config,
+            started: Instant::now(),
             inner: Mutex::new(Inner::default()),
         });
         let app = Router::new()
             .route("/webhook/{object}/custom", post(webhook))
             .route("/records/{object}", get(records))
             .route("/stats", get(stats))
+            .route("/requests", get(requests))
             .route("/healthz", get(|| async { "ok" }))
             // The body limit is the contract's to enforce, with the contract's error.
             .layer(DefaultBodyLimit::max(MAX_BYTES * 8))
@@ -183,6 +241,16 @@ impl StandIn {
         self.shared.lock().stats.clone()
     }
 
+    /// The webhook requests that have ended, in the order they ended.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.shared.lock().log.iter().cloned().collect()
+    }
+
+    /// Changes the delay before each webhook reply, from the next request on.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.latency_ms.store(latency.as_millis() as u64, Ordering::Relaxed);
+    }
+
     /// Stops listening; requests in flight are answered, then every connection is closed.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -204,13 +272,24 @@ fn missing(msg: impl Into<String>) -> Response {
 }
 
 async fn webhook(State(shared): State<Arc<Shared>>, Path(object): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut in_flight = InFlight {
+        shared: shared.clone(),
+        run: headers.get(RUN_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string),
+        started_ms: shared.since_start_ms(),
+        status: None,
+    };
     let response = handle(&shared, &object, &headers, &body);
-    if !shared.config.latency.is_zero() {
-        tokio::time::sleep(shared.config.latency).await;
+    let latency = Duration::from_millis(shared.latency_ms.load(Ordering::Relaxed));
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
-    let mut inner = shared.lock();
-    inner.stats.requests += 1;
-    *inner.stats.by_status.entry(response.status().as_u16()).or_default() += 1;
+    let status = response.status().as_u16();
+    {
+        let mut inner = shared.lock();
+        inner.stats.requests += 1;
+        *inner.stats.by_status.entry(status).or_default() += 1;
+    }
+    in_flight.status = Some(status);
     response
 }
 
@@ -435,4 +514,8 @@ async fn records(State(shared): State<Arc<Shared>>, Path(object): Path<String>) 
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Json<Stats> {
     Json(shared.lock().stats.clone())
+}
+
+async fn requests(State(shared): State<Arc<Shared>>) -> Json<Vec<LoggedRequest>> {
+    Json(shared.lock().log.iter().cloned().collect())
 }

@@ -403,12 +403,15 @@ pub async fn run(sync: &Sync, store: &dyn StateStore, options: &RunOptions) -> R
     } else {
         store.try_lock(name).await?.ok_or_else(|| Error::AlreadyRunning(name.to_string()))?
     };
-    run_locked(sync, store, options, &lock).await
+    let report = run_locked(sync, store, options, &lock).await;
+    lock.release().await;
+    report
 }
 
 /// [`run`] for a caller that already holds the sync's lock, such as the worker, which takes
-/// it before claiming a schedule slot.
-pub async fn run_locked(sync: &Sync, store: &dyn StateStore, options: &RunOptions, _lock: &RunLock) -> Result<RunReport, Error> {
+/// it before claiming a schedule slot. If the lock is lost meanwhile, the run stops at once,
+/// commits nothing more, and is recorded as failed.
+pub async fn run_locked(sync: &Sync, store: &dyn StateStore, options: &RunOptions, lock: &RunLock) -> Result<RunReport, Error> {
     let started = Instant::now();
     let name = sync.name().to_string();
     let start = RunStart {
@@ -417,10 +420,18 @@ pub async fn run_locked(sync: &Sync, store: &dyn StateStore, options: &RunOption
         scheduled_for: options.scheduled_for,
         worker: options.worker.clone(),
     };
+    lock.check()?;
     let run_id = store.begin_run(&name, &start).await?;
     let mut counts = RunCounts::default();
     let mut full_resync = options.full;
-    let result = run_inner(sync, store, options, run_id, &mut counts, &mut full_resync).await;
+    let context = RunContext {
+        sync,
+        store,
+        options,
+        lock,
+        run_id,
+    };
+    let result = context.run(&mut counts, &mut full_resync).await;
     let (status, error) = match &result {
         Ok(()) => (RunStatus::Completed, None),
         Err(Error::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
@@ -452,73 +463,165 @@ struct Committed {
     entries: Vec<IndexEntry>,
 }
 
-async fn run_inner(
-    sync: &Sync,
-    store: &dyn StateStore,
-    options: &RunOptions,
+/// What every stage of one run shares.
+struct RunContext<'a> {
+    sync: &'a Sync,
+    store: &'a dyn StateStore,
+    options: &'a RunOptions,
+    lock: &'a RunLock,
     run_id: i64,
-    counts: &mut RunCounts,
-    full_resync: &mut bool,
-) -> Result<(), Error> {
-    let name = sync.name();
-    let stored = store.load(name).await?;
-    *full_resync |= stored.index.is_empty();
-    // Nothing is sent while planning, so a stop request ends the run at once.
-    let plan = tokio::select! {
-        biased;
-        () = options.cancel.cancelled() => return Err(Error::Interrupted),
-        plan = plan(sync, &stored, options.full) => plan?,
-    };
-    *counts = plan.counts.clone();
-    store.add_rejections(run_id, name, &plan.rejections).await?;
-    store.save_schema(name, plan.compiled.columns()).await?;
-    if options.cancel.is_cancelled() {
-        counts.failed = plan.to_send() as u64;
-        return Err(Error::Interrupted);
-    }
-    let mut committed = Committed {
-        generation: stored.generation,
-        entries: Vec::new(),
-    };
-    let result = deliver(sync, store, options, run_id, &plan, counts, &mut committed).await;
-    if let Some(generation) = committed.generation {
-        if !stored.cached || !committed.entries.is_empty() {
-            let index = stored.index.merged(committed.entries);
-            drop(stored);
-            match store.save_index(name, generation, &index).await {
-                Ok(saved) => tracing::debug!(sync = %name, saved, entries = index.len(), "record index cache"),
-                // Only a cache: the next run rebuilds it from the records table.
-                Err(e) => tracing::warn!(sync = %name, error = %e, "could not save the record index cache"),
-            }
-        }
-    }
-    result
 }
 
-async fn deliver(
-    sync: &Sync,
-    store: &dyn StateStore,
-    options: &RunOptions,
-    run_id: i64,
-    plan: &Plan,
-    counts: &mut RunCounts,
-    committed: &mut Committed,
-) -> Result<(), Error> {
-    let name = sync.name();
-    let delivery_config = sync.mapping.delivery();
-    let batch_size = sync.destination.capabilities().max_batch_records.max(1);
-    let delivery = Arc::new(Delivery::new(
-        sync.destination.clone(),
-        delivery_config.requests_per_minute,
-        delivery_config.retry_budget,
-    ));
-    let progress = progress_bar(options.progress, plan.to_send() as u64, name);
-    let stop = options.cancel.child_token();
-    let mut rx = planned_batches(sync, plan, batch_size, None);
-    let source_error: Arc<std::sync::Mutex<Option<Error>>> = Arc::default();
-    let batches = {
+impl RunContext<'_> {
+    async fn run(&self, counts: &mut RunCounts, full_resync: &mut bool) -> Result<(), Error> {
+        let (sync, store, name) = (self.sync, self.store, self.sync.name());
+        let stored = store.load(name).await?;
+        *full_resync |= stored.index.is_empty();
+        // Nothing is sent while planning, so a stop request ends the run at once.
+        let plan = tokio::select! {
+            biased;
+            () = self.options.cancel.cancelled() => return Err(Error::Interrupted),
+            plan = plan(sync, &stored, self.options.full) => plan?,
+        };
+        *counts = plan.counts.clone();
+        store.add_rejections(self.run_id, name, &plan.rejections).await?;
+        store.save_schema(name, plan.compiled.columns()).await?;
+        if self.options.cancel.is_cancelled() {
+            counts.failed = plan.to_send() as u64;
+            return Err(Error::Interrupted);
+        }
+        if let Err(lost) = self.lock.check() {
+            counts.failed = plan.to_send() as u64;
+            return Err(lost.into());
+        }
+        let mut committed = Committed {
+            generation: stored.generation,
+            entries: Vec::new(),
+        };
+        let result = self.deliver(&plan, counts, &mut committed).await;
+        // The cache is written only by the lock's holder; a run that lost it leaves it stale.
+        if let (Some(generation), false) = (committed.generation, self.lock.is_lost()) {
+            if !stored.cached || !committed.entries.is_empty() {
+                let index = stored.index.merged(committed.entries);
+                drop(stored);
+                match store.save_index(name, generation, &index).await {
+                    Ok(saved) => tracing::debug!(sync = %name, saved, entries = index.len(), "record index cache"),
+                    // Only a cache: the next run rebuilds it from the records table.
+                    Err(e) => tracing::warn!(sync = %name, error = %e, "could not save the record index cache"),
+                }
+            }
+        }
+        result
+    }
+
+    /// Pass 2 and the commits. Whatever happens, `counts.failed` ends up as the planned
+    /// records that were neither committed nor rejected.
+    async fn deliver(&self, plan: &Plan, counts: &mut RunCounts, committed: &mut Committed) -> Result<(), Error> {
+        let progress = progress_bar(self.options.progress, plan.to_send() as u64, self.sync.name());
+        let mut window = CommitWindow {
+            context: self,
+            pending: Vec::new(),
+            pending_records: 0,
+            deadline: None,
+            fatal: None,
+            progress,
+        };
+        let result = window.deliver(plan, counts, committed).await;
+        window.progress.finish_and_clear();
+        counts.failed = (plan.to_send() as u64).saturating_sub(counts.sent + counts.rejected);
+        result
+    }
+}
+
+/// The batches of pass 2, sent concurrently under the rate limit.
+type InFlight<'a> = std::pin::Pin<Box<dyn futures::Stream<Item = (Vec<Record>, BatchOutcome)> + Send + 'a>>;
+
+/// Acknowledged batches waiting to be committed together.
+struct CommitWindow<'a> {
+    context: &'a RunContext<'a>,
+    pending: Vec<(Vec<Record>, BatchOutcome)>,
+    pending_records: usize,
+    deadline: Option<tokio::time::Instant>,
+    /// Why the destination stopped the run, if it did.
+    fatal: Option<String>,
+    progress: ProgressBar,
+}
+
+impl CommitWindow<'_> {
+    async fn deliver(&mut self, plan: &Plan, counts: &mut RunCounts, committed: &mut Committed) -> Result<(), Error> {
+        let RunContext { sync, options, lock, .. } = *self.context;
+        let stop = options.cancel.child_token();
+        let source_error: Arc<std::sync::Mutex<Option<Error>>> = Arc::default();
+        let mut in_flight = self.start_sending(plan, &stop, &source_error);
+        let mut abandoned = false;
+        loop {
+            // Acknowledged records are committed together, every COMMIT_INTERVAL or COMMIT_RECORDS,
+            // whichever comes first: a commit per request costs more than the request at a thousand
+            // requests a second. A crash loses at most that window's commits, which the next run
+            // sends again; nothing unacknowledged is ever committed.
+            let step = tokio::select! {
+                biased;
+                () = lock.lost() => Step::LockLost,
+                item = in_flight.next() => Step::Finished(item),
+                () = sleep_until_some(self.deadline) => Step::Flush,
+                () = options.abandon.cancelled() => Step::Abandon,
+            };
+            let last = match step {
+                Step::Finished(Some((batch, outcome))) => {
+                    if !self.add(batch, outcome) {
+                        continue;
+                    }
+                    false
+                }
+                Step::Finished(None) => true,
+                Step::Flush => false,
+                Step::Abandon => {
+                    // Requests still in flight are dropped unanswered: their records were not
+                    // acknowledged, so they stay unsynced and the next run sends them.
+                    tracing::warn!(sync = %sync.name(), "abandoning requests still in flight");
+                    abandoned = true;
+                    true
+                }
+                // Requests in flight are dropped with the stream, and nothing more is committed:
+                // another run may own the sync by now. What was acknowledged is sent again next run.
+                Step::LockLost => return Err(lock.check().err().map(Error::from).unwrap_or(Error::Interrupted)),
+            };
+            self.flush(counts, committed, &stop).await?;
+            if last {
+                break;
+            }
+        }
+        drop(in_flight);
+        if let Some(e) = source_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        if let Some(reason) = self.fatal.take() {
+            return Err(Error::Destination(reason));
+        }
+        let unsent = (plan.to_send() as u64).saturating_sub(counts.sent + counts.rejected);
+        if (options.cancel.is_cancelled() || abandoned) && unsent > 0 {
+            return Err(Error::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// Pass 2 as a stream of delivered batches; a source error ends it and is left in `source_error`.
+    fn start_sending(
+        &self,
+        plan: &Plan,
+        stop: &CancellationToken,
+        source_error: &Arc<std::sync::Mutex<Option<Error>>>,
+    ) -> InFlight<'static> {
+        let RunContext { sync, run_id, lock, .. } = *self.context;
+        let config = sync.mapping.delivery();
+        let gate = lock.gate();
+        let batch_size = sync.destination.capabilities().max_batch_records.max(1);
+        let mut delivery = Delivery::new(sync.destination.clone(), config.requests_per_minute, config.retry_budget);
+        delivery.run = Some(format!("{}/{run_id}", sync.name()));
+        let delivery = Arc::new(delivery);
+        let mut rx = planned_batches(sync, plan, batch_size, None);
         let source_error = source_error.clone();
-        futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+        let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
             .take_until(stop.clone().cancelled_owned())
             .filter_map(move |item| {
                 let source_error = source_error.clone();
@@ -531,60 +634,41 @@ async fn deliver(
                         }
                     }
                 }
-            })
-    };
-    let mut in_flight = std::pin::pin!(batches
-        .map(|batch| {
-            let delivery = delivery.clone();
-            async move {
-                let outcome = delivery.deliver(&batch).await;
-                (batch, outcome)
-            }
-        })
-        .buffer_unordered(delivery_config.concurrency));
+            });
+        Box::pin(
+            batches
+                .map(move |batch| {
+                    let (delivery, gate) = (delivery.clone(), gate.clone());
+                    async move {
+                        // A request starts only while the run can prove it holds its lock.
+                        gate.until_proven().await;
+                        let outcome = delivery.deliver(&batch).await;
+                        (batch, outcome)
+                    }
+                })
+                .buffer_unordered(config.concurrency),
+        )
+    }
 
-    let mut fatal: Option<String> = None;
-    let mut pending: Vec<(Vec<Record>, BatchOutcome)> = Vec::new();
-    let mut pending_records = 0usize;
-    let mut deadline: Option<tokio::time::Instant> = None;
-    let mut finished = false;
-    let mut abandoned = false;
-    while !finished {
-        // Acknowledged records are committed together, every COMMIT_INTERVAL or COMMIT_RECORDS,
-        // whichever comes first: a commit per request costs more than the request at a thousand
-        // requests a second. A crash loses at most that window's commits, which the next run
-        // sends again; nothing unacknowledged is ever committed.
-        let step = tokio::select! {
-            biased;
-            item = in_flight.next() => Step::Finished(item),
-            () = sleep_until_some(deadline) => Step::Flush,
-            () = options.abandon.cancelled() => Step::Abandon,
-        };
-        match step {
-            Step::Finished(Some((batch, outcome))) => {
-                let urgent = outcome.fatal.is_some();
-                pending_records += batch.len();
-                pending.push((batch, outcome));
-                deadline.get_or_insert_with(|| tokio::time::Instant::now() + COMMIT_INTERVAL);
-                if !urgent && pending_records < COMMIT_RECORDS {
-                    continue;
-                }
-            }
-            Step::Finished(None) => finished = true,
-            Step::Flush => {}
-            Step::Abandon => {
-                // Requests still in flight are dropped unanswered: their records were not
-                // acknowledged, so they stay unsynced and the next run sends them.
-                tracing::warn!(sync = %name, "abandoning requests still in flight");
-                abandoned = true;
-                finished = true;
-            }
-        }
-        deadline = None;
-        pending_records = 0;
-        let done = std::mem::take(&mut pending);
+    /// Takes a finished batch; true if the window should be committed now.
+    fn add(&mut self, batch: Vec<Record>, outcome: BatchOutcome) -> bool {
+        let urgent = outcome.fatal.is_some();
+        self.pending_records += batch.len();
+        self.pending.push((batch, outcome));
+        self.deadline.get_or_insert_with(|| tokio::time::Instant::now() + COMMIT_INTERVAL);
+        urgent || self.pending_records >= COMMIT_RECORDS
+    }
+
+    /// Commits what the window's batches acknowledged, through the run lock, then records their rejections.
+    async fn flush(&mut self, counts: &mut RunCounts, committed: &mut Committed, stop: &CancellationToken) -> Result<(), Error> {
+        let RunContext {
+            sync, store, lock, run_id, ..
+        } = *self.context;
+        self.deadline = None;
+        self.pending_records = 0;
+        let done = std::mem::take(&mut self.pending);
         if done.is_empty() {
-            continue;
+            return Ok(());
         }
         let acked: Vec<(String, u128)> = done
             .iter()
@@ -592,7 +676,7 @@ async fn deliver(
             .collect();
         if !acked.is_empty() {
             // Commit before anything else: this is the only write of record state.
-            let generation = store.commit(name, &acked).await?;
+            let generation = store.commit(lock, &acked).await?;
             committed.generation = committed.generation.filter(|g| generation == g + 1).map(|_| generation);
             committed.entries.extend(acked.iter().map(|(id, hash)| IndexEntry {
                 key: id_key(id),
@@ -610,32 +694,19 @@ async fn deliver(
                 reason: reason.clone(),
             }));
             failed += outcome.failed.len();
-            if let Some(reason) = outcome.fatal {
-                if fatal.is_none() {
-                    tracing::error!(sync = %name, %reason, "stopping: no new batches will start");
-                    fatal = Some(reason);
-                    stop.cancel();
-                }
+            if let (Some(reason), None) = (outcome.fatal, &self.fatal) {
+                tracing::error!(sync = %sync.name(), %reason, "stopping: no new batches will start");
+                self.fatal = Some(reason);
+                stop.cancel();
             }
         }
         counts.rejected += rejected.len() as u64;
         if !rejected.is_empty() {
-            store.add_rejections(run_id, name, &rejected).await?;
+            store.add_rejections(run_id, sync.name(), &rejected).await?;
         }
-        progress.inc((acked.len() + rejected.len() + failed) as u64);
+        self.progress.inc((acked.len() + rejected.len() + failed) as u64);
+        Ok(())
     }
-    progress.finish_and_clear();
-    counts.failed = (plan.to_send() as u64).saturating_sub(counts.sent + counts.rejected);
-    if let Some(e) = source_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        return Err(e);
-    }
-    if let Some(reason) = fatal {
-        return Err(Error::Destination(reason));
-    }
-    if (options.cancel.is_cancelled() || abandoned) && counts.failed > 0 {
-        return Err(Error::Interrupted);
-    }
-    Ok(())
 }
 
 /// One turn of the delivery loop.
@@ -643,6 +714,7 @@ enum Step {
     Finished(Option<(Vec<Record>, BatchOutcome)>),
     Flush,
     Abandon,
+    LockLost,
 }
 
 async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {

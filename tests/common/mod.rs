@@ -196,3 +196,78 @@ impl Drop for TempSchema {
         .join();
     }
 }
+
+/// A PostgreSQL database of one test's own, dropped with this guard: for tests that must end
+/// every session of their state database without touching other tests' connections.
+pub struct TempDatabase {
+    pub name: String,
+}
+
+impl TempDatabase {
+    pub async fn new(prefix: &str) -> TempDatabase {
+        let name = TempSchema::new(prefix).name.clone();
+        let admin = sqlx::PgPool::connect(&database_url()).await.expect("PostgreSQL at DATABASE_URL");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&admin)
+            .await
+            .expect("create the test database");
+        admin.close().await;
+        TempDatabase { name }
+    }
+
+    /// The database's URL, with `password` in it (trust authentication ignores it) so that
+    /// tests can check it is masked.
+    pub fn url_with_password(&self, password: &str) -> String {
+        let mut url = url::Url::parse(&database_url()).expect("DATABASE_URL is a URL");
+        url.set_path(&self.name);
+        url.set_password(Some(password)).expect("a URL with a host takes a password");
+        url.to_string()
+    }
+
+    /// Ends every session of this database but the caller's, as a failover or an administrator would.
+    pub async fn terminate_sessions(&self) -> u64 {
+        let admin = sqlx::PgPool::connect(&database_url()).await.expect("PostgreSQL");
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()) t",
+        )
+        .bind(&self.name)
+        .fetch_one(&admin)
+        .await
+        .expect("terminate");
+        admin.close().await;
+        ended as u64
+    }
+
+    /// Advisory locks held in this database.
+    pub async fn advisory_locks(&self) -> i64 {
+        let admin = sqlx::PgPool::connect(&database_url()).await.expect("PostgreSQL");
+        let n = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = $1)",
+        )
+        .bind(&self.name)
+        .fetch_one(&admin)
+        .await
+        .expect("pg_locks");
+        admin.close().await;
+        n
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&database_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&pool)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}

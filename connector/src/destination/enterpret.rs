@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 
-use super::{truncate, Attempt, Capabilities, Destination, DestinationError, PreparedRequest};
+use super::{truncate, Attempt, Capabilities, Destination, DestinationError, PreparedRequest, RUN_HEADER};
 use crate::config::{EnterpretConfig, ObjectKind};
 use crate::record::{Record, RecordList};
 
@@ -108,18 +108,20 @@ impl Destination for Enterpret {
             url: self.url.clone(),
             body,
             records: records.len(),
+            run: None,
         })
     }
 
     async fn send(&self, request: &PreparedRequest) -> Attempt {
-        let result = self
+        let mut post = self
             .client
             .post(&request.url)
             .header("api-key", self.config.api_key.expose())
-            .header(CONTENT_TYPE, "application/json")
-            .body(request.body.clone())
-            .send()
-            .await;
+            .header(CONTENT_TYPE, "application/json");
+        if let Some(run) = &request.run {
+            post = post.header(RUN_HEADER, run);
+        }
+        let result = post.body(request.body.clone()).send().await;
         match result {
             Ok(response) => {
                 let status = response.status().as_u16();

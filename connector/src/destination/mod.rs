@@ -30,7 +30,14 @@ pub struct PreparedRequest {
     pub url: String,
     pub body: Vec<u8>,
     pub records: usize,
+    /// The run that sends it, as `sync/run id`: sent as the [`RUN_HEADER`] header, so that a
+    /// request in the destination's logs can be matched with ebb's run history. `None` for
+    /// previews and test sends, which are not runs.
+    pub run: Option<String>,
 }
+
+/// The header that names the run a request belongs to.
+pub const RUN_HEADER: &str = "x-ebb-run";
 
 /// What one attempt got back.
 #[derive(Clone, Debug)]

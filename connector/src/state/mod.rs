@@ -4,12 +4,15 @@
 //! (`commit`) and run bookkeeping. It never decides what to send; `diff`
 //! does, from what `load` returns.
 
+pub mod holder;
+mod lock;
 pub mod postgres;
 pub mod sqlite;
 
 use serde::Serialize;
 
 use crate::source::ColumnType;
+pub use lock::{LockLost, LockWatch, RunLock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -19,6 +22,8 @@ pub enum StateError {
     Query(String),
     #[error("cannot take the run lock: {0}")]
     Lock(String),
+    #[error(transparent)]
+    LockLost(#[from] LockLost),
     #[error("unsupported state URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DB[?schema=NAME]")]
     Unsupported(String),
 }
@@ -293,9 +298,10 @@ pub trait StateStore: Send + Sync {
     async fn load(&self, sync: &str) -> Result<StoredState, StateError>;
     /// Every stored record id and hash, sorted by id: the table the index derives from.
     async fn records(&self, sync: &str) -> Result<Vec<(String, u128)>, StateError>;
-    /// Records that `acked` records were acknowledged with these payload hashes, atomically,
-    /// and returns the sync's commit counter after this commit.
-    async fn commit(&self, sync: &str, acked: &[(String, u128)]) -> Result<i64, StateError>;
+    /// Records that `acked` records of the lock's sync were acknowledged with these payload
+    /// hashes, atomically, and returns the sync's commit counter after this commit. Commits only
+    /// while `lock` is held: a lost lock commits nothing and says so (`StateError::LockLost`).
+    async fn commit(&self, lock: &RunLock, acked: &[(String, u128)]) -> Result<i64, StateError>;
     /// Caches `index` as the state at commit counter `generation`; does nothing and returns
     /// false if the counter has moved on since.
     async fn save_index(&self, sync: &str, generation: i64, index: &RecordIndex) -> Result<bool, StateError>;
@@ -312,30 +318,20 @@ pub trait StateStore: Send + Sync {
     async fn rejections(&self, run: i64, limit: usize) -> Result<Vec<StoredRejection>, StateError>;
     /// Names of every sync that has runs or state.
     async fn syncs(&self) -> Result<Vec<String>, StateError>;
-    /// Claims schedule slot `slot` (Unix seconds) of a sync for `worker`; true if no one had
-    /// claimed it or a later slot. Workers sharing a store run a slot only after claiming it.
-    async fn claim_slot(&self, sync: &str, slot: i64, worker: &str) -> Result<bool, StateError>;
+    /// Claims schedule slot `slot` (Unix seconds) of the lock's sync for `worker`; true if no one
+    /// had claimed it or a later slot. Workers sharing a store run a slot only after claiming it,
+    /// and claim only while holding the sync's lock.
+    async fn claim_slot(&self, lock: &RunLock, slot: i64, worker: &str) -> Result<bool, StateError>;
     /// Deletes finished runs that started before `before` (Unix seconds), and their rejections;
     /// the latest run of each sync is always kept.
     async fn prune(&self, before: i64) -> Result<Pruned, StateError>;
     /// One round trip: the store is reachable and answers.
     async fn ping(&self) -> Result<(), StateError>;
-    /// Takes the sync's run lock if it is free. The lock is held until the guard is dropped,
-    /// and is released by the operating system or the database if the process dies.
+    /// Takes the sync's run lock if it is free. The lock is held until the guard is dropped or
+    /// released, and is released by the operating system or the database if the process dies.
     async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError>;
     /// Waits for the sync's run lock.
     async fn lock(&self, sync: &str) -> Result<RunLock, StateError>;
-}
-
-/// Proof that this process is the only one running a sync; dropping it releases the lock.
-pub struct RunLock {
-    _held: Box<dyn Send + Sync>,
-}
-
-impl RunLock {
-    pub(crate) fn new(held: impl Send + Sync + 'static) -> RunLock {
-        RunLock { _held: Box::new(held) }
-    }
 }
 
 /// Opens the store named by a URL. `read_only` opens nothing that does not exist yet:

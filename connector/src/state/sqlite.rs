@@ -11,6 +11,7 @@ use futures::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use super::lock::{Held, LockWatch};
 use super::{close_orphans, prunable_runs, Pruned, RejectionRow, RunRow, RunStart, RUN_COLUMNS};
 use super::{
     now_secs, RecordIndex, RunCounts, RunLock, RunRecord, RunStatus, StateError, StateStore, StoredRejection, StoredState, INDEX_FORMAT,
@@ -37,6 +38,21 @@ impl Drop for MemoryLock {
     fn drop(&mut self) {
         self.set.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.sync);
     }
+}
+
+#[async_trait::async_trait]
+impl Held for MemoryLock {
+    async fn release(self: Box<Self>) {}
+}
+
+/// A sync's lock file, `flock`ed: the kernel releases it when the file is closed or the process dies.
+struct FileLock {
+    _file: File,
+}
+
+#[async_trait::async_trait]
+impl Held for FileLock {
+    async fn release(self: Box<Self>) {}
 }
 
 /// Commits go in chunks so one statement stays under SQLite's variable limit.
@@ -183,7 +199,9 @@ impl StateStore for SqliteStore {
         records_of(&mut conn, sync).await
     }
 
-    async fn commit(&self, sync: &str, acked: &[(String, u128)]) -> Result<i64, StateError> {
+    async fn commit(&self, lock: &RunLock, acked: &[(String, u128)]) -> Result<i64, StateError> {
+        // An flock is held for as long as the process lives, so holding the guard proves it.
+        let sync = lock.sync();
         let now = now_secs();
         let mut tx = self.pool.begin().await?;
         let generation: i64 = sqlx::query_scalar(
@@ -285,7 +303,8 @@ impl StateStore for SqliteStore {
         Ok(id)
     }
 
-    async fn claim_slot(&self, sync: &str, slot: i64, worker: &str) -> Result<bool, StateError> {
+    async fn claim_slot(&self, lock: &RunLock, slot: i64, worker: &str) -> Result<bool, StateError> {
+        let sync = lock.sync();
         // One statement under SQLite's write lock: only the first to move the slot forward sees a row affected.
         let claimed = sqlx::query(
             "INSERT INTO schedule_claims (sync, slot, worker, claimed_at) VALUES (?, ?, ?, ?) \
@@ -411,13 +430,14 @@ impl StateStore for SqliteStore {
             if !held.insert(sync.to_string()) {
                 return Ok(None);
             }
-            return Ok(Some(RunLock::new(MemoryLock {
+            let held = MemoryLock {
                 set: self.memory_locks.clone(),
                 sync: sync.to_string(),
-            })));
+            };
+            return Ok(Some(RunLock::new(sync, LockWatch::default(), held)));
         };
         match file.try_lock() {
-            Ok(()) => Ok(Some(RunLock::new(file))),
+            Ok(()) => Ok(Some(RunLock::new(sync, LockWatch::default(), FileLock { _file: file }))),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(StateError::Lock(e.to_string())),
         }
@@ -425,10 +445,13 @@ impl StateStore for SqliteStore {
 
     async fn lock(&self, sync: &str) -> Result<RunLock, StateError> {
         match self.lock_file(sync)? {
-            Some(file) => tokio::task::spawn_blocking(move || file.lock().map(|()| RunLock::new(file)))
-                .await
-                .map_err(|e| StateError::Lock(e.to_string()))?
-                .map_err(|e| StateError::Lock(e.to_string())),
+            Some(file) => {
+                let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+                    .await
+                    .map_err(|e| StateError::Lock(e.to_string()))?
+                    .map_err(|e| StateError::Lock(e.to_string()))?;
+                Ok(RunLock::new(sync, LockWatch::default(), FileLock { _file: file }))
+            }
             None => loop {
                 if let Some(lock) = self.try_lock(sync).await? {
                     return Ok(lock);

@@ -128,17 +128,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// `host:pid`, recorded with each run so history says which worker ran it.
-fn worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into());
-    format!("{host}:{}", std::process::id())
-}
-
 impl Worker {
     /// Loads the folder, starts every valid sync's driver and the HTTP endpoints.
     pub async fn start(options: WorkerOptions, store: Box<dyn StateStore>) -> Result<Worker, Error> {
@@ -154,7 +143,8 @@ impl Worker {
         let shared = Arc::new(Shared {
             store: Arc::from(store),
             metrics: Arc::new(Metrics::new()),
-            id: worker_id(),
+            // `host:pid`, recorded with each run so history says which worker ran it.
+            id: crate::state::holder::me().label.clone(),
             dir: options.dir.clone(),
             config: options.config,
             permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
@@ -495,7 +485,7 @@ impl Driver {
                 let Some(slot) = mapping.schedule.as_ref().and_then(|s| s.latest_due(Utc::now())) else {
                     return;
                 };
-                match shared.store.claim_slot(&self.name, slot.timestamp(), &shared.id).await {
+                match shared.store.claim_slot(&run_lock, slot.timestamp(), &shared.id).await {
                     Ok(true) => Some(slot.timestamp()),
                     Ok(false) => {
                         tracing::debug!(sync = %self.name, slot = %slot, "slot already run by another worker");
@@ -516,7 +506,7 @@ impl Driver {
         }
         shared.metrics.set_running(&self.name, true);
         let report = self.run(mapping, reason, scheduled_for, full, &run_lock).await;
-        drop(run_lock);
+        run_lock.release().await;
         drop(permit);
         shared.metrics.set_running(&self.name, false);
         lock(&self.view).running = false;

@@ -5,7 +5,10 @@
 //! `?schema=NAME`. The schema is created if missing, and the migrations under
 //! `connector/migrations/postgres` run on open. They are idempotent, and sqlx
 //! serialises concurrent migrators with an advisory lock. Each commit is one
-//! round trip for all the records of an acknowledged request.
+//! round trip for all the records of an acknowledged request, made on the run
+//! lock's own session (see `lock.rs`), so it happens only while the lock is held.
+
+mod lock;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,6 +16,8 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Row};
+
+use lock::PgHold;
 
 use super::{close_orphans, prunable_runs, Pruned, RejectionRow, RunRow, RunStart, RUN_COLUMNS};
 use super::{
@@ -29,6 +34,8 @@ pub struct PostgresStore {
     /// Connects the dedicated session that holds a run's advisory lock.
     options: PgConnectOptions,
     schema: String,
+    /// The store's URL with the password masked, for messages.
+    display_url: String,
 }
 
 /// Splits ebb's own `schema` parameter off a connection URL.
@@ -97,27 +104,12 @@ impl PostgresStore {
             .map_err(|e| open_err(&e))?;
         tx.commit().await.map_err(|e| open_err(&e))?;
         sqlx::migrate!("connector/migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore { pool, options, schema })
-    }
-}
-
-/// How long `try_lock` waits for a lock that may be on its way to release: far longer than
-/// the server takes to notice a closed session, far shorter than any run that holds a lock.
-const LOCK_RELEASE_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
-/// SQLSTATE of a lock wait cut off by `lock_timeout`.
-const LOCK_NOT_AVAILABLE: &str = "55P03";
-
-impl PostgresStore {
-    /// Session-level advisory locks belong to a session, so each lock gets a connection of its
-    /// own, outside the pool. Dropping it ends the session, and a killed process's session is
-    /// ended by the server, so the lock can never outlive its holder.
-    async fn lock_session(&self) -> Result<PgConnection, StateError> {
-        self.options.connect().await.map_err(|e| StateError::Lock(e.to_string()))
-    }
-
-    /// Keyed by schema too, so that stores in different schemas of one database do not block each other.
-    fn lock_key(&self, sync: &str) -> String {
-        format!("ebb:{}:{sync}", self.schema)
+        Ok(PostgresStore {
+            pool,
+            options,
+            schema,
+            display_url: redact_url(url),
+        })
     }
 }
 
@@ -133,6 +125,37 @@ async fn records_of(conn: &mut PgConnection, sync: &str) -> Result<Vec<(String, 
         }
     }
     Ok(out)
+}
+
+/// One commit: the sync's counter and every acknowledged record's hash, in one transaction.
+async fn commit_on(conn: &mut PgConnection, sync: &str, acked: &[(String, u128)]) -> Result<i64, sqlx::Error> {
+    let now = now_secs();
+    let ids: Vec<&str> = acked.iter().map(|(id, _)| id.as_str()).collect();
+    let hashes: Vec<Vec<u8>> = acked.iter().map(|(_, h)| h.to_le_bytes().to_vec()).collect();
+    let mut tx = conn.begin().await?;
+    let generation: i64 = sqlx::query_scalar(
+        "INSERT INTO syncs (name, hash_version, updated_at, generation) VALUES ($1, $2, $3, 1) \
+         ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at, generation = syncs.generation + 1 \
+         RETURNING generation",
+    )
+    .bind(sync)
+    .bind(HASH_VERSION)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO records (sync, id, hash, synced_at) \
+         SELECT $1, u.id, u.hash, $4 FROM UNNEST($2::text[], $3::bytea[]) AS u(id, hash) \
+         ON CONFLICT (sync, id) DO UPDATE SET hash = excluded.hash, synced_at = excluded.synced_at",
+    )
+    .bind(sync)
+    .bind(&ids)
+    .bind(&hashes)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(generation)
 }
 
 #[async_trait::async_trait]
@@ -190,34 +213,13 @@ impl StateStore for PostgresStore {
         records_of(&mut conn, sync).await
     }
 
-    async fn commit(&self, sync: &str, acked: &[(String, u128)]) -> Result<i64, StateError> {
-        let now = now_secs();
-        let ids: Vec<&str> = acked.iter().map(|(id, _)| id.as_str()).collect();
-        let hashes: Vec<Vec<u8>> = acked.iter().map(|(_, h)| h.to_le_bytes().to_vec()).collect();
-        let mut tx = self.pool.begin().await?;
-        let generation: i64 = sqlx::query_scalar(
-            "INSERT INTO syncs (name, hash_version, updated_at, generation) VALUES ($1, $2, $3, 1) \
-             ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at, generation = syncs.generation + 1 \
-             RETURNING generation",
-        )
-        .bind(sync)
-        .bind(HASH_VERSION)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO records (sync, id, hash, synced_at) \
-             SELECT $1, u.id, u.hash, $4 FROM UNNEST($2::text[], $3::bytea[]) AS u(id, hash) \
-             ON CONFLICT (sync, id) DO UPDATE SET hash = excluded.hash, synced_at = excluded.synced_at",
-        )
-        .bind(sync)
-        .bind(&ids)
-        .bind(&hashes)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(generation)
+    async fn commit(&self, lock: &RunLock, acked: &[(String, u128)]) -> Result<i64, StateError> {
+        let hold = PgHold::of(lock)?;
+        let mut session = hold.session().await?;
+        match commit_on(&mut session, lock.sync(), acked).await {
+            Ok(generation) => Ok(generation),
+            Err(e) => Err(hold.failed(&mut session, e).await),
+        }
     }
 
     async fn save_index(&self, sync: &str, generation: i64, index: &RecordIndex) -> Result<bool, StateError> {
@@ -298,22 +300,27 @@ impl StateStore for PostgresStore {
         Ok(id)
     }
 
-    async fn claim_slot(&self, sync: &str, slot: i64, worker: &str) -> Result<bool, StateError> {
+    async fn claim_slot(&self, lock: &RunLock, slot: i64, worker: &str) -> Result<bool, StateError> {
+        let hold = PgHold::of(lock)?;
+        let mut session = hold.session().await?;
         // One statement: the row lock of the upsert orders concurrent claimers, and only the
-        // first to move the slot forward sees a row affected.
+        // first to move the slot forward sees a row affected. On the lock's session, so a
+        // worker that lost its lock claims nothing.
         let claimed = sqlx::query(
             "INSERT INTO schedule_claims (sync, slot, worker, claimed_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (sync) DO UPDATE SET slot = excluded.slot, worker = excluded.worker, claimed_at = excluded.claimed_at \
              WHERE schedule_claims.slot < excluded.slot",
         )
-        .bind(sync)
+        .bind(lock.sync())
         .bind(slot)
         .bind(worker)
         .bind(now_secs())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(claimed == 1)
+        .execute(&mut *session)
+        .await;
+        match claimed {
+            Ok(done) => Ok(done.rows_affected() == 1),
+            Err(e) => Err(hold.failed(&mut session, e).await),
+        }
     }
 
     async fn prune(&self, before: i64) -> Result<Pruned, StateError> {
@@ -424,33 +431,11 @@ impl StateStore for PostgresStore {
     }
 
     async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError> {
-        let mut session = self.lock_session().await?;
-        // The server frees a session's advisory locks when it notices the session has gone,
-        // a moment after its holder dropped the connection or exited, not at once. So "try"
-        // waits that moment, rather than report a run that has already ended as running.
-        sqlx::query(&format!("SET lock_timeout = '{}ms'", LOCK_RELEASE_GRACE.as_millis()))
-            .execute(&mut session)
-            .await
-            .map_err(|e| StateError::Lock(e.to_string()))?;
-        let taken = sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
-            .bind(self.lock_key(sync))
-            .execute(&mut session)
-            .await;
-        match taken {
-            Ok(_) => Ok(Some(RunLock::new(session))),
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => Ok(None),
-            Err(e) => Err(StateError::Lock(e.to_string())),
-        }
+        self.try_lock_session(sync).await
     }
 
     async fn lock(&self, sync: &str) -> Result<RunLock, StateError> {
-        let mut session = self.lock_session().await?;
-        sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
-            .bind(self.lock_key(sync))
-            .execute(&mut session)
-            .await
-            .map_err(|e| StateError::Lock(e.to_string()))?;
-        Ok(RunLock::new(session))
+        self.lock_session_waiting(sync).await
     }
 }
 
