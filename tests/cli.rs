@@ -52,7 +52,7 @@ fn validate_reports_every_problem_with_positions_and_hints() {
 
     // With the config fixed, the column checks run and every missing column is named.
     let fixed = yaml
-        .replace("${EBB_TEST_SURELY_UNSET}", "k")
+        .replace("${EBB_TEST_SURELY_UNSET}", "${EBB_TEST_SURELY_UNSET:-k}")
         .replace("batch_size: 40", "batch_size: 10")
         .replace("mode: mirror", "mode: upsert");
     ws.write("m.yml", &fixed);
@@ -72,9 +72,29 @@ fn validate_reports_every_problem_with_positions_and_hints() {
 }
 
 #[test]
+fn a_5_mb_column_name_gets_a_short_error() {
+    let ws = Workspace::new();
+    let huge = "c".repeat(5_000_000);
+    let yaml = format!(
+        "name: users\nsource:\n  parquet: {}\ndestination:\n  enterpret:\n    object: user\n    api_key: ${{K:-k}}\nid: {huge}\ncreated_at: signup_at\nattributes:\n  Name: {{ column: {huge} }}\n",
+        users_source()
+    );
+    ws.write("m.yml", &yaml);
+    let out = ebb(ws.path(), &["validate", "m.yml"], &[]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.len() < 2_000, "{} bytes of errors", err.len());
+    assert!(
+        err.contains("m.yml:8:5: id: column `ccccc") && err.contains("… (5000000 characters)` not found in"),
+        "{err}"
+    );
+    assert!(err.contains("m.yml:11:9: attributes.Name.column: column `ccccc"), "{err}");
+}
+
+#[test]
 fn unknown_keys_get_a_did_you_mean() {
     let ws = Workspace::new();
-    ws.write("m.yml", "name: u\nsource:\n  parquet: x\ndestination:\n  enterpret:\n    object: user\n    api_key: k\nid: a\ncreated_at: b\nattributes:\n  A: { colum: x }\n");
+    ws.write("m.yml", "name: u\nsource:\n  parquet: x\ndestination:\n  enterpret:\n    object: user\n    api_key: ${TEST_KEY:-k}\nid: a\ncreated_at: b\nattributes:\n  A: { colum: x }\n");
     let out = ebb(ws.path(), &["validate", "m.yml"], &[]);
     let (_, err) = text(&out);
     assert!(
@@ -87,7 +107,7 @@ fn unknown_keys_get_a_did_you_mean() {
 fn unsupported_and_missing_sources_are_named() {
     let ws = Workspace::new();
     let yaml = format!(
-        "name: odd\nsource:\n  parquet: {}\ndestination:\n  enterpret:\n    object: user\n    api_key: k\nid: id\ncreated_at: id\nattributes:\n  Blob: blob\n  Nested: nested\n",
+        "name: odd\nsource:\n  parquet: {}\ndestination:\n  enterpret:\n    object: user\n    api_key: ${{TEST_KEY:-k}}\nid: id\ncreated_at: id\nattributes:\n  Blob: blob\n  Nested: nested\n",
         fixture("unsupported.parquet").display()
     );
     ws.write("m.yml", &yaml);

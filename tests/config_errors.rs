@@ -4,7 +4,8 @@ use std::path::Path;
 
 use ebb::config::env::OverlayEnv;
 
-const HEAD: &str = "name: users\nsource:\n  parquet: users.parquet\ndestination:\n  enterpret:\n    object: user\n    api_key: k\n";
+const HEAD: &str =
+    "name: users\nsource:\n  parquet: users.parquet\ndestination:\n  enterpret:\n    object: user\n    api_key: ${TEST_KEY:-k}\n";
 
 fn errors(yaml: &str) -> Vec<String> {
     let env = OverlayEnv([("EBB_CFG_SET".to_string(), "value".to_string())].into_iter().collect());
@@ -73,15 +74,15 @@ fn config_error_table() {
         (&format!("{HEAD}id: ''\ncreated_at: b\n"), "m.yml:8:5: id: must name a column"),
         ("name: [x\n", "m.yml:1:"),
         (
-            "name: u\nsource:\n  postgres:\n    url: mysql://h/db\n    table: t\ndestination:\n  enterpret:\n    object: user\n    api_key: k\nid: a\ncreated_at: b\n",
+            "name: u\nsource:\n  postgres:\n    url: mysql://h/db\n    table: t\ndestination:\n  enterpret:\n    object: user\n    api_key: ${TEST_KEY:-k}\nid: a\ncreated_at: b\n",
             "m.yml:4:10: source.postgres.url: must be a postgres:// or postgresql:// URL",
         ),
         (
-            "name: u\nsource:\n  postgres:\n    url: postgres://h/db\n    table: t\n    query: select 1\ndestination:\n  enterpret:\n    object: user\n    api_key: k\nid: a\ncreated_at: b\n",
+            "name: u\nsource:\n  postgres:\n    url: postgres://h/db\n    table: t\n    query: select 1\ndestination:\n  enterpret:\n    object: user\n    api_key: ${TEST_KEY:-k}\nid: a\ncreated_at: b\n",
             "source.postgres: give exactly one of `table` or `query`",
         ),
         (
-            "name: u\nsource:\n  postgres:\n    url: postgres://h/db\n    table: a.b.c\ndestination:\n  enterpret:\n    object: user\n    api_key: k\nid: a\ncreated_at: b\n",
+            "name: u\nsource:\n  postgres:\n    url: postgres://h/db\n    table: a.b.c\ndestination:\n  enterpret:\n    object: user\n    api_key: ${TEST_KEY:-k}\nid: a\ncreated_at: b\n",
             "m.yml:5:12: source.postgres.table: `a.b.c` is not a plain `[schema.]name`",
         ),
         (
@@ -105,25 +106,113 @@ fn config_error_table() {
             "every: `250ms`: the period must be a whole number of seconds, at least 1s",
         ),
         (
-            &format!("{HEAD}id: a\ncreated_at: b\nalerts:\n  webhook_url: hooks.example.com/t0ken\n"),
+            &format!("{HEAD}id: a\ncreated_at: b\nalerts:\n  webhook_url: ${{EBB_CFG_HOOK:-hooks.example.com/t0ken}}\n"),
             "m.yml:11:16: alerts.webhook_url: must be an http:// or https:// URL",
         ),
         (
-            &format!("{HEAD}id: a\ncreated_at: b\nalerts:\n  webhook_url: http://h/x\n  rejected_ratio_above: 5\n"),
+            &format!("{HEAD}id: a\ncreated_at: b\nalerts:\n  webhook_url: ${{EBB_CFG_HOOK:-http://h/x}}\n  rejected_ratio_above: 5\n"),
             "alerts.rejected_ratio_above: must be a share between 0 and 1, got 5",
         ),
         (
-            &format!("{HEAD}id: a\ncreated_at: b\nalerts:\n  webhook_url: http://h/x\n  row_count_change: {{ percent_above: 0 }}\n"),
+            &format!("{HEAD}id: a\ncreated_at: b\nalerts:\n  webhook_url: ${{EBB_CFG_HOOK:-http://h/x}}\n  row_count_change: {{ percent_above: 0 }}\n"),
             "alerts.row_count_change.percent_above: must be a positive percentage, got 0",
         ),
         (
-            &format!("{HEAD}id: a\ncreated_at: b\nalerts:\n  webhook_url: http://h/x\n  on_failures: true\n"),
+            &format!("{HEAD}id: a\ncreated_at: b\nalerts:\n  webhook_url: ${{EBB_CFG_HOOK:-http://h/x}}\n  on_failures: true\n"),
             "(did you mean `on_failure`?)",
         ),
     ];
     for (yaml, want) in cases {
         let got = errors(yaml);
         assert!(got.iter().any(|e| e.contains(want)), "for\n{yaml}\nwanted {want:?}, got {got:#?}");
+    }
+}
+
+/// A secret written into a mapping, which teams commit, is an error that names the field and
+/// shows the fix, and never repeats the secret.
+#[test]
+fn literal_secrets_are_refused_with_the_fix() {
+    let with_key = |key: &str, object: &str| {
+        HEAD.replace("${TEST_KEY:-k}", key)
+            .replace("object: user", &format!("object: {object}"))
+            + "id: a\ncreated_at: b\n"
+    };
+    let pg = |url: &str| {
+        format!(
+            "name: u\nsource:\n  postgres:\n    url: {url}\n    table: t\ndestination:\n  enterpret:\n    object: user\n    api_key: ${{TEST_KEY:-k}}\nid: a\ncreated_at: b\n"
+        )
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            with_key("sk-live-4f9a", "user"),
+            "m.yml:7:14: destination.enterpret.api_key: is a secret, and a secret must not be written in a mapping: take it from the \
+             environment, as in `api_key: ${ENTERPRET_USERS_API_KEY}` (`${VAR:-default}` is allowed for the keys of a local stand-in)",
+        ),
+        (
+            with_key("sk-live-4f9a", "account"),
+            "as in `api_key: ${ENTERPRET_ACCOUNTS_API_KEY}`",
+        ),
+        (with_key("sk-${EBB_CFG_SET}", "user"), "destination.enterpret.api_key: is a secret"),
+        (
+            format!("{HEAD}id: a\ncreated_at: b\nalerts:\n  webhook_url: https://hooks.slack.com/services/T0/B0/sk-live-4f9a\n"),
+            "m.yml:11:16: alerts.webhook_url: is a secret, and a secret must not be written in a mapping: take it from the \
+             environment, as in `webhook_url: ${ALERT_WEBHOOK_URL}`",
+        ),
+        (
+            pg("postgres://ebb:sk-live-4f9a@db.internal:5432/analytics"),
+            "m.yml:4:10: source.postgres.url: holds a password written in the mapping: take it from the environment, as in \
+             `url: ${WAREHOUSE_URL}` or `postgres://user:${WAREHOUSE_PASSWORD}@host/db`, or leave it out (trust, .pgpass or PGPASSWORD)",
+        ),
+        (
+            pg("postgres://ebb:sk-live-4f9a${EBB_CFG_SET}@db/x"),
+            "source.postgres.url: holds a password",
+        ),
+    ];
+    for (yaml, want) in &cases {
+        let got = errors(yaml);
+        assert!(got.iter().any(|e| e.contains(want)), "for\n{yaml}\nwanted {want:?}, got {got:#?}");
+        assert!(
+            !got.iter().any(|e| e.contains("sk-live")),
+            "a secret is never quoted back: {got:#?}"
+        );
+    }
+    for fine in [
+        with_key("${EBB_CFG_SET}", "user"),
+        with_key("${EBB_CFG_UNSET_Z:-local-users-key}", "user"),
+        pg("${EBB_CFG_SET:-postgres://h/db}"),
+        pg("postgres://ebb@db/analytics?sslmode=require"),
+        pg("postgres://ebb:${EBB_CFG_SET}@db/analytics"),
+    ] {
+        let got = errors(&fine);
+        assert!(
+            !got.iter().any(|e| e.contains("secret") || e.contains("password")),
+            "{fine}\n{got:#?}"
+        );
+    }
+}
+
+/// Values quoted back in errors are cut to a readable length, however long they are.
+#[test]
+fn huge_values_are_quoted_back_cut_short() {
+    let huge = "x".repeat(5_000_000);
+    // YAML keys stop at 1,024 characters; a key just under that is long enough to need cutting.
+    let key = "k".repeat(1_000);
+    let cases = [
+        format!("{HEAD}id: a\ncreated_at: b\n{key}: 1\n"),
+        format!("{HEAD}id: a\ncreated_at: b\nattributes:\n  {key}: {{ column: x, value: 1 }}\n"),
+        format!("{HEAD}id: a\ncreated_at: b\nattributes:\n  A: {{ value: \"{huge}\", type: number }}\n"),
+        format!("{HEAD}id: a\ncreated_at: b\nschedule: \"{huge}\"\n"),
+        format!("{HEAD}id: a\ncreated_at: ${{{huge}}}\n"),
+        format!("{HEAD}id: ${{E{huge}}}\ncreated_at: b\n"),
+        format!("name: {huge}\n{}id: a\ncreated_at: b\n", &HEAD[12..]),
+        format!("name: u\nsource:\n  postgres:\n    url: postgres://h/db\n    table: a.{huge}\ndestination:\n  enterpret:\n    object: user\n    api_key: ${{TEST_KEY:-k}}\nid: a\ncreated_at: b\n"),
+    ];
+    for yaml in &cases {
+        let got = errors(yaml);
+        assert!(!got.is_empty(), "an error for {}", &yaml[..200.min(yaml.len())]);
+        let total: usize = got.iter().map(String::len).sum();
+        assert!(total < 2_000, "{total} bytes of errors: {}", &got.join("\n")[..2_000.min(total)]);
+        assert!(got.iter().any(|e| e.contains('…') || e.contains("must be 1 to 100")), "{got:#?}");
     }
 }
 
@@ -144,7 +233,7 @@ fn a_good_mapping_has_no_errors_and_interpolates() {
 #[test]
 fn a_bad_webhook_url_is_not_quoted_back() {
     let got = errors(&format!(
-        "{HEAD}id: a\ncreated_at: b\nalerts:\n  webhook_url: hooks.example.com/t0ken\n"
+        "{HEAD}id: a\ncreated_at: b\nalerts:\n  webhook_url: ${{EBB_CFG_HOOK:-hooks.example.com/t0ken}}\n"
     ));
     assert!(!got.iter().any(|e| e.contains("t0ken")), "{got:?}");
 }
@@ -161,16 +250,54 @@ fn worker_config_errors_and_defaults() {
     let config = ebb::config::load_worker_config(&write("{}\n"), &env).expect("empty is valid");
     assert_eq!(config.retention, ebb::config::DEFAULT_RETENTION);
     assert!(config.alerts.is_none());
-    let config = ebb::config::load_worker_config(&write("retention: 30d\nalerts:\n  webhook_url: https://h/x\n"), &env).expect("valid");
+    let config = ebb::config::load_worker_config(
+        &write("retention: 30d\nalerts:\n  webhook_url: ${EBB_CFG_HOOK:-https://h/x}\n"),
+        &env,
+    )
+    .expect("valid");
     assert_eq!(config.retention.as_secs(), 30 * 86_400);
     let alerts = config.alerts.expect("alerts");
     assert!(alerts.on_failure && alerts.on_full_resync, "on by default");
     for (text, want) in [
+        (
+            "alerts:\n  webhook_url: https://hooks.example.com/T0/s3cret\n",
+            "worker.yml:2:16: alerts.webhook_url: is a secret, and a secret must not be written in a mapping",
+        ),
         ("retention: 10m\n", "worker.yml:1:12: retention: must be at least 1h"),
         ("retention: forever\n", "retention: `forever` is not a duration such as `14d`"),
         ("retain: 14d\n", "unknown field `retain`"),
     ] {
         let err = ebb::config::load_worker_config(&write(text), &env).expect_err(text).to_string();
         assert!(err.contains(want), "{text}: {err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
+}
+
+/// Every mapping in the repository takes its secrets from the environment.
+#[test]
+fn every_mapping_in_the_repository_keeps_its_secrets_out() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+    let vars = [
+        ("ENTERPRET_USERS_API_KEY", "value"),
+        ("ENTERPRET_ACCOUNTS_API_KEY", "value"),
+        ("WAREHOUSE_URL", "postgres://h/db"),
+        ("SNAPSHOT", "users.parquet"),
+        ("STANDIN_URL", "http://127.0.0.1:8787"),
+    ];
+    let env = OverlayEnv(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    let mut seen = 0;
+    for folder in std::fs::read_dir(&root).expect("mappings/") {
+        for file in std::fs::read_dir(folder.expect("entry").path()).expect("a folder of mappings") {
+            let path = file.expect("entry").path();
+            if path.extension().and_then(|e| e.to_str()) != Some("yml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read");
+            if let Err(e) = ebb::config::parse(&path, &text, &env) {
+                panic!("{} does not validate: {e}", path.display());
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 7, "found the repository's mappings ({seen})");
 }

@@ -13,7 +13,7 @@ source:
 destination:
   enterpret:
     object: user
-    api_key: k
+    api_key: ${TEST_KEY:-k}
     url: http://127.0.0.1:9
 id: id_utf8
 created_at: ${CREATED_AT}

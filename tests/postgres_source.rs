@@ -78,7 +78,7 @@ source:
 destination:
   enterpret:
     object: user
-    api_key: local-users-key
+    api_key: ${{TEST_USERS_KEY:-local-users-key}}
     url: {url}
     requests_per_minute: 60000
     retry_budget_secs: 3
@@ -118,7 +118,7 @@ async fn every_type_maps_field_by_field_for_users_and_accounts() {
     let accounts = ws.write(
         "accounts.yml",
         &format!(
-            "name: pg-accounts\nsource:\n  postgres:\n    url: ${{WAREHOUSE_URL}}\n    table: {}.accounts\ndestination:\n  enterpret:\n    object: account\n    api_key: local-accounts-key\n    url: {}\nid: account_id\ncreated_at: created\nattributes:\n  Name: name\n  Plan: plan\n  ARR: arr\n",
+            "name: pg-accounts\nsource:\n  postgres:\n    url: ${{WAREHOUSE_URL}}\n    table: {}.accounts\ndestination:\n  enterpret:\n    object: account\n    api_key: ${{TEST_ACCOUNTS_KEY:-local-accounts-key}}\n    url: {}\nid: account_id\ncreated_at: created\nattributes:\n  Name: name\n  Plan: plan\n  ARR: arr\n",
             wh.schema,
             si.url()
         ),
@@ -171,7 +171,7 @@ INSERT INTO {s}.orgs VALUES (0, 'free'), (1, 'starter'), (2, 'growth'), (3, 'ent
 
 fn people_mapping(url: &str, source: &str) -> String {
     format!(
-        "name: people\nsource:\n  postgres:\n    url: ${{WAREHOUSE_URL}}\n{source}\ndestination:\n  enterpret:\n    object: user\n    api_key: local-users-key\n    url: {url}\n    requests_per_minute: 60000\n    retry_budget_secs: 3\nid: user_id\ncreated_at: signup_at\nattributes:\n  Name: name\n  Age: age\n"
+        "name: people\nsource:\n  postgres:\n    url: ${{WAREHOUSE_URL}}\n{source}\ndestination:\n  enterpret:\n    object: user\n    api_key: ${{TEST_USERS_KEY:-local-users-key}}\n    url: {url}\n    requests_per_minute: 60000\n    retry_budget_secs: 3\nid: user_id\ncreated_at: signup_at\nattributes:\n  Name: name\n  Age: age\n"
     )
 }
 
@@ -298,7 +298,7 @@ async fn validate_names_bad_tables_unsupported_types_and_missing_relations() {
     );
 
     let odd = format!(
-        "name: odd\nsource:\n  postgres:\n    url: ${{WAREHOUSE_URL}}\n    table: {}.odd\ndestination:\n  enterpret:\n    object: user\n    api_key: k\nid: user_id\ncreated_at: signup_at\nattributes:\n  Blob: blob\n  Spot: spot\n",
+        "name: odd\nsource:\n  postgres:\n    url: ${{WAREHOUSE_URL}}\n    table: {}.odd\ndestination:\n  enterpret:\n    object: user\n    api_key: ${{TEST_KEY:-k}}\nid: user_id\ncreated_at: signup_at\nattributes:\n  Blob: blob\n  Spot: spot\n",
         wh.schema
     );
     ws.write("odd.yml", &odd);

@@ -531,7 +531,7 @@ async fn an_alert_webhook_fires_on_a_failed_run_without_the_api_key() {
     let (hook, got) = receiver().await;
     let ws = Workspace::new();
     let dir = mappings_dir(&ws);
-    let alerts = format!("alerts:\n  webhook_url: {hook}\n  rejected_ratio_above: 0.5\n");
+    let alerts = format!("alerts:\n  webhook_url: ${{ALERT_URL:-{hook}}}\n  rejected_ratio_above: 0.5\n");
     std::fs::write(
         dir.join("people.yml"),
         format!("{}{alerts}", mapping("alerting", "user", "people", "", &standin.url(), "")),

@@ -19,7 +19,7 @@ pub enum Error {
     Destination(String),
     #[error("interrupted")]
     Interrupted,
-    #[error("sync `{0}` is already running: another ebb process holds its lock")]
+    #[error("sync {} is already running: another ebb process holds its lock", crate::quote::quote(.0))]
     AlreadyRunning(String),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },

@@ -14,7 +14,7 @@
 //! - [`source`]: the `Source` trait and the Parquet source.
 //! - [`mapping`]: rows to canonical [`record::Record`]s, or rejections with reasons.
 //! - [`hash`]: the versioned canonical hash kept in state.
-//! - [`state`]: the `StateStore` trait and the SQLite store.
+//! - [`state`]: the `StateStore` trait, the SQLite and PostgreSQL stores, and run locks.
 //! - [`destination`]: the `Destination` trait and Enterpret's webhooks.
 //! - [`retry`] and [`delivery`]: classification, backoff, splitting, rate limit.
 //! - [`sync`]: the only module that sees every seam: plan, deliver, commit.
@@ -22,6 +22,7 @@
 //! - [`worker`]: `ebb worker`: schedules, triggers, metrics and shutdown for long-lived runs.
 //! - [`alerts`]: alert rules over a run and its history, sent to a webhook.
 //! - [`cli`]: the `ebb` commands.
+//! - [`quote`]: values quoted back in messages, cut to a readable length.
 
 pub mod alerts;
 pub mod cli;
@@ -31,6 +32,7 @@ pub mod destination;
 pub mod error;
 pub mod hash;
 pub mod mapping;
+pub mod quote;
 pub mod record;
 pub mod retry;
 pub mod source;

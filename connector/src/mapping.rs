@@ -20,6 +20,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
 use crate::config::{did_you_mean, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, Mapping, NullPolicy};
 use crate::hash::Encoder;
+use crate::quote::{debug, quote, shorten, MAX_QUOTED_CHARS};
 use crate::record::{AttrValue, Number, Record};
 use crate::source::{ColumnType, SourceBatch, SourceSchema};
 
@@ -101,6 +102,98 @@ fn coercible(from: &ColumnType, to: AttrType) -> bool {
     )
 }
 
+/// Checks a mapping's columns against a schema, collecting the columns to read and every problem.
+struct Resolver<'a> {
+    mapping: &'a Mapping,
+    schema: &'a SourceSchema,
+    /// The source, as messages name it.
+    source: &'a str,
+    columns: Vec<(String, ColumnType)>,
+    issues: Vec<ConfigIssue>,
+}
+
+impl Resolver<'_> {
+    fn issue(&mut self, col: &ColumnRef, message: String) {
+        self.issues.push(self.mapping.issue(&col.loc, message, None));
+    }
+
+    /// The column's index among those read, and its type; `None` after recording why not.
+    fn resolve(&mut self, col: &ColumnRef) -> Option<(usize, ColumnType)> {
+        let schema = self.schema;
+        if let Some(t) = schema.column(&col.name) {
+            let index = match self.columns.iter().position(|(n, _)| n == &col.name) {
+                Some(i) => i,
+                None => {
+                    self.columns.push((col.name.clone(), t.clone()));
+                    self.columns.len() - 1
+                }
+            };
+            return Some((index, t.clone()));
+        }
+        let name = quote(&col.name);
+        if let Some((_, ty)) = schema.unsupported.iter().find(|(n, _)| n == &col.name) {
+            self.issue(
+                col,
+                format!(
+                    "column {name} has type {ty}, which ebb cannot read (supported: strings, integers, floats, decimals, booleans, dates, timestamps, and lists of these)"
+                ),
+            );
+        } else if let Some((_, detail)) = schema.conflicts.iter().find(|(n, _)| n == &col.name) {
+            self.issue(col, format!("column {name} {detail}"));
+        } else {
+            let names = schema
+                .columns
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .chain(schema.unsupported.iter().map(|(n, _)| n.as_str()));
+            let hint = did_you_mean(&col.name, names);
+            let message = format!("column {name} not found in {}", shorten(self.source, MAX_QUOTED_CHARS));
+            self.issues.push(self.mapping.issue(&col.loc, message, hint));
+        }
+        None
+    }
+
+    fn attribute(&mut self, attr: &crate::config::Attribute) -> Option<CompiledAttr> {
+        let (column, ty, split, list) = match &attr.source {
+            AttributeSource::Constant(v) => {
+                return Some(CompiledAttr {
+                    name: attr.name.clone(),
+                    column_name: None,
+                    kind: AttrKind::Constant(v.clone()),
+                })
+            }
+            AttributeSource::Column { column, ty, split, list } => (column, ty, split, *list),
+        };
+        let (col, t) = self.resolve(column)?;
+        let name = quote(&column.name);
+        if list && !t.is_list() {
+            self.issue(
+                column,
+                format!("`list: true` needs a list column, and {name} is {t}; use `split:` for delimited text"),
+            );
+            return None;
+        }
+        if split.is_some() && t != ColumnType::String {
+            self.issue(column, format!("`split` needs a string column, and {name} is {t}"));
+            return None;
+        }
+        let target = ty.unwrap_or_else(|| if split.is_some() { AttrType::String } else { inferred_type(&t) });
+        if !coercible(&t, target) {
+            self.issue(column, format!("column {name} is {t} and cannot be coerced to {target}"));
+            return None;
+        }
+        Some(CompiledAttr {
+            name: attr.name.clone(),
+            column_name: Some(column.name.clone()),
+            kind: AttrKind::Column {
+                col,
+                target,
+                split: split.clone(),
+            },
+        })
+    }
+}
+
 impl CompiledMapping {
     /// The columns to read, with the types the mapping was checked against.
     pub fn columns(&self) -> &[(String, ColumnType)] {
@@ -108,130 +201,41 @@ impl CompiledMapping {
     }
 
     pub fn compile(mapping: &Mapping, schema: &SourceSchema, source: &str, now: i64) -> Result<CompiledMapping, ConfigErrors> {
-        let mut issues: Vec<ConfigIssue> = Vec::new();
-        let mut columns: Vec<(String, ColumnType)> = Vec::new();
-        let mut resolve = |col: &ColumnRef, issues: &mut Vec<ConfigIssue>| -> Option<(usize, ColumnType)> {
-            if let Some(t) = schema.column(&col.name) {
-                let index = match columns.iter().position(|(n, _)| n == &col.name) {
-                    Some(i) => i,
-                    None => {
-                        columns.push((col.name.clone(), t.clone()));
-                        columns.len() - 1
-                    }
-                };
-                return Some((index, t.clone()));
-            }
-            if let Some((_, ty)) = schema.unsupported.iter().find(|(n, _)| n == &col.name) {
-                issues.push(mapping.issue(
-                    &col.loc,
-                    format!(
-                        "column `{}` has type {ty}, which ebb cannot read (supported: strings, integers, floats, decimals, booleans, dates, timestamps, and lists of these)",
-                        col.name
-                    ),
-                    None,
-                ));
-            } else if let Some((_, detail)) = schema.conflicts.iter().find(|(n, _)| n == &col.name) {
-                issues.push(mapping.issue(&col.loc, format!("column `{}` {detail}", col.name), None));
-            } else {
-                let names = schema
-                    .columns
-                    .iter()
-                    .map(|(n, _)| n.as_str())
-                    .chain(schema.unsupported.iter().map(|(n, _)| n.as_str()));
-                issues.push(mapping.issue(
-                    &col.loc,
-                    format!("column `{}` not found in {source}", col.name),
-                    did_you_mean(&col.name, names),
-                ));
-            }
-            None
+        let mut resolver = Resolver {
+            mapping,
+            schema,
+            source,
+            columns: Vec::new(),
+            issues: Vec::new(),
         };
-
-        let id = resolve(&mapping.id, &mut issues);
+        let id = resolver.resolve(&mapping.id);
         if let Some((_, t)) = &id {
             if !id_type_ok(t) {
-                issues.push(mapping.issue(
-                    &mapping.id.loc,
-                    format!("column `{}` is {t}; an id must be text or an integer", mapping.id.name),
-                    None,
-                ));
+                let message = format!("column {} is {t}; an id must be text or an integer", quote(&mapping.id.name));
+                resolver.issue(&mapping.id, message);
             }
         }
-        let created_at = resolve(&mapping.created_at, &mut issues);
+        let created_at = resolver.resolve(&mapping.created_at);
         if let Some((_, t)) = &created_at {
             if !created_at_type_ok(t) {
-                issues.push(mapping.issue(
-                    &mapping.created_at.loc,
-                    format!(
-                        "column `{}` is {t}; created_at must be a timestamp, a date, integer seconds or milliseconds, or RFC 3339 text",
-                        mapping.created_at.name
-                    ),
-                    None,
-                ));
+                let message = format!(
+                    "column {} is {t}; created_at must be a timestamp, a date, integer seconds or milliseconds, or RFC 3339 text",
+                    quote(&mapping.created_at.name)
+                );
+                resolver.issue(&mapping.created_at, message);
             }
         }
-
-        let mut attributes = Vec::new();
-        for attr in &mapping.attributes {
-            match &attr.source {
-                AttributeSource::Constant(v) => attributes.push(CompiledAttr {
-                    name: attr.name.clone(),
-                    column_name: None,
-                    kind: AttrKind::Constant(v.clone()),
-                }),
-                AttributeSource::Column { column, ty, split, list } => {
-                    let Some((col, t)) = resolve(column, &mut issues) else { continue };
-                    if *list && !t.is_list() {
-                        issues.push(mapping.issue(
-                            &column.loc,
-                            format!(
-                                "`list: true` needs a list column, and `{}` is {t}; use `split:` for delimited text",
-                                column.name
-                            ),
-                            None,
-                        ));
-                        continue;
-                    }
-                    if split.is_some() && t != ColumnType::String {
-                        issues.push(mapping.issue(
-                            &column.loc,
-                            format!("`split` needs a string column, and `{}` is {t}", column.name),
-                            None,
-                        ));
-                        continue;
-                    }
-                    let target = ty.unwrap_or_else(|| if split.is_some() { AttrType::String } else { inferred_type(&t) });
-                    if !coercible(&t, target) {
-                        issues.push(mapping.issue(
-                            &column.loc,
-                            format!("column `{}` is {t} and cannot be coerced to {target}", column.name),
-                            None,
-                        ));
-                        continue;
-                    }
-                    attributes.push(CompiledAttr {
-                        name: attr.name.clone(),
-                        column_name: Some(column.name.clone()),
-                        kind: AttrKind::Column {
-                            col,
-                            target,
-                            split: split.clone(),
-                        },
-                    });
-                }
-            }
-        }
-
+        let attributes: Vec<CompiledAttr> = mapping.attributes.iter().filter_map(|a| resolver.attribute(a)).collect();
         match (id, created_at) {
-            (Some((id, _)), Some((created_at, _))) if issues.is_empty() => Ok(CompiledMapping {
-                columns,
+            (Some((id, _)), Some((created_at, _))) if resolver.issues.is_empty() => Ok(CompiledMapping {
+                columns: resolver.columns,
                 id,
                 created_at,
                 attributes,
                 nulls: mapping.nulls,
                 now,
             }),
-            _ => Err(ConfigErrors(issues)),
+            _ => Err(ConfigErrors(resolver.issues)),
         }
     }
 
@@ -339,9 +343,9 @@ impl CompiledMapping {
                 )
                 .map_err(|reason| {
                     fail(format!(
-                        "attribute `{}` (column `{}`): {reason}",
-                        attr.name,
-                        attr.column_name.as_deref().unwrap_or("")
+                        "attribute {} (column {}): {reason}",
+                        quote(&attr.name),
+                        quote(attr.column_name.as_deref().unwrap_or(""))
                     ))
                 })?,
             }
@@ -369,7 +373,7 @@ fn row_id<'a>(column: &'a Column, row: usize, scratch: &'a mut String) -> Result
             let _ = write!(scratch, "{u}");
             Ok(scratch)
         }
-        other => Err(format!("id {other:?} is not text or an integer")),
+        other => Err(format!("id {} is not text or an integer", debug(&other))),
     }
 }
 
@@ -631,8 +635,10 @@ fn created_at_secs(v: Value<'_>) -> Result<i64, String> {
         Value::UInt(u) => i64::try_from(u)
             .map(epoch_number)
             .map_err(|_| format!("createdAt {u} is out of range")),
-        Value::Str(s) => parse_time_text(s.trim()).ok_or_else(|| format!("createdAt {s:?} is not a timestamp, a date or epoch seconds")),
-        other => Err(format!("createdAt {other:?} is not a time")),
+        Value::Str(s) => {
+            parse_time_text(s.trim()).ok_or_else(|| format!("createdAt {} is not a timestamp, a date or epoch seconds", debug(&s)))
+        }
+        other => Err(format!("createdAt {} is not a time", debug(&other))),
     }
 }
 
@@ -701,8 +707,8 @@ fn to_number(v: Value<'_>) -> Result<Number, String> {
             .parse::<f64>()
             .ok()
             .and_then(Number::from_f64)
-            .ok_or_else(|| format!("cannot read {s:?} as a number")),
-        other => Err(format!("cannot read {other:?} as a number")),
+            .ok_or_else(|| format!("cannot read {} as a number", debug(&s))),
+        other => Err(format!("cannot read {} as a number", debug(&other))),
     }
 }
 
@@ -714,9 +720,9 @@ fn to_bool(v: Value<'_>) -> Result<bool, String> {
         Value::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
             "true" | "t" | "yes" | "y" | "1" => Ok(true),
             "false" | "f" | "no" | "n" | "0" => Ok(false),
-            _ => Err(format!("cannot read {s:?} as a boolean")),
+            _ => Err(format!("cannot read {} as a boolean", debug(&s))),
         },
-        other => Err(format!("cannot read {other:?} as a boolean")),
+        other => Err(format!("cannot read {} as a boolean", debug(&other))),
     }
 }
 
@@ -798,6 +804,15 @@ mod tests {
         sink.begin("k", 0);
         super::coerce(v, "v", target, split, nulls, &mut sink, &mut String::new())?;
         Ok(sink.take().attributes.pop().map(|(_, v)| v))
+    }
+
+    #[test]
+    fn a_huge_value_is_quoted_back_cut_short_in_its_rejection() {
+        let huge = "9x".repeat(2_500_000);
+        let reason = coerce(Value::Str(Cow::Borrowed(&huge)), AttrType::Number, None, NullPolicy::Skip).expect_err("not a number");
+        assert!(reason.len() < 200 && reason.contains("5000002 characters"), "{reason}");
+        let reason = coerce(Value::Str(Cow::Borrowed(&huge)), AttrType::Boolean, None, NullPolicy::Skip).expect_err("not a boolean");
+        assert!(reason.len() < 200, "{reason}");
     }
 
     #[test]

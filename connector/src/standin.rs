@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::destination::enterpret::{MAX_BYTES, MAX_RECORDS};
 use crate::destination::RUN_HEADER;
 use crate::mapping::MIN_CREATED_AT;
+use crate::quote::quote;
 
 #[derive(Clone, Debug)]
 pub struct StandInConfig {
@@ -297,7 +298,13 @@ fn handle(shared: &Shared, object: &str, headers: &HeaderMap, body: &[u8]) -> Re
     let (key, list_key): (&str, &'static str) = match object {
         "users" => (&shared.config.users_key, "users"),
         "accounts" => (&shared.config.accounts_key, "accounts"),
-        _ => return error(StatusCode::NOT_FOUND, "ErrCodeNotFound", format!("no webhook for `{object}`")),
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "ErrCodeNotFound",
+                format!("no webhook for {}", quote(object)),
+            )
+        }
     };
     if let Some(fault) = shared.lock().faults.pop_front() {
         let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -370,7 +377,7 @@ fn handle(shared: &Shared, object: &str, headers: &HeaderMap, body: &[u8]) -> Re
         return invalid("body must be a JSON object");
     };
     if let Some(other) = top.keys().find(|k| k.as_str() != list_key) {
-        return invalid(format!("unexpected key `{other}`; this endpoint takes `{list_key}`"));
+        return invalid(format!("unexpected key {}; this endpoint takes `{list_key}`", quote(other)));
     }
     let Some(list) = top.get(list_key) else {
         return missing(format!("`{list_key}` is required"));
@@ -445,7 +452,7 @@ fn check_record(record: &Value, now: i64) -> Result<Accepted, Refusal> {
         return Err(Invalid("must be an object".into()));
     };
     if let Some(other) = obj.keys().find(|k| !matches!(k.as_str(), "id" | "createdAt" | "attributes")) {
-        return Err(Invalid(format!("unexpected field `{other}`")));
+        return Err(Invalid(format!("unexpected field {}", quote(other))));
     }
     let id = match obj.get("id") {
         None => return Err(Missing("`id` is required".into())),
@@ -480,26 +487,25 @@ fn check_record(record: &Value, now: i64) -> Result<Accepted, Refusal> {
 }
 
 fn check_attribute(name: &str, value: &Value) -> Result<(), String> {
+    let name = &quote(name);
     let typed: &Map<String, Value> = value
         .as_object()
-        .ok_or_else(|| format!("attribute `{name}` must be {{\"s\"|\"n\"|\"b\": [...]}}"))?;
+        .ok_or_else(|| format!("attribute {name} must be {{\"s\"|\"n\"|\"b\": [...]}}"))?;
     if typed.len() != 1 {
-        return Err(format!("attribute `{name}` must have exactly one of `s`, `n`, `b`"));
+        return Err(format!("attribute {name} must have exactly one of `s`, `n`, `b`"));
     }
-    let (tag, items) = typed.iter().next().ok_or_else(|| format!("attribute `{name}` is empty"))?;
-    let items = items
-        .as_array()
-        .ok_or_else(|| format!("attribute `{name}`.{tag} must be an array"))?;
+    let (tag, items) = typed.iter().next().ok_or_else(|| format!("attribute {name} is empty"))?;
+    let items = items.as_array().ok_or_else(|| format!("attribute {name}.{tag} must be an array"))?;
     let ok = match tag.as_str() {
         "s" => items.iter().all(Value::is_string),
         "n" => items.iter().all(Value::is_number),
         "b" => items.iter().all(Value::is_boolean),
-        other => return Err(format!("attribute `{name}` has unknown type `{other}`; use `s`, `n` or `b`")),
+        other => return Err(format!("attribute {name} has unknown type `{other}`; use `s`, `n` or `b`")),
     };
     if ok {
         Ok(())
     } else {
-        Err(format!("attribute `{name}`.{tag} holds a value of the wrong type"))
+        Err(format!("attribute {name}.{tag} holds a value of the wrong type"))
     }
 }
 

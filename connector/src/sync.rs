@@ -28,6 +28,7 @@ use crate::destination::{self, Attempt, Destination};
 use crate::error::Error;
 use crate::hash::{id_key, record_hash};
 use crate::mapping::{CompiledMapping, Rejection};
+use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 use crate::record::Record;
 use crate::source::{self, ColumnType, Source};
 use crate::state::{
@@ -100,7 +101,7 @@ fn check_drift(stored: &Option<Vec<(String, ColumnType)>>, now: &[(String, Colum
     for (name, ty) in now {
         if let Some((_, before)) = stored.iter().find(|(n, _)| n == name) {
             if before != ty {
-                problems.push(format!("column `{name}` was {before} in the last run and is {ty} now"));
+                problems.push(format!("column {} was {before} in the last run and is {ty} now", quote(name)));
             }
         }
     }
@@ -270,9 +271,10 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
             rejections.push(StoredRejection {
                 stage: RejectionStage::Mapping,
                 record_id: Some(id.clone()),
-                position: format!("id {id}"),
+                position: format!("id {}", shorten(&id, MAX_QUOTED_CHARS)),
                 reason: format!(
-                    "id `{id}` occurs {} times in the snapshot; every occurrence is rejected",
+                    "id {} occurs {} times in the snapshot; every occurrence is rejected",
+                    quote(&id),
                     d.occurrences
                 ),
             });
@@ -690,7 +692,7 @@ impl CommitWindow<'_> {
             rejected.extend(outcome.rejected.iter().map(|(i, reason)| StoredRejection {
                 stage: RejectionStage::Destination,
                 record_id: Some(batch[*i].id.clone()),
-                position: format!("id {}", batch[*i].id),
+                position: format!("id {}", shorten(&batch[*i].id, MAX_QUOTED_CHARS)),
                 reason: reason.clone(),
             }));
             failed += outcome.failed.len();

@@ -264,8 +264,8 @@ async fn validate(paths: &[PathBuf], env: &dyn Env) -> ExitCode {
                 column: 1,
                 field: "name".into(),
                 message: format!(
-                    "sync name `{}` is also used by {}; names must be unique",
-                    mapping.name,
+                    "sync name {} is also used by {}; names must be unique",
+                    crate::quote::quote(&mapping.name),
                     other.display()
                 ),
                 hint: None,
@@ -572,7 +572,11 @@ async fn history(state_url: &str, name: &str, limit: usize, json: bool) -> Resul
     }
     if runs.is_empty() {
         let known = store.syncs().await?;
-        eprintln!("error: no runs of `{name}` in {}", state::redact_url(state_url));
+        eprintln!(
+            "error: no runs of {} in {}",
+            crate::quote::quote(name),
+            state::redact_url(state_url)
+        );
         match config::did_you_mean(name, known.iter().map(String::as_str)) {
             Some(close) => eprintln!("hint: did you mean `{close}`?"),
             None if !known.is_empty() => eprintln!("hint: syncs with history: {}", known.join(", ")),

@@ -155,7 +155,7 @@ pub async fn trigger(base: &str, name: &str, full: bool) -> Result<ExitCode, Err
                 .as_array()
                 .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
                 .unwrap_or_default();
-            eprintln!("error: the worker has no sync named `{name}`");
+            eprintln!("error: the worker has no sync named {}", crate::quote::quote(name));
             match config::did_you_mean(name, known.iter().copied()) {
                 Some(close) => eprintln!("hint: did you mean `{close}`?"),
                 None if !known.is_empty() => eprintln!("hint: its syncs are {}", known.join(", ")),

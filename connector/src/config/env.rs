@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
+
 /// Where variables come from. The process environment in production; a map
 /// in tests and in `ebb demo`, which must not mutate the global environment.
 pub trait Env {
@@ -39,26 +41,36 @@ pub enum InterpolateError {
 impl std::fmt::Display for InterpolateError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Unset(name) => write!(
-                f,
-                "environment variable `{name}` is not set (set it, or give a default with `${{{name}:-default}}`)"
-            ),
+            Self::Unset(name) => {
+                let name = shorten(name, MAX_QUOTED_CHARS);
+                write!(
+                    f,
+                    "environment variable `{name}` is not set (set it, or give a default with `${{{name}:-default}}`)"
+                )
+            }
             Self::Unterminated => f.write_str("`${` without a closing `}`"),
-            Self::BadName(name) => write!(f, "`{name}` is not a valid environment variable name"),
+            Self::BadName(name) => write!(f, "{} is not a valid environment variable name", quote(name)),
         }
     }
 }
 
-/// Expands `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`.
-/// An empty variable counts as unset for `:-`, as in POSIX shells.
-pub fn interpolate(input: &str, env: &dyn Env) -> Result<String, InterpolateError> {
-    let mut out = String::with_capacity(input.len());
+/// A piece of a mapping value: literal text, or a `${NAME}` / `${NAME:-default}` reference.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Literal(std::borrow::Cow<'a, str>),
+    Var { name: &'a str, default: Option<&'a str> },
+}
+
+/// Splits a value into literal text and references; `$$` is a literal `$`.
+pub fn pieces(input: &str) -> Result<Vec<Piece<'_>>, InterpolateError> {
+    let mut out = Vec::new();
+    let mut literal = String::new();
     let mut rest = input;
     while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
+        literal.push_str(&rest[..pos]);
         let after = &rest[pos + 1..];
         if let Some(stripped) = after.strip_prefix('$') {
-            out.push('$');
+            literal.push('$');
             rest = stripped;
         } else if let Some(body_start) = after.strip_prefix('{') {
             let end = body_start.find('}').ok_or(InterpolateError::Unterminated)?;
@@ -73,18 +85,37 @@ pub fn interpolate(input: &str, env: &dyn Env) -> Result<String, InterpolateErro
             if !valid {
                 return Err(InterpolateError::BadName(name.to_string()));
             }
-            match (env.var(name).filter(|v| !v.is_empty()), default) {
-                (Some(value), _) => out.push_str(&value),
-                (None, Some(default)) => out.push_str(default),
-                (None, None) => return Err(InterpolateError::Unset(name.to_string())),
+            if !literal.is_empty() {
+                out.push(Piece::Literal(std::mem::take(&mut literal).into()));
             }
+            out.push(Piece::Var { name, default });
             rest = &body_start[end + 1..];
         } else {
-            out.push('$');
+            literal.push('$');
             rest = after;
         }
     }
-    out.push_str(rest);
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        out.push(Piece::Literal(literal.into()));
+    }
+    Ok(out)
+}
+
+/// Expands `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`.
+/// An empty variable counts as unset for `:-`, as in POSIX shells.
+pub fn interpolate(input: &str, env: &dyn Env) -> Result<String, InterpolateError> {
+    let mut out = String::with_capacity(input.len());
+    for piece in pieces(input)? {
+        match piece {
+            Piece::Literal(text) => out.push_str(&text),
+            Piece::Var { name, default } => match (env.var(name).filter(|v| !v.is_empty()), default) {
+                (Some(value), _) => out.push_str(&value),
+                (None, Some(default)) => out.push_str(default),
+                (None, None) => return Err(InterpolateError::Unset(name.to_string())),
+            },
+        }
+    }
     Ok(out)
 }
 

@@ -20,11 +20,15 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use url::Url;
 
+use crate::quote::{quote, shorten, shorten_quoted, MAX_MESSAGE_CHARS, MAX_QUOTED_CHARS};
 use crate::record::{AttrValue, Number};
 use env::{interpolate, Env};
-use raw::{RawAlerts, RawAttribute, RawDestination, RawMapping, RawSource, RawWorkerConfig};
+use raw::{RawAlerts, RawAttribute, RawDestination, RawEnterpret, RawMapping, RawPostgres, RawSource, RawWorkerConfig};
 pub use schedule::Schedule;
 use secret::SecretString;
+
+/// The longest sync name.
+pub const MAX_NAME_CHARS: usize = 100;
 
 /// A place in a mapping file plus the field it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,13 +61,15 @@ pub struct ConfigIssue {
 
 impl fmt::Display for ConfigIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        let file = self.file.display().to_string();
+        write!(f, "{}:{}:{}: ", shorten(&file, MAX_MESSAGE_CHARS), self.line, self.column)?;
         if !self.field.is_empty() {
-            write!(f, "{}: ", self.field)?;
+            write!(f, "{}: ", shorten(&self.field, MAX_MESSAGE_CHARS))?;
         }
-        f.write_str(&self.message)?;
+        // Each message quotes its values cut already; this caps what is left.
+        f.write_str(&shorten(&self.message, MAX_MESSAGE_CHARS))?;
         if let Some(hint) = &self.hint {
-            write!(f, " (did you mean `{hint}`?)")?;
+            write!(f, " (did you mean {}?)", quote(hint))?;
         }
         Ok(())
     }
@@ -347,7 +353,7 @@ pub fn load_worker_config(path: &Path, env: &dyn Env) -> Result<WorkerConfig, Co
             Err(e) => {
                 v.push(
                     &Loc::of(text, "retention"),
-                    format!("`{}` is not a duration such as `14d`: {e}", text.value),
+                    format!("{} is not a duration such as `14d`: {e}", quote(&text.value)),
                 );
                 DEFAULT_RETENTION
             }
@@ -376,7 +382,8 @@ fn yaml_issue(path: &Path, e: &serde_saphyr::Error) -> ConfigIssue {
     // serde-saphyr's message repeats the position and may quote the source
     // line; keep only the first line of its text.
     let full = e.to_string();
-    let mut message = full.lines().next().unwrap_or("invalid YAML").trim().to_string();
+    // Its messages quote names from the file (an unknown field), which may be of any length.
+    let mut message = shorten_quoted(full.lines().next().unwrap_or("invalid YAML").trim());
     if let Some(stripped) = message.strip_prefix("error: ") {
         message = stripped.to_string();
     }
@@ -474,137 +481,42 @@ impl Validator<'_> {
         ColumnRef { name, loc }
     }
 
+    /// A secret field: it must come from the environment, and `fix` shows how. Its value is
+    /// never quoted back, in this error or any other.
+    fn secret(&mut self, value: &Spanned<String>, field: &str, fix: &str) -> Option<SecretString> {
+        if secret::written_out(&value.value) {
+            self.push(
+                &Loc::of(value, field),
+                format!(
+                    "is a secret, and a secret must not be written in a mapping: take it from the environment, as in \
+                     `{fix}` (`${{VAR:-default}}` is allowed for the keys of a local stand-in)"
+                ),
+            );
+            return None;
+        }
+        self.interpolated(value, field).map(SecretString::new)
+    }
+
     fn mapping(mut self, raw: RawMapping) -> Result<Mapping, ConfigErrors> {
         let name_loc = Loc::of(&raw.name, "name");
         let name = self.interpolated(&raw.name, "name").unwrap_or_default();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
-            self.push(&name_loc, "must be non-empty and use only letters, digits, `_`, `-` and `.`");
-        }
-
-        let base_dir = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let source = match &raw.source.value {
-            RawSource::Parquet(p) => {
-                let loc = Loc::of(p, "source.parquet");
-                let pattern = self.interpolated(p, "source.parquet").unwrap_or_default();
-                if pattern.trim().is_empty() {
-                    self.push(&loc, "must be a file, a folder or a glob");
-                }
-                let absolute = if Path::new(&pattern).is_absolute() {
-                    pattern
-                } else {
-                    base_dir.join(pattern).to_string_lossy().into_owned()
-                };
-                SourceConfig::Parquet { pattern: absolute, loc }
-            }
-            RawSource::Postgres(pg) => {
-                let loc = Loc::of(&pg.url, "source.postgres.url");
-                let url = self.interpolated(&pg.url, "source.postgres.url").unwrap_or_default();
-                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                    self.push(&loc, "must be a postgres:// or postgresql:// URL");
-                }
-                let relation = match (&pg.table, &pg.query) {
-                    (Some(table), None) => {
-                        let table_loc = Loc::of(table, "source.postgres.table");
-                        let text = self.interpolated(table, "source.postgres.table").unwrap_or_default();
-                        match plain_table_name(&text) {
-                            Some((schema, name)) => PostgresRelation::Table { schema, name },
-                            None => {
-                                self.push(
-                                    &table_loc,
-                                    format!("`{text}` is not a plain `[schema.]name`; use `query:` for anything else"),
-                                );
-                                PostgresRelation::Table {
-                                    schema: None,
-                                    name: String::new(),
-                                }
-                            }
-                        }
-                    }
-                    (None, Some(query)) => {
-                        let text = self.interpolated(query, "source.postgres.query").unwrap_or_default();
-                        if text.trim().is_empty() {
-                            self.push(&Loc::of(query, "source.postgres.query"), "must not be empty");
-                        }
-                        PostgresRelation::Query(text.trim().trim_end_matches(';').to_string())
-                    }
-                    _ => {
-                        self.push(
-                            &Loc {
-                                field: "source.postgres".into(),
-                                ..loc.clone()
-                            },
-                            "give exactly one of `table` or `query`",
-                        );
-                        PostgresRelation::Query(String::new())
-                    }
-                };
-                SourceConfig::Postgres {
-                    url: SecretString::new(url),
-                    relation,
-                    loc,
-                }
-            }
-        };
-
-        let destination = match &raw.destination.value {
-            RawDestination::Enterpret(e) => {
-                let key_loc = Loc::of(&e.api_key, "destination.enterpret.api_key");
-                let api_key = self.interpolated(&e.api_key, "destination.enterpret.api_key");
-                if api_key.as_deref() == Some("") {
-                    self.push(&key_loc, "must not be empty");
-                }
-                let url = match &e.url {
-                    None => Url::parse("https://api.enterpret.com").ok(),
-                    Some(u) => {
-                        let loc = Loc::of(u, "destination.enterpret.url");
-                        self.interpolated(u, "destination.enterpret.url")
-                            .and_then(|text| match Url::parse(&text) {
-                                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
-                                Ok(_) => {
-                                    self.push(&loc, "must be an http:// or https:// URL");
-                                    None
-                                }
-                                Err(err) => {
-                                    self.push(&loc, format!("is not a valid URL: {err}"));
-                                    None
-                                }
-                            })
-                    }
-                };
-                let p = "destination.enterpret";
-                let delivery = DeliveryConfig {
-                    batch_size: self.int_in(&e.batch_size, &format!("{p}.batch_size"), 1..=15, 15) as usize,
-                    requests_per_minute: self.int_in(&e.requests_per_minute, &format!("{p}.requests_per_minute"), 1..=1_000_000, 100)
-                        as u32,
-                    concurrency: self.int_in(&e.concurrency, &format!("{p}.concurrency"), 1..=64, 4) as usize,
-                    retry_budget: Duration::from_secs(
-                        self.int_in(&e.retry_budget_secs, &format!("{p}.retry_budget_secs"), 1..=86_400, 120) as u64,
-                    ),
-                    timeout: Duration::from_secs(self.int_in(&e.timeout_secs, &format!("{p}.timeout_secs"), 1..=600, 30) as u64),
-                };
-                DestinationConfig::Enterpret(EnterpretConfig {
-                    object: e.object.value,
-                    api_key: SecretString::new(api_key.unwrap_or_default()),
-                    url: url.unwrap_or_else(|| Url::parse("http://invalid.invalid").expect("static URL")),
-                    delivery,
-                })
-            }
-        };
-
-        let mode = raw.mode.as_ref().map(|m| m.value).unwrap_or(Mode::Upsert);
-        let mode_loc = raw.mode.as_ref().map(|m| Loc::of(m, "mode"));
-        if mode == Mode::Mirror && !crate::destination::capabilities_of(&destination).can_delete {
-            let loc = mode_loc.clone().unwrap_or(Loc {
-                line: 1,
-                column: 1,
-                field: "mode".into(),
-            });
+        // The name keys state and names lock files, so it stays short enough for a file name.
+        if name.is_empty()
+            || name.len() > MAX_NAME_CHARS
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
             self.push(
-                &loc,
-                "`mirror` needs a destination that can delete records, and this destination has no delete API; use `upsert`",
+                &name_loc,
+                format!("must be 1 to {MAX_NAME_CHARS} letters, digits, `_`, `-` and `.`"),
             );
         }
-
+        let source = self.source(&raw.source.value);
+        let destination = match &raw.destination.value {
+            RawDestination::Enterpret(e) => DestinationConfig::Enterpret(self.enterpret(e)),
+        };
+        let mode = raw.mode.as_ref().map(|m| m.value).unwrap_or(Mode::Upsert);
+        let mode_loc = raw.mode.as_ref().map(|m| Loc::of(m, "mode"));
+        self.check_mode(mode, &mode_loc, &destination);
         let id = self.column_ref(&raw.id, "id");
         let created_at = self.column_ref(&raw.created_at, "created_at");
         let attributes = raw
@@ -612,10 +524,8 @@ impl Validator<'_> {
             .iter()
             .filter_map(|(name, spec)| self.attribute(name, spec))
             .collect();
-
         let schedule = self.schedule(&raw);
         let alerts = raw.alerts.as_ref().and_then(|a| self.alerts(a));
-
         let mapping = Mapping {
             file: self.file.clone(),
             name,
@@ -634,6 +544,139 @@ impl Validator<'_> {
             Ok(mapping)
         } else {
             Err(ConfigErrors(self.issues))
+        }
+    }
+
+    fn source(&mut self, raw: &RawSource) -> SourceConfig {
+        match raw {
+            RawSource::Parquet(p) => {
+                let loc = Loc::of(p, "source.parquet");
+                let pattern = self.interpolated(p, "source.parquet").unwrap_or_default();
+                if pattern.trim().is_empty() {
+                    self.push(&loc, "must be a file, a folder or a glob");
+                }
+                let absolute = if Path::new(&pattern).is_absolute() {
+                    pattern
+                } else {
+                    let base_dir = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
+                    base_dir.join(pattern).to_string_lossy().into_owned()
+                };
+                SourceConfig::Parquet { pattern: absolute, loc }
+            }
+            RawSource::Postgres(pg) => self.postgres(pg),
+        }
+    }
+
+    fn postgres(&mut self, pg: &RawPostgres) -> SourceConfig {
+        let loc = Loc::of(&pg.url, "source.postgres.url");
+        if secret::password_written_out(&pg.url.value) {
+            self.push(
+                &loc,
+                "holds a password written in the mapping: take it from the environment, as in `url: ${WAREHOUSE_URL}` or \
+                 `postgres://user:${WAREHOUSE_PASSWORD}@host/db`, or leave it out (trust, .pgpass or PGPASSWORD)",
+            );
+        }
+        let url = self.interpolated(&pg.url, "source.postgres.url").unwrap_or_default();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            self.push(&loc, "must be a postgres:// or postgresql:// URL");
+        }
+        let relation = match (&pg.table, &pg.query) {
+            (Some(table), None) => {
+                let table_loc = Loc::of(table, "source.postgres.table");
+                let text = self.interpolated(table, "source.postgres.table").unwrap_or_default();
+                match plain_table_name(&text) {
+                    Some((schema, name)) => PostgresRelation::Table { schema, name },
+                    None => {
+                        self.push(
+                            &table_loc,
+                            format!("{} is not a plain `[schema.]name`; use `query:` for anything else", quote(&text)),
+                        );
+                        PostgresRelation::Table {
+                            schema: None,
+                            name: String::new(),
+                        }
+                    }
+                }
+            }
+            (None, Some(query)) => {
+                let text = self.interpolated(query, "source.postgres.query").unwrap_or_default();
+                if text.trim().is_empty() {
+                    self.push(&Loc::of(query, "source.postgres.query"), "must not be empty");
+                }
+                PostgresRelation::Query(text.trim().trim_end_matches(';').to_string())
+            }
+            _ => {
+                let whole = Loc {
+                    field: "source.postgres".into(),
+                    ..loc.clone()
+                };
+                self.push(&whole, "give exactly one of `table` or `query`");
+                PostgresRelation::Query(String::new())
+            }
+        };
+        SourceConfig::Postgres {
+            url: SecretString::new(url),
+            relation,
+            loc,
+        }
+    }
+
+    fn enterpret(&mut self, e: &RawEnterpret) -> EnterpretConfig {
+        let p = "destination.enterpret";
+        let fix = match e.object.value {
+            ObjectKind::User => "api_key: ${ENTERPRET_USERS_API_KEY}",
+            ObjectKind::Account => "api_key: ${ENTERPRET_ACCOUNTS_API_KEY}",
+        };
+        let api_key = self.secret(&e.api_key, &format!("{p}.api_key"), fix);
+        if api_key.as_ref().is_some_and(SecretString::is_empty) {
+            self.push(&Loc::of(&e.api_key, format!("{p}.api_key")), "must not be empty");
+        }
+        let url = match &e.url {
+            None => Url::parse("https://api.enterpret.com").ok(),
+            Some(u) => self.http_url(u, &format!("{p}.url")),
+        };
+        let delivery = DeliveryConfig {
+            batch_size: self.int_in(&e.batch_size, &format!("{p}.batch_size"), 1..=15, 15) as usize,
+            requests_per_minute: self.int_in(&e.requests_per_minute, &format!("{p}.requests_per_minute"), 1..=1_000_000, 100) as u32,
+            concurrency: self.int_in(&e.concurrency, &format!("{p}.concurrency"), 1..=64, 4) as usize,
+            retry_budget: Duration::from_secs(self.int_in(&e.retry_budget_secs, &format!("{p}.retry_budget_secs"), 1..=86_400, 120) as u64),
+            timeout: Duration::from_secs(self.int_in(&e.timeout_secs, &format!("{p}.timeout_secs"), 1..=600, 30) as u64),
+        };
+        EnterpretConfig {
+            object: e.object.value,
+            api_key: api_key.unwrap_or_else(|| SecretString::new("")),
+            url: url.unwrap_or_else(|| Url::parse("http://invalid.invalid").expect("static URL")),
+            delivery,
+        }
+    }
+
+    fn http_url(&mut self, value: &Spanned<String>, field: &str) -> Option<Url> {
+        let loc = Loc::of(value, field);
+        let text = self.interpolated(value, field)?;
+        match Url::parse(&text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+            Ok(_) => {
+                self.push(&loc, "must be an http:// or https:// URL");
+                None
+            }
+            Err(err) => {
+                self.push(&loc, format!("is not a valid URL: {err}"));
+                None
+            }
+        }
+    }
+
+    fn check_mode(&mut self, mode: Mode, loc: &Option<Loc>, destination: &DestinationConfig) {
+        if mode == Mode::Mirror && !crate::destination::capabilities_of(destination).can_delete {
+            let loc = loc.clone().unwrap_or(Loc {
+                line: 1,
+                column: 1,
+                field: "mode".into(),
+            });
+            self.push(
+                &loc,
+                "`mirror` needs a destination that can delete records, and this destination has no delete API; use `upsert`",
+            );
         }
     }
 
@@ -665,8 +708,8 @@ impl Validator<'_> {
     fn alerts(&mut self, raw: &Spanned<RawAlerts>) -> Option<AlertsConfig> {
         let a = &raw.value;
         let url_loc = Loc::of(&a.webhook_url, "alerts.webhook_url");
-        let url = self.interpolated(&a.webhook_url, "alerts.webhook_url")?;
-        match Url::parse(&url) {
+        let url = self.secret(&a.webhook_url, "alerts.webhook_url", "webhook_url: ${ALERT_WEBHOOK_URL}")?;
+        match Url::parse(url.expose()) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
             // The URL is not quoted back: it may hold a token.
             _ => self.push(&url_loc, "must be an http:// or https:// URL"),
@@ -696,7 +739,7 @@ impl Validator<'_> {
             }
         });
         Some(AlertsConfig {
-            webhook_url: SecretString::new(url),
+            webhook_url: url,
             on_failure: a.on_failure.unwrap_or(true),
             rejected_ratio_above,
             on_full_resync: a.on_full_resync.unwrap_or(true),
@@ -705,7 +748,7 @@ impl Validator<'_> {
     }
 
     fn attribute(&mut self, name: &str, spec: &Spanned<RawAttribute>) -> Option<Attribute> {
-        let field = format!("attributes.{name}");
+        let field = format!("attributes.{}", shorten(name, MAX_QUOTED_CHARS));
         let loc = Loc::of(spec, field.clone());
         if name.trim().is_empty() {
             self.push(&loc, "attribute names must not be empty");
@@ -793,7 +836,7 @@ fn constant(value: &serde_json::Value, ty: Option<AttrType>) -> Result<AttrValue
         _ => AttrType::String,
     };
     let target = ty.unwrap_or(inferred);
-    let bad = |item: &J| format!("cannot use {item} as a {target} constant");
+    let bad = |item: &J| format!("cannot use {} as a {target} constant", shorten(&item.to_string(), MAX_QUOTED_CHARS));
     match target {
         AttrType::String => items
             .iter()

@@ -14,6 +14,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 
+use crate::quote::quote;
+
 /// The shortest gap between two runs of a `continuous: true` sync, so that a source
 /// with nothing to send is not read in a tight loop.
 pub const CONTINUOUS_FLOOR: Duration = Duration::from_secs(5);
@@ -44,12 +46,15 @@ impl Schedule {
     /// minute granularity.
     pub fn cron(expression: &str) -> Result<Schedule, String> {
         let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
-        let cron = parser
-            .parse(expression)
-            .map_err(|e| format!("`{expression}` is not a five-field cron expression (minute hour day month weekday): {e}"))?;
+        let cron = parser.parse(expression).map_err(|e| {
+            format!(
+                "{} is not a five-field cron expression (minute hour day month weekday): {e}",
+                quote(expression)
+            )
+        })?;
         // A pattern such as "0 0 30 2 *" parses but never fires; say so now rather than never run.
         if cron.find_next_occurrence(&Utc::now(), false).is_err() {
-            return Err(format!("`{expression}` never fires"));
+            return Err(format!("{} never fires", quote(expression)));
         }
         Ok(Schedule::Cron {
             expression: expression.trim().to_string(),
@@ -59,10 +64,13 @@ impl Schedule {
 
     /// A period such as `30s`, `5m`, `1h 30m`; at least one second.
     pub fn every(text: &str) -> Result<Schedule, String> {
-        let period =
-            humantime::parse_duration(text.trim()).map_err(|e| format!("`{text}` is not a duration such as `30s`, `5m` or `1h`: {e}"))?;
+        let period = humantime::parse_duration(text.trim())
+            .map_err(|e| format!("{} is not a duration such as `30s`, `5m` or `1h`: {e}", quote(text)))?;
         if period < Duration::from_secs(1) || period.subsec_nanos() != 0 {
-            return Err(format!("`{text}`: the period must be a whole number of seconds, at least 1s"));
+            return Err(format!(
+                "{}: the period must be a whole number of seconds, at least 1s",
+                quote(text)
+            ));
         }
         Ok(Schedule::Every(period))
     }

@@ -1,10 +1,18 @@
-//! A string that must never be printed: API keys, passwords.
+//! Secrets: API keys, tokens, webhook URLs, passwords.
 //!
-//! `Debug` and `Display` both redact, so a secret that ends up in a log line,
-//! an error or a `{:?}` of a config shows `**redacted**`. The only way to the
-//! value is [`SecretString::expose`], which makes every use greppable.
+//! A secret never sits in a mapping file, which teams commit to git: a secret
+//! field must be a `${VAR}` reference ([`written_out`]), and a URL's password
+//! must be one ([`password_written_out`]). `${VAR:-default}` stays allowed, so
+//! that sample mappings can name the keys of a local stand-in.
+//!
+//! Once read, a secret is a [`SecretString`]. `Debug` and `Display` both redact,
+//! so a secret that ends up in a log line, an error or a `{:?}` of a config
+//! shows `**redacted**`. The only way to the value is [`SecretString::expose`],
+//! which makes every use greppable.
 
 use std::fmt;
+
+use super::env::{pieces, Piece};
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretString(String);
@@ -37,9 +45,76 @@ impl fmt::Display for SecretString {
     }
 }
 
+/// True if a secret field's text is not wholly one `${VAR}` reference (with or without a
+/// default): the secret, or part of it, is written in the file. Text that is empty or not a
+/// valid reference is left to the other checks.
+pub fn written_out(raw: &str) -> bool {
+    match pieces(raw) {
+        Ok(pieces) => !matches!(pieces.as_slice(), [] | [Piece::Var { .. }]),
+        Err(_) => false,
+    }
+}
+
+/// True if a URL, as written in the file, has a password that is not wholly made of `${VAR}`
+/// references. A URL that is one reference, or has no password, is fine.
+pub fn password_written_out(raw: &str) -> bool {
+    let Ok(pieces) = pieces(raw) else { return false };
+    // Each reference becomes a token that URL parsing keeps as it is, so the password can be
+    // told apart from what the environment will put there.
+    let token = |n: usize| format!("EBBREF{n}FER");
+    let mut shape = String::new();
+    let mut tokens = Vec::new();
+    for (n, piece) in pieces.iter().enumerate() {
+        match piece {
+            Piece::Literal(text) => shape.push_str(text),
+            Piece::Var { .. } => {
+                shape.push_str(&token(n));
+                tokens.push(token(n));
+            }
+        }
+    }
+    let Ok(url) = url::Url::parse(&shape) else { return false };
+    let Some(password) = url.password() else { return false };
+    let written = tokens.iter().fold(password.to_string(), |left, t| left.replace(t, ""));
+    !written.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_must_be_one_reference() {
+        for fine in ["${KEY}", "${KEY:-local-users-key}", "", "${BAD"] {
+            assert!(!written_out(fine), "{fine}");
+        }
+        for written in ["sk-live-123", "sk-${REST}", "${A}${B}", "$${KEY}", " ${KEY}"] {
+            assert!(written_out(written), "{written}");
+        }
+    }
+
+    #[test]
+    fn a_url_password_must_come_from_the_environment() {
+        for fine in [
+            "${WAREHOUSE_URL}",
+            "${WAREHOUSE_URL:-postgres://postgres@127.0.0.1/test}",
+            "postgres://ebb@db:5432/analytics?sslmode=require",
+            "postgres://ebb:${PGPASS}@db/analytics",
+            "postgres://${PGUSER}:${PGPASS}@db/analytics",
+            "postgres://${CREDENTIALS}@db/analytics",
+            "not a url",
+        ] {
+            assert!(!password_written_out(fine), "{fine}");
+        }
+        for written in [
+            "postgres://ebb:hunter2@db/analytics",
+            "postgresql://ebb:p%40ss@db/analytics",
+            "postgres://ebb:pre${PGPASS}@db/analytics",
+            "postgres://${PGUSER}:hunter2@${HOST}/analytics",
+        ] {
+            assert!(password_written_out(written), "{written}");
+        }
+    }
 
     #[test]
     fn debug_and_display_redact() {

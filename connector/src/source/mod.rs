@@ -10,6 +10,7 @@
 pub mod parquet;
 pub mod postgres;
 
+use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 use std::fmt;
 use std::sync::Arc;
 
@@ -117,15 +118,15 @@ pub struct SourceBatch {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {
-    #[error("{pattern}: no such file or folder")]
+    #[error("{}: no such file or folder", shorten(.pattern, MAX_QUOTED_CHARS))]
     NotFound { pattern: String },
-    #[error("{pattern}: matches no Parquet file")]
+    #[error("{}: matches no Parquet file", shorten(.pattern, MAX_QUOTED_CHARS))]
     NoFiles { pattern: String },
-    #[error("{pattern}: bad glob: {message}")]
+    #[error("{}: bad glob: {message}", shorten(.pattern, MAX_QUOTED_CHARS))]
     BadGlob { pattern: String, message: String },
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", shorten(.path, MAX_QUOTED_CHARS))]
     Read { path: String, message: String },
-    #[error("column `{column}` changed {detail}")]
+    #[error("column {} changed {detail}", quote(.column))]
     Drift { column: String, detail: String },
 }
 

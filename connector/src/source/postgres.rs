@@ -272,7 +272,7 @@ impl PostgresSource {
 }
 
 fn column_err(name: &str, e: sqlx::Error) -> String {
-    format!("column `{name}`: {e}")
+    format!("column {}: {e}", crate::quote::quote(name))
 }
 
 /// One column of scalars: decode each row's value as `T` and append it.

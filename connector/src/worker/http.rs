@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{InvalidMapping, Shared, TriggerOutcome};
+use crate::quote::quote;
 use crate::state::RunRecord;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -125,12 +126,12 @@ async fn trigger(State(shared): State<Arc<Shared>>, Path(name): Path<String>, Qu
             .into_response(),
         TriggerOutcome::Unknown { known } => (
             StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("no sync named `{name}`"), "known": known})),
+            Json(json!({"error": format!("no sync named {}", quote(&name)), "known": known})),
         )
             .into_response(),
         TriggerOutcome::Invalid { errors } => (
             StatusCode::CONFLICT,
-            Json(json!({"error": format!("the mapping of `{name}` is invalid"), "errors": errors})),
+            Json(json!({"error": format!("the mapping of {} is invalid", quote(&name)), "errors": errors})),
         )
             .into_response(),
         TriggerOutcome::ShuttingDown => (

@@ -293,9 +293,9 @@ impl Shared {
                     if let Some((other, _, _)) = valid.get(&mapping.name) {
                         invalid.push(InvalidMapping {
                             errors: vec![format!(
-                                "{}: name: sync name `{}` is also used by {}; names must be unique",
+                                "{}: name: sync name {} is also used by {}; names must be unique",
                                 file.display(),
-                                mapping.name,
+                                crate::quote::quote(&mapping.name),
                                 other.display()
                             )],
                             file,
