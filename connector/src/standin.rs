@@ -294,16 +294,30 @@ async fn webhook(State(shared): State<Arc<Shared>>, Path(object): Path<String>, 
     response
 }
 
+/// A request's refusal, boxed: a `Response` is too big to pass around in every `Err`.
+type Refused = Box<Response>;
+
 fn handle(shared: &Shared, object: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let checked = admit(shared, object, headers, body).and_then(|list_key| {
+        let list = records_of(list_key, headers, body)?;
+        let accepted = check_records(shared, list_key, &list)?;
+        Ok(keep(shared, list_key, accepted))
+    });
+    checked.unwrap_or_else(|refusal| *refusal)
+}
+
+/// What a request must pass before its body is read: the endpoint, scripted faults, the key,
+/// random failures, the rate limit and the size. Returns the body's list key.
+fn admit(shared: &Shared, object: &str, headers: &HeaderMap, body: &[u8]) -> Result<&'static str, Refused> {
     let (key, list_key): (&str, &'static str) = match object {
         "users" => (&shared.config.users_key, "users"),
         "accounts" => (&shared.config.accounts_key, "accounts"),
         _ => {
-            return error(
+            return Err(Box::new(error(
                 StatusCode::NOT_FOUND,
                 "ErrCodeNotFound",
                 format!("no webhook for {}", quote(object)),
-            )
+            )))
         }
     };
     if let Some(fault) = shared.lock().faults.pop_front() {
@@ -312,99 +326,117 @@ fn handle(shared: &Shared, object: &str, headers: &HeaderMap, body: &[u8]) -> Re
         if let Some(secs) = fault.retry_after_secs {
             response.headers_mut().insert("retry-after", secs.into());
         }
-        return response;
+        return Err(Box::new(response));
     }
     match headers.get("api-key").and_then(|v| v.to_str().ok()) {
         Some(k) if k == key => {}
         Some(_) => {
-            return error(
+            let msg = format!("invalid api-key for {list_key}");
+            return Err(Box::new(error(StatusCode::UNAUTHORIZED, "ErrCodeUnauthorized", msg)));
+        }
+        None => {
+            return Err(Box::new(error(
                 StatusCode::UNAUTHORIZED,
                 "ErrCodeUnauthorized",
-                format!("invalid api-key for {list_key}"),
-            )
+                "missing api-key header",
+            )))
         }
-        None => return error(StatusCode::UNAUTHORIZED, "ErrCodeUnauthorized", "missing api-key header"),
     }
     if shared.config.fail_ratio > 0.0 && rand::random::<f64>() < shared.config.fail_ratio {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ErrCodeInternal",
-            "injected failure (--fail-ratio)",
-        );
+        let msg = "injected failure (--fail-ratio)";
+        return Err(Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, "ErrCodeInternal", msg)));
     }
     if let Some(rpm) = shared.config.rpm {
-        let mut inner = shared.lock();
-        let window = inner.windows.entry(list_key).or_default();
-        let now = Instant::now();
-        while window.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
-            window.pop_front();
-        }
-        if window.len() as u64 >= u64::from(rpm) {
-            let wait = window
-                .front()
-                .map(|t| 60u64.saturating_sub(now.duration_since(*t).as_secs()))
-                .unwrap_or(1)
-                .max(1);
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "ErrCodeRateLimitExceeded",
-                format!("more than {rpm} requests per minute"),
-            );
-            response.headers_mut().insert("retry-after", wait.into());
-            return response;
-        }
-        window.push_back(now);
+        rate_limit(shared, list_key, rpm)?;
     }
     if body.len() > MAX_BYTES {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "ErrCodePayloadTooLarge",
-            format!("body is {} bytes; the limit is {MAX_BYTES}", body.len()),
-        );
+        let msg = format!("body is {} bytes; the limit is {MAX_BYTES}", body.len());
+        return Err(Box::new(error(StatusCode::PAYLOAD_TOO_LARGE, "ErrCodePayloadTooLarge", msg)));
     }
+    Ok(list_key)
+}
+
+/// A sliding minute per object: past `rpm` requests, a 429 with the seconds until a slot frees.
+fn rate_limit(shared: &Shared, list_key: &'static str, rpm: u32) -> Result<(), Refused> {
+    let mut inner = shared.lock();
+    let window = inner.windows.entry(list_key).or_default();
+    let now = Instant::now();
+    while window.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+        window.pop_front();
+    }
+    if window.len() as u64 >= u64::from(rpm) {
+        let wait = window
+            .front()
+            .map(|t| 60u64.saturating_sub(now.duration_since(*t).as_secs()))
+            .unwrap_or(1)
+            .max(1);
+        let msg = format!("more than {rpm} requests per minute");
+        let mut response = error(StatusCode::TOO_MANY_REQUESTS, "ErrCodeRateLimitExceeded", msg);
+        response.headers_mut().insert("retry-after", wait.into());
+        return Err(Box::new(response));
+    }
+    window.push_back(now);
+    Ok(())
+}
+
+/// The body's `{"<list_key>": [...]}` list, checked for shape and length.
+fn records_of(list_key: &str, headers: &HeaderMap, body: &[u8]) -> Result<Vec<Value>, Refused> {
     let is_json = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if !is_json {
-        return invalid("content-type must be application/json");
+        return Err(Box::new(invalid("content-type must be application/json")));
     }
-    let parsed: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => return invalid(format!("body is not JSON: {e}")),
-    };
-    let Some(top) = parsed.as_object() else {
-        return invalid("body must be a JSON object");
+    let parsed: Value = serde_json::from_slice(body).map_err(|e| Box::new(invalid(format!("body is not JSON: {e}"))))?;
+    let Value::Object(mut top) = parsed else {
+        return Err(Box::new(invalid("body must be a JSON object")));
     };
     if let Some(other) = top.keys().find(|k| k.as_str() != list_key) {
-        return invalid(format!("unexpected key {}; this endpoint takes `{list_key}`", quote(other)));
+        return Err(Box::new(invalid(format!(
+            "unexpected key {}; this endpoint takes `{list_key}`",
+            quote(other)
+        ))));
     }
-    let Some(list) = top.get(list_key) else {
-        return missing(format!("`{list_key}` is required"));
-    };
-    let Some(list) = list.as_array() else {
-        return invalid(format!("`{list_key}` must be an array"));
+    let list = match top.remove(list_key) {
+        None => return Err(Box::new(missing(format!("`{list_key}` is required")))),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(Box::new(invalid(format!("`{list_key}` must be an array")))),
     };
     if list.is_empty() {
-        return invalid(format!("`{list_key}` is empty"));
+        return Err(Box::new(invalid(format!("`{list_key}` is empty"))));
     }
     if list.len() > MAX_RECORDS {
-        return invalid(format!("{} records in one request; the limit is {MAX_RECORDS}", list.len()));
+        return Err(Box::new(invalid(format!(
+            "{} records in one request; the limit is {MAX_RECORDS}",
+            list.len()
+        ))));
     }
+    Ok(list)
+}
+
+/// Every record checked; one bad record refuses the whole request, as the real API does.
+fn check_records(shared: &Shared, list_key: &str, list: &[Value]) -> Result<Vec<Accepted>, Refused> {
     let now = chrono::Utc::now().timestamp();
+    let inner = shared.lock();
     let mut accepted = Vec::with_capacity(list.len());
-    {
-        let inner = shared.lock();
-        for (i, record) in list.iter().enumerate() {
-            match check_record(record, now) {
-                Ok(held) if inner.refused.contains(&held.id) => {
-                    return invalid(format!("{list_key}[{i}] (id {}): refused by the stand-in", held.id))
-                }
-                Ok(held) => accepted.push(held),
-                Err(refusal) => return refusal.respond(&format!("{list_key}[{i}]")),
+    for (i, record) in list.iter().enumerate() {
+        match check_record(record, now) {
+            Ok(held) if inner.refused.contains(&held.id) => {
+                return Err(Box::new(invalid(format!(
+                    "{list_key}[{i}] (id {}): refused by the stand-in",
+                    held.id
+                ))))
             }
+            Ok(held) => accepted.push(held),
+            Err(refusal) => return Err(Box::new(refusal.respond(&format!("{list_key}[{i}]")))),
         }
     }
+    Ok(accepted)
+}
+
+/// Upserts accepted records by id, counting how often each was received.
+fn keep(shared: &Shared, list_key: &str, accepted: Vec<Accepted>) -> Response {
     let mut inner = shared.lock();
     let count = accepted.len() as u64;
     let held = if list_key == "users" {

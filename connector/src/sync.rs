@@ -32,7 +32,8 @@ use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 use crate::record::Record;
 use crate::source::{self, ColumnType, Source};
 use crate::state::{
-    IndexEntry, RejectionStage, RunCounts, RunLock, RunStart, RunStatus, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS,
+    IndexEntry, RecordIndex, RejectionStage, RunCounts, RunLock, RunStart, RunStatus, StateStore, StoredRejection, StoredState,
+    MAX_STORED_REJECTIONS,
 };
 
 /// How a sync's source and destination were built; tests swap in their own.
@@ -169,6 +170,16 @@ async fn ids_of(sync: &Sync, compiled: &CompiledMapping, keys: &HashSet<u128>) -
     Ok(found)
 }
 
+/// What pass 1 read from the snapshot.
+struct Snapshot {
+    /// The valid rows' keys and hashes, sorted by key, without duplicate ids.
+    seen: Vec<IndexEntry>,
+    /// The ids of rejected rows, sorted by key.
+    rejected_ids: Vec<(u128, String)>,
+    /// Ids that occur more than once, all of whose rows are rejected.
+    duplicates: Vec<Duplicate>,
+}
+
 /// Pass 1: hash every row straight from the source's columns, then diff against `stored`
 /// by merging two arrays sorted by id key.
 pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan, Error> {
@@ -176,8 +187,47 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
     check_drift(&stored.schema, compiled.columns())?;
     let mut counts = RunCounts::default();
     let mut rejections = Vec::new();
+    let snapshot = read_snapshot(sync, &compiled, stored.index.len(), &mut counts, &mut rejections).await?;
+    if !full {
+        counts.gone = count_gone(&stored.index, &snapshot);
+    }
+    let to_send = select(&snapshot.seen, &stored.index, full, sync.mapping.mode, &mut counts);
+    let Snapshot {
+        seen,
+        rejected_ids,
+        duplicates,
+    } = snapshot;
+    drop(seen);
+    reject_duplicates(sync, &compiled, &duplicates, &rejected_ids, &mut counts, &mut rejections).await?;
+    tracing::info!(
+        sync = %sync.name(),
+        source = counts.source,
+        invalid = counts.invalid,
+        new = counts.new,
+        changed = counts.changed,
+        unchanged = counts.unchanged,
+        gone = counts.gone,
+        to_send = to_send.len(),
+        "plan ready"
+    );
+    Ok(Plan {
+        compiled,
+        counts,
+        rejections,
+        to_send: Arc::new(to_send),
+    })
+}
+
+/// Streams the source once, hashing valid rows and keeping the first rejections.
+async fn read_snapshot(
+    sync: &Sync,
+    compiled: &CompiledMapping,
+    last_size: usize,
+    counts: &mut RunCounts,
+    rejections: &mut Vec<StoredRejection>,
+) -> Result<Snapshot, Error> {
     // Sized for the usual case, a snapshot about as big as the last one, so it never doubles.
-    let mut seen: Vec<IndexEntry> = Vec::with_capacity(stored.index.len() + stored.index.len() / 16 + 1024);
+    let mut seen: Vec<IndexEntry> = Vec::with_capacity(last_size + last_size / 16 + 1024);
     let mut rejected_ids: Vec<(u128, String)> = Vec::new();
     let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
     while let Some(batch) = stream.next().await {
@@ -200,27 +250,35 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
     seen.sort_unstable_by_key(|e| e.key);
     rejected_ids.sort_unstable();
     let duplicates = take_duplicates(&mut seen, &rejected_ids);
+    Ok(Snapshot {
+        seen,
+        rejected_ids,
+        duplicates,
+    })
+}
 
-    if !full {
-        // A stored record is gone when no row has its id: not a valid one, nor a rejected or duplicate one.
-        let (mut j, mut gone) = (0, 0u64);
-        let dup_keys: HashSet<u128> = duplicates.iter().map(|d| d.key).collect();
-        for e in stored.index.entries() {
-            while j < seen.len() && seen[j].key < e.key {
-                j += 1;
-            }
-            let present = (j < seen.len() && seen[j].key == e.key)
-                || dup_keys.contains(&e.key)
-                || rejected_ids.binary_search_by_key(&e.key, |(k, _)| *k).is_ok();
-            gone += u64::from(!present);
+/// Stored records that no row has the id of: not a valid one, nor a rejected or duplicate one.
+fn count_gone(stored: &RecordIndex, snapshot: &Snapshot) -> u64 {
+    let (seen, mut j, mut gone) = (&snapshot.seen, 0, 0u64);
+    let dup_keys: HashSet<u128> = snapshot.duplicates.iter().map(|d| d.key).collect();
+    for e in stored.entries() {
+        while j < seen.len() && seen[j].key < e.key {
+            j += 1;
         }
-        counts.gone = gone;
+        let present = (j < seen.len() && seen[j].key == e.key)
+            || dup_keys.contains(&e.key)
+            || snapshot.rejected_ids.binary_search_by_key(&e.key, |(k, _)| *k).is_ok();
+        gone += u64::from(!present);
     }
+    gone
+}
 
+/// The keys to send, sorted, by merging the snapshot with state; counts new, changed and unchanged.
+fn select(seen: &[IndexEntry], stored: &RecordIndex, full: bool, mode: Mode, counts: &mut RunCounts) -> Vec<u128> {
     let mut to_send = Vec::new();
-    let stored_entries = stored.index.entries();
+    let stored_entries = stored.entries();
     let mut j = 0;
-    for e in &seen {
+    for e in seen {
         while j < stored_entries.len() && stored_entries[j].key < e.key {
             j += 1;
         }
@@ -238,7 +296,7 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
         } else {
             counts.changed += 1;
         }
-        let wanted = match sync.mapping.mode {
+        let wanted = match mode {
             Mode::Upsert | Mode::Mirror => true,
             Mode::CreateOnly => is_new,
             Mode::UpdateOnly => !is_new,
@@ -247,56 +305,51 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
             to_send.push(e.key);
         }
     }
-    drop(seen);
+    to_send
+}
 
-    if !duplicates.is_empty() {
-        let mut texts: HashMap<u128, String> = duplicates
-            .iter()
-            .filter_map(|d| {
-                let i = rejected_ids.binary_search_by_key(&d.key, |(k, _)| *k).ok()?;
-                Some((d.key, rejected_ids[i].1.clone()))
-            })
-            .collect();
-        let missing: HashSet<u128> = duplicates.iter().map(|d| d.key).filter(|k| !texts.contains_key(k)).collect();
-        if !missing.is_empty() {
-            texts.extend(ids_of(sync, &compiled, &missing).await?);
-        }
-        for d in &duplicates {
-            counts.invalid += u64::from(d.valid);
-            if rejections.len() >= MAX_STORED_REJECTIONS {
-                continue;
-            }
-            // The text can only be missing if the source changed between reads.
-            let id = texts.get(&d.key).cloned().unwrap_or_else(|| format!("{:032x}", d.key));
-            rejections.push(StoredRejection {
-                stage: RejectionStage::Mapping,
-                record_id: Some(id.clone()),
-                position: format!("id {}", shorten(&id, MAX_QUOTED_CHARS)),
-                reason: format!(
-                    "id {} occurs {} times in the snapshot; every occurrence is rejected",
-                    quote(&id),
-                    d.occurrences
-                ),
-            });
-        }
+/// Counts every row of a duplicate id as invalid and records why, by the id's text.
+async fn reject_duplicates(
+    sync: &Sync,
+    compiled: &CompiledMapping,
+    duplicates: &[Duplicate],
+    rejected_ids: &[(u128, String)],
+    counts: &mut RunCounts,
+    rejections: &mut Vec<StoredRejection>,
+) -> Result<(), Error> {
+    if duplicates.is_empty() {
+        return Ok(());
     }
-    tracing::info!(
-        sync = %sync.name(),
-        source = counts.source,
-        invalid = counts.invalid,
-        new = counts.new,
-        changed = counts.changed,
-        unchanged = counts.unchanged,
-        gone = counts.gone,
-        to_send = to_send.len(),
-        "plan ready"
-    );
-    Ok(Plan {
-        compiled,
-        counts,
-        rejections,
-        to_send: Arc::new(to_send),
-    })
+    let mut texts: HashMap<u128, String> = duplicates
+        .iter()
+        .filter_map(|d| {
+            let i = rejected_ids.binary_search_by_key(&d.key, |(k, _)| *k).ok()?;
+            Some((d.key, rejected_ids[i].1.clone()))
+        })
+        .collect();
+    let missing: HashSet<u128> = duplicates.iter().map(|d| d.key).filter(|k| !texts.contains_key(k)).collect();
+    if !missing.is_empty() {
+        texts.extend(ids_of(sync, compiled, &missing).await?);
+    }
+    for d in duplicates {
+        counts.invalid += u64::from(d.valid);
+        if rejections.len() >= MAX_STORED_REJECTIONS {
+            continue;
+        }
+        // The text can only be missing if the source changed between reads.
+        let id = texts.get(&d.key).cloned().unwrap_or_else(|| format!("{:032x}", d.key));
+        rejections.push(StoredRejection {
+            stage: RejectionStage::Mapping,
+            record_id: Some(id.clone()),
+            position: format!("id {}", shorten(&id, MAX_QUOTED_CHARS)),
+            reason: format!(
+                "id {} occurs {} times in the snapshot; every occurrence is rejected",
+                quote(&id),
+                d.occurrences
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Pass 2: the planned records, in source order, in batches of `batch_size`.

@@ -403,6 +403,35 @@ fn cancel_on_ctrl_c() -> CancellationToken {
 /// Exit code of `ebb sync` when a sync was skipped because another run holds its lock (EX_TEMPFAIL).
 pub const EXIT_ALREADY_RUNNING: u8 = 75;
 
+/// One sync's run, and its alerts.
+async fn run_one(mapping: Mapping, store: &dyn StateStore, options: &RunOptions) -> Result<RunReport, Error> {
+    let alerts = mapping.alerts.clone();
+    let report = sync::run(&Sync::from_mapping(mapping)?, store, options).await?;
+    if let Some(alerts) = &alerts {
+        if let Ok(client) = reqwest::Client::builder().build() {
+            crate::alerts::after_run(store, &client, alerts, &report, "cli").await;
+        }
+    }
+    Ok(report)
+}
+
+/// Every mapping, or every problem of all of them.
+fn load_all(paths: &[PathBuf], env: &dyn Env) -> Result<Vec<Mapping>, Error> {
+    let mut mappings = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        match config::load(path, env) {
+            Ok(m) => mappings.push(m),
+            Err(ConfigErrors(issues)) => problems.extend(issues),
+        }
+    }
+    if problems.is_empty() {
+        Ok(mappings)
+    } else {
+        Err(Error::Config(ConfigErrors(problems)))
+    }
+}
+
 struct SyncFlags {
     full: bool,
     json: bool,
@@ -412,20 +441,12 @@ struct SyncFlags {
 async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFlags, env: &dyn Env) -> ExitCode {
     let SyncFlags { full, json, wait } = flags;
     // Every mapping is checked before any sync starts: a typo in the third must not leave two half-done.
-    let mut mappings = Vec::new();
-    let mut problems = Vec::new();
-    for path in paths {
-        match config::load(path, env) {
-            Ok(m) => mappings.push(m),
-            Err(ConfigErrors(issues)) => problems.extend(issues),
-        }
-    }
-    if !problems.is_empty() {
-        print_error(&Error::Config(ConfigErrors(problems)));
-        return ExitCode::FAILURE;
-    }
-    let store = match open_store(state_url, false).await {
-        Ok(s) => s,
+    let prepared = match load_all(paths, env) {
+        Ok(mappings) => open_store(state_url, false).await.map(|store| (mappings, store)),
+        Err(e) => Err(e),
+    };
+    let (mappings, store) = match prepared {
+        Ok(prepared) => prepared,
         Err(e) => {
             print_error(&e);
             return ExitCode::FAILURE;
@@ -446,17 +467,7 @@ async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFlags, env: &d
         if cancel.is_cancelled() {
             break;
         }
-        let alerts = mapping.alerts.clone();
-        let report = match Sync::from_mapping(mapping) {
-            Ok(sync) => sync::run(&sync, store.as_ref(), &options).await,
-            Err(e) => Err(e),
-        };
-        if let (Ok(r), Some(alerts)) = (&report, &alerts) {
-            if let Ok(client) = reqwest::Client::builder().build() {
-                crate::alerts::after_run(store.as_ref(), &client, alerts, r, "cli").await;
-            }
-        }
-        match report {
+        match run_one(mapping, store.as_ref(), &options).await {
             Ok(r) => {
                 failed |= r.status != state::RunStatus::Completed;
                 if !json {

@@ -23,7 +23,7 @@ use url::Url;
 use crate::quote::{quote, shorten, shorten_quoted, MAX_MESSAGE_CHARS, MAX_QUOTED_CHARS};
 use crate::record::{AttrValue, Number};
 use env::{interpolate, Env};
-use raw::{RawAlerts, RawAttribute, RawDestination, RawEnterpret, RawMapping, RawPostgres, RawSource, RawWorkerConfig};
+use raw::{RawAlerts, RawAttribute, RawAttributeSpec, RawDestination, RawEnterpret, RawMapping, RawPostgres, RawSource, RawWorkerConfig};
 pub use schedule::Schedule;
 use secret::SecretString;
 
@@ -773,46 +773,8 @@ impl Validator<'_> {
                     self.push(&loc, "needs `column` (a source column) or `value` (a constant)");
                     return None;
                 }
-                (Some(column), None) => {
-                    if s.split.is_some() && s.list == Some(true) {
-                        self.push(&loc, "`split` makes a list from text; it cannot be combined with `list: true`");
-                        return None;
-                    }
-                    if s.split.as_deref() == Some("") {
-                        self.push(&loc, "`split` needs a non-empty delimiter");
-                        return None;
-                    }
-                    let col_loc = Loc {
-                        field: format!("{field}.column"),
-                        ..loc.clone()
-                    };
-                    let name = self.interpolated_at(column, &col_loc)?;
-                    AttributeSource::Column {
-                        column: ColumnRef { name, loc: col_loc },
-                        ty: s.ty,
-                        split: s.split.clone(),
-                        list: s.list.unwrap_or(false),
-                    }
-                }
-                (None, Some(value)) => {
-                    if s.split.is_some() || s.list.is_some() {
-                        self.push(&loc, "`split` and `list` apply to columns, not to a constant `value`");
-                        return None;
-                    }
-                    match constant(value, s.ty) {
-                        Ok(v) => AttributeSource::Constant(v),
-                        Err(msg) => {
-                            self.push(
-                                &Loc {
-                                    field: format!("{field}.value"),
-                                    ..loc
-                                },
-                                msg,
-                            );
-                            return None;
-                        }
-                    }
-                }
+                (Some(column), None) => self.column_attribute(s, column, &loc)?,
+                (None, Some(value)) => self.constant_attribute(s, value, &loc)?,
             },
         };
         Some(Attribute {
@@ -820,6 +782,48 @@ impl Validator<'_> {
             source,
             loc,
         })
+    }
+
+    /// `{ column, type, split, list }`.
+    fn column_attribute(&mut self, s: &RawAttributeSpec, column: &str, loc: &Loc) -> Option<AttributeSource> {
+        if s.split.is_some() && s.list == Some(true) {
+            self.push(loc, "`split` makes a list from text; it cannot be combined with `list: true`");
+            return None;
+        }
+        if s.split.as_deref() == Some("") {
+            self.push(loc, "`split` needs a non-empty delimiter");
+            return None;
+        }
+        let col_loc = Loc {
+            field: format!("{}.column", loc.field),
+            ..loc.clone()
+        };
+        let name = self.interpolated_at(column, &col_loc)?;
+        Some(AttributeSource::Column {
+            column: ColumnRef { name, loc: col_loc },
+            ty: s.ty,
+            split: s.split.clone(),
+            list: s.list.unwrap_or(false),
+        })
+    }
+
+    /// `{ value, type }`.
+    fn constant_attribute(&mut self, s: &RawAttributeSpec, value: &serde_json::Value, loc: &Loc) -> Option<AttributeSource> {
+        if s.split.is_some() || s.list.is_some() {
+            self.push(loc, "`split` and `list` apply to columns, not to a constant `value`");
+            return None;
+        }
+        match constant(value, s.ty) {
+            Ok(v) => Some(AttributeSource::Constant(v)),
+            Err(msg) => {
+                let value_loc = Loc {
+                    field: format!("{}.value", loc.field),
+                    ..loc.clone()
+                };
+                self.push(&value_loc, msg);
+                None
+            }
+        }
     }
 }
 

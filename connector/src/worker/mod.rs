@@ -279,41 +279,48 @@ async fn check(path: &Path) -> Result<(Mapping, String), Vec<String>> {
     Ok((mapping, text))
 }
 
+/// The valid mappings of a folder by sync name, with their files and text.
+type ValidMappings = BTreeMap<String, (PathBuf, Mapping, String)>;
+
+/// Checks every mapping file of the folder; a name used twice makes the later file invalid.
+async fn scan(dir: &Path) -> (ValidMappings, Vec<InvalidMapping>) {
+    let mut valid: ValidMappings = BTreeMap::new();
+    let mut invalid = Vec::new();
+    for file in mapping_files(dir) {
+        match check(&file).await {
+            Ok((mapping, text)) => {
+                if let Some((other, _, _)) = valid.get(&mapping.name) {
+                    invalid.push(InvalidMapping {
+                        errors: vec![format!(
+                            "{}: name: sync name {} is also used by {}; names must be unique",
+                            file.display(),
+                            crate::quote::quote(&mapping.name),
+                            other.display()
+                        )],
+                        file,
+                    });
+                    continue;
+                }
+                valid.insert(mapping.name.clone(), (file, mapping, text));
+            }
+            Err(errors) => invalid.push(InvalidMapping { file, errors }),
+        }
+    }
+    for bad in &invalid {
+        for e in &bad.errors {
+            tracing::error!(file = %bad.file.display(), "mapping skipped: {e}");
+        }
+    }
+    (valid, invalid)
+}
+
 impl Shared {
     async fn reload(self: &Arc<Self>) {
         let _one_at_a_time = self.reloading.lock().await;
         if self.shutdown.is_cancelled() {
             return;
         }
-        let mut valid: BTreeMap<String, (PathBuf, Mapping, String)> = BTreeMap::new();
-        let mut invalid = Vec::new();
-        for file in mapping_files(&self.dir) {
-            match check(&file).await {
-                Ok((mapping, text)) => {
-                    if let Some((other, _, _)) = valid.get(&mapping.name) {
-                        invalid.push(InvalidMapping {
-                            errors: vec![format!(
-                                "{}: name: sync name {} is also used by {}; names must be unique",
-                                file.display(),
-                                crate::quote::quote(&mapping.name),
-                                other.display()
-                            )],
-                            file,
-                        });
-                        continue;
-                    }
-                    valid.insert(mapping.name.clone(), (file, mapping, text));
-                }
-                Err(errors) => {
-                    invalid.push(InvalidMapping { file, errors });
-                }
-            }
-        }
-        for bad in &invalid {
-            for e in &bad.errors {
-                tracing::error!(file = %bad.file.display(), "mapping skipped: {e}");
-            }
-        }
+        let (valid, invalid) = scan(&self.dir).await;
         let mut syncs = lock(&self.syncs);
         let gone: Vec<String> = syncs.keys().filter(|n| !valid.contains_key(*n)).cloned().collect();
         for name in gone {
@@ -333,31 +340,37 @@ impl Shared {
                 }
                 None => {
                     tracing::info!(sync = %name, file = %file.display(), schedule = %describe(&mapping.schedule), "sync loaded");
-                    self.metrics.register_sync(&name);
-                    let (tx, rx) = watch::channel(Arc::new(mapping));
-                    let handle = SyncHandle {
-                        file,
-                        text,
-                        mapping: tx,
-                        trigger: Arc::default(),
-                        stop: CancellationToken::new(),
-                        view: Arc::default(),
-                    };
-                    let driver = Driver {
-                        shared: self.clone(),
-                        name: name.clone(),
-                        mapping: rx,
-                        trigger: handle.trigger.clone(),
-                        stop: handle.stop.clone(),
-                        view: handle.view.clone(),
-                    };
-                    self.tracker.spawn(driver.drive());
+                    let handle = self.start_driver(&name, file, mapping, text);
                     syncs.insert(name, handle);
                 }
             }
         }
         self.metrics.set_mappings(syncs.len(), invalid.len());
         *lock(&self.invalid) = invalid;
+    }
+
+    /// A new sync's driver task, and the handle that steers it.
+    fn start_driver(self: &Arc<Self>, name: &str, file: PathBuf, mapping: Mapping, text: String) -> SyncHandle {
+        self.metrics.register_sync(name);
+        let (tx, rx) = watch::channel(Arc::new(mapping));
+        let handle = SyncHandle {
+            file,
+            text,
+            mapping: tx,
+            trigger: Arc::default(),
+            stop: CancellationToken::new(),
+            view: Arc::default(),
+        };
+        let driver = Driver {
+            shared: self.clone(),
+            name: name.to_string(),
+            mapping: rx,
+            trigger: handle.trigger.clone(),
+            stop: handle.stop.clone(),
+            view: handle.view.clone(),
+        };
+        self.tracker.spawn(driver.drive());
+        handle
     }
 
     fn trigger(&self, name: &str, full: bool) -> TriggerOutcome {
