@@ -353,13 +353,7 @@ async fn the_database_stopping_mid_stream_fails_cleanly_with_state_exact() {
         &people_mapping(&si.url(), &format!("    table: {}.people", wh.schema)),
     );
     run_ok(&load_sync(&mapping, &env), store.as_ref()).await;
-    let before: BTreeSet<String> = store
-        .records("people")
-        .await
-        .expect("records")
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let before = stored_ids(store.as_ref(), "people").await;
 
     // A slow query (a correlated sleep per row, so it streams for about 2 s), cut off by terminating its backend mid-stream.
     let slow = format!(
@@ -394,13 +388,7 @@ async fn the_database_stopping_mid_stream_fails_cleanly_with_state_exact() {
     assert_eq!(report.status, RunStatus::Failed, "{report:?}");
     let error = report.error.unwrap_or_default();
     assert!(error.starts_with("source: postgres ") && error.contains("terminat"), "{error}");
-    let after: BTreeSet<String> = store
-        .records("people")
-        .await
-        .expect("records")
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let after = stored_ids(store.as_ref(), "people").await;
     assert_eq!(before, after, "state unchanged");
     assert_eq!(si.stats().records_received, 40, "nothing more was sent");
 }

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::*;
@@ -309,14 +308,8 @@ async fn a_dropped_state_connection_stops_the_run_and_no_two_runs_ever_overlap()
     assert_eq!(code, Some(1), "the first run fails: {said}");
     assert!(said.contains("lost the run lock (state connection dropped)"), "{said}");
     assert!(said.contains("postgres:****@") && !said.contains("hunter2-state-pw"), "{said}");
-    let committed: BTreeSet<String> = store
-        .records("people")
-        .await
-        .expect("records")
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    let delivered: BTreeSet<String> = si.records("users").into_iter().map(|r| r.id).collect();
+    let committed = stored_ids(store.as_ref(), "people").await;
+    let delivered = held_ids(&si, "users");
     assert!(
         committed.is_subset(&delivered),
         "nothing is marked synced that the stand-in did not get"

@@ -214,19 +214,13 @@ async fn stand_in_stopped_mid_run_leaves_exact_state_and_next_run_completes() {
     while si.stats().accepted_requests < 3 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let delivered: BTreeSet<String> = si.records("users").into_iter().map(|r| r.id).collect();
+    let delivered = held_ids(&si, "users");
     si.stop().await;
     let report = run.await.expect("run task");
     assert_eq!(report.status, RunStatus::Failed);
     assert!(report.error.as_deref().unwrap_or("").contains("unreachable"), "{report:?}");
 
-    let committed: BTreeSet<String> = store
-        .records("users")
-        .await
-        .expect("records")
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let committed = stored_ids(store.as_ref(), "users").await;
     assert!(!committed.is_empty());
     assert!(committed.is_subset(&delivered), "state holds only acknowledged records");
     assert_eq!(report.counts.sent as usize, committed.len());
@@ -406,14 +400,8 @@ async fn interrupt_finishes_in_flight_batches_commits_them_and_records_interrupt
     let report = run.await.expect("join");
     assert_eq!(report.status, RunStatus::Interrupted, "{report:?}");
     let store = ws.store().await;
-    let committed: BTreeSet<String> = store
-        .records("users")
-        .await
-        .expect("records")
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    let delivered: BTreeSet<String> = si.records("users").into_iter().map(|r| r.id).collect();
+    let committed = stored_ids(store.as_ref(), "users").await;
+    let delivered = held_ids(&si, "users");
     assert_eq!(committed, delivered, "every in-flight batch finished and was committed");
     assert!(!committed.is_empty() && committed.len() < 40, "{}", committed.len());
     assert_eq!(report.counts.sent as usize + report.counts.failed as usize, 40);

@@ -2,7 +2,7 @@
 //! on a free loopback port, and the `ebb` binary.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -179,22 +179,34 @@ impl TempSchema {
 
 impl Drop for TempSchema {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop may run inside a runtime, so the cleanup gets a thread and a runtime of its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&database_url()).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
-                        .execute(&pool)
-                        .await;
-                }
-            });
-        })
-        .join();
+        admin_exec_blocking(format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name));
     }
+}
+
+/// Runs one statement at DATABASE_URL from a thread and a runtime of its own, ignoring failure:
+/// for cleanup in `Drop`, which may run inside a runtime, even when a test has failed.
+fn admin_exec_blocking(sql: String) {
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        rt.block_on(async {
+            if let Ok(pool) = sqlx::PgPool::connect(&database_url()).await {
+                let _ = sqlx::query(&sql).execute(&pool).await;
+            }
+        });
+    })
+    .join();
+}
+
+/// The ids a state store holds for a sync.
+pub async fn stored_ids(store: &dyn StateStore, sync: &str) -> BTreeSet<String> {
+    store.records(sync).await.expect("records").into_iter().map(|(id, _)| id).collect()
+}
+
+/// The ids the stand-in holds for an object (`users` or `accounts`).
+pub fn held_ids(si: &StandIn, object: &str) -> BTreeSet<String> {
+    si.records(object).into_iter().map(|r| r.id).collect()
 }
 
 /// A PostgreSQL database of one test's own, dropped with this guard: for tests that must end
@@ -255,19 +267,6 @@ impl TempDatabase {
 
 impl Drop for TempDatabase {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&database_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&pool)
-                        .await;
-                }
-            });
-        })
-        .join();
+        admin_exec_blocking(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name));
     }
 }
