@@ -11,7 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv="${BENCH_VENV:-target/bench/venv}"
+# Absolute: drt runs from a folder of its own.
+venv="$(realpath -m "${BENCH_VENV:-target/bench/venv}")"
 if [ ! -x "$venv/bin/drt" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet duckdb 'drt-core==1.2.1' psycopg2-binary
