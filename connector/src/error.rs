@@ -34,6 +34,9 @@ impl Error {
             Error::Drift(_) => {
                 Some("nothing was sent; fix the source, or run `ebb reset MAPPING` to accept the new schema and resend everything")
             }
+            Error::State(StateError::LockLost(_)) => Some(
+                "the run stopped and committed nothing more; the next run sends what was not committed (check the state database's connections)",
+            ),
             Error::State(_) => Some("check --state / EBB_STATE"),
             Error::Destination(_) => Some("records not acknowledged stay unsynced and are sent by the next run"),
             Error::AlreadyRunning(_) => Some("nothing was done; pass --wait to wait for the other run to finish"),
