@@ -150,7 +150,7 @@ impl Shared {
     }
 }
 
-/// A webhook request being handled: logged when it ends, answered or dropped.
+/// A webhook request being handled: counted and logged when it ends, answered or dropped.
 struct InFlight {
     shared: Arc<Shared>,
     run: Option<String>,
@@ -167,6 +167,11 @@ impl Drop for InFlight {
             status: self.status,
         };
         let mut inner = self.shared.lock();
+        // Stats count answered requests; the log keeps dropped ones too.
+        if let Some(status) = self.status {
+            inner.stats.requests += 1;
+            *inner.stats.by_status.entry(status).or_default() += 1;
+        }
         if inner.log.len() >= LOG_CAPACITY {
             inner.log.pop_front();
         }
@@ -284,13 +289,7 @@ async fn webhook(State(shared): State<Arc<Shared>>, Path(object): Path<String>, 
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let status = response.status().as_u16();
-    {
-        let mut inner = shared.lock();
-        inner.stats.requests += 1;
-        *inner.stats.by_status.entry(status).or_default() += 1;
-    }
-    in_flight.status = Some(status);
+    in_flight.status = Some(response.status().as_u16());
     response
 }
 

@@ -584,7 +584,11 @@ impl RunContext<'_> {
         let result = window.deliver(plan, counts, committed).await;
         window.progress.finish_and_clear();
         counts.failed = (plan.to_send() as u64).saturating_sub(counts.sent + counts.rejected);
-        result
+        let stopped_early = result?;
+        if stopped_early && counts.failed > 0 {
+            return Err(Error::Interrupted);
+        }
+        Ok(())
     }
 }
 
@@ -603,7 +607,8 @@ struct CommitWindow<'a> {
 }
 
 impl CommitWindow<'_> {
-    async fn deliver(&mut self, plan: &Plan, counts: &mut RunCounts, committed: &mut Committed) -> Result<(), Error> {
+    /// Sends and commits until pass 2 ends; `Ok(true)` if a stop or shutdown ended it first.
+    async fn deliver(&mut self, plan: &Plan, counts: &mut RunCounts, committed: &mut Committed) -> Result<bool, Error> {
         let RunContext { sync, options, lock, .. } = *self.context;
         let stop = options.cancel.child_token();
         let source_error: Arc<std::sync::Mutex<Option<Error>>> = Arc::default();
@@ -653,11 +658,7 @@ impl CommitWindow<'_> {
         if let Some(reason) = self.fatal.take() {
             return Err(Error::Destination(reason));
         }
-        let unsent = (plan.to_send() as u64).saturating_sub(counts.sent + counts.rejected);
-        if (options.cancel.is_cancelled() || abandoned) && unsent > 0 {
-            return Err(Error::Interrupted);
-        }
-        Ok(())
+        Ok(options.cancel.is_cancelled() || abandoned)
     }
 
     /// Pass 2 as a stream of delivered batches; a source error ends it and is left in `source_error`.

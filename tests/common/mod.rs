@@ -209,6 +209,11 @@ pub fn held_ids(si: &StandIn, object: &str) -> BTreeSet<String> {
     si.records(object).into_iter().map(|r| r.id).collect()
 }
 
+/// A pool on DATABASE_URL, for setting tests up and looking at the server.
+pub async fn admin() -> sqlx::PgPool {
+    sqlx::PgPool::connect(&database_url()).await.expect("PostgreSQL at DATABASE_URL")
+}
+
 /// A PostgreSQL database of one test's own, dropped with this guard: for tests that must end
 /// every session of their state database without touching other tests' connections.
 pub struct TempDatabase {
@@ -218,7 +223,7 @@ pub struct TempDatabase {
 impl TempDatabase {
     pub async fn new(prefix: &str) -> TempDatabase {
         let name = TempSchema::new(prefix).name.clone();
-        let admin = sqlx::PgPool::connect(&database_url()).await.expect("PostgreSQL at DATABASE_URL");
+        let admin = admin().await;
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&admin)
             .await
@@ -238,28 +243,24 @@ impl TempDatabase {
 
     /// Ends every session of this database but the caller's, as a failover or an administrator would.
     pub async fn terminate_sessions(&self) -> u64 {
-        let admin = sqlx::PgPool::connect(&database_url()).await.expect("PostgreSQL");
-        let ended: i64 = sqlx::query_scalar(
+        self.count(
             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()) t",
         )
-        .bind(&self.name)
-        .fetch_one(&admin)
-        .await
-        .expect("terminate");
-        admin.close().await;
-        ended as u64
+        .await as u64
     }
 
     /// Advisory locks held in this database.
     pub async fn advisory_locks(&self) -> i64 {
-        let admin = sqlx::PgPool::connect(&database_url()).await.expect("PostgreSQL");
-        let n = sqlx::query_scalar(
+        self.count(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = $1)",
         )
-        .bind(&self.name)
-        .fetch_one(&admin)
         .await
-        .expect("pg_locks");
+    }
+
+    /// A `count(*)` about this database (`$1` is its name), from a session outside it.
+    async fn count(&self, sql: &str) -> i64 {
+        let admin = admin().await;
+        let n = sqlx::query_scalar(sql).bind(&self.name).fetch_one(&admin).await.expect(sql);
         admin.close().await;
         n
     }

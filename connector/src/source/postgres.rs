@@ -190,37 +190,32 @@ impl Source for PostgresSource {
 }
 
 impl PostgresSource {
+    /// How each expected column is read, or the drift that stops the run before anything is read.
+    async fn wires(&self, conn: &mut PgConnection, expected: &[(String, ColumnType)]) -> Result<Vec<Wire>, SourceError> {
+        let columns = self.columns(conn).await?;
+        let mut wires = Vec::with_capacity(expected.len());
+        for (name, want) in expected {
+            let drift = |detail: String| SourceError::Drift {
+                column: name.clone(),
+                detail,
+            };
+            match columns.iter().find(|(n, _)| n == name) {
+                None => return Err(drift(format!(": it is missing from {}", self.describe()))),
+                Some((_, Ok((t, wire)))) if t == want => wires.push(*wire),
+                Some((_, Ok((t, _)))) => return Err(drift(format!("type from {want} to {t} in {}", self.describe()))),
+                Some((_, Err(type_name))) => return Err(drift(format!("to the unsupported type {type_name}"))),
+            }
+        }
+        Ok(wires)
+    }
+
     async fn read_all(
         &self,
         expected: &[(String, ColumnType)],
         tx: &mpsc::Sender<Result<SourceBatch, SourceError>>,
     ) -> Result<(), SourceError> {
         let mut conn = self.connect().await?;
-        let columns = self.columns(&mut conn).await?;
-        let mut wires = Vec::with_capacity(expected.len());
-        for (name, want) in expected {
-            match columns.iter().find(|(n, _)| n == name) {
-                None => {
-                    return Err(SourceError::Drift {
-                        column: name.clone(),
-                        detail: format!(": it is missing from {}", self.describe()),
-                    })
-                }
-                Some((_, Ok((t, wire)))) if t == want => wires.push(*wire),
-                Some((_, Ok((t, _)))) => {
-                    return Err(SourceError::Drift {
-                        column: name.clone(),
-                        detail: format!("type from {want} to {t} in {}", self.describe()),
-                    })
-                }
-                Some((_, Err(type_name))) => {
-                    return Err(SourceError::Drift {
-                        column: name.clone(),
-                        detail: format!("to the unsupported type {type_name}"),
-                    })
-                }
-            }
-        }
+        let wires = self.wires(&mut conn, expected).await?;
         let select: Vec<String> = expected
             .iter()
             .zip(&wires)

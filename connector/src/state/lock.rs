@@ -74,10 +74,10 @@ impl LockWatch {
     }
 
     pub(crate) fn lose(&self, why: LockLost) {
+        let said = why.to_string();
+        // Only the first loss is the cause; later failures follow from it.
         if self.why.set(why).is_ok() {
-            if let Some(why) = self.why.get() {
-                tracing::error!(error = %why, "stopping: the run lock is lost");
-            }
+            tracing::error!(error = %said, "stopping: the run lock is lost");
         }
         self.lost.cancel();
     }

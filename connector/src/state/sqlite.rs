@@ -93,25 +93,8 @@ impl SqliteStore {
         // One connection for :memory: so every query sees the same database.
         let max = if effective == ":memory:" { 1 } else { 4 };
         let lock_dir = (effective != ":memory:").then(|| PathBuf::from(format!("{effective}-locks")));
-        // Two processes opening a new state file at once collide: switching it to WAL needs an
-        // exclusive lock that the busy timeout does not cover, and SQLite's migrator takes no lock
-        // of its own, so both would create the tables. A file lock around setup makes the second
-        // wait, then find everything in place.
         let migrating = match &lock_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| open_err(&e))?;
-                let file = File::options()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(dir.join("migrate.lock"))
-                    .map_err(|e| open_err(&e))?;
-                let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
-                    .await
-                    .map_err(|e| open_err(&e))?
-                    .map_err(|e| open_err(&e))?;
-                Some(file)
-            }
+            Some(dir) => Some(setup_lock(dir).await.map_err(|e| open_err(&e))?),
             None => None,
         };
         let pool = SqlitePoolOptions::new()
@@ -127,6 +110,20 @@ impl SqliteStore {
             memory_locks: Arc::default(),
         })
     }
+}
+
+/// Two processes opening a new state file at once collide: switching it to WAL needs an
+/// exclusive lock that the busy timeout does not cover, and SQLite's migrator takes no lock of
+/// its own, so both would create the tables. This file lock, held around setup, makes the
+/// second wait, then find everything in place.
+async fn setup_lock(dir: &Path) -> std::io::Result<File> {
+    std::fs::create_dir_all(dir)?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("migrate.lock"))?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file)).await?
 }
 
 fn hash_from_blob(blob: &[u8]) -> Option<u128> {

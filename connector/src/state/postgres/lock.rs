@@ -47,12 +47,24 @@ const LOCK_RELEASE_GRACE: Duration = Duration::from_millis(200);
 /// SQLSTATE of a lock wait cut off by `lock_timeout`.
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
+/// `EXISTS` exactly when this session holds the advisory lock whose key text is the placeholder.
+macro_rules! held_by_this_session {
+    ($key:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted \
+             AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(",
+            $key,
+            ", 0))"
+        )
+    };
+}
+
 /// Renews the lease if, and only if, this session holds the sync's advisory lock.
-const RENEW: &str = "UPDATE run_leases SET heartbeat_at = now() WHERE sync = $1 AND token = $2 AND EXISTS ( \
-     SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1 \
-     AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($3, 0))";
-const HOLDS: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted \
-     AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0))";
+const RENEW: &str = concat!(
+    "UPDATE run_leases SET heartbeat_at = now() WHERE sync = $1 AND token = $2 AND ",
+    held_by_this_session!("$3")
+);
+const HOLDS: &str = concat!("SELECT ", held_by_this_session!("$1"));
 const RELEASE: &str = "UPDATE run_leases SET released_at = now() WHERE sync = $1 AND token = $2";
 
 /// Holds of this process that have ended, by token: a run that takes a sync's lock right after
@@ -123,6 +135,15 @@ async fn take_lease(session: &mut PgConnection, sync: &str) -> Result<Lease, sql
     .execute(&mut *session)
     .await?;
     Ok(Lease::Taken { token })
+}
+
+/// Waits for the session-level advisory lock of `key`, as long as the session's `lock_timeout` allows.
+async fn advisory_lock(session: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+        .bind(key)
+        .execute(session)
+        .await
+        .map(|_| ())
 }
 
 /// What identifies one hold.
@@ -326,10 +347,7 @@ impl PostgresStore {
             .execute(&mut session)
             .await
             .map_err(lock_err)?;
-        let taken = sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
-            .bind(&key)
-            .execute(&mut session)
-            .await;
+        let taken = advisory_lock(&mut session, &key).await;
         match taken {
             Ok(_) => {}
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => return Ok(None),
@@ -356,11 +374,7 @@ impl PostgresStore {
         let lock_err = |e: sqlx::Error| StateError::Lock(e.to_string());
         let mut session = self.lock_session().await?;
         let key = self.lock_key(sync);
-        sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
-            .bind(&key)
-            .execute(&mut session)
-            .await
-            .map_err(lock_err)?;
+        advisory_lock(&mut session, &key).await.map_err(lock_err)?;
         loop {
             match take_lease(&mut session, sync).await.map_err(lock_err)? {
                 Lease::Taken { token } => return Ok(self.hold(sync, key, token, session)),
