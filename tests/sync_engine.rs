@@ -361,6 +361,34 @@ async fn test_send_sends_n_records_and_leaves_state_alone() {
     assert_eq!(exchanges[0].status, Some(200));
     assert_eq!(si.records("users").len(), 2);
     assert!(store.load("users").await.expect("load").index.is_empty());
+    assert!(
+        si.requests().iter().all(|r| r.run.is_none()),
+        "a test send is not a run, so it names none"
+    );
+}
+
+/// Every request of a run names it (`x-ebb-run: sync/run id`), and the stand-in's
+/// `GET /requests` shows that with each request's window and status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_names_its_run_and_the_stand_in_logs_it() {
+    let ws = Workspace::new();
+    let si = stand_in().await;
+    let mapping = ws.write("users.yml", &users_yaml("users", &si.url(), "    batch_size: 10"));
+    let store = ws.store().await;
+    let report = run_ok(&load_sync(&mapping, &[("USERS_SOURCE", &users_source())]), store.as_ref()).await;
+    let log: Vec<serde_json::Value> = reqwest::get(format!("{}/requests", si.url()))
+        .await
+        .expect("stand-in answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(log.len(), 4, "40 records, 10 a request: {log:?}");
+    let run = format!("users/{}", report.run_id.expect("a run id"));
+    for r in &log {
+        assert_eq!(r["run"], run.as_str(), "{r}");
+        assert_eq!(r["status"], 200, "{r}");
+        assert!(r["started_ms"].as_u64() <= r["ended_ms"].as_u64(), "{r}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
