@@ -297,3 +297,19 @@ fn the_quick_start_cargo_run_picks_the_ebb_binary() {
     let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
     assert!(readme.contains("cargo run -- demo"), "the README's quick start is what this checks");
 }
+
+#[test]
+fn help_never_shows_a_password_held_in_ebb_state() {
+    let ws = Workspace::new();
+    let state = "postgres://ebb:hunter2-state-pw@db.internal/ebb";
+    for args in [&["--help"][..], &["sync", "--help"], &["worker", "--help"], &["status", "--help"]] {
+        let out = ebb(ws.path(), args, &[("EBB_STATE", state)]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(stdout.contains("--state"), "{args:?} documents --state: {stdout}");
+        assert!(
+            !stdout.contains("hunter2") && !stderr.contains("hunter2") && !stdout.contains("db.internal"),
+            "{args:?}: {stdout}"
+        );
+    }
+}

@@ -22,8 +22,15 @@ use crate::sync::{self, human_duration, RunOptions, RunReport, Sync};
 #[derive(Debug, Parser)]
 #[command(name = "ebb", version, about = "Sync warehouse users and accounts to Enterpret", long_about = None)]
 pub struct Cli {
-    /// Where sync state lives: sqlite://PATH.
-    #[arg(long, global = true, env = "EBB_STATE", default_value = "sqlite://.ebb/state.db")]
+    /// Where sync state lives: sqlite://PATH or postgres://USER@HOST/DB[?schema=NAME].
+    // A PostgreSQL URL may hold a password, so the environment's value is never printed.
+    #[arg(
+        long,
+        global = true,
+        env = "EBB_STATE",
+        default_value = "sqlite://.ebb/state.db",
+        hide_env_values = true
+    )]
     pub state: String,
     /// Log line format (logs go to stderr).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]

@@ -126,6 +126,9 @@ impl PostgresSource {
     }
 
     async fn connect(&self) -> Result<PgConnection, SourceError> {
+        if let Some(problem) = crate::pg_url::tls_file_problem(self.url.expose()) {
+            return Err(self.err(problem));
+        }
         let options: PgConnectOptions = self.url.expose().parse().map_err(|e: sqlx::Error| self.err(e))?;
         options.connect().await.map_err(|e| self.err(e))
     }
