@@ -6,7 +6,9 @@ mod common;
 use common::TempSchema;
 use ebb::hash::id_key;
 use ebb::source::ColumnType;
-use ebb::state::{self, IndexEntry, RejectionStage, RunCounts, RunLock, RunStatus, StateStore, StoredRejection, MAX_STORED_REJECTIONS};
+use ebb::state::{
+    self, IndexEntry, RejectionStage, RunCounts, RunLock, RunOrigin, RunStatus, StateStore, StoredRejection, MAX_STORED_REJECTIONS,
+};
 
 async fn locked(store: &dyn StateStore, sync: &str) -> RunLock {
     store.try_lock(sync).await.expect("lock").expect("the sync is free")
@@ -158,7 +160,7 @@ async fn worker_contract(store: &dyn StateStore) {
 
     let start = |scheduled_for| state::RunStart {
         full: false,
-        origin: "schedule",
+        origin: RunOrigin::Schedule,
         scheduled_for,
         worker: Some("a:1".into()),
     };
@@ -169,7 +171,7 @@ async fn worker_contract(store: &dyn StateStore) {
         (runs[0].id, runs[0].status, runs[0].scheduled_for),
         (next, RunStatus::Running, Some(160))
     );
-    assert_eq!((runs[0].origin.as_str(), runs[0].worker.as_deref()), ("schedule", Some("a:1")));
+    assert_eq!((runs[0].origin, runs[0].worker.as_deref()), (RunOrigin::Schedule, Some("a:1")));
     assert_eq!(
         (runs[1].id, runs[1].status),
         (orphan, RunStatus::Interrupted),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{database_url, stand_in, stand_in_with, TempSchema, Workspace};
 use ebb::standin::{StandIn, StandInConfig};
-use ebb::state::{self, RunRecord, RunStatus};
+use ebb::state::{self, RunOrigin, RunRecord, RunStatus};
 
 /// A warehouse schema with `people` (600 rows) and `teams` (2 rows).
 struct Warehouse {
@@ -217,7 +217,7 @@ async fn two_syncs_run_on_schedule_pick_up_a_new_row_and_count_what_the_stand_in
             let done: Vec<RunRecord> = runs(&state_url, sync)
                 .await
                 .into_iter()
-                .filter(|r| r.status == RunStatus::Completed && r.origin == "schedule")
+                .filter(|r| r.status == RunStatus::Completed && r.origin == RunOrigin::Schedule)
                 .collect();
             (done.len() >= 3).then_some(done)
         })

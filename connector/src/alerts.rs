@@ -264,7 +264,7 @@ mod tests {
                 ..RunCounts::default()
             },
             error: None,
-            origin: "schedule".into(),
+            origin: crate::state::RunOrigin::Schedule,
             scheduled_for: None,
             worker: None,
         }

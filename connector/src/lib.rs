@@ -26,12 +26,14 @@
 
 pub mod alerts;
 pub mod cli;
+pub mod column;
 pub mod config;
 pub mod delivery;
 pub mod destination;
 pub mod error;
 pub mod hash;
 pub mod mapping;
+pub mod pg_url;
 pub mod quote;
 pub mod record;
 pub mod retry;

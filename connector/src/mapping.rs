@@ -18,11 +18,12 @@ use arrow::datatypes::{
 };
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
+use crate::column::ColumnType;
 use crate::config::{did_you_mean, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, Mapping, NullPolicy};
 use crate::hash::Encoder;
 use crate::quote::{debug, quote, shorten, MAX_QUOTED_CHARS};
 use crate::record::{AttrValue, Number, Record};
-use crate::source::{ColumnType, SourceBatch, SourceSchema};
+use crate::source::{SourceBatch, SourceSchema};
 
 /// 2000-01-01T00:00:00Z, the earliest `createdAt` the destination accepts.
 pub const MIN_CREATED_AT: i64 = 946_684_800;

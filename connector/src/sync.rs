@@ -22,6 +22,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::column::ColumnType;
 use crate::config::{Mapping, Mode};
 use crate::delivery::{BatchOutcome, Delivery};
 use crate::destination::{self, Attempt, Destination};
@@ -30,9 +31,9 @@ use crate::hash::{id_key, record_hash};
 use crate::mapping::{CompiledMapping, Rejection};
 use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 use crate::record::Record;
-use crate::source::{self, ColumnType, Source};
+use crate::source::{self, Source};
 use crate::state::{
-    IndexEntry, RecordIndex, RejectionStage, RunCounts, RunLock, RunStart, RunStatus, StateStore, StoredRejection, StoredState,
+    IndexEntry, RecordIndex, RejectionStage, RunCounts, RunLock, RunOrigin, RunStart, RunStatus, StateStore, StoredRejection, StoredState,
     MAX_STORED_REJECTIONS,
 };
 
@@ -427,8 +428,8 @@ pub struct RunOptions {
     pub abandon: CancellationToken,
     /// Wait for another run of the same sync to finish, instead of giving up at once.
     pub wait_for_lock: bool,
-    /// `cli`, `schedule` or `trigger`, recorded with the run.
-    pub origin: &'static str,
+    /// Recorded with the run.
+    pub origin: RunOrigin,
     pub scheduled_for: Option<i64>,
     pub worker: Option<String>,
 }
@@ -441,7 +442,7 @@ impl Default for RunOptions {
             cancel: CancellationToken::new(),
             abandon: CancellationToken::new(),
             wait_for_lock: false,
-            origin: "cli",
+            origin: RunOrigin::Cli,
             scheduled_for: None,
             worker: None,
         }

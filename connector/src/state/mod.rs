@@ -7,37 +7,63 @@
 pub mod holder;
 mod lock;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use serde::Serialize;
 
-use crate::source::ColumnType;
+use crate::column::ColumnType;
 pub use lock::{LockLost, LockWatch, RunLock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("state store {url}: {message}")]
-    Open { url: String, message: String },
+    #[error("state store {url}: {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: OpenCause,
+    },
     #[error("state store: {0}")]
-    Query(String),
+    Query(#[from] sqlx::Error),
+    #[error("state store: migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("state store: cannot encode the schema: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("state store: {0}")]
+    Damaged(String),
     #[error("cannot take the run lock: {0}")]
-    Lock(String),
+    Lock(#[source] LockCause),
     #[error(transparent)]
     LockLost(#[from] LockLost),
     #[error("unsupported state URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DB[?schema=NAME]")]
     Unsupported(String),
 }
 
-impl From<sqlx::Error> for StateError {
-    fn from(e: sqlx::Error) -> Self {
-        StateError::Query(e.to_string())
-    }
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenCause {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The URL itself is wrong (a bad `schema` parameter, say).
+    #[error("{0}")]
+    Url(String),
 }
 
-impl From<sqlx::migrate::MigrateError> for StateError {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        StateError::Query(format!("migration failed: {e}"))
-    }
+/// Why a run lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockCause {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("this run lock was taken on another state store")]
+    OtherStore,
 }
 
 /// What the last runs left for one sync.
@@ -190,13 +216,15 @@ impl RunStatus {
         }
     }
 
-    pub fn parse(s: &str) -> RunStatus {
-        match s {
+    /// `None` for a status this version does not know: never taken for `running`.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        Some(match s {
+            "running" => RunStatus::Running,
             "completed" => RunStatus::Completed,
             "failed" => RunStatus::Failed,
             "interrupted" => RunStatus::Interrupted,
-            _ => RunStatus::Running,
-        }
+            _ => return None,
+        })
     }
 }
 
@@ -224,12 +252,42 @@ pub struct RunRecord {
     pub full_resync: bool,
     pub counts: RunCounts,
     pub error: Option<String>,
-    /// `cli`, `schedule` or `trigger`.
-    pub origin: String,
+    pub origin: RunOrigin,
     /// The schedule slot (Unix seconds) a scheduled run was for.
     pub scheduled_for: Option<i64>,
     /// The worker that ran it, as `host:pid`.
     pub worker: Option<String>,
+}
+
+/// What started a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOrigin {
+    /// `ebb sync`.
+    Cli,
+    /// A worker, on the sync's schedule.
+    Schedule,
+    /// A worker, on `POST /syncs/NAME/trigger`.
+    Trigger,
+}
+
+impl RunOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOrigin::Cli => "cli",
+            RunOrigin::Schedule => "schedule",
+            RunOrigin::Trigger => "trigger",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunOrigin> {
+        Some(match s {
+            "cli" => RunOrigin::Cli,
+            "schedule" => RunOrigin::Schedule,
+            "trigger" => RunOrigin::Trigger,
+            _ => return None,
+        })
+    }
 }
 
 /// How a run came about, recorded with it.
@@ -237,8 +295,7 @@ pub struct RunRecord {
 pub struct RunStart {
     /// Sends every record whatever state says.
     pub full: bool,
-    /// `cli`, `schedule` or `trigger`.
-    pub origin: &'static str,
+    pub origin: RunOrigin,
     pub scheduled_for: Option<i64>,
     pub worker: Option<String>,
 }
@@ -248,7 +305,7 @@ impl RunStart {
     pub fn cli(full: bool) -> RunStart {
         RunStart {
             full,
-            origin: "cli",
+            origin: RunOrigin::Cli,
             scheduled_for: None,
             worker: None,
         }
@@ -386,37 +443,22 @@ pub(crate) struct RunRow {
     worker: Option<String>,
 }
 
-/// The columns `RunRow` reads, for both backends' SELECTs.
-pub(crate) const RUN_COLUMNS: &str =
-    "id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, sent, rejected, failed, error, \
-     origin, scheduled_for, worker";
+impl TryFrom<RunRow> for RunRecord {
+    type Error = StateError;
 
-/// Runs a retention pass may delete: finished, started before the cut-off (`$1` or `?1`), and
-/// not the latest of their sync. The placeholder is the backend's.
-pub(crate) fn prunable_runs(placeholder: &str) -> String {
-    format!(
-        "SELECT id FROM runs WHERE started_at < {placeholder} AND status <> 'running' \
-         AND id NOT IN (SELECT MAX(id) FROM runs GROUP BY sync)"
-    )
-}
-
-/// Marks a sync's leftover `running` runs as interrupted; the placeholder is the backend's.
-pub(crate) fn close_orphans(placeholder: &str) -> String {
-    format!(
-        "UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, started_at), \
-         error = 'the process running it stopped before the run ended' WHERE sync = {placeholder} AND status = 'running'"
-    )
-}
-
-impl From<RunRow> for RunRecord {
-    fn from(r: RunRow) -> RunRecord {
+    /// A run whose status or origin this version does not know is an error, not a guess.
+    fn try_from(r: RunRow) -> Result<RunRecord, StateError> {
         let n = |v: i64| v.max(0) as u64;
-        RunRecord {
+        let status = RunStatus::parse(&r.status)
+            .ok_or_else(|| StateError::Damaged(format!("run {} has an unknown status {}", r.id, crate::quote::quote(&r.status))))?;
+        let origin = RunOrigin::parse(&r.origin)
+            .ok_or_else(|| StateError::Damaged(format!("run {} has an unknown origin {}", r.id, crate::quote::quote(&r.origin))))?;
+        Ok(RunRecord {
             id: r.id,
             sync: r.sync,
             started_at: r.started_at,
             ended_at: r.ended_at,
-            status: RunStatus::parse(&r.status),
+            status,
             full_resync: r.full_resync,
             counts: RunCounts {
                 source: n(r.source_rows),
@@ -430,10 +472,10 @@ impl From<RunRow> for RunRecord {
                 failed: n(r.failed),
             },
             error: r.error,
-            origin: r.origin,
+            origin,
             scheduled_for: r.scheduled_for,
             worker: r.worker,
-        }
+        })
     }
 }
 

@@ -36,7 +36,7 @@ use crate::alerts;
 use crate::config::env::ProcessEnv;
 use crate::config::{self, ConfigErrors, Mapping, Schedule, WorkerConfig};
 use crate::error::Error;
-use crate::state::{RunLock, RunStatus, StateStore};
+use crate::state::{RunLock, RunOrigin, RunStatus, StateStore};
 use crate::sync::{self, RunOptions, RunReport, Sync};
 use metrics::{Metered, Metrics};
 
@@ -554,8 +554,8 @@ impl Driver {
             cancel: shared.shutdown.child_token(),
             abandon: shared.abandon.clone(),
             origin: match reason {
-                Reason::Schedule => "schedule",
-                Reason::Trigger => "trigger",
+                Reason::Schedule => RunOrigin::Schedule,
+                Reason::Trigger => RunOrigin::Trigger,
             },
             scheduled_for,
             worker: Some(shared.id.clone()),

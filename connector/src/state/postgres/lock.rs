@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::PostgresStore;
 use crate::state::holder;
 use crate::state::lock::{Held, LockLost, LockWatch, RunLock};
-use crate::state::StateError;
+use crate::state::{LockCause, StateError};
 
 /// How long a lease lasts after its last renewal.
 pub const LEASE: Duration = Duration::from_secs(15);
@@ -183,8 +183,7 @@ pub(in crate::state) type HeldSession<'a> = MappedMutexGuard<'a, PgConnection>;
 
 impl PgHold {
     pub(in crate::state) fn of(lock: &RunLock) -> Result<&PgHold, StateError> {
-        lock.held::<PgHold>()
-            .ok_or_else(|| StateError::Lock("this run lock was taken on another state store".into()))
+        lock.held::<PgHold>().ok_or(StateError::Lock(LockCause::OtherStore))
     }
 
     /// The session, unless the lock is already known to be lost.
@@ -305,7 +304,7 @@ impl PostgresStore {
     /// Session-level advisory locks belong to a session, so each lock gets a connection of its
     /// own, outside the pool. A killed process's session is ended by the server.
     async fn lock_session(&self) -> Result<PgConnection, StateError> {
-        self.options.connect().await.map_err(|e| StateError::Lock(e.to_string()))
+        self.options.connect().await.map_err(|e| StateError::Lock(e.into()))
     }
 
     /// Keyed by schema too, so that stores in different schemas of one database do not block each other.
@@ -337,7 +336,7 @@ impl PostgresStore {
     }
 
     pub(super) async fn try_lock_session(&self, sync: &str) -> Result<Option<RunLock>, StateError> {
-        let lock_err = |e: sqlx::Error| StateError::Lock(e.to_string());
+        let lock_err = |e: sqlx::Error| StateError::Lock(e.into());
         let mut session = self.lock_session().await?;
         let key = self.lock_key(sync);
         // The server frees a session's advisory locks when it notices the session has gone,
@@ -371,7 +370,7 @@ impl PostgresStore {
     }
 
     pub(super) async fn lock_session_waiting(&self, sync: &str) -> Result<RunLock, StateError> {
-        let lock_err = |e: sqlx::Error| StateError::Lock(e.to_string());
+        let lock_err = |e: sqlx::Error| StateError::Lock(e.into());
         let mut session = self.lock_session().await?;
         let key = self.lock_key(sync);
         advisory_lock(&mut session, &key).await.map_err(lock_err)?;

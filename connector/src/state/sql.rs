@@ -1,0 +1,432 @@
+//! The SQL both state stores run, written once over sqlx's database type.
+//!
+//! Placeholders are `$N` in every statement: PostgreSQL's own form, and one that SQLite reads as
+//! a numbered parameter. A backend implements [`Backend`] with only what differs between the
+//! two: how a commit's records are upserted and on which connection (SQLite's pool, PostgreSQL's
+//! run-lock session), schedule claims for the same reason, run locks, and a few words of
+//! dialect. Every other [`StateStore`] method is the blanket implementation below.
+
+use futures::TryStreamExt;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row, Type};
+
+use super::{
+    now_secs, Pruned, RecordIndex, RejectionRow, RunCounts, RunLock, RunRecord, RunRow, RunStart, RunStatus, StateError, StateStore,
+    StoredRejection, StoredState, INDEX_FORMAT, MAX_STORED_REJECTIONS,
+};
+use crate::column::ColumnType;
+use crate::hash::HASH_VERSION;
+
+/// What differs between the SQLite and the PostgreSQL store.
+#[async_trait::async_trait]
+pub(crate) trait Backend: Send + Sync + 'static {
+    type Db: Database;
+    /// The column that orders a run's rejections as they were added (`rowid`, a sequence).
+    const INSERTION_ORDER: &'static str;
+    /// Appended to the `syncs` read of `save_index`: PostgreSQL locks the row, so a commit that
+    /// lands meanwhile waits; SQLite's one writer needs nothing.
+    const FOR_UPDATE: &'static str;
+    /// Run first in `load`'s transaction, so that its reads see one snapshot.
+    const SNAPSHOT: Option<&'static str>;
+
+    fn pool(&self) -> &Pool<Self::Db>;
+    /// See [`StateStore::commit`]; the statements are [`BUMP_GENERATION`] and a bulk upsert.
+    async fn commit(&self, lock: &RunLock, acked: &[(String, u128)]) -> Result<i64, StateError>;
+    /// See [`StateStore::claim_slot`]; the statement is [`CLAIM_SLOT`].
+    async fn claim_slot(&self, lock: &RunLock, slot: i64, worker: &str) -> Result<bool, StateError>;
+    async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError>;
+    async fn lock(&self, sync: &str) -> Result<RunLock, StateError>;
+}
+
+/// The first statement of every commit: the sync's commit counter moves on by one.
+/// `$1` sync, `$2` hash version, `$3` now.
+pub(crate) const BUMP_GENERATION: &str = "INSERT INTO syncs (name, hash_version, updated_at, generation) VALUES ($1, $2, $3, 1) \
+     ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at, generation = syncs.generation + 1 \
+     RETURNING generation";
+
+/// Only the first claimer to move a sync's slot forward sees a row affected.
+/// `$1` sync, `$2` slot, `$3` worker, `$4` now.
+pub(crate) const CLAIM_SLOT: &str = "INSERT INTO schedule_claims (sync, slot, worker, claimed_at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (sync) DO UPDATE SET slot = excluded.slot, worker = excluded.worker, claimed_at = excluded.claimed_at \
+     WHERE schedule_claims.slot < excluded.slot";
+
+/// The tail of a records upsert, for both backends' bulk forms.
+pub(crate) const ON_RECORD_CONFLICT: &str = " ON CONFLICT (sync, id) DO UPDATE SET hash = excluded.hash, synced_at = excluded.synced_at";
+
+/// Rows per multi-row INSERT, so that one statement stays under SQLite's variable limit.
+pub(crate) const ROWS_PER_INSERT: usize = 150;
+
+const RUN_COLUMNS: &str = "id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, \
+     sent, rejected, failed, error, origin, scheduled_for, worker";
+
+/// Runs a retention pass may delete: finished, started before `$1`, and not the latest of their sync.
+const PRUNABLE_RUNS: &str =
+    "SELECT id FROM runs WHERE started_at < $1 AND status <> 'running' AND id NOT IN (SELECT MAX(id) FROM runs GROUP BY sync)";
+
+/// `($1, $2), ($3, $4)`: the placeholders of a multi-row VALUES list. (sqlx's `QueryBuilder` ties
+/// its arguments to its own lifetime in a way generic code cannot shorten.)
+pub(crate) fn value_rows(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        out.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", row * columns + column + 1));
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// A stored payload hash, or `None` for a value that is not one (never written by ebb).
+pub(crate) fn hash_of(bytes: &[u8]) -> Option<u128> {
+    Some(u128::from_le_bytes(bytes.try_into().ok()?))
+}
+
+/// Streamed, not fetched whole: at a million records the rows alone would double peak memory.
+async fn records_of<DB>(conn: &mut DB::Connection, sync: &str) -> Result<Vec<(String, u128)>, StateError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> &'r [u8]: Decode<'r, DB> + Type<DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+{
+    let mut rows = sqlx::query::<DB>("SELECT id, hash FROM records WHERE sync = $1 ORDER BY id")
+        .bind(sync)
+        .fetch(conn);
+    let mut out = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        if let Some(hash) = hash_of(row.try_get::<&[u8], _>("hash")?) {
+            out.push((row.try_get::<String, _>("id")?, hash));
+        }
+    }
+    Ok(out)
+}
+
+/// The schema a sync last ran with. One that cannot be read is an error: read as none, it
+/// would turn the drift check off without a word.
+fn stored_schema(sync: &str, json: Option<&str>) -> Result<Option<Vec<(String, ColumnType)>>, StateError> {
+    let Some(json) = json else { return Ok(None) };
+    serde_json::from_str(json).map(Some).map_err(|e| {
+        StateError::Damaged(format!(
+            "the stored schema of sync {} cannot be read ({e}); `ebb reset` forgets it",
+            crate::quote::quote(sync)
+        ))
+    })
+}
+
+/// The part of `syncs` that `load` reads.
+#[derive(sqlx::FromRow)]
+struct SyncMeta {
+    hash_version: i64,
+    schema_json: Option<String>,
+    generation: i64,
+}
+
+#[async_trait::async_trait]
+impl<B> StateStore for B
+where
+    B: Backend,
+    for<'c> &'c Pool<B::Db>: Executor<'c, Database = B::Db>,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    for<'q> <B::Db as Database>::Arguments<'q>: IntoArguments<'q, B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> bool: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> &'q str: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Vec<u8>: Encode<'q, B::Db> + Decode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<i64>: Encode<'q, B::Db>,
+    for<'q> Option<&'q str>: Encode<'q, B::Db>,
+    for<'r> &'r [u8]: Decode<'r, B::Db> + Type<B::Db>,
+    for<'a> &'a str: ColumnIndex<<B::Db as Database>::Row>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+    <B::Db as Database>::QueryResult: RowsAffected,
+    for<'r> SyncMeta: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> RunRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> RejectionRow: FromRow<'r, <B::Db as Database>::Row>,
+{
+    async fn load(&self, sync: &str) -> Result<StoredState, StateError> {
+        // One read transaction, so the counter, the cache and the table agree.
+        let mut tx = self.pool().begin().await?;
+        if let Some(snapshot) = B::SNAPSHOT {
+            sqlx::query::<B::Db>(snapshot).execute(&mut *tx).await?;
+        }
+        let meta: Option<SyncMeta> = sqlx::query_as("SELECT hash_version, schema_json, generation FROM syncs WHERE name = $1")
+            .bind(sync)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(meta) = meta else {
+            return Ok(StoredState {
+                generation: Some(0),
+                ..StoredState::default()
+            });
+        };
+        let schema = stored_schema(sync, meta.schema_json.as_deref())?;
+        if meta.hash_version != HASH_VERSION {
+            return Ok(StoredState {
+                schema,
+                ..StoredState::default()
+            });
+        }
+        let cached: Option<Vec<u8>> =
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT entries FROM record_index WHERE sync = $1 AND generation = $2 AND format = $3")
+                .bind(sync)
+                .bind(meta.generation)
+                .bind(INDEX_FORMAT)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (index, cached) = match cached.and_then(|bytes| RecordIndex::from_bytes(&bytes)) {
+            Some(index) => (index, true),
+            None => {
+                tracing::debug!(sync, "record index cache is stale; rebuilding it from the records table");
+                (RecordIndex::from_records(records_of::<B::Db>(&mut tx, sync).await?), false)
+            }
+        };
+        tx.commit().await?;
+        Ok(StoredState {
+            index,
+            schema,
+            generation: Some(meta.generation),
+            cached,
+        })
+    }
+
+    async fn records(&self, sync: &str) -> Result<Vec<(String, u128)>, StateError> {
+        let mut conn = self.pool().acquire().await?;
+        records_of::<B::Db>(&mut conn, sync).await
+    }
+
+    async fn commit(&self, lock: &RunLock, acked: &[(String, u128)]) -> Result<i64, StateError> {
+        Backend::commit(self, lock, acked).await
+    }
+
+    async fn save_index(&self, sync: &str, generation: i64, index: &RecordIndex) -> Result<bool, StateError> {
+        let mut tx = self.pool().begin().await?;
+        let current: Option<i64> = sqlx::query_scalar(&format!("SELECT generation FROM syncs WHERE name = $1{}", B::FOR_UPDATE))
+            .bind(sync)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if current != Some(generation) {
+            return Ok(false);
+        }
+        sqlx::query::<B::Db>(
+            "INSERT INTO record_index (sync, generation, format, entries) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (sync) DO UPDATE SET generation = excluded.generation, format = excluded.format, entries = excluded.entries",
+        )
+        .bind(sync)
+        .bind(generation)
+        .bind(INDEX_FORMAT)
+        .bind(index.to_bytes())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn save_schema(&self, sync: &str, schema: &[(String, ColumnType)]) -> Result<(), StateError> {
+        let json = serde_json::to_string(schema).map_err(StateError::Encode)?;
+        sqlx::query::<B::Db>(
+            "INSERT INTO syncs (name, hash_version, schema_json, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET schema_json = excluded.schema_json, updated_at = excluded.updated_at",
+        )
+        .bind(sync)
+        .bind(HASH_VERSION)
+        .bind(json)
+        .bind(now_secs())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn reset(&self, sync: &str) -> Result<u64, StateError> {
+        let mut tx = self.pool().begin().await?;
+        let forgotten = sqlx::query::<B::Db>("DELETE FROM records WHERE sync = $1")
+            .bind(sync)
+            .execute(&mut *tx)
+            .await?;
+        for table in ["DELETE FROM record_index WHERE sync = $1", "DELETE FROM syncs WHERE name = $1"] {
+            sqlx::query::<B::Db>(table).bind(sync).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(forgotten.rows())
+    }
+
+    async fn begin_run(&self, sync: &str, start: &RunStart) -> Result<i64, StateError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query::<B::Db>(
+            "UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, started_at), \
+             error = 'the process running it stopped before the run ended' WHERE sync = $1 AND status = 'running'",
+        )
+        .bind(sync)
+        .execute(&mut *tx)
+        .await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (sync, started_at, status, full_resync, origin, scheduled_for, worker) \
+             VALUES ($1, $2, 'running', $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(sync)
+        .bind(now_secs())
+        .bind(start.full)
+        .bind(start.origin.as_str())
+        .bind(start.scheduled_for)
+        .bind(start.worker.as_deref())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn add_rejections(&self, run: i64, sync: &str, rejections: &[StoredRejection]) -> Result<(), StateError> {
+        if rejections.is_empty() {
+            return Ok(());
+        }
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rejections WHERE run_id = $1")
+            .bind(run)
+            .fetch_one(self.pool())
+            .await?;
+        let room = MAX_STORED_REJECTIONS.saturating_sub(usize::try_from(stored).unwrap_or(usize::MAX));
+        let keep = &rejections[..rejections.len().min(room)];
+        if keep.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        for chunk in keep.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO rejections (run_id, sync, stage, record_id, position, reason) VALUES {}",
+                value_rows(chunk.len(), 6)
+            );
+            let mut insert = sqlx::query::<B::Db>(&sql);
+            for r in chunk {
+                insert = insert
+                    .bind(run)
+                    .bind(sync)
+                    .bind(r.stage.as_str())
+                    .bind(r.record_id.as_deref())
+                    .bind(r.position.as_str())
+                    .bind(r.reason.as_str());
+            }
+            insert.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_run(&self, run: i64, status: RunStatus, c: &RunCounts, error: Option<&str>) -> Result<(), StateError> {
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        sqlx::query::<B::Db>(
+            "UPDATE runs SET ended_at = $1, status = $2, source_rows = $3, invalid = $4, new = $5, changed = $6, unchanged = $7, \
+             gone = $8, sent = $9, rejected = $10, failed = $11, error = $12 WHERE id = $13",
+        )
+        .bind(now_secs())
+        .bind(status.as_str())
+        .bind(count(c.source))
+        .bind(count(c.invalid))
+        .bind(count(c.new))
+        .bind(count(c.changed))
+        .bind(count(c.unchanged))
+        .bind(count(c.gone))
+        .bind(count(c.sent))
+        .bind(count(c.rejected))
+        .bind(count(c.failed))
+        .bind(error)
+        .bind(run)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StateError> {
+        let rows: Vec<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE (CAST($1 AS TEXT) IS NULL OR sync = $1) ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(sync)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(RunRecord::try_from).collect()
+    }
+
+    async fn rejections(&self, run: i64, limit: usize) -> Result<Vec<StoredRejection>, StateError> {
+        let rows: Vec<RejectionRow> = sqlx::query_as(&format!(
+            "SELECT stage, record_id, position, reason FROM rejections WHERE run_id = $1 ORDER BY {} LIMIT $2",
+            B::INSERTION_ORDER
+        ))
+        .bind(run)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(StoredRejection::from).collect())
+    }
+
+    async fn syncs(&self) -> Result<Vec<String>, StateError> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM syncs UNION SELECT DISTINCT sync FROM runs ORDER BY 1")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    async fn claim_slot(&self, lock: &RunLock, slot: i64, worker: &str) -> Result<bool, StateError> {
+        Backend::claim_slot(self, lock, slot, worker).await
+    }
+
+    async fn prune(&self, before: i64) -> Result<Pruned, StateError> {
+        let mut tx = self.pool().begin().await?;
+        let rejections = sqlx::query::<B::Db>(&format!("DELETE FROM rejections WHERE run_id IN ({PRUNABLE_RUNS})"))
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        let runs = sqlx::query::<B::Db>(&format!("DELETE FROM runs WHERE id IN ({PRUNABLE_RUNS})"))
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Pruned {
+            runs: runs.rows(),
+            rejections: rejections.rows(),
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StateError> {
+        sqlx::query::<B::Db>("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+
+    async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError> {
+        Backend::try_lock(self, sync).await
+    }
+
+    async fn lock(&self, sync: &str) -> Result<RunLock, StateError> {
+        Backend::lock(self, sync).await
+    }
+}
+
+/// How many rows a statement touched: sqlx's result types differ per database, with no trait for it.
+pub(crate) trait RowsAffected {
+    fn rows(&self) -> u64;
+}
+
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn rows(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn rows(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn value_rows_number_every_placeholder_once() {
+        assert_eq!(super::value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::value_rows(1, 1), "($1)");
+    }
+}
