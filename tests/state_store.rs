@@ -7,11 +7,67 @@ use common::TempSchema;
 use ebb::hash::id_key;
 use ebb::source::ColumnType;
 use ebb::state::{
-    self, IndexEntry, RejectionStage, RunCounts, RunLock, RunOrigin, RunStatus, StateStore, StoredRejection, MAX_STORED_REJECTIONS,
+    self, Commit, IndexEntry, RejectionStage, RunCounts, RunLock, RunOrigin, RunStatus, StateStore, StoredRejection, MAX_STORED_REJECTIONS,
 };
 
 async fn locked(store: &dyn StateStore, sync: &str) -> RunLock {
     store.try_lock(sync).await.expect("lock").expect("the sync is free")
+}
+
+/// A change is an upsert or a delete; a commit records the destination it was acknowledged by,
+/// and one that replaces the state forgets every record first. The rejections' insertion
+/// order survives the multi-row inserts.
+async fn changes_contract(store: &dyn StateStore) {
+    let lock = locked(store, "c").await;
+    let upserts = [("a".to_string(), 1), ("b".to_string(), 2), ("c".to_string(), 3)];
+    store
+        .commit(&lock, &Commit::upserts(&upserts, "enterpret users at https://one"))
+        .await
+        .expect("commit");
+    let loaded = store.load("c").await.expect("load");
+    assert_eq!(loaded.destination.as_deref(), Some("enterpret users at https://one"));
+    assert!(!loaded.replace);
+    let deleted = ["b".to_string(), "never-there".to_string()];
+    let changes = Commit {
+        upserted: &[("d".to_string(), 4)],
+        deleted: &deleted,
+        destination: "enterpret users at https://one",
+        replace: false,
+    };
+    assert_eq!(store.commit(&lock, &changes).await.expect("commit deletes"), 2);
+    let ids = |records: Vec<(String, u128)>| records.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    assert_eq!(ids(store.records("c").await.expect("records")), ["a", "c", "d"]);
+    let only_z = [("z".to_string(), 9)];
+    let replacing = Commit {
+        replace: true,
+        ..Commit::upserts(&only_z, "enterpret users at https://two")
+    };
+    store.commit(&lock, &replacing).await.expect("replace");
+    assert_eq!(
+        ids(store.records("c").await.expect("records")),
+        ["z"],
+        "the other destination's records are gone"
+    );
+    let loaded = store.load("c").await.expect("load");
+    assert_eq!(loaded.destination.as_deref(), Some("enterpret users at https://two"));
+    assert_eq!(loaded.index.len(), 1);
+    lock.release().await;
+
+    let run = store.begin_run("c", &ebb::state::RunStart::cli(false)).await.expect("begin");
+    let rejections: Vec<StoredRejection> = (0..400)
+        .map(|i| StoredRejection {
+            stage: if i % 2 == 0 {
+                RejectionStage::Mapping
+            } else {
+                RejectionStage::Destination
+            },
+            record_id: (i % 3 != 0).then(|| format!("r{i}")),
+            position: format!("row {i}"),
+            reason: format!("reason {i}"),
+        })
+        .collect();
+    store.add_rejections(run, "c", &rejections).await.expect("rejections");
+    assert_eq!(store.rejections(run, 1000).await.expect("read"), rejections, "as added, in order");
 }
 
 async fn contract(store: &dyn StateStore) {
@@ -30,10 +86,25 @@ async fn contract(store: &dyn StateStore) {
     // Record state is written through the sync's lock: the lock names the sync.
     let s = locked(store, "s").await;
     let other = locked(store, "other").await;
-    assert_eq!(store.commit(&s, &[("a".into(), 1), ("b".into(), 2)]).await.expect("commit"), 1);
-    assert_eq!(store.commit(&other, &[("a".into(), 9)]).await.expect("commit other"), 1);
+    assert_eq!(
+        store
+            .commit(&s, &Commit::upserts(&[("a".into(), 1), ("b".into(), 2)], "test"))
+            .await
+            .expect("commit"),
+        1
+    );
+    assert_eq!(
+        store
+            .commit(&other, &Commit::upserts(&[("a".into(), 9)], "test"))
+            .await
+            .expect("commit other"),
+        1
+    );
     other.release().await;
-    let generation = store.commit(&s, &[("b".into(), 3), ("c".into(), u128::MAX)]).await.expect("upsert");
+    let generation = store
+        .commit(&s, &Commit::upserts(&[("b".into(), 3), ("c".into(), u128::MAX)], "test"))
+        .await
+        .expect("upsert");
     assert_eq!(generation, 2, "every commit advances the sync's counter by one");
     assert_eq!(
         store.records("s").await.expect("records"),
@@ -69,7 +140,13 @@ async fn contract(store: &dyn StateStore) {
     }]);
     assert!(store.save_index("s", 2, &wrong).await.expect("save"));
     assert_eq!(store.load("s").await.expect("load").index.get(id_key("a")), Some(77));
-    assert_eq!(store.commit(&s, &[("d".into(), 4)]).await.expect("commit"), 3);
+    assert_eq!(
+        store
+            .commit(&s, &Commit::upserts(&[("d".into(), 4)], "test"))
+            .await
+            .expect("commit"),
+        3
+    );
     s.release().await;
     let after = store.load("s").await.expect("load");
     assert!(!after.cached, "a commit the cache does not include makes it stale");
@@ -141,6 +218,7 @@ async fn contract(store: &dyn StateStore) {
         "reset touches one sync only"
     );
     assert_eq!(store.runs(Some("s"), 10).await.expect("runs").len(), 2, "history survives a reset");
+    changes_contract(store).await;
 }
 
 /// What the worker relies on: slot claims, orphaned runs, retention, ping.
@@ -280,7 +358,7 @@ async fn many_openers_of_a_new_sqlite_file_all_succeed() {
                 tokio::spawn(async move {
                     let store = state::open(&url, false).await?;
                     let lock = store.try_lock(&format!("s{i}")).await?.expect("free");
-                    store.commit(&lock, &[("a".into(), 1)]).await
+                    store.commit(&lock, &Commit::upserts(&[("a".into(), 1)], "test")).await
                 })
             })
             .collect();
@@ -311,7 +389,10 @@ async fn postgres_a_lost_lock_commits_nothing_claims_nothing_and_keeps_others_ou
     let other_host = state::open(&schema.state_url(), false).await.expect("open");
     let admin = sqlx::PgPool::connect(&common::database_url()).await.expect("admin");
     let lock = locked(store.as_ref(), "s").await;
-    store.commit(&lock, &[("a".into(), 1)]).await.expect("a held lock commits");
+    store
+        .commit(&lock, &Commit::upserts(&[("a".into(), 1)], "test"))
+        .await
+        .expect("a held lock commits");
     assert!(store.claim_slot(&lock, 100, "a:1").await.expect("claim"));
 
     let pid = lock_holder_pid(&admin, &schema.name, "s").await;
@@ -321,7 +402,7 @@ async fn postgres_a_lost_lock_commits_nothing_claims_nothing_and_keeps_others_ou
         .await
         .expect("terminate");
     let err = store
-        .commit(&lock, &[("b".into(), 2)])
+        .commit(&lock, &Commit::upserts(&[("b".into(), 2)], "test"))
         .await
         .expect_err("a lost lock commits nothing");
     assert!(

@@ -491,3 +491,61 @@ async fn a_retry_after_beyond_the_budget_fails_the_run_without_waiting() {
     assert_eq!((report.counts.sent, report.counts.failed), (15, 25));
     assert_eq!(store.load("users").await.expect("load").index.len(), 15);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_pointed_at_another_destination_under_the_same_name_sends_everything_once() {
+    let ws = Workspace::new();
+    let (first, second) = (stand_in().await, stand_in().await);
+    let env = [("USERS_SOURCE", users_source())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mapping = ws.write("users.yml", &users_yaml("users", &first.url(), ""));
+    let store = ws.store().await;
+    let report = run_ok(&load_sync(&mapping, &env), store.as_ref()).await;
+    assert_eq!((report.counts.sent, report.state_was_for.as_deref()), (40, None));
+    let stored = store
+        .load("users")
+        .await
+        .expect("load")
+        .destination
+        .expect("a fingerprint is stored");
+    assert_eq!(stored, format!("enterpret users at {}", first.url().trim_end_matches('/')));
+    assert!(!stored.contains("local-users-key"), "never the key: {stored}");
+
+    // Same name, another workspace: the state was for the first one.
+    ws.write("users.yml", &users_yaml("users", &second.url(), ""));
+    let sync = load_sync(&mapping, &env);
+    let preview = ebb::sync::preview(&sync, store.as_ref(), 0).await.expect("preview");
+    assert_eq!((preview.counts.new, preview.state_was_for.as_deref()), (40, Some(stored.as_str())));
+    let state = ws.state_url();
+    let path = mapping.to_str().expect("utf-8");
+    let out = ebb(ws.path(), &["preview", path, "--state", &state], &env);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("state was for {stored}, not this destination")) && stdout.contains("would send 40 records"),
+        "{stdout}"
+    );
+    let out = ebb(ws.path(), &["sync", path, "--json", "--state", &state], &env);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    let report = report.as_array().and_then(|a| a.first()).unwrap_or(&report);
+    assert_eq!(report["state_was_for"], serde_json::json!(stored), "{report}");
+    assert_eq!(
+        (report["full_resync"].as_bool(), report["counts"]["sent"].as_u64()),
+        (Some(true), Some(40))
+    );
+    assert_eq!(held_ids(&second, "users").len(), 40);
+
+    let again = run_ok(&sync, store.as_ref()).await;
+    assert_eq!((again.counts.sent, again.counts.unchanged, again.state_was_for), (0, 40, None));
+
+    // Back to the first: its records were replaced, so they all go again.
+    ws.write("users.yml", &users_yaml("users", &first.url(), ""));
+    let back = run_ok(&load_sync(&mapping, &env), store.as_ref()).await;
+    assert_eq!(back.counts.sent, 40);
+    assert!(back
+        .state_was_for
+        .is_some_and(|s| s.contains(&second.url().trim_end_matches('/').to_string())));
+    assert!(first.records("users").iter().all(|r| r.received_count == 2));
+}

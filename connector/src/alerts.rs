@@ -57,98 +57,109 @@ pub struct Alert {
 
 /// The alerts a run raises. `earlier` holds the sync's runs before this one, newest first.
 pub fn evaluate(config: &AlertsConfig, report: &RunReport, earlier: &[RunRecord], raised_by: &str) -> Vec<Alert> {
-    let mut out = Vec::new();
+    [
+        run_failed(config, report),
+        rejected_ratio(config, report),
+        full_resync(config, report, earlier),
+        row_count_change(config, report, earlier),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|(alert, message)| Alert {
+        alert,
+        sync: report.sync.clone(),
+        message,
+        run: AlertRun {
+            id: report.run_id,
+            status: report.status,
+            counts: report.counts.clone(),
+            error: report.error.clone(),
+            duration_ms: report.duration_ms,
+            full_resync: report.full_resync,
+        },
+        raised_by: raised_by.to_string(),
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+    .collect()
+}
+
+/// One rule's verdict: the alert and its message, or nothing.
+type Raised = Option<(AlertKind, String)>;
+
+fn run_failed(config: &AlertsConfig, report: &RunReport) -> Raised {
+    (config.on_failure && report.status == RunStatus::Failed).then(|| {
+        let error = report.error.as_deref().unwrap_or("no error recorded");
+        (AlertKind::RunFailed, format!("{} failed: {error}", report.sync))
+    })
+}
+
+fn rejected_ratio(config: &AlertsConfig, report: &RunReport) -> Raised {
+    let threshold = config.rejected_ratio_above?;
     let c = &report.counts;
-    let mut raise = |alert: AlertKind, message: String| {
-        out.push(Alert {
-            alert,
-            sync: report.sync.clone(),
-            message,
-            run: AlertRun {
-                id: report.run_id,
-                status: report.status,
-                counts: report.counts.clone(),
-                error: report.error.clone(),
-                duration_ms: report.duration_ms,
-                full_resync: report.full_resync,
-            },
-            raised_by: raised_by.to_string(),
-            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        });
-    };
-    if config.on_failure && report.status == RunStatus::Failed {
-        raise(
-            AlertKind::RunFailed,
-            format!("{} failed: {}", report.sync, report.error.as_deref().unwrap_or("no error recorded")),
+    let rejected = c.invalid + c.rejected;
+    if c.source == 0 {
+        return None;
+    }
+    let ratio = rejected as f64 / c.source as f64;
+    (ratio > threshold).then(|| {
+        let message = format!(
+            "{}: {rejected} of {} source rows rejected ({:.1}%, over {:.1}%)",
+            report.sync,
+            c.source,
+            ratio * 100.0,
+            threshold * 100.0
         );
-    }
-    if let Some(threshold) = config.rejected_ratio_above {
-        let rejected = c.invalid + c.rejected;
-        if c.source > 0 {
-            let ratio = rejected as f64 / c.source as f64;
-            if ratio > threshold {
-                raise(
-                    AlertKind::RejectedRatio,
-                    format!(
-                        "{}: {rejected} of {} source rows rejected ({:.1}%, over {:.1}%)",
-                        report.sync,
-                        c.source,
-                        ratio * 100.0,
-                        threshold * 100.0
-                    ),
-                );
-            }
-        }
-    }
+        (AlertKind::RejectedRatio, message)
+    })
+}
+
+fn full_resync(config: &AlertsConfig, report: &RunReport, earlier: &[RunRecord]) -> Raised {
     let completed_before = earlier.iter().any(|r| r.status == RunStatus::Completed);
     // The first run of a sync sends everything by nature; only a later one is a *re*sync.
-    if config.on_full_resync && report.full_resync && completed_before && report.status != RunStatus::Failed {
-        raise(
-            AlertKind::FullResync,
-            format!(
-                "{}: full resync, {} records planned regardless of state (--full, a reset, or lost state)",
-                report.sync,
-                c.new + c.changed
-            ),
+    if !(config.on_full_resync && report.full_resync && completed_before && report.status != RunStatus::Failed) {
+        return None;
+    }
+    let why = match &report.state_was_for {
+        Some(other) => format!("the state was for {other}, not this destination"),
+        None => "--full, a reset, or lost state".to_string(),
+    };
+    let planned = report.counts.new + report.counts.changed;
+    let message = format!(
+        "{}: full resync, {planned} records planned regardless of state ({why})",
+        report.sync
+    );
+    Some((AlertKind::FullResync, message))
+}
+
+fn row_count_change(config: &AlertsConfig, report: &RunReport, earlier: &[RunRecord]) -> Raised {
+    let rule = config.row_count_change?;
+    let source = report.counts.source;
+    // A run that did not complete may have stopped before counting its source.
+    let recent: Vec<u64> = earlier
+        .iter()
+        .filter(|r| r.status == RunStatus::Completed)
+        .take(rule.last_runs)
+        .map(|r| r.counts.source)
+        .collect();
+    if report.status != RunStatus::Completed || recent.is_empty() {
+        return None;
+    }
+    let average = recent.iter().sum::<u64>() as f64 / recent.len() as f64;
+    let change = match (average == 0.0, source == 0) {
+        (true, true) => 0.0,
+        (true, false) => f64::INFINITY,
+        (false, _) => (source as f64 - average).abs() / average * 100.0,
+    };
+    (change > rule.percent_above).then(|| {
+        let message = format!(
+            "{}: {source} source rows, {change:.0}% away from the average of {average:.1} over the last {} completed run{} (limit {}%)",
+            report.sync,
+            recent.len(),
+            if recent.len() == 1 { "" } else { "s" },
+            rule.percent_above
         );
-    }
-    if let Some(rule) = config.row_count_change {
-        // A run that did not complete may have stopped before counting its source.
-        let recent: Vec<u64> = earlier
-            .iter()
-            .filter(|r| r.status == RunStatus::Completed)
-            .take(rule.last_runs)
-            .map(|r| r.counts.source)
-            .collect();
-        if report.status == RunStatus::Completed && !recent.is_empty() {
-            let average = recent.iter().sum::<u64>() as f64 / recent.len() as f64;
-            let change = if average == 0.0 {
-                if c.source == 0 {
-                    0.0
-                } else {
-                    f64::INFINITY
-                }
-            } else {
-                (c.source as f64 - average).abs() / average * 100.0
-            };
-            if change > rule.percent_above {
-                raise(
-                    AlertKind::RowCountChange,
-                    format!(
-                        "{}: {} source rows, {:.0}% away from the average of {:.1} over the last {} completed run{} (limit {}%)",
-                        report.sync,
-                        c.source,
-                        change,
-                        average,
-                        recent.len(),
-                        if recent.len() == 1 { "" } else { "s" },
-                        rule.percent_above
-                    ),
-                );
-            }
-        }
-    }
-    out
+        (AlertKind::RowCountChange, message)
+    })
 }
 
 /// POSTs one alert, retrying twice; the error names no URL, as the URL may hold a token.
@@ -248,6 +259,7 @@ mod tests {
             error: (status == RunStatus::Failed).then(|| "destination: HTTP 401".to_string()),
             duration_ms: 5,
             full_resync,
+            state_was_for: None,
         }
     }
 
@@ -326,5 +338,23 @@ mod tests {
         };
         let history = [earlier(RunStatus::Completed, 1)];
         assert!(evaluate(&quiet, &report(RunStatus::Failed, 100, 90, true), &history, "t").is_empty());
+    }
+
+    #[test]
+    fn a_resync_because_the_destination_changed_says_so() {
+        let mut config = config();
+        config.on_full_resync = true;
+        let mut resync = report(RunStatus::Completed, 10, 0, true);
+        resync.state_was_for = Some("enterpret users at https://old.example".into());
+        let alerts = evaluate(&config, &resync, &[earlier(RunStatus::Completed, 10)], "w:1");
+        let full: Vec<&Alert> = alerts.iter().filter(|a| a.alert == AlertKind::FullResync).collect();
+        assert_eq!(full.len(), 1);
+        assert!(
+            full[0]
+                .message
+                .contains("the state was for enterpret users at https://old.example, not this destination"),
+            "{}",
+            full[0].message
+        );
     }
 }

@@ -33,8 +33,8 @@ use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 use crate::record::Record;
 use crate::source::{self, Source};
 use crate::state::{
-    IndexEntry, RecordIndex, RejectionStage, RunCounts, RunLock, RunOrigin, RunStart, RunStatus, StateStore, StoredRejection, StoredState,
-    MAX_STORED_REJECTIONS,
+    Commit, IndexEntry, RecordIndex, RejectionStage, RunCounts, RunLock, RunOrigin, RunStart, RunStatus, StateStore, StoredRejection,
+    StoredState, MAX_STORED_REJECTIONS,
 };
 
 /// How a sync's source and destination were built; tests swap in their own.
@@ -58,6 +58,22 @@ impl Sync {
 
     pub fn name(&self) -> &str {
         &self.mapping.name
+    }
+
+    /// The sync's stored state, if it is for this destination. State kept for another one
+    /// (the mapping now points at another workspace, object or type) is set aside: this run
+    /// sends everything and its first commit replaces it. The other destination is returned.
+    pub async fn load_state(&self, store: &dyn StateStore) -> Result<(StoredState, Option<String>), Error> {
+        let stored = store.load(self.name()).await?;
+        let here = self.mapping.destination.fingerprint();
+        match &stored.destination {
+            Some(there) if *there != here => {
+                let there = there.clone();
+                tracing::info!(sync = %self.name(), stored_for = %there, now = %here, "state is for another destination; sending everything");
+                Ok((stored.set_aside(), Some(there)))
+            }
+            _ => Ok((stored, None)),
+        }
     }
 
     /// Checks the mapping against the source's schema; reads no rows.
@@ -416,6 +432,10 @@ pub struct RunReport {
     /// Every record was planned regardless of state: `--full`, or state was empty (a
     /// first run, a reset, lost state or a new hash version).
     pub full_resync: bool,
+    /// The destination the stored state was for, when it was not this one: the run started
+    /// from empty state and sent everything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_was_for: Option<String>,
 }
 
 pub struct RunOptions {
@@ -480,14 +500,16 @@ pub async fn run_locked(sync: &Sync, store: &dyn StateStore, options: &RunOption
     let run_id = store.begin_run(&name, &start).await?;
     let mut counts = RunCounts::default();
     let mut full_resync = options.full;
+    let mut state_was_for = None;
     let context = RunContext {
         sync,
         store,
         options,
         lock,
         run_id,
+        destination: sync.mapping.destination.fingerprint(),
     };
-    let result = context.run(&mut counts, &mut full_resync).await;
+    let result = context.run(&mut counts, &mut full_resync, &mut state_was_for).await;
     let (status, error) = match &result {
         Ok(()) => (RunStatus::Completed, None),
         Err(Error::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
@@ -503,6 +525,7 @@ pub async fn run_locked(sync: &Sync, store: &dyn StateStore, options: &RunOption
         error,
         duration_ms: started.elapsed().as_millis() as u64,
         full_resync,
+        state_was_for,
     })
 }
 
@@ -526,12 +549,15 @@ struct RunContext<'a> {
     options: &'a RunOptions,
     lock: &'a RunLock,
     run_id: i64,
+    /// The destination's fingerprint, committed with every acknowledgement.
+    destination: String,
 }
 
 impl RunContext<'_> {
-    async fn run(&self, counts: &mut RunCounts, full_resync: &mut bool) -> Result<(), Error> {
+    async fn run(&self, counts: &mut RunCounts, full_resync: &mut bool, state_was_for: &mut Option<String>) -> Result<(), Error> {
         let (sync, store, name) = (self.sync, self.store, self.sync.name());
-        let stored = store.load(name).await?;
+        let (stored, other) = sync.load_state(store).await?;
+        *state_was_for = other;
         *full_resync |= stored.index.is_empty();
         // Nothing is sent while planning, so a stop request ends the run at once.
         let plan = tokio::select! {
@@ -554,7 +580,7 @@ impl RunContext<'_> {
             generation: stored.generation,
             entries: Vec::new(),
         };
-        let result = self.deliver(&plan, counts, &mut committed).await;
+        let result = self.deliver(&plan, counts, &mut committed, stored.replace).await;
         // The cache is written only by the lock's holder; a run that lost it leaves it stale.
         if let (Some(generation), false) = (committed.generation, self.lock.is_lost()) {
             if !stored.cached || !committed.entries.is_empty() {
@@ -572,10 +598,11 @@ impl RunContext<'_> {
 
     /// Pass 2 and the commits. Whatever happens, `counts.failed` ends up as the planned
     /// records that were neither committed nor rejected.
-    async fn deliver(&self, plan: &Plan, counts: &mut RunCounts, committed: &mut Committed) -> Result<(), Error> {
+    async fn deliver(&self, plan: &Plan, counts: &mut RunCounts, committed: &mut Committed, replace: bool) -> Result<(), Error> {
         let progress = progress_bar(self.options.progress, plan.to_send() as u64, self.sync.name());
         let mut window = CommitWindow {
             context: self,
+            replace,
             pending: Vec::new(),
             pending_records: 0,
             deadline: None,
@@ -599,6 +626,8 @@ type InFlight<'a> = std::pin::Pin<Box<dyn futures::Stream<Item = (Vec<Record>, B
 /// Acknowledged batches waiting to be committed together.
 struct CommitWindow<'a> {
     context: &'a RunContext<'a>,
+    /// The next commit replaces the stored state (see [`Commit::replace`]); only the first does.
+    replace: bool,
     pending: Vec<(Vec<Record>, BatchOutcome)>,
     pending_records: usize,
     deadline: Option<tokio::time::Instant>,
@@ -733,8 +762,16 @@ impl CommitWindow<'_> {
             .collect();
         if !acked.is_empty() {
             // Commit before anything else: this is the only write of record state.
-            let generation = store.commit(lock, &acked).await?;
-            committed.generation = committed.generation.filter(|g| generation == g + 1).map(|_| generation);
+            let changes = Commit {
+                replace: self.replace,
+                ..Commit::upserts(&acked, &self.context.destination)
+            };
+            let generation = store.commit(lock, &changes).await?;
+            // After a commit that replaced the state, the table holds exactly this run's records.
+            committed.generation = match std::mem::take(&mut self.replace) {
+                true => Some(generation),
+                false => committed.generation.filter(|g| generation == g + 1).map(|_| generation),
+            };
             committed.entries.extend(acked.iter().map(|(id, hash)| IndexEntry {
                 key: id_key(id),
                 hash: *hash,
@@ -809,11 +846,14 @@ pub struct Preview {
     pub to_send: usize,
     pub requests: Vec<PreviewRequest>,
     pub rejections: Vec<StoredRejection>,
+    /// As in [`RunReport::state_was_for`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_was_for: Option<String>,
 }
 
 /// A dry run: the plan and the first `limit` requests exactly as they would be sent.
 pub async fn preview(sync: &Sync, store: &dyn StateStore, limit: usize) -> Result<Preview, Error> {
-    let stored = store.load(sync.name()).await?;
+    let (stored, state_was_for) = sync.load_state(store).await?;
     let plan = plan(sync, &stored, false).await?;
     let batch_size = sync.destination.capabilities().max_batch_records.max(1);
     let mut requests = Vec::new();
@@ -838,6 +878,7 @@ pub async fn preview(sync: &Sync, store: &dyn StateStore, limit: usize) -> Resul
         counts: plan.counts,
         requests,
         rejections: plan.rejections.into_iter().take(100).collect(),
+        state_was_for,
     })
 }
 

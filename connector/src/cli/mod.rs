@@ -333,6 +333,9 @@ async fn preview(state_url: &str, path: &Path, limit: usize, json: bool, env: &d
         "  source rows {} · invalid {} · new {} · changed {} · unchanged {} · gone {}",
         c.source, c.invalid, c.new, c.changed, c.unchanged, c.gone
     );
+    if let Some(other) = &preview.state_was_for {
+        println!("  {}", state_was_for_note(other));
+    }
     println!(
         "  would send {} record{}",
         preview.to_send,
@@ -386,9 +389,17 @@ fn print_report(r: &RunReport) {
         human_duration(r.duration_ms),
         counts_line(&r.counts)
     );
+    if let Some(other) = &r.state_was_for {
+        println!("  {}", state_was_for_note(other));
+    }
     if let Some(e) = &r.error {
         println!("  error: {e}");
     }
+}
+
+/// What a person reads when a sync's state was kept for another destination.
+fn state_was_for_note(other: &str) -> String {
+    format!("state was for {other}, not this destination: it starts empty, so every record is sent once")
 }
 
 /// Ctrl-C once: stop starting batches, finish and commit in-flight ones. Twice: exit now.

@@ -219,6 +219,33 @@ pub enum DestinationConfig {
     Enterpret(EnterpretConfig),
 }
 
+impl DestinationConfig {
+    /// Who the records go to, as stored with a sync's state: the type, the URL without
+    /// credentials, query or fragment, and the object. Never a key: a rotated key is the same
+    /// destination.
+    pub fn fingerprint(&self) -> String {
+        match self {
+            DestinationConfig::Enterpret(e) => {
+                let object = match e.object {
+                    ObjectKind::User => "users",
+                    ObjectKind::Account => "accounts",
+                };
+                format!("enterpret {object} at {}", bare_url(&e.url))
+            }
+        }
+    }
+}
+
+/// `scheme://host[:port]/path`, for naming a destination: no userinfo, query or fragment.
+fn bare_url(url: &Url) -> String {
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    bare.set_query(None);
+    bare.set_fragment(None);
+    bare.as_str().trim_end_matches('/').to_string()
+}
+
 #[derive(Clone, Debug)]
 pub enum AttributeSource {
     Column {

@@ -78,6 +78,52 @@ pub struct StoredState {
     pub generation: Option<i64>,
     /// Whether `index` came from the cache rather than being rebuilt from `records`.
     pub cached: bool,
+    /// The destination the records were acknowledged by, as [`Commit::destination`] gave it;
+    /// `None` if no commit has recorded one (a new sync, or state older than the fingerprint).
+    pub destination: Option<String>,
+    /// The stored records cannot be used (another hash version, or another destination): the
+    /// run sends everything, and its first commit replaces them.
+    pub replace: bool,
+}
+
+impl StoredState {
+    /// State that cannot be used for this run: it sends everything, and its first commit
+    /// replaces what is stored (see [`Commit::replace`]).
+    pub fn set_aside(self) -> StoredState {
+        StoredState {
+            schema: self.schema,
+            destination: self.destination,
+            replace: true,
+            ..StoredState::default()
+        }
+    }
+}
+
+/// One atomic commit of changes the destination acknowledged.
+#[derive(Clone, Copy, Debug)]
+pub struct Commit<'a> {
+    /// Records written, with the payload hash they were written with.
+    pub upserted: &'a [(String, u128)],
+    /// Ids of records deleted.
+    pub deleted: &'a [String],
+    /// Who acknowledged them: the destination's fingerprint (type, URL, object; never a
+    /// key), stored with the sync so that a run against another destination can tell.
+    pub destination: &'a str,
+    /// Forget every stored record of the sync first: they were for another destination or
+    /// hash version, and this run sends everything.
+    pub replace: bool,
+}
+
+impl<'a> Commit<'a> {
+    /// Upserts only, on top of what is stored.
+    pub fn upserts(upserted: &'a [(String, u128)], destination: &'a str) -> Commit<'a> {
+        Commit {
+            upserted,
+            deleted: &[],
+            destination,
+            replace: false,
+        }
+    }
 }
 
 /// One record in the index: the [`id_key`](crate::hash::id_key) of its id and its payload hash.
@@ -355,10 +401,10 @@ pub trait StateStore: Send + Sync {
     async fn load(&self, sync: &str) -> Result<StoredState, StateError>;
     /// Every stored record id and hash, sorted by id: the table the index derives from.
     async fn records(&self, sync: &str) -> Result<Vec<(String, u128)>, StateError>;
-    /// Records that `acked` records of the lock's sync were acknowledged with these payload
-    /// hashes, atomically, and returns the sync's commit counter after this commit. Commits only
-    /// while `lock` is held: a lost lock commits nothing and says so (`StateError::LockLost`).
-    async fn commit(&self, lock: &RunLock, acked: &[(String, u128)]) -> Result<i64, StateError>;
+    /// Records, atomically, the upserts and deletes of the lock's sync that the destination
+    /// acknowledged, and returns the sync's commit counter after this commit. Commits only while
+    /// `lock` is held: a lost lock commits nothing and says so (`StateError::LockLost`).
+    async fn commit(&self, lock: &RunLock, changes: &Commit<'_>) -> Result<i64, StateError>;
     /// Caches `index` as the state at commit counter `generation`; does nothing and returns
     /// false if the counter has moved on since.
     async fn save_index(&self, sync: &str, generation: i64, index: &RecordIndex) -> Result<bool, StateError>;

@@ -10,8 +10,8 @@ use futures::TryStreamExt;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row, Type};
 
 use super::{
-    now_secs, Pruned, RecordIndex, RejectionRow, RunCounts, RunLock, RunRecord, RunRow, RunStart, RunStatus, StateError, StateStore,
-    StoredRejection, StoredState, INDEX_FORMAT, MAX_STORED_REJECTIONS,
+    now_secs, Commit, Pruned, RecordIndex, RejectionRow, RunCounts, RunLock, RunRecord, RunRow, RunStart, RunStatus, StateError,
+    StateStore, StoredRejection, StoredState, INDEX_FORMAT, MAX_STORED_REJECTIONS,
 };
 use crate::column::ColumnType;
 use crate::hash::HASH_VERSION;
@@ -30,18 +30,23 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     fn pool(&self) -> &Pool<Self::Db>;
     /// See [`StateStore::commit`]; the statements are [`BUMP_GENERATION`] and a bulk upsert.
-    async fn commit(&self, lock: &RunLock, acked: &[(String, u128)]) -> Result<i64, StateError>;
+    async fn commit(&self, lock: &RunLock, changes: &Commit<'_>) -> Result<i64, StateError>;
     /// See [`StateStore::claim_slot`]; the statement is [`CLAIM_SLOT`].
     async fn claim_slot(&self, lock: &RunLock, slot: i64, worker: &str) -> Result<bool, StateError>;
     async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError>;
     async fn lock(&self, sync: &str) -> Result<RunLock, StateError>;
 }
 
-/// The first statement of every commit: the sync's commit counter moves on by one.
-/// `$1` sync, `$2` hash version, `$3` now.
-pub(crate) const BUMP_GENERATION: &str = "INSERT INTO syncs (name, hash_version, updated_at, generation) VALUES ($1, $2, $3, 1) \
-     ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at, generation = syncs.generation + 1 \
+/// The first statement of every commit: the sync's commit counter moves on by one, and the sync
+/// records which destination and hash version its records are for.
+/// `$1` sync, `$2` hash version, `$3` destination, `$4` now.
+pub(crate) const BUMP_GENERATION: &str = "INSERT INTO syncs (name, hash_version, destination, updated_at, generation) \
+     VALUES ($1, $2, $3, $4, 1) ON CONFLICT (name) DO UPDATE SET hash_version = excluded.hash_version, \
+     destination = excluded.destination, updated_at = excluded.updated_at, generation = syncs.generation + 1 \
      RETURNING generation";
+
+/// A commit that replaces the stored state forgets every record first. `$1` sync.
+pub(crate) const FORGET_RECORDS: &str = "DELETE FROM records WHERE sync = $1";
 
 /// Only the first claimer to move a sync's slot forward sees a row affected.
 /// `$1` sync, `$2` slot, `$3` worker, `$4` now.
@@ -125,6 +130,7 @@ struct SyncMeta {
     hash_version: i64,
     schema_json: Option<String>,
     generation: i64,
+    destination: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -155,7 +161,7 @@ where
         if let Some(snapshot) = B::SNAPSHOT {
             sqlx::query::<B::Db>(snapshot).execute(&mut *tx).await?;
         }
-        let meta: Option<SyncMeta> = sqlx::query_as("SELECT hash_version, schema_json, generation FROM syncs WHERE name = $1")
+        let meta: Option<SyncMeta> = sqlx::query_as("SELECT hash_version, schema_json, generation, destination FROM syncs WHERE name = $1")
             .bind(sync)
             .fetch_optional(&mut *tx)
             .await?;
@@ -169,8 +175,10 @@ where
         if meta.hash_version != HASH_VERSION {
             return Ok(StoredState {
                 schema,
+                destination: meta.destination,
                 ..StoredState::default()
-            });
+            }
+            .set_aside());
         }
         let cached: Option<Vec<u8>> =
             sqlx::query_scalar::<_, Vec<u8>>("SELECT entries FROM record_index WHERE sync = $1 AND generation = $2 AND format = $3")
@@ -192,6 +200,8 @@ where
             schema,
             generation: Some(meta.generation),
             cached,
+            destination: meta.destination,
+            replace: false,
         })
     }
 
@@ -200,8 +210,8 @@ where
         records_of::<B::Db>(&mut conn, sync).await
     }
 
-    async fn commit(&self, lock: &RunLock, acked: &[(String, u128)]) -> Result<i64, StateError> {
-        Backend::commit(self, lock, acked).await
+    async fn commit(&self, lock: &RunLock, changes: &Commit<'_>) -> Result<i64, StateError> {
+        Backend::commit(self, lock, changes).await
     }
 
     async fn save_index(&self, sync: &str, generation: i64, index: &RecordIndex) -> Result<bool, StateError> {

@@ -11,8 +11,8 @@ use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOp
 use sqlx::{Pool, SqlitePool};
 
 use super::lock::{Held, LockWatch};
-use super::sql::{Backend, BUMP_GENERATION, CLAIM_SLOT, ON_RECORD_CONFLICT, ROWS_PER_INSERT};
-use super::{now_secs, LockCause, OpenCause, RunLock, StateError};
+use super::sql::{Backend, BUMP_GENERATION, CLAIM_SLOT, FORGET_RECORDS, ON_RECORD_CONFLICT, ROWS_PER_INSERT};
+use super::{now_secs, Commit, LockCause, OpenCause, RunLock, StateError};
 use crate::hash::HASH_VERSION;
 
 pub struct SqliteStore {
@@ -129,7 +129,7 @@ impl Backend for SqliteStore {
         &self.pool
     }
 
-    async fn commit(&self, lock: &RunLock, acked: &[(String, u128)]) -> Result<i64, StateError> {
+    async fn commit(&self, lock: &RunLock, changes: &Commit<'_>) -> Result<i64, StateError> {
         // An flock is held for as long as the process lives, so holding the guard proves it.
         let sync = lock.sync();
         let now = now_secs();
@@ -137,10 +137,24 @@ impl Backend for SqliteStore {
         let generation: i64 = sqlx::query_scalar(BUMP_GENERATION)
             .bind(sync)
             .bind(HASH_VERSION)
+            .bind(changes.destination)
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-        for chunk in acked.chunks(ROWS_PER_INSERT) {
+        if changes.replace {
+            sqlx::query(FORGET_RECORDS).bind(sync).execute(&mut *tx).await?;
+        }
+        for chunk in changes.deleted.chunks(ROWS_PER_INSERT) {
+            let mut delete = sqlx::QueryBuilder::new("DELETE FROM records WHERE sync = ");
+            delete.push_bind(sync).push(" AND id IN (");
+            let mut ids = delete.separated(", ");
+            for id in chunk {
+                ids.push_bind(id);
+            }
+            delete.push(")");
+            delete.build().execute(&mut *tx).await?;
+        }
+        for chunk in changes.upserted.chunks(ROWS_PER_INSERT) {
             let mut upsert = sqlx::QueryBuilder::new("INSERT INTO records (sync, id, hash, synced_at) ");
             upsert.push_values(chunk, |mut b, (id, hash)| {
                 b.push_bind(sync)

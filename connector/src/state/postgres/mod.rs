@@ -18,8 +18,8 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Pool};
 
 use lock::PgHold;
 
-use super::sql::{Backend, BUMP_GENERATION, CLAIM_SLOT, ON_RECORD_CONFLICT};
-use super::{now_secs, redact_url, OpenCause, RunLock, StateError};
+use super::sql::{Backend, BUMP_GENERATION, CLAIM_SLOT, FORGET_RECORDS, ON_RECORD_CONFLICT};
+use super::{now_secs, redact_url, Commit, OpenCause, RunLock, StateError};
 use crate::hash::HASH_VERSION;
 
 pub const DEFAULT_SCHEMA: &str = "ebb";
@@ -114,18 +114,29 @@ impl PostgresStore {
     }
 }
 
-/// One commit: the sync's counter and every acknowledged record's hash, in one transaction.
-async fn commit_on(conn: &mut PgConnection, sync: &str, acked: &[(String, u128)]) -> Result<i64, sqlx::Error> {
+/// One commit: the sync's counter and every acknowledged change, in one transaction.
+async fn commit_on(conn: &mut PgConnection, sync: &str, changes: &Commit<'_>) -> Result<i64, sqlx::Error> {
     let now = now_secs();
-    let ids: Vec<&str> = acked.iter().map(|(id, _)| id.as_str()).collect();
-    let hashes: Vec<Vec<u8>> = acked.iter().map(|(_, h)| h.to_le_bytes().to_vec()).collect();
+    let ids: Vec<&str> = changes.upserted.iter().map(|(id, _)| id.as_str()).collect();
+    let hashes: Vec<Vec<u8>> = changes.upserted.iter().map(|(_, h)| h.to_le_bytes().to_vec()).collect();
     let mut tx = conn.begin().await?;
     let generation: i64 = sqlx::query_scalar(BUMP_GENERATION)
         .bind(sync)
         .bind(HASH_VERSION)
+        .bind(changes.destination)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
+    if changes.replace {
+        sqlx::query(FORGET_RECORDS).bind(sync).execute(&mut *tx).await?;
+    }
+    if !changes.deleted.is_empty() {
+        sqlx::query("DELETE FROM records WHERE sync = $1 AND id = ANY($2::text[])")
+            .bind(sync)
+            .bind(changes.deleted)
+            .execute(&mut *tx)
+            .await?;
+    }
     // One statement for the whole commit, whatever its size: arrays, not a VALUES list.
     sqlx::query(&format!(
         "INSERT INTO records (sync, id, hash, synced_at) SELECT $1, u.id, u.hash, $4 FROM UNNEST($2::text[], $3::bytea[]) AS u(id, hash){ON_RECORD_CONFLICT}"
@@ -151,10 +162,10 @@ impl Backend for PostgresStore {
         &self.pool
     }
 
-    async fn commit(&self, lock: &RunLock, acked: &[(String, u128)]) -> Result<i64, StateError> {
+    async fn commit(&self, lock: &RunLock, changes: &Commit<'_>) -> Result<i64, StateError> {
         let hold = PgHold::of(lock)?;
         let mut session = hold.session().await?;
-        match commit_on(&mut session, lock.sync(), acked).await {
+        match commit_on(&mut session, lock.sync(), changes).await {
             Ok(generation) => Ok(generation),
             Err(e) => Err(hold.failed(&mut session, e).await),
         }
