@@ -9,7 +9,7 @@ const HEAD: &str =
 
 fn errors(yaml: &str) -> Vec<String> {
     let env = OverlayEnv([("EBB_CFG_SET".to_string(), "value".to_string())].into_iter().collect());
-    match ebb::config::parse(Path::new("m.yml"), yaml, &env) {
+    match ebb::spec::parse(Path::new("m.yml"), yaml, &env) {
         Ok(_) => Vec::new(),
         Err(e) => e.0.iter().map(ToString::to_string).collect(),
     }
@@ -220,8 +220,8 @@ fn huge_values_are_quoted_back_cut_short() {
 fn a_good_mapping_has_no_errors_and_interpolates() {
     let yaml = format!("{HEAD}    url: ${{EBB_CFG_UNSET_Y:-http://127.0.0.1:8787}}\nid: a\ncreated_at: b\n");
     let env = OverlayEnv(Default::default());
-    let mapping = ebb::config::parse(Path::new("/tmp/m.yml"), &yaml, &env).expect("valid");
-    let ebb::config::DestinationConfig::Enterpret(e) = &mapping.destination;
+    let mapping = ebb::spec::parse(Path::new("/tmp/m.yml"), &yaml, &env).expect("valid");
+    let ebb::destination::DestinationConfig::Enterpret(e) = &mapping.destination;
     assert_eq!(e.url.as_str(), "http://127.0.0.1:8787/");
     assert_eq!(format!("{:?}", e.api_key), "SecretString(**redacted**)");
     let ebb::config::SourceConfig::Parquet { pattern, .. } = &mapping.source else {
@@ -293,7 +293,7 @@ fn every_mapping_in_the_repository_keeps_its_secrets_out() {
                 continue;
             }
             let text = std::fs::read_to_string(&path).expect("read");
-            if let Err(e) = ebb::config::parse(&path, &text, &env) {
+            if let Err(e) = ebb::spec::parse(&path, &text, &env) {
                 panic!("{} does not validate: {e}", path.display());
             }
             seen += 1;

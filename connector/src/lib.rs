@@ -38,6 +38,7 @@ pub mod quote;
 pub mod record;
 pub mod retry;
 pub mod source;
+pub mod spec;
 pub mod standin;
 pub mod state;
 pub mod sync;

@@ -19,14 +19,13 @@ use arrow::datatypes::{
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
 use crate::column::ColumnType;
-use crate::config::{did_you_mean, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, Mapping, NullPolicy};
+use crate::config::{did_you_mean, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, NullPolicy};
 use crate::hash::Encoder;
 use crate::quote::{debug, quote, shorten, MAX_QUOTED_CHARS};
 use crate::record::{AttrValue, Number, Record};
 use crate::source::{SourceBatch, SourceSchema};
+use crate::spec::Mapping;
 
-/// 2000-01-01T00:00:00Z, the earliest `createdAt` the destination accepts.
-pub const MIN_CREATED_AT: i64 = 946_684_800;
 /// Integers at or above this are read as epoch milliseconds (13 digits).
 const MILLIS_THRESHOLD: i64 = 100_000_000_000;
 
@@ -66,6 +65,8 @@ pub struct CompiledMapping {
     nulls: NullPolicy,
     /// Upper bound for `createdAt`: the start of the run.
     now: i64,
+    /// Lower bound for `createdAt`: the destination's (a capability).
+    earliest_created_at: i64,
 }
 
 fn id_type_ok(t: &ColumnType) -> bool {
@@ -235,6 +236,7 @@ impl CompiledMapping {
                 attributes,
                 nulls: mapping.nulls,
                 now,
+                earliest_created_at: mapping.destination.capabilities().earliest_created_at().unwrap_or(i64::MIN),
             }),
             _ => Err(ConfigErrors(resolver.issues)),
         }
@@ -321,8 +323,11 @@ impl CompiledMapping {
         let id = row_id(&columns[self.id], row, scratch).map_err(|reason| (None, reason))?;
         let fail = |reason: String| (Some(id.to_string()), reason);
         let created_at = created_at_secs(columns[self.created_at].value(row)).map_err(fail)?;
-        if created_at < MIN_CREATED_AT {
-            return Err(fail(format!("createdAt {} is before 2000-01-01", fmt_secs(created_at))));
+        if created_at < self.earliest_created_at {
+            let earliest = DateTime::<Utc>::from_timestamp(self.earliest_created_at, 0)
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_else(|| self.earliest_created_at.to_string());
+            return Err(fail(format!("createdAt {} is before {earliest}", fmt_secs(created_at))));
         }
         if created_at > self.now {
             return Err(fail(format!("createdAt {} is in the future", fmt_secs(created_at))));
@@ -969,6 +974,7 @@ mod tests {
                 attributes,
                 nulls,
                 now: 2_000_000_000,
+                earliest_created_at: crate::destination::enterpret::EARLIEST_CREATED_AT,
             };
             let mut mapped = Vec::new();
             compiled.map_batch(&sb, |r| mapped.push(r));

@@ -1,11 +1,12 @@
 //! The canonical record: what a mapped row is, whatever the source was.
 //!
 //! Everything downstream of the mapping (hash, diff, destinations) sees only
-//! these types. Values are already normalised here (integral floats become
-//! integers, `-0.0` becomes `0`, attributes are sorted by name), so the hash
-//! and the JSON body both derive from one canonical form.
+//! these types: an identity, a created-at and typed values. Values are already
+//! normalised here (integral floats become integers, `-0.0` becomes `0`,
+//! attributes are sorted by name), so the hash and every destination's body
+//! derive from one canonical form. No destination's wire form lives here: each
+//! destination serialises records its own way.
 
-use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
 /// A number as the destination will see it.
@@ -84,59 +85,12 @@ pub enum AttrValue {
     B(Vec<bool>),
 }
 
-impl Serialize for AttrValue {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(1))?;
-        match self {
-            AttrValue::S(v) => map.serialize_entry("s", v)?,
-            AttrValue::N(v) => map.serialize_entry("n", v)?,
-            AttrValue::B(v) => map.serialize_entry("b", v)?,
-        }
-        map.end()
-    }
-}
-
 /// One mapped row. `attributes` is sorted by name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
     pub id: String,
     pub created_at: i64,
     pub attributes: Vec<(String, AttrValue)>,
-}
-
-struct Attributes<'a>(&'a [(String, AttrValue)]);
-
-impl Serialize for Attributes<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (name, value) in self.0 {
-            map.serialize_entry(name, value)?;
-        }
-        map.end()
-    }
-}
-
-impl Serialize for Record {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(3))?;
-        map.serialize_entry("id", &self.id)?;
-        map.serialize_entry("createdAt", &self.created_at)?;
-        map.serialize_entry("attributes", &Attributes(&self.attributes))?;
-        map.end()
-    }
-}
-
-/// A list of records serialised as a JSON array without copying them.
-pub struct RecordList<'a>(pub &'a [&'a Record]);
-
-impl Serialize for RecordList<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for r in self.0 {
-            seq.serialize_element(r)?;
-        }
-        seq.end()
-    }
 }
 
 #[cfg(test)]
@@ -155,21 +109,5 @@ mod tests {
         assert_eq!(Number::from_decimal(-1, 2), Some(Number::Float(-0.01)));
         assert_eq!(Number::from_decimal(5, -2), Some(Number::Int(500)));
         assert_eq!(Number::from_u64(u64::MAX), Number::Float(u64::MAX as f64));
-    }
-
-    #[test]
-    fn record_json_shape() {
-        let r = Record {
-            id: "u1".into(),
-            created_at: 1_600_000_000,
-            attributes: vec![
-                ("Age".into(), AttrValue::N(vec![Number::Int(31)])),
-                ("Tags".into(), AttrValue::S(vec!["a".into(), "b".into()])),
-            ],
-        };
-        assert_eq!(
-            serde_json::to_string(&r).unwrap(),
-            r#"{"id":"u1","createdAt":1600000000,"attributes":{"Age":{"n":[31]},"Tags":{"s":["a","b"]}}}"#
-        );
     }
 }

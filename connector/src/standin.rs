@@ -33,9 +33,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::destination::enterpret::EARLIEST_CREATED_AT;
 use crate::destination::enterpret::{MAX_BYTES, MAX_RECORDS};
 use crate::destination::RUN_HEADER;
-use crate::mapping::MIN_CREATED_AT;
 use crate::quote::quote;
 
 #[derive(Clone, Debug)]
@@ -493,7 +493,7 @@ fn check_record(record: &Value, now: i64) -> Result<Accepted, Refusal> {
     let created_at = match obj.get("createdAt") {
         None => return Err(Missing("`createdAt` is required".into())),
         Some(v) => match v.as_i64() {
-            Some(t) if (MIN_CREATED_AT..=now + 60).contains(&t) => t,
+            Some(t) if (EARLIEST_CREATED_AT..=now + 60).contains(&t) => t,
             Some(t) => {
                 return Err(Invalid(format!(
                     "`createdAt` {t} must be between 2000-01-01 and now, in epoch seconds"

@@ -23,15 +23,16 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::column::ColumnType;
-use crate::config::{Mapping, Mode};
+use crate::config::Mode;
 use crate::delivery::{BatchOutcome, Delivery};
-use crate::destination::{self, Attempt, Destination};
+use crate::destination::{Attempt, Destination};
 use crate::error::Error;
 use crate::hash::{id_key, record_hash};
 use crate::mapping::{CompiledMapping, Rejection};
 use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 use crate::record::Record;
 use crate::source::{self, Source};
+use crate::spec::Mapping;
 use crate::state::{
     Commit, IndexEntry, RecordIndex, RejectionStage, RunCounts, RunLock, RunOrigin, RunStart, RunStatus, StateStore, StoredRejection,
     StoredState, MAX_STORED_REJECTIONS,
@@ -47,8 +48,7 @@ pub struct Sync {
 impl Sync {
     pub fn from_mapping(mapping: Mapping) -> Result<Sync, Error> {
         let source = source::build(&mapping.source);
-        let destination: Arc<dyn Destination> =
-            Arc::from(destination::build(&mapping.destination).map_err(|e| Error::Destination(e.to_string()))?);
+        let destination: Arc<dyn Destination> = Arc::from(mapping.destination.build().map_err(|e| Error::Destination(e.to_string()))?);
         Ok(Sync {
             mapping,
             source,

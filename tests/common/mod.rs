@@ -94,7 +94,7 @@ pub fn env(pairs: &[(&str, &str)]) -> OverlayEnv {
 }
 
 pub fn load_sync(mapping: &Path, pairs: &[(&str, &str)]) -> Sync {
-    let mapping = ebb::config::load(mapping, &env(pairs)).unwrap_or_else(|e| panic!("mapping loads: {e}"));
+    let mapping = ebb::spec::load(mapping, &env(pairs)).unwrap_or_else(|e| panic!("mapping loads: {e}"));
     Sync::from_mapping(mapping).expect("sync builds")
 }
 

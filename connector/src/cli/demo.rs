@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use crate::config::{self, env::OverlayEnv};
+use crate::config::env::OverlayEnv;
 use crate::error::Error;
 use crate::standin::{StandIn, StandInConfig};
 use crate::state;
@@ -68,7 +68,7 @@ async fn run_in(dir: &std::path::Path) -> Result<ExitCode, Error> {
     for round in ["first sync: everything is new", "second sync: nothing changed, so nothing is sent"] {
         println!("\n{round}");
         for mapping in ["mappings/sample/users.yml", "mappings/sample/accounts.yml"] {
-            let mapping = config::load(&dir.join(mapping), &env)?;
+            let mapping = crate::spec::load(&dir.join(mapping), &env)?;
             let sync = Sync::from_mapping(mapping)?;
             let report = sync::run(&sync, store.as_ref(), &options).await?;
             ok &= report.status == state::RunStatus::Completed;

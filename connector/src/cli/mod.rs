@@ -13,8 +13,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::env::{Env, ProcessEnv};
-use crate::config::{self, ConfigErrors, Mapping};
+use crate::config::{self, ConfigErrors};
 use crate::error::Error;
+use crate::spec::{self, Mapping};
 use crate::standin::{StandIn, StandInConfig};
 use crate::state::{self, RunRecord, StateStore};
 use crate::sync::{self, human_duration, RunOptions, RunReport, Sync};
@@ -246,7 +247,7 @@ fn print_error(e: &Error) {
 }
 
 fn load(path: &Path, env: &dyn Env) -> Result<Mapping, Error> {
-    Ok(config::load(path, env)?)
+    Ok(spec::load(path, env)?)
 }
 
 async fn open_store(url: &str, read_only: bool) -> Result<Box<dyn StateStore>, Error> {
@@ -257,7 +258,7 @@ async fn validate(paths: &[PathBuf], env: &dyn Env) -> ExitCode {
     let mut all = Vec::new();
     let mut names: Vec<(String, PathBuf)> = Vec::new();
     for path in paths {
-        let mapping = match config::load(path, env) {
+        let mapping = match spec::load(path, env) {
             Ok(m) => m,
             Err(ConfigErrors(issues)) => {
                 all.extend(issues);
@@ -438,7 +439,7 @@ fn load_all(paths: &[PathBuf], env: &dyn Env) -> Result<Vec<Mapping>, Error> {
     let mut mappings = Vec::new();
     let mut problems = Vec::new();
     for path in paths {
-        match config::load(path, env) {
+        match spec::load(path, env) {
             Ok(m) => mappings.push(m),
             Err(ConfigErrors(issues)) => problems.extend(issues),
         }

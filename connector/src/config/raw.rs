@@ -1,45 +1,15 @@
-//! The mapping file as written: serde types with source positions.
+//! The generic sections of a mapping file as written: serde types with source positions.
 //!
-//! Nothing here is trusted; `validate` turns it into [`super::Mapping`].
+//! Nothing here is trusted; the validator turns it into typed configuration. The whole file's
+//! raw form is in [`crate::spec`], and each destination's block in its own module.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
-use super::{AttrType, Mode, NullPolicy, ObjectKind};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawMapping {
-    /// Unique name of the sync; state is keyed by it.
-    pub name: Spanned<String>,
-    pub source: Spanned<RawSource>,
-    pub destination: Spanned<RawDestination>,
-    #[serde(default)]
-    pub mode: Option<Spanned<Mode>>,
-    /// Column holding the record id.
-    pub id: Spanned<String>,
-    /// Column holding the creation time.
-    pub created_at: Spanned<String>,
-    #[serde(default)]
-    pub attributes: BTreeMap<String, Spanned<RawAttribute>>,
-    #[serde(default)]
-    pub nulls: Option<Spanned<NullPolicy>>,
-    /// Cron, five fields, UTC: when `ebb worker` runs this sync.
-    #[serde(default)]
-    pub schedule: Option<Spanned<String>>,
-    /// A period such as `5m`: when `ebb worker` runs this sync.
-    #[serde(default)]
-    pub every: Option<Spanned<String>>,
-    /// Run again as soon as the last run ends.
-    #[serde(default)]
-    pub continuous: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub alerts: Option<Spanned<RawAlerts>>,
-}
+use super::AttrType;
 
 /// Where and when to raise alerts about runs.
 #[derive(Debug, Deserialize)]
@@ -103,35 +73,6 @@ pub struct RawPostgres {
     /// Any SELECT, run inside a READ ONLY transaction.
     #[serde(default)]
     pub query: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum RawDestination {
-    Enterpret(RawEnterpret),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawEnterpret {
-    pub object: Spanned<ObjectKind>,
-    pub api_key: Spanned<String>,
-    #[serde(default)]
-    pub url: Option<Spanned<String>>,
-    /// Records per request, 1..=15.
-    #[serde(default)]
-    pub batch_size: Option<Spanned<i64>>,
-    #[serde(default)]
-    pub requests_per_minute: Option<Spanned<i64>>,
-    /// Requests in flight at once.
-    #[serde(default)]
-    pub concurrency: Option<Spanned<i64>>,
-    /// How long one batch may be retried before the run fails.
-    #[serde(default)]
-    pub retry_budget_secs: Option<Spanned<i64>>,
-    /// Timeout of one HTTP request.
-    #[serde(default)]
-    pub timeout_secs: Option<Spanned<i64>>,
 }
 
 /// `Name: column` or `Name: { column | value, type, list, split }`.

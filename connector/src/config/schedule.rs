@@ -14,6 +14,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 
+use serde_saphyr::Spanned;
+
+use super::issue::Loc;
+use super::validator::Validator;
 use crate::quote::quote;
 
 /// The shortest gap between two runs of a `continuous: true` sync, so that a source
@@ -114,6 +118,42 @@ impl fmt::Display for Schedule {
             Schedule::Every(p) => write!(f, "every {}", humantime::format_duration(*p)),
             Schedule::Continuous => write!(f, "continuous (at most every {}s)", CONTINUOUS_FLOOR.as_secs()),
         }
+    }
+}
+
+/// The timing keys of a mapping as written.
+#[derive(Clone, Copy, Debug)]
+pub struct RawTiming<'a> {
+    pub schedule: &'a Option<Spanned<String>>,
+    pub every: &'a Option<Spanned<String>>,
+    pub continuous: &'a Option<Spanned<bool>>,
+}
+
+impl Validator<'_> {
+    /// `schedule`, `every` or `continuous`: at most one of them.
+    pub fn schedule(&mut self, raw: RawTiming<'_>) -> Option<Schedule> {
+        let given = [
+            raw.schedule.as_ref().map(|s| Loc::of(s, "schedule")),
+            raw.every.as_ref().map(|s| Loc::of(s, "every")),
+            raw.continuous.as_ref().filter(|c| c.value).map(|c| Loc::of(c, "continuous")),
+        ];
+        let mut given: Vec<&Loc> = given.iter().flatten().collect();
+        given.sort_by_key(|l| (l.line, l.column));
+        if let Some(second) = given.get(1) {
+            self.push(second, "give only one of `schedule`, `every` and `continuous`");
+            return None;
+        }
+        if let Some(text) = raw.schedule {
+            let expression = self.interpolated(text, "schedule")?;
+            return Schedule::cron(&expression)
+                .map_err(|e| self.push(&Loc::of(text, "schedule"), e))
+                .ok();
+        }
+        if let Some(text) = raw.every {
+            let period = self.interpolated(text, "every")?;
+            return Schedule::every(&period).map_err(|e| self.push(&Loc::of(text, "every"), e)).ok();
+        }
+        raw.continuous.as_ref().filter(|c| c.value).map(|_| Schedule::Continuous)
     }
 }
 

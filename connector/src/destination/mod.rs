@@ -1,26 +1,82 @@
 //! Destinations: where records go.
 //!
-//! A [`Destination`] turns records into one request and makes one attempt to
-//! send it. Batching, splitting, retries and rate limits live in `delivery`,
-//! shared by every destination; what a destination can do is data in
-//! [`Capabilities`], so the planner never assumes one destination's shape.
+//! A destination is a module of its own: it owns its block of the mapping (the keys, their
+//! validation, its limits), its [`Capabilities`], its wire format and how it reads replies.
+//! A [`Destination`] turns records into one request and makes one attempt to send it.
+//! Batching, splitting, retries and rate limits live in `delivery`, shared by every
+//! destination. Adding one is a module plus an arm in [`RawDestination`] and
+//! [`DestinationConfig`].
 
+pub mod capabilities;
 pub mod enterpret;
 
 use std::time::Duration;
 
-use crate::config::DestinationConfig;
-use crate::record::Record;
+use serde::Deserialize;
+use url::Url;
 
-/// What a destination can do, known before anything is sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Capabilities {
-    /// Most records in one request.
-    pub max_batch_records: usize,
-    /// Largest request body in bytes.
-    pub max_request_bytes: usize,
-    /// Whether records can be deleted (needed by `mode: mirror`).
-    pub can_delete: bool,
+use crate::config::{DeliveryConfig, Validator};
+use crate::record::Record;
+pub use capabilities::Capabilities;
+
+/// The `destination:` block as written: one key, the destination's type.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawDestination {
+    Enterpret(enterpret::RawEnterpret),
+}
+
+/// A validated destination block.
+#[derive(Clone, Debug)]
+pub enum DestinationConfig {
+    Enterpret(enterpret::EnterpretConfig),
+}
+
+impl RawDestination {
+    pub fn validate(&self, v: &mut Validator) -> DestinationConfig {
+        match self {
+            RawDestination::Enterpret(raw) => DestinationConfig::Enterpret(raw.validate(v)),
+        }
+    }
+}
+
+impl DestinationConfig {
+    /// What the destination can do, from its configuration alone.
+    pub fn capabilities(&self) -> Capabilities {
+        match self {
+            DestinationConfig::Enterpret(c) => c.capabilities(),
+        }
+    }
+
+    pub fn delivery(&self) -> &DeliveryConfig {
+        match self {
+            DestinationConfig::Enterpret(c) => &c.delivery,
+        }
+    }
+
+    /// Who the records go to, as stored with a sync's state: the type, the URL without
+    /// credentials, query or fragment, and the object. Never a key.
+    pub fn fingerprint(&self) -> String {
+        match self {
+            DestinationConfig::Enterpret(c) => c.fingerprint(),
+        }
+    }
+
+    pub fn build(&self) -> Result<Box<dyn Destination>, DestinationError> {
+        match self {
+            DestinationConfig::Enterpret(c) => Ok(Box::new(enterpret::Enterpret::new(c.clone())?)),
+        }
+    }
+}
+
+/// `scheme://host[:port]/path`, for naming a destination: no userinfo, query or fragment.
+fn bare_url(url: &Url) -> String {
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    bare.set_query(None);
+    bare.set_fragment(None);
+    bare.as_str().trim_end_matches('/').to_string()
 }
 
 /// A request ready to go. Holds no secret: headers are added by `send`.
@@ -84,19 +140,6 @@ pub trait Destination: Send + Sync {
             Attempt::Response { status, body, .. } => format!("HTTP {status}: {}", truncate(body, 300)),
             Attempt::Transport(e) => e.clone(),
         }
-    }
-}
-
-/// Capabilities from configuration alone, for validation before anything is built.
-pub fn capabilities_of(config: &DestinationConfig) -> Capabilities {
-    match config {
-        DestinationConfig::Enterpret(c) => enterpret::capabilities(c),
-    }
-}
-
-pub fn build(config: &DestinationConfig) -> Result<Box<dyn Destination>, DestinationError> {
-    match config {
-        DestinationConfig::Enterpret(c) => Ok(Box::new(enterpret::Enterpret::new(c.clone())?)),
     }
 }
 

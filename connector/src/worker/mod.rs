@@ -34,8 +34,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::alerts;
 use crate::config::env::ProcessEnv;
-use crate::config::{self, ConfigErrors, Mapping, Schedule, WorkerConfig};
+use crate::config::{ConfigErrors, Schedule, WorkerConfig};
 use crate::error::Error;
+use crate::spec::Mapping;
 use crate::state::{RunLock, RunOrigin, RunStatus, StateStore};
 use crate::sync::{self, RunOptions, RunReport, Sync};
 use metrics::{Metered, Metrics};
@@ -267,7 +268,7 @@ fn issues_text(e: &ConfigErrors) -> Vec<String> {
 /// not the mapping's fault: the sync is kept, and its runs fail until the source is back.
 async fn check(path: &Path) -> Result<(Mapping, String), Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: cannot read mapping: {e}", path.display())])?;
-    let mapping = config::parse(path, &text, &ProcessEnv).map_err(|e| issues_text(&e))?;
+    let mapping = crate::spec::parse(path, &text, &ProcessEnv).map_err(|e| issues_text(&e))?;
     let sync = Sync::from_mapping(mapping.clone()).map_err(|e| vec![format!("{}: {e}", path.display())])?;
     match sync.compile().await {
         Ok(_) => {}

@@ -9,28 +9,13 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 
+pub mod config;
+mod wire;
+
+pub use config::{EnterpretConfig, ObjectKind, RawEnterpret, EARLIEST_CREATED_AT, MAX_BYTES, MAX_RECORDS};
+
 use super::{truncate, Attempt, Capabilities, Destination, DestinationError, PreparedRequest, RUN_HEADER};
-use crate::config::{EnterpretConfig, ObjectKind};
-use crate::record::{Record, RecordList};
-
-pub const MAX_RECORDS: usize = 15;
-pub const MAX_BYTES: usize = 1_000_000;
-
-pub fn capabilities(config: &EnterpretConfig) -> Capabilities {
-    Capabilities {
-        max_batch_records: config.delivery.batch_size.min(MAX_RECORDS),
-        max_request_bytes: MAX_BYTES,
-        can_delete: false,
-    }
-}
-
-/// The path and body key of an object.
-pub fn endpoint(object: ObjectKind) -> (&'static str, &'static str) {
-    match object {
-        ObjectKind::User => ("webhook/users/custom", "users"),
-        ObjectKind::Account => ("webhook/accounts/custom", "accounts"),
-    }
-}
+use crate::record::Record;
 
 pub struct Enterpret {
     config: EnterpretConfig,
@@ -46,7 +31,7 @@ impl Enterpret {
             .user_agent(concat!("ebb/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| DestinationError::Client(e.to_string()))?;
-        let (path, _) = endpoint(config.object);
+        let (path, _) = config.object.endpoint();
         let url = format!("{}/{path}", config.url.as_str().trim_end_matches('/'));
         Ok(Self { config, client, url })
     }
@@ -73,14 +58,6 @@ impl Enterpret {
     }
 }
 
-#[derive(serde::Serialize)]
-struct Body<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    users: Option<RecordList<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    accounts: Option<RecordList<'a>>,
-}
-
 #[derive(serde::Deserialize)]
 struct ErrorBody {
     #[serde(default)]
@@ -104,24 +81,17 @@ fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
 #[async_trait::async_trait]
 impl Destination for Enterpret {
     fn describe(&self) -> String {
-        format!("enterpret {}", endpoint(self.config.object).1)
+        format!("enterpret {}", self.config.object.endpoint().1)
     }
 
     fn capabilities(&self) -> Capabilities {
-        capabilities(&self.config)
+        self.config.capabilities()
     }
 
     fn prepare(&self, records: &[&Record]) -> Result<PreparedRequest, DestinationError> {
-        let list = Some(RecordList(records));
-        let body = match self.config.object {
-            ObjectKind::User => Body {
-                users: list,
-                accounts: None,
-            },
-            ObjectKind::Account => Body {
-                users: None,
-                accounts: list,
-            },
+        let body = wire::Body {
+            object: self.config.object,
+            records,
         };
         let body = serde_json::to_vec(&body).map_err(|e| DestinationError::Encode(e.to_string()))?;
         Ok(PreparedRequest {

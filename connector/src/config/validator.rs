@@ -1,0 +1,116 @@
+//! The validator every section of a mapping is checked with: it collects every problem, each
+//! with its place, instead of stopping at the first. Sections (the source, attributes, alerts,
+//! each destination's own keys) are methods or functions over it.
+
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Spanned;
+use url::Url;
+
+use super::env::{interpolate, Env};
+use super::issue::{ConfigErrors, ConfigIssue, Loc};
+use super::secret::{self, SecretString};
+
+pub struct Validator<'a> {
+    file: PathBuf,
+    env: &'a dyn Env,
+    issues: Vec<ConfigIssue>,
+}
+
+impl<'a> Validator<'a> {
+    pub fn new(file: &Path, env: &'a dyn Env) -> Validator<'a> {
+        Validator {
+            file: file.to_path_buf(),
+            env,
+            issues: Vec::new(),
+        }
+    }
+
+    /// The mapping file, which anchors relative paths.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// `value`, unless a problem was found.
+    pub fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
+        if self.issues.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigErrors(self.issues))
+        }
+    }
+
+    pub fn push(&mut self, loc: &Loc, message: impl Into<String>) {
+        self.issues.push(ConfigIssue {
+            file: self.file.clone(),
+            line: loc.line,
+            column: loc.column,
+            field: loc.field.clone(),
+            message: message.into(),
+            hint: None,
+        });
+    }
+
+    /// The value with its `${VAR}`s filled in from the environment.
+    pub fn interpolated(&mut self, value: &Spanned<String>, field: &str) -> Option<String> {
+        self.interpolated_at(&value.value, &Loc::of(value, field))
+    }
+
+    pub fn interpolated_at(&mut self, value: &str, loc: &Loc) -> Option<String> {
+        match interpolate(value, self.env) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.push(loc, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// An integer setting: `default` when absent, an issue (and `default`) when out of range.
+    pub fn int_in(&mut self, value: &Option<Spanned<i64>>, field: &str, range: std::ops::RangeInclusive<i64>, default: i64) -> i64 {
+        match value {
+            None => default,
+            Some(v) if range.contains(&v.value) => v.value,
+            Some(v) => {
+                self.push(
+                    &Loc::of(v, field),
+                    format!("must be between {} and {}, got {}", range.start(), range.end(), v.value),
+                );
+                default
+            }
+        }
+    }
+
+    /// A secret field: it must come from the environment, and `fix` shows how. Its value is
+    /// never quoted back, in this error or any other.
+    pub fn secret(&mut self, value: &Spanned<String>, field: &str, fix: &str) -> Option<SecretString> {
+        if secret::written_out(&value.value) {
+            self.push(
+                &Loc::of(value, field),
+                format!(
+                    "is a secret, and a secret must not be written in a mapping: take it from the environment, as in \
+                     `{fix}` (`${{VAR:-default}}` is allowed for the keys of a local stand-in)"
+                ),
+            );
+            return None;
+        }
+        self.interpolated(value, field).map(SecretString::new)
+    }
+
+    /// An `http://` or `https://` URL with a host.
+    pub fn http_url(&mut self, value: &Spanned<String>, field: &str) -> Option<Url> {
+        let loc = Loc::of(value, field);
+        let text = self.interpolated(value, field)?;
+        match Url::parse(&text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+            Ok(_) => {
+                self.push(&loc, "must be an http:// or https:// URL");
+                None
+            }
+            Err(err) => {
+                self.push(&loc, format!("is not a valid URL: {err}"));
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! What a destination can do, as data: the mapping and the validator read it, so nothing in the
+//! pipeline assumes one destination's shape.
+
+/// What a destination keys its records on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// A column holding an id the destination stores as is.
+    Id,
+    /// An email address.
+    Email,
+}
+
+/// The value types a destination's attributes or properties can take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueType {
+    String,
+    Number,
+    Boolean,
+    Date,
+}
+
+/// Whether a destination wants a creation time, and from when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreatedAt {
+    /// Every record carries one, no earlier than this (Unix seconds) and not in the future.
+    Required {
+        earliest: i64,
+    },
+    NotUsed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    pub identity: Identity,
+    pub created_at: CreatedAt,
+    pub value_types: &'static [ValueType],
+    /// A write replaces the record's previous attributes wholesale, rather than merging.
+    pub replaces_record: bool,
+    /// Most records in one request.
+    pub max_batch_records: usize,
+    /// Largest request body in bytes.
+    pub max_request_bytes: usize,
+    /// Whether records can be deleted (needed by `mode: mirror`).
+    pub can_delete: bool,
+}
+
+impl Capabilities {
+    /// The earliest creation time the destination accepts, if it takes one.
+    pub fn earliest_created_at(&self) -> Option<i64> {
+        match self.created_at {
+            CreatedAt::Required { earliest } => Some(earliest),
+            CreatedAt::NotUsed => None,
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Enterpret's block of a mapping: its keys as written, their validation, and its limits.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use url::Url;
+
+use crate::config::secret::SecretString;
+use crate::config::{DeliveryConfig, DeliveryLimits, Loc, RawDelivery, Validator};
+use crate::destination::capabilities::{Capabilities, CreatedAt, Identity, ValueType};
+
+/// Most records in one request.
+pub const MAX_RECORDS: usize = 15;
+/// Largest request body.
+pub const MAX_BYTES: usize = 1_000_000;
+/// 2000-01-01T00:00:00Z, the earliest `createdAt` Enterpret accepts.
+pub const EARLIEST_CREATED_AT: i64 = 946_684_800;
+const DEFAULT_URL: &str = "https://api.enterpret.com";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    User,
+    Account,
+}
+
+impl ObjectKind {
+    /// The path and body key of an object's webhook.
+    pub fn endpoint(self) -> (&'static str, &'static str) {
+        match self {
+            ObjectKind::User => ("webhook/users/custom", "users"),
+            ObjectKind::Account => ("webhook/accounts/custom", "accounts"),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnterpret {
+    pub object: Spanned<ObjectKind>,
+    pub api_key: Spanned<String>,
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// Records per request, 1..=15.
+    #[serde(default)]
+    pub batch_size: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub requests_per_minute: Option<Spanned<i64>>,
+    /// Requests in flight at once.
+    #[serde(default)]
+    pub concurrency: Option<Spanned<i64>>,
+    /// How long one batch may be retried before the run fails.
+    #[serde(default)]
+    pub retry_budget_secs: Option<Spanned<i64>>,
+    /// Timeout of one HTTP request.
+    #[serde(default)]
+    pub timeout_secs: Option<Spanned<i64>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EnterpretConfig {
+    pub object: ObjectKind,
+    pub api_key: SecretString,
+    pub url: Url,
+    pub delivery: DeliveryConfig,
+}
+
+impl RawEnterpret {
+    pub fn validate(&self, v: &mut Validator) -> EnterpretConfig {
+        let p = "destination.enterpret";
+        let fix = match self.object.value {
+            ObjectKind::User => "api_key: ${ENTERPRET_USERS_API_KEY}",
+            ObjectKind::Account => "api_key: ${ENTERPRET_ACCOUNTS_API_KEY}",
+        };
+        let api_key = v.secret(&self.api_key, &format!("{p}.api_key"), fix);
+        if api_key.as_ref().is_some_and(SecretString::is_empty) {
+            v.push(&Loc::of(&self.api_key, format!("{p}.api_key")), "must not be empty");
+        }
+        let url = match &self.url {
+            None => Url::parse(DEFAULT_URL).ok(),
+            Some(u) => v.http_url(u, &format!("{p}.url")),
+        };
+        let raw = RawDelivery {
+            batch_size: &self.batch_size,
+            requests_per_minute: &self.requests_per_minute,
+            concurrency: &self.concurrency,
+            retry_budget_secs: &self.retry_budget_secs,
+            timeout_secs: &self.timeout_secs,
+        };
+        let limits = DeliveryLimits {
+            max_batch_size: MAX_RECORDS,
+            default_batch_size: MAX_RECORDS,
+            default_requests_per_minute: 100,
+        };
+        EnterpretConfig {
+            object: self.object.value,
+            api_key: api_key.unwrap_or_else(|| SecretString::new("")),
+            url: url.unwrap_or_else(|| Url::parse("http://invalid.invalid").expect("static URL")),
+            delivery: v.delivery(raw, p, limits),
+        }
+    }
+}
+
+impl EnterpretConfig {
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            identity: Identity::Id,
+            created_at: CreatedAt::Required {
+                earliest: EARLIEST_CREATED_AT,
+            },
+            value_types: &[ValueType::String, ValueType::Number, ValueType::Boolean],
+            // Enterpret merges the attributes it is sent into what it holds.
+            replaces_record: false,
+            max_batch_records: self.delivery.batch_size.min(MAX_RECORDS),
+            max_request_bytes: MAX_BYTES,
+            can_delete: false,
+        }
+    }
+
+    /// The workspace URL and the object; never the key, so a rotated key is the same destination.
+    pub fn fingerprint(&self) -> String {
+        format!("enterpret {} at {}", self.object.endpoint().1, super::super::bare_url(&self.url))
+    }
+}
