@@ -2,6 +2,7 @@
 //! run failed (`source: …`, `destination: …`) and what to do about it.
 
 use crate::config::ConfigErrors;
+use crate::destination::DestinationError;
 use crate::source::SourceError;
 use crate::state::StateError;
 
@@ -16,13 +17,15 @@ pub enum Error {
     #[error("state: {0}")]
     State(#[from] StateError),
     #[error("destination: {0}")]
-    Destination(String),
+    Destination(#[from] DestinationError),
     #[error("interrupted")]
     Interrupted,
     #[error("sync {} is already running: another ebb process holds its lock", crate::quote::quote(.0))]
     AlreadyRunning(String),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    #[error("cannot write the JSON output: {0}")]
+    Json(#[source] serde_json::Error),
 }
 
 impl Error {
@@ -30,7 +33,7 @@ impl Error {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             Error::Config(_) => Some("fix the mapping, then check it with `ebb validate`"),
-            Error::Source(_) => Some("check that the source path exists and holds readable Parquet files"),
+            Error::Source(e) => Some(e.hint()),
             Error::Drift(_) => {
                 Some("nothing was sent; fix the source, or run `ebb reset MAPPING` to accept the new schema and resend everything")
             }
@@ -40,7 +43,35 @@ impl Error {
             Error::State(_) => Some("check --state / EBB_STATE"),
             Error::Destination(_) => Some("records not acknowledged stay unsynced and are sent by the next run"),
             Error::AlreadyRunning(_) => Some("nothing was done; pass --wait to wait for the other run to finish"),
-            Error::Interrupted | Error::Io { .. } => None,
+            Error::Interrupted | Error::Io { .. } | Error::Json(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_source_failure_gets_the_hint_that_fits_it() {
+        let database = Error::Source(SourceError::Database {
+            source_name: "postgres db:5432/warehouse table users".into(),
+            cause: "connection refused".into(),
+        });
+        let hint = database.hint().unwrap_or_default();
+        assert!(hint.contains("url") && !hint.contains("Parquet"), "{hint}");
+        let parquet = Error::Source(SourceError::NoFiles {
+            pattern: "/data/*.parquet".into(),
+        });
+        assert!(parquet.hint().unwrap_or_default().contains("Parquet"));
+        let Error::Source(inner) = &database else {
+            unreachable!("built as a source error")
+        };
+        let cause = std::error::Error::source(inner).map(ToString::to_string);
+        assert_eq!(
+            cause.as_deref(),
+            Some("connection refused"),
+            "the cause is kept as the error's source"
+        );
     }
 }

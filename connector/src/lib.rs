@@ -10,12 +10,16 @@
 //!                                  state ◀──────────── commit of acknowledged records
 //! ```
 //!
-//! - [`config`]: mapping files, validation with `file:line:column` errors, secrets.
-//! - [`source`]: the `Source` trait and the Parquet source.
+//! - [`config`]: the generic sections of mapping files, validated with `file:line:column`
+//!   errors, and secrets; it knows no destination.
+//! - [`spec`]: a whole mapping: the generic sections plus the destination's own block.
+//! - [`source`]: the `Source` trait, the Parquet and PostgreSQL sources; [`column`] the
+//!   logical column types they report; [`pg_url`] what ebb checks in a PostgreSQL URL.
 //! - [`mapping`]: rows to canonical [`record::Record`]s, or rejections with reasons.
 //! - [`hash`]: the versioned canonical hash kept in state.
-//! - [`state`]: the `StateStore` trait, the SQLite and PostgreSQL stores, and run locks.
-//! - [`destination`]: the `Destination` trait and Enterpret's webhooks.
+//! - [`state`]: the `StateStore` trait, its SQL written once for SQLite and PostgreSQL, and run locks.
+//! - [`destination`]: the `Destination` trait, capabilities as data, and one module per
+//!   destination owning its config, validation, limits and wire format (Enterpret's webhooks).
 //! - [`retry`] and [`delivery`]: classification, backoff, splitting, rate limit.
 //! - [`sync`]: the only module that sees every seam: plan, deliver, commit.
 //! - [`standin`]: a local, strict stand-in for the destination.

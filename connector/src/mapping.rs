@@ -277,7 +277,7 @@ impl CompiledMapping {
     /// the mapped record, without building it: `emit` gets the id and the hash, or the rejection.
     pub fn hash_batch(&self, sb: &SourceBatch, mut emit: impl FnMut(Result<(&str, u128), Rejection>)) {
         let columns = self.prepare(sb);
-        let mut sink = HashSink::default();
+        let mut sink = HashWriter::default();
         let mut scratch = String::new();
         for row in 0..sb.batch.num_rows() {
             match self.map_row(&columns, row, &mut sink, &mut scratch) {
@@ -319,7 +319,13 @@ impl CompiledMapping {
             .collect()
     }
 
-    fn map_row(&self, columns: &[Column], row: usize, sink: &mut impl Sink, scratch: &mut String) -> Result<(), (Option<String>, String)> {
+    fn map_row(
+        &self,
+        columns: &[Column],
+        row: usize,
+        sink: &mut impl RowWriter,
+        scratch: &mut String,
+    ) -> Result<(), (Option<String>, String)> {
         let id = row_id(&columns[self.id], row, scratch).map_err(|reason| (None, reason))?;
         let fail = |reason: String| (Some(id.to_string()), reason);
         let created_at = created_at_secs(columns[self.created_at].value(row)).map_err(fail)?;
@@ -386,7 +392,7 @@ fn row_id<'a>(column: &'a Column, row: usize, scratch: &'a mut String) -> Result
 /// Where [`CompiledMapping::map_row`] writes a row: into a [`Record`], or
 /// straight into the canonical hash. One mapping routine feeds both, so the
 /// hash of a row is by construction the hash of the record that is sent.
-trait Sink {
+trait RowWriter {
     fn begin(&mut self, id: &str, created_at: i64);
     fn begin_attr(&mut self, name: &str, target: AttrType);
     fn str_item(&mut self, s: &str);
@@ -432,7 +438,7 @@ impl RecordBuilder {
     }
 }
 
-impl Sink for RecordBuilder {
+impl RowWriter for RecordBuilder {
     fn begin(&mut self, id: &str, created_at: i64) {
         self.record = Some(Record {
             id: id.to_string(),
@@ -469,12 +475,12 @@ impl Sink for RecordBuilder {
 }
 
 #[derive(Default)]
-struct HashSink {
+struct HashWriter {
     id: String,
     encoder: Encoder,
 }
 
-impl Sink for HashSink {
+impl RowWriter for HashWriter {
     fn begin(&mut self, id: &str, created_at: i64) {
         self.id.clear();
         self.id.push_str(id);
@@ -732,7 +738,7 @@ fn to_bool(v: Value<'_>) -> Result<bool, String> {
     }
 }
 
-fn item(v: Value<'_>, target: AttrType, sink: &mut impl Sink, text: &mut String) -> Result<(), String> {
+fn item(v: Value<'_>, target: AttrType, sink: &mut impl RowWriter, text: &mut String) -> Result<(), String> {
     match target {
         AttrType::String => sink.str_item(to_text(&v, text)?),
         AttrType::Number => sink.num_item(to_number(v)?),
@@ -748,7 +754,7 @@ fn coerce(
     target: AttrType,
     split: Option<&str>,
     nulls: NullPolicy,
-    sink: &mut impl Sink,
+    sink: &mut impl RowWriter,
     text: &mut String,
 ) -> Result<(), String> {
     match v {

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::column::ColumnType;
 use crate::config::Mode;
 use crate::delivery::{BatchOutcome, Delivery};
-use crate::destination::{Attempt, Destination};
+use crate::destination::{Attempt, Destination, DestinationError};
 use crate::error::Error;
 use crate::hash::{id_key, record_hash};
 use crate::mapping::{CompiledMapping, Rejection};
@@ -39,17 +39,17 @@ use crate::state::{
 };
 
 /// How a sync's source and destination were built; tests swap in their own.
-pub struct Sync {
+pub struct SyncJob {
     pub mapping: Mapping,
     pub source: Box<dyn Source>,
     pub destination: Arc<dyn Destination>,
 }
 
-impl Sync {
-    pub fn from_mapping(mapping: Mapping) -> Result<Sync, Error> {
+impl SyncJob {
+    pub fn from_mapping(mapping: Mapping) -> Result<SyncJob, Error> {
         let source = source::build(&mapping.source);
-        let destination: Arc<dyn Destination> = Arc::from(mapping.destination.build().map_err(|e| Error::Destination(e.to_string()))?);
-        Ok(Sync {
+        let destination: Arc<dyn Destination> = Arc::from(mapping.destination.build()?);
+        Ok(SyncJob {
             mapping,
             source,
             destination,
@@ -168,7 +168,7 @@ fn take_duplicates(seen: &mut Vec<IndexEntry>, rejected: &[(u128, String)]) -> V
 
 /// The ids of `keys`, found by reading the source's id column again. Only runs when a
 /// snapshot has duplicate ids, which pass 1 knows by key but not by text.
-async fn ids_of(sync: &Sync, compiled: &CompiledMapping, keys: &HashSet<u128>) -> Result<HashMap<u128, String>, Error> {
+async fn ids_of(sync: &SyncJob, compiled: &CompiledMapping, keys: &HashSet<u128>) -> Result<HashMap<u128, String>, Error> {
     let mut found = HashMap::new();
     let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
     while let Some(batch) = stream.next().await {
@@ -199,7 +199,7 @@ struct Snapshot {
 
 /// Pass 1: hash every row straight from the source's columns, then diff against `stored`
 /// by merging two arrays sorted by id key.
-pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan, Error> {
+pub async fn plan(sync: &SyncJob, stored: &StoredState, full: bool) -> Result<Plan, Error> {
     let compiled = Arc::new(sync.compile().await?);
     check_drift(&stored.schema, compiled.columns())?;
     let mut counts = RunCounts::default();
@@ -237,7 +237,7 @@ pub async fn plan(sync: &Sync, stored: &StoredState, full: bool) -> Result<Plan,
 
 /// Streams the source once, hashing valid rows and keeping the first rejections.
 async fn read_snapshot(
-    sync: &Sync,
+    sync: &SyncJob,
     compiled: &CompiledMapping,
     last_size: usize,
     counts: &mut RunCounts,
@@ -327,7 +327,7 @@ fn select(seen: &[IndexEntry], stored: &RecordIndex, full: bool, mode: Mode, cou
 
 /// Counts every row of a duplicate id as invalid and records why, by the id's text.
 async fn reject_duplicates(
-    sync: &Sync,
+    sync: &SyncJob,
     compiled: &CompiledMapping,
     duplicates: &[Duplicate],
     rejected_ids: &[(u128, String)],
@@ -370,7 +370,12 @@ async fn reject_duplicates(
 }
 
 /// Pass 2: the planned records, in source order, in batches of `batch_size`.
-fn planned_batches(sync: &Sync, plan: &Plan, batch_size: usize, max_batches: Option<usize>) -> mpsc::Receiver<Result<Vec<Record>, Error>> {
+fn planned_batches(
+    sync: &SyncJob,
+    plan: &Plan,
+    batch_size: usize,
+    max_batches: Option<usize>,
+) -> mpsc::Receiver<Result<Vec<Record>, Error>> {
     let (tx, rx) = mpsc::channel(8);
     if plan.to_send.is_empty() {
         // Nothing to send: no need to read the source again.
@@ -471,7 +476,7 @@ impl Default for RunOptions {
 
 /// A real run: plan, deliver, commit. Always records the run, even when it fails, unless
 /// another run of the same sync holds the lock: then nothing happens at all.
-pub async fn run(sync: &Sync, store: &dyn StateStore, options: &RunOptions) -> Result<RunReport, Error> {
+pub async fn run(sync: &SyncJob, store: &dyn StateStore, options: &RunOptions) -> Result<RunReport, Error> {
     let name = sync.name();
     // Held to the end of the run, commits included; released on drop, or by the OS or server if the process dies.
     let lock = if options.wait_for_lock {
@@ -487,7 +492,7 @@ pub async fn run(sync: &Sync, store: &dyn StateStore, options: &RunOptions) -> R
 /// [`run`] for a caller that already holds the sync's lock, such as the worker, which takes
 /// it before claiming a schedule slot. If the lock is lost meanwhile, the run stops at once,
 /// commits nothing more, and is recorded as failed.
-pub async fn run_locked(sync: &Sync, store: &dyn StateStore, options: &RunOptions, lock: &RunLock) -> Result<RunReport, Error> {
+pub async fn run_locked(sync: &SyncJob, store: &dyn StateStore, options: &RunOptions, lock: &RunLock) -> Result<RunReport, Error> {
     let started = Instant::now();
     let name = sync.name().to_string();
     let start = RunStart {
@@ -544,7 +549,7 @@ struct Committed {
 
 /// What every stage of one run shares.
 struct RunContext<'a> {
-    sync: &'a Sync,
+    sync: &'a SyncJob,
     store: &'a dyn StateStore,
     options: &'a RunOptions,
     lock: &'a RunLock,
@@ -686,7 +691,7 @@ impl CommitWindow<'_> {
             return Err(e);
         }
         if let Some(reason) = self.fatal.take() {
-            return Err(Error::Destination(reason));
+            return Err(DestinationError::Refused(reason).into());
         }
         Ok(options.cancel.is_cancelled() || abandoned)
     }
@@ -852,7 +857,7 @@ pub struct Preview {
 }
 
 /// A dry run: the plan and the first `limit` requests exactly as they would be sent.
-pub async fn preview(sync: &Sync, store: &dyn StateStore, limit: usize) -> Result<Preview, Error> {
+pub async fn preview(sync: &SyncJob, store: &dyn StateStore, limit: usize) -> Result<Preview, Error> {
     let (stored, state_was_for) = sync.load_state(store).await?;
     let plan = plan(sync, &stored, false).await?;
     let batch_size = sync.destination.capabilities().max_batch_records.max(1);
@@ -862,8 +867,8 @@ pub async fn preview(sync: &Sync, store: &dyn StateStore, limit: usize) -> Resul
         while let Some(batch) = rx.recv().await {
             let batch = batch?;
             let refs: Vec<&Record> = batch.iter().collect();
-            let request = sync.destination.prepare(&refs).map_err(|e| Error::Destination(e.to_string()))?;
-            let body = serde_json::from_slice(&request.body).map_err(|e| Error::Destination(e.to_string()))?;
+            let request = sync.destination.prepare(&refs)?;
+            let body = serde_json::from_slice(&request.body).map_err(DestinationError::Encode)?;
             requests.push(PreviewRequest {
                 method: request.method,
                 url: request.url,
@@ -892,7 +897,7 @@ pub struct TestExchange {
 }
 
 /// Sends the first `records` valid records once each, without retries and without touching state.
-pub async fn test_send(sync: &Sync, records: usize) -> Result<Vec<TestExchange>, Error> {
+pub async fn test_send(sync: &SyncJob, records: usize) -> Result<Vec<TestExchange>, Error> {
     let compiled = sync.compile().await?;
     let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
     let mut picked: Vec<Record> = Vec::new();
@@ -911,9 +916,9 @@ pub async fn test_send(sync: &Sync, records: usize) -> Result<Vec<TestExchange>,
     let mut exchanges = Vec::new();
     for chunk in picked.chunks(batch_size) {
         let refs: Vec<&Record> = chunk.iter().collect();
-        let request = sync.destination.prepare(&refs).map_err(|e| Error::Destination(e.to_string()))?;
+        let request = sync.destination.prepare(&refs)?;
         let attempt = sync.destination.send(&request).await;
-        let body = serde_json::from_slice(&request.body).map_err(|e| Error::Destination(e.to_string()))?;
+        let body = serde_json::from_slice(&request.body).map_err(DestinationError::Encode)?;
         let (status, response) = match &attempt {
             Attempt::Response { status, body, .. } => (Some(*status), body.clone()),
             Attempt::Transport(e) => (None, e.clone()),

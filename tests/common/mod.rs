@@ -10,7 +10,7 @@ use std::process::Output;
 use ebb::config::env::OverlayEnv;
 use ebb::standin::{StandIn, StandInConfig};
 use ebb::state::{self, RunStatus, StateStore};
-use ebb::sync::{self, RunOptions, RunReport, Sync};
+use ebb::sync::{self, RunOptions, RunReport, SyncJob};
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -93,12 +93,12 @@ pub fn env(pairs: &[(&str, &str)]) -> OverlayEnv {
     OverlayEnv(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>())
 }
 
-pub fn load_sync(mapping: &Path, pairs: &[(&str, &str)]) -> Sync {
+pub fn load_sync(mapping: &Path, pairs: &[(&str, &str)]) -> SyncJob {
     let mapping = ebb::spec::load(mapping, &env(pairs)).unwrap_or_else(|e| panic!("mapping loads: {e}"));
-    Sync::from_mapping(mapping).expect("sync builds")
+    SyncJob::from_mapping(mapping).expect("sync builds")
 }
 
-pub async fn run(sync: &Sync, store: &dyn StateStore, full: bool) -> RunReport {
+pub async fn run(sync: &SyncJob, store: &dyn StateStore, full: bool) -> RunReport {
     let options = RunOptions {
         full,
         ..RunOptions::default()
@@ -106,7 +106,7 @@ pub async fn run(sync: &Sync, store: &dyn StateStore, full: bool) -> RunReport {
     sync::run(sync, store, &options).await.expect("run is recorded")
 }
 
-pub async fn run_ok(sync: &Sync, store: &dyn StateStore) -> RunReport {
+pub async fn run_ok(sync: &SyncJob, store: &dyn StateStore) -> RunReport {
     let report = run(sync, store, false).await;
     assert_eq!(report.status, RunStatus::Completed, "{report:?}");
     assert_index_cached(store, sync.name()).await;

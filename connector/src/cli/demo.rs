@@ -12,7 +12,7 @@ use crate::config::env::OverlayEnv;
 use crate::error::Error;
 use crate::standin::{StandIn, StandInConfig};
 use crate::state;
-use crate::sync::{self, RunOptions, Sync};
+use crate::sync::{self, RunOptions, SyncJob};
 
 const FILES: &[(&str, &[u8])] = &[
     ("data/sample/users.parquet", include_bytes!("../../../data/sample/users.parquet")),
@@ -69,7 +69,7 @@ async fn run_in(dir: &std::path::Path) -> Result<ExitCode, Error> {
         println!("\n{round}");
         for mapping in ["mappings/sample/users.yml", "mappings/sample/accounts.yml"] {
             let mapping = crate::spec::load(&dir.join(mapping), &env)?;
-            let sync = Sync::from_mapping(mapping)?;
+            let sync = SyncJob::from_mapping(mapping)?;
             let report = sync::run(&sync, store.as_ref(), &options).await?;
             ok &= report.status == state::RunStatus::Completed;
             println!(

@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::spec::{self, Mapping};
 use crate::standin::{StandIn, StandInConfig};
 use crate::state::{self, RunRecord, StateStore};
-use crate::sync::{self, human_duration, RunOptions, RunReport, Sync};
+use crate::sync::{self, human_duration, RunOptions, RunReport, SyncJob};
 
 #[derive(Debug, Parser)]
 #[command(name = "ebb", version, about = "Sync warehouse users and accounts to Enterpret", long_about = None)]
@@ -280,7 +280,7 @@ async fn validate(paths: &[PathBuf], env: &dyn Env) -> ExitCode {
             });
         }
         names.push((mapping.name.clone(), path.clone()));
-        let sync = match Sync::from_mapping(mapping) {
+        let sync = match SyncJob::from_mapping(mapping) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {}: {e}", path.display());
@@ -318,11 +318,11 @@ fn counts_line(c: &state::RunCounts) -> String {
 }
 
 async fn preview(state_url: &str, path: &Path, limit: usize, json: bool, env: &dyn Env) -> Result<ExitCode, Error> {
-    let sync = Sync::from_mapping(load(path, env)?)?;
+    let sync = SyncJob::from_mapping(load(path, env)?)?;
     let store = open_store(state_url, true).await?;
     let preview = sync::preview(&sync, store.as_ref(), limit).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&preview).unwrap_or_default());
+        print_json(&preview)?;
         return Ok(ExitCode::SUCCESS);
     }
     let c = &preview.counts;
@@ -356,13 +356,13 @@ async fn preview(state_url: &str, path: &Path, limit: usize, json: bool, env: &d
             request.method,
             request.url
         );
-        println!("{}", serde_json::to_string_pretty(&request.body).unwrap_or_default());
+        print_json(&request.body)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 async fn test(path: &Path, records: usize, env: &dyn Env) -> Result<ExitCode, Error> {
-    let sync = Sync::from_mapping(load(path, env)?)?;
+    let sync = SyncJob::from_mapping(load(path, env)?)?;
     let exchanges = sync::test_send(&sync, records.max(1)).await?;
     if exchanges.is_empty() {
         println!("{}: no valid record to send", sync.name());
@@ -371,7 +371,7 @@ async fn test(path: &Path, records: usize, env: &dyn Env) -> Result<ExitCode, Er
     let mut ok = true;
     for x in &exchanges {
         println!("{} {}", x.method, x.url);
-        println!("{}", serde_json::to_string_pretty(&x.body).unwrap_or_default());
+        print_json(&x.body)?;
         match x.status {
             Some(s) => println!("→ HTTP {s}\n{}", x.response),
             None => println!("→ no response: {}", x.response),
@@ -425,7 +425,7 @@ pub const EXIT_ALREADY_RUNNING: u8 = 75;
 /// One sync's run, and its alerts.
 async fn run_one(mapping: Mapping, store: &dyn StateStore, options: &RunOptions) -> Result<RunReport, Error> {
     let alerts = mapping.alerts.clone();
-    let report = sync::run(&Sync::from_mapping(mapping)?, store, options).await?;
+    let report = sync::run(&SyncJob::from_mapping(mapping)?, store, options).await?;
     if let Some(alerts) = &alerts {
         if let Ok(client) = reqwest::Client::builder().build() {
             crate::alerts::after_run(store, &client, alerts, &report, "cli").await;
@@ -505,7 +505,10 @@ async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFlags, env: &d
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&reports).unwrap_or_default());
+        if let Err(e) = print_json(&reports) {
+            failed = true;
+            print_error(&e);
+        }
     }
     if failed {
         ExitCode::FAILURE
@@ -544,7 +547,7 @@ async fn status(state_url: &str, paths: &[PathBuf], json: bool, limit: usize, en
         });
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        print_json(&out)?;
         return Ok(ExitCode::SUCCESS);
     }
     if out.is_empty() {
@@ -597,7 +600,7 @@ async fn history(state_url: &str, name: &str, limit: usize, json: bool) -> Resul
     let store = open_store(state_url, true).await?;
     let runs = store.runs(Some(name), limit.max(1)).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&runs).unwrap_or_default());
+        print_json(&runs)?;
         return Ok(ExitCode::SUCCESS);
     }
     if runs.is_empty() {
@@ -643,4 +646,11 @@ async fn stand_in(addr: SocketAddr, config: StandInConfig) -> Result<ExitCode, E
     let _ = tokio::signal::ctrl_c().await;
     server.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One pretty JSON document on stdout. A value that cannot be serialised is an error, never an
+/// empty line that a script would read as "nothing".
+fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
+    println!("{}", serde_json::to_string_pretty(value).map_err(Error::Json)?);
+    Ok(())
 }

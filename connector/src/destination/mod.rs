@@ -120,9 +120,13 @@ impl Attempt {
 #[derive(Debug, thiserror::Error)]
 pub enum DestinationError {
     #[error("cannot encode the request: {0}")]
-    Encode(String),
+    Encode(#[source] serde_json::Error),
     #[error("cannot build the HTTP client: {0}")]
-    Client(String),
+    Client(#[source] reqwest::Error),
+    /// The destination refused the run (a refused key, a request it will never take), in its
+    /// own terms; the run stopped.
+    #[error("{0}")]
+    Refused(String),
 }
 
 #[async_trait::async_trait]

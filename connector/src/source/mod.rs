@@ -54,10 +54,38 @@ pub enum SourceError {
     NoFiles { pattern: String },
     #[error("{}: bad glob: {message}", shorten(.pattern, MAX_QUOTED_CHARS))]
     BadGlob { pattern: String, message: String },
-    #[error("{}: {message}", shorten(.path, MAX_QUOTED_CHARS))]
-    Read { path: String, message: String },
+    /// A Parquet file that cannot be read.
+    #[error("{}: {cause}", shorten(.path, MAX_QUOTED_CHARS))]
+    Read {
+        path: String,
+        #[source]
+        cause: BoxError,
+    },
+    /// A database source that cannot be reached or read; `source` names it without credentials.
+    #[error("{}: {cause}", shorten(.source_name, MAX_QUOTED_CHARS))]
+    Database {
+        source_name: String,
+        #[source]
+        cause: BoxError,
+    },
     #[error("column {} changed {detail}", quote(.column))]
     Drift { column: String, detail: String },
+}
+
+/// The cause of a read failure: the reader's own error, kept for its chain.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl SourceError {
+    /// What a person can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            SourceError::Database { .. } => {
+                "check the source's url (host, database, user, sslmode) and that the table or query can be read"
+            }
+            SourceError::Drift { .. } => "the source's schema changed while it was read; run again",
+            _ => "check that the source path exists and holds readable Parquet files",
+        }
+    }
 }
 
 /// A snapshot of rows.

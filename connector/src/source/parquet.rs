@@ -59,10 +59,10 @@ fn glob_files(glob_pattern: &str, shown: &str) -> Result<Vec<PathBuf>, SourceErr
     Ok(matches.filter_map(Result::ok).filter(|p| p.is_file()).collect())
 }
 
-fn read_err(path: &Path, e: impl std::fmt::Display) -> SourceError {
+fn read_err(path: &Path, e: impl Into<super::BoxError>) -> SourceError {
     SourceError::Read {
         path: path.display().to_string(),
-        message: e.to_string(),
+        cause: e.into(),
     }
 }
 
@@ -120,7 +120,7 @@ impl Source for ParquetSource {
         .await
         .map_err(|e| SourceError::Read {
             path: self.pattern.clone(),
-            message: e.to_string(),
+            cause: e.into(),
         })?
     }
 

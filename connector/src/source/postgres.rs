@@ -118,10 +118,10 @@ impl PostgresSource {
         }
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> SourceError {
-        SourceError::Read {
-            path: self.describe(),
-            message: e.to_string(),
+    fn err(&self, e: impl Into<super::BoxError>) -> SourceError {
+        SourceError::Database {
+            source_name: self.describe(),
+            cause: e.into(),
         }
     }
 

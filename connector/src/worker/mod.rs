@@ -35,10 +35,11 @@ use tokio_util::task::TaskTracker;
 use crate::alerts;
 use crate::config::env::ProcessEnv;
 use crate::config::{ConfigErrors, Schedule, WorkerConfig};
+use crate::destination::DestinationError;
 use crate::error::Error;
 use crate::spec::Mapping;
 use crate::state::{RunLock, RunOrigin, RunStatus, StateStore};
-use crate::sync::{self, RunOptions, RunReport, Sync};
+use crate::sync::{self, RunOptions, RunReport, SyncJob};
 use metrics::{Metered, Metrics};
 
 /// How often a run waiting for another process's run of the same sync checks the lock.
@@ -140,7 +141,7 @@ impl Worker {
         }
         let http = reqwest::Client::builder()
             .build()
-            .map_err(|e| Error::Destination(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| Error::Destination(DestinationError::Client(e)))?;
         let shared = Arc::new(Shared {
             store: Arc::from(store),
             metrics: Arc::new(Metrics::new()),
@@ -269,7 +270,7 @@ fn issues_text(e: &ConfigErrors) -> Vec<String> {
 async fn check(path: &Path) -> Result<(Mapping, String), Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: cannot read mapping: {e}", path.display())])?;
     let mapping = crate::spec::parse(path, &text, &ProcessEnv).map_err(|e| issues_text(&e))?;
-    let sync = Sync::from_mapping(mapping.clone()).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+    let sync = SyncJob::from_mapping(mapping.clone()).map_err(|e| vec![format!("{}: {e}", path.display())])?;
     match sync.compile().await {
         Ok(_) => {}
         Err(Error::Config(e)) => return Err(issues_text(&e)),
@@ -542,7 +543,7 @@ impl Driver {
 
     async fn run(&self, mapping: &Mapping, reason: Reason, scheduled_for: Option<i64>, full: bool, lock: &RunLock) -> Option<RunReport> {
         let shared = &self.shared;
-        let mut sync = match Sync::from_mapping(mapping.clone()) {
+        let mut sync = match SyncJob::from_mapping(mapping.clone()) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(sync = %self.name, error = %e, "cannot build the sync");

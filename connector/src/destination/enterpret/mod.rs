@@ -30,7 +30,7 @@ impl Enterpret {
             .pool_max_idle_per_host(config.delivery.concurrency)
             .user_agent(concat!("ebb/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| DestinationError::Client(e.to_string()))?;
+            .map_err(DestinationError::Client)?;
         let (path, _) = config.object.endpoint();
         let url = format!("{}/{path}", config.url.as_str().trim_end_matches('/'));
         Ok(Self { config, client, url })
@@ -93,7 +93,7 @@ impl Destination for Enterpret {
             object: self.config.object,
             records,
         };
-        let body = serde_json::to_vec(&body).map_err(|e| DestinationError::Encode(e.to_string()))?;
+        let body = serde_json::to_vec(&body).map_err(DestinationError::Encode)?;
         Ok(PreparedRequest {
             method: "POST",
             url: self.url.clone(),
