@@ -466,10 +466,7 @@ async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFlags, env: &d
     };
     let (mappings, store) = match prepared {
         Ok(prepared) => prepared,
-        Err(e) => {
-            print_error(&e);
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return failure(&e),
     };
     let cancel = cancel_on_ctrl_c();
     let options = RunOptions {
@@ -646,6 +643,12 @@ async fn stand_in(addr: SocketAddr, config: StandInConfig) -> Result<ExitCode, E
     let _ = tokio::signal::ctrl_c().await;
     server.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the error and its hint; the exit code of a command that could not start.
+fn failure(e: &Error) -> ExitCode {
+    print_error(e);
+    ExitCode::FAILURE
 }
 
 /// One pretty JSON document on stdout. A value that cannot be serialised is an error, never an
