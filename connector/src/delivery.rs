@@ -13,9 +13,17 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::destination::{Destination, PreparedRequest};
+use crate::destination::{Attempt, Destination, PreparedRequest};
 use crate::record::Record;
 use crate::retry::{backoff, classify, RetryAction};
+
+/// Sees every attempt a delivery makes, whatever the destination: the worker's metrics. Hooked
+/// here, where attempts are made, rather than around the destination, so that no method a
+/// destination gains can slip past it.
+pub trait AttemptObserver: Send + Sync {
+    /// One attempt against `destination` (as it describes itself), which took `seconds`.
+    fn attempted(&self, destination: &str, seconds: f64, attempt: &Attempt);
+}
 
 /// Shared by every batch of a run.
 pub struct Delivery {
@@ -26,6 +34,7 @@ pub struct Delivery {
     pub max_backoff: Duration,
     /// Which run sends, for [`PreparedRequest::run`].
     pub run: Option<String>,
+    pub observer: Option<Arc<dyn AttemptObserver>>,
 }
 
 impl Delivery {
@@ -40,6 +49,7 @@ impl Delivery {
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
             run: None,
+            observer: None,
         }
     }
 }
@@ -114,7 +124,11 @@ impl Delivery {
         loop {
             self.limiter.until_ready().await;
             out.attempts += 1;
+            let sent_at = Instant::now();
             let attempt = self.destination.send(request).await;
+            if let Some(observer) = &self.observer {
+                observer.attempted(&self.destination.describe(), sent_at.elapsed().as_secs_f64(), &attempt);
+            }
             match classify(&attempt) {
                 RetryAction::Delivered => {
                     out.acked.extend(range);

@@ -13,7 +13,7 @@ pub enum Error {
     #[error("source: {0}")]
     Source(#[from] SourceError),
     #[error("schema drift: {0}")]
-    Drift(String),
+    Drift(#[from] crate::diff::Drift),
     #[error("state: {0}")]
     State(#[from] StateError),
     #[error("destination: {0}")]

@@ -34,6 +34,7 @@ pub mod column;
 pub mod config;
 pub mod delivery;
 pub mod destination;
+pub mod diff;
 pub mod error;
 pub mod hash;
 pub mod mapping;

@@ -61,7 +61,7 @@ async fn run_in(dir: &std::path::Path) -> Result<ExitCode, Error> {
     let state_url = format!("sqlite://{}", dir.join("state.db").display());
     let store = state::open(&state_url, false).await?;
     let options = RunOptions {
-        progress: true,
+        progress: Some(std::sync::Arc::new(super::progress::Bar::default())),
         ..RunOptions::default()
     };
     let mut ok = true;

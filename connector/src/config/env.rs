@@ -10,7 +10,7 @@ use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 
 /// Where variables come from. The process environment in production; a map
 /// in tests and in `ebb demo`, which must not mutate the global environment.
-pub trait Env {
+pub trait Env: Send + Sync {
     fn var(&self, name: &str) -> Option<String>;
 }
 

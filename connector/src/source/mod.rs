@@ -102,9 +102,41 @@ pub trait Source: Send + Sync {
     fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>>;
 }
 
-pub fn build(config: &SourceConfig) -> Box<dyn Source> {
-    match config {
+/// The source a mapping names. Building reads nothing; a source that cannot be built (a client
+/// that cannot be set up) says why.
+pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
+    Ok(match config {
         SourceConfig::Parquet { pattern, .. } => Box::new(parquet::ParquetSource::new(pattern.clone())),
         SourceConfig::Postgres { url, relation, .. } => Box::new(postgres::PostgresSource::new(url.clone(), relation.clone())),
-    }
+    })
+}
+
+/// How one part of a snapshot (a file, a query's result) has a column.
+pub enum Found<T> {
+    Missing,
+    /// Of this logical type, read with the source's `T` (a column index, a wire form).
+    Readable(ColumnType, T),
+    /// Of a type ebb does not read, by the source's own name for it.
+    Unsupported(String),
+}
+
+/// The drift check of every source: each expected column must be in `part` with the type the
+/// mapping was checked against. Returns what `find` gave for each, in order; the first column
+/// that is missing or changed is the drift that stops the run.
+pub fn check_part<T>(expected: &[(String, ColumnType)], part: &str, mut find: impl FnMut(&str) -> Found<T>) -> Result<Vec<T>, SourceError> {
+    expected
+        .iter()
+        .map(|(name, want)| {
+            let drift = |detail: String| SourceError::Drift {
+                column: name.clone(),
+                detail,
+            };
+            match find(name) {
+                Found::Missing => Err(drift(format!(": it is missing from {part}"))),
+                Found::Readable(t, read) if &t == want => Ok(read),
+                Found::Readable(t, _) => Err(drift(format!("type from {want} to {t} in {part}"))),
+                Found::Unsupported(type_name) => Err(drift(format!("to the unsupported type {type_name} in {part}"))),
+            }
+        })
+        .collect()
 }

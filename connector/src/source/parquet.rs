@@ -14,7 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use tokio::sync::mpsc;
 
-use super::{ColumnType, Source, SourceBatch, SourceError, SourceSchema};
+use super::{ColumnType, Found, Source, SourceBatch, SourceError, SourceSchema};
 
 const BATCH_ROWS: usize = 8192;
 const CHANNEL_BATCHES: usize = 4;
@@ -157,30 +157,15 @@ fn read_file(
 ) -> Result<(), SourceError> {
     let builder = open(path)?;
     let arrow_schema = builder.schema().clone();
-    let mut roots = Vec::with_capacity(expected.len());
-    for (name, want) in expected {
-        let Some((index, field)) = arrow_schema.column_with_name(name) else {
-            return Err(SourceError::Drift {
-                column: name.clone(),
-                detail: format!(": it is missing from {}", path.display()),
-            });
-        };
-        match ColumnType::from_arrow(field.data_type()) {
-            Some(t) if &t == want => roots.push(index),
-            Some(t) => {
-                return Err(SourceError::Drift {
-                    column: name.clone(),
-                    detail: format!("type from {want} to {t} in {}", path.display()),
-                });
-            }
-            None => {
-                return Err(SourceError::Drift {
-                    column: name.clone(),
-                    detail: format!("to the unsupported type {} in {}", field.data_type(), path.display()),
-                })
-            }
+    let mut roots = super::check_part(expected, &path.display().to_string(), |name| {
+        match arrow_schema.column_with_name(name) {
+            None => Found::Missing,
+            Some((index, field)) => match ColumnType::from_arrow(field.data_type()) {
+                Some(t) => Found::Readable(t, index),
+                None => Found::Unsupported(field.data_type().to_string()),
+            },
         }
-    }
+    })?;
     roots.sort_unstable();
     roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);

@@ -22,7 +22,7 @@ use sqlx::postgres::{PgConnectOptions, PgRow, PgTypeKind};
 use sqlx::{Column, ConnectOptions, Connection, Executor, PgConnection, Row, TypeInfo};
 use tokio::sync::mpsc;
 
-use super::{ColumnType, Source, SourceBatch, SourceError, SourceSchema};
+use super::{ColumnType, Found, Source, SourceBatch, SourceError, SourceSchema};
 use crate::config::secret::SecretString;
 use crate::config::PostgresRelation;
 
@@ -196,20 +196,11 @@ impl PostgresSource {
     /// How each expected column is read, or the drift that stops the run before anything is read.
     async fn wires(&self, conn: &mut PgConnection, expected: &[(String, ColumnType)]) -> Result<Vec<Wire>, SourceError> {
         let columns = self.columns(conn).await?;
-        let mut wires = Vec::with_capacity(expected.len());
-        for (name, want) in expected {
-            let drift = |detail: String| SourceError::Drift {
-                column: name.clone(),
-                detail,
-            };
-            match columns.iter().find(|(n, _)| n == name) {
-                None => return Err(drift(format!(": it is missing from {}", self.describe()))),
-                Some((_, Ok((t, wire)))) if t == want => wires.push(*wire),
-                Some((_, Ok((t, _)))) => return Err(drift(format!("type from {want} to {t} in {}", self.describe()))),
-                Some((_, Err(type_name))) => return Err(drift(format!("to the unsupported type {type_name}"))),
-            }
-        }
-        Ok(wires)
+        super::check_part(expected, &self.describe(), |name| match columns.iter().find(|(n, _)| n == name) {
+            None => Found::Missing,
+            Some((_, Ok((t, wire)))) => Found::Readable(t.clone(), *wire),
+            Some((_, Err(type_name))) => Found::Unsupported(type_name.clone()),
+        })
     }
 
     async fn read_all(

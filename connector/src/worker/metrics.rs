@@ -2,11 +2,9 @@
 //!
 //! Per sync: runs by status, records by outcome, the last run's duration and the last
 //! success. Per destination: request latency and responses by status class, measured by
-//! [`Metered`], a wrapper around the real destination, so no destination knows about metrics.
+//! the [`AttemptObserver`] every delivery calls, so no destination knows about metrics.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
-use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -15,8 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::destination::{Attempt, Capabilities, Destination, DestinationError, PreparedRequest};
-use crate::record::Record;
+use crate::delivery::AttemptObserver;
+use crate::destination::Attempt;
 use crate::state::RunStatus;
 use crate::sync::RunReport;
 
@@ -244,42 +242,8 @@ impl Metrics {
     }
 }
 
-/// A destination whose every attempt is timed and counted.
-pub struct Metered {
-    inner: Arc<dyn Destination>,
-    metrics: Arc<Metrics>,
-    label: String,
-}
-
-impl Metered {
-    pub fn wrap(inner: Arc<dyn Destination>, metrics: Arc<Metrics>) -> Arc<dyn Destination> {
-        let label = inner.describe();
-        Arc::new(Metered { inner, metrics, label })
-    }
-}
-
-#[async_trait::async_trait]
-impl Destination for Metered {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    fn prepare(&self, records: &[&Record]) -> Result<PreparedRequest, DestinationError> {
-        self.inner.prepare(records)
-    }
-
-    async fn send(&self, request: &PreparedRequest) -> Attempt {
-        let started = Instant::now();
-        let attempt = self.inner.send(request).await;
-        self.metrics.record_attempt(&self.label, started.elapsed().as_secs_f64(), &attempt);
-        attempt
-    }
-
-    fn explain(&self, attempt: &Attempt) -> String {
-        self.inner.explain(attempt)
+impl AttemptObserver for Metrics {
+    fn attempted(&self, destination: &str, seconds: f64, attempt: &Attempt) {
+        self.record_attempt(destination, seconds, attempt);
     }
 }

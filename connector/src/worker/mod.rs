@@ -34,13 +34,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::alerts;
 use crate::config::env::ProcessEnv;
-use crate::config::{ConfigErrors, Schedule, WorkerConfig};
+use crate::config::{Schedule, WorkerConfig};
 use crate::destination::DestinationError;
 use crate::error::Error;
 use crate::spec::Mapping;
 use crate::state::{RunLock, RunOrigin, RunStatus, StateStore};
 use crate::sync::{self, RunOptions, RunReport, SyncJob};
-use metrics::{Metered, Metrics};
+use metrics::Metrics;
 
 /// How often a run waiting for another process's run of the same sync checks the lock.
 const LOCK_POLL: Duration = Duration::from_millis(500);
@@ -261,51 +261,27 @@ fn folder_fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
         .collect()
 }
 
-fn issues_text(e: &ConfigErrors) -> Vec<String> {
-    e.0.iter().map(|i| i.to_string()).collect()
-}
-
-/// Loads and checks one mapping as `ebb validate` does. A source that cannot be reached is
-/// not the mapping's fault: the sync is kept, and its runs fail until the source is back.
-async fn check(path: &Path) -> Result<(Mapping, String), Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: cannot read mapping: {e}", path.display())])?;
-    let mapping = crate::spec::parse(path, &text, &ProcessEnv).map_err(|e| issues_text(&e))?;
-    let sync = SyncJob::from_mapping(mapping.clone()).map_err(|e| vec![format!("{}: {e}", path.display())])?;
-    match sync.compile().await {
-        Ok(_) => {}
-        Err(Error::Config(e)) => return Err(issues_text(&e)),
-        Err(e) => {
-            tracing::warn!(sync = %mapping.name, error = %e, "cannot check the mapping against its source now; will retry at each run")
-        }
-    }
-    Ok((mapping, text))
-}
-
 /// The valid mappings of a folder by sync name, with their files and text.
 type ValidMappings = BTreeMap<String, (PathBuf, Mapping, String)>;
 
-/// Checks every mapping file of the folder; a name used twice makes the later file invalid.
+/// Checks every mapping file of the folder as `ebb validate` does; a name used twice makes the
+/// later file invalid. A source that cannot be reached is not the mapping's fault: the sync is
+/// kept, and its runs fail until the source is back.
 async fn scan(dir: &Path) -> (ValidMappings, Vec<InvalidMapping>) {
     let mut valid: ValidMappings = BTreeMap::new();
     let mut invalid = Vec::new();
-    for file in mapping_files(dir) {
-        match check(&file).await {
-            Ok((mapping, text)) => {
-                if let Some((other, _, _)) = valid.get(&mapping.name) {
-                    invalid.push(InvalidMapping {
-                        errors: vec![format!(
-                            "{}: name: sync name {} is also used by {}; names must be unique",
-                            file.display(),
-                            crate::quote::quote(&mapping.name),
-                            other.display()
-                        )],
-                        file,
-                    });
-                    continue;
+    for (file, checked) in sync::check::check_files(&mapping_files(dir), &ProcessEnv).await {
+        match checked {
+            Ok(c) => {
+                if let Some(e) = &c.source_unchecked {
+                    tracing::warn!(sync = %c.mapping.name, error = %e, "cannot check the mapping against its source now; will retry at each run");
                 }
-                valid.insert(mapping.name.clone(), (file, mapping, text));
+                valid.insert(c.mapping.name.clone(), (file, c.mapping, c.text));
             }
-            Err(errors) => invalid.push(InvalidMapping { file, errors }),
+            Err(issues) => invalid.push(InvalidMapping {
+                file,
+                errors: issues.iter().map(ToString::to_string).collect(),
+            }),
         }
     }
     for bad in &invalid {
@@ -543,14 +519,13 @@ impl Driver {
 
     async fn run(&self, mapping: &Mapping, reason: Reason, scheduled_for: Option<i64>, full: bool, lock: &RunLock) -> Option<RunReport> {
         let shared = &self.shared;
-        let mut sync = match SyncJob::from_mapping(mapping.clone()) {
+        let sync = match SyncJob::from_mapping(mapping.clone()) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(sync = %self.name, error = %e, "cannot build the sync");
                 return None;
             }
         };
-        sync.destination = Metered::wrap(sync.destination, shared.metrics.clone());
         let options = RunOptions {
             full,
             cancel: shared.shutdown.child_token(),
@@ -561,6 +536,7 @@ impl Driver {
             },
             scheduled_for,
             worker: Some(shared.id.clone()),
+            observer: Some(shared.metrics.clone()),
             ..RunOptions::default()
         };
         match sync::run_locked(&sync, shared.store.as_ref(), &options, lock).await {

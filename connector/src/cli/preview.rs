@@ -1,0 +1,75 @@
+//! `ebb preview` (a dry run) and `ebb test` (a few records, really sent, state untouched).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::run::state_was_for_note;
+use super::{load, open_store, print_json};
+use crate::config::env::Env;
+use crate::error::Error;
+use crate::sync::{self, SyncJob};
+
+pub(super) async fn preview(state_url: &str, path: &Path, limit: usize, json: bool, env: &dyn Env) -> Result<ExitCode, Error> {
+    let sync = SyncJob::from_mapping(load(path, env)?)?;
+    let store = open_store(state_url, true).await?;
+    let preview = sync::preview(&sync, store.as_ref(), limit).await?;
+    if json {
+        print_json(&preview)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let c = &preview.counts;
+    println!(
+        "{} → {} (dry run: nothing is sent, state is unchanged)",
+        preview.sync, preview.destination
+    );
+    println!(
+        "  source rows {} · invalid {} · new {} · changed {} · unchanged {} · gone {}",
+        c.source, c.invalid, c.new, c.changed, c.unchanged, c.gone
+    );
+    if let Some(other) = &preview.state_was_for {
+        println!("  {}", state_was_for_note(other));
+    }
+    println!(
+        "  would send {} record{}",
+        preview.to_send,
+        if preview.to_send == 1 { "" } else { "s" }
+    );
+    for (i, r) in preview.rejections.iter().take(10).enumerate() {
+        if i == 0 {
+            println!("  rejected rows (first {}):", preview.rejections.len().min(10));
+        }
+        println!("    {}: {}", r.position, r.reason);
+    }
+    for (i, request) in preview.requests.iter().enumerate() {
+        println!(
+            "\nrequest {} of {}: {} {}",
+            i + 1,
+            preview.to_send.div_ceil(sync.destination.capabilities().max_batch_records.max(1)),
+            request.method,
+            request.url
+        );
+        print_json(&request.body)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn test(path: &Path, records: usize, env: &dyn Env) -> Result<ExitCode, Error> {
+    let sync = SyncJob::from_mapping(load(path, env)?)?;
+    let exchanges = sync::test_send(&sync, records.max(1)).await?;
+    if exchanges.is_empty() {
+        println!("{}: no valid record to send", sync.name());
+        return Ok(ExitCode::FAILURE);
+    }
+    let mut ok = true;
+    for x in &exchanges {
+        println!("{} {}", x.method, x.url);
+        print_json(&x.body)?;
+        match x.status {
+            Some(s) => println!("→ HTTP {s}\n{}", x.response),
+            None => println!("→ no response: {}", x.response),
+        }
+        ok &= x.status.is_some_and(|s| (200..300).contains(&s));
+    }
+    println!("(test send: state was not changed)");
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,150 @@
+//! `ebb sync`: every mapping checked first, then each sync run in turn, with summaries or JSON.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::progress::human_duration;
+use super::{counts_line, failure, open_store, print_error, print_json, progress};
+use crate::config::env::Env;
+use crate::config::ConfigErrors;
+use crate::error::Error;
+use crate::spec::{self, Mapping};
+use crate::state::{self, StateStore};
+use crate::sync::{self, RunOptions, RunReport, SyncJob};
+
+pub(super) fn print_report(r: &RunReport) {
+    println!(
+        "{}: {} in {} — {}",
+        r.sync,
+        r.status.as_str(),
+        human_duration(r.duration_ms),
+        counts_line(&r.counts)
+    );
+    if let Some(other) = &r.state_was_for {
+        println!("  {}", state_was_for_note(other));
+    }
+    if let Some(e) = &r.error {
+        println!("  error: {e}");
+    }
+}
+
+/// What a person reads when a sync's state was kept for another destination.
+pub(super) fn state_was_for_note(other: &str) -> String {
+    format!("state was for {other}, not this destination: it starts empty, so every record is sent once")
+}
+
+/// Ctrl-C once: stop starting batches, finish and commit in-flight ones. Twice: exit now.
+pub(super) fn cancel_on_ctrl_c() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: finishing in-flight requests and committing them; press Ctrl-C again to exit now");
+            t.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    token
+}
+
+/// Exit code of `ebb sync` when a sync was skipped because another run holds its lock (EX_TEMPFAIL).
+pub const EXIT_ALREADY_RUNNING: u8 = 75;
+
+/// One sync's run, and its alerts.
+pub(super) async fn run_one(mapping: Mapping, store: &dyn StateStore, options: &RunOptions) -> Result<RunReport, Error> {
+    let alerts = mapping.alerts.clone();
+    let report = sync::run(&SyncJob::from_mapping(mapping)?, store, options).await?;
+    if let Some(alerts) = &alerts {
+        if let Ok(client) = reqwest::Client::builder().build() {
+            crate::alerts::after_run(store, &client, alerts, &report, "cli").await;
+        }
+    }
+    Ok(report)
+}
+
+/// Every mapping, or every problem of all of them.
+pub(super) fn load_all(paths: &[PathBuf], env: &dyn Env) -> Result<Vec<Mapping>, Error> {
+    let mut mappings = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        match spec::load(path, env) {
+            Ok(m) => mappings.push(m),
+            Err(ConfigErrors(issues)) => problems.extend(issues),
+        }
+    }
+    if problems.is_empty() {
+        Ok(mappings)
+    } else {
+        Err(Error::Config(ConfigErrors(problems)))
+    }
+}
+
+pub(super) struct SyncFlags {
+    pub full: bool,
+    pub json: bool,
+    pub wait: bool,
+}
+
+pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFlags, env: &dyn Env) -> ExitCode {
+    let SyncFlags { full, json, wait } = flags;
+    // Every mapping is checked before any sync starts: a typo in the third must not leave two half-done.
+    let prepared = match load_all(paths, env) {
+        Ok(mappings) => open_store(state_url, false).await.map(|store| (mappings, store)),
+        Err(e) => Err(e),
+    };
+    let (mappings, store) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => return failure(&e),
+    };
+    let cancel = cancel_on_ctrl_c();
+    let options = RunOptions {
+        full,
+        progress: (!json).then(|| Arc::new(progress::Bar::default()) as Arc<dyn sync::Progress>),
+        cancel: cancel.clone(),
+        wait_for_lock: wait,
+        ..RunOptions::default()
+    };
+    let mut failed = false;
+    let mut busy = false;
+    let mut reports = Vec::new();
+    for mapping in mappings {
+        if cancel.is_cancelled() {
+            break;
+        }
+        match run_one(mapping, store.as_ref(), &options).await {
+            Ok(r) => {
+                failed |= r.status != state::RunStatus::Completed;
+                if !json {
+                    print_report(&r);
+                }
+                reports.push(r);
+            }
+            Err(e @ Error::AlreadyRunning(_)) => {
+                busy = true;
+                print_error(&e);
+            }
+            Err(e) => {
+                failed = true;
+                print_error(&e);
+            }
+        }
+    }
+    if json {
+        if let Err(e) = print_json(&reports) {
+            failed = true;
+            print_error(&e);
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else if busy {
+        ExitCode::from(EXIT_ALREADY_RUNNING)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

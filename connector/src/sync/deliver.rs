@@ -1,0 +1,174 @@
+//! Pass 2's loop: batches go out concurrently under the rate limit, only while the run can
+//! prove it holds its lock, and what comes back acknowledged is committed through the lock.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::batches::{planned_batches, Producer};
+use super::commit::{CommitBuffer, Committed};
+use super::plan::Plan;
+use super::RunContext;
+use crate::delivery::{BatchOutcome, Delivery};
+use crate::destination::DestinationError;
+use crate::error::Error;
+use crate::hash::{id_key, record_hash};
+use crate::quote::{shorten, MAX_QUOTED_CHARS};
+use crate::record::Record;
+use crate::state::{Commit, IndexEntry, RejectionStage, RunCounts, StoredRejection};
+
+/// The batches of pass 2, sent concurrently under the rate limit.
+type InFlight<'a> = std::pin::Pin<Box<dyn futures::Stream<Item = (Vec<Record>, BatchOutcome)> + Send + 'a>>;
+
+/// Pass 2 and its commits, for one run.
+pub(super) struct CommitWindow<'a> {
+    pub context: &'a RunContext<'a>,
+    /// The next commit replaces the stored state (see [`Commit::replace`]); only the first does.
+    pub replace: bool,
+    pub buffer: CommitBuffer,
+    /// Why the destination stopped the run, if it did.
+    pub fatal: Option<String>,
+}
+
+impl CommitWindow<'_> {
+    /// Sends and commits until pass 2 ends; `Ok(true)` if a stop or shutdown ended it first.
+    pub async fn deliver(&mut self, plan: &Plan, counts: &mut RunCounts, committed: &mut Committed) -> Result<bool, Error> {
+        let RunContext { sync, options, lock, .. } = *self.context;
+        let stop = options.cancel.child_token();
+        let (mut in_flight, producer) = self.start_sending(plan, &stop);
+        let mut abandoned = false;
+        loop {
+            let step = tokio::select! {
+                biased;
+                () = lock.lost() => Step::LockLost,
+                item = in_flight.next() => Step::Finished(item),
+                () = self.buffer.due() => Step::Flush,
+                () = options.abandon.cancelled() => Step::Abandon,
+            };
+            let last = match step {
+                Step::Finished(Some((batch, outcome))) => {
+                    if !self.buffer.add(batch, outcome) {
+                        continue;
+                    }
+                    false
+                }
+                Step::Finished(None) => true,
+                Step::Flush => false,
+                Step::Abandon => {
+                    // Requests still in flight are dropped unanswered: their records were not
+                    // acknowledged, so they stay unsynced and the next run sends them.
+                    tracing::warn!(sync = %sync.name(), "abandoning requests still in flight");
+                    abandoned = true;
+                    true
+                }
+                // Requests in flight are dropped with the stream, and nothing more is committed:
+                // another run may own the sync by now. What was acknowledged is sent again next run.
+                Step::LockLost => return Err(lock.check().err().map(Error::from).unwrap_or(Error::Interrupted)),
+            };
+            self.flush(counts, committed, &stop).await?;
+            if last {
+                break;
+            }
+        }
+        drop(in_flight);
+        producer.finish().await?;
+        if let Some(reason) = self.fatal.take() {
+            return Err(DestinationError::Refused(reason).into());
+        }
+        Ok(options.cancel.is_cancelled() || abandoned)
+    }
+
+    /// Pass 2 as a stream of delivered batches, and the task that reads the source for it.
+    fn start_sending(&self, plan: &Plan, stop: &CancellationToken) -> (InFlight<'static>, Producer) {
+        let RunContext { sync, run_id, lock, .. } = *self.context;
+        let config = sync.mapping.delivery();
+        let gate = lock.gate();
+        let batch_size = sync.destination.capabilities().max_batch_records.max(1);
+        let mut delivery = Delivery::new(sync.destination.clone(), config.requests_per_minute, config.retry_budget);
+        delivery.run = Some(format!("{}/{run_id}", sync.name()));
+        delivery.observer = self.context.options.observer.clone();
+        let delivery = Arc::new(delivery);
+        let (mut rx, producer) = planned_batches(sync, plan, batch_size, None);
+        let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).take_until(stop.clone().cancelled_owned());
+        let in_flight = Box::pin(
+            batches
+                .map(move |batch| {
+                    let (delivery, gate) = (delivery.clone(), gate.clone());
+                    async move {
+                        // A request starts only while the run can prove it holds its lock.
+                        gate.until_proven().await;
+                        let outcome = delivery.deliver(&batch).await;
+                        (batch, outcome)
+                    }
+                })
+                .buffer_unordered(config.concurrency),
+        );
+        (in_flight, producer)
+    }
+
+    /// Commits what the window's batches acknowledged, through the run lock, then records their rejections.
+    pub async fn flush(&mut self, counts: &mut RunCounts, committed: &mut Committed, stop: &CancellationToken) -> Result<(), Error> {
+        let RunContext {
+            sync, store, lock, run_id, ..
+        } = *self.context;
+        let done = self.buffer.take();
+        if done.is_empty() {
+            return Ok(());
+        }
+        let acked: Vec<(String, u128)> = done
+            .iter()
+            .flat_map(|(batch, outcome)| outcome.acked.iter().map(|&i| (batch[i].id.clone(), record_hash(&batch[i]))))
+            .collect();
+        if !acked.is_empty() {
+            // Commit before anything else: this is the only write of record state.
+            let changes = Commit {
+                replace: self.replace,
+                ..Commit::upserts(&acked, &self.context.destination)
+            };
+            let generation = store.commit(lock, &changes).await?;
+            // After a commit that replaced the state, the table holds exactly this run's records.
+            committed.generation = match std::mem::take(&mut self.replace) {
+                true => Some(generation),
+                false => committed.generation.filter(|g| generation == g + 1).map(|_| generation),
+            };
+            committed.entries.extend(acked.iter().map(|(id, hash)| IndexEntry {
+                key: id_key(id),
+                hash: *hash,
+            }));
+        }
+        counts.sent += acked.len() as u64;
+        let mut rejected: Vec<StoredRejection> = Vec::new();
+        let mut failed = 0;
+        for (batch, outcome) in done {
+            rejected.extend(outcome.rejected.iter().map(|(i, reason)| StoredRejection {
+                stage: RejectionStage::Destination,
+                record_id: Some(batch[*i].id.clone()),
+                position: format!("id {}", shorten(&batch[*i].id, MAX_QUOTED_CHARS)),
+                reason: reason.clone(),
+            }));
+            failed += outcome.failed.len();
+            if let (Some(reason), None) = (outcome.fatal, &self.fatal) {
+                tracing::error!(sync = %sync.name(), %reason, "stopping: no new batches will start");
+                self.fatal = Some(reason);
+                stop.cancel();
+            }
+        }
+        counts.rejected += rejected.len() as u64;
+        if !rejected.is_empty() {
+            store.add_rejections(run_id, sync.name(), &rejected).await?;
+        }
+        if let Some(progress) = &self.context.options.progress {
+            progress.advance((acked.len() + rejected.len() + failed) as u64);
+        }
+        Ok(())
+    }
+}
+
+/// One turn of the delivery loop.
+enum Step {
+    Finished(Option<(Vec<Record>, BatchOutcome)>),
+    Flush,
+    Abandon,
+    LockLost,
+}

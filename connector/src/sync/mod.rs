@@ -1,0 +1,287 @@
+//! One sync, end to end: the only module that sees every seam.
+//!
+//! 1. **Plan** (pass 1, `plan.rs`): stream the source, map and hash every row, find duplicate
+//!    ids, and diff against stored hashes ([`crate::diff`]). Only ids and hashes are kept.
+//! 2. **Deliver** (pass 2, `batches.rs` and `deliver.rs`): stream the source again and map only
+//!    the records the plan selected, in batches, sent concurrently under the rate limit.
+//! 3. **Commit** (`commit.rs`) what the destination acknowledged, in windows. A record's hash
+//!    changes only after a 2xx, so a run that stops anywhere leaves state exact for what was
+//!    delivered.
+//!
+//! `preview` runs the plan and renders requests without sending; `test_send` sends a few
+//! records without touching state (`preview.rs`).
+
+mod batches;
+pub mod check;
+mod commit;
+mod deliver;
+mod plan;
+mod preview;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::delivery::AttemptObserver;
+use crate::destination::Destination;
+use crate::error::Error;
+use crate::mapping::CompiledMapping;
+use crate::source::{self, Source};
+use crate::spec::Mapping;
+use crate::state::{RunCounts, RunLock, RunOrigin, RunStart, RunStatus, StateStore, StoredState};
+use commit::{CommitBuffer, Committed};
+use deliver::CommitWindow;
+pub use plan::{plan, Plan};
+pub use preview::{preview, test_send, Preview, PreviewRequest, TestExchange};
+
+/// How a sync's source and destination were built; tests swap in their own.
+pub struct SyncJob {
+    pub mapping: Mapping,
+    pub source: Box<dyn Source>,
+    pub destination: Arc<dyn Destination>,
+}
+
+impl SyncJob {
+    pub fn from_mapping(mapping: Mapping) -> Result<SyncJob, Error> {
+        let source = source::build(&mapping.source)?;
+        let destination: Arc<dyn Destination> = Arc::from(mapping.destination.build()?);
+        Ok(SyncJob {
+            mapping,
+            source,
+            destination,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.mapping.name
+    }
+
+    /// The sync's stored state, if it is for this destination. State kept for another one
+    /// (the mapping now points at another workspace, object or type) is set aside: this run
+    /// sends everything and its first commit replaces it. The other destination is returned.
+    pub async fn load_state(&self, store: &dyn StateStore) -> Result<(StoredState, Option<String>), Error> {
+        let stored = store.load(self.name()).await?;
+        let here = self.mapping.destination.fingerprint();
+        match &stored.destination {
+            Some(there) if *there != here => {
+                let there = there.clone();
+                tracing::info!(sync = %self.name(), stored_for = %there, now = %here, "state is for another destination; sending everything");
+                Ok((stored.set_aside(), Some(there)))
+            }
+            _ => Ok((stored, None)),
+        }
+    }
+
+    /// Checks the mapping against the source's schema; reads no rows.
+    pub async fn compile(&self) -> Result<CompiledMapping, Error> {
+        let schema = self.source.schema().await?;
+        Ok(CompiledMapping::compile(
+            &self.mapping,
+            &schema,
+            &self.source.describe(),
+            chrono::Utc::now().timestamp(),
+        )?)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub sync: String,
+    pub run_id: Option<i64>,
+    pub status: RunStatus,
+    pub counts: RunCounts,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    /// Every record was planned regardless of state: `--full`, or state was empty (a
+    /// first run, a reset, lost state or a new hash version).
+    pub full_resync: bool,
+    /// The destination the stored state was for, when it was not this one: the run started
+    /// from empty state and sent everything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_was_for: Option<String>,
+}
+
+/// Where a run reports its progress through pass 2; the CLI draws a bar.
+pub trait Progress: Send + Sync {
+    /// Pass 2 of `sync` begins, with `total` records to deliver.
+    fn start(&self, sync: &str, total: u64);
+    /// `records` more were acknowledged, rejected or given up on.
+    fn advance(&self, records: u64);
+    fn finish(&self);
+}
+
+pub struct RunOptions {
+    pub full: bool,
+    pub progress: Option<Arc<dyn Progress>>,
+    /// Cancelled on Ctrl-C or SIGTERM: no new batches start; in-flight ones finish and commit.
+    pub cancel: CancellationToken,
+    /// Cancelled when waiting for in-flight requests must stop (a shutdown's grace is over):
+    /// what was acknowledged is committed, the rest counts as failed and is sent next run.
+    pub abandon: CancellationToken,
+    /// Wait for another run of the same sync to finish, instead of giving up at once.
+    pub wait_for_lock: bool,
+    /// Recorded with the run.
+    pub origin: RunOrigin,
+    pub scheduled_for: Option<i64>,
+    pub worker: Option<String>,
+    /// Sees every delivery attempt (the worker's metrics).
+    pub observer: Option<Arc<dyn AttemptObserver>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            full: false,
+            progress: None,
+            cancel: CancellationToken::new(),
+            abandon: CancellationToken::new(),
+            wait_for_lock: false,
+            origin: RunOrigin::Cli,
+            scheduled_for: None,
+            worker: None,
+            observer: None,
+        }
+    }
+}
+
+/// A real run: plan, deliver, commit. Always records the run, even when it fails, unless
+/// another run of the same sync holds the lock: then nothing happens at all.
+pub async fn run(sync: &SyncJob, store: &dyn StateStore, options: &RunOptions) -> Result<RunReport, Error> {
+    let name = sync.name();
+    // Held to the end of the run, commits included; released on drop, or by the OS or server if the process dies.
+    let lock = if options.wait_for_lock {
+        store.lock(name).await?
+    } else {
+        store.try_lock(name).await?.ok_or_else(|| Error::AlreadyRunning(name.to_string()))?
+    };
+    let report = run_locked(sync, store, options, &lock).await;
+    lock.release().await;
+    report
+}
+
+/// [`run`] for a caller that already holds the sync's lock, such as the worker, which takes
+/// it before claiming a schedule slot. If the lock is lost meanwhile, the run stops at once,
+/// commits nothing more, and is recorded as failed.
+pub async fn run_locked(sync: &SyncJob, store: &dyn StateStore, options: &RunOptions, lock: &RunLock) -> Result<RunReport, Error> {
+    let started = Instant::now();
+    let name = sync.name().to_string();
+    let start = RunStart {
+        full: options.full,
+        origin: options.origin,
+        scheduled_for: options.scheduled_for,
+        worker: options.worker.clone(),
+    };
+    lock.check()?;
+    let run_id = store.begin_run(&name, &start).await?;
+    let mut counts = RunCounts::default();
+    let mut full_resync = options.full;
+    let mut state_was_for = None;
+    let context = RunContext {
+        sync,
+        store,
+        options,
+        lock,
+        run_id,
+        destination: sync.mapping.destination.fingerprint(),
+    };
+    let result = context.run(&mut counts, &mut full_resync, &mut state_was_for).await;
+    let (status, error) = match &result {
+        Ok(()) => (RunStatus::Completed, None),
+        Err(Error::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
+        Err(e) => (RunStatus::Failed, Some(e.to_string())),
+    };
+    store.finish_run(run_id, status, &counts, error.as_deref()).await?;
+    tracing::info!(sync = %name, run_id, status = status.as_str(), sent = counts.sent, "run finished");
+    Ok(RunReport {
+        sync: name,
+        run_id: Some(run_id),
+        status,
+        counts,
+        error,
+        duration_ms: started.elapsed().as_millis() as u64,
+        full_resync,
+        state_was_for,
+    })
+}
+
+/// What every stage of one run shares.
+pub(super) struct RunContext<'a> {
+    pub sync: &'a SyncJob,
+    pub store: &'a dyn StateStore,
+    pub options: &'a RunOptions,
+    pub lock: &'a RunLock,
+    pub run_id: i64,
+    /// The destination's fingerprint, committed with every acknowledgement.
+    pub destination: String,
+}
+
+impl RunContext<'_> {
+    async fn run(&self, counts: &mut RunCounts, full_resync: &mut bool, state_was_for: &mut Option<String>) -> Result<(), Error> {
+        let (sync, store, name) = (self.sync, self.store, self.sync.name());
+        let (stored, other) = sync.load_state(store).await?;
+        *state_was_for = other;
+        *full_resync |= stored.index.is_empty();
+        // Nothing is sent while planning, so a stop request ends the run at once.
+        let plan = tokio::select! {
+            biased;
+            () = self.options.cancel.cancelled() => return Err(Error::Interrupted),
+            plan = plan(sync, &stored, self.options.full) => plan?,
+        };
+        *counts = plan.counts.clone();
+        store.add_rejections(self.run_id, name, &plan.rejections).await?;
+        store.save_schema(name, plan.compiled.columns()).await?;
+        if self.options.cancel.is_cancelled() {
+            counts.failed = plan.to_send() as u64;
+            return Err(Error::Interrupted);
+        }
+        if let Err(lost) = self.lock.check() {
+            counts.failed = plan.to_send() as u64;
+            return Err(lost.into());
+        }
+        let mut committed = Committed {
+            generation: stored.generation,
+            entries: Vec::new(),
+        };
+        let result = self.deliver(&plan, counts, &mut committed, stored.replace).await;
+        // The cache is written only by the lock's holder; a run that lost it leaves it stale.
+        if let (Some(generation), false) = (committed.generation, self.lock.is_lost()) {
+            if !stored.cached || !committed.entries.is_empty() {
+                let index = stored.index.merged(committed.entries);
+                drop(stored);
+                match store.save_index(name, generation, &index).await {
+                    Ok(saved) => tracing::debug!(sync = %name, saved, entries = index.len(), "record index cache"),
+                    // Only a cache: the next run rebuilds it from the records table.
+                    Err(e) => tracing::warn!(sync = %name, error = %e, "could not save the record index cache"),
+                }
+            }
+        }
+        result
+    }
+
+    /// Pass 2 and the commits. Whatever happens, `counts.failed` ends up as the planned
+    /// records that were neither committed nor rejected.
+    async fn deliver(&self, plan: &Plan, counts: &mut RunCounts, committed: &mut Committed, replace: bool) -> Result<(), Error> {
+        let progress = self.options.progress.as_deref();
+        if let Some(progress) = progress {
+            progress.start(self.sync.name(), plan.to_send() as u64);
+        }
+        let mut window = CommitWindow {
+            context: self,
+            replace,
+            buffer: CommitBuffer::default(),
+            fatal: None,
+        };
+        let result = window.deliver(plan, counts, committed).await;
+        if let Some(progress) = progress {
+            progress.finish();
+        }
+        counts.failed = (plan.to_send() as u64).saturating_sub(counts.sent + counts.rejected);
+        let stopped_early = result?;
+        if stopped_early && counts.failed > 0 {
+            return Err(Error::Interrupted);
+        }
+        Ok(())
+    }
+}

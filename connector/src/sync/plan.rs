@@ -1,0 +1,194 @@
+//! Pass 1: stream the source, map and hash every row, find duplicate ids, and diff against the
+//! stored hashes. Only ids and hashes are kept, never the rows.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use super::SyncJob;
+use crate::diff::{self, Duplicate};
+use crate::error::Error;
+use crate::hash::id_key;
+use crate::mapping::{CompiledMapping, Rejection};
+use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
+use crate::state::{IndexEntry, RejectionStage, RunCounts, StoredRejection, StoredState, MAX_STORED_REJECTIONS};
+
+/// Pass 1's result: what to send, and the counts so far.
+pub struct Plan {
+    pub(super) compiled: Arc<CompiledMapping>,
+    pub counts: RunCounts,
+    /// The first rejections, for storage and display; `counts.invalid` is exact.
+    pub rejections: Vec<StoredRejection>,
+    /// Keys of the records to send, sorted; shared with pass 2 rather than copied.
+    pub(super) to_send: Arc<Vec<u128>>,
+}
+
+impl Plan {
+    pub fn to_send(&self) -> usize {
+        self.to_send.len()
+    }
+}
+
+fn mapping_rejection(r: Rejection) -> StoredRejection {
+    StoredRejection {
+        stage: RejectionStage::Mapping,
+        record_id: r.id,
+        position: r.position,
+        reason: r.reason,
+    }
+}
+
+/// What pass 1 read from the snapshot.
+struct Snapshot {
+    /// The valid rows' keys and hashes, sorted by key, without duplicate ids.
+    seen: Vec<IndexEntry>,
+    /// The ids of rejected rows, sorted by key.
+    rejected_ids: Vec<(u128, String)>,
+    /// Ids that occur more than once, all of whose rows are rejected.
+    duplicates: Vec<Duplicate>,
+}
+
+/// Pass 1: hash every row straight from the source's columns, then diff against `stored`
+/// by merging two arrays sorted by id key.
+pub async fn plan(sync: &SyncJob, stored: &StoredState, full: bool) -> Result<Plan, Error> {
+    let compiled = Arc::new(sync.compile().await?);
+    diff::check_drift(stored.schema.as_deref(), compiled.columns())?;
+    let mut counts = RunCounts::default();
+    let mut rejections = Vec::new();
+    let snapshot = read_snapshot(sync, &compiled, stored.index.len(), &mut counts, &mut rejections).await?;
+    if !full {
+        counts.gone = diff::count_gone(&stored.index, &snapshot.seen, &snapshot.duplicates, &snapshot.rejected_ids);
+    }
+    let selection = diff::select(&snapshot.seen, &stored.index, sync.mapping.mode, full);
+    (counts.new, counts.changed, counts.unchanged) = (selection.new, selection.changed, selection.unchanged);
+    let to_send = selection.to_send;
+    let Snapshot {
+        seen,
+        rejected_ids,
+        duplicates,
+    } = snapshot;
+    drop(seen);
+    reject_duplicates(sync, &compiled, &duplicates, &rejected_ids, &mut counts, &mut rejections).await?;
+    tracing::info!(
+        sync = %sync.name(),
+        source = counts.source,
+        invalid = counts.invalid,
+        new = counts.new,
+        changed = counts.changed,
+        unchanged = counts.unchanged,
+        gone = counts.gone,
+        to_send = to_send.len(),
+        "plan ready"
+    );
+    Ok(Plan {
+        compiled,
+        counts,
+        rejections,
+        to_send: Arc::new(to_send),
+    })
+}
+
+/// Streams the source once, hashing valid rows and keeping the first rejections.
+async fn read_snapshot(
+    sync: &SyncJob,
+    compiled: &CompiledMapping,
+    last_size: usize,
+    counts: &mut RunCounts,
+    rejections: &mut Vec<StoredRejection>,
+) -> Result<Snapshot, Error> {
+    // Sized for the usual case, a snapshot about as big as the last one, so it never doubles.
+    let mut seen: Vec<IndexEntry> = Vec::with_capacity(last_size + last_size / 16 + 1024);
+    let mut rejected_ids: Vec<(u128, String)> = Vec::new();
+    let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        counts.source += batch.batch.num_rows() as u64;
+        compiled.hash_batch(&batch, |hashed| match hashed {
+            Ok((id, hash)) => seen.push(IndexEntry { key: id_key(id), hash }),
+            Err(rejection) => {
+                counts.invalid += 1;
+                if let Some(id) = &rejection.id {
+                    rejected_ids.push((id_key(id), id.clone()));
+                }
+                if rejections.len() < MAX_STORED_REJECTIONS {
+                    rejections.push(mapping_rejection(rejection));
+                }
+            }
+        });
+    }
+    drop(stream);
+    seen.sort_unstable_by_key(|e| e.key);
+    rejected_ids.sort_unstable();
+    let duplicates = diff::take_duplicates(&mut seen, &rejected_ids);
+    Ok(Snapshot {
+        seen,
+        rejected_ids,
+        duplicates,
+    })
+}
+
+/// Counts every row of a duplicate id as invalid and records why, by the id's text.
+async fn reject_duplicates(
+    sync: &SyncJob,
+    compiled: &CompiledMapping,
+    duplicates: &[Duplicate],
+    rejected_ids: &[(u128, String)],
+    counts: &mut RunCounts,
+    rejections: &mut Vec<StoredRejection>,
+) -> Result<(), Error> {
+    if duplicates.is_empty() {
+        return Ok(());
+    }
+    let mut texts: HashMap<u128, String> = duplicates
+        .iter()
+        .filter_map(|d| {
+            let i = rejected_ids.binary_search_by_key(&d.key, |(k, _)| *k).ok()?;
+            Some((d.key, rejected_ids[i].1.clone()))
+        })
+        .collect();
+    let missing: HashSet<u128> = duplicates.iter().map(|d| d.key).filter(|k| !texts.contains_key(k)).collect();
+    if !missing.is_empty() {
+        texts.extend(ids_of(sync, compiled, &missing).await?);
+    }
+    for d in duplicates {
+        counts.invalid += u64::from(d.valid);
+        if rejections.len() >= MAX_STORED_REJECTIONS {
+            continue;
+        }
+        // The text can only be missing if the source changed between reads.
+        let id = texts.get(&d.key).cloned().unwrap_or_else(|| format!("{:032x}", d.key));
+        rejections.push(StoredRejection {
+            stage: RejectionStage::Mapping,
+            record_id: Some(id.clone()),
+            position: format!("id {}", shorten(&id, MAX_QUOTED_CHARS)),
+            reason: format!(
+                "id {} occurs {} times in the snapshot; every occurrence is rejected",
+                quote(&id),
+                d.occurrences
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The ids of `keys`, found by reading the source's id column again. Only runs when a
+/// snapshot has duplicate ids, which pass 1 knows by key but not by text.
+async fn ids_of(sync: &SyncJob, compiled: &CompiledMapping, keys: &HashSet<u128>) -> Result<HashMap<u128, String>, Error> {
+    let mut found = HashMap::new();
+    let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
+    while let Some(batch) = stream.next().await {
+        compiled.ids_batch(&batch?, |id| {
+            if let Some(id) = id {
+                let key = id_key(id);
+                if keys.contains(&key) && !found.contains_key(&key) {
+                    found.insert(key, id.to_string());
+                }
+            }
+        });
+        if found.len() == keys.len() {
+            break;
+        }
+    }
+    Ok(found)
+}

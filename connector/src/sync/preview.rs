@@ -1,0 +1,113 @@
+//! `preview` runs the plan and renders requests without sending; `test_send` sends a few
+//! records once, without retries and without touching state.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use super::batches::planned_batches;
+use super::plan::plan;
+use super::SyncJob;
+use crate::destination::{Attempt, DestinationError};
+use crate::error::Error;
+use crate::record::Record;
+use crate::state::{RunCounts, StateStore, StoredRejection};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PreviewRequest {
+    pub method: &'static str,
+    pub url: String,
+    pub body: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Preview {
+    pub sync: String,
+    pub destination: String,
+    pub counts: RunCounts,
+    pub to_send: usize,
+    pub requests: Vec<PreviewRequest>,
+    pub rejections: Vec<StoredRejection>,
+    /// As in [`RunReport::state_was_for`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_was_for: Option<String>,
+}
+
+/// A dry run: the plan and the first `limit` requests exactly as they would be sent.
+pub async fn preview(sync: &SyncJob, store: &dyn StateStore, limit: usize) -> Result<Preview, Error> {
+    let (stored, state_was_for) = sync.load_state(store).await?;
+    let plan = plan(sync, &stored, false).await?;
+    let batch_size = sync.destination.capabilities().max_batch_records.max(1);
+    let mut requests = Vec::new();
+    if limit > 0 {
+        let (mut rx, producer) = planned_batches(sync, &plan, batch_size, Some(limit));
+        while let Some(batch) = rx.recv().await {
+            let refs: Vec<&Record> = batch.iter().collect();
+            let request = sync.destination.prepare(&refs)?;
+            let body = serde_json::from_slice(&request.body).map_err(DestinationError::Encode)?;
+            requests.push(PreviewRequest {
+                method: request.method,
+                url: request.url,
+                body,
+            });
+        }
+        producer.finish().await?;
+    }
+    Ok(Preview {
+        sync: sync.name().to_string(),
+        destination: sync.destination.describe(),
+        to_send: plan.to_send(),
+        counts: plan.counts,
+        requests,
+        rejections: plan.rejections.into_iter().take(100).collect(),
+        state_was_for,
+    })
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TestExchange {
+    pub method: &'static str,
+    pub url: String,
+    pub body: serde_json::Value,
+    pub status: Option<u16>,
+    pub response: String,
+}
+
+/// Sends the first `records` valid records once each, without retries and without touching state.
+pub async fn test_send(sync: &SyncJob, records: usize) -> Result<Vec<TestExchange>, Error> {
+    let compiled = sync.compile().await?;
+    let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
+    let mut picked: Vec<Record> = Vec::new();
+    while picked.len() < records {
+        let Some(batch) = stream.next().await else { break };
+        compiled.map_batch(&batch?, |mapped| {
+            if let Ok(r) = mapped {
+                if picked.len() < records {
+                    picked.push(r);
+                }
+            }
+        });
+    }
+    drop(stream);
+    let batch_size = sync.destination.capabilities().max_batch_records.max(1);
+    let mut exchanges = Vec::new();
+    for chunk in picked.chunks(batch_size) {
+        let refs: Vec<&Record> = chunk.iter().collect();
+        let request = sync.destination.prepare(&refs)?;
+        let attempt = sync.destination.send(&request).await;
+        let body = serde_json::from_slice(&request.body).map_err(DestinationError::Encode)?;
+        let (status, response) = match &attempt {
+            Attempt::Response { status, body, .. } => (Some(*status), body.clone()),
+            Attempt::Transport(e) => (None, e.clone()),
+        };
+        exchanges.push(TestExchange {
+            method: request.method,
+            url: request.url,
+            body,
+            status,
+            response,
+        });
+    }
+    Ok(exchanges)
+}
