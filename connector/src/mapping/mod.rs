@@ -1,0 +1,223 @@
+//! Applies a mapping to source rows: Arrow columns in, [`Record`]s or
+//! [`Rejection`]s out.
+//!
+//! `compile` checks a mapping against a source schema (every column exists
+//! with a type that can be coerced) and is what `ebb validate` runs.
+//! `map_batch` then turns each row into a canonical record, or rejects it with
+//! a reason; a bad row never fails the run. Duplicate ids need the whole
+//! snapshot and are found by the sync, not here.
+
+mod cells;
+mod coercion;
+mod compile;
+mod writer;
+
+use std::borrow::Cow;
+
+use arrow::datatypes::DataType;
+use chrono::{DateTime, Utc};
+
+use crate::column::ColumnType;
+use crate::config::{AttrType, NullPolicy};
+use crate::quote::{debug, quote};
+use crate::record::{AttrValue, Record};
+use crate::source::SourceBatch;
+use cells::{normalise, Column, Value};
+use coercion::{coerce, created_at_secs, fmt_secs};
+use writer::{HashWriter, RecordBuilder, RowWriter};
+
+/// A row that could not be mapped, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Rejection {
+    pub id: Option<String>,
+    /// `file row N` (1-based) or the id, so a person can find the row.
+    pub position: String,
+    pub reason: String,
+}
+
+#[derive(Debug)]
+pub(super) enum AttrKind {
+    Column {
+        col: usize,
+        target: AttrType,
+        split: Option<String>,
+    },
+    Constant(AttrValue),
+}
+
+#[derive(Debug)]
+pub(super) struct CompiledAttr {
+    name: String,
+    column_name: Option<String>,
+    kind: AttrKind,
+}
+
+/// A mapping checked against a schema, ready to map rows.
+#[derive(Debug)]
+pub struct CompiledMapping {
+    columns: Vec<(String, ColumnType)>,
+    id: usize,
+    created_at: usize,
+    attributes: Vec<CompiledAttr>,
+    nulls: NullPolicy,
+    /// Upper bound for `createdAt`: the start of the run.
+    now: i64,
+    /// Lower bound for `createdAt`: the destination's (a capability).
+    earliest_created_at: i64,
+}
+
+impl CompiledMapping {
+    /// The columns to read, with the types the mapping was checked against.
+    pub fn columns(&self) -> &[(String, ColumnType)] {
+        &self.columns
+    }
+
+    /// Maps every row of a batch, in order.
+    pub fn map_batch(&self, sb: &SourceBatch, mut emit: impl FnMut(Result<Record, Rejection>)) {
+        let columns = self.prepare(sb);
+        let mut sink = RecordBuilder::default();
+        let mut scratch = String::new();
+        for row in 0..sb.batch.num_rows() {
+            emit(
+                self.map_row(&columns, row, &mut sink, &mut scratch)
+                    .map(|()| sink.take())
+                    .map_err(|(id, reason)| self.rejection(sb, row, id, reason)),
+            );
+        }
+    }
+
+    /// Maps only the rows whose id `select` accepts; the others are not mapped at all.
+    pub fn map_selected(&self, sb: &SourceBatch, mut select: impl FnMut(&str) -> bool, mut emit: impl FnMut(Result<Record, Rejection>)) {
+        let columns = self.prepare(sb);
+        let mut sink = RecordBuilder::default();
+        let (mut scratch, mut id_scratch) = (String::new(), String::new());
+        for row in 0..sb.batch.num_rows() {
+            if !row_id(&columns[self.id], row, &mut id_scratch).is_ok_and(&mut select) {
+                continue;
+            }
+            emit(
+                self.map_row(&columns, row, &mut sink, &mut scratch)
+                    .map(|()| sink.take())
+                    .map_err(|(id, reason)| self.rejection(sb, row, id, reason)),
+            );
+        }
+    }
+
+    /// Hashes every row of a batch the way [`record_hash`](crate::hash::record_hash) hashes
+    /// the mapped record, without building it: `emit` gets the id and the hash, or the rejection.
+    pub fn hash_batch(&self, sb: &SourceBatch, mut emit: impl FnMut(Result<(&str, u128), Rejection>)) {
+        let columns = self.prepare(sb);
+        let mut sink = HashWriter::default();
+        let mut scratch = String::new();
+        for row in 0..sb.batch.num_rows() {
+            match self.map_row(&columns, row, &mut sink, &mut scratch) {
+                Ok(()) => {
+                    let hash = sink.encoder.finish();
+                    emit(Ok((&sink.id, hash)));
+                }
+                Err((id, reason)) => emit(Err(self.rejection(sb, row, id, reason))),
+            }
+        }
+    }
+
+    /// The id of every row, or `None` where it is null or empty; for finding rows again.
+    pub fn ids_batch(&self, sb: &SourceBatch, mut emit: impl FnMut(Option<&str>)) {
+        let columns = self.prepare(sb);
+        let mut scratch = String::new();
+        for row in 0..sb.batch.num_rows() {
+            emit(row_id(&columns[self.id], row, &mut scratch).ok());
+        }
+    }
+
+    fn rejection(&self, sb: &SourceBatch, row: usize, id: Option<String>, reason: String) -> Rejection {
+        Rejection {
+            position: format!("{} row {}", sb.origin, sb.first_row + row as u64 + 1),
+            id,
+            reason,
+        }
+    }
+
+    fn prepare(&self, sb: &SourceBatch) -> Vec<Column> {
+        let batch = &sb.batch;
+        self.columns
+            .iter()
+            .map(|(name, _)| match batch.column_by_name(name) {
+                Some(a) => Column::new(normalise(a)),
+                // The source checked the columns; an absent one reads as nulls.
+                None => Column::new(arrow::array::new_null_array(&DataType::Null, batch.num_rows())),
+            })
+            .collect()
+    }
+
+    fn map_row(
+        &self,
+        columns: &[Column],
+        row: usize,
+        sink: &mut impl RowWriter,
+        scratch: &mut String,
+    ) -> Result<(), (Option<String>, String)> {
+        let id = row_id(&columns[self.id], row, scratch).map_err(|reason| (None, reason))?;
+        let fail = |reason: String| (Some(id.to_string()), reason);
+        let created_at = created_at_secs(columns[self.created_at].value(row)).map_err(fail)?;
+        if created_at < self.earliest_created_at {
+            let earliest = DateTime::<Utc>::from_timestamp(self.earliest_created_at, 0)
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_else(|| self.earliest_created_at.to_string());
+            return Err(fail(format!("createdAt {} is before {earliest}", fmt_secs(created_at))));
+        }
+        if created_at > self.now {
+            return Err(fail(format!("createdAt {} is in the future", fmt_secs(created_at))));
+        }
+        sink.begin(id, created_at);
+        let mut text = String::new();
+        // Mapping attributes are sorted by name already (they come from a BTreeMap).
+        for attr in &self.attributes {
+            match &attr.kind {
+                AttrKind::Constant(v) => sink.constant(&attr.name, v),
+                AttrKind::Column { col, target, split } => coerce(
+                    columns[*col].value(row),
+                    &attr.name,
+                    *target,
+                    split.as_deref(),
+                    self.nulls,
+                    sink,
+                    &mut text,
+                )
+                .map_err(|reason| {
+                    fail(format!(
+                        "attribute {} (column {}): {reason}",
+                        quote(&attr.name),
+                        quote(attr.column_name.as_deref().unwrap_or(""))
+                    ))
+                })?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn row_id<'a>(column: &'a Column, row: usize, scratch: &'a mut String) -> Result<&'a str, String> {
+    use std::fmt::Write;
+    scratch.clear();
+    match column.value(row) {
+        Value::Null => Err("id is null".into()),
+        Value::Str(s) if s.trim().is_empty() => Err("id is empty".into()),
+        Value::Str(Cow::Borrowed(s)) => Ok(s),
+        Value::Str(Cow::Owned(s)) => {
+            scratch.push_str(&s);
+            Ok(scratch)
+        }
+        Value::Int(i) => {
+            let _ = write!(scratch, "{i}");
+            Ok(scratch)
+        }
+        Value::UInt(u) => {
+            let _ = write!(scratch, "{u}");
+            Ok(scratch)
+        }
+        other => Err(format!("id {} is not text or an integer", debug(&other))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,234 @@
+#![allow(unused_imports)]
+
+use std::borrow::Cow;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::{
+    Date32Type, Date64Type, Decimal128Type, Float16Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type,
+    UInt8Type,
+};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+
+use crate::column::ColumnType;
+use crate::config::{did_you_mean, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, NullPolicy};
+use crate::hash::Encoder;
+use crate::quote::{debug, quote, shorten, MAX_QUOTED_CHARS};
+use crate::record::{AttrValue, Number, Record};
+use crate::source::{SourceBatch, SourceSchema};
+use crate::spec::Mapping;
+
+use super::cells::*;
+use super::coercion::*;
+use super::writer::*;
+use super::*;
+
+#[test]
+fn time_text_forms() {
+    assert_eq!(parse_time_text("2021-03-04T05:06:07Z"), Some(1_614_834_367));
+    assert_eq!(parse_time_text("2021-03-04T06:06:07+01:00"), Some(1_614_834_367));
+    assert_eq!(parse_time_text("2021-03-04 05:06:07"), Some(1_614_834_367));
+    assert_eq!(parse_time_text("2021-03-04"), Some(1_614_816_000));
+    assert_eq!(parse_time_text("1614834367123"), Some(1_614_834_367));
+    assert_eq!(parse_time_text("yesterday"), None);
+}
+
+fn coerce(v: Value<'_>, target: AttrType, split: Option<&str>, nulls: NullPolicy) -> Result<Option<AttrValue>, String> {
+    let mut sink = RecordBuilder::default();
+    sink.begin("k", 0);
+    super::coerce(v, "v", target, split, nulls, &mut sink, &mut String::new())?;
+    Ok(sink.take().attributes.pop().map(|(_, v)| v))
+}
+
+#[test]
+fn a_huge_value_is_quoted_back_cut_short_in_its_rejection() {
+    let huge = "9x".repeat(2_500_000);
+    let reason = coerce(Value::Str(Cow::Borrowed(&huge)), AttrType::Number, None, NullPolicy::Skip).expect_err("not a number");
+    assert!(reason.len() < 200 && reason.contains("5000002 characters"), "{reason}");
+    let reason = coerce(Value::Str(Cow::Borrowed(&huge)), AttrType::Boolean, None, NullPolicy::Skip).expect_err("not a boolean");
+    assert!(reason.len() < 200, "{reason}");
+}
+
+#[test]
+fn coercions() {
+    let s = |x: &'static str| Value::Str(Cow::Borrowed(x));
+    assert_eq!(
+        coerce(s("a, b,,c"), AttrType::String, Some(","), NullPolicy::Skip),
+        Ok(Some(AttrValue::S(vec!["a".into(), "b".into(), "c".into()])))
+    );
+    assert_eq!(coerce(Value::Null, AttrType::Number, None, NullPolicy::Skip), Ok(None));
+    assert_eq!(
+        coerce(Value::Null, AttrType::Number, None, NullPolicy::Send),
+        Ok(Some(AttrValue::N(vec![])))
+    );
+    assert_eq!(
+        coerce(s(" 3.50 "), AttrType::Number, None, NullPolicy::Skip),
+        Ok(Some(AttrValue::N(vec![Number::Float(3.5)])))
+    );
+    assert!(coerce(s("x"), AttrType::Number, None, NullPolicy::Skip)
+        .unwrap_err()
+        .contains("cannot read \"x\" as a number"));
+    assert_eq!(
+        coerce(s("No"), AttrType::Boolean, None, NullPolicy::Skip),
+        Ok(Some(AttrValue::B(vec![false])))
+    );
+    assert!(coerce(Value::Int(2), AttrType::Boolean, None, NullPolicy::Skip).is_err());
+    assert_eq!(
+        coerce(Value::Float(f64::NAN), AttrType::Number, None, NullPolicy::Skip).map(|_| ()),
+        Err("NaN is not a finite number".into())
+    );
+}
+
+/// The one property the diff rests on: hashing a row from its columns gives the hash of
+/// the record that would be sent, for every kind of value, and rejects the same rows.
+#[test]
+fn hashing_from_columns_matches_hashing_the_record() {
+    use arrow::array::{
+        Date32Array, Decimal128Array, DictionaryArray, Float32Array, Int64Array, ListBuilder, StringArray, StringBuilder,
+        TimestampMicrosecondArray,
+    };
+    use arrow::datatypes::Int32Type;
+    use arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
+
+    let mut tags = ListBuilder::new(StringBuilder::new());
+    for row in [
+        Some(vec![Some("a"), None, Some("b")]),
+        None,
+        Some(vec![]),
+        Some(vec![Some("c")]),
+        Some(vec![Some("")]),
+    ] {
+        match row {
+            Some(items) => {
+                for i in items {
+                    tags.values().append_option(i);
+                }
+                tags.append(true);
+            }
+            None => tags.append(false),
+        }
+    }
+    let t = 1_600_000_000_000_000i64;
+    let batch = RecordBatch::try_from_iter(vec![
+        (
+            "id",
+            Arc::new(Int64Array::from(vec![Some(1), Some(2), None, Some(4), Some(5)])) as ArrayRef,
+        ),
+        (
+            "at",
+            Arc::new(TimestampMicrosecondArray::from(vec![
+                Some(t),
+                Some(t + 1),
+                Some(t),
+                Some(0),
+                Some(t),
+            ])) as ArrayRef,
+        ),
+        (
+            "name",
+            Arc::new(StringArray::from(vec![Some("Ada"), None, Some("x"), Some("é"), Some("")])) as ArrayRef,
+        ),
+        (
+            "plan",
+            Arc::new(
+                vec![Some("pro"), Some("free"), None, Some("pro"), Some("free")]
+                    .into_iter()
+                    .collect::<DictionaryArray<Int32Type>>(),
+            ) as ArrayRef,
+        ),
+        ("tags", Arc::new(tags.finish()) as ArrayRef),
+        (
+            "csv",
+            Arc::new(StringArray::from(vec![Some("a, b,,c"), Some(""), None, Some("x"), Some(" , ")])) as ArrayRef,
+        ),
+        (
+            "f32",
+            Arc::new(Float32Array::from(vec![Some(1.1), Some(2.0), None, Some(-0.0), Some(f32::NAN)])) as ArrayRef,
+        ),
+        (
+            "dec",
+            Arc::new(
+                Decimal128Array::from(vec![Some(1250), Some(100), None, Some(-1), Some(7)])
+                    .with_precision_and_scale(10, 2)
+                    .expect("decimal"),
+            ) as ArrayRef,
+        ),
+        (
+            "day",
+            Arc::new(Date32Array::from(vec![Some(18_000), None, Some(0), Some(1), Some(2)])) as ArrayRef,
+        ),
+    ])
+    .expect("batch");
+    let sb = SourceBatch {
+        batch,
+        origin: "test".into(),
+        first_row: 0,
+    };
+    let attr = |name: &str, col: usize, target: AttrType, split: Option<&str>| CompiledAttr {
+        name: name.into(),
+        column_name: Some(name.into()),
+        kind: AttrKind::Column {
+            col,
+            target,
+            split: split.map(String::from),
+        },
+    };
+    for nulls in [NullPolicy::Skip, NullPolicy::Send] {
+        let mut attributes = vec![
+            attr("csv", 5, AttrType::String, Some(",")),
+            attr("day", 8, AttrType::String, None),
+            attr("dec", 7, AttrType::Number, None),
+            attr("decText", 7, AttrType::String, None),
+            attr("f32", 6, AttrType::Number, None),
+            attr("name", 2, AttrType::String, None),
+            attr("plan", 3, AttrType::String, None),
+            attr("tags", 4, AttrType::String, None),
+            attr("when", 1, AttrType::String, None),
+            CompiledAttr {
+                name: "zConst".into(),
+                column_name: None,
+                kind: AttrKind::Constant(AttrValue::N(vec![Number::Int(3)])),
+            },
+        ];
+        attributes.sort_by(|a, b| a.name.cmp(&b.name));
+        let compiled = CompiledMapping {
+            columns: ["id", "at", "name", "plan", "tags", "csv", "f32", "dec", "day"]
+                .iter()
+                .map(|n| (n.to_string(), ColumnType::String))
+                .collect(),
+            id: 0,
+            created_at: 1,
+            attributes,
+            nulls,
+            now: 2_000_000_000,
+            earliest_created_at: crate::destination::enterpret::EARLIEST_CREATED_AT,
+        };
+        let mut mapped = Vec::new();
+        compiled.map_batch(&sb, |r| mapped.push(r));
+        let mut hashed = Vec::new();
+        compiled.hash_batch(&sb, |r| hashed.push(r.map(|(id, h)| (id.to_string(), h))));
+        let mut selected = Vec::new();
+        compiled.map_selected(&sb, |_| true, |r| selected.push(r));
+        assert_eq!(mapped.len(), 5);
+        let (mut ok, mut rejected) = (0, 0);
+        for (m, h) in mapped.iter().zip(&hashed) {
+            match (m, h) {
+                (Ok(record), Ok((id, hash))) => {
+                    ok += 1;
+                    assert_eq!((id, *hash), (&record.id, crate::hash::record_hash(record)), "{record:?}");
+                }
+                (Err(a), Err(b)) => {
+                    rejected += 1;
+                    assert_eq!(a, b);
+                }
+                other => panic!("the two paths disagree: {other:?}"),
+            }
+        }
+        // Row 3 (null id) and row 4 (createdAt 1970) are rejected, and so is row 5's NaN.
+        assert_eq!((ok, rejected), (2, 3), "{mapped:?}");
+        let ok_ids: Vec<String> = selected.iter().filter_map(|r| r.as_ref().ok().map(|r| r.id.clone())).collect();
+        assert_eq!(ok_ids, vec!["1".to_string(), "2".to_string()]);
+    }
+}
