@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::destination::{Attempt, Destination, PreparedRequest};
-use crate::record::Record;
-use crate::retry::{backoff, classify, RetryAction};
+use crate::record::Change;
+use crate::retry::{backoff, RetryAction};
 
 /// Sees every attempt a delivery makes, whatever the destination: the worker's metrics. Hooked
 /// here, where attempts are made, rather than around the destination, so that no method a
@@ -66,14 +66,15 @@ pub struct BatchOutcome {
 }
 
 impl Delivery {
-    pub async fn deliver(&self, records: &[Record]) -> BatchOutcome {
+    /// Delivers one batch of changes; the outcome names them by position in `records`.
+    pub async fn deliver(&self, records: &[Change]) -> BatchOutcome {
         let started = Instant::now();
         let mut out = BatchOutcome::default();
         let mut pending: Vec<Range<usize>> = Vec::with_capacity(8);
         pending.push(0..records.len());
         let max_bytes = self.destination.capabilities().max_request_bytes;
         while let Some(range) = pending.pop() {
-            let refs: Vec<&Record> = records[range.clone()].iter().collect();
+            let refs: Vec<&Change> = records[range.clone()].iter().collect();
             let request = match self.destination.prepare(&refs) {
                 Ok(r) => PreparedRequest {
                     run: self.run.clone(),
@@ -129,9 +130,13 @@ impl Delivery {
             if let Some(observer) = &self.observer {
                 observer.attempted(&self.destination.describe(), sent_at.elapsed().as_secs_f64(), &attempt);
             }
-            match classify(&attempt) {
+            match self.destination.classify(&attempt) {
                 RetryAction::Delivered => {
                     out.acked.extend(range);
+                    return Ok(());
+                }
+                RetryAction::Partial { refused } => {
+                    settle_partly(range, refused, out);
                     return Ok(());
                 }
                 RetryAction::Split if range.len() > 1 => {
@@ -163,9 +168,118 @@ impl Delivery {
     }
 }
 
+/// A reply that refused some of a request's records: those are rejected with their reasons, and
+/// the rest count as acknowledged. A position outside the request is ignored.
+fn settle_partly(range: Range<usize>, refused: Vec<(usize, String)>, out: &mut BatchOutcome) {
+    let refused: Vec<(usize, String)> = refused
+        .into_iter()
+        .filter(|(i, _)| *i < range.len())
+        .map(|(i, reason)| (range.start + i, reason))
+        .collect();
+    out.acked.extend(range.filter(|i| !refused.iter().any(|(r, _)| r == i)));
+    out.rejected.extend(refused);
+}
+
 fn push_halves(pending: &mut Vec<Range<usize>>, range: Range<usize>) {
     let mid = range.start + range.len() / 2;
     // Pushed in reverse so the first half is tried first.
     pending.push(mid..range.end);
     pending.push(range.start..mid);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::destination::capabilities::{CreatedAt, Identity, ValueType};
+    use crate::destination::{Capabilities, DestinationError};
+    use crate::record::Record;
+    use crate::retry::Attempt;
+
+    /// A destination whose 200 replies list the ids it refused, as `{"refused":{"id":"why"}}`,
+    /// and which reads them itself, as a destination with per-record errors does.
+    struct RefusesSome;
+
+    #[async_trait::async_trait]
+    impl Destination for RefusesSome {
+        fn describe(&self) -> String {
+            "refuses some".into()
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                identity: Identity::Id,
+                created_at: CreatedAt::NotUsed,
+                value_types: &[ValueType::String],
+                replaces_record: true,
+                max_batch_records: 10,
+                max_request_bytes: 1_000_000,
+                can_delete: false,
+            }
+        }
+
+        fn prepare(&self, records: &[&Change]) -> Result<PreparedRequest, DestinationError> {
+            let ids: Vec<&str> = records.iter().map(|r| r.id()).collect();
+            Ok(PreparedRequest {
+                method: "POST",
+                url: "http://refuses.invalid/".into(),
+                body: serde_json::to_vec(&ids).map_err(DestinationError::Encode)?,
+                records: records.len(),
+                run: None,
+            })
+        }
+
+        async fn send(&self, request: &PreparedRequest) -> Attempt {
+            let ids: Vec<String> = serde_json::from_slice(&request.body).unwrap_or_default();
+            let refused: serde_json::Map<String, serde_json::Value> = ids
+                .iter()
+                .filter(|id| id.starts_with("bad"))
+                .map(|id| (id.clone(), serde_json::Value::from(format!("{id} has no email"))))
+                .collect();
+            Attempt::Response {
+                status: 200,
+                retry_after: None,
+                body: serde_json::json!({ "ids": ids, "refused": refused }).to_string(),
+            }
+        }
+
+        fn classify(&self, attempt: &Attempt) -> RetryAction {
+            let Attempt::Response { status: 200, body, .. } = attempt else {
+                return crate::retry::classify(attempt);
+            };
+            let reply: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+            let ids = reply["ids"].as_array().cloned().unwrap_or_default();
+            let refused: Vec<(usize, String)> = ids
+                .iter()
+                .enumerate()
+                .filter_map(|(i, id)| Some((i, reply["refused"][id.as_str()?].as_str()?.to_string())))
+                .collect();
+            if refused.is_empty() {
+                RetryAction::Delivered
+            } else {
+                RetryAction::Partial { refused }
+            }
+        }
+    }
+
+    fn record(id: &str) -> Change {
+        Change::Upsert(Record {
+            id: id.into(),
+            created_at: 0,
+            attributes: Vec::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_partial_reply_rejects_the_records_it_names_and_acknowledges_the_rest() {
+        let delivery = Delivery::new(Arc::new(RefusesSome), 1_000_000, Duration::from_secs(5));
+        let records: Vec<Change> = ["a", "bad1", "b", "bad2", "c"].into_iter().map(record).collect();
+        let out = delivery.deliver(&records).await;
+        assert_eq!(out.acked, vec![0, 2, 4]);
+        assert_eq!(
+            out.rejected,
+            vec![(1, "bad1 has no email".to_string()), (3, "bad2 has no email".to_string())]
+        );
+        assert!(out.failed.is_empty() && out.fatal.is_none());
+        assert_eq!(out.attempts, 1, "one request settled it, with no split and no retry");
+    }
 }

@@ -85,6 +85,24 @@ pub enum AttrValue {
     B(Vec<bool>),
 }
 
+/// What a run asks of the destination for one identity.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Create the record, or update it.
+    Upsert(Record),
+    /// Delete what the destination holds under this id.
+    Delete { id: String },
+}
+
+impl Change {
+    pub fn id(&self) -> &str {
+        match self {
+            Change::Upsert(r) => &r.id,
+            Change::Delete { id } => id,
+        }
+    }
+}
+
 /// One mapped row. `attributes` is sorted by name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {

@@ -1,4 +1,5 @@
-//! What to do after an attempt: a pure function of the outcome.
+//! What an attempt got back, and what to do about it: the shared policy, a pure function of the
+//! outcome. A destination may read more from its own replies (`Destination::classify`).
 //!
 //! Like Vector's `HttpRetryLogic`: 429, 408, 5xx (but 501) and transport
 //! errors are retried; 400 and 413 split the batch to isolate the records at
@@ -9,7 +10,27 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use crate::destination::Attempt;
+/// What one attempt got back.
+#[derive(Clone, Debug)]
+pub enum Attempt {
+    Response {
+        status: u16,
+        retry_after: Option<Duration>,
+        /// The response body, truncated to a few KB.
+        body: String,
+    },
+    /// No HTTP response: connection refused, reset, timed out.
+    Transport(String),
+}
+
+impl Attempt {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Attempt::Response { status, .. } => Some(*status),
+            Attempt::Transport(_) => None,
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RetryAction {
@@ -19,6 +40,11 @@ pub enum RetryAction {
     },
     /// The batch (or its size) was refused: try its halves, and reject a single record.
     Split,
+    /// Some records were refused, by their position in the request, each with the
+    /// destination's reason; the others were acknowledged.
+    Partial {
+        refused: Vec<(usize, String)>,
+    },
     Reject,
     Fatal,
 }

@@ -10,13 +10,13 @@
 pub mod capabilities;
 pub mod enterpret;
 
-use std::time::Duration;
-
 use serde::Deserialize;
 use url::Url;
 
 use crate::config::{DeliveryConfig, Validator};
-use crate::record::Record;
+use crate::record::Change;
+pub use crate::retry::Attempt;
+use crate::retry::{self, RetryAction};
 pub use capabilities::Capabilities;
 
 /// The `destination:` block as written: one key, the destination's type.
@@ -95,28 +95,6 @@ pub struct PreparedRequest {
 /// The header that names the run a request belongs to.
 pub const RUN_HEADER: &str = "x-ebb-run";
 
-/// What one attempt got back.
-#[derive(Clone, Debug)]
-pub enum Attempt {
-    Response {
-        status: u16,
-        retry_after: Option<Duration>,
-        /// The response body, truncated to a few KB.
-        body: String,
-    },
-    /// No HTTP response: connection refused, reset, timed out.
-    Transport(String),
-}
-
-impl Attempt {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Attempt::Response { status, .. } => Some(*status),
-            Attempt::Transport(_) => None,
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum DestinationError {
     #[error("cannot encode the request: {0}")]
@@ -127,6 +105,9 @@ pub enum DestinationError {
     /// own terms; the run stopped.
     #[error("{0}")]
     Refused(String),
+    /// A change this destination has no API for (a delete, say).
+    #[error("{0} cannot {1}")]
+    Unsupported(String, &'static str),
 }
 
 #[async_trait::async_trait]
@@ -134,10 +115,17 @@ pub trait Destination: Send + Sync {
     /// A short name for messages, such as `enterpret users`.
     fn describe(&self) -> String;
     fn capabilities(&self) -> Capabilities;
-    /// The request that would carry these records. Pure: `preview` shows exactly this.
-    fn prepare(&self, records: &[&Record]) -> Result<PreparedRequest, DestinationError>;
+    /// The request that would carry these changes. Pure: `preview` shows exactly this. A
+    /// destination whose capabilities say it cannot delete refuses a delete here.
+    fn prepare(&self, changes: &[&Change]) -> Result<PreparedRequest, DestinationError>;
     /// One attempt, no retries.
     async fn send(&self, request: &PreparedRequest) -> Attempt;
+    /// What to do after an attempt: the shared policy of [`retry::classify`], unless this
+    /// destination reads more from its replies (a 2xx or a 4xx body that names the records it
+    /// refused, as [`RetryAction::Partial`]).
+    fn classify(&self, attempt: &Attempt) -> RetryAction {
+        retry::classify(attempt)
+    }
     /// A one-line account of a failed attempt, in the destination's own terms.
     fn explain(&self, attempt: &Attempt) -> String {
         match attempt {

@@ -12,7 +12,7 @@ use super::plan::Plan;
 use super::SyncJob;
 use crate::error::Error;
 use crate::hash::id_key;
-use crate::record::Record;
+use crate::record::Change;
 
 /// The task that reads pass 2. It ends when the source does, when `max_batches` were sent, or
 /// when the receiver is gone; a source error ends it and comes back from [`Producer::finish`].
@@ -37,14 +37,15 @@ pub fn planned_batches(
     plan: &Plan,
     batch_size: usize,
     max_batches: Option<usize>,
-) -> (mpsc::Receiver<Vec<Record>>, Producer) {
+) -> (mpsc::Receiver<Vec<Change>>, Producer) {
     let (tx, rx) = mpsc::channel(8);
-    if plan.to_send.is_empty() {
+    if plan.to_send.is_empty() && plan.to_delete.is_empty() {
         // Nothing to send: no need to read the source again.
         return (rx, Producer(None));
     }
     let compiled = plan.compiled.clone();
     let wanted = plan.to_send.clone();
+    let deletes = plan.to_delete.clone();
     let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
     let task = tokio::spawn(async move {
         let mut emitted: HashSet<u128> = HashSet::new();
@@ -60,7 +61,7 @@ pub fn planned_batches(
                     // A record seen twice here means the source changed between passes: send it once.
                     if let Ok(record) = mapped {
                         if emitted.insert(id_key(&record.id)) {
-                            current.push(record);
+                            current.push(Change::Upsert(record));
                             if current.len() == batch_size {
                                 ready.push(std::mem::replace(&mut current, Vec::with_capacity(batch_size)));
                             }
@@ -75,8 +76,12 @@ pub fn planned_batches(
                 batches += 1;
             }
         }
-        if !current.is_empty() && max_batches.is_none_or(|m| batches < m) {
-            let _ = tx.send(current).await;
+        current.extend(deletes.iter().map(|id| Change::Delete { id: id.clone() }));
+        for b in current.chunks(batch_size) {
+            if max_batches.is_some_and(|m| batches >= m) || tx.send(b.to_vec()).await.is_err() {
+                return Ok(());
+            }
+            batches += 1;
         }
         Ok(())
     });

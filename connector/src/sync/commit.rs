@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::delivery::BatchOutcome;
-use crate::record::Record;
+use crate::record::Change;
 use crate::state::IndexEntry;
 
 /// How long acknowledged records may wait to be committed together.
@@ -20,19 +20,21 @@ pub(super) struct Committed {
     /// advanced the counter by exactly one); `None` once anything else wrote.
     pub generation: Option<i64>,
     pub entries: Vec<IndexEntry>,
+    /// Keys this run deleted, to leave out of the cached index.
+    pub removed: Vec<u128>,
 }
 
 /// Delivered batches not committed yet.
 #[derive(Default)]
 pub(super) struct CommitBuffer {
-    pending: Vec<(Vec<Record>, BatchOutcome)>,
+    pending: Vec<(Vec<Change>, BatchOutcome)>,
     records: usize,
     deadline: Option<tokio::time::Instant>,
 }
 
 impl CommitBuffer {
     /// Takes a finished batch; true if the buffer should be committed now.
-    pub fn add(&mut self, batch: Vec<Record>, outcome: BatchOutcome) -> bool {
+    pub fn add(&mut self, batch: Vec<Change>, outcome: BatchOutcome) -> bool {
         let urgent = outcome.fatal.is_some();
         self.records += batch.len();
         self.pending.push((batch, outcome));
@@ -41,7 +43,7 @@ impl CommitBuffer {
     }
 
     /// Everything buffered, leaving the buffer empty and its window closed.
-    pub fn take(&mut self) -> Vec<(Vec<Record>, BatchOutcome)> {
+    pub fn take(&mut self) -> Vec<(Vec<Change>, BatchOutcome)> {
         self.deadline = None;
         self.records = 0;
         std::mem::take(&mut self.pending)

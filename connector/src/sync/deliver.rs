@@ -15,11 +15,11 @@ use crate::destination::DestinationError;
 use crate::error::Error;
 use crate::hash::{id_key, record_hash};
 use crate::quote::{shorten, MAX_QUOTED_CHARS};
-use crate::record::Record;
+use crate::record::Change;
 use crate::state::{Commit, IndexEntry, RejectionStage, RunCounts, StoredRejection};
 
 /// The batches of pass 2, sent concurrently under the rate limit.
-type InFlight<'a> = std::pin::Pin<Box<dyn futures::Stream<Item = (Vec<Record>, BatchOutcome)> + Send + 'a>>;
+type InFlight<'a> = std::pin::Pin<Box<dyn futures::Stream<Item = (Vec<Change>, BatchOutcome)> + Send + 'a>>;
 
 /// Pass 2 and its commits, for one run.
 pub(super) struct CommitWindow<'a> {
@@ -116,15 +116,20 @@ impl CommitWindow<'_> {
         if done.is_empty() {
             return Ok(());
         }
-        let acked: Vec<(String, u128)> = done
-            .iter()
-            .flat_map(|(batch, outcome)| outcome.acked.iter().map(|&i| (batch[i].id.clone(), record_hash(&batch[i]))))
-            .collect();
-        if !acked.is_empty() {
+        let (mut acked, mut deleted): (Vec<(String, u128)>, Vec<String>) = (Vec::new(), Vec::new());
+        for change in done.iter().flat_map(|(batch, outcome)| outcome.acked.iter().map(|&i| &batch[i])) {
+            match change {
+                Change::Upsert(record) => acked.push((record.id.clone(), record_hash(record))),
+                Change::Delete { id } => deleted.push(id.clone()),
+            }
+        }
+        if !acked.is_empty() || !deleted.is_empty() {
             // Commit before anything else: this is the only write of record state.
             let changes = Commit {
+                upserted: &acked,
+                deleted: &deleted,
+                destination: &self.context.destination,
                 replace: self.replace,
-                ..Commit::upserts(&acked, &self.context.destination)
             };
             let generation = store.commit(lock, &changes).await?;
             // After a commit that replaced the state, the table holds exactly this run's records.
@@ -132,19 +137,20 @@ impl CommitWindow<'_> {
                 true => Some(generation),
                 false => committed.generation.filter(|g| generation == g + 1).map(|_| generation),
             };
+            committed.removed.extend(deleted.iter().map(|id| id_key(id)));
             committed.entries.extend(acked.iter().map(|(id, hash)| IndexEntry {
                 key: id_key(id),
                 hash: *hash,
             }));
         }
-        counts.sent += acked.len() as u64;
+        counts.sent += (acked.len() + deleted.len()) as u64;
         let mut rejected: Vec<StoredRejection> = Vec::new();
         let mut failed = 0;
         for (batch, outcome) in done {
             rejected.extend(outcome.rejected.iter().map(|(i, reason)| StoredRejection {
                 stage: RejectionStage::Destination,
-                record_id: Some(batch[*i].id.clone()),
-                position: format!("id {}", shorten(&batch[*i].id, MAX_QUOTED_CHARS)),
+                record_id: Some(batch[*i].id().to_string()),
+                position: format!("id {}", shorten(batch[*i].id(), MAX_QUOTED_CHARS)),
                 reason: reason.clone(),
             }));
             failed += outcome.failed.len();
@@ -167,7 +173,7 @@ impl CommitWindow<'_> {
 
 /// One turn of the delivery loop.
 enum Step {
-    Finished(Option<(Vec<Record>, BatchOutcome)>),
+    Finished(Option<(Vec<Change>, BatchOutcome)>),
     Flush,
     Abandon,
     LockLost,

@@ -243,12 +243,13 @@ impl RunContext<'_> {
         let mut committed = Committed {
             generation: stored.generation,
             entries: Vec::new(),
+            removed: Vec::new(),
         };
         let result = self.deliver(&plan, counts, &mut committed, stored.replace).await;
         // The cache is written only by the lock's holder; a run that lost it leaves it stale.
         if let (Some(generation), false) = (committed.generation, self.lock.is_lost()) {
-            if !stored.cached || !committed.entries.is_empty() {
-                let index = stored.index.merged(committed.entries);
+            if !stored.cached || !committed.entries.is_empty() || !committed.removed.is_empty() {
+                let index = stored.index.merged(committed.entries).without(&committed.removed);
                 drop(stored);
                 match store.save_index(name, generation, &index).await {
                     Ok(saved) => tracing::debug!(sync = %name, saved, entries = index.len(), "record index cache"),

@@ -22,6 +22,8 @@ pub struct Plan {
     pub rejections: Vec<StoredRejection>,
     /// Keys of the records to send, sorted; shared with pass 2 rather than copied.
     pub(super) to_send: Arc<Vec<u128>>,
+    /// Ids to delete at the destination, sent after the upserts. Nothing plans deletes yet.
+    pub(super) to_delete: Arc<Vec<String>>,
 }
 
 impl Plan {
@@ -86,6 +88,7 @@ pub async fn plan(sync: &SyncJob, stored: &StoredState, full: bool) -> Result<Pl
         counts,
         rejections,
         to_send: Arc::new(to_send),
+        to_delete: Arc::default(),
     })
 }
 

@@ -11,7 +11,7 @@ use super::plan::plan;
 use super::SyncJob;
 use crate::destination::{Attempt, DestinationError};
 use crate::error::Error;
-use crate::record::Record;
+use crate::record::{Change, Record};
 use crate::state::{RunCounts, StateStore, StoredRejection};
 
 #[derive(Clone, Debug, Serialize)]
@@ -43,7 +43,7 @@ pub async fn preview(sync: &SyncJob, store: &dyn StateStore, limit: usize) -> Re
     if limit > 0 {
         let (mut rx, producer) = planned_batches(sync, &plan, batch_size, Some(limit));
         while let Some(batch) = rx.recv().await {
-            let refs: Vec<&Record> = batch.iter().collect();
+            let refs: Vec<&Change> = batch.iter().collect();
             let request = sync.destination.prepare(&refs)?;
             let body = serde_json::from_slice(&request.body).map_err(DestinationError::Encode)?;
             requests.push(PreviewRequest {
@@ -92,8 +92,9 @@ pub async fn test_send(sync: &SyncJob, records: usize) -> Result<Vec<TestExchang
     drop(stream);
     let batch_size = sync.destination.capabilities().max_batch_records.max(1);
     let mut exchanges = Vec::new();
+    let picked: Vec<Change> = picked.into_iter().map(Change::Upsert).collect();
     for chunk in picked.chunks(batch_size) {
-        let refs: Vec<&Record> = chunk.iter().collect();
+        let refs: Vec<&Change> = chunk.iter().collect();
         let request = sync.destination.prepare(&refs)?;
         let attempt = sync.destination.send(&request).await;
         let body = serde_json::from_slice(&request.body).map_err(DestinationError::Encode)?;

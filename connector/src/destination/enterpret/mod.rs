@@ -15,7 +15,7 @@ mod wire;
 pub use config::{EnterpretConfig, ObjectKind, RawEnterpret, EARLIEST_CREATED_AT, MAX_BYTES, MAX_RECORDS};
 
 use super::{truncate, Attempt, Capabilities, Destination, DestinationError, PreparedRequest, RUN_HEADER};
-use crate::record::Record;
+use crate::record::{Change, Record};
 
 pub struct Enterpret {
     config: EnterpretConfig,
@@ -88,7 +88,16 @@ impl Destination for Enterpret {
         self.config.capabilities()
     }
 
-    fn prepare(&self, records: &[&Record]) -> Result<PreparedRequest, DestinationError> {
+    fn prepare(&self, changes: &[&Change]) -> Result<PreparedRequest, DestinationError> {
+        let records = changes
+            .iter()
+            .map(|change| match change {
+                Change::Upsert(record) => Ok(record),
+                // The capabilities say so, and validation refuses `mirror`: this is a bug guard.
+                Change::Delete { .. } => Err(DestinationError::Unsupported(self.describe(), "delete records")),
+            })
+            .collect::<Result<Vec<&Record>, _>>()?;
+        let records = records.as_slice();
         let body = wire::Body {
             object: self.config.object,
             records,
@@ -98,7 +107,7 @@ impl Destination for Enterpret {
             method: "POST",
             url: self.url.clone(),
             body,
-            records: records.len(),
+            records: changes.len(),
             run: None,
         })
     }
@@ -180,5 +189,26 @@ mod tests {
         assert!(key.is_sensitive());
         let shown = format!("{request:?} {:?}", request.headers());
         assert!(shown.contains("api-key") && !shown.contains("sk-live"), "{shown}");
+    }
+
+    #[test]
+    fn a_delete_is_refused_by_name_since_enterpret_has_no_delete_api() {
+        let enterpret = Enterpret::new(EnterpretConfig {
+            object: ObjectKind::Account,
+            api_key: SecretString::new("k"),
+            url: url::Url::parse("https://api.enterpret.com").expect("url"),
+            delivery: DeliveryConfig {
+                batch_size: 15,
+                requests_per_minute: 100,
+                concurrency: 1,
+                retry_budget: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+            },
+        })
+        .expect("client");
+        assert!(!enterpret.capabilities().can_delete);
+        let delete = Change::Delete { id: "a1".into() };
+        let err = enterpret.prepare(&[&delete]).expect_err("no delete API");
+        assert_eq!(err.to_string(), "enterpret accounts cannot delete records");
     }
 }

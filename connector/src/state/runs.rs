@@ -1,0 +1,240 @@
+//! Run history as the stores keep it: a run's status, origin, counts and rejections.
+
+use serde::Serialize;
+
+use super::StateError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// `None` for a status this version does not know: never taken for `running`.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        Some(match s {
+            "running" => RunStatus::Running,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "interrupted" => RunStatus::Interrupted,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RunCounts {
+    pub source: u64,
+    pub invalid: u64,
+    pub new: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+    /// In state but no longer in the snapshot; nothing is sent for them.
+    pub gone: u64,
+    pub sent: u64,
+    pub rejected: u64,
+    pub failed: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub sync: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub status: RunStatus,
+    pub full_resync: bool,
+    pub counts: RunCounts,
+    pub error: Option<String>,
+    pub origin: RunOrigin,
+    /// The schedule slot (Unix seconds) a scheduled run was for.
+    pub scheduled_for: Option<i64>,
+    /// The worker that ran it, as `host:pid`.
+    pub worker: Option<String>,
+}
+
+/// What started a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOrigin {
+    /// `ebb sync`.
+    Cli,
+    /// A worker, on the sync's schedule.
+    Schedule,
+    /// A worker, on `POST /syncs/NAME/trigger`.
+    Trigger,
+}
+
+impl RunOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOrigin::Cli => "cli",
+            RunOrigin::Schedule => "schedule",
+            RunOrigin::Trigger => "trigger",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunOrigin> {
+        Some(match s {
+            "cli" => RunOrigin::Cli,
+            "schedule" => RunOrigin::Schedule,
+            "trigger" => RunOrigin::Trigger,
+            _ => return None,
+        })
+    }
+}
+
+/// How a run came about, recorded with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunStart {
+    /// Sends every record whatever state says.
+    pub full: bool,
+    pub origin: RunOrigin,
+    pub scheduled_for: Option<i64>,
+    pub worker: Option<String>,
+}
+
+impl RunStart {
+    /// A run started by hand, with `ebb sync`.
+    pub fn cli(full: bool) -> RunStart {
+        RunStart {
+            full,
+            origin: RunOrigin::Cli,
+            scheduled_for: None,
+            worker: None,
+        }
+    }
+}
+
+/// What one retention pass removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub runs: u64,
+    pub rejections: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionStage {
+    /// The mapping refused the row.
+    Mapping,
+    /// The destination refused the record.
+    Destination,
+}
+
+impl RejectionStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionStage::Mapping => "mapping",
+            RejectionStage::Destination => "destination",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoredRejection {
+    pub stage: RejectionStage,
+    pub record_id: Option<String>,
+    pub position: String,
+    pub reason: String,
+}
+
+/// How many rejections one run keeps; the count is always exact.
+pub const MAX_STORED_REJECTIONS: usize = 1000;
+
+/// A `runs` row as both backends store it; the SQL column names are the field names.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RunRow {
+    id: i64,
+    sync: String,
+    started_at: i64,
+    ended_at: Option<i64>,
+    status: String,
+    full_resync: bool,
+    source_rows: i64,
+    invalid: i64,
+    new: i64,
+    changed: i64,
+    unchanged: i64,
+    gone: i64,
+    sent: i64,
+    rejected: i64,
+    failed: i64,
+    error: Option<String>,
+    origin: String,
+    scheduled_for: Option<i64>,
+    worker: Option<String>,
+}
+
+impl TryFrom<RunRow> for RunRecord {
+    type Error = StateError;
+
+    /// A run whose status or origin this version does not know is an error, not a guess.
+    fn try_from(r: RunRow) -> Result<RunRecord, StateError> {
+        let n = |v: i64| v.max(0) as u64;
+        let status = RunStatus::parse(&r.status)
+            .ok_or_else(|| StateError::Damaged(format!("run {} has an unknown status {}", r.id, crate::quote::quote(&r.status))))?;
+        let origin = RunOrigin::parse(&r.origin)
+            .ok_or_else(|| StateError::Damaged(format!("run {} has an unknown origin {}", r.id, crate::quote::quote(&r.origin))))?;
+        Ok(RunRecord {
+            id: r.id,
+            sync: r.sync,
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            status,
+            full_resync: r.full_resync,
+            counts: RunCounts {
+                source: n(r.source_rows),
+                invalid: n(r.invalid),
+                new: n(r.new),
+                changed: n(r.changed),
+                unchanged: n(r.unchanged),
+                gone: n(r.gone),
+                sent: n(r.sent),
+                rejected: n(r.rejected),
+                failed: n(r.failed),
+            },
+            error: r.error,
+            origin,
+            scheduled_for: r.scheduled_for,
+            worker: r.worker,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RejectionRow {
+    stage: String,
+    record_id: Option<String>,
+    position: String,
+    reason: String,
+}
+
+impl From<RejectionRow> for StoredRejection {
+    fn from(r: RejectionRow) -> StoredRejection {
+        let stage = if r.stage == RejectionStage::Destination.as_str() {
+            RejectionStage::Destination
+        } else {
+            RejectionStage::Mapping
+        };
+        StoredRejection {
+            stage,
+            record_id: r.record_id,
+            position: r.position,
+            reason: r.reason,
+        }
+    }
+}
