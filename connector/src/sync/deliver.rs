@@ -116,13 +116,7 @@ impl CommitWindow<'_> {
         if done.is_empty() {
             return Ok(());
         }
-        let (mut acked, mut deleted): (Vec<(String, u128)>, Vec<String>) = (Vec::new(), Vec::new());
-        for change in done.iter().flat_map(|(batch, outcome)| outcome.acked.iter().map(|&i| &batch[i])) {
-            match change {
-                Change::Upsert(record) => acked.push((record.id.clone(), record_hash(record))),
-                Change::Delete { id } => deleted.push(id.clone()),
-            }
-        }
+        let (acked, deleted) = acknowledged(&done);
         if !acked.is_empty() || !deleted.is_empty() {
             // Commit before anything else: this is the only write of record state.
             let changes = Commit {
@@ -169,6 +163,18 @@ impl CommitWindow<'_> {
         }
         Ok(())
     }
+}
+
+/// What the destination acknowledged: upserts with the hash of what was sent, and deleted ids.
+fn acknowledged(done: &[(Vec<Change>, BatchOutcome)]) -> (Vec<(String, u128)>, Vec<String>) {
+    let (mut upserted, mut deleted) = (Vec::new(), Vec::new());
+    for change in done.iter().flat_map(|(batch, outcome)| outcome.acked.iter().map(|&i| &batch[i])) {
+        match change {
+            Change::Upsert(record) => upserted.push((record.id.clone(), record_hash(record))),
+            Change::Delete { id } => deleted.push(id.clone()),
+        }
+    }
+    (upserted, deleted)
 }
 
 /// One turn of the delivery loop.

@@ -16,15 +16,17 @@
 //! batches; in-flight requests finish and are committed), and after the grace
 //! period abandon what is still in flight. Runs are recorded as `interrupted`.
 
+mod driver;
+mod folder;
 pub mod http;
 pub mod metrics;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -32,14 +34,14 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::alerts;
-use crate::config::env::ProcessEnv;
 use crate::config::{Schedule, WorkerConfig};
 use crate::destination::DestinationError;
 use crate::error::Error;
 use crate::spec::Mapping;
-use crate::state::{RunLock, RunOrigin, RunStatus, StateStore};
-use crate::sync::{self, RunOptions, RunReport, SyncJob};
+use crate::state::StateStore;
+use crate::sync::RunReport;
+use driver::Driver;
+use folder::{scan, spawn_polling};
 use metrics::Metrics;
 
 /// How often a run waiting for another process's run of the same sync checks the lock.
@@ -234,64 +236,6 @@ impl Worker {
     }
 }
 
-/// Mapping files directly in the folder, sorted, so reloads see them in a stable order.
-fn mapping_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
-
-/// Names, sizes and modification times of the mapping files: what polling compares.
-fn folder_fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    mapping_files(dir)
-        .into_iter()
-        .map(|p| {
-            let meta = std::fs::metadata(&p).ok();
-            let len = meta.as_ref().map(|m| m.len()).unwrap_or(0);
-            let modified = meta.and_then(|m| m.modified().ok());
-            (p, len, modified)
-        })
-        .collect()
-}
-
-/// The valid mappings of a folder by sync name, with their files and text.
-type ValidMappings = BTreeMap<String, (PathBuf, Mapping, String)>;
-
-/// Checks every mapping file of the folder as `ebb validate` does; a name used twice makes the
-/// later file invalid. A source that cannot be reached is not the mapping's fault: the sync is
-/// kept, and its runs fail until the source is back.
-async fn scan(dir: &Path) -> (ValidMappings, Vec<InvalidMapping>) {
-    let mut valid: ValidMappings = BTreeMap::new();
-    let mut invalid = Vec::new();
-    for (file, checked) in sync::check::check_files(&mapping_files(dir), &ProcessEnv).await {
-        match checked {
-            Ok(c) => {
-                if let Some(e) = &c.source_unchecked {
-                    tracing::warn!(sync = %c.mapping.name, error = %e, "cannot check the mapping against its source now; will retry at each run");
-                }
-                valid.insert(c.mapping.name.clone(), (file, c.mapping, c.text));
-            }
-            Err(issues) => invalid.push(InvalidMapping {
-                file,
-                errors: issues.iter().map(ToString::to_string).collect(),
-            }),
-        }
-    }
-    for bad in &invalid {
-        for e in &bad.errors {
-            tracing::error!(file = %bad.file.display(), "mapping skipped: {e}");
-        }
-    }
-    (valid, invalid)
-}
-
 impl Shared {
     async fn reload(self: &Arc<Self>) {
         let _one_at_a_time = self.reloading.lock().await;
@@ -403,175 +347,6 @@ fn describe(schedule: &Option<Schedule>) -> String {
     schedule.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "on trigger only".into())
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reason {
-    Schedule,
-    Trigger,
-}
-
-struct Driver {
-    shared: Arc<Shared>,
-    name: String,
-    mapping: watch::Receiver<Arc<Mapping>>,
-    trigger: Arc<Trigger>,
-    stop: CancellationToken,
-    view: Arc<Mutex<SyncView>>,
-}
-
-async fn sleep_until_utc(at: Option<DateTime<Utc>>) {
-    match at {
-        Some(at) => {
-            let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-            tokio::time::sleep(wait).await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-impl Driver {
-    async fn drive(mut self) {
-        // The last slot this driver acted on. None at start: a slot that fell due while no
-        // worker was up is run once now, if no one has claimed it.
-        let mut handled: Option<DateTime<Utc>> = None;
-        loop {
-            let mapping = self.mapping.borrow_and_update().clone();
-            let now = Utc::now();
-            let next = mapping.schedule.as_ref().and_then(|s| {
-                let due = s.latest_due(now).filter(|d| handled.is_none_or(|h| *d > h));
-                due.or_else(|| s.next_after(now))
-            });
-            lock(&self.view).next_run = next;
-            let reason = tokio::select! {
-                biased;
-                () = self.shared.shutdown.cancelled() => break,
-                () = self.stop.cancelled() => break,
-                changed = self.mapping.changed() => {
-                    if changed.is_err() { break }
-                    continue;
-                }
-                () = self.trigger.notify.notified() => Reason::Trigger,
-                () = sleep_until_utc(next) => Reason::Schedule,
-            };
-            if reason == Reason::Schedule {
-                handled = mapping.schedule.as_ref().and_then(|s| s.latest_due(Utc::now()));
-            }
-            self.execute(&mapping, reason).await;
-            lock(&self.view).queued = false;
-        }
-        lock(&self.view).next_run = None;
-    }
-
-    /// Lock, permit, claim (for a scheduled run), run, then metrics and alerts.
-    async fn execute(&self, mapping: &Mapping, reason: Reason) {
-        let shared = &self.shared;
-        let Some(run_lock) = self.wait_for_lock().await else { return };
-        let permit = tokio::select! {
-            biased;
-            () = shared.shutdown.cancelled() => return,
-            p = shared.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        };
-        let scheduled_for = match reason {
-            Reason::Trigger => None,
-            Reason::Schedule => {
-                let Some(slot) = mapping.schedule.as_ref().and_then(|s| s.latest_due(Utc::now())) else {
-                    return;
-                };
-                match shared.store.claim_slot(&run_lock, slot.timestamp(), &shared.id).await {
-                    Ok(true) => Some(slot.timestamp()),
-                    Ok(false) => {
-                        tracing::debug!(sync = %self.name, slot = %slot, "slot already run by another worker");
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::error!(sync = %self.name, error = %e, "cannot claim the schedule slot; skipping it");
-                        return;
-                    }
-                }
-            }
-        };
-        let full = reason == Reason::Trigger && self.trigger.full.swap(false, Ordering::SeqCst);
-        {
-            let mut view = lock(&self.view);
-            view.running = true;
-            view.queued = false;
-        }
-        shared.metrics.set_running(&self.name, true);
-        let report = self.run(mapping, reason, scheduled_for, full, &run_lock).await;
-        run_lock.release().await;
-        drop(permit);
-        shared.metrics.set_running(&self.name, false);
-        lock(&self.view).running = false;
-        let Some(report) = report else { return };
-        shared.metrics.record_run(&report);
-        match report.status {
-            RunStatus::Completed => tracing::info!(sync = %self.name, sent = report.counts.sent, ms = report.duration_ms, "run completed"),
-            status => {
-                tracing::warn!(sync = %self.name, status = status.as_str(), error = report.error.as_deref().unwrap_or(""), "run did not complete")
-            }
-        }
-        if let Some(alerts) = mapping.alerts.as_ref().or(shared.config.alerts.as_ref()) {
-            for (kind, delivered) in alerts::after_run(shared.store.as_ref(), &shared.http, alerts, &report, &shared.id).await {
-                shared.metrics.record_alert(&self.name, kind.as_str(), delivered);
-            }
-        }
-        lock(&self.view).last_report = Some(report);
-    }
-
-    async fn run(&self, mapping: &Mapping, reason: Reason, scheduled_for: Option<i64>, full: bool, lock: &RunLock) -> Option<RunReport> {
-        let shared = &self.shared;
-        let sync = match SyncJob::from_mapping(mapping.clone()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(sync = %self.name, error = %e, "cannot build the sync");
-                return None;
-            }
-        };
-        let options = RunOptions {
-            full,
-            cancel: shared.shutdown.child_token(),
-            abandon: shared.abandon.clone(),
-            origin: match reason {
-                Reason::Schedule => RunOrigin::Schedule,
-                Reason::Trigger => RunOrigin::Trigger,
-            },
-            scheduled_for,
-            worker: Some(shared.id.clone()),
-            observer: Some(shared.metrics.clone()),
-            ..RunOptions::default()
-        };
-        match sync::run_locked(&sync, shared.store.as_ref(), &options, lock).await {
-            Ok(report) => Some(report),
-            Err(e) => {
-                // Only the state store itself failing gets here; the run could not be recorded.
-                tracing::error!(sync = %self.name, error = %e, "run could not be recorded");
-                None
-            }
-        }
-    }
-
-    /// The sync's lock, waiting while another process runs it; `None` on shutdown or removal.
-    async fn wait_for_lock(&self) -> Option<RunLock> {
-        let mut said = false;
-        loop {
-            match self.shared.store.try_lock(&self.name).await {
-                Ok(Some(lock)) => return Some(lock),
-                Ok(None) if !said => {
-                    tracing::info!(sync = %self.name, "another process is running this sync; the run waits for it");
-                    said = true;
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(sync = %self.name, error = %e, "cannot take the run lock; retrying"),
-            }
-            tokio::select! {
-                biased;
-                () = self.shared.shutdown.cancelled() => return None,
-                () = self.stop.cancelled() => return None,
-                () = tokio::time::sleep(LOCK_POLL) => {}
-            }
-        }
-    }
-}
-
 fn spawn_pruning(shared: Arc<Shared>, stop: CancellationToken) {
     tokio::spawn(async move {
         loop {
@@ -584,24 +359,6 @@ fn spawn_pruning(shared: Arc<Shared>, stop: CancellationToken) {
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(PRUNE_EVERY) => {}
-            }
-        }
-    });
-}
-
-fn spawn_polling(shared: Arc<Shared>, every: Duration, stop: CancellationToken) {
-    tokio::spawn(async move {
-        let mut seen = folder_fingerprint(&shared.dir);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(every) => {}
-            }
-            let now = folder_fingerprint(&shared.dir);
-            if now != seen {
-                tracing::info!("mappings folder changed; reloading");
-                seen = now;
-                shared.reload().await;
             }
         }
     });
