@@ -4,7 +4,7 @@
 //! then validated into types whose values cannot be wrong (batch size in range, a parsed URL, a
 //! known mode). Validation collects every problem rather than stopping at the first, and each
 //! one carries `file:line:column` and the field path ([`issue`]). The whole mapping is put
-//! together in [`crate::spec`], which knows the destinations; nothing here does. Checks that
+//! together in the `spec` module, which knows the destinations; nothing here does. Checks that
 //! need the source's schema (does the column exist?) happen later, in `mapping::compile`, and
 //! report through the same [`ConfigIssue`].
 

@@ -1,7 +1,7 @@
 //! The generic sections of a mapping file as written: serde types with source positions.
 //!
 //! Nothing here is trusted; the validator turns it into typed configuration. The whole file's
-//! raw form is in [`crate::spec`], and each destination's block in its own module.
+//! raw form is in the `spec` module, and each destination's block in its own module.
 
 use std::fmt;
 

@@ -40,13 +40,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
 /// The first statement of every commit: the sync's commit counter moves on by one, and the sync
 /// records which destination and hash version its records are for.
 /// `$1` sync, `$2` hash version, `$3` destination, `$4` now.
-pub(crate) const BUMP_GENERATION: &str = "INSERT INTO syncs (name, hash_version, destination, updated_at, generation) \
+const BUMP_GENERATION: &str = "INSERT INTO syncs (name, hash_version, destination, updated_at, generation) \
      VALUES ($1, $2, $3, $4, 1) ON CONFLICT (name) DO UPDATE SET hash_version = excluded.hash_version, \
      destination = excluded.destination, updated_at = excluded.updated_at, generation = syncs.generation + 1 \
      RETURNING generation";
 
 /// A commit that replaces the stored state forgets every record first. `$1` sync.
-pub(crate) const FORGET_RECORDS: &str = "DELETE FROM records WHERE sync = $1";
+const FORGET_RECORDS: &str = "DELETE FROM records WHERE sync = $1";
 
 /// Only the first claimer to move a sync's slot forward sees a row affected.
 /// `$1` sync, `$2` slot, `$3` worker, `$4` now.
@@ -56,6 +56,31 @@ pub(crate) const CLAIM_SLOT: &str = "INSERT INTO schedule_claims (sync, slot, wo
 
 /// The tail of a records upsert, for both backends' bulk forms.
 pub(crate) const ON_RECORD_CONFLICT: &str = " ON CONFLICT (sync, id) DO UPDATE SET hash = excluded.hash, synced_at = excluded.synced_at";
+
+/// The part of a commit both backends run alike, in the commit's transaction: the counter moves
+/// on (see [`BUMP_GENERATION`]) and, for a commit that replaces the state, every stored record
+/// is forgotten. Returns the counter after the commit.
+pub(crate) async fn open_commit<DB>(conn: &mut DB::Connection, sync: &str, changes: &Commit<'_>, now: i64) -> Result<i64, sqlx::Error>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let generation: i64 = sqlx::query_scalar::<DB, i64>(BUMP_GENERATION)
+        .bind(sync)
+        .bind(HASH_VERSION)
+        .bind(changes.destination)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+    if changes.replace {
+        sqlx::query::<DB>(FORGET_RECORDS).bind(sync).execute(&mut *conn).await?;
+    }
+    Ok(generation)
+}
 
 /// Rows per multi-row INSERT, so that one statement stays under SQLite's variable limit.
 pub(crate) const ROWS_PER_INSERT: usize = 150;

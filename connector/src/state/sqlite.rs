@@ -11,9 +11,8 @@ use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOp
 use sqlx::{Pool, SqlitePool};
 
 use super::lock::{Held, LockWatch};
-use super::sql::{Backend, BUMP_GENERATION, CLAIM_SLOT, FORGET_RECORDS, ON_RECORD_CONFLICT, ROWS_PER_INSERT};
+use super::sql::{open_commit, Backend, CLAIM_SLOT, ON_RECORD_CONFLICT, ROWS_PER_INSERT};
 use super::{now_secs, Commit, LockCause, OpenCause, RunLock, StateError};
-use crate::hash::HASH_VERSION;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -134,16 +133,7 @@ impl Backend for SqliteStore {
         let sync = lock.sync();
         let now = now_secs();
         let mut tx = self.pool.begin().await?;
-        let generation: i64 = sqlx::query_scalar(BUMP_GENERATION)
-            .bind(sync)
-            .bind(HASH_VERSION)
-            .bind(changes.destination)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        if changes.replace {
-            sqlx::query(FORGET_RECORDS).bind(sync).execute(&mut *tx).await?;
-        }
+        let generation = open_commit::<Sqlite>(&mut tx, sync, changes, now).await?;
         for chunk in changes.deleted.chunks(ROWS_PER_INSERT) {
             let mut delete = sqlx::QueryBuilder::new("DELETE FROM records WHERE sync = ");
             delete.push_bind(sync).push(" AND id IN (");

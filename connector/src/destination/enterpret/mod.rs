@@ -168,11 +168,10 @@ mod tests {
     use crate::config::secret::SecretString;
     use crate::config::DeliveryConfig;
 
-    #[test]
-    fn the_api_key_header_is_sensitive_and_never_in_debug_output() {
-        let enterpret = Enterpret::new(EnterpretConfig {
-            object: ObjectKind::User,
-            api_key: SecretString::new("sk-live-0123456789"),
+    fn enterpret(object: ObjectKind, key: &str) -> Enterpret {
+        Enterpret::new(EnterpretConfig {
+            object,
+            api_key: SecretString::new(key),
             url: url::Url::parse("https://api.enterpret.com").expect("url"),
             delivery: DeliveryConfig {
                 batch_size: 15,
@@ -182,7 +181,12 @@ mod tests {
                 timeout: Duration::from_secs(1),
             },
         })
-        .expect("client");
+        .expect("client")
+    }
+
+    #[test]
+    fn the_api_key_header_is_sensitive_and_never_in_debug_output() {
+        let enterpret = enterpret(ObjectKind::User, "sk-live-0123456789");
         let prepared = enterpret.prepare(&[]).expect("prepared");
         let request = enterpret.request(&prepared).build().expect("request");
         let key = request.headers().get("api-key").expect("the key is sent");
@@ -193,19 +197,7 @@ mod tests {
 
     #[test]
     fn a_delete_is_refused_by_name_since_enterpret_has_no_delete_api() {
-        let enterpret = Enterpret::new(EnterpretConfig {
-            object: ObjectKind::Account,
-            api_key: SecretString::new("k"),
-            url: url::Url::parse("https://api.enterpret.com").expect("url"),
-            delivery: DeliveryConfig {
-                batch_size: 15,
-                requests_per_minute: 100,
-                concurrency: 1,
-                retry_budget: Duration::from_secs(1),
-                timeout: Duration::from_secs(1),
-            },
-        })
-        .expect("client");
+        let enterpret = enterpret(ObjectKind::Account, "k");
         assert!(!enterpret.capabilities().can_delete);
         let delete = Change::Delete { id: "a1".into() };
         let err = enterpret.prepare(&[&delete]).expect_err("no delete API");

@@ -18,9 +18,8 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Pool};
 
 use lock::PgHold;
 
-use super::sql::{Backend, BUMP_GENERATION, CLAIM_SLOT, FORGET_RECORDS, ON_RECORD_CONFLICT};
+use super::sql::{open_commit, Backend, CLAIM_SLOT, ON_RECORD_CONFLICT};
 use super::{now_secs, redact_url, Commit, OpenCause, RunLock, StateError};
-use crate::hash::HASH_VERSION;
 
 pub const DEFAULT_SCHEMA: &str = "ebb";
 
@@ -120,16 +119,7 @@ async fn commit_on(conn: &mut PgConnection, sync: &str, changes: &Commit<'_>) ->
     let ids: Vec<&str> = changes.upserted.iter().map(|(id, _)| id.as_str()).collect();
     let hashes: Vec<Vec<u8>> = changes.upserted.iter().map(|(_, h)| h.to_le_bytes().to_vec()).collect();
     let mut tx = conn.begin().await?;
-    let generation: i64 = sqlx::query_scalar(BUMP_GENERATION)
-        .bind(sync)
-        .bind(HASH_VERSION)
-        .bind(changes.destination)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-    if changes.replace {
-        sqlx::query(FORGET_RECORDS).bind(sync).execute(&mut *tx).await?;
-    }
+    let generation = open_commit::<Postgres>(&mut tx, sync, changes, now).await?;
     if !changes.deleted.is_empty() {
         sqlx::query("DELETE FROM records WHERE sync = $1 AND id = ANY($2::text[])")
             .bind(sync)
