@@ -40,37 +40,46 @@ impl RawDestination {
     }
 }
 
-impl DestinationConfig {
+/// What every destination's validated configuration provides; the pipeline asks nothing else.
+pub trait DestinationSettings: std::fmt::Debug + Send + Sync {
     /// What the destination can do, from its configuration alone.
-    pub fn capabilities(&self) -> Capabilities {
+    fn capabilities(&self) -> Capabilities;
+    /// The delivery settings it embeds.
+    fn delivery(&self) -> &DeliveryConfig;
+    /// Who the records go to, as stored with a sync's state: the type, the URL without
+    /// credentials, query or fragment, and the object. Never a key.
+    fn fingerprint(&self) -> String;
+    /// The destination itself, ready to send.
+    fn build(&self) -> Result<Box<dyn Destination>, DestinationError>;
+}
+
+impl DestinationConfig {
+    /// The one place that names each destination's settings.
+    fn settings(&self) -> &dyn DestinationSettings {
         match self {
-            DestinationConfig::Enterpret(c) => c.capabilities(),
+            DestinationConfig::Enterpret(c) => c,
         }
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        self.settings().capabilities()
     }
 
     pub fn delivery(&self) -> &DeliveryConfig {
-        match self {
-            DestinationConfig::Enterpret(c) => &c.delivery,
-        }
+        self.settings().delivery()
     }
 
-    /// Who the records go to, as stored with a sync's state: the type, the URL without
-    /// credentials, query or fragment, and the object. Never a key.
     pub fn fingerprint(&self) -> String {
-        match self {
-            DestinationConfig::Enterpret(c) => c.fingerprint(),
-        }
+        self.settings().fingerprint()
     }
 
     pub fn build(&self) -> Result<Box<dyn Destination>, DestinationError> {
-        match self {
-            DestinationConfig::Enterpret(c) => Ok(Box::new(enterpret::Enterpret::new(c.clone())?)),
-        }
+        self.settings().build()
     }
 }
 
 /// `scheme://host[:port]/path`, for naming a destination: no userinfo, query or fragment.
-fn bare_url(url: &Url) -> String {
+pub(crate) fn bare_url(url: &Url) -> String {
     let mut bare = url.clone();
     let _ = bare.set_username("");
     let _ = bare.set_password(None);

@@ -7,6 +7,7 @@ use url::Url;
 use crate::config::secret::SecretString;
 use crate::config::{DeliveryConfig, DeliveryLimits, Loc, RawDelivery, Validator};
 use crate::destination::capabilities::{Capabilities, CreatedAt, Identity, ValueType};
+use crate::destination::{bare_url, Destination, DestinationError, DestinationSettings};
 
 /// Most records in one request.
 pub const MAX_RECORDS: usize = 15;
@@ -100,8 +101,8 @@ impl RawEnterpret {
     }
 }
 
-impl EnterpretConfig {
-    pub fn capabilities(&self) -> Capabilities {
+impl DestinationSettings for EnterpretConfig {
+    fn capabilities(&self) -> Capabilities {
         Capabilities {
             identity: Identity::Id,
             created_at: CreatedAt::Required {
@@ -116,8 +117,16 @@ impl EnterpretConfig {
         }
     }
 
+    fn delivery(&self) -> &DeliveryConfig {
+        &self.delivery
+    }
+
     /// The workspace URL and the object; never the key, so a rotated key is the same destination.
-    pub fn fingerprint(&self) -> String {
-        format!("enterpret {} at {}", self.object.endpoint().1, super::super::bare_url(&self.url))
+    fn fingerprint(&self) -> String {
+        format!("enterpret {} at {}", self.object.endpoint().1, bare_url(&self.url))
+    }
+
+    fn build(&self) -> Result<Box<dyn Destination>, DestinationError> {
+        Ok(Box::new(super::Enterpret::new(self.clone())?))
     }
 }

@@ -14,7 +14,7 @@ mod wire;
 
 pub use config::{EnterpretConfig, ObjectKind, RawEnterpret, EARLIEST_CREATED_AT, MAX_BYTES, MAX_RECORDS};
 
-use super::{truncate, Attempt, Capabilities, Destination, DestinationError, PreparedRequest, RUN_HEADER};
+use super::{truncate, Attempt, Capabilities, Destination, DestinationError, DestinationSettings, PreparedRequest, RUN_HEADER};
 use crate::record::{Change, Record};
 
 pub struct Enterpret {
