@@ -480,3 +480,48 @@ async fn postgres_a_lease_from_another_machine_holds_the_sync_until_it_runs_out(
         waited.release().await;
     }
 }
+
+/// Damage no version of ebb writes, such as a hand edit or a newer version's values: each is an
+/// error that says what is wrong, never a silent guess (a schema read as none would turn the
+/// drift check off; an unknown status read as `running` would look like a run in progress).
+#[tokio::test]
+async fn damaged_state_is_an_error_that_names_the_damage() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("state.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = state::open(&url, false).await.expect("open");
+    store
+        .save_schema("s", &[("age".to_string(), ColumnType::Int)])
+        .await
+        .expect("schema");
+    let run = store.begin_run("s", &ebb::state::RunStart::cli(false)).await.expect("begin");
+    store
+        .finish_run(run, RunStatus::Completed, &RunCounts::default(), None)
+        .await
+        .expect("finish");
+    assert_eq!(store.runs(Some("s"), 5).await.expect("runs").len(), 1);
+
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display())).await.expect("raw");
+    sqlx::query("UPDATE syncs SET schema_json = '{not json' WHERE name = 's'")
+        .execute(&raw)
+        .await
+        .expect("damage the schema");
+    sqlx::query("UPDATE runs SET status = 'paused' WHERE id = ?")
+        .bind(run)
+        .execute(&raw)
+        .await
+        .expect("damage the status");
+    raw.close().await;
+
+    let err = store.load("s").await.expect_err("a damaged schema is refused").to_string();
+    assert!(
+        err.contains("stored schema of sync `s` cannot be read") && err.contains("ebb reset"),
+        "{err}"
+    );
+    let err = store
+        .runs(Some("s"), 5)
+        .await
+        .expect_err("an unknown status is refused")
+        .to_string();
+    assert!(err.contains(&format!("run {run} has an unknown status `paused`")), "{err}");
+}
