@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! source ──batches──▶ mapping ──records──▶ hash + diff ──changes──▶ delivery ──▶ destination
-//!   (Parquet)          (YAML)               (state)                (retry, split,   (Enterpret)
-//!                                                                   rate limit)
+//! (Parquet,            (YAML)               (state)    (upserts,   (retry, split,   (Enterpret)
+//!  PostgreSQL)                                          deletes)    rate limit)
 //!                                  state ◀──────────── commit of acknowledged records
 //! ```
 //!
@@ -17,6 +17,7 @@
 //!   logical column types they report; [`pg_url`] what ebb checks in a PostgreSQL URL.
 //! - [`mapping`]: rows to canonical [`record::Record`]s, or rejections with reasons.
 //! - [`hash`]: the versioned canonical hash kept in state.
+//! - [`diff`]: pure selection of what to send against state, gone counts, duplicates, drift.
 //! - [`state`]: the `StateStore` trait, its SQL written once for SQLite and PostgreSQL, and run locks.
 //! - [`destination`]: the `Destination` trait, capabilities as data, and one module per
 //!   destination owning its config, validation, limits and wire format (Enterpret's webhooks).
