@@ -35,6 +35,8 @@ pub struct Delivery {
     /// Which run sends, for [`PreparedRequest::run`].
     pub run: Option<String>,
     pub observer: Option<Arc<dyn AttemptObserver>>,
+    /// The destination as it describes itself, worked out once rather than on every attempt.
+    label: String,
 }
 
 impl Delivery {
@@ -43,6 +45,7 @@ impl Delivery {
         // A burst of one spaces requests evenly, so no sliding minute ever sees more than the limit.
         let quota = Quota::per_minute(rpm).allow_burst(NonZeroU32::MIN);
         Self {
+            label: destination.describe(),
             destination,
             limiter: RateLimiter::direct(quota),
             retry_budget,
@@ -128,7 +131,7 @@ impl Delivery {
             let sent_at = Instant::now();
             let attempt = self.destination.send(request).await;
             if let Some(observer) = &self.observer {
-                observer.attempted(&self.destination.describe(), sent_at.elapsed().as_secs_f64(), &attempt);
+                observer.attempted(&self.label, sent_at.elapsed().as_secs_f64(), &attempt);
             }
             match self.destination.classify(&attempt) {
                 RetryAction::Delivered => {
@@ -156,7 +159,7 @@ impl Delivery {
                     if started.elapsed() + delay > self.retry_budget {
                         return Err(format!(
                             "{} unreachable after retrying for {}s: {reason}",
-                            self.destination.describe(),
+                            self.label,
                             started.elapsed().as_secs()
                         ));
                     }

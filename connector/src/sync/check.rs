@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::SyncJob;
 use crate::config::env::Env;
-use crate::config::{yaml, ConfigErrors, ConfigIssue, Loc};
+use crate::config::{yaml, ConfigErrors, ConfigIssue};
 use crate::error::Error;
 use crate::quote::quote;
 use crate::spec::{self, Mapping};
@@ -60,16 +60,11 @@ async fn check_file(path: &Path, env: &dyn Env) -> Result<Checked, Vec<ConfigIss
 }
 
 fn name_taken(path: &Path, name: &str, other: &Path) -> ConfigIssue {
-    let loc = Loc {
+    ConfigIssue {
+        file: path.to_path_buf(),
         line: 1,
         column: 1,
         field: "name".into(),
-    };
-    ConfigIssue {
-        file: path.to_path_buf(),
-        line: loc.line,
-        column: loc.column,
-        field: loc.field,
         message: format!(
             "sync name {} is also used by {}; names must be unique",
             quote(name),
