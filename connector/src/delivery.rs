@@ -7,7 +7,6 @@
 //! records wait for the next run.
 
 use std::num::NonZeroU32;
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,40 +72,36 @@ impl Delivery {
     pub async fn deliver(&self, records: &[Change]) -> BatchOutcome {
         let started = Instant::now();
         let mut out = BatchOutcome::default();
-        let mut pending: Vec<Range<usize>> = Vec::with_capacity(8);
-        pending.push(0..records.len());
+        // Parts of the batch still to send, as positions: a part sent again after some of its
+        // records were refused need not be contiguous.
+        let mut pending: Vec<Vec<usize>> = Vec::with_capacity(8);
+        pending.push((0..records.len()).collect());
         let max_bytes = self.destination.capabilities().max_request_bytes;
-        while let Some(range) = pending.pop() {
-            let refs: Vec<&Change> = records[range.clone()].iter().collect();
+        while let Some(part) = pending.pop() {
+            let refs: Vec<&Change> = part.iter().map(|&i| &records[i]).collect();
             let request = match self.destination.prepare(&refs) {
                 Ok(r) => PreparedRequest {
                     run: self.run.clone(),
                     ..r
                 },
                 Err(e) => {
-                    out.rejected.extend(range.map(|i| (i, e.to_string())));
+                    out.rejected.extend(part.into_iter().map(|i| (i, e.to_string())));
                     continue;
                 }
             };
             if request.body.len() > max_bytes {
-                if range.len() > 1 {
-                    push_halves(&mut pending, range);
+                if part.len() > 1 {
+                    push_halves(&mut pending, part);
                 } else {
-                    out.rejected.push((
-                        range.start,
-                        format!(
-                            "the record is {} bytes, over the {max_bytes}-byte request limit",
-                            request.body.len()
-                        ),
-                    ));
+                    out.rejected.extend(part.into_iter().map(|i| {
+                        let size = request.body.len();
+                        (i, format!("the record is {size} bytes, over the {max_bytes}-byte request limit"))
+                    }));
                 }
                 continue;
             }
-            if let Err(fatal) = self
-                .attempt_until_settled(&request, range.clone(), started, &mut pending, &mut out)
-                .await
-            {
-                out.failed.extend(range);
+            if let Err(fatal) = self.attempt_until_settled(&request, &part, started, &mut pending, &mut out).await {
+                out.failed.extend(part);
                 out.failed.extend(pending.drain(..).flatten());
                 out.fatal = Some(fatal);
                 break;
@@ -119,9 +114,9 @@ impl Delivery {
     async fn attempt_until_settled(
         &self,
         request: &PreparedRequest,
-        range: Range<usize>,
+        part: &[usize],
         started: Instant,
-        pending: &mut Vec<Range<usize>>,
+        pending: &mut Vec<Vec<usize>>,
         out: &mut BatchOutcome,
     ) -> Result<(), String> {
         let mut delays = backoff(self.min_backoff, self.max_backoff);
@@ -133,61 +128,73 @@ impl Delivery {
             if let Some(observer) = &self.observer {
                 observer.attempted(&self.label, sent_at.elapsed().as_secs_f64(), &attempt);
             }
-            match self.destination.classify(&attempt) {
-                RetryAction::Delivered => {
-                    out.acked.extend(range);
-                    return Ok(());
+            let delay = match self.destination.classify(&attempt) {
+                RetryAction::Retry { after } => after.unwrap_or_else(|| delays.next().unwrap_or(self.max_backoff)),
+                action => return self.settle(action, &attempt, part, pending, out),
+            };
+            let reason = self.destination.explain(&attempt);
+            if started.elapsed() + delay > self.retry_budget {
+                return Err(format!(
+                    "{} unreachable after retrying for {}s: {reason}",
+                    self.label,
+                    started.elapsed().as_secs()
+                ));
+            }
+            tracing::warn!(delay_ms = delay.as_millis() as u64, %reason, "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// What an attempt that is not retried means for the part it carried.
+    fn settle(&self, action: RetryAction, attempt: &Attempt, part: &[usize], pending: &mut Vec<Vec<usize>>, out: &mut BatchOutcome) -> Result<(), String> {
+        match action {
+            RetryAction::Delivered => out.acked.extend_from_slice(part),
+            RetryAction::Partial { refused } => {
+                let refused = refused_in(part, refused);
+                out.acked.extend(part.iter().filter(|i| !refused.iter().any(|(r, _)| r == *i)));
+                out.rejected.extend(refused);
+            }
+            RetryAction::RefusedSome { refused } => {
+                let refused = refused_in(part, refused);
+                if refused.is_empty() {
+                    // Nothing applied and no one to blame: sending again would be refused again.
+                    return Err(self.destination.explain(attempt));
                 }
-                RetryAction::Partial { refused } => {
-                    settle_partly(range, refused, out);
-                    return Ok(());
-                }
-                RetryAction::Split if range.len() > 1 => {
-                    tracing::debug!(records = range.len(), reason = %self.destination.explain(&attempt), "splitting batch");
-                    push_halves(pending, range);
-                    return Ok(());
-                }
-                RetryAction::Split | RetryAction::Reject => {
-                    let reason = self.destination.explain(&attempt);
-                    out.rejected.extend(range.map(|i| (i, reason.clone())));
-                    return Ok(());
-                }
-                RetryAction::Fatal => return Err(self.destination.explain(&attempt)),
-                RetryAction::Retry { after } => {
-                    let delay = after.unwrap_or_else(|| delays.next().unwrap_or(self.max_backoff));
-                    let reason = self.destination.explain(&attempt);
-                    if started.elapsed() + delay > self.retry_budget {
-                        return Err(format!(
-                            "{} unreachable after retrying for {}s: {reason}",
-                            self.label,
-                            started.elapsed().as_secs()
-                        ));
-                    }
-                    tracing::warn!(delay_ms = delay.as_millis() as u64, %reason, "retrying");
-                    tokio::time::sleep(delay).await;
+                let rest: Vec<usize> = part.iter().copied().filter(|i| !refused.iter().any(|(r, _)| r == i)).collect();
+                tracing::debug!(refused = refused.len(), again = rest.len(), "records refused; sending the others again");
+                out.rejected.extend(refused);
+                if !rest.is_empty() {
+                    pending.push(rest);
                 }
             }
+            RetryAction::Split if part.len() > 1 => {
+                tracing::debug!(records = part.len(), reason = %self.destination.explain(attempt), "splitting batch");
+                push_halves(pending, part.to_vec());
+            }
+            RetryAction::Split | RetryAction::Reject => {
+                let reason = self.destination.explain(attempt);
+                out.rejected.extend(part.iter().map(|&i| (i, reason.clone())));
+            }
+            RetryAction::Fatal | RetryAction::Retry { .. } => return Err(self.destination.explain(attempt)),
         }
+        Ok(())
     }
 }
 
-/// A reply that refused some of a request's records: those are rejected with their reasons, and
-/// the rest count as acknowledged. A position outside the request is ignored.
-fn settle_partly(range: Range<usize>, refused: Vec<(usize, String)>, out: &mut BatchOutcome) {
-    let refused: Vec<(usize, String)> = refused
+/// The refused records of a reply, by their position in the batch; a position outside the
+/// request is ignored.
+fn refused_in(part: &[usize], refused: Vec<(usize, String)>) -> Vec<(usize, String)> {
+    refused
         .into_iter()
-        .filter(|(i, _)| *i < range.len())
-        .map(|(i, reason)| (range.start + i, reason))
-        .collect();
-    out.acked.extend(range.filter(|i| !refused.iter().any(|(r, _)| r == i)));
-    out.rejected.extend(refused);
+        .filter_map(|(i, reason)| part.get(i).map(|&at| (at, reason)))
+        .collect()
 }
 
-fn push_halves(pending: &mut Vec<Range<usize>>, range: Range<usize>) {
-    let mid = range.start + range.len() / 2;
+fn push_halves(pending: &mut Vec<Vec<usize>>, mut part: Vec<usize>) {
+    let second = part.split_off(part.len() / 2);
     // Pushed in reverse so the first half is tried first.
-    pending.push(mid..range.end);
-    pending.push(range.start..mid);
+    pending.push(second);
+    pending.push(part);
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ impl Encoder {
         self.attr_count = 0;
     }
 
-    /// `tag` is the wire type: `b's'`, `b'n'` or `b'b'`.
+    /// `tag` is the value type: `b's'`, `b'n'`, `b'b'` or `b'd'` (a date or time as text).
     pub fn begin_attr(&mut self, name: &str, tag: u8) {
         self.put_str(name);
         self.buf.push(tag);
@@ -115,6 +115,10 @@ impl Encoder {
                 AttrValue::B(items) => {
                     self.begin_attr(name, b'b');
                     items.iter().for_each(|b| self.bool_item(*b));
+                }
+                AttrValue::D(items) => {
+                    self.begin_attr(name, b'd');
+                    items.iter().for_each(|s| self.str_item(s));
                 }
             }
             self.end_attr();

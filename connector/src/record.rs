@@ -77,12 +77,15 @@ impl Serialize for Number {
     }
 }
 
-/// An attribute value, always multi-valued on the wire.
+/// A field's value: a list of one type. A destination whose values are scalars takes the
+/// first item (the mapping gives such a field at most one).
 #[derive(Clone, Debug, PartialEq)]
 pub enum AttrValue {
     S(Vec<String>),
     N(Vec<Number>),
     B(Vec<bool>),
+    /// Dates and times as text: `YYYY-MM-DD` for a date, RFC 3339 UTC to the second for a time.
+    D(Vec<String>),
 }
 
 /// What a run asks of the destination for one identity.
@@ -103,10 +106,13 @@ impl Change {
     }
 }
 
-/// One mapped row. `attributes` is sorted by name.
+/// One mapped row. `attributes` are its fields, sorted by name; each destination names them
+/// in its own block of the mapping and reads them back by those names.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
+    /// The identity, normalised as the destination's capabilities ask (an email is lower-cased).
     pub id: String,
+    /// Unix seconds; 0 when the destination takes no creation time.
     pub created_at: i64,
     pub attributes: Vec<(String, AttrValue)>,
 }

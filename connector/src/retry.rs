@@ -45,6 +45,11 @@ pub enum RetryAction {
     Partial {
         refused: Vec<(usize, String)>,
     },
+    /// Some records were refused, by position, each with the destination's reason, and nothing
+    /// in the request was applied: those are rejected and the others are sent again.
+    RefusedSome {
+        refused: Vec<(usize, String)>,
+    },
     Reject,
     Fatal,
 }

@@ -2,20 +2,22 @@
 //! and the destination's own block ([`crate::destination`]) together, and checks what needs
 //! both, such as a mode the destination must support.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::config::env::Env;
-use crate::config::raw::{RawAlerts, RawAttribute, RawSource};
+use crate::config::raw::{RawAlerts, RawAttribute, RawIdentity, RawSource};
 use crate::config::schedule::RawTiming;
 use crate::config::{
-    yaml, AlertsConfig, Attribute, ColumnRef, ConfigErrors, ConfigIssue, DeliveryConfig, Loc, Mode, NullPolicy, Schedule, SourceConfig,
+    yaml, AlertsConfig, AttrType, AttributeSource, ConfigErrors, ConfigIssue, DeliveryConfig, JoinKeys, Loc, Mode, NullPolicy, RecordShape, Schedule, SourceConfig,
     Validator,
 };
+use crate::destination::keys::{RawFields, RawRecord};
+use crate::destination::profiles::RawCompany;
 use crate::destination::{DestinationConfig, RawDestination};
+use crate::record::AttrValue;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,14 +28,33 @@ pub struct RawMapping {
     pub destination: Spanned<RawDestination>,
     #[serde(default)]
     pub mode: Option<Spanned<Mode>>,
-    /// Column holding the record id.
-    pub id: Spanned<String>,
-    /// Column holding the creation time.
-    pub created_at: Spanned<String>,
+    /// Enterpret: the column holding the record id.
     #[serde(default)]
-    pub attributes: BTreeMap<String, Spanned<RawAttribute>>,
+    pub id: Option<Spanned<String>>,
+    /// Enterpret: the column holding the creation time.
+    #[serde(default)]
+    pub created_at: Option<Spanned<String>>,
+    /// Enterpret: the typed attributes.
+    #[serde(default)]
+    pub attributes: Option<Spanned<RawFields>>,
+    /// Enterpret: whether a null attribute is left out or sent empty.
     #[serde(default)]
     pub nulls: Option<Spanned<NullPolicy>>,
+    /// Profiles: the column (or template) of the email address that identifies a profile.
+    #[serde(default)]
+    pub email: Option<Spanned<RawIdentity>>,
+    /// Profiles: the column with the person's name.
+    #[serde(default)]
+    pub full_name: Option<Spanned<RawAttribute>>,
+    /// Profiles: the typed customer properties.
+    #[serde(default)]
+    pub properties: Option<Spanned<RawFields>>,
+    /// Profiles: the segments, from a list column or split text.
+    #[serde(default)]
+    pub segments: Option<Spanned<RawAttribute>>,
+    /// Profiles: `company.` properties, from the row or from a joined source.
+    #[serde(default)]
+    pub company: Option<Spanned<RawCompany>>,
     /// Cron, five fields, UTC: when `ebb worker` runs this sync.
     #[serde(default)]
     pub schedule: Option<Spanned<String>>,
@@ -56,11 +77,8 @@ pub struct Mapping {
     pub destination: DestinationConfig,
     pub mode: Mode,
     pub mode_loc: Option<Loc>,
-    pub id: ColumnRef,
-    pub created_at: ColumnRef,
-    /// Sorted by name.
-    pub attributes: Vec<Attribute>,
-    pub nulls: NullPolicy,
+    /// How a row becomes a record, from the destination's keys.
+    pub record: RecordShape,
     /// When `ebb worker` runs it; `None` runs only on a trigger.
     pub schedule: Option<Schedule>,
     pub alerts: Option<AlertsConfig>,
@@ -101,13 +119,12 @@ pub fn parse(path: &Path, text: &str, env: &dyn Env) -> Result<Mapping, ConfigEr
 fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
     let name = v.sync_name(&raw.name);
     let source = v.source(&raw.source.value);
-    let destination = raw.destination.value.validate(v);
+    let (destination, record) = raw.destination.value.validate(v, &raw.record_keys());
+    let source = joined(source, &record);
     let mode = raw.mode.as_ref().map(|m| m.value).unwrap_or(Mode::Upsert);
     let mode_loc = raw.mode.as_ref().map(|m| Loc::of(m, "mode"));
     check_mode(v, mode, &mode_loc, &destination);
-    let id = v.column_ref(&raw.id, "id");
-    let created_at = v.column_ref(&raw.created_at, "created_at");
-    let attributes = raw.attributes.iter().filter_map(|(name, spec)| v.attribute(name, spec)).collect();
+    check_types(v, &record, &destination);
     let schedule = v.schedule(RawTiming {
         schedule: &raw.schedule,
         every: &raw.every,
@@ -121,12 +138,67 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
         destination,
         mode,
         mode_loc,
-        id,
-        created_at,
-        attributes,
-        nulls: raw.nulls.as_ref().map(|n| n.value).unwrap_or(NullPolicy::Skip),
+        record,
         schedule,
         alerts,
+    }
+}
+
+impl RawMapping {
+    fn record_keys(&self) -> RawRecord<'_> {
+        RawRecord {
+            at: Loc::of(&self.destination, "destination"),
+            id: &self.id,
+            created_at: &self.created_at,
+            attributes: &self.attributes,
+            nulls: &self.nulls,
+            email: &self.email,
+            full_name: &self.full_name,
+            properties: &self.properties,
+            segments: &self.segments,
+            company: &self.company,
+        }
+    }
+}
+
+/// The mapping's source, joined with the record's lookup source if it has one.
+fn joined(source: SourceConfig, record: &RecordShape) -> SourceConfig {
+    match &record.join {
+        None => source,
+        Some(join) => SourceConfig::Joined {
+            base: Box::new(source),
+            lookup: Box::new(join.lookup.clone()),
+            join: JoinKeys {
+                column: join.column.name.clone(),
+                key: join.key.name.clone(),
+                prefix: join.prefix.clone(),
+            },
+        },
+    }
+}
+
+/// A `type:` the destination has no such values for is refused here.
+fn check_types(v: &mut Validator, record: &RecordShape, destination: &DestinationConfig) {
+    let types = destination.capabilities().value_types;
+    for field in &record.fields {
+        let ty = match &field.source {
+            AttributeSource::Column { ty: Some(ty), .. } => *ty,
+            AttributeSource::Constant(value) => constant_type(value),
+            AttributeSource::Column { ty: None, .. } => continue,
+        };
+        if !types.contains(&ty) {
+            let takes = types.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
+            v.push(&field.loc, format!("this destination has no `{ty}` values; it takes {takes}"));
+        }
+    }
+}
+
+fn constant_type(value: &AttrValue) -> AttrType {
+    match value {
+        AttrValue::S(_) => AttrType::String,
+        AttrValue::N(_) => AttrType::Number,
+        AttrValue::B(_) => AttrType::Boolean,
+        AttrValue::D(_) => AttrType::Date,
     }
 }
 

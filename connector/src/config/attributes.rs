@@ -18,6 +18,8 @@ pub enum AttrType {
     String,
     Number,
     Boolean,
+    /// A date or a time, sent as ISO text.
+    Date,
 }
 
 impl fmt::Display for AttrType {
@@ -26,6 +28,7 @@ impl fmt::Display for AttrType {
             AttrType::String => "string",
             AttrType::Number => "number",
             AttrType::Boolean => "boolean",
+            AttrType::Date => "date",
         })
     }
 }
@@ -48,11 +51,25 @@ pub enum AttributeSource {
     Constant(AttrValue),
 }
 
+/// What a field's value may be, as its destination's block says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueRule {
+    /// Any value, a list included; a null leaves the field out (or sends it empty, by `nulls:`).
+    Any,
+    /// At most one value: a list column or `split:` is refused.
+    Scalar,
+    /// Exactly one text value, trimmed: a null or blank cell rejects the row.
+    Required,
+}
+
+/// A field of the record: its name as the destination reads it back, and where its value
+/// comes from.
 #[derive(Clone, Debug)]
 pub struct Attribute {
     pub name: String,
     pub source: AttributeSource,
     pub loc: Loc,
+    pub rule: ValueRule,
 }
 
 impl Validator<'_> {
@@ -66,11 +83,22 @@ impl Validator<'_> {
         ColumnRef { name, loc }
     }
 
+    /// An Enterpret-style attribute under `attributes:`.
     pub fn attribute(&mut self, name: &str, spec: &Spanned<RawAttribute>) -> Option<Attribute> {
-        let field = format!("attributes.{}", shorten(name, MAX_QUOTED_CHARS));
+        self.field("attributes", name, name, spec, ValueRule::Any)
+    }
+
+    /// A field written as `key: column` or `key: { column | value, type, list, split }` at
+    /// `section.key` of the mapping, kept under `name` in the record.
+    pub fn field(&mut self, section: &str, key: &str, name: &str, spec: &Spanned<RawAttribute>, rule: ValueRule) -> Option<Attribute> {
+        let field = if key.is_empty() {
+            section.to_string()
+        } else {
+            format!("{section}.{}", shorten(key, MAX_QUOTED_CHARS))
+        };
         let loc = Loc::of(spec, field.clone());
-        if name.trim().is_empty() {
-            self.push(&loc, "attribute names must not be empty");
+        if name.trim().is_empty() || (!key.is_empty() && key.trim().is_empty()) {
+            self.push(&loc, "names must not be empty");
             return None;
         }
         let source = match &spec.value {
@@ -96,11 +124,28 @@ impl Validator<'_> {
                 (None, Some(value)) => self.constant_attribute(s, value, &loc)?,
             },
         };
+        if rule != ValueRule::Any {
+            self.check_scalar(&source, &loc)?;
+        }
         Some(Attribute {
             name: name.to_string(),
             source,
             loc,
+            rule,
         })
+    }
+
+    /// A scalar field has no `split:`, `list:` or list constant.
+    fn check_scalar(&mut self, source: &AttributeSource, loc: &Loc) -> Option<()> {
+        let many = match source {
+            AttributeSource::Column { split, list, .. } => split.is_some() || *list,
+            AttributeSource::Constant(v) => constant_len(v) != 1,
+        };
+        if many {
+            self.push(loc, "takes one value: `split`, `list` and list constants make lists");
+            return None;
+        }
+        Some(())
     }
 
     /// `{ column, type, split, list }`.
@@ -143,6 +188,14 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+}
+
+fn constant_len(v: &AttrValue) -> usize {
+    match v {
+        AttrValue::S(items) | AttrValue::D(items) => items.len(),
+        AttrValue::N(items) => items.len(),
+        AttrValue::B(items) => items.len(),
     }
 }
 
@@ -192,5 +245,16 @@ fn constant(value: &serde_json::Value, ty: Option<AttrType>) -> Result<AttrValue
             })
             .collect::<Result<_, _>>()
             .map(AttrValue::B),
+        AttrType::Date => items
+            .iter()
+            .map(|i| match i {
+                J::String(s) if chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").is_ok() => Ok(s.trim().to_string()),
+                J::String(s) => chrono::DateTime::parse_from_rfc3339(s.trim())
+                    .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .map_err(|_| bad(i)),
+                other => Err(bad(other)),
+            })
+            .collect::<Result<_, _>>()
+            .map(AttrValue::D),
     }
 }

@@ -16,6 +16,7 @@ pub mod issue;
 pub mod raw;
 pub mod schedule;
 pub mod secret;
+pub mod shape;
 pub mod source;
 pub mod validator;
 pub mod yaml;
@@ -24,11 +25,12 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 pub use alerts::{load_worker_config, AlertsConfig, RowCountChange, WorkerConfig, DEFAULT_RETENTION};
-pub use attributes::{AttrType, Attribute, AttributeSource, ColumnRef};
+pub use attributes::{AttrType, Attribute, AttributeSource, ColumnRef, ValueRule};
 pub use delivery::{DeliveryConfig, DeliveryLimits, RawDelivery};
 pub use issue::{did_you_mean, ConfigErrors, ConfigIssue, Loc};
 pub use schedule::Schedule;
-pub use source::{PostgresRelation, SourceConfig};
+pub use shape::{IdentitySource, Join, RecordShape, Template, TemplatePart};
+pub use source::{JoinKeys, PostgresRelation, SourceConfig};
 pub use validator::Validator;
 
 /// The longest sync name.

@@ -120,3 +120,40 @@ impl<'de> Deserialize<'de> for RawAttribute {
         deserializer.deserialize_any(AttributeVisitor)
     }
 }
+
+/// An identity: `email: column` or `email: { template: "user-{user_id}@customers.invalid" }`.
+#[derive(Debug)]
+pub enum RawIdentity {
+    Column(String),
+    Template(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplate {
+    template: String,
+}
+
+impl<'de> Deserialize<'de> for RawIdentity {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdentityVisitor;
+
+        impl<'de> Visitor<'de> for IdentityVisitor {
+            type Value = RawIdentity;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a column name, or a map with `template`")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawIdentity::Column(v.to_string()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawTemplate::deserialize(de::value::MapAccessDeserializer::new(map)).map(|t| RawIdentity::Template(t.template))
+            }
+        }
+
+        deserializer.deserialize_any(IdentityVisitor)
+    }
+}

@@ -25,6 +25,22 @@ pub enum SourceConfig {
         relation: PostgresRelation,
         loc: Loc,
     },
+    /// The rows of `base`, each with the columns of the `lookup` row whose `key` equals the
+    /// row's `column` (a left join), named `prefix` + the lookup's column name.
+    Joined {
+        base: Box<SourceConfig>,
+        lookup: Box<SourceConfig>,
+        join: JoinKeys,
+    },
+}
+
+/// How a joined source matches rows: `base.column = lookup.key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinKeys {
+    pub column: String,
+    pub key: String,
+    /// Prepended to the lookup's column names, as in `company.`.
+    pub prefix: String,
 }
 
 impl SourceConfig {
@@ -32,6 +48,7 @@ impl SourceConfig {
     pub fn loc(&self) -> &Loc {
         match self {
             SourceConfig::Parquet { loc, .. } | SourceConfig::Postgres { loc, .. } => loc,
+            SourceConfig::Joined { base, .. } => base.loc(),
         }
     }
 }
@@ -53,10 +70,16 @@ fn plain_table_name(text: &str) -> Option<(Option<String>, String)> {
 
 impl Validator<'_> {
     pub fn source(&mut self, raw: &RawSource) -> SourceConfig {
+        self.source_at(raw, "source")
+    }
+
+    /// A source written at `at` (`source`, or a joined one such as `company.source`).
+    pub fn source_at(&mut self, raw: &RawSource, at: &str) -> SourceConfig {
         match raw {
             RawSource::Parquet(p) => {
-                let loc = Loc::of(p, "source.parquet");
-                let pattern = self.interpolated(p, "source.parquet").unwrap_or_default();
+                let field = format!("{at}.parquet");
+                let loc = Loc::of(p, field.clone());
+                let pattern = self.interpolated(p, &field).unwrap_or_default();
                 if pattern.trim().is_empty() {
                     self.push(&loc, "must be a file, a folder or a glob");
                 }
@@ -68,12 +91,12 @@ impl Validator<'_> {
                 };
                 SourceConfig::Parquet { pattern: absolute, loc }
             }
-            RawSource::Postgres(pg) => self.postgres(pg),
+            RawSource::Postgres(pg) => self.postgres(pg, &format!("{at}.postgres")),
         }
     }
 
-    fn postgres(&mut self, pg: &RawPostgres) -> SourceConfig {
-        let loc = Loc::of(&pg.url, "source.postgres.url");
+    fn postgres(&mut self, pg: &RawPostgres, at: &str) -> SourceConfig {
+        let loc = Loc::of(&pg.url, format!("{at}.url"));
         if secret::password_written_out(&pg.url.value) {
             self.push(
                 &loc,
@@ -81,14 +104,14 @@ impl Validator<'_> {
                  `postgres://user:${WAREHOUSE_PASSWORD}@host/db`, or leave it out (trust, .pgpass or PGPASSWORD)",
             );
         }
-        let url = self.interpolated(&pg.url, "source.postgres.url").unwrap_or_default();
+        let url = self.interpolated(&pg.url, &format!("{at}.url")).unwrap_or_default();
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             self.push(&loc, "must be a postgres:// or postgresql:// URL");
         }
         let relation = match (&pg.table, &pg.query) {
             (Some(table), None) => {
-                let table_loc = Loc::of(table, "source.postgres.table");
-                let text = self.interpolated(table, "source.postgres.table").unwrap_or_default();
+                let table_loc = Loc::of(table, format!("{at}.table"));
+                let text = self.interpolated(table, &format!("{at}.table")).unwrap_or_default();
                 match plain_table_name(&text) {
                     Some((schema, name)) => PostgresRelation::Table { schema, name },
                     None => {
@@ -104,15 +127,15 @@ impl Validator<'_> {
                 }
             }
             (None, Some(query)) => {
-                let text = self.interpolated(query, "source.postgres.query").unwrap_or_default();
+                let text = self.interpolated(query, &format!("{at}.query")).unwrap_or_default();
                 if text.trim().is_empty() {
-                    self.push(&Loc::of(query, "source.postgres.query"), "must not be empty");
+                    self.push(&Loc::of(query, format!("{at}.query")), "must not be empty");
                 }
                 PostgresRelation::Query(text.trim().trim_end_matches(';').to_string())
             }
             _ => {
                 let whole = Loc {
-                    field: "source.postgres".into(),
+                    field: at.into(),
                     ..loc.clone()
                 };
                 self.push(&whole, "give exactly one of `table` or `query`");

@@ -10,14 +10,8 @@ pub enum Identity {
     Email,
 }
 
-/// The value types a destination's attributes or properties can take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ValueType {
-    String,
-    Number,
-    Boolean,
-    Date,
-}
+/// The value types a destination's attributes or properties can take: the mapping's `type:`.
+pub use crate::config::AttrType as ValueType;
 
 /// Whether a destination wants a creation time, and from when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,11 +9,15 @@
 
 pub mod capabilities;
 pub mod enterpret;
+mod http;
+pub mod keys;
+pub mod profiles;
 
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::{DeliveryConfig, Validator};
+use crate::config::{DeliveryConfig, RecordShape, Validator};
+use keys::RawRecord;
 use crate::record::Change;
 pub use crate::retry::Attempt;
 use crate::retry::{self, RetryAction};
@@ -24,18 +28,28 @@ pub use capabilities::Capabilities;
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawDestination {
     Enterpret(enterpret::RawEnterpret),
+    Profiles(profiles::RawProfiles),
 }
 
 /// A validated destination block.
 #[derive(Clone, Debug)]
 pub enum DestinationConfig {
     Enterpret(enterpret::EnterpretConfig),
+    Profiles(profiles::ProfilesConfig),
 }
 
 impl RawDestination {
-    pub fn validate(&self, v: &mut Validator) -> DestinationConfig {
+    /// The destination's block, and the record its keys of the mapping describe.
+    pub fn validate(&self, v: &mut Validator, record: &RawRecord) -> (DestinationConfig, RecordShape) {
         match self {
-            RawDestination::Enterpret(raw) => DestinationConfig::Enterpret(raw.validate(v)),
+            RawDestination::Enterpret(raw) => {
+                let (config, shape) = raw.validate(v, record);
+                (DestinationConfig::Enterpret(config), shape)
+            }
+            RawDestination::Profiles(raw) => {
+                let (config, shape) = raw.validate(v, record);
+                (DestinationConfig::Profiles(config), shape)
+            }
         }
     }
 }
@@ -58,6 +72,7 @@ impl DestinationConfig {
     fn settings(&self) -> &dyn DestinationSettings {
         match self {
             DestinationConfig::Enterpret(c) => c,
+            DestinationConfig::Profiles(c) => c,
         }
     }
 

@@ -128,11 +128,43 @@ pub(super) fn to_bool(v: Value<'_>) -> Result<bool, String> {
     }
 }
 
+/// A date as `YYYY-MM-DD`, a time as RFC 3339 UTC to the second; text must read as either.
+pub(super) fn to_date<'v>(v: &'v Value<'_>, out: &'v mut String) -> Result<&'v str, String> {
+    use std::fmt::Write;
+    out.clear();
+    let time = |secs: i64, out: &mut String| -> Result<(), String> {
+        let t = DateTime::<Utc>::from_timestamp(secs, 0).ok_or("time out of range")?;
+        out.push_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        Ok(())
+    };
+    match v {
+        Value::Date(days) => {
+            let date = DateTime::<Utc>::from_timestamp(days * 86_400, 0).ok_or("date out of range")?;
+            let _ = write!(out, "{}", date.format("%Y-%m-%d"));
+        }
+        Value::Timestamp { secs, .. } => time(*secs, out)?,
+        Value::Str(s) => {
+            let s = s.trim();
+            if NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() {
+                out.push_str(s);
+            } else if s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("cannot read {} as a date: digits alone are not a date", debug(&s)));
+            } else {
+                let secs = parse_time_text(s).ok_or_else(|| format!("cannot read {} as a date or a time", debug(&s)))?;
+                time(secs, out)?;
+            }
+        }
+        other => return Err(format!("cannot read {} as a date", debug(other))),
+    }
+    Ok(out)
+}
+
 pub(super) fn item(v: Value<'_>, target: AttrType, sink: &mut impl RowWriter, text: &mut String) -> Result<(), String> {
     match target {
         AttrType::String => sink.str_item(to_text(&v, text)?),
         AttrType::Number => sink.num_item(to_number(v)?),
         AttrType::Boolean => sink.bool_item(to_bool(v)?),
+        AttrType::Date => sink.str_item(to_date(&v, text)?),
     }
     Ok(())
 }

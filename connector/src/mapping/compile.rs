@@ -2,11 +2,13 @@
 //! coerced to the attribute's. This is what `ebb validate` runs; it reads no rows.
 
 use crate::column::ColumnType;
-use crate::config::{did_you_mean, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue};
+use crate::config::{did_you_mean, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, IdentitySource, TemplatePart, ValueRule};
+use crate::destination::capabilities::Identity;
 use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 use crate::source::SourceSchema;
 use crate::spec::Mapping;
 
+use super::identity::{IdentityFrom, Piece};
 use super::{AttrKind, CompiledAttr, CompiledMapping};
 
 pub(super) fn id_type_ok(t: &ColumnType) -> bool {
@@ -20,12 +22,19 @@ pub(super) fn created_at_type_ok(t: &ColumnType) -> bool {
     )
 }
 
-/// The wire type a column gets when the mapping does not say.
-pub(super) fn inferred_type(t: &ColumnType) -> AttrType {
-    match t.scalar() {
+/// The wire type a column gets when the mapping does not say: its own kind where the
+/// destination has that type, else text.
+pub(super) fn inferred_type(t: &ColumnType, types: &[AttrType]) -> AttrType {
+    let own = match t.scalar() {
         ColumnType::Int | ColumnType::UInt | ColumnType::Float | ColumnType::Decimal => AttrType::Number,
         ColumnType::Bool => AttrType::Boolean,
+        ColumnType::Date | ColumnType::Timestamp => AttrType::Date,
         _ => AttrType::String,
+    };
+    if types.contains(&own) {
+        own
+    } else {
+        AttrType::String
     }
 }
 
@@ -41,6 +50,7 @@ pub(super) fn coercible(from: &ColumnType, to: AttrType) -> bool {
                 ColumnType::Bool | ColumnType::String | ColumnType::Int | ColumnType::UInt,
                 AttrType::Boolean
             )
+            | (ColumnType::Date | ColumnType::Timestamp | ColumnType::String, AttrType::Date)
     )
 }
 
@@ -95,19 +105,30 @@ impl Resolver<'_> {
         None
     }
 
-    pub(super) fn attribute(&mut self, attr: &crate::config::Attribute) -> Option<CompiledAttr> {
+    pub(super) fn attribute(&mut self, attr: &crate::config::Attribute, types: &[AttrType]) -> Option<CompiledAttr> {
+        let label = match attr.loc.field.strip_prefix("attributes.") {
+            Some(name) => format!("attribute {}", quote(name)),
+            None => quote(&attr.loc.field),
+        };
         let (column, ty, split, list) = match &attr.source {
             AttributeSource::Constant(v) => {
                 return Some(CompiledAttr {
                     name: attr.name.clone(),
+                    label,
                     column_name: None,
                     kind: AttrKind::Constant(v.clone()),
+                    rule: attr.rule,
                 })
             }
             AttributeSource::Column { column, ty, split, list } => (column, ty, split, *list),
         };
         let (col, t) = self.resolve(column)?;
         let name = quote(&column.name);
+        if attr.rule != ValueRule::Any && t.is_list() {
+            let message = format!("{label} takes one value, and column {name} is {t}; a list column cannot be one");
+            self.issue(column, message);
+            return None;
+        }
         if list && !t.is_list() {
             self.issue(
                 column,
@@ -119,25 +140,89 @@ impl Resolver<'_> {
             self.issue(column, format!("`split` needs a string column, and {name} is {t}"));
             return None;
         }
-        let target = ty.unwrap_or_else(|| if split.is_some() { AttrType::String } else { inferred_type(&t) });
+        let target = match attr.rule {
+            ValueRule::Required => AttrType::String,
+            _ => ty.unwrap_or_else(|| if split.is_some() { AttrType::String } else { inferred_type(&t, types) }),
+        };
         if !coercible(&t, target) {
             self.issue(column, format!("column {name} is {t} and cannot be coerced to {target}"));
             return None;
         }
         Some(CompiledAttr {
             name: attr.name.clone(),
+            label,
             column_name: Some(column.name.clone()),
             kind: AttrKind::Column {
                 col,
                 target,
                 split: split.clone(),
             },
+            rule: attr.rule,
         })
+    }
+
+    /// A column that keys rows (an id, a join key): text or an integer.
+    fn key(&mut self, col: &ColumnRef, what: &str) -> Option<usize> {
+        let (index, t) = self.resolve(col)?;
+        if !id_type_ok(&t) {
+            self.issue(col, format!("column {} is {t}; {what} must be text or an integer", quote(&col.name)));
+            return None;
+        }
+        Some(index)
+    }
+
+    fn identity(&mut self, identity: &IdentitySource, kind: Identity) -> Option<IdentityFrom> {
+        match identity {
+            IdentitySource::Column(col) if kind == Identity::Email => {
+                let (index, t) = self.resolve(col)?;
+                if t != ColumnType::String {
+                    self.issue(col, format!("column {} is {t}; an email must be text", quote(&col.name)));
+                    return None;
+                }
+                Some(IdentityFrom::Column(index))
+            }
+            IdentitySource::Column(col) => self.key(col, "an id").map(IdentityFrom::Column),
+            IdentitySource::Template(template) => {
+                let mut pieces = Vec::new();
+                for part in &template.parts {
+                    pieces.push(match part {
+                        TemplatePart::Text(t) => Piece::Text(t.clone()),
+                        TemplatePart::Column(col) => {
+                            let (index, t) = self.resolve(col)?;
+                            if t.is_list() {
+                                self.issue(col, format!("column {} is {t}; a template takes one value per column", quote(&col.name)));
+                                return None;
+                            }
+                            Piece::Column {
+                                col: index,
+                                name: col.name.clone(),
+                            }
+                        }
+                    });
+                }
+                Some(IdentityFrom::Template(pieces))
+            }
+        }
+    }
+
+    fn created_at(&mut self, col: &ColumnRef) -> Option<usize> {
+        let (index, t) = self.resolve(col)?;
+        if !created_at_type_ok(&t) {
+            let message = format!(
+                "column {} is {t}; created_at must be a timestamp, a date, integer seconds or milliseconds, or RFC 3339 text",
+                quote(&col.name)
+            );
+            self.issue(col, message);
+            return None;
+        }
+        Some(index)
     }
 }
 
 impl CompiledMapping {
     pub fn compile(mapping: &Mapping, schema: &SourceSchema, source: &str, now: i64) -> Result<CompiledMapping, ConfigErrors> {
+        let capabilities = mapping.destination.capabilities();
+        let shape = &mapping.record;
         let mut resolver = Resolver {
             mapping,
             schema,
@@ -145,33 +230,29 @@ impl CompiledMapping {
             columns: Vec::new(),
             issues: Vec::new(),
         };
-        let id = resolver.resolve(&mapping.id);
-        if let Some((_, t)) = &id {
-            if !id_type_ok(t) {
-                let message = format!("column {} is {t}; an id must be text or an integer", quote(&mapping.id.name));
-                resolver.issue(&mapping.id, message);
-            }
+        let identity = resolver.identity(&shape.identity, capabilities.identity);
+        let created_at = shape.created_at.as_ref().map(|c| resolver.created_at(c));
+        let attributes: Vec<CompiledAttr> = shape
+            .fields
+            .iter()
+            .filter_map(|a| resolver.attribute(a, capabilities.value_types))
+            .collect();
+        // The join's columns are read, so that the source can match rows, and kept in the
+        // schema, so that a change of their type is drift.
+        if let Some(join) = &shape.join {
+            resolver.key(&join.column, "a join column");
+            resolver.key(&join.lookup_column(&join.key), "a join key");
         }
-        let created_at = resolver.resolve(&mapping.created_at);
-        if let Some((_, t)) = &created_at {
-            if !created_at_type_ok(t) {
-                let message = format!(
-                    "column {} is {t}; created_at must be a timestamp, a date, integer seconds or milliseconds, or RFC 3339 text",
-                    quote(&mapping.created_at.name)
-                );
-                resolver.issue(&mapping.created_at, message);
-            }
-        }
-        let attributes: Vec<CompiledAttr> = mapping.attributes.iter().filter_map(|a| resolver.attribute(a)).collect();
-        match (id, created_at) {
-            (Some((id, _)), Some((created_at, _))) if resolver.issues.is_empty() => Ok(CompiledMapping {
+        match (identity, created_at) {
+            (Some(identity), created_at) if resolver.issues.is_empty() => Ok(CompiledMapping {
                 columns: resolver.columns,
-                id,
-                created_at,
+                identity,
+                identity_kind: capabilities.identity,
+                created_at: created_at.flatten(),
                 attributes,
-                nulls: mapping.nulls,
+                nulls: shape.nulls,
                 now,
-                earliest_created_at: mapping.destination.capabilities().earliest_created_at().unwrap_or(i64::MIN),
+                earliest_created_at: capabilities.earliest_created_at().unwrap_or(i64::MIN),
             }),
             _ => Err(ConfigErrors(resolver.issues)),
         }

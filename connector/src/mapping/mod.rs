@@ -10,20 +10,21 @@
 mod cells;
 mod coercion;
 mod compile;
+mod identity;
 mod writer;
-
-use std::borrow::Cow;
 
 use arrow::datatypes::DataType;
 use chrono::{DateTime, Utc};
 
 use crate::column::ColumnType;
-use crate::config::{AttrType, NullPolicy};
-use crate::quote::{debug, quote};
+use crate::config::{AttrType, NullPolicy, ValueRule};
+use crate::destination::capabilities::Identity;
+use crate::quote::quote;
 use crate::record::{AttrValue, Record};
 use crate::source::SourceBatch;
 use cells::{normalise, Column, Value};
-use coercion::{coerce, created_at_secs, fmt_secs};
+use coercion::{coerce, created_at_secs, fmt_secs, to_text};
+use identity::{fill, normalise_email, row_id, IdentityFrom};
 use writer::{HashWriter, RecordBuilder, RowWriter};
 
 /// A row that could not be mapped, and why.
@@ -48,16 +49,22 @@ pub(super) enum AttrKind {
 #[derive(Debug)]
 pub(super) struct CompiledAttr {
     name: String,
+    /// How rejections name it: `attribute `Age``, `` `properties.seats` ``.
+    label: String,
     column_name: Option<String>,
     kind: AttrKind,
+    rule: ValueRule,
 }
 
 /// A mapping checked against a schema, ready to map rows.
 #[derive(Debug)]
 pub struct CompiledMapping {
     columns: Vec<(String, ColumnType)>,
-    id: usize,
-    created_at: usize,
+    identity: IdentityFrom,
+    /// How the destination keys records, which says how the identity is normalised.
+    identity_kind: Identity,
+    /// `None` where the destination takes no creation time.
+    created_at: Option<usize>,
     attributes: Vec<CompiledAttr>,
     nulls: NullPolicy,
     /// Upper bound for `createdAt`: the start of the run.
@@ -79,7 +86,7 @@ impl CompiledMapping {
         let mut scratch = String::new();
         for row in 0..sb.batch.num_rows() {
             emit(
-                self.map_row(&columns, row, &mut sink, &mut scratch)
+                self.map_row(&columns, row, sb.problem(row), &mut sink, &mut scratch)
                     .map(|()| sink.take())
                     .map_err(|(id, reason)| self.rejection(sb, row, id, reason)),
             );
@@ -92,11 +99,11 @@ impl CompiledMapping {
         let mut sink = RecordBuilder::default();
         let (mut scratch, mut id_scratch) = (String::new(), String::new());
         for row in 0..sb.batch.num_rows() {
-            if !row_id(&columns[self.id], row, &mut id_scratch).is_ok_and(&mut select) {
+            if !self.identity(&columns, row, &mut id_scratch).is_ok_and(&mut select) {
                 continue;
             }
             emit(
-                self.map_row(&columns, row, &mut sink, &mut scratch)
+                self.map_row(&columns, row, sb.problem(row), &mut sink, &mut scratch)
                     .map(|()| sink.take())
                     .map_err(|(id, reason)| self.rejection(sb, row, id, reason)),
             );
@@ -110,7 +117,7 @@ impl CompiledMapping {
         let mut sink = HashWriter::default();
         let mut scratch = String::new();
         for row in 0..sb.batch.num_rows() {
-            match self.map_row(&columns, row, &mut sink, &mut scratch) {
+            match self.map_row(&columns, row, sb.problem(row), &mut sink, &mut scratch) {
                 Ok(()) => {
                     let hash = sink.encoder.finish();
                     emit(Ok((&sink.id, hash)));
@@ -125,7 +132,7 @@ impl CompiledMapping {
         let columns = self.prepare(sb);
         let mut scratch = String::new();
         for row in 0..sb.batch.num_rows() {
-            emit(row_id(&columns[self.id], row, &mut scratch).ok());
+            emit(self.identity(&columns, row, &mut scratch).ok());
         }
     }
 
@@ -149,31 +156,68 @@ impl CompiledMapping {
             .collect()
     }
 
-    fn map_row(
-        &self,
-        columns: &[Column],
-        row: usize,
-        sink: &mut impl RowWriter,
-        scratch: &mut String,
-    ) -> Result<(), (Option<String>, String)> {
-        let id = row_id(&columns[self.id], row, scratch).map_err(|reason| (None, reason))?;
-        let fail = |reason: String| (Some(id.to_string()), reason);
-        let created_at = created_at_secs(columns[self.created_at].value(row)).map_err(fail)?;
+    /// The row's identity, normalised as the destination keys its records.
+    fn identity<'a>(&self, columns: &'a [Column], row: usize, scratch: &'a mut String) -> Result<&'a str, String> {
+        if self.identity_kind == Identity::Email {
+            let email = normalise_email(self.raw_identity(columns, row, &mut *scratch)?)?;
+            scratch.clear();
+            scratch.push_str(&email);
+            return Ok(scratch);
+        }
+        self.raw_identity(columns, row, scratch)
+    }
+
+    fn raw_identity<'a>(&self, columns: &'a [Column], row: usize, scratch: &'a mut String) -> Result<&'a str, String> {
+        match &self.identity {
+            IdentityFrom::Column(col) => row_id(&columns[*col], row, scratch, identity::label(self.identity_kind)),
+            IdentityFrom::Template(pieces) => {
+                fill(pieces, columns, row, scratch)?;
+                Ok(scratch)
+            }
+        }
+    }
+
+    /// The row's creation time, checked against the destination's range; 0 if it takes none.
+    fn created_at(&self, columns: &[Column], row: usize) -> Result<i64, String> {
+        let Some(col) = self.created_at else { return Ok(0) };
+        let created_at = created_at_secs(columns[col].value(row))?;
         if created_at < self.earliest_created_at {
             let earliest = DateTime::<Utc>::from_timestamp(self.earliest_created_at, 0)
                 .map(|d| d.format("%Y-%m-%d").to_string())
                 .unwrap_or_else(|| self.earliest_created_at.to_string());
-            return Err(fail(format!("createdAt {} is before {earliest}", fmt_secs(created_at))));
+            return Err(format!("createdAt {} is before {earliest}", fmt_secs(created_at)));
         }
         if created_at > self.now {
-            return Err(fail(format!("createdAt {} is in the future", fmt_secs(created_at))));
+            return Err(format!("createdAt {} is in the future", fmt_secs(created_at)));
         }
+        Ok(created_at)
+    }
+
+    /// `problem` is what the source found wrong with the row (an ambiguous join), if anything.
+    fn map_row(
+        &self,
+        columns: &[Column],
+        row: usize,
+        problem: Option<&str>,
+        sink: &mut impl RowWriter,
+        scratch: &mut String,
+    ) -> Result<(), (Option<String>, String)> {
+        let id = self.identity(columns, row, scratch).map_err(|reason| (None, reason))?;
+        let fail = |reason: String| (Some(id.to_string()), reason);
+        if let Some(problem) = problem {
+            return Err(fail(problem.to_string()));
+        }
+        let created_at = self.created_at(columns, row).map_err(fail)?;
         sink.begin(id, created_at);
         let mut text = String::new();
-        // Mapping attributes are sorted by name already (they come from a BTreeMap).
+        // Fields are sorted by name already (the shape sorts them).
         for attr in &self.attributes {
+            let at = || format!("{} (column {})", attr.label, quote(attr.column_name.as_deref().unwrap_or("")));
             match &attr.kind {
                 AttrKind::Constant(v) => sink.constant(&attr.name, v),
+                AttrKind::Column { col, .. } if attr.rule == ValueRule::Required => {
+                    required_text(columns[*col].value(row), &attr.name, sink, &mut text).map_err(|reason| fail(format!("{} {reason}", at())))?
+                }
                 AttrKind::Column { col, target, split } => coerce(
                     columns[*col].value(row),
                     &attr.name,
@@ -183,40 +227,26 @@ impl CompiledMapping {
                     sink,
                     &mut text,
                 )
-                .map_err(|reason| {
-                    fail(format!(
-                        "attribute {} (column {}): {reason}",
-                        quote(&attr.name),
-                        quote(attr.column_name.as_deref().unwrap_or(""))
-                    ))
-                })?,
+                .map_err(|reason| fail(format!("{}: {reason}", at())))?,
             }
         }
         Ok(())
     }
 }
 
-fn row_id<'a>(column: &'a Column, row: usize, scratch: &'a mut String) -> Result<&'a str, String> {
-    use std::fmt::Write;
-    scratch.clear();
-    match column.value(row) {
-        Value::Null => Err("id is null".into()),
-        Value::Str(s) if s.trim().is_empty() => Err("id is empty".into()),
-        Value::Str(Cow::Borrowed(s)) => Ok(s),
-        Value::Str(Cow::Owned(s)) => {
-            scratch.push_str(&s);
-            Ok(scratch)
-        }
-        Value::Int(i) => {
-            let _ = write!(scratch, "{i}");
-            Ok(scratch)
-        }
-        Value::UInt(u) => {
-            let _ = write!(scratch, "{u}");
-            Ok(scratch)
-        }
-        other => Err(format!("id {} is not text or an integer", debug(&other))),
+/// A required text field: trimmed, and neither null nor blank.
+fn required_text(value: Value<'_>, name: &str, sink: &mut impl RowWriter, text: &mut String) -> Result<(), String> {
+    if let Value::Null = value {
+        return Err("is null".into());
     }
+    let trimmed = to_text(&value, text).map_err(|e| format!("cannot be read as text: {e}"))?.trim();
+    if trimmed.is_empty() {
+        return Err("is blank".into());
+    }
+    sink.begin_attr(name, AttrType::String);
+    sink.str_item(trimmed);
+    sink.end_attr();
+    Ok(())
 }
 
 #[cfg(test)]

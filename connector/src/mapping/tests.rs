@@ -12,7 +12,7 @@ use arrow::datatypes::{
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
 use crate::column::ColumnType;
-use crate::config::{did_you_mean, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, NullPolicy};
+use crate::config::{did_you_mean, ValueRule, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, NullPolicy};
 use crate::hash::Encoder;
 use crate::quote::{debug, quote, shorten, MAX_QUOTED_CHARS};
 use crate::record::{AttrValue, Number, Record};
@@ -165,15 +165,18 @@ fn hashing_from_columns_matches_hashing_the_record() {
         batch,
         origin: "test".into(),
         first_row: 0,
+        problems: None,
     };
     let attr = |name: &str, col: usize, target: AttrType, split: Option<&str>| CompiledAttr {
         name: name.into(),
+        label: format!("attribute `{name}`"),
         column_name: Some(name.into()),
         kind: AttrKind::Column {
             col,
             target,
             split: split.map(String::from),
         },
+        rule: ValueRule::Any,
     };
     for nulls in [NullPolicy::Skip, NullPolicy::Send] {
         let mut attributes = vec![
@@ -188,8 +191,10 @@ fn hashing_from_columns_matches_hashing_the_record() {
             attr("when", 1, AttrType::String, None),
             CompiledAttr {
                 name: "zConst".into(),
+                label: "attribute `zConst`".into(),
                 column_name: None,
                 kind: AttrKind::Constant(AttrValue::N(vec![Number::Int(3)])),
+                rule: ValueRule::Any,
             },
         ];
         attributes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -198,8 +203,9 @@ fn hashing_from_columns_matches_hashing_the_record() {
                 .iter()
                 .map(|n| (n.to_string(), ColumnType::String))
                 .collect(),
-            id: 0,
-            created_at: 1,
+            identity: super::identity::IdentityFrom::Column(0),
+            identity_kind: crate::destination::capabilities::Identity::Id,
+            created_at: Some(1),
             attributes,
             nulls,
             now: 2_000_000_000,

@@ -29,6 +29,10 @@ pub(super) trait RowWriter {
                 self.begin_attr(name, AttrType::Boolean);
                 items.iter().for_each(|b| self.bool_item(*b));
             }
+            AttrValue::D(items) => {
+                self.begin_attr(name, AttrType::Date);
+                items.iter().for_each(|s| self.str_item(s));
+            }
         }
         self.end_attr();
     }
@@ -69,7 +73,7 @@ impl RowWriter for RecordBuilder {
     }
 
     fn str_item(&mut self, s: &str) {
-        if let Some(AttrValue::S(items)) = self.current() {
+        if let Some(AttrValue::S(items) | AttrValue::D(items)) = self.current() {
             items.push(s.to_string());
         }
     }
@@ -107,6 +111,7 @@ impl RowWriter for HashWriter {
             AttrType::String => b's',
             AttrType::Number => b'n',
             AttrType::Boolean => b'b',
+            AttrType::Date => b'd',
         };
         self.encoder.begin_attr(name, tag);
     }
@@ -133,5 +138,6 @@ pub(super) fn empty(target: AttrType) -> AttrValue {
         AttrType::String => AttrValue::S(Vec::new()),
         AttrType::Number => AttrValue::N(Vec::new()),
         AttrType::Boolean => AttrValue::B(Vec::new()),
+        AttrType::Date => AttrValue::D(Vec::new()),
     }
 }

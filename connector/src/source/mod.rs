@@ -7,6 +7,7 @@
 //! large_list; timestamps in any unit or zone) report the same
 //! [`ColumnType`], so a change of writer is not a change of schema.
 
+mod joined;
 pub mod parquet;
 pub mod postgres;
 
@@ -43,6 +44,15 @@ pub struct SourceBatch {
     pub origin: Arc<str>,
     /// Row number (0-based) of the batch's first row within `origin`.
     pub first_row: u64,
+    /// Per row, what the source found wrong with it (an ambiguous join), if anything: the
+    /// mapping rejects such a row with this reason.
+    pub problems: Option<Vec<Option<String>>>,
+}
+
+impl SourceBatch {
+    pub fn problem(&self, row: usize) -> Option<&str> {
+        self.problems.as_ref()?.get(row)?.as_deref()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +118,7 @@ pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
     Ok(match config {
         SourceConfig::Parquet { pattern, .. } => Box::new(parquet::ParquetSource::new(pattern.clone())),
         SourceConfig::Postgres { url, relation, .. } => Box::new(postgres::PostgresSource::new(url.clone(), relation.clone())),
+        SourceConfig::Joined { base, lookup, join } => Box::new(joined::JoinedSource::new(build(base)?, build(lookup)?, join.clone())),
     })
 }
 

@@ -184,6 +184,7 @@ fn read_file(
                 batch,
                 origin: origin.clone(),
                 first_row,
+                problems: None,
             }))
             .is_err()
         {

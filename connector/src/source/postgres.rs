@@ -241,6 +241,7 @@ impl PostgresSource {
                         batch,
                         origin: origin.clone(),
                         first_row,
+                        problems: None,
                     }))
                     .await
                     .is_err()

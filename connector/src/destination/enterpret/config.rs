@@ -5,9 +5,13 @@ use serde_saphyr::Spanned;
 use url::Url;
 
 use crate::config::secret::SecretString;
-use crate::config::{DeliveryConfig, DeliveryLimits, Loc, RawDelivery, Validator};
+use crate::config::{ColumnRef, DeliveryConfig, DeliveryLimits, IdentitySource, Loc, NullPolicy, RawDelivery, RecordShape, Validator};
 use crate::destination::capabilities::{Capabilities, CreatedAt, Identity, ValueType};
+use crate::destination::keys::RawRecord;
 use crate::destination::{bare_url, Destination, DestinationError, DestinationSettings};
+
+/// The keys of a mapping that say how a row becomes an Enterpret record.
+pub const MAPPING_KEYS: &[&str] = &["id", "created_at", "attributes", "nulls"];
 
 /// Most records in one request.
 pub const MAX_RECORDS: usize = 15;
@@ -66,7 +70,12 @@ pub struct EnterpretConfig {
 }
 
 impl RawEnterpret {
-    pub fn validate(&self, v: &mut Validator) -> EnterpretConfig {
+    /// The block, and the record that `id`, `created_at`, `attributes` and `nulls` describe.
+    pub fn validate(&self, v: &mut Validator, record: &RawRecord) -> (EnterpretConfig, RecordShape) {
+        (self.settings(v), shape(v, record))
+    }
+
+    fn settings(&self, v: &mut Validator) -> EnterpretConfig {
         let p = "destination.enterpret";
         let fix = match self.object.value {
             ObjectKind::User => "api_key: ${ENTERPRET_USERS_API_KEY}",
@@ -99,6 +108,35 @@ impl RawEnterpret {
             delivery: v.delivery(raw, p, limits),
         }
     }
+}
+
+/// An id column, a creation time and attributes; a null attribute is left out unless
+/// `nulls: send`, which sends it as an empty list (Enterpret then clears it).
+fn shape(v: &mut Validator, record: &RawRecord) -> RecordShape {
+    record.only(v, "enterpret", MAPPING_KEYS);
+    let mut column = |value: &Option<serde_saphyr::Spanned<String>>, key: &str, what: &str| match record.require(v, value, key, "enterpret", what) {
+        Some(written) => v.column_ref(written, key),
+        None => ColumnRef {
+            name: String::new(),
+            loc: record.at.clone(),
+        },
+    };
+    let id = column(record.id, "id", "the column that holds each record's id");
+    let created_at = column(record.created_at, "created_at", "the column with each record's creation time");
+    let fields = record
+        .attributes
+        .iter()
+        .flat_map(|a| a.value.iter())
+        .filter_map(|(name, spec)| v.attribute(name, spec))
+        .collect();
+    RecordShape {
+        identity: IdentitySource::Column(id),
+        created_at: Some(created_at),
+        fields,
+        nulls: record.nulls.as_ref().map(|n| n.value).unwrap_or(NullPolicy::Skip),
+        join: None,
+    }
+    .sorted()
 }
 
 impl DestinationSettings for EnterpretConfig {

@@ -5,16 +5,14 @@
 //! by an `api-key` header that is specific to the object. At most 15 records
 //! and 1 MB per request. Errors are `{"msg","code","referenceID"}`.
 
-use std::time::Duration;
-
-use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::CONTENT_TYPE;
 
 pub mod config;
 mod wire;
 
-pub use config::{EnterpretConfig, ObjectKind, RawEnterpret, EARLIEST_CREATED_AT, MAX_BYTES, MAX_RECORDS};
+pub use config::{EnterpretConfig, ObjectKind, RawEnterpret, EARLIEST_CREATED_AT, MAPPING_KEYS, MAX_BYTES, MAX_RECORDS};
 
-use super::{truncate, Attempt, Capabilities, Destination, DestinationError, DestinationSettings, PreparedRequest, RUN_HEADER};
+use super::{http, truncate, Attempt, Capabilities, Destination, DestinationError, DestinationSettings, PreparedRequest, RUN_HEADER};
 use crate::record::{Change, Record};
 
 pub struct Enterpret {
@@ -25,12 +23,7 @@ pub struct Enterpret {
 
 impl Enterpret {
     pub fn new(config: EnterpretConfig) -> Result<Self, DestinationError> {
-        let client = reqwest::Client::builder()
-            .timeout(config.delivery.timeout)
-            .pool_max_idle_per_host(config.delivery.concurrency)
-            .user_agent(concat!("ebb/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(DestinationError::Client)?;
+        let client = http::client(&config.delivery)?;
         let (path, _) = config.object.endpoint();
         let url = format!("{}/{path}", config.url.as_str().trim_end_matches('/'));
         Ok(Self { config, client, url })
@@ -42,14 +35,8 @@ impl Enterpret {
     /// of the request (ours, reqwest's or hyper's) shows it.
     fn request(&self, request: &PreparedRequest) -> reqwest::RequestBuilder {
         let mut post = self.client.post(&request.url).header(CONTENT_TYPE, "application/json");
-        match HeaderValue::from_str(self.config.api_key.expose()) {
-            Ok(mut key) => {
-                key.set_sensitive(true);
-                post = post.header("api-key", key);
-            }
-            // A key with a control character cannot be a header; sent without one, the
-            // destination answers 401, which says to check the key, without quoting it.
-            Err(_) => tracing::warn!("the api_key holds characters an HTTP header cannot carry"),
+        if let Some(key) = http::secret_header(self.config.api_key.expose()) {
+            post = post.header("api-key", key);
         }
         if let Some(run) = &request.run {
             post = post.header(RUN_HEADER, run);
@@ -66,16 +53,6 @@ struct ErrorBody {
     code: String,
     #[serde(default, rename = "referenceID")]
     reference_id: String,
-}
-
-fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
-    let text = value?.to_str().ok()?.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
-    let delta = when.signed_duration_since(chrono::Utc::now()).num_milliseconds().max(0);
-    Some(Duration::from_millis(delta as u64))
 }
 
 #[async_trait::async_trait]
@@ -113,27 +90,7 @@ impl Destination for Enterpret {
     }
 
     async fn send(&self, request: &PreparedRequest) -> Attempt {
-        let result = self.request(request).send().await;
-        match result {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let retry_after = retry_after(response.headers().get(RETRY_AFTER));
-                let body = response.text().await.unwrap_or_default();
-                Attempt::Response {
-                    status,
-                    retry_after,
-                    body: truncate(&body, 4096).to_string(),
-                }
-            }
-            // reqwest's error text names the URL but never the headers, so the key stays out.
-            Err(e) => Attempt::Transport(if e.is_timeout() {
-                format!("timed out after {:?}", self.config.delivery.timeout)
-            } else if e.is_connect() {
-                format!("cannot connect to {}", self.config.url)
-            } else {
-                e.without_url().to_string()
-            }),
-        }
+        http::attempt(self.request(request), self.config.delivery.timeout, &self.config.url).await
     }
 
     fn explain(&self, attempt: &Attempt) -> String {
@@ -164,6 +121,8 @@ impl Destination for Enterpret {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::config::secret::SecretString;
     use crate::config::DeliveryConfig;

@@ -64,7 +64,8 @@ impl Serialize for Tagged<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(1))?;
         match self.0 {
-            AttrValue::S(v) => map.serialize_entry("s", v)?,
+            // Enterpret has no date type (its capabilities say so); dates are text there.
+            AttrValue::S(v) | AttrValue::D(v) => map.serialize_entry("s", v)?,
             AttrValue::N(v) => map.serialize_entry("n", v)?,
             AttrValue::B(v) => map.serialize_entry("b", v)?,
         }
