@@ -221,7 +221,9 @@ fn a_good_mapping_has_no_errors_and_interpolates() {
     let yaml = format!("{HEAD}    url: ${{EBB_CFG_UNSET_Y:-http://127.0.0.1:8787}}\nid: a\ncreated_at: b\n");
     let env = OverlayEnv(Default::default());
     let mapping = ebb::spec::parse(Path::new("/tmp/m.yml"), &yaml, &env).expect("valid");
-    let ebb::destination::DestinationConfig::Enterpret(e) = &mapping.destination;
+    let ebb::destination::DestinationConfig::Enterpret(e) = &mapping.destination else {
+        panic!("an enterpret mapping")
+    };
     assert_eq!(e.url.as_str(), "http://127.0.0.1:8787/");
     assert_eq!(format!("{:?}", e.api_key), "SecretString(**redacted**)");
     let ebb::config::SourceConfig::Parquet { pattern, .. } = &mapping.source else {

@@ -146,7 +146,14 @@ impl Delivery {
     }
 
     /// What an attempt that is not retried means for the part it carried.
-    fn settle(&self, action: RetryAction, attempt: &Attempt, part: &[usize], pending: &mut Vec<Vec<usize>>, out: &mut BatchOutcome) -> Result<(), String> {
+    fn settle(
+        &self,
+        action: RetryAction,
+        attempt: &Attempt,
+        part: &[usize],
+        pending: &mut Vec<Vec<usize>>,
+        out: &mut BatchOutcome,
+    ) -> Result<(), String> {
         match action {
             RetryAction::Delivered => out.acked.extend_from_slice(part),
             RetryAction::Partial { refused } => {
@@ -161,7 +168,11 @@ impl Delivery {
                     return Err(self.destination.explain(attempt));
                 }
                 let rest: Vec<usize> = part.iter().copied().filter(|i| !refused.iter().any(|(r, _)| r == i)).collect();
-                tracing::debug!(refused = refused.len(), again = rest.len(), "records refused; sending the others again");
+                tracing::debug!(
+                    refused = refused.len(),
+                    again = rest.len(),
+                    "records refused; sending the others again"
+                );
                 out.rejected.extend(refused);
                 if !rest.is_empty() {
                     pending.push(rest);

@@ -11,8 +11,8 @@ use crate::config::env::Env;
 use crate::config::raw::{RawAlerts, RawAttribute, RawIdentity, RawSource};
 use crate::config::schedule::RawTiming;
 use crate::config::{
-    yaml, AlertsConfig, AttrType, AttributeSource, ConfigErrors, ConfigIssue, DeliveryConfig, JoinKeys, Loc, Mode, NullPolicy, RecordShape, Schedule, SourceConfig,
-    Validator,
+    yaml, AlertsConfig, AttrType, AttributeSource, ConfigErrors, ConfigIssue, DeliveryConfig, JoinKeys, Loc, Mode, NullPolicy, RecordShape,
+    Schedule, SourceConfig, Validator,
 };
 use crate::destination::keys::{RawFields, RawRecord};
 use crate::destination::profiles::RawCompany;

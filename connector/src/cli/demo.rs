@@ -1,5 +1,6 @@
 //! `ebb demo`: the quick start. Syncs the bundled sample users and accounts
-//! into an in-process stand-in, then syncs again to show that an unchanged
+//! into an in-process stand-in, as Enterpret records and as customer profiles
+//! (with `company.` properties joined from the accounts), then syncs again to show that an unchanged
 //! snapshot sends nothing. The sample data and mappings are compiled into the
 //! binary, so it works from any directory, and it keeps its state in a
 //! temporary folder, so every demo starts fresh.
@@ -25,6 +26,16 @@ const FILES: &[(&str, &[u8])] = &[
         "mappings/sample/accounts.yml",
         include_bytes!("../../../mappings/sample/accounts.yml"),
     ),
+    (
+        "mappings/sample/profiles.yml",
+        include_bytes!("../../../mappings/sample/profiles.yml"),
+    ),
+];
+
+const MAPPINGS: &[&str] = &[
+    "mappings/sample/users.yml",
+    "mappings/sample/accounts.yml",
+    "mappings/sample/profiles.yml",
 ];
 
 fn io(source: std::io::Error) -> Error {
@@ -52,11 +63,13 @@ async fn run_in(dir: &std::path::Path) -> Result<ExitCode, Error> {
     let stand_in = StandIn::start(SocketAddr::from(([127, 0, 0, 1], 0)), StandInConfig::default())
         .await
         .map_err(io)?;
-    println!("stand-in for Enterpret on {} (in-process)", stand_in.url());
+    println!("stand-in for Enterpret and for profiles on {} (in-process)", stand_in.url());
     let env = OverlayEnv(HashMap::from([
         ("ENTERPRET_URL".to_string(), stand_in.url()),
         ("ENTERPRET_USERS_API_KEY".to_string(), "local-users-key".to_string()),
         ("ENTERPRET_ACCOUNTS_API_KEY".to_string(), "local-accounts-key".to_string()),
+        ("PROFILES_URL".to_string(), stand_in.url()),
+        ("PROFILES_TOKEN".to_string(), "local-profiles-token".to_string()),
     ]));
     let state_url = format!("sqlite://{}", dir.join("state.db").display());
     let store = state::open(&state_url, false).await?;
@@ -67,7 +80,7 @@ async fn run_in(dir: &std::path::Path) -> Result<ExitCode, Error> {
     let mut ok = true;
     for round in ["first sync: everything is new", "second sync: nothing changed, so nothing is sent"] {
         println!("\n{round}");
-        for mapping in ["mappings/sample/users.yml", "mappings/sample/accounts.yml"] {
+        for mapping in MAPPINGS {
             let mapping = crate::spec::load(&dir.join(mapping), &env)?;
             let sync = SyncJob::from_mapping(mapping)?;
             let report = sync::run(&sync, store.as_ref(), &options).await?;
@@ -87,9 +100,10 @@ async fn run_in(dir: &std::path::Path) -> Result<ExitCode, Error> {
     }
     let stats = stand_in.stats();
     println!(
-        "\nthe stand-in holds {} users and {} accounts, received in {} requests of at most 15 records",
+        "\nthe stand-in holds {} users and {} accounts for Enterpret and {} profiles, received in {} requests",
         stand_in.records("users").len(),
         stand_in.records("accounts").len(),
+        stand_in.profiles().len(),
         stats.accepted_requests
     );
     println!("next: `ebb stand-in` in one terminal, then `ebb preview mappings/sample/users.yml` and `ebb sync mappings/sample/*.yml`");

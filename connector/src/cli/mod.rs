@@ -100,7 +100,7 @@ pub enum Command {
     },
     /// Forget a sync's state, so the next run sends everything.
     Reset { mapping: PathBuf },
-    /// Run a local stand-in for Enterpret's webhooks.
+    /// Run a local stand-in for Enterpret's webhooks and for a profiles API.
     StandIn {
         #[arg(long, default_value_t = 8787)]
         port: u16,
@@ -110,6 +110,14 @@ pub enum Command {
         users_key: String,
         #[arg(long, env = "STANDIN_ACCOUNTS_KEY", default_value = "local-accounts-key", hide_env_values = true)]
         accounts_key: String,
+        /// The profiles API's token, sent as `Authorization: Token <token>`.
+        #[arg(
+            long,
+            env = "STANDIN_PROFILES_TOKEN",
+            default_value = "local-profiles-token",
+            hide_env_values = true
+        )]
+        profiles_token: String,
         /// Requests per minute per object before answering 429.
         #[arg(long)]
         rpm: Option<u32>,
@@ -203,6 +211,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             host,
             users_key,
             accounts_key,
+            profiles_token,
             rpm,
             fail_ratio,
             latency_ms,
@@ -210,6 +219,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             let config = StandInConfig {
                 users_key,
                 accounts_key,
+                profiles_token,
                 rpm,
                 fail_ratio: fail_ratio.clamp(0.0, 1.0),
                 latency: Duration::from_millis(latency_ms),

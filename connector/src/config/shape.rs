@@ -121,7 +121,10 @@ impl Validator<'_> {
                     parts.push(TemplatePart::Column(column));
                 }
                 '}' => {
-                    self.push(loc, format!("{} has a `}}` without its `{{`; write `}}}}` for a brace", quote(text)));
+                    self.push(
+                        loc,
+                        format!("{} has a `}}` without its `{{`; write `}}}}` for a brace", quote(text)),
+                    );
                     return None;
                 }
                 c => literal.push(c),

@@ -30,10 +30,7 @@ pub struct RawRecord<'a> {
 }
 
 /// Which destination each record key belongs to.
-const OWNERS: &[(&str, &[&str])] = &[
-    ("enterpret", enterpret::MAPPING_KEYS),
-    ("profiles", profiles::MAPPING_KEYS),
-];
+const OWNERS: &[(&str, &[&str])] = &[("enterpret", enterpret::MAPPING_KEYS), ("profiles", profiles::MAPPING_KEYS)];
 
 impl RawRecord<'_> {
     /// The keys written, with where.
@@ -64,14 +61,26 @@ impl RawRecord<'_> {
                 continue;
             }
             let owner = OWNERS.iter().find(|(_, owned)| owned.contains(&key)).map(|(name, _)| *name);
-            let whose = owner.map(|o| format!("a key of the {o} destination")).unwrap_or_else(|| "not a key of any destination".into());
+            let whose = owner
+                .map(|o| format!("a key of the {o} destination"))
+                .unwrap_or_else(|| "not a key of any destination".into());
             let own = keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
-            v.push(&loc, format!("`{key}` is {whose}, and this mapping sends to {destination}, which takes {own}"));
+            v.push(
+                &loc,
+                format!("`{key}` is {whose}, and this mapping sends to {destination}, which takes {own}"),
+            );
         }
     }
 
     /// A key `destination` needs, or an error at the destination block that says what it is for.
-    pub fn require<'b, T>(&self, v: &mut Validator, value: &'b Option<Spanned<T>>, key: &str, destination: &str, what: &str) -> Option<&'b Spanned<T>> {
+    pub fn require<'b, T>(
+        &self,
+        v: &mut Validator,
+        value: &'b Option<Spanned<T>>,
+        key: &str,
+        destination: &str,
+        what: &str,
+    ) -> Option<&'b Spanned<T>> {
         if value.is_none() {
             v.push(&self.at, format!("{destination} needs `{key}`: {what}"));
         }

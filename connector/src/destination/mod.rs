@@ -17,11 +17,11 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::config::{DeliveryConfig, RecordShape, Validator};
-use keys::RawRecord;
 use crate::record::Change;
 pub use crate::retry::Attempt;
 use crate::retry::{self, RetryAction};
 pub use capabilities::Capabilities;
+use keys::RawRecord;
 
 /// The `destination:` block as written: one key, the destination's type.
 #[derive(Debug, Deserialize)]

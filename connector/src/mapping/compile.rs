@@ -2,7 +2,9 @@
 //! coerced to the attribute's. This is what `ebb validate` runs; it reads no rows.
 
 use crate::column::ColumnType;
-use crate::config::{did_you_mean, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, IdentitySource, TemplatePart, ValueRule};
+use crate::config::{
+    did_you_mean, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, IdentitySource, TemplatePart, ValueRule,
+};
 use crate::destination::capabilities::Identity;
 use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 use crate::source::SourceSchema;
@@ -142,7 +144,13 @@ impl Resolver<'_> {
         }
         let target = match attr.rule {
             ValueRule::Required => AttrType::String,
-            _ => ty.unwrap_or_else(|| if split.is_some() { AttrType::String } else { inferred_type(&t, types) }),
+            _ => ty.unwrap_or_else(|| {
+                if split.is_some() {
+                    AttrType::String
+                } else {
+                    inferred_type(&t, types)
+                }
+            }),
         };
         if !coercible(&t, target) {
             self.issue(column, format!("column {name} is {t} and cannot be coerced to {target}"));
@@ -165,7 +173,10 @@ impl Resolver<'_> {
     fn key(&mut self, col: &ColumnRef, what: &str) -> Option<usize> {
         let (index, t) = self.resolve(col)?;
         if !id_type_ok(&t) {
-            self.issue(col, format!("column {} is {t}; {what} must be text or an integer", quote(&col.name)));
+            self.issue(
+                col,
+                format!("column {} is {t}; {what} must be text or an integer", quote(&col.name)),
+            );
             return None;
         }
         Some(index)
@@ -190,7 +201,10 @@ impl Resolver<'_> {
                         TemplatePart::Column(col) => {
                             let (index, t) = self.resolve(col)?;
                             if t.is_list() {
-                                self.issue(col, format!("column {} is {t}; a template takes one value per column", quote(&col.name)));
+                                self.issue(
+                                    col,
+                                    format!("column {} is {t}; a template takes one value per column", quote(&col.name)),
+                                );
                                 return None;
                             }
                             Piece::Column {

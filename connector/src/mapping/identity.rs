@@ -121,6 +121,9 @@ mod tests {
         assert!(why("ada lovelace@example.com").ends_with("it holds a space"));
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(why(&long).ends_with("longer than 254 characters"));
-        assert_eq!(normalise_email(&format!("{}@example.com", "a".repeat(242))).map(|e| e.len()), Ok(254));
+        assert_eq!(
+            normalise_email(&format!("{}@example.com", "a".repeat(242))).map(|e| e.len()),
+            Ok(254)
+        );
     }
 }

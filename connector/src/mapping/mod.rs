@@ -216,7 +216,8 @@ impl CompiledMapping {
             match &attr.kind {
                 AttrKind::Constant(v) => sink.constant(&attr.name, v),
                 AttrKind::Column { col, .. } if attr.rule == ValueRule::Required => {
-                    required_text(columns[*col].value(row), &attr.name, sink, &mut text).map_err(|reason| fail(format!("{} {reason}", at())))?
+                    required_text(columns[*col].value(row), &attr.name, sink, &mut text)
+                        .map_err(|reason| fail(format!("{} {reason}", at())))?
                 }
                 AttrKind::Column { col, target, split } => coerce(
                     columns[*col].value(row),

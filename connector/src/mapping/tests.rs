@@ -12,7 +12,7 @@ use arrow::datatypes::{
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
 use crate::column::ColumnType;
-use crate::config::{did_you_mean, ValueRule, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, NullPolicy};
+use crate::config::{did_you_mean, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, NullPolicy, ValueRule};
 use crate::hash::Encoder;
 use crate::quote::{debug, quote, shorten, MAX_QUOTED_CHARS};
 use crate::record::{AttrValue, Number, Record};

@@ -65,7 +65,9 @@ impl Source for JoinedSource {
         schema.columns.retain(|(name, _)| !name.starts_with(prefix.as_str()));
         let lookup = self.lookup.schema().await?;
         let named = |(name, detail): (String, String)| (format!("{prefix}{name}"), detail);
-        schema.columns.extend(lookup.columns.into_iter().map(|(name, t)| (format!("{prefix}{name}"), t)));
+        schema
+            .columns
+            .extend(lookup.columns.into_iter().map(|(name, t)| (format!("{prefix}{name}"), t)));
         schema.unsupported.extend(lookup.unsupported.into_iter().map(named));
         schema.conflicts.extend(lookup.conflicts.into_iter().map(named));
         Ok(schema)
@@ -134,7 +136,9 @@ async fn read_lookup(source: &dyn Source, columns: &Columns, join: &JoinKeys) ->
     if let Some(keys) = key {
         let keys = keys.as_string::<i32>();
         for (i, key) in keys.iter().enumerate() {
-            let Some(key) = key.filter(|k| !k.trim().is_empty()) else { continue };
+            let Some(key) = key.filter(|k| !k.trim().is_empty()) else {
+                continue;
+            };
             rows.entry(key.to_string())
                 .and_modify(|slot| {
                     *slot = match slot {
@@ -160,10 +164,7 @@ fn concat_column(batches: &[RecordBatch], name: &str) -> Result<ArrayRef, arrow:
         DataType::Dictionary(_, value) => value.as_ref().clone(),
         other => other.clone(),
     };
-    let cast: Vec<ArrayRef> = parts
-        .iter()
-        .map(|a| arrow::compute::cast(a, &target))
-        .collect::<Result<_, _>>()?;
+    let cast: Vec<ArrayRef> = parts.iter().map(|a| arrow::compute::cast(a, &target)).collect::<Result<_, _>>()?;
     let refs: Vec<&dyn Array> = cast.iter().map(|a| a.as_ref()).collect();
     arrow::compute::concat(&refs)
 }

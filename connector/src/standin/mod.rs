@@ -1,10 +1,12 @@
-//! A local stand-in for Enterpret's webhooks, strict about the contract.
+//! A local stand-in for Enterpret's webhooks and for a profiles API, strict about each contract.
 //!
 //! It serves the quick start, the tests, docker-compose and anyone trying a
 //! mapping out. Every request is checked the way the real API would check it
 //! (path, `api-key`, body shape, record fields, 15 records, 1 MB), and what
 //! it accepts is kept, upserted by id, with a receive count per id:
-//! `GET /records/users`, `GET /records/accounts`, `GET /stats`.
+//! `GET /records/users`, `GET /records/accounts`, `GET /stats`. The profiles API is served
+//! next to it (`profiles.rs`): `POST /users/import`, `DELETE /users/{email}`,
+//! `GET /records/profiles`.
 //!
 //! Faults for testing: `--fail-ratio` (random 500s), `--rpm` (429 with
 //! `Retry-After`), `--latency-ms`, and, from code, a script of replies
@@ -39,11 +41,16 @@ use crate::quote::quote;
 use contract::{check_record, error, invalid, records_of, Accepted, Refused};
 
 mod contract;
+mod profiles;
+
+pub use profiles::HeldProfile;
 
 #[derive(Clone, Debug)]
 pub struct StandInConfig {
     pub users_key: String,
     pub accounts_key: String,
+    /// The profiles API's token (`Authorization: Token <token>`).
+    pub profiles_token: String,
     /// Requests per minute per object before 429s; `None` for no limit.
     pub rpm: Option<u32>,
     /// Share of requests answered with a 500, from 0 to 1.
@@ -56,6 +63,7 @@ impl Default for StandInConfig {
         Self {
             users_key: "local-users-key".into(),
             accounts_key: "local-accounts-key".into(),
+            profiles_token: "local-profiles-token".into(),
             rpm: None,
             fail_ratio: 0.0,
             latency: Duration::ZERO,
@@ -127,6 +135,7 @@ impl Kept {
 struct Inner {
     users: BTreeMap<String, Kept>,
     accounts: BTreeMap<String, Kept>,
+    profiles: BTreeMap<String, HeldProfile>,
     faults: VecDeque<Fault>,
     refused: HashSet<String>,
     windows: HashMap<&'static str, VecDeque<Instant>>,
@@ -201,6 +210,8 @@ impl StandIn {
         });
         let app = Router::new()
             .route("/webhook/{object}/custom", post(webhook))
+            .route("/users/import", post(profiles::import))
+            .route("/users/{email}", axum::routing::delete(profiles::remove))
             .route("/records/{object}", get(records))
             .route("/stats", get(stats))
             .route("/requests", get(requests))
@@ -245,6 +256,11 @@ impl StandIn {
         held.iter().map(|(id, kept)| kept.held(id)).collect()
     }
 
+    /// The profiles held, by email.
+    pub fn profiles(&self) -> Vec<HeldProfile> {
+        profiles::held(&self.shared.lock().profiles)
+    }
+
     pub fn stats(&self) -> Stats {
         self.shared.lock().stats.clone()
     }
@@ -266,20 +282,31 @@ impl StandIn {
     }
 }
 
-async fn webhook(State(shared): State<Arc<Shared>>, Path(object): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let mut in_flight = InFlight {
-        shared: shared.clone(),
-        run: headers.get(RUN_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string),
-        started_ms: shared.since_start_ms(),
-        status: None,
-    };
-    let response = handle(&shared, &object, &headers, &body);
-    let latency = Duration::from_millis(shared.latency_ms.load(Ordering::Relaxed));
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+impl InFlight {
+    fn start(shared: &Arc<Shared>, headers: &HeaderMap) -> InFlight {
+        InFlight {
+            shared: shared.clone(),
+            run: headers.get(RUN_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string),
+            started_ms: shared.since_start_ms(),
+            status: None,
+        }
     }
-    in_flight.status = Some(response.status().as_u16());
-    response
+
+    /// The response, after the configured latency.
+    async fn answer(&mut self, response: Response) -> Response {
+        let latency = Duration::from_millis(self.shared.latency_ms.load(Ordering::Relaxed));
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        self.status = Some(response.status().as_u16());
+        response
+    }
+}
+
+async fn webhook(State(shared): State<Arc<Shared>>, Path(object): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut in_flight = InFlight::start(&shared, &headers);
+    let response = handle(&shared, &object, &headers, &body);
+    in_flight.answer(response).await
 }
 
 fn handle(shared: &Shared, object: &str, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -305,14 +332,7 @@ fn admit(shared: &Shared, object: &str, headers: &HeaderMap, body: &[u8]) -> Res
             )))
         }
     };
-    if let Some(fault) = shared.lock().faults.pop_front() {
-        let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = error(status, "ErrCodeInjectedFault", "scripted fault");
-        if let Some(secs) = fault.retry_after_secs {
-            response.headers_mut().insert("retry-after", secs.into());
-        }
-        return Err(Box::new(response));
-    }
+    scripted_fault(shared)?;
     match headers.get("api-key").and_then(|v| v.to_str().ok()) {
         Some(k) if k == key => {}
         Some(_) => {
@@ -327,18 +347,37 @@ fn admit(shared: &Shared, object: &str, headers: &HeaderMap, body: &[u8]) -> Res
             )))
         }
     }
-    if shared.config.fail_ratio > 0.0 && rand::random::<f64>() < shared.config.fail_ratio {
-        let msg = "injected failure (--fail-ratio)";
-        return Err(Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, "ErrCodeInternal", msg)));
-    }
-    if let Some(rpm) = shared.config.rpm {
-        rate_limit(shared, list_key, rpm)?;
-    }
+    injected_failure(shared, list_key)?;
     if body.len() > MAX_BYTES {
         let msg = format!("body is {} bytes; the limit is {MAX_BYTES}", body.len());
         return Err(Box::new(error(StatusCode::PAYLOAD_TOO_LARGE, "ErrCodePayloadTooLarge", msg)));
     }
     Ok(list_key)
+}
+
+/// The next scripted reply, if one is queued: it comes before any check.
+fn scripted_fault(shared: &Shared) -> Result<(), Refused> {
+    let Some(fault) = shared.lock().faults.pop_front() else {
+        return Ok(());
+    };
+    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = error(status, "ErrCodeInjectedFault", "scripted fault");
+    if let Some(secs) = fault.retry_after_secs {
+        response.headers_mut().insert("retry-after", secs.into());
+    }
+    Err(Box::new(response))
+}
+
+/// `--fail-ratio`'s random 500s and `--rpm`'s 429s, per endpoint (`window`).
+fn injected_failure(shared: &Shared, window: &'static str) -> Result<(), Refused> {
+    if shared.config.fail_ratio > 0.0 && rand::random::<f64>() < shared.config.fail_ratio {
+        let msg = "injected failure (--fail-ratio)";
+        return Err(Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, "ErrCodeInternal", msg)));
+    }
+    if let Some(rpm) = shared.config.rpm {
+        rate_limit(shared, window, rpm)?;
+    }
+    Ok(())
 }
 
 /// A sliding minute per object: past `rpm` requests, a 429 with the seconds until a slot frees.
@@ -412,7 +451,8 @@ async fn records(State(shared): State<Arc<Shared>>, Path(object): Path<String>) 
     match object.as_str() {
         "users" => Json(inner.users.iter().map(|(id, k)| k.held(id)).collect::<Vec<_>>()).into_response(),
         "accounts" => Json(inner.accounts.iter().map(|(id, k)| k.held(id)).collect::<Vec<_>>()).into_response(),
-        _ => (StatusCode::NOT_FOUND, "use /records/users or /records/accounts").into_response(),
+        "profiles" => Json(profiles::held(&inner.profiles)).into_response(),
+        _ => (StatusCode::NOT_FOUND, "use /records/users, /records/accounts or /records/profiles").into_response(),
     }
 }
 

@@ -114,13 +114,14 @@ impl RawEnterpret {
 /// `nulls: send`, which sends it as an empty list (Enterpret then clears it).
 fn shape(v: &mut Validator, record: &RawRecord) -> RecordShape {
     record.only(v, "enterpret", MAPPING_KEYS);
-    let mut column = |value: &Option<serde_saphyr::Spanned<String>>, key: &str, what: &str| match record.require(v, value, key, "enterpret", what) {
-        Some(written) => v.column_ref(written, key),
-        None => ColumnRef {
-            name: String::new(),
-            loc: record.at.clone(),
-        },
-    };
+    let mut column =
+        |value: &Option<serde_saphyr::Spanned<String>>, key: &str, what: &str| match record.require(v, value, key, "enterpret", what) {
+            Some(written) => v.column_ref(written, key),
+            None => ColumnRef {
+                name: String::new(),
+                loc: record.at.clone(),
+            },
+        };
     let id = column(record.id, "id", "the column that holds each record's id");
     let created_at = column(record.created_at, "created_at", "the column with each record's creation time");
     let fields = record

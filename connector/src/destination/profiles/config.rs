@@ -9,7 +9,7 @@ use crate::config::raw::{RawAttribute, RawIdentity, RawSource};
 use crate::config::secret::SecretString;
 use crate::config::{
     AttrType, Attribute, AttributeSource, ColumnRef, DeliveryConfig, DeliveryLimits, IdentitySource, Join, Loc, NullPolicy, RawDelivery,
-    RecordShape, ValueRule, Validator,
+    RecordShape, Validator, ValueRule,
 };
 use crate::destination::capabilities::{Capabilities, CreatedAt, Identity, ValueType};
 use crate::destination::keys::{RawFields, RawRecord};
@@ -119,7 +119,13 @@ impl RawProfiles {
 /// A null property is left out, which removes it at the destination.
 fn shape(v: &mut Validator, record: &RawRecord) -> RecordShape {
     record.only(v, "profiles", MAPPING_KEYS);
-    let identity = match record.require(v, record.email, "email", "profiles", "the column (or template) of each profile's email") {
+    let identity = match record.require(
+        v,
+        record.email,
+        "email",
+        "profiles",
+        "the column (or template) of each profile's email",
+    ) {
         Some(email) => identity(v, email),
         None => IdentitySource::Column(ColumnRef {
             name: String::new(),
@@ -135,7 +141,10 @@ fn shape(v: &mut Validator, record: &RawRecord) -> RecordShape {
     }
     for (key, spec) in record.properties.iter().flat_map(|p| p.value.iter()) {
         if key.starts_with(COMPANY_PREFIX) {
-            let message = format!("{} starts with `{COMPANY_PREFIX}`, which names company properties; put it under `company.properties`", quote(key));
+            let message = format!(
+                "{} starts with `{COMPANY_PREFIX}`, which names company properties; put it under `company.properties`",
+                quote(key)
+            );
             v.push(&Loc::of(spec, format!("properties.{key}")), message);
             continue;
         }
@@ -162,10 +171,9 @@ fn identity(v: &mut Validator, email: &Spanned<RawIdentity>) -> IdentitySource {
         RawIdentity::Template(text) => {
             let loc = loc.child("template");
             let text = v.interpolated_at(text, &loc).unwrap_or_default();
-            v.template(&text, &loc).map(IdentitySource::Template).unwrap_or(IdentitySource::Column(ColumnRef {
-                name: String::new(),
-                loc,
-            }))
+            v.template(&text, &loc)
+                .map(IdentitySource::Template)
+                .unwrap_or(IdentitySource::Column(ColumnRef { name: String::new(), loc }))
         }
     }
 }
@@ -190,16 +198,30 @@ fn company(v: &mut Validator, company: &Spanned<crate::destination::profiles::Ra
         .properties
         .iter()
         .flat_map(|p| p.value.iter())
-        .filter_map(|(key, spec)| v.field("company.properties", key, &format!("{COMPANY_PREFIX}{key}"), spec, ValueRule::Scalar))
+        .filter_map(|(key, spec)| {
+            v.field(
+                "company.properties",
+                key,
+                &format!("{COMPANY_PREFIX}{key}"),
+                spec,
+                ValueRule::Scalar,
+            )
+        })
         .collect();
     let join = match (&company.value.source, &company.value.join) {
         (None, None) => None,
         (Some(_), None) => {
-            v.push(&at, "a company `source` needs `join: { column, key }`: the row's column and the company's key that match");
+            v.push(
+                &at,
+                "a company `source` needs `join: { column, key }`: the row's column and the company's key that match",
+            );
             None
         }
         (None, Some(join)) => {
-            v.push(&Loc::of(join, "company.join"), "`join` needs a company `source`; without one, company columns come from the row itself");
+            v.push(
+                &Loc::of(join, "company.join"),
+                "`join` needs a company `source`; without one, company columns come from the row itself",
+            );
             None
         }
         (Some(source), Some(join)) => {

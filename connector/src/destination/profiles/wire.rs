@@ -76,13 +76,35 @@ impl Serialize for Properties<'_> {
             let Some(name) = property_name(field) else { continue };
             // Fields are scalars (the mapping refuses lists); an empty one sends nothing.
             match value {
-                AttrValue::S(v) => v.first().map(|x| seq.serialize_element(&Property { name, kind: "string", value: x })),
-                AttrValue::D(v) => v.first().map(|x| seq.serialize_element(&Property { name, kind: "date", value: x })),
-                AttrValue::N(v) => v.first().map(|x| seq.serialize_element(&Property { name, kind: "number", value: x })),
+                AttrValue::S(v) => v.first().map(|x| {
+                    seq.serialize_element(&Property {
+                        name,
+                        kind: "string",
+                        value: x,
+                    })
+                }),
+                AttrValue::D(v) => v.first().map(|x| {
+                    seq.serialize_element(&Property {
+                        name,
+                        kind: "date",
+                        value: x,
+                    })
+                }),
+                AttrValue::N(v) => v.first().map(|x| {
+                    seq.serialize_element(&Property {
+                        name,
+                        kind: "number",
+                        value: x,
+                    })
+                }),
                 // Not a profiles type (the capabilities say so); sent as text if it ever gets here.
                 AttrValue::B(v) => v.first().map(|x| {
                     let text = x.to_string();
-                    seq.serialize_element(&Property { name, kind: "string", value: &text })
+                    seq.serialize_element(&Property {
+                        name,
+                        kind: "string",
+                        value: &text,
+                    })
                 }),
             }
             .transpose()?;
