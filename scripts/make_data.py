@@ -4,7 +4,8 @@ The outputs are committed, so neither the quick start nor the tests need
 Python. Rerun after changing this file:
 
     python3 -m venv /tmp/ebb-py && /tmp/ebb-py/bin/pip install pyarrow duckdb
-    /tmp/ebb-py/bin/python scripts/make_data.py
+    /tmp/ebb-py/bin/python scripts/make_data.py            # everything
+    /tmp/ebb-py/bin/python scripts/make_data.py profiles   # one group: samples, types, users, profiles
 
 Everything is deterministic (fixed seed, fixed clock), so a rerun rewrites
 byte-identical data apart from writer metadata.
@@ -209,9 +210,84 @@ def write_writer_equivalence(users):
     pq.write_table(base.drop_columns(["is_active"]), os.path.join(FIX, "users_missing_column.parquet"))
 
 
+PEOPLE_SCHEMA = pa.schema([
+    ("user_id", pa.int64()),
+    ("email", pa.string()),
+    ("full_name", pa.string()),
+    ("persona", pa.string()),
+    ("seats", pa.int32()),
+    ("score", pa.float64()),
+    ("is_admin", pa.bool_()),
+    ("last_contact_at", pa.timestamp("us", tz="UTC")),
+    ("birthday", pa.date32()),
+    ("segments", pa.list_(pa.string())),
+    ("tags", pa.string()),
+    ("account_id", pa.string()),
+])
+
+
+def write_profiles():
+    """People for the profiles destination (pyarrow), with every email and name rejection
+    among good rows, and their companies (DuckDB), before and after a change."""
+    d = os.path.join(FIX, "profiles")
+    os.makedirs(d, exist_ok=True)
+    t = dt.datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=UTC)
+    def person(i, email, name, account="acc-1", **kw):
+        row = {"user_id": i, "email": email, "full_name": name, "persona": "Admin" if i % 2 else "Analyst",
+               "seats": 10 * i, "score": i + 0.5, "is_admin": i % 2 == 1, "last_contact_at": t,
+               "birthday": dt.date(1990, 1, i), "segments": ["beta", "vip"] if i % 2 else [],
+               "tags": "a, b" if i % 2 else None, "account_id": account}
+        row.update(kw)
+        return row
+    people = [
+        person(1, "  Ada@Example.COM ", "  Ada Lovelace  "),
+        person(2, "grace@example.com", "Grace Hopper", account="acc-2", persona=None, segments=None),
+        person(3, "manager_001@large.org", "Pseudonymous Manager", account="acc-2"),
+        person(4, "alan@example.com", "Alan Turing", account="acc-3"),
+        person(5, "edsger@example.com", "Edsger Dijkstra", account="acc-missing"),
+        person(6, "barbara@example.com", "Barbara Liskov", account=None),
+        person(7, "ken@example.com", "Ken Thompson", account="acc-dup"),
+        person(8, None, "No Email"),
+        person(9, "   ", "Blank Email"),
+        person(10, "not-an-email", "No At"),
+        person(11, "two@@example.com", "Two Ats"),
+        person(12, "nodot@localhost", "No Dot"),
+        person(13, "sp ace@example.com", "Space"),
+        person(14, "x" * 250 + "@example.com", "Too Long"),
+        person(15, "noname@example.com", None),
+        person(16, "blankname@example.com", "   "),
+        person(17, "TWIN@example.com", "Twin One"),
+        person(18, "twin@example.com ", "Twin Two"),
+        person(19, "@example.com", "No Local Part"),
+    ]
+    pq.write_table(pa.Table.from_pylist(people, PEOPLE_SCHEMA), os.path.join(d, "people.parquet"))
+
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE companies AS SELECT * FROM (VALUES
+        ('acc-1', 'Analytical Engines', 250, 'EU'),
+        ('acc-2', 'Navy Labs', 40, 'US'),
+        ('acc-3', 'Bletchley', 12, 'UK'),
+        ('acc-dup', 'Twin Co A', 1, 'US'),
+        ('acc-dup', 'Twin Co B', 2, 'US')
+    ) AS c(id, account_name, employees, region)""")
+    con.execute(f"COPY companies TO '{d}/companies.parquet' (FORMAT parquet)")
+    # acc-2's mapped size changes; acc-3's unmapped region changes.
+    con.execute("UPDATE companies SET employees = 45 WHERE id = 'acc-2'")
+    con.execute("UPDATE companies SET region = 'EU' WHERE id = 'acc-3'")
+    con.execute(f"COPY companies TO '{d}/companies_changed.parquet' (FORMAT parquet)")
+
+
+GROUPS = {
+    "samples": write_samples,
+    "types": write_all_types,
+    "users": lambda: write_writer_equivalence(fixture_users()),
+    "profiles": write_profiles,
+}
+
+
 if __name__ == "__main__":
+    import sys
     os.makedirs(FIX, exist_ok=True)
-    write_samples()
-    write_all_types()
-    write_writer_equivalence(fixture_users())
-    print("wrote", SAMPLE, "and", FIX)
+    for name in sys.argv[1:] or list(GROUPS):
+        GROUPS[name]()
+    print("wrote", ", ".join(sys.argv[1:] or list(GROUPS)))

@@ -217,8 +217,14 @@ mod tests {
     use crate::retry::Attempt;
 
     /// A destination whose 200 replies list the ids it refused, as `{"refused":{"id":"why"}}`,
-    /// and which reads them itself, as a destination with per-record errors does.
-    struct RefusesSome;
+    /// and which reads them itself, as a destination with per-record errors does. With
+    /// `applies_none`, such a reply applied nothing (as a profiles 403 does), and the requests
+    /// it saw are kept.
+    #[derive(Default)]
+    struct RefusesSome {
+        applies_none: bool,
+        seen: std::sync::Mutex<Vec<Vec<String>>>,
+    }
 
     #[async_trait::async_trait]
     impl Destination for RefusesSome {
@@ -251,6 +257,7 @@ mod tests {
 
         async fn send(&self, request: &PreparedRequest) -> Attempt {
             let ids: Vec<String> = serde_json::from_slice(&request.body).unwrap_or_default();
+            self.seen.lock().expect("lock").push(ids.clone());
             let refused: serde_json::Map<String, serde_json::Value> = ids
                 .iter()
                 .filter(|id| id.starts_with("bad"))
@@ -276,6 +283,8 @@ mod tests {
                 .collect();
             if refused.is_empty() {
                 RetryAction::Delivered
+            } else if self.applies_none {
+                RetryAction::RefusedSome { refused }
             } else {
                 RetryAction::Partial { refused }
             }
@@ -292,7 +301,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_partial_reply_rejects_the_records_it_names_and_acknowledges_the_rest() {
-        let delivery = Delivery::new(Arc::new(RefusesSome), 1_000_000, Duration::from_secs(5));
+        let delivery = Delivery::new(Arc::new(RefusesSome::default()), 1_000_000, Duration::from_secs(5));
         let records: Vec<Change> = ["a", "bad1", "b", "bad2", "c"].into_iter().map(record).collect();
         let out = delivery.deliver(&records).await;
         assert_eq!(out.acked, vec![0, 2, 4]);
@@ -302,5 +311,30 @@ mod tests {
         );
         assert!(out.failed.is_empty() && out.fatal.is_none());
         assert_eq!(out.attempts, 1, "one request settled it, with no split and no retry");
+    }
+
+    #[tokio::test]
+    async fn a_reply_that_refused_some_and_applied_none_rejects_those_and_sends_the_others_again_in_one_request() {
+        let destination = Arc::new(RefusesSome {
+            applies_none: true,
+            ..RefusesSome::default()
+        });
+        let delivery = Delivery::new(destination.clone(), 1_000_000, Duration::from_secs(5));
+        let records: Vec<Change> = ["a", "bad1", "b", "bad2", "c"].into_iter().map(record).collect();
+        let out = delivery.deliver(&records).await;
+        let mut acked = out.acked.clone();
+        acked.sort_unstable();
+        assert_eq!(acked, vec![0, 2, 4]);
+        assert_eq!(
+            out.rejected,
+            vec![(1, "bad1 has no email".to_string()), (3, "bad2 has no email".to_string())]
+        );
+        assert!(out.failed.is_empty() && out.fatal.is_none());
+        let seen = destination.seen.lock().expect("lock").clone();
+        assert_eq!(
+            seen,
+            vec![vec!["a", "bad1", "b", "bad2", "c"], vec!["a", "b", "c"]],
+            "the others go again together"
+        );
     }
 }

@@ -238,3 +238,24 @@ fn hashing_from_columns_matches_hashing_the_record() {
         assert_eq!(ok_ids, vec!["1".to_string(), "2".to_string()]);
     }
 }
+
+#[test]
+fn dates_are_sent_as_iso_dates_and_times_as_rfc3339_utc_to_the_second() {
+    let date = |v: Value<'_>| to_date(&v, &mut String::new()).map(str::to_string);
+    assert_eq!(date(Value::Date(19_844)), Ok("2024-05-01".into()));
+    assert_eq!(
+        date(Value::Timestamp {
+            secs: 1_714_564_800,
+            nanos: 250_000_000
+        }),
+        Ok("2024-05-01T12:00:00Z".into())
+    );
+    let s = |x: &'static str| Value::Str(Cow::Borrowed(x));
+    assert_eq!(date(s(" 2024-05-01 ")), Ok("2024-05-01".into()));
+    assert_eq!(date(s("2024-05-01T14:00:00+02:00")), Ok("2024-05-01T12:00:00Z".into()));
+    assert!(date(s("1714564800")).expect_err("digits").contains("digits alone are not a date"));
+    assert!(date(s("May 1"))
+        .expect_err("text")
+        .contains("cannot read \"May 1\" as a date or a time"));
+    assert!(date(Value::Int(3)).expect_err("int").contains("cannot read Int(3) as a date"));
+}

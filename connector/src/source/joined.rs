@@ -19,12 +19,15 @@ use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 
 type Columns = Vec<(String, ColumnType)>;
 
+/// The lookup read for a run, with the columns it was read for.
+type Cached = Mutex<Option<(Columns, Arc<Lookup>)>>;
+
 pub struct JoinedSource {
     base: Box<dyn Source>,
     lookup: Arc<dyn Source>,
     join: Arc<JoinKeys>,
     /// The lookup as read for a run's columns; the passes of one run share it.
-    table: Arc<Mutex<Option<(Columns, Arc<Lookup>)>>>,
+    table: Arc<Cached>,
 }
 
 /// The lookup source in memory: its columns (named with the prefix) and its rows by key.
@@ -94,7 +97,7 @@ impl Source for JoinedSource {
 
 /// The lookup for these columns, read on the first pass of a run and shared by the others.
 async fn cached_lookup(
-    table: &Mutex<Option<(Columns, Arc<Lookup>)>>,
+    table: &Cached,
     source: &dyn Source,
     columns: Columns,
     join: &JoinKeys,
