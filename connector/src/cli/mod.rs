@@ -24,7 +24,7 @@ use crate::standin::StandInConfig;
 use crate::state::{self, StateStore};
 
 #[derive(Debug, Parser)]
-#[command(name = "ebb", version, about = "Sync warehouse users and accounts to Enterpret", long_about = None)]
+#[command(name = "ebb", version, about = "Sync warehouse users and accounts to Enterpret and to customer-profile platforms", long_about = None)]
 pub struct Cli {
     /// Where sync state lives: sqlite://PATH or postgres://USER@HOST/DB[?schema=NAME].
     // A PostgreSQL URL may hold a password, so the environment's value is never printed.

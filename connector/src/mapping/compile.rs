@@ -125,23 +125,7 @@ impl Resolver<'_> {
             AttributeSource::Column { column, ty, split, list } => (column, ty, split, *list),
         };
         let (col, t) = self.resolve(column)?;
-        let name = quote(&column.name);
-        if attr.rule != ValueRule::Any && t.is_list() {
-            let message = format!("{label} takes one value, and column {name} is {t}; a list column cannot be one");
-            self.issue(column, message);
-            return None;
-        }
-        if list && !t.is_list() {
-            self.issue(
-                column,
-                format!("`list: true` needs a list column, and {name} is {t}; use `split:` for delimited text"),
-            );
-            return None;
-        }
-        if split.is_some() && t != ColumnType::String {
-            self.issue(column, format!("`split` needs a string column, and {name} is {t}"));
-            return None;
-        }
+        self.shape_fits(attr, &label, column, &t, split.is_some(), list)?;
         let target = match attr.rule {
             ValueRule::Required => AttrType::String,
             _ => ty.unwrap_or_else(|| {
@@ -153,7 +137,10 @@ impl Resolver<'_> {
             }),
         };
         if !coercible(&t, target) {
-            self.issue(column, format!("column {name} is {t} and cannot be coerced to {target}"));
+            self.issue(
+                column,
+                format!("column {} is {t} and cannot be coerced to {target}", quote(&column.name)),
+            );
             return None;
         }
         Some(CompiledAttr {
@@ -167,6 +154,30 @@ impl Resolver<'_> {
             },
             rule: attr.rule,
         })
+    }
+
+    /// Whether the column's shape (a list or not) fits the field's rule, `list:` and `split:`.
+    fn shape_fits(
+        &mut self,
+        attr: &crate::config::Attribute,
+        label: &str,
+        column: &ColumnRef,
+        t: &ColumnType,
+        split: bool,
+        list: bool,
+    ) -> Option<()> {
+        let name = quote(&column.name);
+        let problem = if attr.rule != ValueRule::Any && t.is_list() {
+            format!("{label} takes one value, and column {name} is {t}; a list column cannot be one")
+        } else if list && !t.is_list() {
+            format!("`list: true` needs a list column, and {name} is {t}; use `split:` for delimited text")
+        } else if split && *t != ColumnType::String {
+            format!("`split` needs a string column, and {name} is {t}")
+        } else {
+            return Some(());
+        };
+        self.issue(column, problem);
+        None
     }
 
     /// A column that keys rows (an id, a join key): text or an integer.

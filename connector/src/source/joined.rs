@@ -96,12 +96,7 @@ impl Source for JoinedSource {
 }
 
 /// The lookup for these columns, read on the first pass of a run and shared by the others.
-async fn cached_lookup(
-    table: &Cached,
-    source: &dyn Source,
-    columns: Columns,
-    join: &JoinKeys,
-) -> Result<Arc<Lookup>, SourceError> {
+async fn cached_lookup(table: &Cached, source: &dyn Source, columns: Columns, join: &JoinKeys) -> Result<Arc<Lookup>, SourceError> {
     let mut cached = table.lock().await;
     if let Some((cols, lookup)) = cached.as_ref() {
         if *cols == columns {
