@@ -579,3 +579,43 @@ async fn from_postgresql_a_null_removes_a_property_and_a_company_change_resends_
         "{rejected:?}"
     );
 }
+
+#[tokio::test]
+async fn the_cli_validates_previews_syncs_and_reports_a_profiles_mapping() {
+    let si = stand_in().await;
+    let ws = Workspace::new();
+    ws.write("people.yml", &people_yaml(&si.url(), "email", "local-profiles-token"));
+    let state = ws.state_url();
+    let (people, companies) = (people(), companies("companies.parquet"));
+    let envs = [
+        ("PEOPLE", people.as_str()),
+        ("COMPANIES", companies.as_str()),
+        ("EBB_STATE", state.as_str()),
+    ];
+    let dir = ws.path().to_path_buf();
+    let run = move |args: &'static [&'static str]| {
+        let dir = dir.clone();
+        let envs: Vec<(String, String)> = envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        tokio::task::spawn_blocking(move || {
+            let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            ebb(&dir, args, &envs)
+        })
+    };
+    let validate = run(&["validate", "people.yml"]).await.expect("ran");
+    assert!(validate.status.success(), "{}", String::from_utf8_lossy(&validate.stderr));
+    let preview = run(&["preview", "people.yml", "--json", "--limit", "1"]).await.expect("ran");
+    let preview: Value = serde_json::from_slice(&preview.stdout).expect("one JSON document");
+    assert_eq!(preview["destination"], "profiles");
+    assert_eq!(preview["to_send"], 6);
+    let first = &preview["requests"][0];
+    assert_eq!(first["url"], format!("{}/users/import", si.url()));
+    assert_eq!(first["body"]["users"][0]["email"], "ada@example.com", "the exact body: {first}");
+    assert!(si.profiles().is_empty(), "a preview sends nothing");
+    let sync = run(&["sync", "people.yml"]).await.expect("ran");
+    assert!(sync.status.success(), "{}", String::from_utf8_lossy(&sync.stderr));
+    assert_eq!(si.profiles().len(), 6);
+    let status = run(&["status", "people.yml"]).await.expect("ran");
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("sent 6") && status.contains("invalid 13"), "{status}");
+    assert!(status.contains("email is null"), "the sample rejections are shown: {status}");
+}
