@@ -113,4 +113,24 @@ impl<'a> Validator<'a> {
             }
         }
     }
+
+    /// A destination's credential: a [`secret`](Self::secret) that must not be empty. An empty
+    /// value stands in after an error, which `finish` reports.
+    pub fn credential(&mut self, value: &Spanned<String>, field: &str, fix: &str) -> SecretString {
+        let secret = self.secret(value, field, fix);
+        if secret.as_ref().is_some_and(SecretString::is_empty) {
+            self.push(&Loc::of(value, field), "must not be empty");
+        }
+        secret.unwrap_or_else(|| SecretString::new(""))
+    }
+
+    /// A destination's base URL, or its public one when the mapping gives none. A placeholder
+    /// stands in after an error, which `finish` reports.
+    pub fn base_url(&mut self, value: &Option<Spanned<String>>, field: &str, default: &str) -> Url {
+        let url = match value {
+            None => Url::parse(default).ok(),
+            Some(u) => self.http_url(u, field),
+        };
+        url.unwrap_or_else(|| Url::parse("http://invalid.invalid").expect("static URL"))
+    }
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::config::{DeliveryConfig, RecordShape, Validator};
-use crate::record::Change;
+use crate::record::{Change, Record};
 pub use crate::retry::Attempt;
 use crate::retry::{self, RetryAction};
 pub use capabilities::Capabilities;
@@ -157,6 +157,22 @@ pub trait Destination: Send + Sync {
             Attempt::Transport(e) => e.clone(),
         }
     }
+}
+
+/// The records of changes that must all be upserts: a destination that cannot delete refuses
+/// a delete (its capabilities say so, and validation refuses `mirror`: this is a bug guard).
+pub(crate) fn upserts_only<'a>(
+    changes: &[&'a Change],
+    destination: String,
+    what: &'static str,
+) -> Result<Vec<&'a Record>, DestinationError> {
+    changes
+        .iter()
+        .map(|change| match change {
+            Change::Upsert(record) => Ok(record),
+            Change::Delete { .. } => Err(DestinationError::Unsupported(destination.clone(), what)),
+        })
+        .collect()
 }
 
 pub fn truncate(s: &str, max: usize) -> &str {

@@ -5,7 +5,7 @@ use serde_saphyr::Spanned;
 use url::Url;
 
 use crate::config::secret::SecretString;
-use crate::config::{ColumnRef, DeliveryConfig, DeliveryLimits, IdentitySource, Loc, NullPolicy, RawDelivery, RecordShape, Validator};
+use crate::config::{ColumnRef, DeliveryConfig, DeliveryLimits, IdentitySource, NullPolicy, RawDelivery, RecordShape, Validator};
 use crate::destination::capabilities::{Capabilities, CreatedAt, Identity, ValueType};
 use crate::destination::keys::RawRecord;
 use crate::destination::{bare_url, Destination, DestinationError, DestinationSettings};
@@ -81,14 +81,8 @@ impl RawEnterpret {
             ObjectKind::User => "api_key: ${ENTERPRET_USERS_API_KEY}",
             ObjectKind::Account => "api_key: ${ENTERPRET_ACCOUNTS_API_KEY}",
         };
-        let api_key = v.secret(&self.api_key, &format!("{p}.api_key"), fix);
-        if api_key.as_ref().is_some_and(SecretString::is_empty) {
-            v.push(&Loc::of(&self.api_key, format!("{p}.api_key")), "must not be empty");
-        }
-        let url = match &self.url {
-            None => Url::parse(DEFAULT_URL).ok(),
-            Some(u) => v.http_url(u, &format!("{p}.url")),
-        };
+        let api_key = v.credential(&self.api_key, &format!("{p}.api_key"), fix);
+        let url = v.base_url(&self.url, &format!("{p}.url"), DEFAULT_URL);
         let raw = RawDelivery {
             batch_size: &self.batch_size,
             requests_per_minute: &self.requests_per_minute,
@@ -103,8 +97,8 @@ impl RawEnterpret {
         };
         EnterpretConfig {
             object: self.object.value,
-            api_key: api_key.unwrap_or_else(|| SecretString::new("")),
-            url: url.unwrap_or_else(|| Url::parse("http://invalid.invalid").expect("static URL")),
+            api_key,
+            url,
             delivery: v.delivery(raw, p, limits),
         }
     }

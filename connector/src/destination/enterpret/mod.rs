@@ -13,7 +13,7 @@ mod wire;
 pub use config::{EnterpretConfig, ObjectKind, RawEnterpret, EARLIEST_CREATED_AT, MAPPING_KEYS, MAX_BYTES, MAX_RECORDS};
 
 use super::{http, truncate, Attempt, Capabilities, Destination, DestinationError, DestinationSettings, PreparedRequest, RUN_HEADER};
-use crate::record::{Change, Record};
+use crate::record::Change;
 
 pub struct Enterpret {
     config: EnterpretConfig,
@@ -66,14 +66,7 @@ impl Destination for Enterpret {
     }
 
     fn prepare(&self, changes: &[&Change]) -> Result<PreparedRequest, DestinationError> {
-        let records = changes
-            .iter()
-            .map(|change| match change {
-                Change::Upsert(record) => Ok(record),
-                // The capabilities say so, and validation refuses `mirror`: this is a bug guard.
-                Change::Delete { .. } => Err(DestinationError::Unsupported(self.describe(), "delete records")),
-            })
-            .collect::<Result<Vec<&Record>, _>>()?;
+        let records = super::upserts_only(changes, self.describe(), "delete records")?;
         let records = records.as_slice();
         let body = wire::Body {
             object: self.config.object,

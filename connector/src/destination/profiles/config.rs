@@ -87,14 +87,8 @@ impl RawProfiles {
 
     fn settings(&self, v: &mut Validator) -> ProfilesConfig {
         let p = "destination.profiles";
-        let token = v.secret(&self.token, &format!("{p}.token"), "token: ${PROFILES_TOKEN}");
-        if token.as_ref().is_some_and(SecretString::is_empty) {
-            v.push(&Loc::of(&self.token, format!("{p}.token")), "must not be empty");
-        }
-        let url = match &self.url {
-            None => Url::parse(DEFAULT_URL).ok(),
-            Some(u) => v.http_url(u, &format!("{p}.url")),
-        };
+        let token = v.credential(&self.token, &format!("{p}.token"), "token: ${PROFILES_TOKEN}");
+        let url = v.base_url(&self.url, &format!("{p}.url"), DEFAULT_URL);
         let raw = RawDelivery {
             batch_size: &self.batch_size,
             requests_per_minute: &self.requests_per_minute,
@@ -108,8 +102,8 @@ impl RawProfiles {
             default_requests_per_minute: 60,
         };
         ProfilesConfig {
-            token: token.unwrap_or_else(|| SecretString::new("")),
-            url: url.unwrap_or_else(|| Url::parse("http://invalid.invalid").expect("static URL")),
+            token,
+            url,
             delivery: v.delivery(raw, p, limits),
         }
     }

@@ -14,7 +14,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 pub use config::{ProfilesConfig, RawCompany, RawProfiles, COMPANY_PREFIX, MAPPING_KEYS, MAX_BYTES, MAX_RECORDS};
 
 use super::{http, truncate, Attempt, Capabilities, Destination, DestinationError, DestinationSettings, PreparedRequest, RUN_HEADER};
-use crate::record::{Change, Record};
+use crate::record::Change;
 use crate::retry::{self, RetryAction};
 
 pub struct Profiles {
@@ -69,14 +69,7 @@ impl Destination for Profiles {
     }
 
     fn prepare(&self, changes: &[&Change]) -> Result<PreparedRequest, DestinationError> {
-        let records = changes
-            .iter()
-            .map(|change| match change {
-                Change::Upsert(record) => Ok(record),
-                // The capabilities say so until mirror mode plans deletes: a bug guard.
-                Change::Delete { .. } => Err(DestinationError::Unsupported(self.describe(), "delete profiles yet")),
-            })
-            .collect::<Result<Vec<&Record>, _>>()?;
+        let records = super::upserts_only(changes, self.describe(), "delete profiles yet")?;
         let body = serde_json::to_vec(&wire::Body { records: &records }).map_err(DestinationError::Encode)?;
         Ok(PreparedRequest {
             method: "POST",
