@@ -727,3 +727,74 @@ async fn a_run_that_loses_its_state_connection_fails_alerts_and_the_next_slot_co
     worker.signal("TERM");
     assert!(worker.wait_exit(Duration::from_secs(15)).success(), "{}", worker.stderr());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_runs_a_profiles_mapping_counts_its_responses_and_alerts_without_the_token() {
+    let standin = stand_in().await;
+    let (hook, got) = receiver().await;
+    let ws = Workspace::new();
+    let dir = mappings_dir(&ws);
+    let profiles = |name: &str, token_var: &str| {
+        format!(
+            r#"name: {name}
+source:
+  parquet: {people}
+destination:
+  profiles:
+    url: {url}
+    token: ${{{token_var}}}
+    retry_budget_secs: 3
+email: email
+full_name: full_name
+properties:
+  seats: seats
+alerts:
+  webhook_url: ${{ALERT_URL:-{hook}}}
+"#,
+            people = common::fixture("profiles/people.parquet").display(),
+            url = standin.url()
+        )
+    };
+    std::fs::write(dir.join("good.yml"), profiles("good-profiles", "GOOD_TOKEN")).expect("write");
+    std::fs::write(dir.join("bad.yml"), profiles("bad-profiles", "BAD_TOKEN")).expect("write");
+    let envs = [("GOOD_TOKEN", "local-profiles-token"), ("BAD_TOKEN", "wrong-t0ken-s3cr3t")];
+    let mut worker = WorkerProcess::start(ws.path(), &dir, &ws.state_url(), &[], &envs);
+    assert!(worker.trigger("good-profiles").0);
+    assert!(worker.trigger("bad-profiles").0);
+    let done = wait_for("both runs", Duration::from_secs(20), async || {
+        let (good, bad) = (
+            runs(&ws.state_url(), "good-profiles").await,
+            runs(&ws.state_url(), "bad-profiles").await,
+        );
+        let finished = |r: &Vec<RunRecord>| r.last().is_some_and(|r| r.status != RunStatus::Running);
+        (finished(&good) && finished(&bad) && !got.lock().expect("lock").is_empty()).then_some((good, bad))
+    })
+    .await;
+    // Without a company source, only the email and name rejections are left: 7 of 19 go.
+    assert_eq!(done.0.last().map(|r| (r.status, r.counts.sent)), Some((RunStatus::Completed, 7)));
+    assert_eq!(done.1.last().map(|r| r.status), Some(RunStatus::Failed));
+    assert_eq!(standin.profiles().len(), 7);
+    let (_, metrics) = worker.get("/metrics").await;
+    assert_eq!(
+        sample(&metrics, r#"ebb_destination_responses_total{destination="profiles",status="2xx"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(&metrics, r#"ebb_destination_responses_total{destination="profiles",status="4xx"}"#),
+        1.0
+    );
+    let alerts = got.lock().expect("lock").clone();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(
+        (alerts[0]["alert"].as_str(), alerts[0]["sync"].as_str()),
+        (Some("run_failed"), Some("bad-profiles"))
+    );
+    assert!(
+        alerts[0]["message"].as_str().unwrap_or("").contains("token was refused"),
+        "{}",
+        alerts[0]
+    );
+    assert!(!alerts[0].to_string().contains("s3cr3t"), "the token never reaches an alert");
+    worker.signal("TERM");
+    worker.wait_exit(Duration::from_secs(15));
+}

@@ -1,29 +1,34 @@
 //! ebb: a reverse-ETL connector. It keeps a customer-feedback platform's copy
-//! of users and accounts in step with a warehouse table.
+//! of users and accounts in step with a warehouse table: Enterpret's records, or
+//! customer profiles in the style of EnjoyHQ.
 //!
 //! The pipeline, one module per stage:
 //!
 //! ```text
 //! source ──batches──▶ mapping ──records──▶ hash + diff ──changes──▶ delivery ──▶ destination
-//! (Parquet,            (YAML)               (state)    (upserts,   (retry, split,   (Enterpret)
-//!  PostgreSQL)                                          deletes)    rate limit)
+//! (Parquet,            (YAML)               (state)    (upserts,   (retry, split,   (Enterpret,
+//!  PostgreSQL,                                          deletes)    rate limit)      profiles)
+//!  joined)
 //!                                  state ◀──────────── commit of acknowledged records
 //! ```
 //!
 //! - [`config`]: the generic sections of mapping files, validated with `file:line:column`
-//!   errors, and secrets; it knows no destination.
-//! - [`spec`]: a whole mapping: the generic sections plus the destination's own block.
-//! - [`source`]: the `Source` trait, the Parquet and PostgreSQL sources; [`column`] the
+//!   errors, and secrets, and the `RecordShape` every destination's keys become; it knows
+//!   no destination.
+//! - [`spec`]: a whole mapping: the generic sections plus the destination's own block and keys.
+//! - [`source`]: the `Source` trait, the Parquet and PostgreSQL sources, and a source joined
+//!   to a lookup source by key; [`column`] the
 //!   logical column types they report; [`pg_url`] what ebb checks in a PostgreSQL URL.
 //! - [`mapping`]: rows to canonical [`record::Record`]s, or rejections with reasons.
 //! - [`hash`]: the versioned canonical hash kept in state.
 //! - [`diff`]: pure selection of what to send against state, gone counts, duplicates, drift.
 //! - [`state`]: the `StateStore` trait, its SQL written once for SQLite and PostgreSQL, and run locks.
 //! - [`destination`]: the `Destination` trait, capabilities as data, and one module per
-//!   destination owning its config, validation, limits and wire format (Enterpret's webhooks).
+//!   destination owning its config, record keys, validation, limits, wire format and reply
+//!   reading (Enterpret's webhooks, a customer-profiles API).
 //! - [`retry`] and [`delivery`]: classification, backoff, splitting, rate limit.
 //! - [`sync`]: the only module that sees every seam: plan, deliver, commit.
-//! - [`standin`]: a local, strict stand-in for the destination.
+//! - [`standin`]: a local, strict stand-in for each destination.
 //! - [`worker`]: `ebb worker`: schedules, triggers, metrics and shutdown for long-lived runs.
 //! - [`alerts`]: alert rules over a run and its history, sent to a webhook.
 //! - [`cli`]: the `ebb` commands.
