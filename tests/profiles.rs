@@ -328,10 +328,6 @@ fn keys_of_the_other_destination_and_bad_profiles_keys_are_validate_errors_that_
         ),
         ("email: { templat: \"u-{id}@x.y\" }\nfull_name: who\n", "unknown field `templat`"),
         (
-            "email: email\nfull_name: who\nmode: mirror\n",
-            "`mirror` needs a destination that can delete records",
-        ),
-        (
             "email: email\nfull_name: who\nnulls: send\n",
             "`nulls` is a key of the enterpret destination",
         ),

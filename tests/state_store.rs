@@ -169,6 +169,7 @@ async fn contract(store: &dyn StateStore) {
         unchanged: 4,
         gone: 1,
         sent: 4,
+        deleted: 2,
         rejected: 1,
         failed: 0,
     };

@@ -17,6 +17,7 @@ pub enum AlertKind {
     RejectedRatio,
     FullResync,
     RowCountChange,
+    GuardBlocked,
 }
 
 impl AlertKind {
@@ -26,6 +27,7 @@ impl AlertKind {
             AlertKind::RejectedRatio => "rejected_ratio",
             AlertKind::FullResync => "full_resync",
             AlertKind::RowCountChange => "row_count_change",
+            AlertKind::GuardBlocked => "guard_blocked",
         }
     }
 }
@@ -59,6 +61,7 @@ pub struct Alert {
 pub fn evaluate(config: &AlertsConfig, report: &RunReport, earlier: &[RunRecord], raised_by: &str) -> Vec<Alert> {
     [
         run_failed(config, report),
+        guard_blocked(report),
         rejected_ratio(config, report),
         full_resync(config, report, earlier),
         row_count_change(config, report, earlier),
@@ -90,6 +93,14 @@ fn run_failed(config: &AlertsConfig, report: &RunReport) -> Raised {
     (config.on_failure && report.status == RunStatus::Failed).then(|| {
         let error = report.error.as_deref().unwrap_or("no error recorded");
         (AlertKind::RunFailed, format!("{} failed: {error}", report.sync))
+    })
+}
+
+/// Always raised where alerts are configured: a blocked run waits for a person.
+fn guard_blocked(report: &RunReport) -> Raised {
+    (report.status == RunStatus::Blocked).then(|| {
+        let why = report.error.as_deref().unwrap_or("blocked by a guard");
+        (AlertKind::GuardBlocked, format!("{} was {why}", report.sync))
     })
 }
 
@@ -355,6 +366,24 @@ mod tests {
                 .contains("the state was for enterpret users at https://old.example, not this destination"),
             "{}",
             full[0].message
+        );
+    }
+
+    #[test]
+    fn a_blocked_run_raises_guard_blocked_with_the_guard_and_nothing_else() {
+        let mut blocked = report(RunStatus::Blocked, 100, 0, false);
+        blocked.error = Some("blocked by guard `max_deletes`: 7 deletes planned, over the limit of 5".into());
+        let quiet = AlertsConfig {
+            on_failure: true,
+            ..config()
+        };
+        let raised = evaluate(&quiet, &blocked, &[], "t");
+        let kinds: Vec<&str> = raised.iter().map(|a| a.alert.as_str()).collect();
+        assert_eq!(kinds, ["guard_blocked"], "not run_failed as well");
+        assert!(
+            raised[0].message.contains("max_deletes") && raised[0].message.contains("7 deletes planned"),
+            "{}",
+            raised[0].message
         );
     }
 }

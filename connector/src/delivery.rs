@@ -128,7 +128,7 @@ impl Delivery {
             if let Some(observer) = &self.observer {
                 observer.attempted(&self.label, sent_at.elapsed().as_secs_f64(), &attempt);
             }
-            let delay = match self.destination.classify(&attempt) {
+            let delay = match self.destination.classify(request, &attempt) {
                 RetryAction::Retry { after } => after.unwrap_or_else(|| delays.next().unwrap_or(self.max_backoff)),
                 action => return self.settle(action, &attempt, part, pending, out),
             };
@@ -241,6 +241,7 @@ mod tests {
                 max_batch_records: 10,
                 max_request_bytes: 1_000_000,
                 can_delete: false,
+                deletes_per_request: 0,
             }
         }
 
@@ -270,7 +271,7 @@ mod tests {
             }
         }
 
-        fn classify(&self, attempt: &Attempt) -> RetryAction {
+        fn classify(&self, _request: &PreparedRequest, attempt: &Attempt) -> RetryAction {
             let Attempt::Response { status: 200, body, .. } = attempt else {
                 return crate::retry::classify(attempt);
             };

@@ -97,7 +97,14 @@ pub fn select(seen: &[IndexEntry], stored: &RecordIndex, mode: Mode, full: bool)
 
 /// Stored records that no row has the id of: not a valid one, nor a rejected or duplicate one.
 pub fn count_gone(stored: &RecordIndex, seen: &[IndexEntry], duplicates: &[Duplicate], rejected_ids: &[(u128, String)]) -> u64 {
-    let (mut j, mut gone) = (0, 0u64);
+    gone_keys(stored, seen, duplicates, rejected_ids).len() as u64
+}
+
+/// The keys in state that are absent from the snapshot: sorted. A rejected row or a duplicate
+/// id is present (its record stays where it is), so only an identity that left the source is gone.
+pub fn gone_keys(stored: &RecordIndex, seen: &[IndexEntry], duplicates: &[Duplicate], rejected_ids: &[(u128, String)]) -> Vec<u128> {
+    let mut j = 0;
+    let mut gone = Vec::new();
     let dup_keys: HashSet<u128> = duplicates.iter().map(|d| d.key).collect();
     for e in stored.entries() {
         while j < seen.len() && seen[j].key < e.key {
@@ -106,7 +113,9 @@ pub fn count_gone(stored: &RecordIndex, seen: &[IndexEntry], duplicates: &[Dupli
         let present = (j < seen.len() && seen[j].key == e.key)
             || dup_keys.contains(&e.key)
             || rejected_ids.binary_search_by_key(&e.key, |(k, _)| *k).is_ok();
-        gone += u64::from(!present);
+        if !present {
+            gone.push(e.key);
+        }
     }
     gone
 }

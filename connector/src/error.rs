@@ -20,6 +20,9 @@ pub enum Error {
     Destination(#[from] DestinationError),
     #[error("interrupted")]
     Interrupted,
+    /// A guard stopped the run before anything was sent.
+    #[error("{0}")]
+    Blocked(#[from] crate::config::GuardBlocked),
     #[error("sync {} is already running: another ebb process holds its lock", crate::quote::quote(.0))]
     AlreadyRunning(String),
     #[error("{context}: {source}")]
@@ -43,7 +46,7 @@ impl Error {
             Error::State(_) => Some("check --state / EBB_STATE"),
             Error::Destination(_) => Some("records not acknowledged stay unsynced and are sent by the next run"),
             Error::AlreadyRunning(_) => Some("nothing was done; pass --wait to wait for the other run to finish"),
-            Error::Interrupted | Error::Io { .. } | Error::Json(_) => None,
+            Error::Interrupted | Error::Blocked(_) | Error::Io { .. } | Error::Json(_) => None,
         }
     }
 }

@@ -8,11 +8,12 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::config::env::Env;
+use crate::config::guards::RawGuards;
 use crate::config::raw::{RawAlerts, RawAttribute, RawIdentity, RawSource};
 use crate::config::schedule::RawTiming;
 use crate::config::{
-    yaml, AlertsConfig, AttrType, AttributeSource, ConfigErrors, ConfigIssue, DeliveryConfig, JoinKeys, Loc, Mode, NullPolicy, RecordShape,
-    Schedule, SourceConfig, Validator,
+    yaml, AlertsConfig, AttrType, AttributeSource, ConfigErrors, ConfigIssue, DeliveryConfig, Guards, JoinKeys, Loc, Mode, NullPolicy,
+    RecordShape, Schedule, SourceConfig, Validator,
 };
 use crate::destination::keys::{RawFields, RawRecord};
 use crate::destination::profiles::RawCompany;
@@ -66,6 +67,9 @@ pub struct RawMapping {
     pub continuous: Option<Spanned<bool>>,
     #[serde(default)]
     pub alerts: Option<Spanned<RawAlerts>>,
+    /// Limits on what one run may change.
+    #[serde(default)]
+    pub guards: Option<Spanned<RawGuards>>,
 }
 
 /// A validated mapping: one sync.
@@ -82,6 +86,7 @@ pub struct Mapping {
     /// When `ebb worker` runs it; `None` runs only on a trigger.
     pub schedule: Option<Schedule>,
     pub alerts: Option<AlertsConfig>,
+    pub guards: Guards,
 }
 
 impl Mapping {
@@ -131,6 +136,7 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
         continuous: &raw.continuous,
     });
     let alerts = raw.alerts.as_ref().and_then(|a| v.alerts(a));
+    let guards = raw.guards.as_ref().map(|g| v.guards(g)).unwrap_or_default();
     Mapping {
         file: v.file().to_path_buf(),
         name,
@@ -141,6 +147,7 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
         record,
         schedule,
         alerts,
+        guards,
     }
 }
 

@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::spec::{self, Mapping};
 use crate::standin::StandInConfig;
 use crate::state::{self, StateStore};
+use crate::sync::AllowGuards;
 
 #[derive(Debug, Parser)]
 #[command(name = "ebb", version, about = "Sync warehouse users and accounts to Enterpret and to customer-profile platforms", long_about = None)]
@@ -88,6 +89,12 @@ pub enum Command {
         /// If another run of a sync holds its lock, wait for it instead of exiting.
         #[arg(long)]
         wait: bool,
+        /// Let this run pass one guard (repeatable), after looking at `ebb preview`.
+        #[arg(long = "allow-guard", value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(crate::config::GUARD_NAMES))]
+        allow_guard: Vec<String>,
+        /// Let this run pass every guard.
+        #[arg(long, conflicts_with = "allow_guard")]
+        allow_guards: bool,
     },
     /// The last runs per sync, with counts, status and sample rejections.
     Status {
@@ -203,7 +210,22 @@ async fn dispatch(cli: Cli) -> ExitCode {
             full,
             json,
             wait,
-        } => run::run_syncs(&cli.state, &mappings, run::SyncFlags { full, json, wait }, &env).await,
+            allow_guard,
+            allow_guards,
+        } => {
+            let allow_guards = match (allow_guards, allow_guard.is_empty()) {
+                (true, _) => AllowGuards::All,
+                (false, true) => AllowGuards::None,
+                (false, false) => AllowGuards::Some(allow_guard),
+            };
+            let flags = run::SyncFlags {
+                full,
+                json,
+                wait,
+                allow_guards,
+            };
+            run::run_syncs(&cli.state, &mappings, flags, &env).await
+        }
         Command::Status { mappings, json, limit } => report(status::status(&cli.state, &mappings, json, limit, &env).await),
         Command::Reset { mapping } => report(status::reset(&cli.state, &mapping, &env).await),
         Command::StandIn {
@@ -268,8 +290,12 @@ pub(super) async fn open_store(url: &str, read_only: bool) -> Result<Box<dyn Sta
 }
 
 fn counts_line(c: &state::RunCounts) -> String {
+    let deleted = match c.deleted {
+        0 => String::new(),
+        n => format!(" · deleted {n}"),
+    };
     format!(
-        "source {} · invalid {} · new {} · changed {} · unchanged {} · gone {} → sent {} · rejected {} · failed {}",
+        "source {} · invalid {} · new {} · changed {} · unchanged {} · gone {} → sent {}{deleted} · rejected {} · failed {}",
         c.source, c.invalid, c.new, c.changed, c.unchanged, c.gone, c.sent, c.rejected, c.failed
     )
 }

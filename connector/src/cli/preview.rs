@@ -34,6 +34,10 @@ pub(super) async fn preview(state_url: &str, path: &Path, limit: usize, json: bo
         preview.to_send,
         if preview.to_send == 1 { "" } else { "s" }
     );
+    print_deletes(&preview.to_delete, limit);
+    if let Some(blocked) = &preview.blocked {
+        println!("  a sync would be {blocked}");
+    }
     for (i, r) in preview.rejections.iter().take(10).enumerate() {
         if i == 0 {
             println!("  rejected rows (first {}):", preview.rejections.len().min(10));
@@ -44,13 +48,28 @@ pub(super) async fn preview(state_url: &str, path: &Path, limit: usize, json: bo
         println!(
             "\nrequest {} of {}: {} {}",
             i + 1,
-            preview.to_send.div_ceil(sync.destination.capabilities().max_batch_records.max(1)),
+            preview.to_send.div_ceil(sync.destination.capabilities().max_batch_records.max(1)) + preview.to_delete.len(),
             request.method,
             request.url
         );
         print_json(&request.body)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The deletes a mirror run would send, the first `limit` by identity.
+fn print_deletes(to_delete: &[String], limit: usize) {
+    if to_delete.is_empty() {
+        return;
+    }
+    let s = if to_delete.len() == 1 { "" } else { "s" };
+    println!("  would delete {} record{s} that left the source (mirror):", to_delete.len());
+    for id in to_delete.iter().take(limit.max(10)) {
+        println!("    {id}");
+    }
+    if to_delete.len() > limit.max(10) {
+        println!("    … and {} more (`--json` lists them all)", to_delete.len() - limit.max(10));
+    }
 }
 
 pub(super) async fn test(path: &Path, records: usize, env: &dyn Env) -> Result<ExitCode, Error> {

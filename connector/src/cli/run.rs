@@ -13,7 +13,7 @@ use crate::config::ConfigErrors;
 use crate::error::Error;
 use crate::spec::{self, Mapping};
 use crate::state::{self, StateStore};
-use crate::sync::{self, RunOptions, RunReport, SyncJob};
+use crate::sync::{self, AllowGuards, RunOptions, RunReport, SyncJob};
 
 pub(super) fn print_report(r: &RunReport) {
     println!(
@@ -88,10 +88,19 @@ pub(super) struct SyncFlags {
     pub full: bool,
     pub json: bool,
     pub wait: bool,
+    pub allow_guards: AllowGuards,
 }
 
+/// Exit code of `ebb sync` when a guard blocked a sync and nothing failed.
+pub const EXIT_BLOCKED: u8 = 3;
+
 pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFlags, env: &dyn Env) -> ExitCode {
-    let SyncFlags { full, json, wait } = flags;
+    let SyncFlags {
+        full,
+        json,
+        wait,
+        allow_guards,
+    } = flags;
     // Every mapping is checked before any sync starts: a typo in the third must not leave two half-done.
     let prepared = match load_all(paths, env) {
         Ok(mappings) => open_store(state_url, false).await.map(|store| (mappings, store)),
@@ -107,9 +116,11 @@ pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFla
         progress: (!json).then(|| Arc::new(progress::Bar::default()) as Arc<dyn sync::Progress>),
         cancel: cancel.clone(),
         wait_for_lock: wait,
+        allow_guards,
         ..RunOptions::default()
     };
     let mut failed = false;
+    let mut blocked = false;
     let mut busy = false;
     let mut reports = Vec::new();
     for mapping in mappings {
@@ -118,7 +129,8 @@ pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFla
         }
         match run_one(mapping, store.as_ref(), &options).await {
             Ok(r) => {
-                failed |= r.status != state::RunStatus::Completed;
+                blocked |= r.status == state::RunStatus::Blocked;
+                failed |= !matches!(r.status, state::RunStatus::Completed | state::RunStatus::Blocked);
                 if !json {
                     print_report(&r);
                 }
@@ -142,6 +154,8 @@ pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFla
     }
     if failed {
         ExitCode::FAILURE
+    } else if blocked {
+        ExitCode::from(EXIT_BLOCKED)
     } else if busy {
         ExitCode::from(EXIT_ALREADY_RUNNING)
     } else {

@@ -36,6 +36,8 @@ pub struct Capabilities {
     pub max_request_bytes: usize,
     /// Whether records can be deleted (needed by `mode: mirror`).
     pub can_delete: bool,
+    /// Most deletes in one request, where the destination can delete.
+    pub deletes_per_request: usize,
 }
 
 impl Capabilities {

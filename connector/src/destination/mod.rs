@@ -144,10 +144,11 @@ pub trait Destination: Send + Sync {
     fn prepare(&self, changes: &[&Change]) -> Result<PreparedRequest, DestinationError>;
     /// One attempt, no retries.
     async fn send(&self, request: &PreparedRequest) -> Attempt;
-    /// What to do after an attempt: the shared policy of [`retry::classify`], unless this
-    /// destination reads more from its replies (a 2xx or a 4xx body that names the records it
-    /// refused, as [`RetryAction::Partial`]).
-    fn classify(&self, attempt: &Attempt) -> RetryAction {
+    /// What to do after an attempt at `request`: the shared policy of [`retry::classify`],
+    /// unless this destination reads more from its replies (a 2xx or a 4xx body that names the
+    /// records it refused, as [`RetryAction::Partial`]; a 404 to a delete, which is done).
+    fn classify(&self, request: &PreparedRequest, attempt: &Attempt) -> RetryAction {
+        let _ = request;
         retry::classify(attempt)
     }
     /// A one-line account of a failed attempt, in the destination's own terms.

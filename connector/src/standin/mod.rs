@@ -245,6 +245,11 @@ impl StandIn {
         self.shared.lock().faults.extend(faults);
     }
 
+    /// Drops the scripted replies not used yet.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
     /// Requests carrying one of these ids are refused with a 400 naming the id.
     pub fn refuse_ids(&self, ids: impl IntoIterator<Item = String>) {
         self.shared.lock().refused.extend(ids);

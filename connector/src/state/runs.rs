@@ -11,6 +11,8 @@ pub enum RunStatus {
     Completed,
     Failed,
     Interrupted,
+    /// A guard stopped the run before anything was sent.
+    Blocked,
 }
 
 impl RunStatus {
@@ -20,6 +22,7 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Blocked => "blocked",
         }
     }
 
@@ -30,6 +33,7 @@ impl RunStatus {
             "completed" => RunStatus::Completed,
             "failed" => RunStatus::Failed,
             "interrupted" => RunStatus::Interrupted,
+            "blocked" => RunStatus::Blocked,
             _ => return None,
         })
     }
@@ -44,7 +48,10 @@ pub struct RunCounts {
     pub unchanged: u64,
     /// In state but no longer in the snapshot; nothing is sent for them.
     pub gone: u64,
+    /// Upserts the destination acknowledged.
     pub sent: u64,
+    /// Deletes the destination acknowledged (mirror mode).
+    pub deleted: u64,
     pub rejected: u64,
     pub failed: u64,
 }
@@ -171,6 +178,7 @@ pub(crate) struct RunRow {
     unchanged: i64,
     gone: i64,
     sent: i64,
+    deleted: i64,
     rejected: i64,
     failed: i64,
     error: Option<String>,
@@ -204,6 +212,7 @@ impl TryFrom<RunRow> for RunRecord {
                 unchanged: n(r.unchanged),
                 gone: n(r.gone),
                 sent: n(r.sent),
+                deleted: n(r.deleted),
                 rejected: n(r.rejected),
                 failed: n(r.failed),
             },

@@ -86,7 +86,7 @@ where
 pub(crate) const ROWS_PER_INSERT: usize = 150;
 
 const RUN_COLUMNS: &str = "id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, \
-     sent, rejected, failed, error, origin, scheduled_for, worker";
+     sent, deleted, rejected, failed, error, origin, scheduled_for, worker";
 
 /// Runs a retention pass may delete: finished, started before `$1`, and not the latest of their sync.
 const PRUNABLE_RUNS: &str =
@@ -355,7 +355,7 @@ where
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         sqlx::query::<B::Db>(
             "UPDATE runs SET ended_at = $1, status = $2, source_rows = $3, invalid = $4, new = $5, changed = $6, unchanged = $7, \
-             gone = $8, sent = $9, rejected = $10, failed = $11, error = $12 WHERE id = $13",
+             gone = $8, sent = $9, rejected = $10, failed = $11, error = $12, deleted = $13 WHERE id = $14",
         )
         .bind(now_secs())
         .bind(status.as_str())
@@ -369,6 +369,7 @@ where
         .bind(count(c.rejected))
         .bind(count(c.failed))
         .bind(error)
+        .bind(count(c.deleted))
         .bind(run)
         .execute(self.pool())
         .await?;

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use super::plan::Plan;
 use super::SyncJob;
+use crate::destination::Capabilities;
 use crate::error::Error;
 use crate::hash::id_key;
 use crate::record::Change;
@@ -31,13 +32,16 @@ impl Producer {
     }
 }
 
-/// Pass 2: the planned records, in source order, in batches of `batch_size`.
+/// Pass 2: the planned records, in source order, in batches as big as the destination takes,
+/// then the planned deletes in batches of their own.
 pub fn planned_batches(
     sync: &SyncJob,
     plan: &Plan,
-    batch_size: usize,
+    capabilities: &Capabilities,
     max_batches: Option<usize>,
 ) -> (mpsc::Receiver<Vec<Change>>, Producer) {
+    let batch_size = capabilities.max_batch_records.max(1);
+    let deletes_per_request = capabilities.deletes_per_request.max(1);
     let (tx, rx) = mpsc::channel(8);
     if plan.to_send.is_empty() && plan.to_delete.is_empty() {
         // Nothing to send: no need to read the source again.
@@ -76,9 +80,10 @@ pub fn planned_batches(
                 batches += 1;
             }
         }
-        current.extend(deletes.iter().map(|id| Change::Delete { id: id.clone() }));
-        for b in current.chunks(batch_size) {
-            if max_batches.is_some_and(|m| batches >= m) || tx.send(b.to_vec()).await.is_err() {
+        let deletes: Vec<Change> = deletes.iter().map(|id| Change::Delete { id: id.clone() }).collect();
+        let last = (!current.is_empty()).then_some(current);
+        for b in last.into_iter().chain(deletes.chunks(deletes_per_request).map(<[Change]>::to_vec)) {
+            if max_batches.is_some_and(|m| batches >= m) || tx.send(b).await.is_err() {
                 return Ok(());
             }
             batches += 1;

@@ -84,12 +84,12 @@ impl CommitWindow<'_> {
         let RunContext { sync, run_id, lock, .. } = *self.context;
         let config = sync.mapping.delivery();
         let gate = lock.gate();
-        let batch_size = sync.destination.capabilities().max_batch_records.max(1);
+        let capabilities = sync.destination.capabilities();
         let mut delivery = Delivery::new(sync.destination.clone(), config.requests_per_minute, config.retry_budget);
         delivery.run = Some(format!("{}/{run_id}", sync.name()));
         delivery.observer = self.context.options.observer.clone();
         let delivery = Arc::new(delivery);
-        let (mut rx, producer) = planned_batches(sync, plan, batch_size, None);
+        let (mut rx, producer) = planned_batches(sync, plan, &capabilities, None);
         let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).take_until(stop.clone().cancelled_owned());
         let in_flight = Box::pin(
             batches
@@ -137,7 +137,8 @@ impl CommitWindow<'_> {
                 hash: *hash,
             }));
         }
-        counts.sent += (acked.len() + deleted.len()) as u64;
+        counts.sent += acked.len() as u64;
+        counts.deleted += deleted.len() as u64;
         let mut rejected: Vec<StoredRejection> = Vec::new();
         let mut failed = 0;
         for (batch, outcome) in done {
@@ -159,7 +160,7 @@ impl CommitWindow<'_> {
             store.add_rejections(run_id, sync.name(), &rejected).await?;
         }
         if let Some(progress) = &self.context.options.progress {
-            progress.advance((acked.len() + rejected.len() + failed) as u64);
+            progress.advance((acked.len() + deleted.len() + rejected.len() + failed) as u64);
         }
         Ok(())
     }

@@ -24,6 +24,7 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{GuardBlocked, Mode, Planned};
 use crate::delivery::AttemptObserver;
 use crate::destination::Destination;
 use crate::error::Error;
@@ -128,6 +129,42 @@ pub struct RunOptions {
     pub worker: Option<String>,
     /// Sees every delivery attempt (the worker's metrics).
     pub observer: Option<Arc<dyn AttemptObserver>>,
+    /// The guards this run may pass (`--allow-guard NAME`), or all of them (`--allow-guards`).
+    pub allow_guards: AllowGuards,
+}
+
+/// Which guards a run may pass, once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AllowGuards {
+    #[default]
+    None,
+    Some(Vec<String>),
+    All,
+}
+
+impl AllowGuards {
+    pub fn allows(&self, guard: &str) -> bool {
+        match self {
+            AllowGuards::None => false,
+            AllowGuards::Some(names) => names.iter().any(|n| n == guard),
+            AllowGuards::All => true,
+        }
+    }
+}
+
+/// The guard the plan passes, if one does and the run may not pass it.
+pub(crate) fn guard(sync: &SyncJob, plan: &Plan, in_state: usize, allow: &AllowGuards) -> Option<GuardBlocked> {
+    let planned = Planned {
+        source_rows: plan.counts.source,
+        new: plan.counts.new,
+        changed: plan.counts.changed,
+        deletes: plan.to_delete().len() as u64,
+        in_state: in_state as u64,
+        mirror: sync.mapping.mode == Mode::Mirror,
+    };
+    let blocked = sync.mapping.guards.check(&planned, &|g| allow.allows(g))?;
+    tracing::warn!(sync = %sync.name(), guard = blocked.guard, "run blocked by a guard");
+    Some(blocked)
 }
 
 impl Default for RunOptions {
@@ -142,6 +179,7 @@ impl Default for RunOptions {
             scheduled_for: None,
             worker: None,
             observer: None,
+            allow_guards: AllowGuards::None,
         }
     }
 }
@@ -190,6 +228,7 @@ pub async fn run_locked(sync: &SyncJob, store: &dyn StateStore, options: &RunOpt
     let (status, error) = match &result {
         Ok(()) => (RunStatus::Completed, None),
         Err(Error::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
+        Err(Error::Blocked(blocked)) => (RunStatus::Blocked, Some(blocked.to_string())),
         Err(e) => (RunStatus::Failed, Some(e.to_string())),
     };
     store.finish_run(run_id, status, &counts, error.as_deref()).await?;
@@ -227,17 +266,21 @@ impl RunContext<'_> {
         let plan = tokio::select! {
             biased;
             () = self.options.cancel.cancelled() => return Err(Error::Interrupted),
-            plan = plan(sync, &stored, self.options.full) => plan?,
+            plan = plan(sync, store, &stored, self.options.full) => plan?,
         };
         *counts = plan.counts.clone();
         store.add_rejections(self.run_id, name, &plan.rejections).await?;
+        if let Some(blocked) = guard(sync, &plan, stored.index.len(), &self.options.allow_guards) {
+            // Nothing is sent and nothing is committed: the schema is not saved either.
+            return Err(Error::Blocked(blocked));
+        }
         store.save_schema(name, plan.compiled.columns()).await?;
         if self.options.cancel.is_cancelled() {
-            counts.failed = plan.to_send() as u64;
+            counts.failed = plan.changes() as u64;
             return Err(Error::Interrupted);
         }
         if let Err(lost) = self.lock.check() {
-            counts.failed = plan.to_send() as u64;
+            counts.failed = plan.changes() as u64;
             return Err(lost.into());
         }
         let mut committed = Committed {
@@ -266,7 +309,7 @@ impl RunContext<'_> {
     async fn deliver(&self, plan: &Plan, counts: &mut RunCounts, committed: &mut Committed, replace: bool) -> Result<(), Error> {
         let progress = self.options.progress.as_deref();
         if let Some(progress) = progress {
-            progress.start(self.sync.name(), plan.to_send() as u64);
+            progress.start(self.sync.name(), plan.changes() as u64);
         }
         let mut window = CommitWindow {
             context: self,
@@ -278,7 +321,7 @@ impl RunContext<'_> {
         if let Some(progress) = progress {
             progress.finish();
         }
-        counts.failed = (plan.to_send() as u64).saturating_sub(counts.sent + counts.rejected);
+        counts.failed = (plan.changes() as u64).saturating_sub(counts.sent + counts.deleted + counts.rejected);
         let stopped_early = result?;
         if stopped_early && counts.failed > 0 {
             return Err(Error::Interrupted);

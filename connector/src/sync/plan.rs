@@ -7,12 +7,13 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::SyncJob;
+use crate::config::Mode;
 use crate::diff::{self, Duplicate};
 use crate::error::Error;
 use crate::hash::id_key;
 use crate::mapping::{CompiledMapping, Rejection};
 use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
-use crate::state::{IndexEntry, RejectionStage, RunCounts, StoredRejection, StoredState, MAX_STORED_REJECTIONS};
+use crate::state::{IndexEntry, RejectionStage, RunCounts, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS};
 
 /// Pass 1's result: what to send, and the counts so far.
 pub struct Plan {
@@ -22,13 +23,25 @@ pub struct Plan {
     pub rejections: Vec<StoredRejection>,
     /// Keys of the records to send, sorted; shared with pass 2 rather than copied.
     pub(super) to_send: Arc<Vec<u128>>,
-    /// Ids to delete at the destination, sent after the upserts. Nothing plans deletes yet.
+    /// Ids to delete at the destination, sorted, sent after the upserts: in mirror mode, the
+    /// records ebb sent that left the source.
     pub(super) to_delete: Arc<Vec<String>>,
 }
 
 impl Plan {
+    /// Upserts planned.
     pub fn to_send(&self) -> usize {
         self.to_send.len()
+    }
+
+    /// Deletes planned.
+    pub fn to_delete(&self) -> &[String] {
+        &self.to_delete
+    }
+
+    /// Every change planned: upserts and deletes.
+    pub fn changes(&self) -> usize {
+        self.to_send.len() + self.to_delete.len()
     }
 }
 
@@ -53,15 +66,21 @@ struct Snapshot {
 
 /// Pass 1: hash every row straight from the source's columns, then diff against `stored`
 /// by merging two arrays sorted by id key.
-pub async fn plan(sync: &SyncJob, stored: &StoredState, full: bool) -> Result<Plan, Error> {
+pub async fn plan(sync: &SyncJob, store: &dyn StateStore, stored: &StoredState, full: bool) -> Result<Plan, Error> {
     let compiled = Arc::new(sync.compile().await?);
     diff::check_drift(stored.schema.as_deref(), compiled.columns())?;
     let mut counts = RunCounts::default();
     let mut rejections = Vec::new();
     let snapshot = read_snapshot(sync, &compiled, stored.index.len(), &mut counts, &mut rejections).await?;
+    let gone = diff::gone_keys(&stored.index, &snapshot.seen, &snapshot.duplicates, &snapshot.rejected_ids);
     if !full {
-        counts.gone = diff::count_gone(&stored.index, &snapshot.seen, &snapshot.duplicates, &snapshot.rejected_ids);
+        counts.gone = gone.len() as u64;
     }
+    // Even a full resync deletes in mirror mode: what ebb sent and the source no longer has.
+    let to_delete = match sync.mapping.mode {
+        Mode::Mirror => ids_in_state(store, sync.name(), gone).await?,
+        _ => Vec::new(),
+    };
     let selection = diff::select(&snapshot.seen, &stored.index, sync.mapping.mode, full);
     (counts.new, counts.changed, counts.unchanged) = (selection.new, selection.changed, selection.unchanged);
     let to_send = selection.to_send;
@@ -81,6 +100,7 @@ pub async fn plan(sync: &SyncJob, stored: &StoredState, full: bool) -> Result<Pl
         unchanged = counts.unchanged,
         gone = counts.gone,
         to_send = to_send.len(),
+        to_delete = to_delete.len(),
         "plan ready"
     );
     Ok(Plan {
@@ -88,8 +108,25 @@ pub async fn plan(sync: &SyncJob, stored: &StoredState, full: bool) -> Result<Pl
         counts,
         rejections,
         to_send: Arc::new(to_send),
-        to_delete: Arc::default(),
+        to_delete: Arc::new(to_delete),
     })
+}
+
+/// The ids of `keys`, as state holds them (the index has only their digests), sorted.
+async fn ids_in_state(store: &dyn StateStore, sync: &str, keys: Vec<u128>) -> Result<Vec<String>, Error> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: HashSet<u128> = keys.into_iter().collect();
+    let mut ids: Vec<String> = store
+        .records(sync)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| keys.contains(&id_key(id)))
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// Streams the source once, hashing valid rows and keeping the first rejections.

@@ -27,6 +27,11 @@ pub struct Preview {
     pub destination: String,
     pub counts: RunCounts,
     pub to_send: usize,
+    /// Every identity a run would delete (mirror mode), sorted.
+    pub to_delete: Vec<String>,
+    /// The guard a run would be blocked by, if one would.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
     pub requests: Vec<PreviewRequest>,
     pub rejections: Vec<StoredRejection>,
     /// As in [`RunReport::state_was_for`].
@@ -37,15 +42,20 @@ pub struct Preview {
 /// A dry run: the plan and the first `limit` requests exactly as they would be sent.
 pub async fn preview(sync: &SyncJob, store: &dyn StateStore, limit: usize) -> Result<Preview, Error> {
     let (stored, state_was_for) = sync.load_state(store).await?;
-    let plan = plan(sync, &stored, false).await?;
-    let batch_size = sync.destination.capabilities().max_batch_records.max(1);
+    let plan = plan(sync, store, &stored, false).await?;
+    let blocked = super::guard(sync, &plan, stored.index.len(), &super::AllowGuards::None).map(|b| b.to_string());
+    let capabilities = sync.destination.capabilities();
     let mut requests = Vec::new();
     if limit > 0 {
-        let (mut rx, producer) = planned_batches(sync, &plan, batch_size, Some(limit));
+        let (mut rx, producer) = planned_batches(sync, &plan, &capabilities, Some(limit));
         while let Some(batch) = rx.recv().await {
             let refs: Vec<&Change> = batch.iter().collect();
             let request = sync.destination.prepare(&refs)?;
-            let body = serde_json::from_slice(&request.body).map_err(DestinationError::Encode)?;
+            // A delete has no body.
+            let body = match request.body.is_empty() {
+                true => serde_json::Value::Null,
+                false => serde_json::from_slice(&request.body).map_err(DestinationError::Encode)?,
+            };
             requests.push(PreviewRequest {
                 method: request.method,
                 url: request.url,
@@ -58,6 +68,8 @@ pub async fn preview(sync: &SyncJob, store: &dyn StateStore, limit: usize) -> Re
         sync: sync.name().to_string(),
         destination: sync.destination.describe(),
         to_send: plan.to_send(),
+        to_delete: plan.to_delete().to_vec(),
+        blocked,
         counts: plan.counts,
         requests,
         rejections: plan.rejections.into_iter().take(100).collect(),

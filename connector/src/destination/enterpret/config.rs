@@ -147,6 +147,7 @@ impl DestinationSettings for EnterpretConfig {
             max_batch_records: self.delivery.batch_size.min(MAX_RECORDS),
             max_request_bytes: MAX_BYTES,
             can_delete: false,
+            deletes_per_request: 0,
         }
     }
 

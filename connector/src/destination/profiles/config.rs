@@ -247,9 +247,9 @@ impl DestinationSettings for ProfilesConfig {
             replaces_record: true,
             max_batch_records: self.delivery.batch_size.min(MAX_RECORDS),
             max_request_bytes: MAX_BYTES,
-            // The API can delete (`DELETE /users/{email}`), but nothing plans deletes until
-            // mirror mode does; until then `mirror` is refused rather than quietly upserting.
-            can_delete: false,
+            // `DELETE /users/{email}`, one profile a request.
+            can_delete: true,
+            deletes_per_request: 1,
         }
     }
 

@@ -31,7 +31,10 @@ impl Profiles {
     }
 
     fn request(&self, request: &PreparedRequest) -> reqwest::RequestBuilder {
-        let mut post = self.client.post(&request.url).header(CONTENT_TYPE, "application/json");
+        let mut post = match request.method {
+            "DELETE" => self.client.delete(&request.url),
+            _ => self.client.post(&request.url).header(CONTENT_TYPE, "application/json"),
+        };
         if let Some(token) = http::secret_header(&format!("Token {}", self.config.token.expose())) {
             post = post.header(AUTHORIZATION, token);
         }
@@ -39,6 +42,17 @@ impl Profiles {
             post = post.header(RUN_HEADER, run);
         }
         post.body(request.body.clone())
+    }
+}
+
+impl Profiles {
+    /// `{url}/users/{email}`, the email percent-encoded as one path segment.
+    fn delete_url(&self, email: &str) -> String {
+        let mut url = self.config.url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push("users").push(email);
+        }
+        url.to_string()
     }
 }
 
@@ -69,7 +83,17 @@ impl Destination for Profiles {
     }
 
     fn prepare(&self, changes: &[&Change]) -> Result<PreparedRequest, DestinationError> {
-        let records = super::upserts_only(changes, self.describe(), "delete profiles yet")?;
+        if let [Change::Delete { id }] = changes {
+            return Ok(PreparedRequest {
+                method: "DELETE",
+                url: self.delete_url(id),
+                body: Vec::new(),
+                records: 1,
+                run: None,
+            });
+        }
+        // Deletes go one a request (the capabilities say so); with anything else, it is a bug.
+        let records = super::upserts_only(changes, self.describe(), "delete more than one profile in a request")?;
         let body = serde_json::to_vec(&wire::Body { records: &records }).map_err(DestinationError::Encode)?;
         Ok(PreparedRequest {
             method: "POST",
@@ -84,8 +108,10 @@ impl Destination for Profiles {
         http::attempt(self.request(request), self.config.delivery.timeout, &self.config.url).await
     }
 
-    fn classify(&self, attempt: &Attempt) -> RetryAction {
+    fn classify(&self, request: &PreparedRequest, attempt: &Attempt) -> RetryAction {
         match attempt {
+            // Already gone is what a delete wanted.
+            Attempt::Response { status: 404, .. } if request.method == "DELETE" => RetryAction::Delivered,
             Attempt::Response { status: 403, body, .. } => match refused_users(body) {
                 Some(refused) => RetryAction::RefusedSome { refused },
                 None => RetryAction::Fatal,
@@ -156,18 +182,46 @@ mod tests {
     #[test]
     fn a_403_with_messages_per_user_refuses_those_users_and_applies_nothing() {
         let profiles = profiles("t");
-        let action = profiles.classify(&reply(403, r#"{"errors":[[],["email is invalid","name is missing"],[]]}"#));
+        let post = profiles.prepare(&[]).expect("prepared");
+        let action = profiles.classify(&post, &reply(403, r#"{"errors":[[],["email is invalid","name is missing"],[]]}"#));
         assert_eq!(
             action,
             RetryAction::RefusedSome {
                 refused: vec![(1, "email is invalid; name is missing".into())]
             }
         );
-        assert_eq!(profiles.classify(&reply(403, r#"{"errors":[[],[]]}"#)), RetryAction::Fatal);
-        assert_eq!(profiles.classify(&reply(403, "forbidden")), RetryAction::Fatal);
+        assert_eq!(profiles.classify(&post, &reply(403, r#"{"errors":[[],[]]}"#)), RetryAction::Fatal);
+        assert_eq!(profiles.classify(&post, &reply(403, "forbidden")), RetryAction::Fatal);
         assert!(profiles.explain(&reply(403, "forbidden")).contains("may not import users"));
-        assert_eq!(profiles.classify(&reply(401, "")), RetryAction::Fatal);
+        assert_eq!(profiles.classify(&post, &reply(401, "")), RetryAction::Fatal);
         assert!(profiles.explain(&reply(401, "")).contains("token was refused"));
-        assert_eq!(profiles.classify(&reply(200, r#"{"imported":3}"#)), RetryAction::Delivered);
+        assert_eq!(profiles.classify(&post, &reply(200, r#"{"imported":3}"#)), RetryAction::Delivered);
+        assert_eq!(
+            profiles.classify(&post, &reply(404, "")),
+            RetryAction::Fatal,
+            "a 404 to an import is a wrong URL"
+        );
+    }
+
+    #[test]
+    fn a_delete_is_one_request_to_the_percent_encoded_email_and_a_404_means_already_gone() {
+        let profiles = profiles("t");
+        let delete = Change::Delete {
+            id: "ada+x y@example.com".into(),
+        };
+        let request = profiles.prepare(&[&delete]).expect("prepared");
+        assert_eq!(request.method, "DELETE");
+        assert_eq!(request.url, "https://api.enjoyhq.com/v1/users/ada+x%20y@example.com");
+        assert!(request.body.is_empty());
+        assert_eq!(profiles.classify(&request, &reply(204, "")), RetryAction::Delivered);
+        assert_eq!(profiles.classify(&request, &reply(404, "")), RetryAction::Delivered);
+        assert_eq!(profiles.classify(&request, &reply(503, "")), RetryAction::Retry { after: None });
+        let two = profiles.prepare(&[&delete, &delete]).expect_err("one a request");
+        assert!(
+            two.to_string().contains("cannot delete more than one profile in a request"),
+            "{two}"
+        );
+        let built = profiles.request(&request).build().expect("request");
+        assert_eq!(built.method(), reqwest::Method::DELETE);
     }
 }

@@ -1,0 +1,2 @@
+-- Deletes acknowledged by the destination in a run (mirror mode), counted apart from upserts.
+ALTER TABLE runs ADD COLUMN deleted BIGINT NOT NULL DEFAULT 0;

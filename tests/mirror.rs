@@ -1,0 +1,403 @@
+//! Mirror mode and guards, against a real PostgreSQL source and the profiles stand-in: deletes
+//! go only for records ebb sent that left the source, are committed only when acknowledged,
+//! and no run passes a guard unless a person lets it.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use ebb::standin::{Fault, StandIn};
+use ebb::state::{RunStatus, StateStore};
+use ebb::sync::{self, AllowGuards, RunOptions, RunReport, SyncJob};
+use serde_json::json;
+
+/// A PostgreSQL schema of one test's own, dropped with it, holding `people`.
+struct Warehouse {
+    schema: String,
+    pool: sqlx::PgPool,
+    _temp: TempSchema,
+}
+
+impl Warehouse {
+    async fn new(rows: usize) -> Warehouse {
+        let temp = TempSchema::new("ebb_mirror");
+        let schema = temp.name.clone();
+        let pool = sqlx::PgPool::connect(&database_url()).await.expect("PostgreSQL at DATABASE_URL");
+        let wh = Warehouse { schema, pool, _temp: temp };
+        wh.exec("CREATE SCHEMA {s}; CREATE TABLE {s}.people (email text, name text, plan text)")
+            .await;
+        for i in 1..=rows {
+            wh.exec(&format!(
+                "INSERT INTO {{s}}.people VALUES ('p{i}@example.com', 'Person {i}', 'free')"
+            ))
+            .await;
+        }
+        wh
+    }
+
+    async fn exec(&self, sql: &str) {
+        let sql = sql.replace("{s}", &format!("\"{}\"", self.schema));
+        sqlx::raw_sql(&sql)
+            .execute(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn mapping(&self, url: &str, guards: &str) -> String {
+        format!(
+            r#"name: mirrored
+source:
+  postgres:
+    url: ${{WAREHOUSE_URL}}
+    table: {s}.people
+destination:
+  profiles:
+    url: {url}
+    token: ${{PROFILES_TOKEN:-local-profiles-token}}
+    requests_per_minute: 60000
+    retry_budget_secs: 2
+mode: mirror
+email: email
+full_name: name
+properties:
+  plan: plan
+{guards}"#,
+            s = self.schema
+        )
+    }
+}
+
+struct Setup {
+    wh: Warehouse,
+    si: StandIn,
+    ws: Workspace,
+    store: Box<dyn StateStore>,
+}
+
+impl Setup {
+    async fn new(rows: usize, guards: &str) -> Setup {
+        let wh = Warehouse::new(rows).await;
+        let si = stand_in().await;
+        let ws = Workspace::new();
+        ws.write("m.yml", &wh.mapping(&si.url(), guards));
+        let store = ws.store().await;
+        Setup { wh, si, ws, store }
+    }
+
+    fn sync(&self) -> SyncJob {
+        let url = database_url();
+        load_sync(&self.ws.path().join("m.yml"), &[("WAREHOUSE_URL", url.as_str())])
+    }
+
+    async fn run(&self, allow: AllowGuards) -> RunReport {
+        let options = RunOptions {
+            allow_guards: allow,
+            ..RunOptions::default()
+        };
+        sync::run(&self.sync(), self.store.as_ref(), &options)
+            .await
+            .expect("run is recorded")
+    }
+
+    fn held(&self) -> BTreeSet<String> {
+        self.si.profiles().into_iter().map(|p| p.email).collect()
+    }
+
+    async fn in_state(&self) -> BTreeSet<String> {
+        self.store
+            .records("mirrored")
+            .await
+            .expect("records")
+            .into_iter()
+            .map(|r| r.0)
+            .collect()
+    }
+}
+
+fn emails(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|e| e.to_string()).collect()
+}
+
+/// A profile someone else created at the destination, not through ebb.
+async fn import_directly(si: &StandIn, email: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/users/import", si.url()))
+        .header("authorization", "Token local-profiles-token")
+        .json(&json!({"users": [{"email": email, "name": "Made Elsewhere", "properties": [], "segments": []}]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn mirror_deletes_exactly_the_acknowledged_records_that_left_the_source() {
+    let s = Setup::new(5, "").await;
+    import_directly(&s.si, "outsider@example.com").await;
+    let first = s.run(AllowGuards::None).await;
+    assert_eq!(
+        (first.status, first.counts.sent, first.counts.deleted),
+        (RunStatus::Completed, 5, 0)
+    );
+
+    // p1 and p2 leave the source; p3's row turns invalid, which is not a deletion.
+    s.wh.exec("DELETE FROM {s}.people WHERE email IN ('p1@example.com', 'p2@example.com'); UPDATE {s}.people SET name = NULL WHERE email = 'p3@example.com'").await;
+    let preview = sync::preview(&s.sync(), s.store.as_ref(), 5).await.expect("preview");
+    assert_eq!(preview.to_delete, ["p1@example.com", "p2@example.com"]);
+    let deletes: Vec<&str> = preview
+        .requests
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.url.as_str())
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            format!("{}/users/p1@example.com", s.si.url()),
+            format!("{}/users/p2@example.com", s.si.url())
+        ]
+    );
+    assert_eq!(s.held().len(), 6, "a preview deletes nothing");
+
+    let second = s.run(AllowGuards::None).await;
+    assert_eq!(
+        (second.status, second.counts.deleted, second.counts.invalid, second.counts.gone),
+        (RunStatus::Completed, 2, 1, 2),
+        "{second:?}"
+    );
+    assert_eq!(
+        s.held(),
+        emails(&["outsider@example.com", "p3@example.com", "p4@example.com", "p5@example.com"]),
+        "the invalid row's profile stays, and so does one ebb never sent"
+    );
+    assert_eq!(s.in_state().await, emails(&["p3@example.com", "p4@example.com", "p5@example.com"]));
+    let third = s.run(AllowGuards::None).await;
+    assert_eq!((third.counts.sent, third.counts.deleted), (0, 0), "nothing is deleted twice");
+}
+
+#[tokio::test]
+async fn a_delete_refused_with_a_5xx_is_retried_and_stays_pending_until_it_gets_through() {
+    let s = Setup::new(3, "").await;
+    s.run(AllowGuards::None).await;
+    s.wh.exec("DELETE FROM {s}.people WHERE email = 'p1@example.com'").await;
+
+    // Two 503s, then through: retried within the run.
+    s.si.push_faults([503, 503].map(|status| Fault {
+        status,
+        retry_after_secs: None,
+    }));
+    let retried = s.run(AllowGuards::None).await;
+    assert_eq!((retried.status, retried.counts.deleted), (RunStatus::Completed, 1), "{retried:?}");
+    assert_eq!(s.si.stats().by_status.get(&503), Some(&2));
+    assert!(!s.held().contains("p1@example.com"));
+
+    // A 500 past the retry budget: the run fails, the record stays in state, and the next run deletes it.
+    s.wh.exec("DELETE FROM {s}.people WHERE email = 'p2@example.com'").await;
+    s.si.push_faults((0..1000).map(|_| Fault {
+        status: 500,
+        retry_after_secs: None,
+    }));
+    let failed = s.run(AllowGuards::None).await;
+    assert_eq!(
+        (failed.status, failed.counts.deleted, failed.counts.failed),
+        (RunStatus::Failed, 0, 1),
+        "{failed:?}"
+    );
+    assert!(
+        s.in_state().await.contains("p2@example.com"),
+        "an unacknowledged delete is not committed"
+    );
+    assert!(s.held().contains("p2@example.com"));
+    s.si.clear_faults();
+    let later = s.run(AllowGuards::None).await;
+    assert_eq!((later.status, later.counts.deleted), (RunStatus::Completed, 1), "{later:?}");
+    assert!(!s.held().contains("p2@example.com") && !s.in_state().await.contains("p2@example.com"));
+}
+
+#[tokio::test]
+async fn a_delete_of_a_profile_already_gone_counts_as_done() {
+    let s = Setup::new(2, "").await;
+    s.run(AllowGuards::None).await;
+    let gone = reqwest::Client::new()
+        .delete(format!("{}/users/p1@example.com", s.si.url()))
+        .header("authorization", "Token local-profiles-token")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(gone.status(), 204);
+    s.wh.exec("DELETE FROM {s}.people WHERE email = 'p1@example.com'").await;
+    let report = s.run(AllowGuards::None).await;
+    assert_eq!(
+        (report.status, report.counts.deleted),
+        (RunStatus::Completed, 1),
+        "a 404 to a delete is done: {report:?}"
+    );
+    assert_eq!(s.si.stats().by_status.get(&404), Some(&1));
+    assert_eq!(s.in_state().await, emails(&["p2@example.com"]));
+}
+
+/// The guard blocks with nothing sent and state unchanged; letting it through once works.
+async fn blocked_then_let_through(s: &Setup, guard: &str, planned: &str) {
+    let requests = s.si.stats().requests;
+    let state = s.in_state().await;
+    let blocked = s.run(AllowGuards::None).await;
+    assert_eq!(blocked.status, RunStatus::Blocked, "{guard}: {blocked:?}");
+    let error = blocked.error.clone().unwrap_or_default();
+    assert!(error.starts_with(&format!("blocked by guard `{guard}`: {planned}")), "{error}");
+    assert!(error.contains("--allow-guard"), "{error}");
+    assert_eq!((blocked.counts.sent, blocked.counts.deleted), (0, 0));
+    assert_eq!(s.si.stats().requests, requests, "{guard}: nothing was sent, upserts included");
+    assert_eq!(s.in_state().await, state, "{guard}: state is unchanged");
+    let runs = s.store.runs(Some("mirrored"), 1).await.expect("runs");
+    assert_eq!(runs[0].status, RunStatus::Blocked, "recorded as blocked");
+    let other = s.run(AllowGuards::Some(vec!["some_other_guard".into()])).await;
+    assert_eq!(
+        other.status,
+        RunStatus::Blocked,
+        "allowing another guard does not let this one through"
+    );
+    let through = s.run(AllowGuards::Some(vec![guard.to_string()])).await;
+    assert_eq!(through.status, RunStatus::Completed, "{guard}: {through:?}");
+}
+
+#[tokio::test]
+async fn each_guard_blocks_a_run_with_nothing_sent_and_allow_guard_lets_one_through() {
+    let s = Setup::new(10, "guards:\n  max_deletes: 2\n").await;
+    s.run(AllowGuards::None).await;
+    s.wh.exec("DELETE FROM {s}.people WHERE email IN ('p1@example.com', 'p2@example.com', 'p3@example.com'); UPDATE {s}.people SET plan = 'pro' WHERE email = 'p4@example.com'").await;
+    blocked_then_let_through(&s, "max_deletes", "3 deletes planned, over the limit of 2").await;
+    assert_eq!(s.held().len(), 7);
+
+    let s = Setup::new(10, "guards:\n  max_delete_ratio: 0.1\n").await;
+    s.run(AllowGuards::None).await;
+    s.wh.exec("DELETE FROM {s}.people WHERE email IN ('p1@example.com', 'p2@example.com')")
+        .await;
+    blocked_then_let_through(
+        &s,
+        "max_delete_ratio",
+        "2 deletes of 10 records in state (20%), over the limit of 10%",
+    )
+    .await;
+
+    let s = Setup::new(10, "guards:\n  max_change_ratio: 0.3\n").await;
+    let first = s.run(AllowGuards::None).await;
+    assert_eq!(
+        first.status,
+        RunStatus::Completed,
+        "ratios do not apply to the first run: {first:?}"
+    );
+    s.wh.exec("UPDATE {s}.people SET plan = 'pro' WHERE email IN ('p1@example.com', 'p2@example.com', 'p3@example.com'); DELETE FROM {s}.people WHERE email = 'p4@example.com'").await;
+    blocked_then_let_through(
+        &s,
+        "max_change_ratio",
+        "4 new, changed and deleted of 10 records in state (40%), over the limit of 30%",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_empty_snapshot_is_refused_in_mirror_mode_unless_allowed() {
+    let s = Setup::new(3, "").await;
+    s.run(AllowGuards::None).await;
+    s.wh.exec("DELETE FROM {s}.people").await;
+    blocked_then_let_through(
+        &s,
+        "allow_empty_source",
+        "the snapshot has no rows, so mirror mode would delete all 3 records in state",
+    )
+    .await;
+    assert!(
+        s.held().is_empty() && s.in_state().await.is_empty(),
+        "let through, it deletes everything"
+    );
+
+    let s = Setup::new(2, "guards:\n  allow_empty_source: true\n").await;
+    s.run(AllowGuards::None).await;
+    s.wh.exec("DELETE FROM {s}.people").await;
+    let report = s.run(AllowGuards::None).await;
+    assert_eq!((report.status, report.counts.deleted), (RunStatus::Completed, 2), "{report:?}");
+}
+
+#[tokio::test]
+async fn the_cli_exits_3_on_a_blocked_sync_names_the_guard_and_lets_it_through_with_allow_guard() {
+    let s = Setup::new(4, "guards:\n  max_deletes: 0\n").await;
+    s.run(AllowGuards::None).await;
+    s.wh.exec("DELETE FROM {s}.people WHERE email = 'p1@example.com'").await;
+    let url = database_url();
+    let state = s.ws.state_url();
+    let envs = [("WAREHOUSE_URL", url.as_str()), ("EBB_STATE", state.as_str())];
+    let dir = s.ws.path().to_path_buf();
+    let blocked = tokio::task::spawn_blocking({
+        let (dir, envs) = (dir.clone(), envs.map(|(k, v)| (k, v.to_string())));
+        move || {
+            ebb(
+                &dir,
+                &["sync", "m.yml"],
+                &envs.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>(),
+            )
+        }
+    })
+    .await
+    .expect("ran");
+    let (stdout, _) = text(&blocked);
+    assert_eq!(blocked.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("mirrored: blocked") && stdout.contains("blocked by guard `max_deletes`: 1 delete planned, over the limit of 0"),
+        "{stdout}"
+    );
+    let bad = tokio::task::spawn_blocking({
+        let (dir, envs) = (dir.clone(), envs.map(|(k, v)| (k, v.to_string())));
+        move || {
+            ebb(
+                &dir,
+                &["sync", "m.yml", "--allow-guard", "max_delets"],
+                &envs.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>(),
+            )
+        }
+    })
+    .await
+    .expect("ran");
+    assert_eq!(bad.status.code(), Some(2), "a guard name that does not exist is a usage error");
+    let through = tokio::task::spawn_blocking({
+        let (dir, envs) = (dir.clone(), envs.map(|(k, v)| (k, v.to_string())));
+        move || {
+            ebb(
+                &dir,
+                &["sync", "m.yml", "--allow-guard", "max_deletes"],
+                &envs.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>(),
+            )
+        }
+    })
+    .await
+    .expect("ran");
+    let (stdout, _) = text(&through);
+    assert_eq!(through.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("deleted 1"), "{stdout}");
+    assert!(!s.held().contains("p1@example.com"));
+}
+
+#[test]
+fn guards_and_mirror_are_checked_at_validate_time() {
+    let env = env(&[]);
+    let parse = |yaml: &str| match ebb::spec::parse(std::path::Path::new("/tmp/m.yml"), yaml, &env) {
+        Ok(m) => Ok(m),
+        Err(e) => Err(e.to_string()),
+    };
+    let head = "name: g\nsource:\n  parquet: p.parquet\ndestination:\n  profiles:\n    token: ${T:-t}\nemail: email\nfull_name: who\n";
+    let bad = parse(&format!("{head}guards:\n  max_delete_ratio: 5\n")).expect_err("out of range");
+    assert!(bad.contains("guards.max_delete_ratio: must be a share from 0 to 1"), "{bad}");
+    let bad = parse(&format!("{head}guards:\n  max_deletes: -1\n")).expect_err("negative");
+    assert!(bad.contains("guards.max_deletes: must be 0 or more"), "{bad}");
+    let bad = parse(&format!("{head}guards:\n  max_delets: 1\n")).expect_err("typo");
+    assert!(bad.contains("max_delets"), "{bad}");
+    let ok = parse(&format!(
+        "{head}mode: mirror\nguards:\n  max_deletes: 10\n  max_change_ratio: 0.5\n"
+    ))
+    .expect("valid");
+    assert_eq!(ok.guards.max_deletes, Some(10));
+    let enterpret = "name: e\nsource:\n  parquet: p.parquet\ndestination:\n  enterpret:\n    object: user\n    api_key: ${K:-k}\nid: a\ncreated_at: b\nmode: mirror\n";
+    assert!(parse(enterpret)
+        .expect_err("no delete API")
+        .contains("`mirror` needs a destination that can delete records"));
+}
