@@ -119,9 +119,7 @@ pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFla
         allow_guards,
         ..RunOptions::default()
     };
-    let mut failed = false;
-    let mut blocked = false;
-    let mut busy = false;
+    let mut outcome = Outcome::default();
     let mut reports = Vec::new();
     for mapping in mappings {
         if cancel.is_cancelled() {
@@ -129,36 +127,51 @@ pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFla
         }
         match run_one(mapping, store.as_ref(), &options).await {
             Ok(r) => {
-                blocked |= r.status == state::RunStatus::Blocked;
-                failed |= !matches!(r.status, state::RunStatus::Completed | state::RunStatus::Blocked);
+                outcome.blocked |= r.status == state::RunStatus::Blocked;
+                outcome.failed |= !matches!(r.status, state::RunStatus::Completed | state::RunStatus::Blocked);
                 if !json {
                     print_report(&r);
                 }
                 reports.push(r);
             }
             Err(e @ Error::AlreadyRunning(_)) => {
-                busy = true;
+                outcome.busy = true;
                 print_error(&e);
             }
             Err(e) => {
-                failed = true;
+                outcome.failed = true;
                 print_error(&e);
             }
         }
     }
     if json {
         if let Err(e) = print_json(&reports) {
-            failed = true;
+            outcome.failed = true;
             print_error(&e);
         }
     }
-    if failed {
-        ExitCode::FAILURE
-    } else if blocked {
-        ExitCode::from(EXIT_BLOCKED)
-    } else if busy {
-        ExitCode::from(EXIT_ALREADY_RUNNING)
-    } else {
-        ExitCode::SUCCESS
+    outcome.exit_code()
+}
+
+/// How the syncs of one `ebb sync` went, for its exit code.
+#[derive(Default)]
+struct Outcome {
+    failed: bool,
+    blocked: bool,
+    busy: bool,
+}
+
+impl Outcome {
+    /// A failure outranks a blocked sync, which outranks one skipped as already running.
+    fn exit_code(&self) -> ExitCode {
+        if self.failed {
+            ExitCode::FAILURE
+        } else if self.blocked {
+            ExitCode::from(EXIT_BLOCKED)
+        } else if self.busy {
+            ExitCode::from(EXIT_ALREADY_RUNNING)
+        } else {
+            ExitCode::SUCCESS
+        }
     }
 }
