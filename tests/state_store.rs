@@ -7,7 +7,8 @@ use common::TempSchema;
 use ebb::hash::id_key;
 use ebb::source::ColumnType;
 use ebb::state::{
-    self, Commit, IndexEntry, RejectionStage, RunCounts, RunLock, RunOrigin, RunStatus, StateStore, StoredRejection, MAX_STORED_REJECTIONS,
+    self, Commit, IndexEntry, RejectionStage, RunCounts, RunLock, RunOrigin, RunStatus, StateStore, StoredRejection, SuppressReason,
+    MAX_STORED_REJECTIONS,
 };
 
 async fn locked(store: &dyn StateStore, sync: &str) -> RunLock {
@@ -33,8 +34,25 @@ async fn changes_contract(store: &dyn StateStore) {
         deleted: &deleted,
         destination: "enterpret users at https://one",
         replace: false,
+        suppress_deleted: Some((SuppressReason::Mirror, Some(7))),
     };
     assert_eq!(store.commit(&lock, &changes).await.expect("commit deletes"), 2);
+    let suppressed = store.suppressions("c").await.expect("suppressions");
+    let listed: Vec<(&str, SuppressReason, Option<i64>)> = suppressed.iter().map(|s| (s.id.as_str(), s.reason, s.run)).collect();
+    assert_eq!(
+        listed,
+        [("b", SuppressReason::Mirror, Some(7)), ("never-there", SuppressReason::Mirror, Some(7))],
+        "deleted ids are suppressed in the commit"
+    );
+    let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(store.suppress("c", &ids(&["b", "m1", "m2"]), SuppressReason::Manual, None).await.expect("suppress"), 2, "b kept its first reason");
+    assert_eq!(store.unsuppress("c", &ids(&["m1", "nope"])).await.expect("unsuppress"), 1);
+    let after: Vec<(String, SuppressReason)> = store.suppressions("c").await.expect("list").into_iter().map(|s| (s.id, s.reason)).collect();
+    assert_eq!(
+        after,
+        [("b".to_string(), SuppressReason::Mirror), ("m2".to_string(), SuppressReason::Manual), ("never-there".to_string(), SuppressReason::Mirror)]
+    );
+    assert_eq!(store.suppressions("other").await.expect("list"), [], "per sync");
     let ids = |records: Vec<(String, u128)>| records.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
     assert_eq!(ids(store.records("c").await.expect("records")), ["a", "c", "d"]);
     let only_z = [("z".to_string(), 9)];
@@ -170,6 +188,7 @@ async fn contract(store: &dyn StateStore) {
         gone: 1,
         sent: 4,
         deleted: 2,
+        suppressed: 3,
         rejected: 1,
         failed: 0,
     };

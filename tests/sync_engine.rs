@@ -356,7 +356,7 @@ async fn test_send_sends_n_records_and_leaves_state_alone() {
     let mapping = ws.write("users.yml", &users_yaml("users", &si.url(), ""));
     let store = ws.store().await;
     let sync = load_sync(&mapping, &[("USERS_SOURCE", &users_source())]);
-    let exchanges = ebb::sync::test_send(&sync, 2).await.expect("test send");
+    let exchanges = ebb::sync::test_send(&sync, store.as_ref(), 2).await.expect("test send");
     assert_eq!(exchanges.len(), 1);
     assert_eq!(exchanges[0].status, Some(200));
     assert_eq!(si.records("users").len(), 2);

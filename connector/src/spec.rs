@@ -70,6 +70,9 @@ pub struct RawMapping {
     /// Limits on what one run may change.
     #[serde(default)]
     pub guards: Option<Spanned<RawGuards>>,
+    /// A source of identities never to send (one column), read at the start of every run.
+    #[serde(default)]
+    pub suppress: Option<Spanned<RawSource>>,
 }
 
 /// A validated mapping: one sync.
@@ -87,6 +90,8 @@ pub struct Mapping {
     pub schedule: Option<Schedule>,
     pub alerts: Option<AlertsConfig>,
     pub guards: Guards,
+    /// Identities never to send, one column of them.
+    pub suppress: Option<SourceConfig>,
 }
 
 impl Mapping {
@@ -137,6 +142,7 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
     });
     let alerts = raw.alerts.as_ref().and_then(|a| v.alerts(a));
     let guards = raw.guards.as_ref().map(|g| v.guards(g)).unwrap_or_default();
+    let suppress = raw.suppress.as_ref().map(|s| v.source_at(&s.value, "suppress"));
     Mapping {
         file: v.file().to_path_buf(),
         name,
@@ -148,6 +154,7 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
         schedule,
         alerts,
         guards,
+        suppress,
     }
 }
 

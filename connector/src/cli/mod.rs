@@ -7,6 +7,7 @@ mod progress;
 mod run;
 mod standin;
 mod status;
+mod suppress;
 mod validate;
 mod worker;
 
@@ -105,8 +106,32 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         limit: usize,
     },
-    /// Forget a sync's state, so the next run sends everything.
+    /// Forget a sync's state, so the next run sends everything. The suppression list stays.
     Reset { mapping: PathBuf },
+    /// Never send these identities again (no request is sent), until `ebb unsuppress`.
+    Suppress {
+        mapping: PathBuf,
+        #[arg(required = true)]
+        identities: Vec<String>,
+    },
+    /// Lift suppressions: the next run sends those records again if they are in the source.
+    Unsuppress {
+        mapping: PathBuf,
+        #[arg(required = true)]
+        identities: Vec<String>,
+    },
+    /// A sync's suppression list: when, why and by which run.
+    Suppressed {
+        mapping: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete records at the destination now; each acknowledged delete is suppressed.
+    Delete {
+        mapping: PathBuf,
+        #[arg(required = true)]
+        identities: Vec<String>,
+    },
     /// Run a local stand-in for Enterpret's webhooks and for a profiles API.
     StandIn {
         #[arg(long, default_value_t = 8787)]
@@ -204,7 +229,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { mappings } => validate::validate(&mappings, &env).await,
         Command::Preview { mapping, limit, json } => report(preview::preview(&cli.state, &mapping, limit, json, &env).await),
-        Command::Test { mapping, records } => report(preview::test(&mapping, records, &env).await),
+        Command::Test { mapping, records } => report(preview::test(&cli.state, &mapping, records, &env).await),
         Command::Sync {
             mappings,
             full,
@@ -228,6 +253,10 @@ async fn dispatch(cli: Cli) -> ExitCode {
         }
         Command::Status { mappings, json, limit } => report(status::status(&cli.state, &mappings, json, limit, &env).await),
         Command::Reset { mapping } => report(status::reset(&cli.state, &mapping, &env).await),
+        Command::Suppress { mapping, identities } => report(suppress::suppress(&cli.state, &mapping, &identities, &env).await),
+        Command::Unsuppress { mapping, identities } => report(suppress::unsuppress(&cli.state, &mapping, &identities, &env).await),
+        Command::Suppressed { mapping, json } => report(suppress::list(&cli.state, &mapping, json, &env).await),
+        Command::Delete { mapping, identities } => report(suppress::delete(&cli.state, &mapping, &identities, &env).await),
         Command::StandIn {
             port,
             host,
@@ -290,13 +319,20 @@ pub(super) async fn open_store(url: &str, read_only: bool) -> Result<Box<dyn Sta
 }
 
 fn counts_line(c: &state::RunCounts) -> String {
-    let deleted = match c.deleted {
-        0 => String::new(),
-        n => format!(" · deleted {n}"),
-    };
+    let some = |n: u64, what: &str| if n == 0 { String::new() } else { format!(" · {what} {n}") };
     format!(
-        "source {} · invalid {} · new {} · changed {} · unchanged {} · gone {} → sent {}{deleted} · rejected {} · failed {}",
-        c.source, c.invalid, c.new, c.changed, c.unchanged, c.gone, c.sent, c.rejected, c.failed
+        "source {} · invalid {}{} · new {} · changed {} · unchanged {} · gone {} → sent {}{} · rejected {} · failed {}",
+        c.source,
+        c.invalid,
+        some(c.suppressed, "suppressed"),
+        c.new,
+        c.changed,
+        c.unchanged,
+        c.gone,
+        c.sent,
+        some(c.deleted, "deleted"),
+        c.rejected,
+        c.failed
     )
 }
 

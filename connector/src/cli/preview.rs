@@ -22,8 +22,9 @@ pub(super) async fn preview(state_url: &str, path: &Path, limit: usize, json: bo
         "{} → {} (dry run: nothing is sent, state is unchanged)",
         preview.sync, preview.destination
     );
+    let suppressed = if c.suppressed == 0 { String::new() } else { format!(" · suppressed {}", c.suppressed) };
     println!(
-        "  source rows {} · invalid {} · new {} · changed {} · unchanged {} · gone {}",
+        "  source rows {} · invalid {}{suppressed} · new {} · changed {} · unchanged {} · gone {}",
         c.source, c.invalid, c.new, c.changed, c.unchanged, c.gone
     );
     if let Some(other) = &preview.state_was_for {
@@ -72,9 +73,10 @@ fn print_deletes(to_delete: &[String], limit: usize) {
     }
 }
 
-pub(super) async fn test(path: &Path, records: usize, env: &dyn Env) -> Result<ExitCode, Error> {
+pub(super) async fn test(state_url: &str, path: &Path, records: usize, env: &dyn Env) -> Result<ExitCode, Error> {
     let sync = SyncJob::from_mapping(load(path, env)?)?;
-    let exchanges = sync::test_send(&sync, records.max(1)).await?;
+    let store = open_store(state_url, true).await?;
+    let exchanges = sync::test_send(&sync, store.as_ref(), records.max(1)).await?;
     if exchanges.is_empty() {
         println!("{}: no valid record to send", sync.name());
         return Ok(ExitCode::FAILURE);

@@ -27,6 +27,16 @@ use coercion::{coerce, created_at_secs, fmt_secs, to_text};
 use identity::{fill, normalise_email, row_id, IdentityFrom};
 use writer::{HashWriter, RecordBuilder, RowWriter};
 
+/// An identity written by a person or another source (a suppression list), normalised as the
+/// mapping's own are; `Err` says why it is not one.
+pub fn normalise_identity(kind: Identity, raw: &str) -> Result<String, String> {
+    match kind {
+        Identity::Email => normalise_email(raw),
+        Identity::Id if raw.trim().is_empty() => Err("id is empty".into()),
+        Identity::Id => Ok(raw.to_string()),
+    }
+}
+
 /// A row that could not be mapped, and why.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Rejection {

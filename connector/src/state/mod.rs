@@ -10,11 +10,13 @@ mod lock;
 pub mod postgres;
 mod runs;
 mod sql;
+mod suppress;
 pub mod sqlite;
 
 use crate::column::ColumnType;
 pub use index::{IndexEntry, RecordIndex, INDEX_FORMAT};
 pub use lock::{LockLost, LockWatch, RunLock};
+pub use suppress::{SuppressReason, Suppression};
 pub use runs::{Pruned, RejectionStage, RunCounts, RunOrigin, RunRecord, RunStart, RunStatus, StoredRejection, MAX_STORED_REJECTIONS};
 pub(crate) use runs::{RejectionRow, RunRow};
 
@@ -115,6 +117,9 @@ pub struct Commit<'a> {
     /// Forget every stored record of the sync first: they were for another destination or
     /// hash version, and this run sends everything.
     pub replace: bool,
+    /// Suppress the deleted ids, in the same transaction, for this reason and run: a record
+    /// deleted at the destination is never sent again.
+    pub suppress_deleted: Option<(SuppressReason, Option<i64>)>,
 }
 
 impl<'a> Commit<'a> {
@@ -125,6 +130,7 @@ impl<'a> Commit<'a> {
             deleted: &[],
             destination,
             replace: false,
+            suppress_deleted: None,
         }
     }
 }
@@ -170,6 +176,12 @@ pub trait StateStore: Send + Sync {
     async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError>;
     /// Waits for the sync's run lock.
     async fn lock(&self, sync: &str) -> Result<RunLock, StateError>;
+    /// Suppresses identities of a sync; returns how many were not suppressed before.
+    async fn suppress(&self, sync: &str, ids: &[String], reason: SuppressReason, run: Option<i64>) -> Result<u64, StateError>;
+    /// Lifts suppressions; returns how many there were.
+    async fn unsuppress(&self, sync: &str, ids: &[String]) -> Result<u64, StateError>;
+    /// A sync's suppression list, sorted by identity.
+    async fn suppressions(&self, sync: &str) -> Result<Vec<Suppression>, StateError>;
 }
 
 /// Opens the store named by a URL. `read_only` opens nothing that does not exist yet:

@@ -52,6 +52,8 @@ pub struct RunCounts {
     pub sent: u64,
     /// Deletes the destination acknowledged (mirror mode).
     pub deleted: u64,
+    /// Rows not sent because their identity is suppressed: neither rejected nor gone.
+    pub suppressed: u64,
     pub rejected: u64,
     pub failed: u64,
 }
@@ -179,6 +181,7 @@ pub(crate) struct RunRow {
     gone: i64,
     sent: i64,
     deleted: i64,
+    suppressed: i64,
     rejected: i64,
     failed: i64,
     error: Option<String>,
@@ -213,6 +216,7 @@ impl TryFrom<RunRow> for RunRecord {
                 gone: n(r.gone),
                 sent: n(r.sent),
                 deleted: n(r.deleted),
+                suppressed: n(r.suppressed),
                 rejected: n(r.rejected),
                 failed: n(r.failed),
             },

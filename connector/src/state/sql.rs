@@ -9,8 +9,9 @@
 use futures::TryStreamExt;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row, Type};
 
+use super::suppress::{SuppressionRow, SUPPRESS};
 use super::{
-    now_secs, Commit, Pruned, RecordIndex, RejectionRow, RunCounts, RunLock, RunRecord, RunRow, RunStart, RunStatus, StateError,
+    now_secs, Commit, SuppressReason, Suppression, Pruned, RecordIndex, RejectionRow, RunCounts, RunLock, RunRecord, RunRow, RunStart, RunStatus, StateError,
     StateStore, StoredRejection, StoredState, INDEX_FORMAT, MAX_STORED_REJECTIONS,
 };
 use crate::column::ColumnType;
@@ -58,8 +59,9 @@ pub(crate) const CLAIM_SLOT: &str = "INSERT INTO schedule_claims (sync, slot, wo
 pub(crate) const ON_RECORD_CONFLICT: &str = " ON CONFLICT (sync, id) DO UPDATE SET hash = excluded.hash, synced_at = excluded.synced_at";
 
 /// The part of a commit both backends run alike, in the commit's transaction: the counter moves
-/// on (see [`BUMP_GENERATION`]) and, for a commit that replaces the state, every stored record
-/// is forgotten. Returns the counter after the commit.
+/// on (see [`BUMP_GENERATION`]), for a commit that replaces the state every stored record is
+/// forgotten, and deleted ids are suppressed where the commit says so. Returns the counter
+/// after the commit.
 pub(crate) async fn open_commit<DB>(conn: &mut DB::Connection, sync: &str, changes: &Commit<'_>, now: i64) -> Result<i64, sqlx::Error>
 where
     DB: Database,
@@ -67,7 +69,9 @@ where
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
     usize: ColumnIndex<DB::Row>,
+    DB::QueryResult: RowsAffected,
 {
     let generation: i64 = sqlx::query_scalar::<DB, i64>(BUMP_GENERATION)
         .bind(sync)
@@ -79,14 +83,51 @@ where
     if changes.replace {
         sqlx::query::<DB>(FORGET_RECORDS).bind(sync).execute(&mut *conn).await?;
     }
+    if let Some((reason, run)) = changes.suppress_deleted {
+        suppress_in::<DB>(conn, sync, changes.deleted, reason, run, now).await?;
+    }
     Ok(generation)
+}
+
+/// Suppresses `ids` on `conn` (a commit's transaction, or a transaction of its own); returns
+/// how many were not suppressed before.
+pub(crate) async fn suppress_in<DB>(
+    conn: &mut DB::Connection,
+    sync: &str,
+    ids: &[String],
+    reason: SuppressReason,
+    run: Option<i64>,
+    now: i64,
+) -> Result<u64, sqlx::Error>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    DB::QueryResult: RowsAffected,
+{
+    let mut added = 0;
+    for id in ids {
+        let done = sqlx::query::<DB>(SUPPRESS)
+            .bind(sync)
+            .bind(id.as_str())
+            .bind(reason.as_str())
+            .bind(run)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        added += done.rows();
+    }
+    Ok(added)
 }
 
 /// Rows per multi-row INSERT, so that one statement stays under SQLite's variable limit.
 pub(crate) const ROWS_PER_INSERT: usize = 150;
 
 const RUN_COLUMNS: &str = "id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, \
-     sent, deleted, rejected, failed, error, origin, scheduled_for, worker";
+     sent, deleted, suppressed, rejected, failed, error, origin, scheduled_for, worker";
 
 /// Runs a retention pass may delete: finished, started before `$1`, and not the latest of their sync.
 const PRUNABLE_RUNS: &str =
@@ -179,6 +220,7 @@ where
     for<'r> SyncMeta: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> RunRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> RejectionRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> SuppressionRow: FromRow<'r, <B::Db as Database>::Row>,
 {
     async fn load(&self, sync: &str) -> Result<StoredState, StateError> {
         // One read transaction, so the counter, the cache and the table agree.
@@ -355,7 +397,7 @@ where
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         sqlx::query::<B::Db>(
             "UPDATE runs SET ended_at = $1, status = $2, source_rows = $3, invalid = $4, new = $5, changed = $6, unchanged = $7, \
-             gone = $8, sent = $9, rejected = $10, failed = $11, error = $12, deleted = $13 WHERE id = $14",
+             gone = $8, sent = $9, rejected = $10, failed = $11, error = $12, deleted = $13, suppressed = $14 WHERE id = $15",
         )
         .bind(now_secs())
         .bind(status.as_str())
@@ -370,6 +412,7 @@ where
         .bind(count(c.failed))
         .bind(error)
         .bind(count(c.deleted))
+        .bind(count(c.suppressed))
         .bind(run)
         .execute(self.pool())
         .await?;
@@ -409,6 +452,37 @@ where
 
     async fn claim_slot(&self, lock: &RunLock, slot: i64, worker: &str) -> Result<bool, StateError> {
         Backend::claim_slot(self, lock, slot, worker).await
+    }
+
+    async fn suppress(&self, sync: &str, ids: &[String], reason: SuppressReason, run: Option<i64>) -> Result<u64, StateError> {
+        let mut tx = self.pool().begin().await?;
+        let added = suppress_in::<B::Db>(&mut tx, sync, ids, reason, run, now_secs()).await?;
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    async fn unsuppress(&self, sync: &str, ids: &[String]) -> Result<u64, StateError> {
+        let mut tx = self.pool().begin().await?;
+        let mut lifted = 0;
+        for id in ids {
+            let done = sqlx::query::<B::Db>("DELETE FROM suppressions WHERE sync = $1 AND id = $2")
+                .bind(sync)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            lifted += done.rows();
+        }
+        tx.commit().await?;
+        Ok(lifted)
+    }
+
+    async fn suppressions(&self, sync: &str) -> Result<Vec<Suppression>, StateError> {
+        let rows: Vec<SuppressionRow> =
+            sqlx::query_as("SELECT id, reason, run_id, suppressed_at FROM suppressions WHERE sync = $1 ORDER BY id")
+                .bind(sync)
+                .fetch_all(self.pool())
+                .await?;
+        rows.into_iter().map(Suppression::try_from).collect()
     }
 
     async fn prune(&self, before: i64) -> Result<Pruned, StateError> {

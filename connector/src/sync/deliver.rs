@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::hash::{id_key, record_hash};
 use crate::quote::{shorten, MAX_QUOTED_CHARS};
 use crate::record::Change;
-use crate::state::{Commit, IndexEntry, RejectionStage, RunCounts, StoredRejection};
+use crate::state::{Commit, IndexEntry, RejectionStage, RunCounts, StoredRejection, SuppressReason};
 
 /// The batches of pass 2, sent concurrently under the rate limit.
 type InFlight<'a> = std::pin::Pin<Box<dyn futures::Stream<Item = (Vec<Change>, BatchOutcome)> + Send + 'a>>;
@@ -124,6 +124,8 @@ impl CommitWindow<'_> {
                 deleted: &deleted,
                 destination: &self.context.destination,
                 replace: self.replace,
+                // A record mirror deleted is never sent again, even if its row comes back.
+                suppress_deleted: Some((SuppressReason::Mirror, Some(run_id))),
             };
             let generation = store.commit(lock, &changes).await?;
             // After a commit that replaced the state, the table holds exactly this run's records.

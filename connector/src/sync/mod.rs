@@ -17,6 +17,7 @@ mod commit;
 mod deliver;
 mod plan;
 mod preview;
+mod suppress;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,7 +32,7 @@ use crate::error::Error;
 use crate::mapping::CompiledMapping;
 use crate::source::{self, Source};
 use crate::spec::Mapping;
-use crate::state::{RunCounts, RunLock, RunOrigin, RunStart, RunStatus, StateStore, StoredState};
+use crate::state::{RunCounts, RunLock, RunOrigin, RunStart, RunStatus, StateStore, StoredState, SuppressReason};
 use commit::{CommitBuffer, Committed};
 use deliver::CommitWindow;
 pub use plan::{plan, Plan};
@@ -75,15 +76,14 @@ impl SyncJob {
         }
     }
 
-    /// Checks the mapping against the source's schema; reads no rows.
+    /// Checks the mapping against the source's schema, and the suppression source's; reads no rows.
     pub async fn compile(&self) -> Result<CompiledMapping, Error> {
         let schema = self.source.schema().await?;
-        Ok(CompiledMapping::compile(
-            &self.mapping,
-            &schema,
-            &self.source.describe(),
-            chrono::Utc::now().timestamp(),
-        )?)
+        let compiled = CompiledMapping::compile(&self.mapping, &schema, &self.source.describe(), chrono::Utc::now().timestamp())?;
+        if let Some(config) = &self.mapping.suppress {
+            suppress::list_column(self, source::build(config)?.as_ref(), config).await?;
+        }
+        Ok(compiled)
     }
 }
 
@@ -273,6 +273,9 @@ impl RunContext<'_> {
         if let Some(blocked) = guard(sync, &plan, stored.index.len(), &self.options.allow_guards) {
             // Nothing is sent and nothing is committed: the schema is not saved either.
             return Err(Error::Blocked(blocked));
+        }
+        if !plan.suppress_from_source.is_empty() {
+            store.suppress(name, &plan.suppress_from_source, SuppressReason::Source, Some(self.run_id)).await?;
         }
         store.save_schema(name, plan.compiled.columns()).await?;
         if self.options.cancel.is_cancelled() {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
+use super::suppress::suppressed;
 use super::SyncJob;
 use crate::config::Mode;
 use crate::diff::{self, Duplicate};
@@ -26,6 +27,8 @@ pub struct Plan {
     /// Ids to delete at the destination, sorted, sent after the upserts: in mirror mode, the
     /// records ebb sent that left the source.
     pub(super) to_delete: Arc<Vec<String>>,
+    /// Identities of the suppression source that the suppression list does not hold yet.
+    pub(super) suppress_from_source: Vec<String>,
 }
 
 impl Plan {
@@ -69,10 +72,13 @@ struct Snapshot {
 pub async fn plan(sync: &SyncJob, store: &dyn StateStore, stored: &StoredState, full: bool) -> Result<Plan, Error> {
     let compiled = Arc::new(sync.compile().await?);
     diff::check_drift(stored.schema.as_deref(), compiled.columns())?;
+    let held = suppressed(sync, store).await?;
     let mut counts = RunCounts::default();
     let mut rejections = Vec::new();
-    let snapshot = read_snapshot(sync, &compiled, stored.index.len(), &mut counts, &mut rejections).await?;
-    let gone = diff::gone_keys(&stored.index, &snapshot.seen, &snapshot.duplicates, &snapshot.rejected_ids);
+    let snapshot = read_snapshot(sync, &compiled, stored.index.len(), &held.keys, &mut counts, &mut rejections).await?;
+    // A suppressed identity is neither sent nor gone: its record, if any, stays where it is.
+    let mut gone = diff::gone_keys(&stored.index, &snapshot.seen, &snapshot.duplicates, &snapshot.rejected_ids);
+    gone.retain(|key| !held.keys.contains(key));
     if !full {
         counts.gone = gone.len() as u64;
     }
@@ -109,6 +115,7 @@ pub async fn plan(sync: &SyncJob, store: &dyn StateStore, stored: &StoredState, 
         rejections,
         to_send: Arc::new(to_send),
         to_delete: Arc::new(to_delete),
+        suppress_from_source: held.from_source,
     })
 }
 
@@ -134,6 +141,7 @@ async fn read_snapshot(
     sync: &SyncJob,
     compiled: &CompiledMapping,
     last_size: usize,
+    suppressed: &HashSet<u128>,
     counts: &mut RunCounts,
     rejections: &mut Vec<StoredRejection>,
 ) -> Result<Snapshot, Error> {
@@ -145,7 +153,14 @@ async fn read_snapshot(
         let batch = batch?;
         counts.source += batch.batch.num_rows() as u64;
         compiled.hash_batch(&batch, |hashed| match hashed {
-            Ok((id, hash)) => seen.push(IndexEntry { key: id_key(id), hash }),
+            Ok((id, hash)) => {
+                let key = id_key(id);
+                if suppressed.contains(&key) {
+                    counts.suppressed += 1;
+                } else {
+                    seen.push(IndexEntry { key, hash });
+                }
+            }
             Err(rejection) => {
                 counts.invalid += 1;
                 if let Some(id) = &rejection.id {

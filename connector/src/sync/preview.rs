@@ -86,16 +86,18 @@ pub struct TestExchange {
     pub response: String,
 }
 
-/// Sends the first `records` valid records once each, without retries and without touching state.
-pub async fn test_send(sync: &SyncJob, records: usize) -> Result<Vec<TestExchange>, Error> {
+/// Sends the first `records` valid records once each, without retries and without touching
+/// state; a suppressed identity is never one of them.
+pub async fn test_send(sync: &SyncJob, store: &dyn StateStore, records: usize) -> Result<Vec<TestExchange>, Error> {
     let compiled = sync.compile().await?;
+    let held = super::suppress::suppressed(sync, store).await?;
     let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
     let mut picked: Vec<Record> = Vec::new();
     while picked.len() < records {
         let Some(batch) = stream.next().await else { break };
         compiled.map_batch(&batch?, |mapped| {
             if let Ok(r) = mapped {
-                if picked.len() < records {
+                if picked.len() < records && !held.keys.contains(&crate::hash::id_key(&r.id)) {
                     picked.push(r);
                 }
             }

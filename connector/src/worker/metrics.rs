@@ -99,7 +99,7 @@ impl Metrics {
         registry.register("sync_runs", "Runs finished, by sync and status", runs.clone());
         registry.register(
             "sync_records",
-            "Records by sync and outcome: sent (acknowledged), deleted (acknowledged deletes), rejected (by the destination), failed (not delivered), unchanged, invalid (rejected by the mapping)",
+            "Records by sync and outcome: sent (acknowledged), deleted (acknowledged deletes), suppressed (not sent: on the suppression list), rejected (by the destination), failed (not delivered), unchanged, invalid (rejected by the mapping)",
             records.clone(),
         );
         registry.register_with_unit(
@@ -156,7 +156,7 @@ impl Metrics {
 
     /// Makes a sync's series exist at zero, so dashboards see it before its first run.
     pub fn register_sync(&self, sync: &str) {
-        for outcome in ["sent", "deleted", "rejected", "failed", "unchanged", "invalid"] {
+        for outcome in ["sent", "deleted", "suppressed", "rejected", "failed", "unchanged", "invalid"] {
             let _ = self.records.get_or_create(&RecordLabels {
                 sync: sync.to_string(),
                 outcome: outcome.to_string(),
@@ -191,6 +191,7 @@ impl Metrics {
         for (outcome, n) in [
             ("sent", c.sent),
             ("deleted", c.deleted),
+            ("suppressed", c.suppressed),
             ("rejected", c.rejected),
             ("failed", c.failed),
             ("unchanged", c.unchanged),
