@@ -401,3 +401,166 @@ fn guards_and_mirror_are_checked_at_validate_time() {
         .expect_err("no delete API")
         .contains("`mirror` needs a destination that can delete records"));
 }
+
+/// Runs the `ebb` binary in the setup's workspace, with its source and state.
+async fn cli(s: &Setup, args: &[&str]) -> (Option<i32>, String) {
+    let url = database_url();
+    let state = s.ws.state_url();
+    let dir = s.ws.path().to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ebb(&dir, &args, &[("WAREHOUSE_URL", url.as_str()), ("EBB_STATE", state.as_str())])
+    })
+    .await
+    .expect("ran");
+    let (stdout, stderr) = text(&out);
+    (out.status.code(), format!("{stdout}{stderr}"))
+}
+
+#[tokio::test]
+async fn a_record_mirror_deleted_is_never_sent_again_when_its_row_comes_back_until_unsuppressed() {
+    let s = Setup::new(3, "").await;
+    s.run(AllowGuards::None).await;
+    s.wh.exec("DELETE FROM {s}.people WHERE email = 'p1@example.com'").await;
+    assert_eq!(s.run(AllowGuards::None).await.counts.deleted, 1);
+    s.wh.exec("INSERT INTO {s}.people VALUES ('P1@Example.com', 'Person 1 again', 'pro')")
+        .await;
+    for full in [false, true] {
+        let options = RunOptions {
+            full,
+            ..RunOptions::default()
+        };
+        let back = sync::run(&s.sync(), s.store.as_ref(), &options).await.expect("run");
+        assert_eq!(
+            (back.status, back.counts.suppressed, back.counts.gone),
+            (RunStatus::Completed, 1, 0),
+            "full {full}: {back:?}"
+        );
+        assert!(!s.held().contains("p1@example.com"), "never re-created, --full included");
+    }
+    let (code, listed) = cli(&s, &["suppressed", "m.yml", "--json"]).await;
+    assert_eq!(code, Some(0), "{listed}");
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("JSON");
+    assert_eq!(listed[0]["id"], "p1@example.com");
+    assert_eq!(listed[0]["reason"], "mirror");
+    assert!(listed[0]["run"].as_i64().is_some(), "by which run: {listed}");
+    let (code, out) = cli(&s, &["reset", "m.yml"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(s.run(AllowGuards::None).await.counts.suppressed, 1, "reset keeps the list");
+    let (code, out) = cli(&s, &["unsuppress", "m.yml", "p1@EXAMPLE.com"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("lifted 1 of 1"), "{out}");
+    let restored = s.run(AllowGuards::None).await;
+    assert_eq!((restored.counts.suppressed, restored.counts.sent), (0, 1), "{restored:?}");
+    assert!(s.held().contains("p1@example.com"));
+}
+
+#[tokio::test]
+async fn ebb_delete_deletes_at_the_destination_and_suppresses_and_ebb_suppress_sends_nothing() {
+    let s = Setup::new(3, "").await;
+    s.run(AllowGuards::None).await;
+    let (code, out) = cli(&s, &["delete", "m.yml", "P2@example.com"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("p2@example.com: deleted, and suppressed"), "{out}");
+    assert!(!s.held().contains("p2@example.com") && !s.in_state().await.contains("p2@example.com"));
+    let (code, out) = cli(&s, &["delete", "m.yml", "not an email"]).await;
+    assert_eq!(code, Some(1));
+    assert!(out.contains("is not an address"), "{out}");
+
+    let (code, out) = cli(&s, &["suppress", "m.yml", "p3@example.com", "new@example.com"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("suppressed 2"), "{out}");
+    s.wh.exec("UPDATE {s}.people SET plan = 'pro'; INSERT INTO {s}.people VALUES ('new@example.com', 'New', 'free')")
+        .await;
+    let requests = s.si.stats().requests;
+    let preview = sync::preview(&s.sync(), s.store.as_ref(), 5).await.expect("preview");
+    assert_eq!(
+        preview.counts.suppressed, 3,
+        "p2 (delete), p3 and new (manual): {:?}",
+        preview.counts
+    );
+    let report = s.run(AllowGuards::None).await;
+    assert_eq!(
+        (report.counts.suppressed, report.counts.sent, report.counts.deleted),
+        (3, 1, 0),
+        "only p1 changed and goes: {report:?}"
+    );
+    assert_eq!(s.si.stats().requests, requests + 1);
+    assert!(!s.held().contains("new@example.com"));
+    assert!(
+        s.in_state().await.contains("p3@example.com"),
+        "a manual suppression deletes nothing, even in mirror mode"
+    );
+    let (_, listed) = cli(&s, &["suppressed", "m.yml"]).await;
+    assert!(
+        listed.contains("p2@example.com  delete") && listed.contains("p3@example.com  manual"),
+        "{listed}"
+    );
+    let (_, status) = cli(&s, &["status", "m.yml"]).await;
+    assert!(status.contains("suppressed 3"), "{status}");
+}
+
+#[tokio::test]
+async fn a_suppression_source_is_read_every_run_and_its_identities_are_never_sent() {
+    let s = Setup::new(3, "").await;
+    s.wh.exec("CREATE TABLE {s}.deleted_in_ui (email text); INSERT INTO {s}.deleted_in_ui VALUES ('P1@example.com'), ('not-an-email')")
+        .await;
+    let with_source = format!(
+        "{}suppress:\n  postgres:\n    url: ${{WAREHOUSE_URL}}\n    table: {}.deleted_in_ui\n",
+        s.wh.mapping(&s.si.url(), ""),
+        s.wh.schema
+    );
+    s.ws.write("m.yml", &with_source);
+    let first = s.run(AllowGuards::None).await;
+    assert_eq!((first.counts.sent, first.counts.suppressed), (2, 1), "{first:?}");
+    assert!(!s.held().contains("p1@example.com"));
+    s.wh.exec("INSERT INTO {s}.deleted_in_ui VALUES ('p2@example.com')").await;
+    let second = s.run(AllowGuards::None).await;
+    assert_eq!(
+        (second.counts.suppressed, second.counts.deleted),
+        (2, 0),
+        "a suppressed record in state is not deleted: {second:?}"
+    );
+    let reasons: Vec<(String, String)> = s
+        .store
+        .suppressions("mirrored")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|x| (x.id, x.reason.as_str().to_string()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("p1@example.com".to_string(), "source".to_string()),
+            ("p2@example.com".to_string(), "source".to_string())
+        ]
+    );
+
+    let two_columns = with_source.replace(".deleted_in_ui\n", ".people\n");
+    s.ws.write("m.yml", &two_columns);
+    let err = s.sync().compile().await.expect_err("a list is one column").to_string();
+    assert!(
+        err.contains("suppress.postgres.url") && err.contains("it has 3 readable columns; it must have one"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn suppression_works_for_an_enterpret_mapping_too() {
+    let si = stand_in().await;
+    let ws = Workspace::new();
+    let mapping = ws.write("users.yml", &users_yaml("users", &si.url(), ""));
+    let store = ws.store().await;
+    store
+        .suppress("users", &["u-00003".to_string()], ebb::state::SuppressReason::Manual, None)
+        .await
+        .expect("suppress");
+    let users = fixture("users/pyarrow.parquet").display().to_string();
+    let sync = load_sync(&mapping, &[("USERS_SOURCE", users.as_str())]);
+    let report = run_ok(&sync, store.as_ref()).await;
+    assert_eq!(report.counts.suppressed, 1, "{report:?}");
+    let ids: BTreeSet<String> = si.records("users").into_iter().map(|r| r.id).collect();
+    assert!(!ids.contains("u-00003") && ids.contains("u-00004"), "{ids:?}");
+}

@@ -41,16 +41,36 @@ async fn changes_contract(store: &dyn StateStore) {
     let listed: Vec<(&str, SuppressReason, Option<i64>)> = suppressed.iter().map(|s| (s.id.as_str(), s.reason, s.run)).collect();
     assert_eq!(
         listed,
-        [("b", SuppressReason::Mirror, Some(7)), ("never-there", SuppressReason::Mirror, Some(7))],
+        [
+            ("b", SuppressReason::Mirror, Some(7)),
+            ("never-there", SuppressReason::Mirror, Some(7))
+        ],
         "deleted ids are suppressed in the commit"
     );
     let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    assert_eq!(store.suppress("c", &ids(&["b", "m1", "m2"]), SuppressReason::Manual, None).await.expect("suppress"), 2, "b kept its first reason");
+    assert_eq!(
+        store
+            .suppress("c", &ids(&["b", "m1", "m2"]), SuppressReason::Manual, None)
+            .await
+            .expect("suppress"),
+        2,
+        "b kept its first reason"
+    );
     assert_eq!(store.unsuppress("c", &ids(&["m1", "nope"])).await.expect("unsuppress"), 1);
-    let after: Vec<(String, SuppressReason)> = store.suppressions("c").await.expect("list").into_iter().map(|s| (s.id, s.reason)).collect();
+    let after: Vec<(String, SuppressReason)> = store
+        .suppressions("c")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| (s.id, s.reason))
+        .collect();
     assert_eq!(
         after,
-        [("b".to_string(), SuppressReason::Mirror), ("m2".to_string(), SuppressReason::Manual), ("never-there".to_string(), SuppressReason::Mirror)]
+        [
+            ("b".to_string(), SuppressReason::Mirror),
+            ("m2".to_string(), SuppressReason::Manual),
+            ("never-there".to_string(), SuppressReason::Mirror)
+        ]
     );
     assert_eq!(store.suppressions("other").await.expect("list"), [], "per sync");
     let ids = |records: Vec<(String, u128)>| records.into_iter().map(|(id, _)| id).collect::<Vec<_>>();

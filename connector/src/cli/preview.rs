@@ -22,7 +22,11 @@ pub(super) async fn preview(state_url: &str, path: &Path, limit: usize, json: bo
         "{} → {} (dry run: nothing is sent, state is unchanged)",
         preview.sync, preview.destination
     );
-    let suppressed = if c.suppressed == 0 { String::new() } else { format!(" · suppressed {}", c.suppressed) };
+    let suppressed = if c.suppressed == 0 {
+        String::new()
+    } else {
+        format!(" · suppressed {}", c.suppressed)
+    };
     println!(
         "  source rows {} · invalid {}{suppressed} · new {} · changed {} · unchanged {} · gone {}",
         c.source, c.invalid, c.new, c.changed, c.unchanged, c.gone

@@ -43,7 +43,11 @@ pub(super) async fn unsuppress(state_url: &str, path: &Path, ids: &[String], env
     let ids = identities(&sync, ids)?;
     let store = open_store(state_url, false).await?;
     let lifted = store.unsuppress(sync.name(), &ids).await?;
-    println!("{}: lifted {lifted} of {}; the next run sends those still in the source", sync.name(), ids.len());
+    println!(
+        "{}: lifted {lifted} of {}; the next run sends those still in the source",
+        sync.name(),
+        ids.len()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -110,5 +114,9 @@ pub(super) async fn delete(state_url: &str, path: &Path, ids: &[String], env: &d
     for (id, why) in &problems {
         println!("{id}: not deleted: {why}");
     }
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

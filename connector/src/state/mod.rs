@@ -10,15 +10,15 @@ mod lock;
 pub mod postgres;
 mod runs;
 mod sql;
-mod suppress;
 pub mod sqlite;
+mod suppress;
 
 use crate::column::ColumnType;
 pub use index::{IndexEntry, RecordIndex, INDEX_FORMAT};
 pub use lock::{LockLost, LockWatch, RunLock};
-pub use suppress::{SuppressReason, Suppression};
 pub use runs::{Pruned, RejectionStage, RunCounts, RunOrigin, RunRecord, RunStart, RunStatus, StoredRejection, MAX_STORED_REJECTIONS};
 pub(crate) use runs::{RejectionRow, RunRow};
+pub use suppress::{SuppressReason, Suppression};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

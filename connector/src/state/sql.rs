@@ -11,8 +11,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArgumen
 
 use super::suppress::{SuppressionRow, SUPPRESS};
 use super::{
-    now_secs, Commit, SuppressReason, Suppression, Pruned, RecordIndex, RejectionRow, RunCounts, RunLock, RunRecord, RunRow, RunStart, RunStatus, StateError,
-    StateStore, StoredRejection, StoredState, INDEX_FORMAT, MAX_STORED_REJECTIONS,
+    now_secs, Commit, Pruned, RecordIndex, RejectionRow, RunCounts, RunLock, RunRecord, RunRow, RunStart, RunStatus, StateError,
+    StateStore, StoredRejection, StoredState, SuppressReason, Suppression, INDEX_FORMAT, MAX_STORED_REJECTIONS,
 };
 use crate::column::ColumnType;
 use crate::hash::HASH_VERSION;

@@ -61,7 +61,11 @@ impl TryFrom<SuppressionRow> for Suppression {
 
     fn try_from(r: SuppressionRow) -> Result<Suppression, super::StateError> {
         let reason = SuppressReason::parse(&r.reason).ok_or_else(|| {
-            super::StateError::Damaged(format!("suppression of {} has an unknown reason {}", crate::quote::quote(&r.id), crate::quote::quote(&r.reason)))
+            super::StateError::Damaged(format!(
+                "suppression of {} has an unknown reason {}",
+                crate::quote::quote(&r.id),
+                crate::quote::quote(&r.reason)
+            ))
         })?;
         Ok(Suppression {
             id: r.id,

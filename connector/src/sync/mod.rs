@@ -275,7 +275,9 @@ impl RunContext<'_> {
             return Err(Error::Blocked(blocked));
         }
         if !plan.suppress_from_source.is_empty() {
-            store.suppress(name, &plan.suppress_from_source, SuppressReason::Source, Some(self.run_id)).await?;
+            store
+                .suppress(name, &plan.suppress_from_source, SuppressReason::Source, Some(self.run_id))
+                .await?;
         }
         store.save_schema(name, plan.compiled.columns()).await?;
         if self.options.cancel.is_cancelled() {

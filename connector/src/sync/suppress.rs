@@ -45,17 +45,27 @@ pub(super) async fn list_column(sync: &SyncJob, source: &dyn Source, config: &So
     let schema = source.schema().await?;
     match schema.columns.as_slice() {
         [(name, t @ (ColumnType::String | ColumnType::Int | ColumnType::UInt))] => Ok((name.clone(), t.clone())),
-        [(name, t)] => Err(list_issue(sync, config, format!("its column {} is {t}; identities are text or integers", quote(name)))),
+        [(name, t)] => Err(list_issue(
+            sync,
+            config,
+            format!("its column {} is {t}; identities are text or integers", quote(name)),
+        )),
         columns => Err(list_issue(
             sync,
             config,
-            format!("it has {} readable columns; it must have one, of identities (select just that column)", columns.len()),
+            format!(
+                "it has {} readable columns; it must have one, of identities (select just that column)",
+                columns.len()
+            ),
         )),
     }
 }
 
 fn list_issue(sync: &SyncJob, config: &SourceConfig, message: String) -> Error {
-    let message = format!("the suppression source {}: {message}", source::build(config).map(|s| s.describe()).unwrap_or_default());
+    let message = format!(
+        "the suppression source {}: {message}",
+        source::build(config).map(|s| s.describe()).unwrap_or_default()
+    );
     Error::Config(ConfigErrors(vec![sync.mapping.issue(config.loc(), message, None)]))
 }
 
@@ -69,7 +79,9 @@ async fn read_list(sync: &SyncJob, config: &SourceConfig) -> Result<Vec<String>,
     let mut ids = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        let Some(array) = batch.batch.column_by_name(&column.0) else { continue };
+        let Some(array) = batch.batch.column_by_name(&column.0) else {
+            continue;
+        };
         let text = arrow::compute::cast(array, &DataType::Utf8).map_err(|e| SourceError::Read {
             path: batch.origin.to_string(),
             cause: Box::new(e) as BoxError,
