@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::issue::Loc;
+use super::pii::Pii;
 use super::raw::{RawAttribute, RawAttributeSpec};
 use super::validator::Validator;
 use crate::quote::{shorten, MAX_QUOTED_CHARS};
@@ -70,6 +71,8 @@ pub struct Attribute {
     pub source: AttributeSource,
     pub loc: Loc,
     pub rule: ValueRule,
+    /// Hashed or redacted before it is sent.
+    pub pii: Pii,
 }
 
 impl Validator<'_> {
@@ -101,6 +104,7 @@ impl Validator<'_> {
             self.push(&loc, "names must not be empty");
             return None;
         }
+        let mut pii = Pii::Plain;
         let source = match &spec.value {
             RawAttribute::Column(column) => {
                 let name = self.interpolated_at(column, &loc)?;
@@ -120,7 +124,10 @@ impl Validator<'_> {
                     self.push(&loc, "needs `column` (a source column) or `value` (a constant)");
                     return None;
                 }
-                (Some(column), None) => self.column_attribute(s, column, &loc)?,
+                (Some(column), None) => {
+                    pii = self.pii(s, &loc, rule)?;
+                    self.column_attribute(s, column, &loc)?
+                }
                 (None, Some(value)) => self.constant_attribute(s, value, &loc)?,
             },
         };
@@ -132,6 +139,7 @@ impl Validator<'_> {
             source,
             loc,
             rule,
+            pii,
         })
     }
 
@@ -173,8 +181,11 @@ impl Validator<'_> {
 
     /// `{ value, type }`.
     fn constant_attribute(&mut self, s: &RawAttributeSpec, value: &serde_json::Value, loc: &Loc) -> Option<AttributeSource> {
-        if s.split.is_some() || s.list.is_some() {
-            self.push(loc, "`split` and `list` apply to columns, not to a constant `value`");
+        if s.split.is_some() || s.list.is_some() || s.hash.is_some() || s.salt_env.is_some() || s.redact.is_some() {
+            self.push(
+                loc,
+                "`split`, `list`, `hash`, `salt_env` and `redact` apply to columns, not to a constant `value`",
+            );
             return None;
         }
         match constant(value, s.ty) {

@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod env;
 pub mod guards;
 pub mod issue;
+pub mod pii;
 pub mod raw;
 pub mod schedule;
 pub mod secret;
@@ -30,6 +31,7 @@ pub use attributes::{AttrType, Attribute, AttributeSource, ColumnRef, ValueRule}
 pub use delivery::{DeliveryConfig, DeliveryLimits, RawDelivery};
 pub use guards::{GuardBlocked, Guards, Planned, GUARD_NAMES};
 pub use issue::{did_you_mean, ConfigErrors, ConfigIssue, Loc};
+pub use pii::Pii;
 pub use schedule::Schedule;
 pub use shape::{IdentitySource, Join, RecordShape, Template, TemplatePart};
 pub use source::{JoinKeys, PostgresRelation, SourceConfig};

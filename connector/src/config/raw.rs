@@ -95,6 +95,15 @@ pub struct RawAttributeSpec {
     pub list: Option<bool>,
     #[serde(default)]
     pub split: Option<String>,
+    /// `sha256`: send the salted hash of each value instead (needs `salt_env`).
+    #[serde(default)]
+    pub hash: Option<super::pii::HashAlgorithm>,
+    /// The environment variable that holds the hash's salt.
+    #[serde(default)]
+    pub salt_env: Option<String>,
+    /// Never send this field (its column is not read either).
+    #[serde(default)]
+    pub redact: Option<bool>,
 }
 
 impl<'de> Deserialize<'de> for RawAttribute {

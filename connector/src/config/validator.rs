@@ -27,6 +27,11 @@ impl<'a> Validator<'a> {
     }
 
     /// The mapping file, which anchors relative paths.
+    /// An environment variable, for a setting that names one (`salt_env:`).
+    pub fn env_var(&self, name: &str) -> Option<String> {
+        self.env.var(name)
+    }
+
     pub fn file(&self) -> &Path {
         &self.file
     }

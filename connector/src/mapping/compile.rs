@@ -2,6 +2,7 @@
 //! coerced to the attribute's. This is what `ebb validate` runs; it reads no rows.
 
 use crate::column::ColumnType;
+use crate::config::Pii;
 use crate::config::{
     did_you_mean, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, IdentitySource, TemplatePart, ValueRule,
 };
@@ -120,14 +121,22 @@ impl Resolver<'_> {
                     column_name: None,
                     kind: AttrKind::Constant(v.clone()),
                     rule: attr.rule,
+                    salt: None,
                 })
             }
             AttributeSource::Column { column, ty, split, list } => (column, ty, split, *list),
+        };
+        let salt = match &attr.pii {
+            // Never read, so never in memory, a log or a rejection.
+            Pii::Redact => return None,
+            Pii::Hash { salt } => Some(salt.clone()),
+            Pii::Plain => None,
         };
         let (col, t) = self.resolve(column)?;
         self.shape_fits(attr, &label, column, &t, split.is_some(), list)?;
         let target = match attr.rule {
             ValueRule::Required => AttrType::String,
+            _ if salt.is_some() => AttrType::String,
             _ => ty.unwrap_or_else(|| {
                 if split.is_some() {
                     AttrType::String
@@ -153,6 +162,7 @@ impl Resolver<'_> {
                 split: split.clone(),
             },
             rule: attr.rule,
+            salt,
         })
     }
 

@@ -17,6 +17,7 @@ use arrow::datatypes::DataType;
 use chrono::{DateTime, Utc};
 
 use crate::column::ColumnType;
+use crate::config::secret::SecretString;
 use crate::config::{AttrType, NullPolicy, ValueRule};
 use crate::destination::capabilities::Identity;
 use crate::quote::quote;
@@ -25,7 +26,7 @@ use crate::source::SourceBatch;
 use cells::{normalise, Column, Value};
 use coercion::{coerce, created_at_secs, fmt_secs, to_text};
 use identity::{fill, normalise_email, row_id, IdentityFrom};
-use writer::{HashWriter, RecordBuilder, RowWriter};
+use writer::{HashWriter, Hashed, RecordBuilder, RowWriter};
 
 /// An identity written by a person or another source (a suppression list), normalised as the
 /// mapping's own are; `Err` says why it is not one.
@@ -64,6 +65,8 @@ pub(super) struct CompiledAttr {
     column_name: Option<String>,
     kind: AttrKind,
     rule: ValueRule,
+    /// Values are sent as their salted SHA-256 (`hash: sha256`).
+    salt: Option<SecretString>,
 }
 
 /// A mapping checked against a schema, ready to map rows.
@@ -229,16 +232,23 @@ impl CompiledMapping {
                     required_text(columns[*col].value(row), &attr.name, sink, &mut text)
                         .map_err(|reason| fail(format!("{} {reason}", at())))?
                 }
-                AttrKind::Column { col, target, split } => coerce(
-                    columns[*col].value(row),
-                    &attr.name,
-                    *target,
-                    split.as_deref(),
-                    self.nulls,
-                    sink,
-                    &mut text,
-                )
-                .map_err(|reason| fail(format!("{}: {reason}", at())))?,
+                AttrKind::Column { col, target, split } => {
+                    let value = columns[*col].value(row);
+                    let (split, nulls) = (split.as_deref(), self.nulls);
+                    match &attr.salt {
+                        None => coerce(value, &attr.name, *target, split, nulls, sink, &mut text),
+                        Some(salt) => coerce(
+                            value,
+                            &attr.name,
+                            *target,
+                            split,
+                            nulls,
+                            &mut Hashed { inner: sink, salt },
+                            &mut text,
+                        ),
+                    }
+                    .map_err(|reason| fail(format!("{}: {reason}", at())))?
+                }
             }
         }
         Ok(())

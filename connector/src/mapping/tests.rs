@@ -177,6 +177,7 @@ fn hashing_from_columns_matches_hashing_the_record() {
             split: split.map(String::from),
         },
         rule: ValueRule::Any,
+        salt: None,
     };
     for nulls in [NullPolicy::Skip, NullPolicy::Send] {
         let mut attributes = vec![
@@ -195,6 +196,7 @@ fn hashing_from_columns_matches_hashing_the_record() {
                 column_name: None,
                 kind: AttrKind::Constant(AttrValue::N(vec![Number::Int(3)])),
                 rule: ValueRule::Any,
+                salt: None,
             },
         ];
         attributes.sort_by(|a, b| a.name.cmp(&b.name));

@@ -1,5 +1,7 @@
 //! Where the row engine writes a row: into a [`Record`], or straight into the canonical hash.
 
+use crate::config::pii::salted_sha256;
+use crate::config::secret::SecretString;
 use crate::config::AttrType;
 use crate::hash::Encoder;
 use crate::record::{AttrValue, Number, Record};
@@ -130,6 +132,38 @@ impl RowWriter for HashWriter {
 
     fn end_attr(&mut self) {
         self.encoder.end_attr();
+    }
+}
+
+/// Writes each text item as its salted SHA-256 instead: the raw value goes no further.
+pub(super) struct Hashed<'a, W> {
+    pub inner: &'a mut W,
+    pub salt: &'a SecretString,
+}
+
+impl<W: RowWriter> RowWriter for Hashed<'_, W> {
+    fn begin(&mut self, id: &str, created_at: i64) {
+        self.inner.begin(id, created_at);
+    }
+
+    fn begin_attr(&mut self, name: &str, target: AttrType) {
+        self.inner.begin_attr(name, target);
+    }
+
+    fn str_item(&mut self, s: &str) {
+        self.inner.str_item(&salted_sha256(self.salt, s));
+    }
+
+    fn num_item(&mut self, n: Number) {
+        self.inner.num_item(n);
+    }
+
+    fn bool_item(&mut self, b: bool) {
+        self.inner.bool_item(b);
+    }
+
+    fn end_attr(&mut self) {
+        self.inner.end_attr();
     }
 }
 
