@@ -564,3 +564,56 @@ async fn suppression_works_for_an_enterpret_mapping_too() {
     let ids: BTreeSet<String> = si.records("users").into_iter().map(|r| r.id).collect();
     assert!(!ids.contains("u-00003") && ids.contains("u-00004"), "{ids:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_during_deletes_loses_nothing_and_the_next_run_finishes_them() {
+    let s = Setup::new(30, "").await;
+    s.run(AllowGuards::None).await;
+    let leaving: Vec<String> = (1..=20).map(|i| format!("p{i}@example.com")).collect();
+    s.wh.exec(
+        "DELETE FROM {s}.people WHERE email <> ALL (ARRAY[{list}])"
+            .replace(
+                "{list}",
+                &(21..=30).map(|i| format!("'p{i}@example.com'")).collect::<Vec<_>>().join(", "),
+            )
+            .as_str(),
+    )
+    .await;
+    s.si.set_latency(std::time::Duration::from_millis(150));
+    let url = database_url();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .current_dir(s.ws.path())
+        .args(["--state", &s.ws.state_url(), "sync", "m.yml"])
+        .env("WAREHOUSE_URL", &url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ebb starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.held().len() > 27 {
+        assert!(std::time::Instant::now() < deadline, "the run never deleted");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert!(s.held().len() > 10, "killed mid-run, with deletes left to do");
+    s.si.set_latency(std::time::Duration::ZERO);
+    let after = s.run(AllowGuards::None).await;
+    assert_eq!(after.status, RunStatus::Completed, "{after:?}");
+    let staying: BTreeSet<String> = (21..=30).map(|i| format!("p{i}@example.com")).collect();
+    assert_eq!(s.held(), staying, "every record that left the source is gone from the destination");
+    assert_eq!(s.in_state().await, staying, "and from state");
+    let suppressed: BTreeSet<String> = s
+        .store
+        .suppressions("mirrored")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(suppressed, leaving.into_iter().collect(), "each acknowledged delete is suppressed");
+    // A delete acknowledged but not committed when the process died is sent again and answered
+    // 404: at most the requests in flight and the last commit window's.
+    let again = s.si.stats().by_status.get(&404).copied().unwrap_or(0);
+    assert!(again <= 8, "{again} deletes sent twice");
+}
