@@ -156,7 +156,7 @@ async fn profiles_are_sent_with_typed_properties_companies_and_segments_and_bad_
     assert_eq!(reason("16"), "`full_name` (column `full_name`) is blank");
     assert_eq!(
         reason("twin@example.com"),
-        "id `twin@example.com` occurs 2 times in the snapshot; every occurrence is rejected",
+        "email `twin@example.com` occurs 2 times in the snapshot; every occurrence is rejected",
         "two rows with one email after normalising are all rejected"
     );
     assert!(reason("19").ends_with("nothing comes before the `@`"));

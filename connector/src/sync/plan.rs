@@ -9,6 +9,7 @@ use futures::StreamExt;
 use super::suppress::suppressed;
 use super::SyncJob;
 use crate::config::Mode;
+use crate::destination::capabilities::Identity;
 use crate::diff::{self, Duplicate};
 use crate::error::Error;
 use crate::hash::id_key;
@@ -206,6 +207,11 @@ async fn reject_duplicates(
     if !missing.is_empty() {
         texts.extend(ids_of(sync, compiled, &missing).await?);
     }
+    // What the destination keys records on, as people call it: an id, or an email.
+    let label = match sync.destination.capabilities().identity {
+        Identity::Id => "id",
+        Identity::Email => "email",
+    };
     for d in duplicates {
         counts.invalid += u64::from(d.valid);
         if rejections.len() >= MAX_STORED_REJECTIONS {
@@ -216,9 +222,9 @@ async fn reject_duplicates(
         rejections.push(StoredRejection {
             stage: RejectionStage::Mapping,
             record_id: Some(id.clone()),
-            position: format!("id {}", shorten(&id, MAX_QUOTED_CHARS)),
+            position: format!("{label} {}", shorten(&id, MAX_QUOTED_CHARS)),
             reason: format!(
-                "id {} occurs {} times in the snapshot; every occurrence is rejected",
+                "{label} {} occurs {} times in the snapshot; every occurrence is rejected",
                 quote(&id),
                 d.occurrences
             ),
