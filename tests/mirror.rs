@@ -12,21 +12,25 @@ use ebb::state::{RunStatus, StateStore};
 use ebb::sync::{self, AllowGuards, RunOptions, RunReport, SyncJob};
 use serde_json::json;
 
-/// A PostgreSQL schema of one test's own, dropped with it, holding `people`.
+/// A PostgreSQL schema of one test's own, holding `people`.
 struct Warehouse {
-    schema: String,
-    pool: sqlx::PgPool,
-    _temp: TempSchema,
+    pg: PgSchema,
+}
+
+impl std::ops::Deref for Warehouse {
+    type Target = PgSchema;
+
+    fn deref(&self) -> &PgSchema {
+        &self.pg
+    }
 }
 
 impl Warehouse {
     async fn new(rows: usize) -> Warehouse {
-        let temp = TempSchema::new("ebb_mirror");
-        let schema = temp.name.clone();
-        let pool = sqlx::PgPool::connect(&database_url()).await.expect("PostgreSQL at DATABASE_URL");
-        let wh = Warehouse { schema, pool, _temp: temp };
-        wh.exec("CREATE SCHEMA {s}; CREATE TABLE {s}.people (email text, name text, plan text)")
-            .await;
+        let wh = Warehouse {
+            pg: PgSchema::new("ebb_mirror").await,
+        };
+        wh.exec("CREATE TABLE {s}.people (email text, name text, plan text)").await;
         for i in 1..=rows {
             wh.exec(&format!(
                 "INSERT INTO {{s}}.people VALUES ('p{i}@example.com', 'Person {i}', 'free')"
@@ -34,14 +38,6 @@ impl Warehouse {
             .await;
         }
         wh
-    }
-
-    async fn exec(&self, sql: &str) {
-        let sql = sql.replace("{s}", &format!("\"{}\"", self.schema));
-        sqlx::raw_sql(&sql)
-            .execute(&self.pool)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     fn mapping(&self, url: &str, guards: &str) -> String {
@@ -63,7 +59,7 @@ full_name: name
 properties:
   plan: plan
 {guards}"#,
-            s = self.schema
+            s = self.name
         )
     }
 }
@@ -509,7 +505,7 @@ async fn a_suppression_source_is_read_every_run_and_its_identities_are_never_sen
     let with_source = format!(
         "{}suppress:\n  postgres:\n    url: ${{WAREHOUSE_URL}}\n    table: {}.deleted_in_ui\n",
         s.wh.mapping(&s.si.url(), ""),
-        s.wh.schema
+        s.wh.name
     );
     s.ws.write("m.yml", &with_source);
     let first = s.run(AllowGuards::None).await;

@@ -53,6 +53,11 @@ company:
     )
 }
 
+/// The sync of a people mapping, over the fixture people and the named companies file.
+fn people_sync(mapping: &Path, companies_file: &str) -> ebb::sync::SyncJob {
+    load_sync(mapping, &[("PEOPLE", &people()), ("COMPANIES", &companies(companies_file))])
+}
+
 fn by_email(si: &StandIn) -> BTreeMap<String, HeldProfile> {
     si.profiles().into_iter().map(|p| (p.email.clone(), p)).collect()
 }
@@ -82,9 +87,7 @@ async fn profiles_are_sent_with_typed_properties_companies_and_segments_and_bad_
     let ws = Workspace::new();
     let mapping = ws.write("people.yml", &people_yaml(&si.url(), "email", "local-profiles-token"));
     let store = ws.store().await;
-    let vars = [("PEOPLE", people()), ("COMPANIES", companies("companies.parquet"))];
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let report = run_ok(&load_sync(&mapping, &vars), store.as_ref()).await;
+    let report = run_ok(&people_sync(&mapping, "companies.parquet"), store.as_ref()).await;
     assert_eq!(
         (report.counts.source, report.counts.invalid, report.counts.sent),
         (19, 13, 6),
@@ -161,13 +164,11 @@ async fn profiles_are_sent_with_typed_properties_companies_and_segments_and_bad_
     );
     assert!(reason("19").ends_with("nothing comes before the `@`"));
 
-    let again = run_ok(&load_sync(&mapping, &vars), store.as_ref()).await;
+    let again = run_ok(&people_sync(&mapping, "companies.parquet"), store.as_ref()).await;
     assert_eq!((again.counts.sent, again.counts.unchanged), (0, 6), "a second run sends nothing");
 
     // acc-2's mapped size changed and acc-3's unmapped region: exactly acc-2's users go again.
-    let changed = [("PEOPLE", people()), ("COMPANIES", companies("companies_changed.parquet"))];
-    let changed: Vec<(&str, &str)> = changed.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let third = run_ok(&load_sync(&mapping, &changed), store.as_ref()).await;
+    let third = run_ok(&people_sync(&mapping, "companies_changed.parquet"), store.as_ref()).await;
     assert_eq!((third.counts.changed, third.counts.sent), (2, 2), "{third:?}");
     let held = by_email(&si);
     let counts: BTreeMap<&str, u64> = held.iter().map(|(e, p)| (e.as_str(), p.received_count)).collect();
@@ -195,9 +196,7 @@ async fn a_template_builds_pseudonymous_emails_from_columns() {
     );
     let mapping = ws.write("people.yml", &yaml);
     let store = ws.store().await;
-    let vars = [("PEOPLE", people()), ("COMPANIES", companies("companies.parquet"))];
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let report = run_ok(&load_sync(&mapping, &vars), store.as_ref()).await;
+    let report = run_ok(&people_sync(&mapping, "companies.parquet"), store.as_ref()).await;
     // Every row has a user_id, so only the two bad names and the ambiguous company are left.
     assert_eq!((report.counts.invalid, report.counts.sent), (3, 16), "{report:?}");
     let held = by_email(&si);
@@ -217,9 +216,7 @@ async fn a_403_with_messages_per_user_rejects_those_users_and_delivers_the_other
     let ws = Workspace::new();
     let mapping = ws.write("people.yml", &people_yaml(&si.url(), "email", "local-profiles-token"));
     let store = ws.store().await;
-    let vars = [("PEOPLE", people()), ("COMPANIES", companies("companies.parquet"))];
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let report = run_ok(&load_sync(&mapping, &vars), store.as_ref()).await;
+    let report = run_ok(&people_sync(&mapping, "companies.parquet"), store.as_ref()).await;
     assert_eq!((report.counts.sent, report.counts.rejected), (4, 2), "{report:?}");
     let held = by_email(&si);
     assert!(!held.contains_key("grace@example.com") && !held.contains_key("alan@example.com"));
@@ -244,11 +241,9 @@ async fn a_403_with_messages_per_user_rejects_those_users_and_delivers_the_other
 async fn a_wrong_token_or_a_403_without_messages_fails_the_run_and_commits_nothing() {
     let si = stand_in().await;
     let ws = Workspace::new();
-    let vars = [("PEOPLE", people()), ("COMPANIES", companies("companies.parquet"))];
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let wrong = ws.write("wrong.yml", &people_yaml(&si.url(), "email", "not-the-token"));
     let store = ws.store().await;
-    let report = run(&load_sync(&wrong, &vars), store.as_ref(), false).await;
+    let report = run(&people_sync(&wrong, "companies.parquet"), store.as_ref(), false).await;
     assert_eq!(report.status, RunStatus::Failed);
     let error = report.error.unwrap_or_default();
     assert!(error.contains("HTTP 401: the token was refused"), "{error}");
@@ -260,7 +255,7 @@ async fn a_wrong_token_or_a_403_without_messages_fails_the_run_and_commits_nothi
         retry_after_secs: None,
     }]);
     let right = ws.write("right.yml", &people_yaml(&si.url(), "email", "local-profiles-token"));
-    let report = run(&load_sync(&right, &vars), store.as_ref(), false).await;
+    let report = run(&people_sync(&right, "companies.parquet"), store.as_ref(), false).await;
     assert_eq!(report.status, RunStatus::Failed);
     assert!(report
         .error
@@ -357,9 +352,7 @@ async fn columns_are_checked_against_the_source_and_the_company_source() {
     let check = |yaml: String| {
         let path = ws.write("m.yml", &yaml);
         async move {
-            let vars = [("PEOPLE", people()), ("COMPANIES", companies("companies.parquet"))];
-            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            match load_sync(&path, &vars).compile().await {
+            match people_sync(&path, "companies.parquet").compile().await {
                 Ok(_) => String::new(),
                 Err(e) => e.to_string(),
             }
@@ -449,29 +442,24 @@ async fn the_stand_in_enforces_the_profiles_contract() {
     assert_eq!(listed, json!([]));
 }
 
-/// A PostgreSQL schema of one test's own, dropped with it.
+/// A PostgreSQL schema of one test's own, for people and their companies.
 struct Warehouse {
-    schema: String,
-    pool: sqlx::PgPool,
-    _temp: TempSchema,
+    pg: PgSchema,
+}
+
+impl std::ops::Deref for Warehouse {
+    type Target = PgSchema;
+
+    fn deref(&self) -> &PgSchema {
+        &self.pg
+    }
 }
 
 impl Warehouse {
     async fn new() -> Warehouse {
-        let temp = TempSchema::new("ebb_prof");
-        let schema = temp.name.clone();
-        let pool = sqlx::PgPool::connect(&database_url()).await.expect("PostgreSQL at DATABASE_URL");
-        let warehouse = Warehouse { schema, pool, _temp: temp };
-        warehouse.exec("CREATE SCHEMA {s}").await;
-        warehouse
-    }
-
-    async fn exec(&self, sql: &str) {
-        let sql = sql.replace("{s}", &format!("\"{}\"", self.schema));
-        sqlx::raw_sql(&sql)
-            .execute(&self.pool)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        Warehouse {
+            pg: PgSchema::new("ebb_prof").await,
+        }
     }
 
     /// A profiles mapping over `{s}.people`, with companies joined from `{s}.companies`.
@@ -501,7 +489,7 @@ company:
     name: name
     arr: arr
 "#,
-            s = self.schema
+            s = self.name
         )
     }
 }

@@ -271,3 +271,33 @@ impl Drop for TempDatabase {
         admin_exec_blocking(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name));
     }
 }
+
+/// A PostgreSQL schema of one test's own, created empty and dropped with the test. `exec` runs
+/// SQL in which `{s}` stands for the schema's quoted name.
+pub struct PgSchema {
+    pub name: String,
+    pub pool: sqlx::PgPool,
+    _temp: TempSchema,
+}
+
+impl PgSchema {
+    pub async fn new(prefix: &str) -> PgSchema {
+        let temp = TempSchema::new(prefix);
+        let pool = sqlx::PgPool::connect(&database_url()).await.expect("PostgreSQL at DATABASE_URL");
+        let schema = PgSchema {
+            name: temp.name.clone(),
+            pool,
+            _temp: temp,
+        };
+        schema.exec("CREATE SCHEMA {s}").await;
+        schema
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        let sql = sql.replace("{s}", &format!("\"{}\"", self.name));
+        sqlx::raw_sql(&sql)
+            .execute(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}

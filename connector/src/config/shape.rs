@@ -50,15 +50,6 @@ pub enum TemplatePart {
     Column(ColumnRef),
 }
 
-impl Template {
-    pub fn columns(&self) -> impl Iterator<Item = &ColumnRef> {
-        self.parts.iter().filter_map(|p| match p {
-            TemplatePart::Column(c) => Some(c),
-            TemplatePart::Text(_) => None,
-        })
-    }
-}
-
 /// A source joined to every row: `row.column = lookup.key`. Its columns are read as
 /// `prefix` + their name (see [`SourceConfig::Joined`]).
 #[derive(Clone, Debug)]
