@@ -5,7 +5,7 @@
 #     scripts/bench.sh --large-rows 0       # skip the 5M-row cases
 #
 # Builds ebb and ebb-bench in release mode, installs the peers (DuckDB and
-# drt-core 1.2.1) into a throwaway venv (never a dependency of ebb), starts
+# drt-core 1.2.1, with the keyed REST plugin) into a throwaway venv (never a dependency of ebb), starts
 # PostgreSQL if it is down, and prints the results table (also written to
 # target/bench/results.md). Extra arguments go to `ebb-bench suite`.
 set -euo pipefail
@@ -16,6 +16,12 @@ venv="$(realpath -m "${BENCH_VENV:-target/bench/venv}")"
 if [ ! -x "$venv/bin/drt" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet duckdb 'drt-core==1.2.1' psycopg2-binary
+fi
+# drt's REST destination with an upsert_key, so that drt can diff (connector/bench/drt_keyed).
+# Built from a copy: pip leaves build folders next to the sources it builds.
+if ! "$venv/bin/python" -c 'import drt_keyed_rest' 2>/dev/null; then
+    rm -rf "$venv/src/drt_keyed" && mkdir -p "$venv/src" && cp -r connector/bench/drt_keyed "$venv/src/"
+    "$venv/bin/pip" install --quiet "$venv/src/drt_keyed"
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -186,15 +186,44 @@ fn postgres_mapping(name: &str, table: &str) -> String {
     )
 }
 
+/// How drt finds what to send.
+#[derive(Clone, Copy, PartialEq)]
+enum DrtStrategy {
+    /// drt's `rest_api` with `mode: upsert`: it sends every row on every run.
+    Upsert,
+    /// `incremental_strategy: diff` into the same REST destination behind a config with an
+    /// `upsert_key` (the `rest_api_keyed` plugin in `connector/bench/drt_keyed`): drt diffs a
+    /// snapshot of the query in the warehouse and sends only new and changed rows.
+    Diff,
+}
+
+impl DrtStrategy {
+    fn sync_name(self) -> &'static str {
+        match self {
+            DrtStrategy::Upsert => "users_upsert",
+            DrtStrategy::Diff => "users_diff",
+        }
+    }
+}
+
 /// drt's sync into the same stand-in: the same columns, 15 records per request, in the
 /// Enterpret body shape, built by drt's batch template.
-fn drt_sync(table: &str, port: u16) -> String {
+fn drt_sync(table: &str, port: u16, strategy: DrtStrategy) -> String {
+    let (kind, key, sync) = match strategy {
+        DrtStrategy::Upsert => ("rest_api", "", "  mode: upsert\n"),
+        DrtStrategy::Diff => (
+            "rest_api_keyed",
+            "  upsert_key: [id]\n",
+            "  mode: upsert\n  incremental_strategy: diff\n",
+        ),
+    };
+    let name = strategy.sync_name();
     format!(
-        r#"name: users
+        r#"name: {name}
 model: "SELECT id, email, name, plan, arr, seats, extract(epoch from signup_at)::bigint AS created_at, active, tags FROM {table}"
 destination:
-  type: rest_api
-  url: http://127.0.0.1:{port}/webhook/users/custom
+  type: {kind}
+{key}  url: http://127.0.0.1:{port}/webhook/users/custom
   method: POST
   headers:
     Content-Type: application/json
@@ -204,8 +233,7 @@ destination:
   batch_template: |
     {{"users": [{{% for row in rows %}}{{"id": {{{{ row.id | tojson }}}}, "createdAt": {{{{ row.created_at }}}}, "attributes": {{"email": {{"s": [{{{{ row.email | tojson }}}}]}}, "name": {{"s": [{{{{ row.name | tojson }}}}]}}, "plan": {{"s": [{{{{ row.plan | tojson }}}}]}}, "arr": {{"n": [{{{{ row.arr }}}}]}}, "seats": {{"n": [{{{{ row.seats }}}}]}}, "active": {{"b": [{{{{ row.active | tojson }}}}]}}, "tags": {{"s": {{{{ row.tags | tojson }}}}}}}}}}{{% if not loop.last %}},{{% endif %}}{{% endfor %}}]}}
 sync:
-  mode: upsert
-  batch_size: 1000
+{sync}  batch_size: 1000
   rate_limit:
     requests_per_second: 100000
 "#
@@ -434,65 +462,7 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
         100.0 * p.median / e.median
     );
 
-    // End to end against drt: a fresh sync of the table as A, then the table becomes B.
-    eprintln!("end to end against drt…");
-    let drt_dir = work.join("drt");
-    std::fs::create_dir_all(drt_dir.join("syncs"))?;
-    std::fs::create_dir_all(drt_dir.join("home/.drt"))?;
-    std::fs::write(
-        drt_dir.join("drt_project.yml"),
-        "name: ebb_bench\nversion: \"0.1\"\nprofile: bench\n",
-    )?;
-    let pg = url::Url::parse(&args.database_url)?;
-    std::fs::write(
-        drt_dir.join("home/.drt/profiles.yml"),
-        format!(
-            "bench:\n  type: postgres\n  host: {}\n  port: {}\n  dbname: {}\n  user: {}\n",
-            pg.host_str().unwrap_or("127.0.0.1"),
-            pg.port().unwrap_or(5432),
-            pg.path().trim_start_matches('/'),
-            if pg.username().is_empty() { "postgres" } else { pg.username() }
-        ),
-    )?;
-    std::fs::write(drt_dir.join("syncs/users.yml"), drt_sync("ebb_bench_e2e.users", args.port))?;
-    let (mut ebb_first, mut ebb_change, mut drt_first, mut drt_change) = (vec![], vec![], vec![], vec![]);
-    let mut change_counts = String::new();
-    for _ in 0..runs {
-        load_table(&args.database_url, "ebb_bench_e2e", "a").await?;
-        let state = env.fresh_state("e2e")?;
-        ebb_first.push(measure(&mut env.ebb(&["sync", "pg_e2e.yml", "--state", &state], &[]))?.0);
-        load_table(&args.database_url, "ebb_bench_e2e", "b").await?;
-        let (s, out) = measure(&mut env.ebb(&["sync", "pg_e2e.yml", "--state", &state], &[]))?;
-        change_counts = counts_line(&out);
-        ebb_change.push(s);
-
-        load_table(&args.database_url, "ebb_bench_e2e", "a").await?;
-        let drt = |c: &mut Command| {
-            c.arg("run").current_dir(&drt_dir).env("HOME", drt_dir.join("home"));
-        };
-        let mut c = Command::new(&args.drt);
-        drt(&mut c);
-        drt_first.push(measure(&mut c)?.0);
-        load_table(&args.database_url, "ebb_bench_e2e", "b").await?;
-        let mut c = Command::new(&args.drt);
-        drt(&mut c);
-        drt_change.push(measure(&mut c)?.0);
-    }
-    for (label, e, d) in [
-        ("first sync", stats(&ebb_first), stats(&drt_first)),
-        ("then B (2% of rows differ)", stats(&ebb_change), stats(&drt_change)),
-    ] {
-        let _ = writeln!(
-            table,
-            "| PostgreSQL {} rows → stand-in, {label} | {} | drt-core 1.2.1: {} | {:.2}× ({:.1}× faster) | ≥ 10× faster |",
-            args.e2e_rows,
-            fmt_stats(&e),
-            fmt_stats(&d),
-            e.median / d.median,
-            d.median / e.median
-        );
-    }
-    let _ = writeln!(notes, "- ebb's second end-to-end run: {change_counts}");
+    end_to_end(&env, &args, runs, &mut table, &mut notes).await?;
 
     if args.large_rows > 0 {
         eprintln!("large snapshots ({} rows)…", args.large_rows);
@@ -543,5 +513,105 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
     if let Some(out) = &args.out {
         std::fs::write(out, &report)?;
     }
+    Ok(())
+}
+
+/// drt's project folder: its project file, its PostgreSQL profile, and one sync per strategy.
+fn drt_project(work: &Path, database_url: &str, port: u16) -> Result<PathBuf> {
+    let drt_dir = work.join("drt");
+    std::fs::create_dir_all(drt_dir.join("syncs"))?;
+    std::fs::create_dir_all(drt_dir.join("home/.drt"))?;
+    std::fs::write(
+        drt_dir.join("drt_project.yml"),
+        "name: ebb_bench\nversion: \"0.1\"\nprofile: bench\n",
+    )?;
+    let pg = url::Url::parse(database_url)?;
+    std::fs::write(
+        drt_dir.join("home/.drt/profiles.yml"),
+        format!(
+            "bench:\n  type: postgres\n  host: {}\n  port: {}\n  dbname: {}\n  user: {}\n",
+            pg.host_str().unwrap_or("127.0.0.1"),
+            pg.port().unwrap_or(5432),
+            pg.path().trim_start_matches('/'),
+            if pg.username().is_empty() { "postgres" } else { pg.username() }
+        ),
+    )?;
+    let _ = std::fs::remove_file(drt_dir.join("syncs/users.yml"));
+    for strategy in [DrtStrategy::Upsert, DrtStrategy::Diff] {
+        std::fs::write(
+            drt_dir.join(format!("syncs/{}.yml", strategy.sync_name())),
+            drt_sync("ebb_bench_e2e.users", port, strategy),
+        )?;
+    }
+    Ok(drt_dir)
+}
+
+/// One drt run of one sync, from a state that knows nothing when `fresh`: drt's diff keeps its
+/// snapshot in the warehouse (schema `_drt`) and its run state in the project folder.
+async fn drt_run(args: &SuiteArgs, drt_dir: &Path, strategy: DrtStrategy, fresh: bool) -> Result<Sample> {
+    if fresh {
+        let mut conn = PgConnection::connect(&args.database_url).await?;
+        conn.execute("DROP SCHEMA IF EXISTS _drt CASCADE").await?;
+        let _ = std::fs::remove_dir_all(drt_dir.join(".drt"));
+    }
+    let mut c = Command::new(&args.drt);
+    c.args(["run", "--select", strategy.sync_name()])
+        .current_dir(drt_dir)
+        .env("HOME", drt_dir.join("home"));
+    Ok(measure(&mut c)?.0)
+}
+
+/// End to end against drt, process start to exit: a fresh sync of the PostgreSQL table as A,
+/// then the table becomes B, then a run with nothing changed. drt runs both ways: diffing
+/// (the fair peer) and plain upsert (for reference).
+async fn end_to_end(env: &Env, args: &SuiteArgs, runs: usize, table: &mut String, notes: &mut String) -> Result<()> {
+    eprintln!("end to end against drt…");
+    let drt_dir = drt_project(&env.work, &args.database_url, args.port)?;
+    let (mut ebb_first, mut ebb_change, mut ebb_same) = (vec![], vec![], vec![]);
+    let (mut diff_first, mut diff_change, mut upsert_first, mut upsert_change) = (vec![], vec![], vec![], vec![]);
+    let mut change_counts = String::new();
+    for _ in 0..runs {
+        load_table(&args.database_url, "ebb_bench_e2e", "a").await?;
+        let state = env.fresh_state("e2e")?;
+        ebb_first.push(measure(&mut env.ebb(&["sync", "pg_e2e.yml", "--state", &state], &[]))?.0);
+        load_table(&args.database_url, "ebb_bench_e2e", "b").await?;
+        let (s, out) = measure(&mut env.ebb(&["sync", "pg_e2e.yml", "--state", &state], &[]))?;
+        change_counts = counts_line(&out);
+        ebb_change.push(s);
+        ebb_same.push(measure(&mut env.ebb(&["sync", "pg_e2e.yml", "--state", &state], &[]))?.0);
+        for (strategy, first, change) in [
+            (DrtStrategy::Diff, &mut diff_first, &mut diff_change),
+            (DrtStrategy::Upsert, &mut upsert_first, &mut upsert_change),
+        ] {
+            load_table(&args.database_url, "ebb_bench_e2e", "a").await?;
+            first.push(drt_run(args, &drt_dir, strategy, true).await?);
+            load_table(&args.database_url, "ebb_bench_e2e", "b").await?;
+            change.push(drt_run(args, &drt_dir, strategy, false).await?);
+        }
+    }
+    let rows = args.e2e_rows;
+    let cases = [
+        ("first sync", &ebb_first, "drt diffing", &diff_first, "≤ 0.25×"),
+        ("then B (2% of rows differ)", &ebb_change, "drt diffing", &diff_change, "≤ 0.1×"),
+        ("first sync", &ebb_first, "drt plain upsert", &upsert_first, "for reference"),
+        ("then B", &ebb_change, "drt plain upsert", &upsert_change, "for reference"),
+    ];
+    for (label, e, peer, d, target) in cases {
+        let (e, d) = (stats(e), stats(d));
+        let _ = writeln!(
+            table,
+            "| PostgreSQL {rows} rows → stand-in, {label} | {} | {peer} (drt-core 1.2.1): {} | {:.2}× ({:.1}× faster) | {target} |",
+            fmt_stats(&e),
+            fmt_stats(&d),
+            e.median / d.median,
+            d.median / e.median
+        );
+    }
+    let _ = writeln!(
+        table,
+        "| PostgreSQL {rows} rows, `sync` with nothing changed (process start to exit) | {} | — | — | ≤ 0.15 s |",
+        fmt_stats(&stats(&ebb_same))
+    );
+    let _ = writeln!(notes, "- ebb's second end-to-end run: {change_counts}");
     Ok(())
 }

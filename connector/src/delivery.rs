@@ -6,13 +6,13 @@
 //! bounded in time by the retry budget; after that the batch fails and its
 //! records wait for the next run.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
 
 use crate::destination::{Attempt, Destination, PreparedRequest};
+use crate::pacing::Pacer;
 use crate::record::Change;
 use crate::retry::{backoff, RetryAction};
 
@@ -27,7 +27,8 @@ pub trait AttemptObserver: Send + Sync {
 /// Shared by every batch of a run.
 pub struct Delivery {
     pub destination: Arc<dyn Destination>,
-    limiter: DefaultDirectRateLimiter,
+    /// The pace of the destination's credential, shared with every other delivery that uses it.
+    pacer: Arc<Pacer>,
     pub retry_budget: Duration,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
@@ -39,14 +40,11 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn new(destination: Arc<dyn Destination>, requests_per_minute: u32, retry_budget: Duration) -> Self {
-        let rpm = NonZeroU32::new(requests_per_minute).unwrap_or(NonZeroU32::MIN);
-        // A burst of one spaces requests evenly, so no sliding minute ever sees more than the limit.
-        let quota = Quota::per_minute(rpm).allow_burst(NonZeroU32::MIN);
+    pub fn new(destination: Arc<dyn Destination>, pacer: Arc<Pacer>, retry_budget: Duration) -> Self {
         Self {
             label: destination.describe(),
             destination,
-            limiter: RateLimiter::direct(quota),
+            pacer,
             retry_budget,
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
@@ -121,7 +119,7 @@ impl Delivery {
     ) -> Result<(), String> {
         let mut delays = backoff(self.min_backoff, self.max_backoff);
         loop {
-            self.limiter.until_ready().await;
+            self.pacer.ready().await;
             out.attempts += 1;
             let sent_at = Instant::now();
             let attempt = self.destination.send(request).await;
@@ -129,8 +127,20 @@ impl Delivery {
                 observer.attempted(&self.label, sent_at.elapsed().as_secs_f64(), &attempt);
             }
             let delay = match self.destination.classify(request, &attempt) {
-                RetryAction::Retry { after } => after.unwrap_or_else(|| delays.next().unwrap_or(self.max_backoff)),
-                action => return self.settle(action, &attempt, part, pending, out),
+                RetryAction::Retry { after: Some(wait) } => {
+                    self.pacer.hold(wait);
+                    wait
+                }
+                RetryAction::Retry { after: None } => {
+                    if attempt.status() == Some(429) {
+                        self.pacer.slow_down(sent_at);
+                    }
+                    delays.next().unwrap_or(self.max_backoff)
+                }
+                action => {
+                    self.pacer.answered();
+                    return self.settle(action, &attempt, part, pending, out);
+                }
             };
             let reason = self.destination.explain(&attempt);
             if started.elapsed() + delay > self.retry_budget {
@@ -302,7 +312,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_partial_reply_rejects_the_records_it_names_and_acknowledges_the_rest() {
-        let delivery = Delivery::new(Arc::new(RefusesSome::default()), 1_000_000, Duration::from_secs(5));
+        let delivery = Delivery::new(
+            Arc::new(RefusesSome::default()),
+            Arc::new(Pacer::new(1_000_000)),
+            Duration::from_secs(5),
+        );
         let records: Vec<Change> = ["a", "bad1", "b", "bad2", "c"].into_iter().map(record).collect();
         let out = delivery.deliver(&records).await;
         assert_eq!(out.acked, vec![0, 2, 4]);
@@ -320,7 +334,7 @@ mod tests {
             applies_none: true,
             ..RefusesSome::default()
         });
-        let delivery = Delivery::new(destination.clone(), 1_000_000, Duration::from_secs(5));
+        let delivery = Delivery::new(destination.clone(), Arc::new(Pacer::new(1_000_000)), Duration::from_secs(5));
         let records: Vec<Change> = ["a", "bad1", "b", "bad2", "c"].into_iter().map(record).collect();
         let out = delivery.deliver(&records).await;
         let mut acked = out.acked.clone();

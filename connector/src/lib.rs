@@ -26,7 +26,8 @@
 //! - [`destination`]: the `Destination` trait, capabilities as data, and one module per
 //!   destination owning its config, record keys, validation, limits, wire format and reply
 //!   reading (Enterpret's webhooks, a customer-profiles API).
-//! - [`retry`] and [`delivery`]: classification, backoff, splitting, rate limit.
+//! - [`retry`] and [`delivery`]: classification, backoff, splitting; [`pacing`]: the rate
+//!   limit, shared per destination credential, slowed on 429s.
 //! - [`sync`]: the only module that sees every seam: plan, deliver, commit.
 //! - [`standin`]: a local, strict stand-in for each destination.
 //! - [`worker`]: `ebb worker`: schedules, triggers, metrics and shutdown for long-lived runs.
@@ -44,6 +45,7 @@ pub mod diff;
 pub mod error;
 pub mod hash;
 pub mod mapping;
+pub mod pacing;
 pub mod pg_url;
 pub mod quote;
 pub mod record;

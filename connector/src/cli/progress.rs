@@ -5,33 +5,38 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::sync::Progress;
+use crate::sync::{Progress, Throughput};
 
-/// A bar on stderr per sync; it draws nothing when stderr is not a terminal.
+/// A bar on stderr per sync, with the records sent, the rate and the time left; it draws
+/// nothing when stderr is not a terminal.
 #[derive(Default)]
-pub struct Bar(Mutex<Option<ProgressBar>>);
+pub struct Bar(Mutex<Option<(ProgressBar, Throughput)>>);
 
 impl Progress for Bar {
     fn start(&self, sync: &str, total: u64) {
         let bar = (total > 0).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            if let Ok(style) = ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} records {per_sec} eta {eta}") {
+            if let Ok(style) = ProgressStyle::with_template("{prefix} {bar:30} {msg}") {
                 bar.set_style(style);
             }
             bar.set_prefix(sync.to_string());
-            bar
+            let throughput = Throughput::new(total);
+            bar.set_message(throughput.snapshot().line());
+            (bar, throughput)
         });
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = bar;
     }
 
     fn advance(&self, records: u64) {
-        if let Some(bar) = &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+        if let Some((bar, throughput)) = &mut *self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+            throughput.advance(records);
             bar.inc(records);
+            bar.set_message(throughput.snapshot().line());
         }
     }
 
     fn finish(&self) {
-        if let Some(bar) = self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some((bar, _)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
             bar.finish_and_clear();
         }
     }

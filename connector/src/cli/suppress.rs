@@ -11,6 +11,7 @@ use crate::delivery::Delivery;
 use crate::destination::DestinationError;
 use crate::error::Error;
 use crate::mapping::normalise_identity;
+use crate::pacing::Pacer;
 use crate::quote::quote;
 use crate::record::Change;
 use crate::state::{Commit, SuppressReason};
@@ -85,7 +86,11 @@ pub(super) async fn delete(state_url: &str, path: &Path, ids: &[String], env: &d
         .await?
         .ok_or_else(|| Error::AlreadyRunning(sync.name().to_string()))?;
     let config = sync.mapping.delivery();
-    let delivery = Delivery::new(Arc::clone(&sync.destination), config.requests_per_minute, config.retry_budget);
+    let delivery = Delivery::new(
+        Arc::clone(&sync.destination),
+        Arc::new(Pacer::new(config.requests_per_minute)),
+        config.retry_budget,
+    );
     let changes: Vec<Change> = ids.iter().map(|id| Change::Delete { id: id.clone() }).collect();
     let (mut deleted, mut problems) = (Vec::new(), Vec::new());
     for batch in changes.chunks(capabilities.deletes_per_request.max(1)) {

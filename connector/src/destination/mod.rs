@@ -63,6 +63,9 @@ pub trait DestinationSettings: std::fmt::Debug + Send + Sync {
     /// Who the records go to, as stored with a sync's state: the type, the URL without
     /// credentials, query or fragment, and the object. Never a key.
     fn fingerprint(&self) -> String;
+    /// What the destination counts its rate limit against, as a digest (see [`rate_scope`]):
+    /// syncs with the same scope share one pace.
+    fn rate_scope(&self) -> u64;
     /// The destination itself, ready to send.
     fn build(&self) -> Result<Box<dyn Destination>, DestinationError>;
 }
@@ -88,9 +91,23 @@ impl DestinationConfig {
         self.settings().fingerprint()
     }
 
+    pub fn rate_scope(&self) -> u64 {
+        self.settings().rate_scope()
+    }
+
     pub fn build(&self) -> Result<Box<dyn Destination>, DestinationError> {
         self.settings().build()
     }
+}
+
+/// A rate scope: a digest of where requests go and the credential they carry, so that the
+/// credential is not kept a second time in the clear.
+pub(crate) fn rate_scope(endpoint: &str, credential: &str) -> u64 {
+    let mut text = Vec::with_capacity(endpoint.len() + credential.len() + 1);
+    text.extend_from_slice(endpoint.as_bytes());
+    text.push(0);
+    text.extend_from_slice(credential.as_bytes());
+    xxhash_rust::xxh3::xxh3_64(&text)
 }
 
 /// `scheme://host[:port]/path`, for naming a destination: no userinfo, query or fragment.

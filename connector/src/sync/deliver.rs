@@ -85,7 +85,12 @@ impl CommitWindow<'_> {
         let config = sync.mapping.delivery();
         let gate = lock.gate();
         let capabilities = sync.destination.capabilities();
-        let mut delivery = Delivery::new(sync.destination.clone(), config.requests_per_minute, config.retry_budget);
+        let pacer = self
+            .context
+            .options
+            .pacers
+            .get(sync.mapping.destination.rate_scope(), config.requests_per_minute);
+        let mut delivery = Delivery::new(sync.destination.clone(), pacer, config.retry_budget);
         delivery.run = Some(format!("{}/{run_id}", sync.name()));
         delivery.observer = self.context.options.observer.clone();
         let delivery = Arc::new(delivery);

@@ -18,6 +18,7 @@ mod deliver;
 mod plan;
 mod preview;
 mod suppress;
+mod throughput;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +31,7 @@ use crate::delivery::AttemptObserver;
 use crate::destination::Destination;
 use crate::error::Error;
 use crate::mapping::CompiledMapping;
+use crate::pacing::Pacers;
 use crate::source::{self, Source};
 use crate::spec::Mapping;
 use crate::state::{RunCounts, RunLock, RunOrigin, RunStart, RunStatus, StateStore, StoredState, SuppressReason};
@@ -37,6 +39,7 @@ use commit::{CommitBuffer, Committed};
 use deliver::CommitWindow;
 pub use plan::{plan, Plan};
 pub use preview::{preview, test_send, Preview, PreviewRequest, TestExchange};
+pub use throughput::{ProgressSnapshot, Throughput};
 
 /// How a sync's source and destination were built; tests swap in their own.
 pub struct SyncJob {
@@ -131,6 +134,9 @@ pub struct RunOptions {
     pub observer: Option<Arc<dyn AttemptObserver>>,
     /// The guards this run may pass (`--allow-guard NAME`), or all of them (`--allow-guards`).
     pub allow_guards: AllowGuards,
+    /// The request pace of each destination credential, shared by every run made with these
+    /// options (one `ebb sync` of several mappings) or with the same pacers (a worker's runs).
+    pub pacers: Arc<Pacers>,
 }
 
 /// Which guards a run may pass, once.
@@ -180,6 +186,7 @@ impl Default for RunOptions {
             worker: None,
             observer: None,
             allow_guards: AllowGuards::None,
+            pacers: Arc::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::progress::ViewProgress;
 use super::{lock, Shared, SyncView, Trigger, LOCK_POLL};
 use crate::alerts;
 use crate::spec::Mapping;
@@ -149,6 +150,11 @@ impl Driver {
             scheduled_for,
             worker: Some(shared.id.clone()),
             observer: Some(shared.metrics.clone()),
+            pacers: Arc::clone(&shared.pacers),
+            progress: Some(Arc::new(ViewProgress {
+                view: Arc::clone(&self.view),
+                logged: Mutex::default(),
+            })),
             ..RunOptions::default()
         };
         match sync::run_locked(&sync, shared.store.as_ref(), &options, lock).await {

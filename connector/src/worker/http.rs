@@ -15,6 +15,7 @@ use serde_json::json;
 use super::{InvalidMapping, Shared, TriggerOutcome};
 use crate::quote::quote;
 use crate::state::RunRecord;
+use crate::sync::{ProgressSnapshot, Throughput};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -58,6 +59,9 @@ struct SyncEntry {
     schedule: Option<String>,
     next_run: Option<String>,
     running: bool,
+    /// While it sends: records done of those planned, the rate and the time left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<ProgressSnapshot>,
     queued: bool,
     /// The latest run in the state store, by any worker.
     last_run: Option<RunRecord>,
@@ -98,6 +102,7 @@ async fn syncs(State(shared): State<Arc<Shared>>) -> Response {
             schedule: schedule.map(|s| s.to_string()),
             next_run: view.next_run.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             running: view.running,
+            progress: view.progress.as_ref().map(Throughput::snapshot),
             queued: view.queued,
             last_run,
             status,

@@ -20,6 +20,7 @@ mod driver;
 mod folder;
 pub mod http;
 pub mod metrics;
+mod progress;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -37,9 +38,10 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Schedule, WorkerConfig};
 use crate::destination::DestinationError;
 use crate::error::Error;
+use crate::pacing::Pacers;
 use crate::spec::Mapping;
 use crate::state::StateStore;
-use crate::sync::RunReport;
+use crate::sync::{RunReport, Throughput};
 use driver::Driver;
 use folder::{scan, spawn_polling};
 use metrics::Metrics;
@@ -76,6 +78,8 @@ pub struct SyncView {
     /// A trigger or a slot is waiting for the current run to end.
     pub queued: bool,
     pub last_report: Option<RunReport>,
+    /// How far the running sync's sending has got.
+    pub progress: Option<Throughput>,
 }
 
 struct SyncHandle {
@@ -104,6 +108,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     /// The grace period is over: abandon requests in flight.
     abandon: CancellationToken,
+    /// One pace per destination credential, across every sync of this worker.
+    pacers: Arc<Pacers>,
     tracker: TaskTracker,
     syncs: Mutex<BTreeMap<String, SyncHandle>>,
     invalid: Mutex<Vec<InvalidMapping>>,
@@ -154,6 +160,7 @@ impl Worker {
             permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
             shutdown: CancellationToken::new(),
             abandon: CancellationToken::new(),
+            pacers: Arc::default(),
             tracker: TaskTracker::new(),
             syncs: Mutex::default(),
             invalid: Mutex::default(),

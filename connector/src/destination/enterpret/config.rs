@@ -160,6 +160,11 @@ impl DestinationSettings for EnterpretConfig {
         format!("enterpret {} at {}", self.object.endpoint().1, bare_url(&self.url))
     }
 
+    /// Enterpret limits each key on each webhook.
+    fn rate_scope(&self) -> u64 {
+        crate::destination::rate_scope(&self.fingerprint(), self.api_key.expose())
+    }
+
     fn build(&self) -> Result<Box<dyn Destination>, DestinationError> {
         Ok(Box::new(super::Enterpret::new(self.clone())?))
     }

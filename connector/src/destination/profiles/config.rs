@@ -262,6 +262,11 @@ impl DestinationSettings for ProfilesConfig {
         format!("profiles at {}", bare_url(&self.url))
     }
 
+    /// The API limits each token, whatever it is used for.
+    fn rate_scope(&self) -> u64 {
+        crate::destination::rate_scope(&self.fingerprint(), self.token.expose())
+    }
+
     fn build(&self) -> Result<Box<dyn Destination>, DestinationError> {
         Ok(Box::new(super::Profiles::new(self.clone())?))
     }
