@@ -5,24 +5,37 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use common::{load_sync, run_ok, stand_in, Workspace};
+use ebb::column::ColumnType;
+use ebb::source::{Source, SourceBatch, SourceError, SourceSchema};
+use ebb::state::{RunStatus, StateStore};
+use ebb::sync::{self, RunOptions, RunReport, SyncJob};
+use futures::stream::BoxStream;
 use serde_json::Value;
 
 const ROWS: u64 = 100_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_100k_row_diff_matches_the_generators_truth() {
-    let ws = Workspace::new();
+/// Writes the generator's snapshots A and B of `rows` rows and returns their folder and truth.
+fn generate(ws: &Workspace, rows: u64) -> (PathBuf, Value) {
     let data = ws.path().join("data");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebb-bench"))
-        .args(["generate", "--rows", &ROWS.to_string(), "--seed", "7", "--out"])
+        .args(["generate", "--rows", &rows.to_string(), "--seed", "7", "--out"])
         .arg(&data)
         .output()
         .expect("ebb-bench runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let truth: Value = serde_json::from_slice(&std::fs::read(data.join("truth.json")).expect("truth file")).expect("truth is JSON");
+    (data, truth)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100k_row_diff_matches_the_generators_truth() {
+    let ws = Workspace::new();
+    let (data, truth) = generate(&ws, ROWS);
     let t = |k: &str| truth[k].as_u64().unwrap_or_else(|| panic!("truth has {k}"));
     assert_eq!(t("rows_a"), ROWS);
     assert!(t("changed") > 500 && t("deleted") > 250 && t("new") == ROWS / 200, "{truth}");
@@ -62,4 +75,106 @@ async fn a_100k_row_diff_matches_the_generators_truth() {
         (0, t("rows_b")),
         "B again changes nothing"
     );
+}
+
+/// The real source, counting how often it is read through.
+struct Counted {
+    inner: Box<dyn Source>,
+    streams: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Source for Counted {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    async fn schema(&self) -> Result<SourceSchema, SourceError> {
+        self.inner.schema().await
+    }
+
+    fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
+        self.streams.fetch_add(1, Ordering::SeqCst);
+        self.inner.stream(expected)
+    }
+}
+
+/// One run of the bench mapping on `snapshot`, keeping at most `keep_budget` bytes of records
+/// in pass 1; returns the report and how many times the source was read.
+async fn counted_run(snapshot: &Path, url: &str, store: &dyn StateStore, keep_budget: usize) -> (RunReport, usize) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/bench/users.yml");
+    let snapshot = snapshot.display().to_string();
+    let SyncJob {
+        mapping,
+        source,
+        destination,
+    } = load_sync(&path, &[("SNAPSHOT", &snapshot), ("STANDIN_URL", url)]);
+    let streams = Arc::new(AtomicUsize::new(0));
+    let sync = SyncJob {
+        mapping,
+        source: Box::new(Counted {
+            inner: source,
+            streams: streams.clone(),
+        }),
+        destination,
+    };
+    let options = RunOptions {
+        keep_budget,
+        ..RunOptions::default()
+    };
+    let report = sync::run(&sync, store, &options).await.expect("run is recorded");
+    assert_eq!(report.status, RunStatus::Completed, "{report:?}");
+    (report, streams.load(Ordering::SeqCst))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_pass_run_sends_exactly_what_the_two_pass_run_sent() {
+    const ROWS: u64 = 20_000;
+    let ws = Workspace::new();
+    let (data, truth) = generate(&ws, ROWS);
+    let t = |k: &str| truth[k].as_u64().unwrap_or_else(|| panic!("truth has {k}"));
+    let mut runs = Vec::new();
+    for (name, budget) in [("single", sync::KEEP_BUDGET_BYTES), ("two", 0)] {
+        let si = stand_in().await;
+        let store = ebb::state::open(&format!("sqlite://{}", ws.path().join(format!("{name}.db")).display()), false)
+            .await
+            .expect("state opens");
+        let mut passes = Vec::new();
+        let mut reports = Vec::new();
+        for snapshot in ["a.parquet", "b.parquet"] {
+            let (report, streams) = counted_run(&data.join(snapshot), &si.url(), store.as_ref(), budget).await;
+            passes.push(streams);
+            reports.push(report.counts);
+        }
+        let mut bodies: Vec<String> = si.requests().into_iter().map(|r| r.body_digest).collect();
+        bodies.sort_unstable();
+        let mut held: Vec<(String, String, u64)> = si
+            .records("users")
+            .into_iter()
+            .map(|r| (r.id, r.attributes.to_string(), r.received_count))
+            .collect();
+        held.sort_unstable();
+        runs.push((passes, reports, bodies, held));
+    }
+    let (single, two) = (&runs[0], &runs[1]);
+    assert_eq!(single.0, vec![1, 1], "with the budget, each run reads the source once");
+    assert_eq!(two.0, vec![2, 2], "without it, pass 2 reads the source again");
+    let b = &single.1[1];
+    assert_eq!(
+        (b.new, b.changed, b.unchanged, b.gone, b.sent),
+        (t("new"), t("changed"), t("unchanged"), t("deleted"), t("new") + t("changed")),
+        "the change run's counts are the generator's truth"
+    );
+    assert_eq!(
+        format!("{:?}", single.1),
+        format!("{:?}", two.1),
+        "the same counts, run by run"
+    );
+    assert_eq!(
+        single.2.len() as u64,
+        ROWS.div_ceil(15) + (t("new") + t("changed")).div_ceil(15),
+        "requests of 15 records"
+    );
+    assert!(single.2 == two.2, "the same request bodies");
+    assert!(single.3 == two.3, "the same records at the destination");
 }

@@ -117,6 +117,32 @@ pub struct Record {
     pub attributes: Vec<(String, AttrValue)>,
 }
 
+impl Record {
+    /// About how much memory the record holds, for keeping records within a budget.
+    pub fn memory_bytes(&self) -> usize {
+        let values: usize = self
+            .attributes
+            .iter()
+            .map(|(name, value)| name.capacity() + value.heap_bytes())
+            .sum();
+        std::mem::size_of::<Record>()
+            + self.id.capacity()
+            + self.attributes.capacity() * std::mem::size_of::<(String, AttrValue)>()
+            + values
+    }
+}
+
+impl AttrValue {
+    fn heap_bytes(&self) -> usize {
+        let texts = |v: &Vec<String>| v.capacity() * std::mem::size_of::<String>() + v.iter().map(String::capacity).sum::<usize>();
+        match self {
+            AttrValue::S(v) | AttrValue::D(v) => texts(v),
+            AttrValue::N(v) => v.capacity() * std::mem::size_of::<Number>(),
+            AttrValue::B(v) => v.capacity(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

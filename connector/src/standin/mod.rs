@@ -99,6 +99,9 @@ pub struct LoggedRequest {
     pub ended_ms: u64,
     /// `None` if the client went away before the answer.
     pub status: Option<u16>,
+    /// The body's xxh3-64 in hex (a delete's: of the identity in its path): two runs sent the
+    /// same requests if their logs hold the same digests.
+    pub body_digest: String,
 }
 
 /// How many requests the log keeps; older ones are dropped first.
@@ -167,6 +170,7 @@ struct InFlight {
     run: Option<String>,
     started_ms: u64,
     status: Option<u16>,
+    body_digest: String,
 }
 
 impl Drop for InFlight {
@@ -176,6 +180,7 @@ impl Drop for InFlight {
             started_ms: self.started_ms,
             ended_ms: self.shared.since_start_ms(),
             status: self.status,
+            body_digest: std::mem::take(&mut self.body_digest),
         };
         let mut inner = self.shared.lock();
         // Stats count answered requests; the log keeps dropped ones too.
@@ -288,12 +293,13 @@ impl StandIn {
 }
 
 impl InFlight {
-    fn start(shared: &Arc<Shared>, headers: &HeaderMap) -> InFlight {
+    fn start(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> InFlight {
         InFlight {
             shared: shared.clone(),
             run: headers.get(RUN_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string),
             started_ms: shared.since_start_ms(),
             status: None,
+            body_digest: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(body)),
         }
     }
 
@@ -309,7 +315,7 @@ impl InFlight {
 }
 
 async fn webhook(State(shared): State<Arc<Shared>>, Path(object): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let mut in_flight = InFlight::start(&shared, &headers);
+    let mut in_flight = InFlight::start(&shared, &headers, &body);
     let response = handle(&shared, &object, &headers, &body);
     in_flight.answer(response).await
 }

@@ -37,7 +37,7 @@ fn fail(status: StatusCode, msg: impl Into<String>) -> Refused {
 }
 
 pub(super) async fn import(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let mut in_flight = InFlight::start(&shared, &headers);
+    let mut in_flight = InFlight::start(&shared, &headers, &body);
     let response = handle(&shared, &headers, &body).unwrap_or_else(|refusal| *refusal);
     in_flight.answer(response).await
 }
@@ -214,7 +214,7 @@ fn apply(shared: &Shared, users: &[Map<String, Value>]) -> Response {
 }
 
 pub(super) async fn remove(State(shared): State<Arc<Shared>>, Path(email): Path<String>, headers: HeaderMap) -> Response {
-    let mut in_flight = InFlight::start(&shared, &headers);
+    let mut in_flight = InFlight::start(&shared, &headers, email.as_bytes());
     let response = match scripted_fault(&shared).and_then(|()| authorised(&shared, &headers)) {
         Err(refusal) => *refusal,
         Ok(()) => match shared.lock().profiles.remove(&email) {

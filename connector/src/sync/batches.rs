@@ -1,9 +1,10 @@
-//! Pass 2's reader: stream the source again and map only the records the plan selected, in
-//! batches, on a task of its own.
+//! Pass 2's reader: the records the plan selected, in batches, on a task of its own: the ones
+//! pass 1 kept, or, when they did not fit its budget, the source read again.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -13,7 +14,9 @@ use super::SyncJob;
 use crate::destination::Capabilities;
 use crate::error::Error;
 use crate::hash::id_key;
-use crate::record::Change;
+use crate::mapping::CompiledMapping;
+use crate::record::{Change, Record};
+use crate::source::{SourceBatch, SourceError};
 
 /// The task that reads pass 2. It ends when the source does, when `max_batches` were sent, or
 /// when the receiver is gone; a source error ends it and comes back from [`Producer::finish`].
@@ -33,62 +36,125 @@ impl Producer {
 }
 
 /// Pass 2: the planned records, in source order, in batches as big as the destination takes,
-/// then the planned deletes in batches of their own.
+/// then the planned deletes in batches of their own. The records pass 1 kept are used when
+/// there are any; otherwise the source is read again.
 pub fn planned_batches(
     sync: &SyncJob,
     plan: &Plan,
     capabilities: &Capabilities,
     max_batches: Option<usize>,
 ) -> (mpsc::Receiver<Vec<Change>>, Producer) {
-    let batch_size = capabilities.max_batch_records.max(1);
-    let deletes_per_request = capabilities.deletes_per_request.max(1);
     let (tx, rx) = mpsc::channel(8);
     if plan.to_send.is_empty() && plan.to_delete.is_empty() {
         // Nothing to send: no need to read the source again.
         return (rx, Producer(None));
     }
-    let compiled = plan.compiled.clone();
-    let wanted = plan.to_send.clone();
+    let mut batcher = Batcher {
+        tx,
+        batch_size: capabilities.max_batch_records.max(1),
+        deletes_per_request: capabilities.deletes_per_request.max(1),
+        max_batches,
+        sent: 0,
+        current: Vec::new(),
+        wanted: plan.to_send.clone(),
+        emitted: HashSet::new(),
+    };
     let deletes = plan.to_delete.clone();
-    let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
-    let task = tokio::spawn(async move {
-        let mut emitted: HashSet<u128> = HashSet::new();
-        let mut current = Vec::with_capacity(batch_size);
-        let mut batches = 0usize;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            let mut ready = Vec::new();
-            compiled.map_selected(
-                &batch,
-                |id| wanted.binary_search(&id_key(id)).is_ok(),
-                |mapped| {
-                    // A record seen twice here means the source changed between passes: send it once.
-                    if let Ok(record) = mapped {
-                        if emitted.insert(id_key(&record.id)) {
-                            current.push(Change::Upsert(record));
-                            if current.len() == batch_size {
-                                ready.push(std::mem::replace(&mut current, Vec::with_capacity(batch_size)));
-                            }
-                        }
+    let kept = plan.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    let task = match kept {
+        Some(records) => tokio::spawn(async move {
+            for record in records {
+                if let Some(full) = batcher.push(record) {
+                    if !batcher.send(full).await {
+                        return Ok(());
                     }
-                },
-            );
-            for b in ready {
-                if max_batches.is_some_and(|m| batches >= m) || tx.send(b).await.is_err() {
-                    return Ok(());
                 }
-                batches += 1;
             }
+            batcher.finish(&deletes).await;
+            Ok(())
+        }),
+        None => {
+            let compiled = plan.compiled.clone();
+            let stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
+            tokio::spawn(reread(stream, compiled, batcher, deletes))
         }
-        let deletes: Vec<Change> = deletes.iter().map(|id| Change::Delete { id: id.clone() }).collect();
-        let last = (!current.is_empty()).then_some(current);
-        for b in last.into_iter().chain(deletes.chunks(deletes_per_request).map(<[Change]>::to_vec)) {
-            if max_batches.is_some_and(|m| batches >= m) || tx.send(b).await.is_err() {
+    };
+    (rx, Producer(Some(task)))
+}
+
+/// Pass 2 reading the source again, mapping only the rows the plan selected.
+async fn reread(
+    mut stream: BoxStream<'static, Result<SourceBatch, SourceError>>,
+    compiled: Arc<CompiledMapping>,
+    mut batcher: Batcher,
+    deletes: Arc<Vec<String>>,
+) -> Result<(), Error> {
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let mut ready = Vec::new();
+        let wanted = batcher.wanted.clone();
+        compiled.map_selected(
+            &batch,
+            |id| wanted.binary_search(&id_key(id)).is_ok(),
+            |mapped| {
+                if let Ok(record) = mapped {
+                    ready.extend(batcher.push(record));
+                }
+            },
+        );
+        for full in ready {
+            if !batcher.send(full).await {
                 return Ok(());
             }
-            batches += 1;
         }
-        Ok(())
-    });
-    (rx, Producer(Some(task)))
+    }
+    batcher.finish(&deletes).await;
+    Ok(())
+}
+
+/// Cuts the planned records into batches and hands them to the senders.
+struct Batcher {
+    tx: mpsc::Sender<Vec<Change>>,
+    batch_size: usize,
+    deletes_per_request: usize,
+    max_batches: Option<usize>,
+    sent: usize,
+    current: Vec<Change>,
+    /// Keys of the records to send, sorted.
+    wanted: Arc<Vec<u128>>,
+    emitted: HashSet<u128>,
+}
+
+impl Batcher {
+    /// Adds a record the plan selected; returns a batch once one is full.
+    fn push(&mut self, record: Record) -> Option<Vec<Change>> {
+        let key = id_key(&record.id);
+        // A record seen twice here means the source changed between passes: send it once.
+        if self.wanted.binary_search(&key).is_err() || !self.emitted.insert(key) {
+            return None;
+        }
+        self.current.push(Change::Upsert(record));
+        (self.current.len() >= self.batch_size).then(|| std::mem::replace(&mut self.current, Vec::with_capacity(self.batch_size)))
+    }
+
+    /// Hands a batch on; `false` once no more are wanted.
+    async fn send(&mut self, batch: Vec<Change>) -> bool {
+        if self.max_batches.is_some_and(|m| self.sent >= m) || self.tx.send(batch).await.is_err() {
+            return false;
+        }
+        self.sent += 1;
+        true
+    }
+
+    /// The last, partial batch of records, then the deletes.
+    async fn finish(mut self, deletes: &[String]) {
+        let last = std::mem::take(&mut self.current);
+        let last = (!last.is_empty()).then_some(last);
+        let deletes: Vec<Change> = deletes.iter().map(|id| Change::Delete { id: id.clone() }).collect();
+        for batch in last.into_iter().chain(deletes.chunks(self.deletes_per_request).map(<[Change]>::to_vec)) {
+            if !self.send(batch).await {
+                return;
+            }
+        }
+    }
 }

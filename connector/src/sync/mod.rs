@@ -1,9 +1,11 @@
 //! One sync, end to end: the only module that sees every seam.
 //!
 //! 1. **Plan** (pass 1, `plan.rs`): stream the source, map and hash every row, find duplicate
-//!    ids, and diff against stored hashes ([`crate::diff`]). Only ids and hashes are kept.
-//! 2. **Deliver** (pass 2, `batches.rs` and `deliver.rs`): stream the source again and map only
-//!    the records the plan selected, in batches, sent concurrently under the rate limit.
+//!    ids, and diff against stored hashes ([`crate::diff`]). Ids and hashes are kept, and the records of new and changed rows within a budget.
+//! 2. **Deliver** (pass 2, `batches.rs` and `deliver.rs`): the records the plan selected, in
+//!    batches, sent concurrently under the rate limit. Pass 1 keeps the records of new and
+//!    changed rows while they fit a memory budget (`kept.rs`); past it, pass 2 streams the
+//!    source again and maps only the selected rows.
 //! 3. **Commit** (`commit.rs`) what the destination acknowledged, in windows. A record's hash
 //!    changes only after a 2xx, so a run that stops anywhere leaves state exact for what was
 //!    delivered.
@@ -15,6 +17,7 @@ mod batches;
 pub mod check;
 mod commit;
 mod deliver;
+mod kept;
 mod plan;
 mod preview;
 mod suppress;
@@ -37,6 +40,7 @@ use crate::spec::Mapping;
 use crate::state::{RunCounts, RunLock, RunOrigin, RunStart, RunStatus, StateStore, StoredState, SuppressReason};
 use commit::{CommitBuffer, Committed};
 use deliver::CommitWindow;
+pub use kept::KEEP_BUDGET_BYTES;
 pub use plan::{plan, Plan};
 pub use preview::{preview, test_send, Preview, PreviewRequest, TestExchange};
 pub use throughput::{ProgressSnapshot, Throughput};
@@ -137,6 +141,9 @@ pub struct RunOptions {
     /// The request pace of each destination credential, shared by every run made with these
     /// options (one `ebb sync` of several mappings) or with the same pacers (a worker's runs).
     pub pacers: Arc<Pacers>,
+    /// How much memory pass 1 may spend keeping the records to send, so that pass 2 need not
+    /// read the source again ([`KEEP_BUDGET_BYTES`]); 0 always reads it twice.
+    pub keep_budget: usize,
 }
 
 /// Which guards a run may pass, once.
@@ -187,6 +194,7 @@ impl Default for RunOptions {
             observer: None,
             allow_guards: AllowGuards::None,
             pacers: Arc::default(),
+            keep_budget: KEEP_BUDGET_BYTES,
         }
     }
 }
@@ -273,7 +281,7 @@ impl RunContext<'_> {
         let plan = tokio::select! {
             biased;
             () = self.options.cancel.cancelled() => return Err(Error::Interrupted),
-            plan = plan(sync, store, &stored, self.options.full) => plan?,
+            plan = plan(sync, store, &stored, self.options.full, self.options.keep_budget) => plan?,
         };
         *counts = plan.counts.clone();
         store.add_rejections(self.run_id, name, &plan.rejections).await?;

@@ -1,11 +1,13 @@
 //! Pass 1: stream the source, map and hash every row, find duplicate ids, and diff against the
-//! stored hashes. Only ids and hashes are kept, never the rows.
+//! stored hashes. Ids and hashes are kept, and, within a
+//! memory budget, the mapped records of new and changed rows (`kept.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
 
+use super::kept::Kept;
 use super::suppress::suppressed;
 use super::SyncJob;
 use crate::config::Mode;
@@ -15,10 +17,15 @@ use crate::error::Error;
 use crate::hash::id_key;
 use crate::mapping::{CompiledMapping, Rejection};
 use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
+use crate::record::Record;
+use crate::source::SourceBatch;
 use crate::state::{IndexEntry, RejectionStage, RunCounts, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS};
 
 /// Pass 1's result: what to send, and the counts so far.
 pub struct Plan {
+    /// The mapped records of pass 1's candidates, in source order, when they fit the budget:
+    /// pass 2 takes them instead of reading the source again.
+    pub(super) kept: std::sync::Mutex<Option<Vec<Record>>>,
     pub(super) compiled: Arc<CompiledMapping>,
     pub counts: RunCounts,
     /// The first rejections, for storage and display; `counts.invalid` is exact.
@@ -66,17 +73,21 @@ struct Snapshot {
     rejected_ids: Vec<(u128, String)>,
     /// Ids that occur more than once, all of whose rows are rejected.
     duplicates: Vec<Duplicate>,
+    /// See [`Plan::kept`].
+    kept: Option<Vec<Record>>,
 }
 
 /// Pass 1: hash every row straight from the source's columns, then diff against `stored`
-/// by merging two arrays sorted by id key.
-pub async fn plan(sync: &SyncJob, store: &dyn StateStore, stored: &StoredState, full: bool) -> Result<Plan, Error> {
+/// by merging two arrays sorted by id key. Records of new and changed rows are kept for pass 2
+/// while they fit `keep_budget` bytes (see `kept.rs`); 0 keeps none.
+pub async fn plan(sync: &SyncJob, store: &dyn StateStore, stored: &StoredState, full: bool, keep_budget: usize) -> Result<Plan, Error> {
     let compiled = Arc::new(sync.compile().await?);
     diff::check_drift(stored.schema.as_deref(), compiled.columns())?;
     let held = suppressed(sync, store).await?;
     let mut counts = RunCounts::default();
     let mut rejections = Vec::new();
-    let snapshot = read_snapshot(sync, &compiled, stored.index.len(), &held.keys, &mut counts, &mut rejections).await?;
+    let kept = Kept::new(keep_budget, &stored.index, full);
+    let snapshot = read_snapshot(sync, &compiled, &held.keys, kept, &mut counts, &mut rejections).await?;
     // A suppressed identity is neither sent nor gone: its record, if any, stays where it is.
     let mut gone = diff::gone_keys(&stored.index, &snapshot.seen, &snapshot.duplicates, &snapshot.rejected_ids);
     gone.retain(|key| !held.keys.contains(key));
@@ -95,6 +106,7 @@ pub async fn plan(sync: &SyncJob, store: &dyn StateStore, stored: &StoredState, 
         seen,
         rejected_ids,
         duplicates,
+        kept,
     } = snapshot;
     drop(seen);
     reject_duplicates(sync, &compiled, &duplicates, &rejected_ids, &mut counts, &mut rejections).await?;
@@ -111,6 +123,7 @@ pub async fn plan(sync: &SyncJob, store: &dyn StateStore, stored: &StoredState, 
         "plan ready"
     );
     Ok(Plan {
+        kept: std::sync::Mutex::new(kept),
         compiled,
         counts,
         rejections,
@@ -137,18 +150,21 @@ async fn ids_in_state(store: &dyn StateStore, sync: &str, keys: Vec<u128>) -> Re
     Ok(ids)
 }
 
-/// Streams the source once, hashing valid rows and keeping the first rejections.
+/// Streams the source once, hashing valid rows, keeping the first rejections, and mapping the
+/// rows `kept` wants.
 async fn read_snapshot(
     sync: &SyncJob,
     compiled: &CompiledMapping,
-    last_size: usize,
     suppressed: &HashSet<u128>,
+    mut kept: Kept<'_>,
     counts: &mut RunCounts,
     rejections: &mut Vec<StoredRejection>,
 ) -> Result<Snapshot, Error> {
     // Sized for the usual case, a snapshot about as big as the last one, so it never doubles.
+    let last_size = kept.stored_len();
     let mut seen: Vec<IndexEntry> = Vec::with_capacity(last_size + last_size / 16 + 1024);
     let mut rejected_ids: Vec<(u128, String)> = Vec::new();
+    let mut candidates: Vec<u128> = Vec::new();
     let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -160,6 +176,9 @@ async fn read_snapshot(
                     counts.suppressed += 1;
                 } else {
                     seen.push(IndexEntry { key, hash });
+                    if kept.wants(key, hash) {
+                        candidates.push(key);
+                    }
                 }
             }
             Err(rejection) => {
@@ -172,6 +191,9 @@ async fn read_snapshot(
                 }
             }
         });
+        if !candidates.is_empty() {
+            keep_candidates(compiled, &batch, &mut candidates, &mut kept);
+        }
     }
     drop(stream);
     seen.sort_unstable_by_key(|e| e.key);
@@ -181,7 +203,26 @@ async fn read_snapshot(
         seen,
         rejected_ids,
         duplicates,
+        kept: kept.finish(),
     })
+}
+
+/// Maps the batch's rows whose keys are `candidates` into `kept`, and empties `candidates`.
+fn keep_candidates(compiled: &CompiledMapping, batch: &SourceBatch, candidates: &mut Vec<u128>, kept: &mut Kept<'_>) {
+    if kept.is_open() {
+        candidates.sort_unstable();
+        compiled.map_selected(
+            batch,
+            |id| candidates.binary_search(&id_key(id)).is_ok(),
+            |mapped| {
+                // The same rows hashed without a rejection a moment ago.
+                if let Ok(record) = mapped {
+                    kept.push(record);
+                }
+            },
+        );
+    }
+    candidates.clear();
 }
 
 /// Counts every row of a duplicate id as invalid and records why, by the id's text.

@@ -42,7 +42,9 @@ pub struct Preview {
 /// A dry run: the plan and the first `limit` requests exactly as they would be sent.
 pub async fn preview(sync: &SyncJob, store: &dyn StateStore, limit: usize) -> Result<Preview, Error> {
     let (stored, state_was_for) = sync.load_state(store).await?;
-    let plan = plan(sync, store, &stored, false).await?;
+    // A preview renders a few requests at most: reading their rows again is cheaper than
+    // keeping every changed record.
+    let plan = plan(sync, store, &stored, false, 0).await?;
     let blocked = super::guard(sync, &plan, stored.index.len(), &super::AllowGuards::None).map(|b| b.to_string());
     let capabilities = sync.destination.capabilities();
     let mut requests = Vec::new();

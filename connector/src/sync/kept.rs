@@ -1,0 +1,116 @@
+//! The records pass 1 keeps for pass 2, so that a run with few changes reads its source once.
+//!
+//! Pass 1 hashes every row without building a record. A row whose hash is not the one in state
+//! (new or changed: a candidate to send) is also mapped into a record and kept, in source
+//! order, while the kept records fit a memory budget. Past the budget they are all dropped and
+//! pass 2 reads the source again, as it always did: a first sync of a big table costs no more
+//! memory than before.
+
+use crate::record::Record;
+use crate::state::RecordIndex;
+
+/// What a real run may keep: enough for a 1% change of a few million rows, and a first sync of
+/// about a hundred thousand.
+pub const KEEP_BUDGET_BYTES: usize = 64 << 20;
+
+pub(super) struct Kept<'a> {
+    stored: &'a RecordIndex,
+    /// Every row is a candidate.
+    full: bool,
+    budget: usize,
+    bytes: usize,
+    records: Vec<Record>,
+    /// The budget ran out: nothing is kept and pass 2 reads the source.
+    overflowed: bool,
+}
+
+impl<'a> Kept<'a> {
+    pub fn new(budget: usize, stored: &'a RecordIndex, full: bool) -> Kept<'a> {
+        Kept {
+            stored,
+            full: full || stored.is_empty(),
+            budget,
+            bytes: 0,
+            records: Vec::new(),
+            overflowed: budget == 0,
+        }
+    }
+
+    /// Whether a row of this id key and hash should be mapped and kept.
+    pub fn wants(&self, key: u128, hash: u128) -> bool {
+        !self.overflowed && (self.full || self.stored.get(key) != Some(hash))
+    }
+
+    /// The number of records in state, which sizes pass 1's arrays.
+    pub fn stored_len(&self) -> usize {
+        self.stored.len()
+    }
+
+    pub fn is_open(&self) -> bool {
+        !self.overflowed
+    }
+
+    pub fn push(&mut self, record: Record) {
+        if self.overflowed {
+            return;
+        }
+        self.bytes += record.memory_bytes();
+        if self.bytes > self.budget {
+            tracing::debug!(
+                budget_mb = self.budget >> 20,
+                kept = self.records.len(),
+                "the records to send do not fit the memory budget; pass 2 reads the source again"
+            );
+            self.overflowed = true;
+            self.records = Vec::new();
+        } else {
+            self.records.push(record);
+        }
+    }
+
+    /// The kept records, in source order, unless the budget ran out.
+    pub fn finish(self) -> Option<Vec<Record>> {
+        (!self.overflowed).then_some(self.records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::IndexEntry;
+
+    fn record(id: &str) -> Record {
+        Record {
+            id: id.into(),
+            created_at: 0,
+            attributes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_new_and_changed_rows_are_wanted() {
+        let stored = RecordIndex::from_entries(vec![IndexEntry { key: 1, hash: 10 }]);
+        let kept = Kept::new(1 << 20, &stored, false);
+        assert!(!kept.wants(1, 10), "unchanged");
+        assert!(kept.wants(1, 11), "changed");
+        assert!(kept.wants(2, 10), "new");
+        assert!(Kept::new(1 << 20, &stored, true).wants(1, 10), "a full resync sends everything");
+        assert!(!Kept::new(0, &stored, false).wants(2, 10), "no budget, nothing kept");
+    }
+
+    #[test]
+    fn past_the_budget_nothing_is_kept() {
+        let stored = RecordIndex::from_entries(Vec::new());
+        let one = record("user-1").memory_bytes();
+        let mut kept = Kept::new(one * 2, &stored, false);
+        kept.push(record("user-1"));
+        kept.push(record("user-2"));
+        assert!(kept.is_open());
+        kept.push(record("user-3"));
+        assert!(!kept.is_open() && !kept.wants(9, 9));
+        assert_eq!(kept.finish(), None);
+        let mut fits = Kept::new(one * 2, &stored, false);
+        fits.push(record("user-1"));
+        assert_eq!(fits.finish(), Some(vec![record("user-1")]));
+    }
+}
