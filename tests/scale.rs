@@ -5,32 +5,18 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{load_sync, run_ok, stand_in, Workspace};
+use common::{generate, load_sync, run_ok, stand_in, Workspace};
 use ebb::column::ColumnType;
 use ebb::source::{Source, SourceBatch, SourceError, SourceSchema};
 use ebb::state::{RunStatus, StateStore};
 use ebb::sync::{self, RunOptions, RunReport, SyncJob};
 use futures::stream::BoxStream;
-use serde_json::Value;
 
 const ROWS: u64 = 100_000;
-
-/// Writes the generator's snapshots A and B of `rows` rows and returns their folder and truth.
-fn generate(ws: &Workspace, rows: u64) -> (PathBuf, Value) {
-    let data = ws.path().join("data");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebb-bench"))
-        .args(["generate", "--rows", &rows.to_string(), "--seed", "7", "--out"])
-        .arg(&data)
-        .output()
-        .expect("ebb-bench runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let truth: Value = serde_json::from_slice(&std::fs::read(data.join("truth.json")).expect("truth file")).expect("truth is JSON");
-    (data, truth)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100k_row_diff_matches_the_generators_truth() {

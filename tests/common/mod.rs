@@ -301,3 +301,17 @@ impl PgSchema {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
+
+/// Writes the benchmark generator's snapshots A and B of `rows` rows into `ws`, and returns
+/// their folder and the truth file.
+pub fn generate(ws: &Workspace, rows: u64) -> (PathBuf, serde_json::Value) {
+    let data = ws.path().join("data");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebb-bench"))
+        .args(["generate", "--rows", &rows.to_string(), "--seed", "7", "--out"])
+        .arg(&data)
+        .output()
+        .expect("ebb-bench runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let truth = serde_json::from_slice(&std::fs::read(data.join("truth.json")).expect("truth file")).expect("truth is JSON");
+    (data, truth)
+}
