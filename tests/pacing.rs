@@ -98,7 +98,10 @@ async fn a_429_without_retry_after_slows_the_pace_down_and_it_climbs_back_to_the
     let slowed = median(gaps[1..6].to_vec());
     let recovered = median(gaps[gaps.len() - 10..].to_vec());
     assert!(slowed >= 170, "after the 429 requests were {slowed} ms apart: {gaps:?}");
-    assert!((95..=130).contains(&recovered), "at the end they were {recovered} ms apart: {gaps:?}");
+    assert!(
+        (95..=130).contains(&recovered),
+        "at the end they were {recovered} ms apart: {gaps:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,5 +188,8 @@ async fn a_paced_first_sync_killed_midway_resumes_with_only_what_was_not_acknowl
     // Sent twice: at most what was acknowledged and not yet committed when the process died,
     // the requests in flight and one commit window, a few requests at this pace.
     let twice = si.stats().records_received - ROWS;
-    assert!(twice <= 5 * 15, "{twice} records sent twice ({before} received before the kill, {committed} committed)");
+    assert!(
+        twice <= 5 * 15,
+        "{twice} records sent twice ({before} received before the kill, {committed} committed)"
+    );
 }

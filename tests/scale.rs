@@ -151,11 +151,7 @@ async fn a_single_pass_run_sends_exactly_what_the_two_pass_run_sent() {
         (t("new"), t("changed"), t("unchanged"), t("deleted"), t("new") + t("changed")),
         "the change run's counts are the generator's truth"
     );
-    assert_eq!(
-        format!("{:?}", single.1),
-        format!("{:?}", two.1),
-        "the same counts, run by run"
-    );
+    assert_eq!(format!("{:?}", single.1), format!("{:?}", two.1), "the same counts, run by run");
     assert_eq!(
         single.2.len() as u64,
         ROWS.div_ceil(15) + (t("new") + t("changed")).div_ceil(15),

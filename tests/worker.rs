@@ -344,6 +344,16 @@ async fn sigterm_mid_run_commits_what_was_acknowledged_and_a_restart_finishes() 
         (ids(&standin, "users").len() >= 60).then_some(())
     })
     .await;
+    // While it sends, /syncs says how far it got (as committed), how fast, and how long it has left.
+    let progress = wait_for("progress in /syncs", Duration::from_secs(10), async || {
+        let progress = worker.syncs().await["syncs"][0]["progress"].clone();
+        progress["eta_secs"].is_u64().then_some(progress)
+    })
+    .await;
+    assert_eq!(progress["total"], 600, "{progress}");
+    assert!(progress["done"].as_u64().is_some_and(|d| d > 0 && d < 600), "{progress}");
+    assert!(progress["per_second"].as_f64().is_some_and(|r| r > 0.0), "{progress}");
+    assert!(progress["eta_secs"].is_u64(), "{progress}");
     worker.signal("TERM");
     let status = worker.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "a graceful stop exits 0: {status}\n{}", worker.stderr());

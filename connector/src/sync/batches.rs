@@ -151,7 +151,10 @@ impl Batcher {
         let last = std::mem::take(&mut self.current);
         let last = (!last.is_empty()).then_some(last);
         let deletes: Vec<Change> = deletes.iter().map(|id| Change::Delete { id: id.clone() }).collect();
-        for batch in last.into_iter().chain(deletes.chunks(self.deletes_per_request).map(<[Change]>::to_vec)) {
+        for batch in last
+            .into_iter()
+            .chain(deletes.chunks(self.deletes_per_request).map(<[Change]>::to_vec))
+        {
             if !self.send(batch).await {
                 return;
             }

@@ -138,6 +138,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The worker's HTTP endpoints. They stay up through the grace period, so that `/healthz` and
+/// `/syncs` show the shutdown.
+fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    let app = http::router(shared.clone());
+    let stop = shared.shutdown.clone();
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app);
+        tokio::select! {
+            result = serve => if let Err(e) = result { tracing::error!(error = %e, "HTTP server stopped") },
+            () = async { stop.cancelled().await; std::future::pending::<()>().await } => {}
+        }
+    })
+}
+
 impl Worker {
     /// Loads the folder, starts every valid sync's driver and the HTTP endpoints.
     pub async fn start(options: WorkerOptions, store: Box<dyn StateStore>) -> Result<Worker, Error> {
@@ -176,18 +190,7 @@ impl Worker {
             source,
         })?;
         shared.reload().await;
-        let server = {
-            let app = http::router(shared.clone());
-            let stop = shared.shutdown.clone();
-            // The endpoints stay up through the grace period, so `/healthz` and `/syncs` show the shutdown.
-            tokio::spawn(async move {
-                let serve = axum::serve(listener, app);
-                tokio::select! {
-                    result = serve => if let Err(e) = result { tracing::error!(error = %e, "HTTP server stopped") },
-                    () = async { stop.cancelled().await; std::future::pending::<()>().await } => {}
-                }
-            })
-        };
+        let server = serve(listener, shared.clone());
         let background = CancellationToken::new();
         spawn_pruning(shared.clone(), background.clone());
         if !options.poll.is_zero() {
