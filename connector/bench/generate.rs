@@ -11,7 +11,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Decimal128Array, Float64Array, Float64Builder, Int32Builder, ListBuilder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -76,6 +79,10 @@ pub struct User {
     pub signup_micros: i64,
     pub active: bool,
     pub tags: Vec<&'static str>,
+    /// The mixed shape's extra columns: an account balance in cents, written as DuckDB writes
+    /// `DECIMAL(12,2)`, and a float score.
+    pub balance_cents: i64,
+    pub score: f64,
 }
 
 /// Version 1 differs from version 0 in exactly one attribute, chosen by key.
@@ -97,6 +104,8 @@ pub fn user(seed: u64, key: u64, version: u8) -> User {
         signup_micros: SIGNUP_FROM_MICROS + rng.random_range(0..SIGNUP_SPAN_SECS) * 1_000_000,
         active: rng.random_bool(0.8),
         tags,
+        balance_cents: rng.random_range(-50_000..5_000_000),
+        score: (rng.random_range(0.0..100.0f64) * 1000.0).round() / 1000.0,
     };
     if version == 1 {
         match key % 4 {
@@ -109,8 +118,28 @@ pub fn user(seed: u64, key: u64, version: u8) -> User {
     u
 }
 
-pub fn schema() -> Arc<Schema> {
-    Arc::new(Schema::new(vec![
+/// Which columns the snapshots have.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// id, email, name, plan, arr, seats, signup_at, active, tags.
+    #[default]
+    Users,
+    /// The same, plus `balance` (DECIMAL(12,2)) and `score` (a float): eight mixed attributes.
+    Mixed,
+}
+
+pub fn schema(shape: Shape) -> Arc<Schema> {
+    let mut fields = base_fields();
+    if shape == Shape::Mixed {
+        fields.push(Field::new("balance", DataType::Decimal128(12, 2), false));
+        fields.push(Field::new("score", DataType::Float64, false));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+fn base_fields() -> Vec<Field> {
+    vec![
         Field::new("id", DataType::Utf8, false),
         Field::new("email", DataType::Utf8, false),
         Field::new("name", DataType::Utf8, false),
@@ -120,7 +149,7 @@ pub fn schema() -> Arc<Schema> {
         Field::new("signup_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
         Field::new("active", DataType::Boolean, false),
         Field::new("tags", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
-    ]))
+    ]
 }
 
 /// The rows of snapshot A (`b == false`) or B, in key order, new rows last.
@@ -156,7 +185,7 @@ pub fn truth(seed: u64, n: u64) -> Truth {
     t
 }
 
-fn batch(users: &[User]) -> Result<RecordBatch> {
+fn batch(users: &[User], shape: Shape) -> Result<RecordBatch> {
     let mut id = StringBuilder::new();
     let mut email = StringBuilder::new();
     let mut name = StringBuilder::new();
@@ -180,7 +209,7 @@ fn batch(users: &[User]) -> Result<RecordBatch> {
         }
         tags.append(true);
     }
-    let columns: Vec<ArrayRef> = vec![
+    let mut columns: Vec<ArrayRef> = vec![
         Arc::new(id.finish()),
         Arc::new(email.finish()),
         Arc::new(name.finish()),
@@ -191,29 +220,35 @@ fn batch(users: &[User]) -> Result<RecordBatch> {
         Arc::new(active.finish()),
         Arc::new(tags.finish()),
     ];
-    Ok(RecordBatch::try_new(schema(), columns)?)
+    if shape == Shape::Mixed {
+        let balance =
+            Decimal128Array::from_iter_values(users.iter().map(|u| i128::from(u.balance_cents))).with_precision_and_scale(12, 2)?;
+        columns.push(Arc::new(balance));
+        columns.push(Arc::new(Float64Array::from_iter_values(users.iter().map(|u| u.score))));
+    }
+    Ok(RecordBatch::try_new(schema(shape), columns)?)
 }
 
 /// Writes one snapshot as Parquet (snappy, 128k-row groups, like most writers' defaults).
-pub fn write_parquet(path: &Path, rows: impl Iterator<Item = User>) -> Result<u64> {
+pub fn write_parquet(path: &Path, shape: Shape, rows: impl Iterator<Item = User>) -> Result<u64> {
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(128 * 1024))
         .build();
-    let mut writer = ArrowWriter::try_new(file, schema(), Some(props))?;
+    let mut writer = ArrowWriter::try_new(file, schema(shape), Some(props))?;
     let mut chunk = Vec::with_capacity(BATCH_ROWS);
     let mut written = 0u64;
     for u in rows {
         chunk.push(u);
         if chunk.len() == BATCH_ROWS {
-            writer.write(&batch(&chunk)?)?;
+            writer.write(&batch(&chunk, shape)?)?;
             written += chunk.len() as u64;
             chunk.clear();
         }
     }
     if !chunk.is_empty() {
-        writer.write(&batch(&chunk)?)?;
+        writer.write(&batch(&chunk, shape)?)?;
         written += chunk.len() as u64;
     }
     writer.close()?;

@@ -40,16 +40,19 @@ pub struct GenerateArgs {
     postgres: Option<String>,
     #[arg(long, default_value = "ebb_bench")]
     schema: String,
+    /// Which columns: `users` (the suite's main case) or `mixed` (two more: a decimal and a float).
+    #[arg(long, value_enum, default_value_t = generate::Shape::Users)]
+    shape: generate::Shape,
 }
 
 pub async fn run_generate(args: &GenerateArgs) -> Result<generate::Truth> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let truth = generate::truth(args.seed, args.rows);
-    let (seed, rows) = (args.seed, args.rows);
+    let (seed, rows, shape) = (args.seed, args.rows, args.shape);
     let (a, b) = (args.out.join("a.parquet"), args.out.join("b.parquet"));
     // Both files at once: the generator is CPU-bound and there are two cores.
-    let wa = tokio::task::spawn_blocking(move || generate::write_parquet(&a, generate::rows(seed, rows, false)));
-    let wb = tokio::task::spawn_blocking(move || generate::write_parquet(&b, generate::rows(seed, rows, true)));
+    let wa = tokio::task::spawn_blocking(move || generate::write_parquet(&a, shape, generate::rows(seed, rows, false)));
+    let wb = tokio::task::spawn_blocking(move || generate::write_parquet(&b, shape, generate::rows(seed, rows, true)));
     let (na, nb) = (wa.await??, wb.await??);
     anyhow::ensure!(
         na == truth.rows_a && nb == truth.rows_b,

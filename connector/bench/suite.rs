@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use sqlx::{Connection, Executor, PgConnection};
 
+use crate::generate::Shape;
 use crate::GenerateArgs;
 
 #[derive(clap::Args)]
@@ -178,6 +179,8 @@ impl Drop for StandInProcess {
 
 /// Shared with `tests/scale.rs`, so the suite measures the mapping the test checks.
 const PARQUET_MAPPING: &str = include_str!("../../mappings/bench/users.yml");
+/// The mixed case's mapping: eight attributes, a decimal among them.
+const MIXED_MAPPING: &str = include_str!("../../mappings/bench/users_mixed.yml");
 
 fn postgres_mapping(name: &str, table: &str) -> String {
     PARQUET_MAPPING.replace("name: bench_users", &format!("name: {name}")).replace(
@@ -345,6 +348,7 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
         out: main_dir.clone(),
         postgres: Some(args.database_url.clone()),
         schema: "ebb_bench".into(),
+        shape: Shape::Users,
     })
     .await?;
     let e2e_dir = work.join(format!("data-{}", args.e2e_rows));
@@ -354,6 +358,7 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
         out: e2e_dir,
         postgres: Some(args.database_url.clone()),
         schema: "ebb_bench_e2e".into(),
+        shape: Shape::Users,
     })
     .await?;
     let a = main_dir.join("a.parquet").display().to_string();
@@ -463,6 +468,10 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
     );
 
     end_to_end(&env, &args, runs, &mut table, &mut notes).await?;
+    mixed_diff(&env, &args, runs, args.rows, &mut table, &mut notes).await?;
+    if args.large_rows > 0 {
+        mixed_diff(&env, &args, runs, args.large_rows, &mut table, &mut notes).await?;
+    }
 
     if args.large_rows > 0 {
         eprintln!("large snapshots ({} rows)…", args.large_rows);
@@ -473,6 +482,7 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
             out: large_dir.clone(),
             postgres: None,
             schema: String::new(),
+            shape: Shape::Users,
         })
         .await?;
         let (la, lb) = (
@@ -613,5 +623,62 @@ async fn end_to_end(env: &Env, args: &SuiteArgs, runs: usize, table: &mut String
         fmt_stats(&stats(&ebb_same))
     );
     let _ = writeln!(notes, "- ebb's second end-to-end run: {change_counts}");
+    Ok(())
+}
+
+/// The diff with eight mixed attributes (strings, an integer, floats, a decimal, a boolean and
+/// a list): `preview` of B against the state of A, against DuckDB's `EXCEPT` on the same files,
+/// with the CPU time each used per second of wall time.
+async fn mixed_diff(env: &Env, args: &SuiteArgs, runs: usize, rows: u64, table: &mut String, notes: &mut String) -> Result<()> {
+    eprintln!("mixed attributes, {rows} rows…");
+    let dir = env.work.join(format!("data-mixed-{rows}"));
+    crate::run_generate(&GenerateArgs {
+        rows,
+        seed: 42,
+        out: dir.clone(),
+        postgres: None,
+        schema: String::new(),
+        shape: Shape::Mixed,
+    })
+    .await?;
+    std::fs::write(env.work.join("users_mixed.yml"), MIXED_MAPPING)?;
+    let (a, b) = (
+        dir.join("a.parquet").display().to_string(),
+        dir.join("b.parquet").display().to_string(),
+    );
+    let state = env.fresh_state(&format!("mixed-{rows}"))?;
+    let (seed, _) = measure(&mut env.ebb(&["sync", "users_mixed.yml", "--state", &state], &[("SNAPSHOT", &a)]))?;
+    let _ = writeln!(
+        notes,
+        "- the mixed {rows}-row state was made by one full sync: {:.1} s, {:.0} MB",
+        seed.wall, seed.rss_mb
+    );
+    let mut ebb = Vec::new();
+    let mut counts = String::new();
+    for _ in 0..runs {
+        let (s, out) = measure(&mut env.ebb(
+            &["preview", "users_mixed.yml", "--state", &state, "--limit", "0"],
+            &[("SNAPSHOT", &b)],
+        ))?;
+        counts = counts_line(&out);
+        ebb.push(s);
+    }
+    let mut duck = Vec::new();
+    for _ in 0..runs {
+        duck.push(measure(Command::new(&args.python).arg(env.work.join("duckdb_diff.py")).arg(&a).arg(&b))?.0);
+    }
+    let (e, d) = (stats(&ebb), stats(&duck));
+    let target = if rows > args.rows { "≤ 0.8×, RSS < 600 MB" } else { "≤ 0.6×" };
+    let _ = writeln!(
+        table,
+        "| `preview` of B against the state of A, {rows} rows, eight mixed attributes | {} · CPU {:.2}× wall | DuckDB EXCEPT + anti-join: {} · CPU {:.2}× wall | time {:.2}×, RSS {:.2}× | {target} |",
+        fmt_stats(&e),
+        e.cpu / e.median,
+        fmt_stats(&d),
+        d.cpu / d.median,
+        e.median / d.median,
+        e.rss_mb / d.rss_mb
+    );
+    let _ = writeln!(notes, "- ebb's mixed diff counts at {rows} rows: {counts}");
     Ok(())
 }

@@ -49,12 +49,24 @@ impl Number {
             let v = unscaled / factor;
             return Some(i64::try_from(v).map(Number::Int).unwrap_or(Number::Float(v as f64)));
         }
-        // Going through the decimal text keeps 12.34 as 12.34 rather than the
-        // nearest f64 of a division.
+        // Clinger's fast path: when the unscaled integer and the power of ten are both exact
+        // in an f64, one IEEE division is correctly rounded, so it gives the nearest f64 to the
+        // decimal, exactly as parsing its text would, without formatting it first.
+        const EXACT_INT: i128 = 1 << 53;
+        if unscaled.abs() <= EXACT_INT && scale <= 22 {
+            return Number::from_f64(unscaled as f64 / POWERS_OF_TEN[scale as usize]);
+        }
+        // Beyond it, the decimal text keeps 12.34 as 12.34 rather than the nearest f64 of an
+        // inexact division.
         let text = decimal_text(unscaled, scale as u32);
         text.parse::<f64>().ok().and_then(Number::from_f64)
     }
 }
+
+/// The powers of ten that are exact in an f64.
+const POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
 
 pub fn decimal_text(unscaled: i128, scale: u32) -> String {
     let digits = unscaled.unsigned_abs().to_string();
@@ -159,5 +171,31 @@ mod tests {
         assert_eq!(Number::from_decimal(-1, 2), Some(Number::Float(-0.01)));
         assert_eq!(Number::from_decimal(5, -2), Some(Number::Int(500)));
         assert_eq!(Number::from_u64(u64::MAX), Number::Float(u64::MAX as f64));
+    }
+
+    /// The fast path and the text path agree wherever the fast path is taken, and the slow path
+    /// still serves what is beyond it.
+    #[test]
+    fn decimals_become_the_nearest_float_either_way() {
+        let by_text = |unscaled: i128, scale: i8| decimal_text(unscaled, scale as u32).parse::<f64>().ok().and_then(Number::from_f64);
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..200_000 {
+            // xorshift: unscaled values of every size up to 2^53, every scale up to 22.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let unscaled = ((x >> 11) as i128) >> (x % 53) as u32;
+            let unscaled = if x & 1 == 1 { -unscaled } else { unscaled };
+            let scale = (x % 23) as i8;
+            assert_eq!(
+                Number::from_decimal(unscaled, scale),
+                by_text(unscaled, scale),
+                "{unscaled} scale {scale}"
+            );
+        }
+        assert_eq!(Number::from_decimal(1 << 53, 2), by_text(1 << 53, 2));
+        let big = (1i128 << 60) + 7;
+        assert_eq!(Number::from_decimal(big, 3), by_text(big, 3), "past 2^53, through the text");
+        assert_eq!(Number::from_decimal(123_456, 25), by_text(123_456, 25), "a scale past 10^22");
     }
 }

@@ -20,6 +20,7 @@ mod deliver;
 mod kept;
 mod plan;
 mod preview;
+mod snapshot;
 mod suppress;
 mod throughput;
 

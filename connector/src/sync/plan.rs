@@ -1,6 +1,6 @@
-//! Pass 1: stream the source, map and hash every row, find duplicate ids, and diff against the
-//! stored hashes. Ids and hashes are kept, and, within a
-//! memory budget, the mapped records of new and changed rows (`kept.rs`).
+//! Pass 1: stream the source, hash every row (`snapshot.rs`), find duplicate ids, and diff
+//! against the stored hashes. Ids and hashes are kept, and, within a memory budget, the mapped
+//! records of new and changed rows (`kept.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::kept::Kept;
+use super::snapshot::{read_snapshot, Snapshot};
 use super::suppress::suppressed;
 use super::SyncJob;
 use crate::config::Mode;
@@ -15,11 +16,10 @@ use crate::destination::capabilities::Identity;
 use crate::diff::{self, Duplicate};
 use crate::error::Error;
 use crate::hash::id_key;
-use crate::mapping::{CompiledMapping, Rejection};
+use crate::mapping::CompiledMapping;
 use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 use crate::record::Record;
-use crate::source::SourceBatch;
-use crate::state::{IndexEntry, RejectionStage, RunCounts, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS};
+use crate::state::{RejectionStage, RunCounts, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS};
 
 /// Pass 1's result: what to send, and the counts so far.
 pub struct Plan {
@@ -56,41 +56,21 @@ impl Plan {
     }
 }
 
-fn mapping_rejection(r: Rejection) -> StoredRejection {
-    StoredRejection {
-        stage: RejectionStage::Mapping,
-        record_id: r.id,
-        position: r.position,
-        reason: r.reason,
-    }
-}
-
-/// What pass 1 read from the snapshot.
-struct Snapshot {
-    /// The valid rows' keys and hashes, sorted by key, without duplicate ids.
-    seen: Vec<IndexEntry>,
-    /// The ids of rejected rows, sorted by key.
-    rejected_ids: Vec<(u128, String)>,
-    /// Ids that occur more than once, all of whose rows are rejected.
-    duplicates: Vec<Duplicate>,
-    /// See [`Plan::kept`].
-    kept: Option<Vec<Record>>,
-}
-
 /// Pass 1: hash every row straight from the source's columns, then diff against `stored`
 /// by merging two arrays sorted by id key. Records of new and changed rows are kept for pass 2
 /// while they fit `keep_budget` bytes (see `kept.rs`); 0 keeps none.
 pub async fn plan(sync: &SyncJob, store: &dyn StateStore, stored: &StoredState, full: bool, keep_budget: usize) -> Result<Plan, Error> {
     let compiled = Arc::new(sync.compile().await?);
     diff::check_drift(stored.schema.as_deref(), compiled.columns())?;
-    let held = suppressed(sync, store).await?;
+    let mut held = suppressed(sync, store).await?;
     let mut counts = RunCounts::default();
     let mut rejections = Vec::new();
     let kept = Kept::new(keep_budget, &stored.index, full);
-    let snapshot = read_snapshot(sync, &compiled, &held.keys, kept, &mut counts, &mut rejections).await?;
+    let held_keys = Arc::new(std::mem::take(&mut held.keys));
+    let snapshot = read_snapshot(sync, &compiled, Arc::clone(&held_keys), kept, &mut counts, &mut rejections).await?;
     // A suppressed identity is neither sent nor gone: its record, if any, stays where it is.
     let mut gone = diff::gone_keys(&stored.index, &snapshot.seen, &snapshot.duplicates, &snapshot.rejected_ids);
-    gone.retain(|key| !held.keys.contains(key));
+    gone.retain(|key| !held_keys.contains(key));
     if !full {
         counts.gone = gone.len() as u64;
     }
@@ -148,81 +128,6 @@ async fn ids_in_state(store: &dyn StateStore, sync: &str, keys: Vec<u128>) -> Re
         .collect();
     ids.sort_unstable();
     Ok(ids)
-}
-
-/// Streams the source once, hashing valid rows, keeping the first rejections, and mapping the
-/// rows `kept` wants.
-async fn read_snapshot(
-    sync: &SyncJob,
-    compiled: &CompiledMapping,
-    suppressed: &HashSet<u128>,
-    mut kept: Kept<'_>,
-    counts: &mut RunCounts,
-    rejections: &mut Vec<StoredRejection>,
-) -> Result<Snapshot, Error> {
-    // Sized for the usual case, a snapshot about as big as the last one, so it never doubles.
-    let last_size = kept.stored_len();
-    let mut seen: Vec<IndexEntry> = Vec::with_capacity(last_size + last_size / 16 + 1024);
-    let mut rejected_ids: Vec<(u128, String)> = Vec::new();
-    let mut candidates: Vec<u128> = Vec::new();
-    let mut stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        counts.source += batch.batch.num_rows() as u64;
-        compiled.hash_batch(&batch, |hashed| match hashed {
-            Ok((id, hash)) => {
-                let key = id_key(id);
-                if suppressed.contains(&key) {
-                    counts.suppressed += 1;
-                } else {
-                    seen.push(IndexEntry { key, hash });
-                    if kept.wants(key, hash) {
-                        candidates.push(key);
-                    }
-                }
-            }
-            Err(rejection) => {
-                counts.invalid += 1;
-                if let Some(id) = &rejection.id {
-                    rejected_ids.push((id_key(id), id.clone()));
-                }
-                if rejections.len() < MAX_STORED_REJECTIONS {
-                    rejections.push(mapping_rejection(rejection));
-                }
-            }
-        });
-        if !candidates.is_empty() {
-            keep_candidates(compiled, &batch, &mut candidates, &mut kept);
-        }
-    }
-    drop(stream);
-    seen.sort_unstable_by_key(|e| e.key);
-    rejected_ids.sort_unstable();
-    let duplicates = diff::take_duplicates(&mut seen, &rejected_ids);
-    Ok(Snapshot {
-        seen,
-        rejected_ids,
-        duplicates,
-        kept: kept.finish(),
-    })
-}
-
-/// Maps the batch's rows whose keys are `candidates` into `kept`, and empties `candidates`.
-fn keep_candidates(compiled: &CompiledMapping, batch: &SourceBatch, candidates: &mut Vec<u128>, kept: &mut Kept<'_>) {
-    if kept.is_open() {
-        candidates.sort_unstable();
-        compiled.map_selected(
-            batch,
-            |id| candidates.binary_search(&id_key(id)).is_ok(),
-            |mapped| {
-                // The same rows hashed without a rejection a moment ago.
-                if let Ok(record) = mapped {
-                    kept.push(record);
-                }
-            },
-        );
-    }
-    candidates.clear();
 }
 
 /// Counts every row of a duplicate id as invalid and records why, by the id's text.

@@ -1,0 +1,207 @@
+//! Pass 1's read of the snapshot, on both cores: the source decodes batches on a thread of its
+//! own, and two batches at a time are hashed on blocking threads. Their results are taken in
+//! source order, so rejections and kept records come out as they would from one thread.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use super::kept::Kept;
+use super::SyncJob;
+use crate::diff::{self, Duplicate};
+use crate::error::Error;
+use crate::hash::id_key;
+use crate::mapping::{CompiledMapping, Rejection};
+use crate::record::Record;
+use crate::source::SourceBatch;
+use crate::state::{IndexEntry, RejectionStage, RunCounts, StoredRejection, MAX_STORED_REJECTIONS};
+
+/// Batches hashed at once: one per core, while the source decodes the next.
+const HASHED_AT_ONCE: usize = 2;
+
+/// What pass 1 read from the snapshot.
+pub(super) struct Snapshot {
+    /// The valid rows' keys and hashes, sorted by key, without duplicate ids.
+    pub seen: Vec<IndexEntry>,
+    /// The ids of rejected rows, sorted by key.
+    pub rejected_ids: Vec<(u128, String)>,
+    /// Ids that occur more than once, all of whose rows are rejected.
+    pub duplicates: Vec<Duplicate>,
+    /// See [`super::Plan::kept`].
+    pub kept: Option<Vec<Record>>,
+}
+
+/// One batch, hashed.
+struct Hashed {
+    batch: SourceBatch,
+    entries: Vec<IndexEntry>,
+    suppressed: u64,
+    rejections: Vec<Rejection>,
+}
+
+fn hash(compiled: &CompiledMapping, batch: SourceBatch, suppressed: &HashSet<u128>) -> Hashed {
+    let mut out = Hashed {
+        entries: Vec::with_capacity(batch.batch.num_rows()),
+        suppressed: 0,
+        rejections: Vec::new(),
+        batch,
+    };
+    compiled.hash_batch(&out.batch, |hashed| match hashed {
+        Ok((id, hash)) => {
+            let key = id_key(id);
+            if suppressed.contains(&key) {
+                out.suppressed += 1;
+            } else {
+                out.entries.push(IndexEntry { key, hash });
+            }
+        }
+        Err(rejection) => out.rejections.push(rejection),
+    });
+    out
+}
+
+fn mapping_rejection(r: Rejection) -> StoredRejection {
+    StoredRejection {
+        stage: RejectionStage::Mapping,
+        record_id: r.id,
+        position: r.position,
+        reason: r.reason,
+    }
+}
+
+/// Streams the source once, hashing valid rows, keeping the first rejections, and mapping the
+/// rows `kept` wants.
+pub(super) async fn read_snapshot(
+    sync: &SyncJob,
+    compiled: &Arc<CompiledMapping>,
+    suppressed: Arc<HashSet<u128>>,
+    mut kept: Kept<'_>,
+    counts: &mut RunCounts,
+    rejections: &mut Vec<StoredRejection>,
+) -> Result<Snapshot, Error> {
+    // Sized for the usual case, a snapshot about as big as the last one, so it never doubles.
+    let last_size = kept.stored_len();
+    let mut seen: Vec<IndexEntry> = Vec::with_capacity(last_size + last_size / 16 + 1024);
+    let mut rejected_ids: Vec<(u128, String)> = Vec::new();
+    let mut candidates: Vec<u128> = Vec::new();
+    let stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
+    let mut hashed = stream
+        .map(|batch| {
+            let (compiled, suppressed) = (Arc::clone(compiled), Arc::clone(&suppressed));
+            async move {
+                let batch = batch?;
+                tokio::task::spawn_blocking(move || hash(&compiled, batch, &suppressed))
+                    .await
+                    .map_err(|e| match e.try_into_panic() {
+                        Ok(panic) => std::panic::resume_unwind(panic),
+                        Err(_) => Error::Interrupted,
+                    })
+            }
+        })
+        .buffered(HASHED_AT_ONCE);
+    while let Some(done) = hashed.next().await {
+        let done = done?;
+        counts.source += done.batch.batch.num_rows() as u64;
+        counts.suppressed += done.suppressed;
+        counts.invalid += done.rejections.len() as u64;
+        for rejection in done.rejections {
+            if let Some(id) = &rejection.id {
+                rejected_ids.push((id_key(id), id.clone()));
+            }
+            if rejections.len() < MAX_STORED_REJECTIONS {
+                rejections.push(mapping_rejection(rejection));
+            }
+        }
+        candidates.extend(done.entries.iter().filter(|e| kept.wants(e.key, e.hash)).map(|e| e.key));
+        seen.extend_from_slice(&done.entries);
+        if !candidates.is_empty() {
+            keep_candidates(compiled, &done.batch, &mut candidates, &mut kept);
+        }
+    }
+    drop(hashed);
+    sort_on_two_cores(&mut seen).await;
+    rejected_ids.sort_unstable();
+    let duplicates = diff::take_duplicates(&mut seen, &rejected_ids);
+    Ok(Snapshot {
+        seen,
+        rejected_ids,
+        duplicates,
+        kept: kept.finish(),
+    })
+}
+
+/// Maps the batch's rows whose keys are `candidates` into `kept`, and empties `candidates`.
+fn keep_candidates(compiled: &CompiledMapping, batch: &SourceBatch, candidates: &mut Vec<u128>, kept: &mut Kept<'_>) {
+    if kept.is_open() {
+        candidates.sort_unstable();
+        compiled.map_selected(
+            batch,
+            |id| candidates.binary_search(&id_key(id)).is_ok(),
+            |mapped| {
+                // The same rows hashed without a rejection a moment ago.
+                if let Ok(record) = mapped {
+                    kept.push(record);
+                }
+            },
+        );
+    }
+    candidates.clear();
+}
+
+/// Sorts by key on both cores without a second buffer: keys are digests, spread evenly, so
+/// splitting them at the middle of the key space halves the work; each half is sorted on its
+/// own thread.
+async fn sort_on_two_cores(entries: &mut Vec<IndexEntry>) {
+    const HALF: u128 = 1 << 127;
+    let mut low = 0;
+    let mut high = entries.len();
+    // Partition in place: keys below HALF first.
+    while low < high {
+        if entries[low].key < HALF {
+            low += 1;
+        } else {
+            high -= 1;
+            entries.swap(low, high);
+        }
+    }
+    let mut owned = std::mem::take(entries);
+    let sorted = tokio::task::spawn_blocking(move || {
+        let (below, above) = owned.split_at_mut(low);
+        std::thread::scope(|scope| {
+            scope.spawn(|| above.sort_unstable_by_key(|e| e.key));
+            below.sort_unstable_by_key(|e| e.key);
+        });
+        owned
+    })
+    .await;
+    *entries = match sorted {
+        Ok(sorted) => sorted,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_two_core_sort_sorts() {
+        let mut x: u128 = 0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C834;
+        let mut entries: Vec<IndexEntry> = (0..10_000u128)
+            .map(|i| {
+                x = x.wrapping_mul(0x2360_ED05_1FC6_5DA4_4385_DF64_9FCC_F645).wrapping_add(i);
+                IndexEntry { key: x, hash: i }
+            })
+            .collect();
+        entries.push(IndexEntry { key: 0, hash: 0 });
+        entries.push(IndexEntry { key: u128::MAX, hash: 0 });
+        let mut want = entries.clone();
+        want.sort_unstable_by_key(|e| e.key);
+        sort_on_two_cores(&mut entries).await;
+        assert_eq!(entries, want);
+        let mut empty = Vec::new();
+        sort_on_two_cores(&mut empty).await;
+        assert!(empty.is_empty());
+    }
+}
