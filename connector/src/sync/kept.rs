@@ -14,7 +14,8 @@ use crate::state::RecordIndex;
 pub const KEEP_BUDGET_BYTES: usize = 64 << 20;
 
 pub(super) struct Kept<'a> {
-    stored: &'a RecordIndex,
+    /// `None` keeps nothing, and needs no state.
+    stored: Option<&'a RecordIndex>,
     /// Every row is a candidate.
     full: bool,
     budget: usize,
@@ -25,25 +26,30 @@ pub(super) struct Kept<'a> {
 }
 
 impl<'a> Kept<'a> {
-    pub fn new(budget: usize, stored: &'a RecordIndex, full: bool) -> Kept<'a> {
+    pub fn new(budget: usize, stored: Option<&'a RecordIndex>, full: bool) -> Kept<'a> {
         Kept {
             stored,
-            full: full || stored.is_empty(),
+            full: full || stored.is_some_and(RecordIndex::is_empty),
             budget,
             bytes: 0,
             records: Vec::new(),
-            overflowed: budget == 0,
+            overflowed: budget == 0 || stored.is_none(),
         }
+    }
+
+    /// Keeps nothing.
+    pub fn none() -> Kept<'static> {
+        Kept::new(0, None, false)
     }
 
     /// Whether a row of this id key and hash should be mapped and kept.
     pub fn wants(&self, key: u128, hash: u128) -> bool {
-        !self.overflowed && (self.full || self.stored.get(key) != Some(hash))
+        !self.overflowed && (self.full || self.stored.and_then(|index| index.get(key)) != Some(hash))
     }
 
-    /// The number of records in state, which sizes pass 1's arrays.
-    pub fn stored_len(&self) -> usize {
-        self.stored.len()
+    /// The number of records in state, which sizes pass 1's arrays; `None` when unknown.
+    pub fn stored_len(&self) -> Option<usize> {
+        self.stored.map(RecordIndex::len)
     }
 
     pub fn is_open(&self) -> bool {
@@ -90,26 +96,30 @@ mod tests {
     #[test]
     fn only_new_and_changed_rows_are_wanted() {
         let stored = RecordIndex::from_entries(vec![IndexEntry { key: 1, hash: 10 }]);
-        let kept = Kept::new(1 << 20, &stored, false);
+        let kept = Kept::new(1 << 20, Some(&stored), false);
         assert!(!kept.wants(1, 10), "unchanged");
         assert!(kept.wants(1, 11), "changed");
         assert!(kept.wants(2, 10), "new");
-        assert!(Kept::new(1 << 20, &stored, true).wants(1, 10), "a full resync sends everything");
-        assert!(!Kept::new(0, &stored, false).wants(2, 10), "no budget, nothing kept");
+        assert!(
+            Kept::new(1 << 20, Some(&stored), true).wants(1, 10),
+            "a full resync sends everything"
+        );
+        assert!(!Kept::new(0, Some(&stored), false).wants(2, 10), "no budget, nothing kept");
+        assert!(!Kept::none().wants(2, 10), "no state, nothing kept");
     }
 
     #[test]
     fn past_the_budget_nothing_is_kept() {
         let stored = RecordIndex::from_entries(Vec::new());
         let one = record("user-1").memory_bytes();
-        let mut kept = Kept::new(one * 2, &stored, false);
+        let mut kept = Kept::new(one * 2, Some(&stored), false);
         kept.push(record("user-1"));
         kept.push(record("user-2"));
         assert!(kept.is_open());
         kept.push(record("user-3"));
         assert!(!kept.is_open() && !kept.wants(9, 9));
         assert_eq!(kept.finish(), None);
-        let mut fits = Kept::new(one * 2, &stored, false);
+        let mut fits = Kept::new(one * 2, Some(&stored), false);
         fits.push(record("user-1"));
         assert_eq!(fits.finish(), Some(vec![record("user-1")]));
     }

@@ -56,21 +56,78 @@ impl Plan {
     }
 }
 
+/// What pass 1 needs before it reads a row: the mapping checked against the source's schema,
+/// and the identities held back.
+struct Start {
+    compiled: Arc<CompiledMapping>,
+    held: Arc<HashSet<u128>>,
+    from_source: Vec<String>,
+}
+
+impl Start {
+    async fn new(sync: &SyncJob, store: &dyn StateStore) -> Result<Start, Error> {
+        let compiled = Arc::new(sync.compile().await?);
+        let held = suppressed(sync, store).await?;
+        Ok(Start {
+            compiled,
+            held: Arc::new(held.keys),
+            from_source: held.from_source,
+        })
+    }
+}
+
 /// Pass 1: hash every row straight from the source's columns, then diff against `stored`
 /// by merging two arrays sorted by id key. Records of new and changed rows are kept for pass 2
 /// while they fit `keep_budget` bytes (see `kept.rs`); 0 keeps none.
 pub async fn plan(sync: &SyncJob, store: &dyn StateStore, stored: &StoredState, full: bool, keep_budget: usize) -> Result<Plan, Error> {
-    let compiled = Arc::new(sync.compile().await?);
-    diff::check_drift(stored.schema.as_deref(), compiled.columns())?;
-    let mut held = suppressed(sync, store).await?;
-    let mut counts = RunCounts::default();
-    let mut rejections = Vec::new();
-    let kept = Kept::new(keep_budget, &stored.index, full);
-    let held_keys = Arc::new(std::mem::take(&mut held.keys));
-    let snapshot = read_snapshot(sync, &compiled, Arc::clone(&held_keys), kept, &mut counts, &mut rejections).await?;
+    let start = Start::new(sync, store).await?;
+    diff::check_drift(stored.schema.as_deref(), start.compiled.columns())?;
+    let (mut counts, mut rejections) = (RunCounts::default(), Vec::new());
+    let kept = Kept::new(keep_budget, Some(&stored.index), full);
+    let snapshot = read_snapshot(sync, &start.compiled, Arc::clone(&start.held), kept, &mut counts, &mut rejections).await?;
+    finish(sync, store, stored, full, start, snapshot, (counts, rejections)).await
+}
+
+/// Pass 1 of a preview, which keeps no records: the stored state is loaded while the snapshot
+/// is read, rather than before. Returns the plan with the state it was made against, and the
+/// destination that state was for when it was another (see [`SyncJob::load_state`]).
+pub async fn plan_preview(sync: &SyncJob, store: &dyn StateStore) -> Result<(Plan, StoredState, Option<String>), Error> {
+    let start = Start::new(sync, store).await?;
+    let (mut counts, mut rejections) = (RunCounts::default(), Vec::new());
+    let read = read_snapshot(
+        sync,
+        &start.compiled,
+        Arc::clone(&start.held),
+        Kept::none(),
+        &mut counts,
+        &mut rejections,
+    );
+    let (loaded, snapshot) = tokio::join!(sync.load_state(store), read);
+    let (stored, state_was_for) = loaded?;
+    // Checked after the read, and still before anything could be sent.
+    diff::check_drift(stored.schema.as_deref(), start.compiled.columns())?;
+    let plan = finish(sync, store, &stored, false, start, snapshot?, (counts, rejections)).await?;
+    Ok((plan, stored, state_was_for))
+}
+
+/// The diff of what pass 1 read against `stored`.
+async fn finish(
+    sync: &SyncJob,
+    store: &dyn StateStore,
+    stored: &StoredState,
+    full: bool,
+    start: Start,
+    snapshot: Snapshot,
+    (mut counts, mut rejections): (RunCounts, Vec<StoredRejection>),
+) -> Result<Plan, Error> {
+    let Start {
+        compiled,
+        held,
+        from_source,
+    } = start;
     // A suppressed identity is neither sent nor gone: its record, if any, stays where it is.
     let mut gone = diff::gone_keys(&stored.index, &snapshot.seen, &snapshot.duplicates, &snapshot.rejected_ids);
-    gone.retain(|key| !held_keys.contains(key));
+    gone.retain(|key| !held.contains(key));
     if !full {
         counts.gone = gone.len() as u64;
     }
@@ -109,7 +166,7 @@ pub async fn plan(sync: &SyncJob, store: &dyn StateStore, stored: &StoredState, 
         rejections,
         to_send: Arc::new(to_send),
         to_delete: Arc::new(to_delete),
-        suppress_from_source: held.from_source,
+        suppress_from_source: from_source,
     })
 }
 

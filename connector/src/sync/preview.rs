@@ -7,7 +7,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::batches::planned_batches;
-use super::plan::plan;
+use super::plan::plan_preview;
 use super::SyncJob;
 use crate::destination::{Attempt, DestinationError};
 use crate::error::Error;
@@ -41,10 +41,9 @@ pub struct Preview {
 
 /// A dry run: the plan and the first `limit` requests exactly as they would be sent.
 pub async fn preview(sync: &SyncJob, store: &dyn StateStore, limit: usize) -> Result<Preview, Error> {
-    let (stored, state_was_for) = sync.load_state(store).await?;
     // A preview renders a few requests at most: reading their rows again is cheaper than
-    // keeping every changed record.
-    let plan = plan(sync, store, &stored, false, 0).await?;
+    // keeping every changed record, so it keeps none, and loads the state while it reads.
+    let (plan, stored, state_was_for) = plan_preview(sync, store).await?;
     let blocked = super::guard(sync, &plan, stored.index.len(), &super::AllowGuards::None).map(|b| b.to_string());
     let capabilities = sync.destination.capabilities();
     let mut requests = Vec::new();

@@ -81,7 +81,7 @@ pub(super) async fn read_snapshot(
     rejections: &mut Vec<StoredRejection>,
 ) -> Result<Snapshot, Error> {
     // Sized for the usual case, a snapshot about as big as the last one, so it never doubles.
-    let last_size = kept.stored_len();
+    let last_size = kept.stored_len().unwrap_or(0);
     let mut seen: Vec<IndexEntry> = Vec::with_capacity(last_size + last_size / 16 + 1024);
     let mut rejected_ids: Vec<(u128, String)> = Vec::new();
     let mut candidates: Vec<u128> = Vec::new();
