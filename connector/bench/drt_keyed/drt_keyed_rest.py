@@ -7,11 +7,14 @@ warehouse-side snapshot diff; the destination itself sends exactly as `rest_api`
 
 from typing import Literal
 
+from drt.config.base import GenericDestinationConfig
 from drt.config.destinations_saas import RestApiDestinationConfig
 from drt.destinations.rest_api import RestApiDestination
 
 
-class KeyedRestApiDestinationConfig(RestApiDestinationConfig):
+# drt validates a plugin's config with its own class only when that class is a
+# GenericDestinationConfig; the REST API's config supplies every other field.
+class KeyedRestApiDestinationConfig(RestApiDestinationConfig, GenericDestinationConfig):
     type: Literal["rest_api_keyed"]  # type: ignore[assignment]
     upsert_key: list[str]
 
