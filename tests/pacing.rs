@@ -175,6 +175,20 @@ async fn a_paced_first_sync_killed_midway_resumes_with_only_what_was_not_acknowl
         assert!(std::time::Instant::now() < deadline, "the run never got going");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // Meanwhile `ebb status`, another process, shows how far it got, the rate and the time left.
+    let status = loop {
+        let out = common::ebb(ws.path(), &["--state", &ws.state_url(), "status"], &[]);
+        let (stdout, stderr) = common::text(&out);
+        assert!(out.status.success(), "{stderr}");
+        if stdout.contains("left") {
+            break stdout;
+        }
+        assert!(std::time::Instant::now() < deadline, "no progress in `ebb status`: {stdout}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let line = status.lines().find(|l| l.contains("sending:")).unwrap_or_default();
+    assert!(line.contains("/900 records, ") && line.contains("/s, about "), "{status}");
+    assert!(status.contains("running"), "{status}");
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
     let store = ws.store().await;

@@ -290,6 +290,7 @@ mod tests {
             origin: crate::state::RunOrigin::Schedule,
             scheduled_for: None,
             worker: None,
+            progress: None,
         }
     }
 

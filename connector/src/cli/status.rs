@@ -9,6 +9,7 @@ use crate::config;
 use crate::config::env::Env;
 use crate::error::Error;
 use crate::state::{self, RunRecord};
+use crate::sync::ProgressSnapshot;
 
 #[derive(serde::Serialize)]
 pub(super) struct SyncStatus {
@@ -82,6 +83,15 @@ pub(super) fn print_run(r: &RunRecord) {
         if r.full_resync { " full" } else { "" },
         counts_line(&r.counts)
     );
+    if let (state::RunStatus::Running, Some(p)) = (r.status, &r.progress) {
+        let snapshot = ProgressSnapshot {
+            total: p.planned,
+            done: p.done,
+            per_second: p.per_second(),
+            eta_secs: p.eta_secs(),
+        };
+        println!("      sending: {}", snapshot.line());
+    }
     if let Some(e) = &r.error {
         println!("      error: {e}");
     }

@@ -16,7 +16,9 @@ mod suppress;
 use crate::column::ColumnType;
 pub use index::{IndexEntry, RecordIndex, INDEX_FORMAT};
 pub use lock::{LockLost, LockWatch, RunLock};
-pub use runs::{Pruned, RejectionStage, RunCounts, RunOrigin, RunRecord, RunStart, RunStatus, StoredRejection, MAX_STORED_REJECTIONS};
+pub use runs::{
+    Pruned, RejectionStage, RunCounts, RunOrigin, RunProgress, RunRecord, RunStart, RunStatus, StoredRejection, MAX_STORED_REJECTIONS,
+};
 pub(crate) use runs::{RejectionRow, RunRow};
 pub use suppress::{SuppressReason, Suppression};
 
@@ -157,6 +159,8 @@ pub trait StateStore: Send + Sync {
     async fn begin_run(&self, sync: &str, start: &RunStart) -> Result<i64, StateError>;
     async fn add_rejections(&self, run: i64, sync: &str, rejections: &[StoredRejection]) -> Result<(), StateError>;
     async fn finish_run(&self, run: i64, status: RunStatus, counts: &RunCounts, error: Option<&str>) -> Result<(), StateError>;
+    /// How far a running run's sending has got, for `ebb status` in another process.
+    async fn report_progress(&self, run: i64, progress: &RunProgress) -> Result<(), StateError>;
     /// The latest runs, newest first; of one sync or of all.
     async fn runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StateError>;
     async fn rejections(&self, run: i64, limit: usize) -> Result<Vec<StoredRejection>, StateError>;

@@ -73,6 +73,39 @@ pub struct RunRecord {
     pub scheduled_for: Option<i64>,
     /// The worker that ran it, as `host:pid`.
     pub worker: Option<String>,
+    /// How far its sending got, as last reported; `None` before it began sending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<RunProgress>,
+}
+
+/// How far a run's sending has got, as the run reports it while it goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RunProgress {
+    /// Changes planned: upserts and deletes.
+    pub planned: u64,
+    /// Settled so far: acknowledged, rejected or given up on.
+    pub done: u64,
+    /// When sending began, and when this was reported, in Unix milliseconds.
+    pub since_ms: i64,
+    pub at_ms: i64,
+}
+
+impl RunProgress {
+    /// Records a second so far, once there is a rate to speak of.
+    pub fn per_second(&self) -> Option<f64> {
+        let secs = (self.at_ms - self.since_ms) as f64 / 1000.0;
+        (self.done > 0 && secs > 0.0).then(|| self.done as f64 / secs)
+    }
+
+    /// The time left at that rate, in seconds.
+    pub fn eta_secs(&self) -> Option<u64> {
+        let left = self.planned.saturating_sub(self.done);
+        match self.per_second() {
+            _ if left == 0 => Some(0),
+            Some(rate) => Some((left as f64 / rate).round() as u64),
+            None => None,
+        }
+    }
 }
 
 /// What started a run.
@@ -188,6 +221,10 @@ pub(crate) struct RunRow {
     origin: String,
     scheduled_for: Option<i64>,
     worker: Option<String>,
+    planned: Option<i64>,
+    progress_done: Option<i64>,
+    sending_since_ms: Option<i64>,
+    progress_at_ms: Option<i64>,
 }
 
 impl TryFrom<RunRow> for RunRecord {
@@ -224,6 +261,15 @@ impl TryFrom<RunRow> for RunRecord {
             origin,
             scheduled_for: r.scheduled_for,
             worker: r.worker,
+            progress: match (r.planned, r.progress_done, r.sending_since_ms, r.progress_at_ms) {
+                (Some(planned), Some(done), Some(since_ms), Some(at_ms)) => Some(RunProgress {
+                    planned: n(planned),
+                    done: n(done),
+                    since_ms,
+                    at_ms,
+                }),
+                _ => None,
+            },
         })
     }
 }

@@ -11,8 +11,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArgumen
 
 use super::suppress::{SuppressionRow, SUPPRESS};
 use super::{
-    now_secs, Commit, Pruned, RecordIndex, RejectionRow, RunCounts, RunLock, RunRecord, RunRow, RunStart, RunStatus, StateError,
-    StateStore, StoredRejection, StoredState, SuppressReason, Suppression, INDEX_FORMAT, MAX_STORED_REJECTIONS,
+    now_secs, Commit, Pruned, RecordIndex, RejectionRow, RunCounts, RunLock, RunProgress, RunRecord, RunRow, RunStart, RunStatus,
+    StateError, StateStore, StoredRejection, StoredState, SuppressReason, Suppression, INDEX_FORMAT, MAX_STORED_REJECTIONS,
 };
 use crate::column::ColumnType;
 use crate::hash::HASH_VERSION;
@@ -127,7 +127,7 @@ where
 pub(crate) const ROWS_PER_INSERT: usize = 150;
 
 const RUN_COLUMNS: &str = "id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, \
-     sent, deleted, suppressed, rejected, failed, error, origin, scheduled_for, worker";
+     sent, deleted, suppressed, rejected, failed, error, origin, scheduled_for, worker, planned, progress_done, sending_since_ms, progress_at_ms";
 
 /// Runs a retention pass may delete: finished, started before `$1`, and not the latest of their sync.
 const PRUNABLE_RUNS: &str =
@@ -416,6 +416,19 @@ where
         .bind(run)
         .execute(self.pool())
         .await?;
+        Ok(())
+    }
+
+    async fn report_progress(&self, run: i64, p: &RunProgress) -> Result<(), StateError> {
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        sqlx::query::<B::Db>("UPDATE runs SET planned = $1, progress_done = $2, sending_since_ms = $3, progress_at_ms = $4 WHERE id = $5")
+            .bind(count(p.planned))
+            .bind(count(p.done))
+            .bind(p.since_ms)
+            .bind(p.at_ms)
+            .bind(run)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 

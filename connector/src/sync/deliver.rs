@@ -2,8 +2,10 @@
 //! prove it holds its lock, and what comes back acknowledged is committed through the lock.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::batches::{planned_batches, Producer};
@@ -16,7 +18,7 @@ use crate::error::Error;
 use crate::hash::{id_key, record_hash};
 use crate::quote::{shorten, MAX_QUOTED_CHARS};
 use crate::record::Change;
-use crate::state::{Commit, IndexEntry, RejectionStage, RunCounts, StoredRejection, SuppressReason};
+use crate::state::{Commit, IndexEntry, RejectionStage, RunCounts, RunProgress, StoredRejection, SuppressReason};
 
 /// The batches of pass 2, sent concurrently under the rate limit.
 type InFlight<'a> = std::pin::Pin<Box<dyn futures::Stream<Item = (Vec<Change>, BatchOutcome)> + Send + 'a>>;
@@ -29,7 +31,12 @@ pub(super) struct CommitWindow<'a> {
     pub buffer: CommitBuffer,
     /// Why the destination stopped the run, if it did.
     pub fatal: Option<String>,
+    /// What the run last reported of its progress to the state store, and when.
+    pub reported: Option<(RunProgress, Instant)>,
 }
+
+/// How often a run reports its progress to the state store.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 impl CommitWindow<'_> {
     /// Sends and commits until pass 2 ends; `Ok(true)` if a stop or shutdown ended it first.
@@ -166,8 +173,25 @@ impl CommitWindow<'_> {
         if !rejected.is_empty() {
             store.add_rejections(run_id, sync.name(), &rejected).await?;
         }
+        let settled = (acked.len() + deleted.len() + rejected.len() + failed) as u64;
         if let Some(progress) = &self.context.options.progress {
-            progress.advance((acked.len() + deleted.len() + rejected.len() + failed) as u64);
+            progress.advance(settled);
+        }
+        self.report(settled).await
+    }
+
+    /// Tells the state store how far sending has got: at most once a second, and always at
+    /// the start, so that `ebb status` in another process can show it.
+    pub async fn report(&mut self, settled: u64) -> Result<(), Error> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let Some((progress, at)) = &mut self.reported else { return Ok(()) };
+        progress.done += settled;
+        progress.at_ms = now_ms;
+        let due = at.elapsed() >= REPORT_EVERY || progress.done == 0;
+        if due {
+            *at = Instant::now();
+            let RunContext { store, run_id, .. } = *self.context;
+            store.report_progress(run_id, progress).await?;
         }
         Ok(())
     }

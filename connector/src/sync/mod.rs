@@ -38,7 +38,7 @@ use crate::mapping::CompiledMapping;
 use crate::pacing::Pacers;
 use crate::source::{self, Source};
 use crate::spec::Mapping;
-use crate::state::{RunCounts, RunLock, RunOrigin, RunStart, RunStatus, StateStore, StoredState, SuppressReason};
+use crate::state::{RunCounts, RunLock, RunOrigin, RunProgress, RunStart, RunStatus, StateStore, StoredState, SuppressReason};
 use commit::{CommitBuffer, Committed};
 use deliver::CommitWindow;
 pub use kept::KEEP_BUDGET_BYTES;
@@ -332,12 +332,23 @@ impl RunContext<'_> {
         if let Some(progress) = progress {
             progress.start(self.sync.name(), plan.changes() as u64);
         }
+        let now_ms = chrono::Utc::now().timestamp_millis();
         let mut window = CommitWindow {
             context: self,
             replace,
             buffer: CommitBuffer::default(),
             fatal: None,
+            reported: (plan.changes() > 0).then(|| {
+                let progress = RunProgress {
+                    planned: plan.changes() as u64,
+                    done: 0,
+                    since_ms: now_ms,
+                    at_ms: now_ms,
+                };
+                (progress, tokio::time::Instant::now())
+            }),
         };
+        window.report(0).await?;
         let result = window.deliver(plan, counts, committed).await;
         if let Some(progress) = progress {
             progress.finish();
