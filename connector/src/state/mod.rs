@@ -7,6 +7,7 @@
 pub mod holder;
 mod index;
 mod lock;
+mod lookup;
 pub mod postgres;
 mod runs;
 mod sql;
@@ -16,6 +17,7 @@ mod suppress;
 use crate::column::ColumnType;
 pub use index::{IndexEntry, RecordIndex, INDEX_FORMAT};
 pub use lock::{LockLost, LockWatch, RunLock};
+pub use lookup::IndexLookup;
 pub use runs::{
     Pruned, RejectionStage, RunCounts, RunOrigin, RunProgress, RunRecord, RunStart, RunStatus, StoredRejection, MAX_STORED_REJECTIONS,
 };

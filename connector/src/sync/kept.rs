@@ -7,15 +7,15 @@
 //! memory than before.
 
 use crate::record::Record;
-use crate::state::RecordIndex;
+use crate::state::{IndexLookup, RecordIndex};
 
 /// What a real run may keep: enough for a 1% change of a few million rows, and a first sync of
 /// about a hundred thousand.
 pub const KEEP_BUDGET_BYTES: usize = 64 << 20;
 
 pub(super) struct Kept<'a> {
-    /// `None` keeps nothing, and needs no state.
-    stored: Option<&'a RecordIndex>,
+    /// The stored index, searched once a row; `None` keeps nothing, and needs no state.
+    stored: Option<IndexLookup<'a>>,
     /// Every row is a candidate.
     full: bool,
     budget: usize,
@@ -23,17 +23,19 @@ pub(super) struct Kept<'a> {
     records: Vec<Record>,
     /// The budget ran out: nothing is kept and pass 2 reads the source.
     overflowed: bool,
+    stored_len: Option<usize>,
 }
 
 impl<'a> Kept<'a> {
     pub fn new(budget: usize, stored: Option<&'a RecordIndex>, full: bool) -> Kept<'a> {
         Kept {
-            stored,
             full: full || stored.is_some_and(RecordIndex::is_empty),
+            stored: stored.filter(|_| budget > 0).map(IndexLookup::new),
             budget,
             bytes: 0,
             records: Vec::new(),
             overflowed: budget == 0 || stored.is_none(),
+            stored_len: stored.map(RecordIndex::len),
         }
     }
 
@@ -44,12 +46,12 @@ impl<'a> Kept<'a> {
 
     /// Whether a row of this id key and hash should be mapped and kept.
     pub fn wants(&self, key: u128, hash: u128) -> bool {
-        !self.overflowed && (self.full || self.stored.and_then(|index| index.get(key)) != Some(hash))
+        !self.overflowed && (self.full || self.stored.as_ref().and_then(|index| index.get(key)) != Some(hash))
     }
 
     /// The number of records in state, which sizes pass 1's arrays; `None` when unknown.
     pub fn stored_len(&self) -> Option<usize> {
-        self.stored.map(RecordIndex::len)
+        self.stored_len
     }
 
     pub fn is_open(&self) -> bool {
