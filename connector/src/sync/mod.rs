@@ -275,15 +275,14 @@ pub(super) struct RunContext<'a> {
 impl RunContext<'_> {
     async fn run(&self, counts: &mut RunCounts, full_resync: &mut bool, state_was_for: &mut Option<String>) -> Result<(), Error> {
         let (sync, store, name) = (self.sync, self.store, self.sync.name());
-        let (stored, other) = sync.load_state(store).await?;
-        *state_was_for = other;
-        *full_resync |= stored.index.is_empty();
         // Nothing is sent while planning, so a stop request ends the run at once.
-        let plan = tokio::select! {
+        let (plan, stored, other) = tokio::select! {
             biased;
             () = self.options.cancel.cancelled() => return Err(Error::Interrupted),
-            plan = plan(sync, store, &stored, self.options.full, self.options.keep_budget) => plan?,
+            planned = plan(sync, store, self.options.full, self.options.keep_budget) => planned?,
         };
+        *state_was_for = other;
+        *full_resync |= stored.index.is_empty();
         *counts = plan.counts.clone();
         store.add_rejections(self.run_id, name, &plan.rejections).await?;
         if let Some(blocked) = guard(sync, &plan, stored.index.len(), &self.options.allow_guards) {

@@ -76,16 +76,25 @@ impl Start {
     }
 }
 
-/// Pass 1: hash every row straight from the source's columns, then diff against `stored`
-/// by merging two arrays sorted by id key. Records of new and changed rows are kept for pass 2
-/// while they fit `keep_budget` bytes (see `kept.rs`); 0 keeps none.
-pub async fn plan(sync: &SyncJob, store: &dyn StateStore, stored: &StoredState, full: bool, keep_budget: usize) -> Result<Plan, Error> {
-    let start = Start::new(sync, store).await?;
+/// Pass 1 of a run: hash every row straight from the source's columns, then diff against the
+/// stored state by merging two arrays sorted by id key. The state loads while the mapping is
+/// checked against the source. Records of new and changed rows are kept for pass 2 while they
+/// fit `keep_budget` bytes (see `kept.rs`); 0 keeps none. Returns the plan with the state it
+/// was made against, and the destination that state was for when it was another.
+pub async fn plan(
+    sync: &SyncJob,
+    store: &dyn StateStore,
+    full: bool,
+    keep_budget: usize,
+) -> Result<(Plan, StoredState, Option<String>), Error> {
+    let (loaded, start) = tokio::join!(sync.load_state(store), Start::new(sync, store));
+    let ((stored, state_was_for), start) = (loaded?, start?);
     diff::check_drift(stored.schema.as_deref(), start.compiled.columns())?;
     let (mut counts, mut rejections) = (RunCounts::default(), Vec::new());
     let kept = Kept::new(keep_budget, Some(&stored.index), full);
     let snapshot = read_snapshot(sync, &start.compiled, Arc::clone(&start.held), kept, &mut counts, &mut rejections).await?;
-    finish(sync, store, stored, full, start, snapshot, (counts, rejections)).await
+    let plan = finish(sync, store, &stored, full, start, snapshot, (counts, rejections)).await?;
+    Ok((plan, stored, state_was_for))
 }
 
 /// Pass 1 of a preview, which keeps no records: the stored state is loaded while the snapshot
