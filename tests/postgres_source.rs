@@ -392,3 +392,84 @@ async fn the_database_stopping_mid_stream_fails_cleanly_with_state_exact() {
     assert_eq!(before, after, "state unchanged");
     assert_eq!(si.stats().records_received, 40, "nothing more was sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_source_query_prints_no_warning_and_a_plain_state_path_is_sqlite() {
+    let wh = Warehouse::new().await;
+    wh.exec(FORTY_USERS).await;
+    let ws = Workspace::new();
+    let si = stand_in().await;
+    // Over sqlx's one-second "slow statement" threshold, which used to warn with the whole SQL.
+    let query = format!(
+        "    query: \"select * from {s}.people where (select pg_sleep(1.2)) is not null\"",
+        s = wh.schema
+    );
+    ws.write("people.yml", &people_mapping(&si.url(), &query));
+    let url = database_url();
+    let out = ebb(
+        ws.path(),
+        &["--state", "./ebb.db", "sync", "people.yml"],
+        &[("WAREHOUSE_URL", url.as_str())],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("sent 40"), "{stdout}");
+    assert!(
+        !stderr.contains("WARN") && !stderr.contains("slow statement"),
+        "a normal run warns of nothing: {stderr}"
+    );
+    assert!(ws.path().join("ebb.db").is_file(), "a plain path is a SQLite file");
+    let status = ebb(ws.path(), &["--state", "ebb.db", "status"], &[]);
+    let (stdout, stderr) = text(&status);
+    assert!(status.status.success() && stdout.contains("completed"), "{stdout}{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_record_is_sent_again_with_the_sources_data_of_the_next_run() {
+    let wh = Warehouse::new().await;
+    wh.exec(FORTY_USERS).await;
+    // p-007 is rejected by the mapping (a creation time in the future), p-003 by the destination.
+    wh.exec("UPDATE {s}.people SET signup_at = '2999-01-01' WHERE user_id = 'p-007'")
+        .await;
+    let ws = Workspace::new();
+    let si = stand_in().await;
+    si.refuse_ids(["p-003".to_string()]);
+    let mapping = ws.write(
+        "people.yml",
+        &people_mapping(&si.url(), &format!("    table: {}.people", wh.schema)),
+    );
+    let store = ws.store().await;
+    let url = database_url();
+    let env = [("WAREHOUSE_URL", url.as_str())];
+    let first = run_ok(&load_sync(&mapping, &env), store.as_ref()).await;
+    assert_eq!(
+        (first.counts.sent, first.counts.rejected, first.counts.invalid),
+        (38, 1, 1),
+        "{first:?}"
+    );
+
+    // Both rows change in the source, and the destination takes p-003 again.
+    wh.exec("UPDATE {s}.people SET name = 'Fixed 7', signup_at = '2020-02-02' WHERE user_id = 'p-007'")
+        .await;
+    wh.exec("UPDATE {s}.people SET name = 'Fixed 3' WHERE user_id = 'p-003'").await;
+    si.accept_ids(["p-003".to_string()]);
+    let second = run_ok(&load_sync(&mapping, &env), store.as_ref()).await;
+    assert_eq!(
+        (second.counts.sent, second.counts.rejected, second.counts.invalid),
+        (2, 0, 0),
+        "{second:?}"
+    );
+    let held = si.records("users");
+    let name = |id: &str| {
+        held.iter()
+            .find(|r| r.id == id)
+            .map(|r| r.attributes["Name"]["s"][0].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        (name("p-003"), name("p-007")),
+        (json!("Fixed 3"), json!("Fixed 7")),
+        "the source's data of the second run, not a copy from the first"
+    );
+    assert!(held.iter().all(|r| r.received_count == 1), "nothing else was sent again");
+}

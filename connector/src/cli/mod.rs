@@ -28,7 +28,7 @@ use crate::sync::AllowGuards;
 #[derive(Debug, Parser)]
 #[command(name = "ebb", version, about = "Sync warehouse users and accounts to Enterpret and to customer-profile platforms", long_about = None)]
 pub struct Cli {
-    /// Where sync state lives: sqlite://PATH or postgres://USER@HOST/DB[?schema=NAME].
+    /// Where sync state lives: a file path or sqlite://PATH (SQLite), or postgres://USER@HOST/DB[?schema=NAME].
     // A PostgreSQL URL may hold a password, so the environment's value is never printed.
     #[arg(
         long,

@@ -130,6 +130,9 @@ impl PostgresSource {
             return Err(self.err(problem));
         }
         let options: PgConnectOptions = self.url.expose().parse().map_err(|e: sqlx::Error| self.err(e))?;
+        // Reading a big table takes a while by nature: sqlx's "slow statement" warning, with the
+        // whole query, would greet every large sync. ebb's own logs say what a user sees.
+        let options = options.log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(1));
         options.connect().await.map_err(|e| self.err(e))
     }
 

@@ -260,6 +260,14 @@ impl StandIn {
         self.shared.lock().refused.extend(ids);
     }
 
+    /// Takes these ids again, after [`StandIn::refuse_ids`].
+    pub fn accept_ids(&self, ids: impl IntoIterator<Item = String>) {
+        let mut inner = self.shared.lock();
+        for id in ids {
+            inner.refused.remove(&id);
+        }
+    }
+
     pub fn records(&self, object: &str) -> Vec<HeldRecord> {
         let inner = self.shared.lock();
         let held = if object == "accounts" { &inner.accounts } else { &inner.users };

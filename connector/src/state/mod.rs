@@ -196,11 +196,20 @@ pub async fn open(url: &str, read_only: bool) -> Result<Box<dyn StateStore>, Sta
     if url.starts_with("sqlite:") {
         return Ok(Box::new(sqlite::SqliteStore::open(url, read_only).await?));
     }
+    if is_plain_path(url) {
+        // `--state ./ebb.db`: a file, so SQLite.
+        return Ok(Box::new(sqlite::SqliteStore::open(&format!("sqlite://{url}"), read_only).await?));
+    }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         // A shared store may be written by others at any time; read-only callers simply don't write.
         return Ok(Box::new(postgres::PostgresStore::open(url).await?));
     }
     Err(StateError::Unsupported(redact_url(url)))
+}
+
+/// A path rather than a URL: no `scheme://` and no `scheme:` that a URL parser takes.
+fn is_plain_path(url: &str) -> bool {
+    !url.is_empty() && !url.contains("://") && url::Url::parse(url).is_err_and(|e| e == url::ParseError::RelativeUrlWithoutBase)
 }
 
 /// A URL with any password replaced, for messages.

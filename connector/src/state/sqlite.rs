@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions;
 use sqlx::{Pool, SqlitePool};
 
 use super::lock::{Held, LockWatch};
@@ -80,7 +81,9 @@ impl SqliteStore {
             // which re-sends those records next run: allowed, unlike marking unsent ones as sent.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Loading a big index can take a second; that is a debug line, not a warning.
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         // One connection for :memory: so every query sees the same database.
         let max = if effective == ":memory:" { 1 } else { 4 };
         let lock_dir = (effective != ":memory:").then(|| PathBuf::from(format!("{effective}-locks")));

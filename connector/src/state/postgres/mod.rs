@@ -81,7 +81,9 @@ impl PostgresStore {
         };
         let options = PgConnectOptions::from_str(&conn_url)
             .map_err(open_err)?
-            .options([("search_path", schema.as_str())]);
+            .options([("search_path", schema.as_str())])
+            // A commit of a big window can take a second; that is a debug line, not a warning.
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         // One direct connection first: a pool only reports "timed out", this says why (refused, auth, no such database).
         let probe = options.connect().await.map_err(open_err)?;
         let _ = probe.close().await;
