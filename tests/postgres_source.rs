@@ -169,6 +169,13 @@ CREATE TABLE {s}.orgs (account_id int8 PRIMARY KEY, plan text);
 INSERT INTO {s}.orgs VALUES (0, 'free'), (1, 'starter'), (2, 'growth'), (3, 'enterprise');
 "#;
 
+/// A warehouse holding the forty people, a workspace and a stand-in: most tests' start.
+async fn forty_people() -> (Warehouse, Workspace, ebb::standin::StandIn) {
+    let wh = Warehouse::new().await;
+    wh.exec(FORTY_USERS).await;
+    (wh, Workspace::new(), stand_in().await)
+}
+
 fn people_mapping(url: &str, source: &str) -> String {
     format!(
         "name: people\nsource:\n  postgres:\n    url: ${{WAREHOUSE_URL}}\n{source}\ndestination:\n  enterpret:\n    object: user\n    api_key: ${{TEST_USERS_KEY:-local-users-key}}\n    url: {url}\n    requests_per_minute: 60000\n    retry_budget_secs: 3\nid: user_id\ncreated_at: signup_at\nattributes:\n  Name: name\n  Age: age\n"
@@ -177,10 +184,7 @@ fn people_mapping(url: &str, source: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_rows_updated_in_sql_send_exactly_those() {
-    let wh = Warehouse::new().await;
-    wh.exec(FORTY_USERS).await;
-    let ws = Workspace::new();
-    let si = stand_in().await;
+    let (wh, ws, si) = forty_people().await;
     let mapping = ws.write(
         "people.yml",
         &people_mapping(&si.url(), &format!("    table: {}.people", wh.schema)),
@@ -207,10 +211,7 @@ async fn three_rows_updated_in_sql_send_exactly_those() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_column_refuses_the_run_before_sending() {
-    let wh = Warehouse::new().await;
-    wh.exec(FORTY_USERS).await;
-    let ws = Workspace::new();
-    let si = stand_in().await;
+    let (wh, ws, si) = forty_people().await;
     let mapping = ws.write(
         "people.yml",
         &people_mapping(&si.url(), &format!("    table: {}.people", wh.schema)),
@@ -233,10 +234,7 @@ async fn a_dropped_column_refuses_the_run_before_sending() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_source_with_a_join() {
-    let wh = Warehouse::new().await;
-    wh.exec(FORTY_USERS).await;
-    let ws = Workspace::new();
-    let si = stand_in().await;
+    let (wh, ws, si) = forty_people().await;
     let query = format!(
         "    query: \"select p.user_id, p.name, p.age, p.signup_at, o.plan from {s}.people p join {s}.orgs o using (account_id) where p.age < 30\"",
         s = wh.schema
@@ -341,10 +339,7 @@ async fn an_unreachable_database_is_one_clear_error_without_the_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_stopping_mid_stream_fails_cleanly_with_state_exact() {
-    let wh = Warehouse::new().await;
-    wh.exec(FORTY_USERS).await;
-    let ws = Workspace::new();
-    let si = stand_in().await;
+    let (wh, ws, si) = forty_people().await;
     let store = ws.store().await;
     let url = database_url();
     let env = [("WAREHOUSE_URL", url.as_str())];
@@ -395,10 +390,7 @@ async fn the_database_stopping_mid_stream_fails_cleanly_with_state_exact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_source_query_prints_no_warning_and_a_plain_state_path_is_sqlite() {
-    let wh = Warehouse::new().await;
-    wh.exec(FORTY_USERS).await;
-    let ws = Workspace::new();
-    let si = stand_in().await;
+    let (wh, ws, si) = forty_people().await;
     // Over sqlx's one-second "slow statement" threshold, which used to warn with the whole SQL.
     let query = format!(
         "    query: \"select * from {s}.people where (select pg_sleep(1.2)) is not null\"",
@@ -426,13 +418,10 @@ async fn a_slow_source_query_prints_no_warning_and_a_plain_state_path_is_sqlite(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_record_is_sent_again_with_the_sources_data_of_the_next_run() {
-    let wh = Warehouse::new().await;
-    wh.exec(FORTY_USERS).await;
+    let (wh, ws, si) = forty_people().await;
     // p-007 is rejected by the mapping (a creation time in the future), p-003 by the destination.
     wh.exec("UPDATE {s}.people SET signup_at = '2999-01-01' WHERE user_id = 'p-007'")
         .await;
-    let ws = Workspace::new();
-    let si = stand_in().await;
     si.refuse_ids(["p-003".to_string()]);
     let mapping = ws.write(
         "people.yml",

@@ -317,6 +317,36 @@ fn counts_line(stdout: &str) -> String {
     stdout.lines().find(|l| l.contains("source ")).unwrap_or("").trim().to_string()
 }
 
+/// The diff case, side by side: `runs` previews of `b` against `state` with `mapping`, then
+/// `runs` of DuckDB's `EXCEPT` on files `a` and `b`. Returns both and the counts each printed.
+struct DiffRuns {
+    ebb: Stats,
+    duckdb: Stats,
+    ebb_counts: String,
+    duckdb_counts: String,
+}
+
+fn diff_against_duckdb(env: &Env, python: &Path, runs: usize, mapping: &str, state: &str, (a, b): (&str, &str)) -> Result<DiffRuns> {
+    let (mut ebb, mut duckdb) = (Vec::new(), Vec::new());
+    let (mut ebb_counts, mut duckdb_counts) = (String::new(), String::new());
+    for _ in 0..runs {
+        let (s, out) = measure(&mut env.ebb(&["preview", mapping, "--state", state, "--limit", "0"], &[("SNAPSHOT", b)]))?;
+        ebb_counts = counts_line(&out);
+        ebb.push(s);
+    }
+    for _ in 0..runs {
+        let (s, out) = measure(Command::new(python).arg(env.work.join("duckdb_diff.py")).arg(a).arg(b))?;
+        duckdb_counts = out.trim().to_string();
+        duckdb.push(s);
+    }
+    Ok(DiffRuns {
+        ebb: stats(&ebb),
+        duckdb: stats(&duckdb),
+        ebb_counts,
+        duckdb_counts,
+    })
+}
+
 pub async fn run(args: SuiteArgs) -> Result<()> {
     let ebb = match &args.ebb {
         Some(p) => p.clone(),
@@ -392,21 +422,9 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
     // The diff: preview of B against the state of A, and DuckDB's EXCEPT on the same files.
     eprintln!("diff of B against A…");
     let state = env.state("main");
-    let mut ebb_diff = Vec::new();
-    let mut counts = String::new();
-    for _ in 0..runs {
-        let (s, out) = measure(&mut env.ebb(&["preview", "users.yml", "--state", &state, "--limit", "0"], &[("SNAPSHOT", &b)]))?;
-        counts = counts_line(&out);
-        ebb_diff.push(s);
-    }
-    let mut duck = Vec::new();
-    let mut duck_counts = String::new();
-    for _ in 0..runs {
-        let (s, out) = measure(Command::new(&args.python).arg(work.join("duckdb_diff.py")).arg(&a).arg(&b))?;
-        duck_counts = out.trim().to_string();
-        duck.push(s);
-    }
-    let (e, d) = (stats(&ebb_diff), stats(&duck));
+    let diff = diff_against_duckdb(&env, &args.python, runs, "users.yml", &state, (&a, &b))?;
+    let (counts, duck_counts) = (&diff.ebb_counts, &diff.duckdb_counts);
+    let (e, d) = (diff.ebb, diff.duckdb);
     let _ = writeln!(
         table,
         "| preview of B against the state of A, {} rows | {} | DuckDB EXCEPT + anti-join: {} | time {:.2}×, RSS {:.2}× | ≤ 1.0× time, ≤ 0.5× RSS |",
@@ -497,15 +515,8 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
             "- the large state was made by one full sync: {:.1} s, {:.0} MB",
             seed.wall, seed.rss_mb
         );
-        let mut ebb_large = Vec::new();
-        for _ in 0..runs {
-            ebb_large.push(measure(&mut env.ebb(&["preview", "users.yml", "--state", &state, "--limit", "0"], &[("SNAPSHOT", &lb)]))?.0);
-        }
-        let mut duck_large = Vec::new();
-        for _ in 0..runs {
-            duck_large.push(measure(Command::new(&args.python).arg(work.join("duckdb_diff.py")).arg(&la).arg(&lb))?.0);
-        }
-        let (e, d) = (stats(&ebb_large), stats(&duck_large));
+        let large = diff_against_duckdb(&env, &args.python, runs, "users.yml", &state, (&la, &lb))?;
+        let (e, d) = (large.ebb, large.duckdb);
         let _ = writeln!(
             table,
             "| preview of B against the state of A, {} rows | {} | DuckDB EXCEPT + anti-join: {} | time {:.2}×, RSS {:.2}× | ≤ 1.0× time, RSS < 600 MB |",
@@ -653,21 +664,8 @@ async fn mixed_diff(env: &Env, args: &SuiteArgs, runs: usize, rows: u64, table: 
         "- the mixed {rows}-row state was made by one full sync: {:.1} s, {:.0} MB",
         seed.wall, seed.rss_mb
     );
-    let mut ebb = Vec::new();
-    let mut counts = String::new();
-    for _ in 0..runs {
-        let (s, out) = measure(&mut env.ebb(
-            &["preview", "users_mixed.yml", "--state", &state, "--limit", "0"],
-            &[("SNAPSHOT", &b)],
-        ))?;
-        counts = counts_line(&out);
-        ebb.push(s);
-    }
-    let mut duck = Vec::new();
-    for _ in 0..runs {
-        duck.push(measure(Command::new(&args.python).arg(env.work.join("duckdb_diff.py")).arg(&a).arg(&b))?.0);
-    }
-    let (e, d) = (stats(&ebb), stats(&duck));
+    let mixed = diff_against_duckdb(env, &args.python, runs, "users_mixed.yml", &state, (&a, &b))?;
+    let (e, d, counts) = (mixed.ebb, mixed.duckdb, mixed.ebb_counts);
     let target = if rows > args.rows { "≤ 0.8×, RSS < 600 MB" } else { "≤ 0.6×" };
     let _ = writeln!(
         table,

@@ -221,7 +221,6 @@ fn push_halves(pending: &mut Vec<Vec<usize>>, mut part: Vec<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::destination::capabilities::{CreatedAt, Identity, ValueType};
     use crate::destination::{Capabilities, DestinationError};
     use crate::record::Record;
     use crate::retry::Attempt;
@@ -243,16 +242,7 @@ mod tests {
         }
 
         fn capabilities(&self) -> Capabilities {
-            Capabilities {
-                identity: Identity::Id,
-                created_at: CreatedAt::NotUsed,
-                value_types: &[ValueType::String],
-                replaces_record: true,
-                max_batch_records: 10,
-                max_request_bytes: 1_000_000,
-                can_delete: false,
-                deletes_per_request: 0,
-            }
+            Capabilities::plain_for_tests(10)
         }
 
         fn prepare(&self, records: &[&Change]) -> Result<PreparedRequest, DestinationError> {

@@ -84,13 +84,7 @@ pub(super) fn print_run(r: &RunRecord) {
         counts_line(&r.counts)
     );
     if let (state::RunStatus::Running, Some(p)) = (r.status, &r.progress) {
-        let snapshot = ProgressSnapshot {
-            total: p.planned,
-            done: p.done,
-            per_second: p.per_second(),
-            eta_secs: p.eta_secs(),
-        };
-        println!("      sending: {}", snapshot.line());
+        println!("      sending: {}", ProgressSnapshot::new(p.planned, p.done, p.per_second()).line());
     }
     if let Some(e) = &r.error {
         println!("      error: {e}");

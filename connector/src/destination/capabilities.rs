@@ -48,4 +48,20 @@ impl Capabilities {
             CreatedAt::NotUsed => None,
         }
     }
+
+    /// A destination of string attributes keyed by id, with no createdAt and no deletes, taking
+    /// `max_batch_records` a request: what the delivery tests' stand-in destinations need.
+    #[cfg(test)]
+    pub(crate) fn plain_for_tests(max_batch_records: usize) -> Capabilities {
+        Capabilities {
+            identity: Identity::Id,
+            created_at: CreatedAt::NotUsed,
+            value_types: &[ValueType::String],
+            replaces_record: true,
+            max_batch_records,
+            max_request_bytes: 1_000_000,
+            can_delete: false,
+            deletes_per_request: 0,
+        }
+    }
 }

@@ -96,16 +96,6 @@ impl RunProgress {
         let secs = (self.at_ms - self.since_ms) as f64 / 1000.0;
         (self.done > 0 && secs > 0.0).then(|| self.done as f64 / secs)
     }
-
-    /// The time left at that rate, in seconds.
-    pub fn eta_secs(&self) -> Option<u64> {
-        let left = self.planned.saturating_sub(self.done);
-        match self.per_second() {
-            _ if left == 0 => Some(0),
-            Some(rate) => Some((left as f64 / rate).round() as u64),
-            None => None,
-        }
-    }
 }
 
 /// What started a run.

@@ -28,9 +28,11 @@ pub(super) struct Kept<'a> {
 
 impl<'a> Kept<'a> {
     pub fn new(budget: usize, stored: Option<&'a RecordIndex>, full: bool) -> Kept<'a> {
+        let full = full || stored.is_some_and(RecordIndex::is_empty);
         Kept {
-            full: full || stored.is_some_and(RecordIndex::is_empty),
-            stored: stored.filter(|_| budget > 0).map(IndexLookup::new),
+            full,
+            // Searched only when some rows may be unchanged and there is room to keep any.
+            stored: stored.filter(|_| budget > 0 && !full).map(IndexLookup::new),
             budget,
             bytes: 0,
             records: Vec::new(),

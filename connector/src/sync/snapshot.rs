@@ -40,7 +40,7 @@ struct Hashed {
     rejections: Vec<Rejection>,
 }
 
-fn hash(compiled: &CompiledMapping, batch: SourceBatch, suppressed: &HashSet<u128>) -> Hashed {
+fn hash_one(compiled: &CompiledMapping, batch: SourceBatch, suppressed: &HashSet<u128>) -> Hashed {
     let mut out = Hashed {
         entries: Vec::with_capacity(batch.batch.num_rows()),
         suppressed: 0,
@@ -91,7 +91,7 @@ pub(super) async fn read_snapshot(
             let (compiled, suppressed) = (Arc::clone(compiled), Arc::clone(&suppressed));
             async move {
                 let batch = batch?;
-                tokio::task::spawn_blocking(move || hash(&compiled, batch, &suppressed))
+                tokio::task::spawn_blocking(move || hash_one(&compiled, batch, &suppressed))
                     .await
                     .map_err(|e| match e.try_into_panic() {
                         Ok(panic) => std::panic::resume_unwind(panic),

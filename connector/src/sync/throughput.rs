@@ -23,6 +23,22 @@ pub struct ProgressSnapshot {
 }
 
 impl ProgressSnapshot {
+    /// The progress of `done` of `total` records at `per_second`, with the time left that rate gives.
+    pub fn new(total: u64, done: u64, per_second: Option<f64>) -> ProgressSnapshot {
+        let left = total.saturating_sub(done);
+        let eta_secs = match per_second {
+            _ if left == 0 => Some(0),
+            Some(rate) if rate > 0.0 => Some((left as f64 / rate).round() as u64),
+            _ => None,
+        };
+        ProgressSnapshot {
+            total,
+            done,
+            per_second,
+            eta_secs,
+        }
+    }
+
     /// `1,200/10,000 records, 15.0/s, about 9m 46s left`.
     pub fn line(&self) -> String {
         let mut line = format!("{}/{} records", self.done, self.total);
@@ -66,18 +82,7 @@ impl Throughput {
             let secs = at.elapsed().as_secs_f64();
             (self.done > first && secs > 0.0).then(|| (self.done - first) as f64 / secs)
         });
-        let left = self.total - self.done;
-        let eta_secs = match per_second {
-            _ if left == 0 => Some(0),
-            Some(rate) if rate > 0.0 => Some((left as f64 / rate).round() as u64),
-            _ => None,
-        };
-        ProgressSnapshot {
-            total: self.total,
-            done: self.done,
-            per_second,
-            eta_secs,
-        }
+        ProgressSnapshot::new(self.total, self.done, per_second)
     }
 }
 
@@ -87,7 +92,6 @@ mod tests {
 
     use super::*;
     use crate::delivery::Delivery;
-    use crate::destination::capabilities::{CreatedAt, Identity, ValueType};
     use crate::destination::{Attempt, Capabilities, Destination, DestinationError, PreparedRequest};
     use crate::pacing::Pacer;
     use crate::record::{Change, Record};
@@ -102,16 +106,7 @@ mod tests {
         }
 
         fn capabilities(&self) -> Capabilities {
-            Capabilities {
-                identity: Identity::Id,
-                created_at: CreatedAt::NotUsed,
-                value_types: &[ValueType::String],
-                replaces_record: true,
-                max_batch_records: 15,
-                max_request_bytes: 1_000_000,
-                can_delete: false,
-                deletes_per_request: 0,
-            }
+            Capabilities::plain_for_tests(15)
         }
 
         fn prepare(&self, changes: &[&Change]) -> Result<PreparedRequest, DestinationError> {
