@@ -20,58 +20,84 @@ use crate::destination::profiles::RawCompany;
 use crate::destination::{DestinationConfig, RawDestination};
 use crate::record::AttrValue;
 
-#[derive(Debug, Deserialize)]
+/// An ebb mapping: one sync, from a warehouse table to a feedback platform.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "ebb mapping")]
+#[schemars(rename = "Mapping")]
 pub struct RawMapping {
     /// Unique name of the sync; state is keyed by it.
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
+    /// Where the rows come from.
+    #[schemars(with = "RawSource")]
     pub source: Spanned<RawSource>,
+    /// Where the records go: one key, the destination's type.
+    #[schemars(with = "RawDestination")]
     pub destination: Spanned<RawDestination>,
+    /// What a run may do to the destination (default upsert).
     #[serde(default)]
+    #[schemars(with = "Option<Mode>")]
     pub mode: Option<Spanned<Mode>>,
     /// Enterpret: the column holding the record id.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub id: Option<Spanned<String>>,
     /// Enterpret: the column holding the creation time.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub created_at: Option<Spanned<String>>,
     /// Enterpret: the typed attributes.
     #[serde(default)]
+    #[schemars(with = "Option<crate::destination::keys::RawFieldsSchema>")]
     pub attributes: Option<Spanned<RawFields>>,
     /// Enterpret: whether a null attribute is left out or sent empty.
     #[serde(default)]
+    #[schemars(with = "Option<NullPolicy>")]
     pub nulls: Option<Spanned<NullPolicy>>,
     /// Profiles: the column (or template) of the email address that identifies a profile.
     #[serde(default)]
+    #[schemars(with = "Option<RawIdentity>")]
     pub email: Option<Spanned<RawIdentity>>,
     /// Profiles: the column with the person's name.
     #[serde(default)]
+    #[schemars(with = "Option<RawAttribute>")]
     pub full_name: Option<Spanned<RawAttribute>>,
     /// Profiles: the typed customer properties.
     #[serde(default)]
+    #[schemars(with = "Option<crate::destination::keys::RawFieldsSchema>")]
     pub properties: Option<Spanned<RawFields>>,
     /// Profiles: the segments, from a list column or split text.
     #[serde(default)]
+    #[schemars(with = "Option<RawAttribute>")]
     pub segments: Option<Spanned<RawAttribute>>,
     /// Profiles: `company.` properties, from the row or from a joined source.
     #[serde(default)]
+    #[schemars(with = "Option<RawCompany>")]
     pub company: Option<Spanned<RawCompany>>,
     /// Cron, five fields, UTC: when `ebb worker` runs this sync.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub schedule: Option<Spanned<String>>,
     /// A period such as `5m`: when `ebb worker` runs this sync.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub every: Option<Spanned<String>>,
     /// Run again as soon as the last run ends.
     #[serde(default)]
+    #[schemars(with = "Option<bool>")]
     pub continuous: Option<Spanned<bool>>,
+    /// Where and when to raise alerts about this sync's runs.
     #[serde(default)]
+    #[schemars(with = "Option<RawAlerts>")]
     pub alerts: Option<Spanned<RawAlerts>>,
     /// Limits on what one run may change.
     #[serde(default)]
+    #[schemars(with = "Option<RawGuards>")]
     pub guards: Option<Spanned<RawGuards>>,
     /// A source of identities never to send (one column), read at the start of every run.
     #[serde(default)]
+    #[schemars(with = "Option<RawSource>")]
     pub suppress: Option<Spanned<RawSource>>,
 }
 
@@ -110,6 +136,13 @@ impl Mapping {
     pub fn delivery(&self) -> &DeliveryConfig {
         self.destination.delivery()
     }
+}
+
+/// The JSON Schema (draft 2020-12) of a mapping file, from the types the file is parsed into, so
+/// that it cannot drift from what `ebb validate` accepts as syntax. Checks that need more than
+/// the file (a column exists, an environment variable is set) stay `validate`'s.
+pub fn json_schema() -> serde_json::Value {
+    schemars::schema_for!(RawMapping).to_value()
 }
 
 /// Reads and validates one mapping file.

@@ -185,6 +185,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the JSON Schema of mapping files, for editors and CI (`# yaml-language-server: $schema=…`).
+    Schema,
     /// Check a running worker's `/healthz`: exit 0 if it and its state store answer.
     Health {
         #[arg(long, env = "EBB_WORKER_URL", default_value = "http://127.0.0.1:9187")]
@@ -282,6 +284,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Trigger { name, full, worker } => report(worker::trigger(&worker, &name, full).await),
         Command::History { name, limit, json } => report(status::history(&cli.state, &name, limit, json).await),
         Command::Health { worker } => report(worker::health(&worker).await),
+        Command::Schema => report(print_json(&spec::json_schema()).map(|()| ExitCode::SUCCESS)),
     }
 }
 

@@ -13,11 +13,14 @@ use crate::quote::{shorten, MAX_QUOTED_CHARS};
 use crate::record::{AttrValue, Number};
 
 /// The wire type of an attribute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttrType {
+    /// Text.
     String,
+    /// A number; numeric text is parsed.
     Number,
+    /// true or false.
     Boolean,
     /// A date or a time, sent as ISO text.
     Date,

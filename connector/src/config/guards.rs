@@ -13,17 +13,21 @@ use super::validator::Validator;
 /// The guards' names, as `--allow-guard` takes them.
 pub const GUARD_NAMES: &[&str] = &["max_deletes", "max_delete_ratio", "max_change_ratio", "allow_empty_source"];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Guards")]
 pub struct RawGuards {
     /// Most deletes in one run.
     #[serde(default)]
+    #[schemars(with = "Option<i64>")]
     pub max_deletes: Option<Spanned<i64>>,
     /// Most deletes over the records in state, 0 to 1.
     #[serde(default)]
+    #[schemars(with = "Option<f64>")]
     pub max_delete_ratio: Option<Spanned<f64>>,
     /// Most new, changed and deleted records over the records in state, 0 to 1.
     #[serde(default)]
+    #[schemars(with = "Option<f64>")]
     pub max_change_ratio: Option<Spanned<f64>>,
     /// In mirror mode, let a snapshot of no rows through (it deletes everything).
     #[serde(default)]

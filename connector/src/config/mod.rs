@@ -40,17 +40,20 @@ pub use validator::Validator;
 /// The longest sync name.
 pub const MAX_NAME_CHARS: usize = 100;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
+    /// Create new records and update changed ones.
     Upsert,
+    /// Only update records already sent by this sync.
     UpdateOnly,
+    /// Only create records not yet sent; changes are not sent.
     CreateOnly,
     /// Also delete records that left the snapshot; needs a destination that can delete.
     Mirror,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NullPolicy {
     /// Leave a null attribute out of the record.

@@ -9,9 +9,10 @@ use super::raw::RawAttributeSpec;
 use super::secret::SecretString;
 use super::validator::Validator;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HashAlgorithm {
+    /// Lowercase hex SHA-256 of the salt and the value.
     Sha256,
 }
 

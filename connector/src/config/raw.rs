@@ -3,8 +3,10 @@
 //! Nothing here is trusted; the validator turns it into typed configuration. The whole file's
 //! raw form is in the `spec` module, and each destination's block in its own module.
 
+use std::borrow::Cow;
 use std::fmt;
 
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
@@ -12,67 +14,110 @@ use serde_saphyr::Spanned;
 use super::AttrType;
 
 /// Where and when to raise alerts about runs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Alerts")]
 pub struct RawAlerts {
     /// Receives each alert as a JSON POST; usually `${ALERT_WEBHOOK_URL}`.
+    #[schemars(with = "String")]
     pub webhook_url: Spanned<String>,
     /// Alert when a run fails (default true).
     #[serde(default)]
     pub on_failure: Option<bool>,
     /// Alert when more than this share (0 to 1) of the source rows was rejected.
     #[serde(default)]
+    #[schemars(with = "Option<f64>")]
     pub rejected_ratio_above: Option<Spanned<f64>>,
     /// Alert when a run sends everything again because state was empty (default true).
     #[serde(default)]
     pub on_full_resync: Option<bool>,
     /// Alert when the source row count moves this much from its recent average.
     #[serde(default)]
+    #[schemars(with = "Option<RawRowCountChange>")]
     pub row_count_change: Option<Spanned<RawRowCountChange>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "RowCountChange")]
 pub struct RawRowCountChange {
     /// Percent of the average, above which the change alerts.
+    #[schemars(with = "f64")]
     pub percent_above: Spanned<f64>,
     /// How many earlier completed runs make the average (default 5).
     #[serde(default)]
+    #[schemars(with = "Option<i64>")]
     pub last_runs: Option<Spanned<i64>>,
 }
 
 /// `ebb worker --config FILE`: settings for every sync the worker runs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "WorkerConfig")]
 pub struct RawWorkerConfig {
     /// Alerts for every sync whose mapping has no `alerts:` block of its own.
     #[serde(default)]
+    #[schemars(with = "Option<RawAlerts>")]
     pub alerts: Option<Spanned<RawAlerts>>,
     /// How long run history and rejections are kept, such as `14d`.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub retention: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(rename = "Source", transform = one_key_of)]
 pub enum RawSource {
     /// A Parquet file, a folder of them, or a glob.
+    #[schemars(with = "String")]
     Parquet(Spanned<String>),
     /// A PostgreSQL table or read-only query.
     Postgres(RawPostgres),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Postgres")]
 pub struct RawPostgres {
     /// `postgres://user:pass@host:5432/db?sslmode=require`; usually `${WAREHOUSE_URL}`.
+    #[schemars(with = "String")]
     pub url: Spanned<String>,
     /// A plain `[schema.]name`.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub table: Option<Spanned<String>>,
     /// Any SELECT, run inside a READ ONLY transaction.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub query: Option<Spanned<String>>,
+}
+
+/// A one-key choice (`parquet:` or `postgres:`), described as one object whose keys are the
+/// choices, at most one of them: schemars' `oneOf` of one-key objects is the same language, but
+/// an editor then neither completes the keys nor says which key inside a choice is wrong.
+pub fn one_key_of(schema: &mut Schema) {
+    let Some(serde_json::Value::Array(choices)) = schema.remove("oneOf") else {
+        return;
+    };
+    let mut properties = serde_json::Map::new();
+    for choice in choices {
+        let description = choice.get("description").cloned();
+        let Some(serde_json::Value::Object(keys)) = choice.get("properties").cloned() else {
+            continue;
+        };
+        for (key, mut body) in keys {
+            if let (Some(text), Some(body)) = (&description, body.as_object_mut()) {
+                body.entry("description").or_insert(text.clone());
+            }
+            properties.insert(key, body);
+        }
+    }
+    schema.insert("type".into(), "object".into());
+    schema.insert("properties".into(), properties.into());
+    schema.insert("additionalProperties".into(), false.into());
+    schema.insert("minProperties".into(), 1.into());
+    schema.insert("maxProperties".into(), 1.into());
 }
 
 /// `Name: column` or `Name: { column | value, type, list, split }`.
@@ -82,17 +127,23 @@ pub enum RawAttribute {
     Spec(RawAttributeSpec),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "FieldSpec")]
 pub struct RawAttributeSpec {
+    /// The source column to read.
     #[serde(default)]
     pub column: Option<String>,
+    /// A constant sent with every record instead of a column.
     #[serde(default)]
     pub value: Option<serde_json::Value>,
+    /// The wire type; by default it follows the column's type.
     #[serde(default, rename = "type")]
     pub ty: Option<AttrType>,
+    /// Send a list column as a list attribute (true), or refuse lists (false).
     #[serde(default)]
     pub list: Option<bool>,
+    /// Split a text column on this separator into a list, such as `","`.
     #[serde(default)]
     pub split: Option<String>,
     /// `sha256`: send the salted hash of each value instead (needs `salt_env`).
@@ -130,6 +181,20 @@ impl<'de> Deserialize<'de> for RawAttribute {
     }
 }
 
+impl JsonSchema for RawAttribute {
+    fn schema_name() -> Cow<'static, str> {
+        "Field".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let spec = generator.subschema_for::<RawAttributeSpec>();
+        json_schema!({
+            "description": "A source column's name, or a map that says where the value comes from and how it is typed.",
+            "anyOf": [{ "type": "string", "description": "The source column to read." }, spec]
+        })
+    }
+}
+
 /// An identity: `email: column` or `email: { template: "user-{user_id}@customers.invalid" }`.
 #[derive(Debug)]
 pub enum RawIdentity {
@@ -164,5 +229,31 @@ impl<'de> Deserialize<'de> for RawIdentity {
         }
 
         deserializer.deserialize_any(IdentityVisitor)
+    }
+}
+
+impl JsonSchema for RawIdentity {
+    fn schema_name() -> Cow<'static, str> {
+        "Identity".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "The column that holds the identity, or a template built from columns.",
+            "anyOf": [
+                { "type": "string", "description": "The source column to read." },
+                {
+                    "type": "object",
+                    "properties": {
+                        "template": {
+                            "type": "string",
+                            "description": "Text with `{column}` placeholders, such as `user-{user_id}@customers.invalid`."
+                        }
+                    },
+                    "required": ["template"],
+                    "additionalProperties": false
+                }
+            ]
+        })
     }
 }

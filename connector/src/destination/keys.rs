@@ -13,6 +13,9 @@ use crate::config::{Loc, NullPolicy, Validator};
 /// A section of named fields, as written.
 pub type RawFields = BTreeMap<String, Spanned<RawAttribute>>;
 
+/// [`RawFields`] as `ebb schema` describes it (positions are not part of the format).
+pub type RawFieldsSchema = BTreeMap<String, RawAttribute>;
+
 /// The record keys of a mapping as written; every one is optional here, and each destination
 /// says which it needs.
 pub struct RawRecord<'a> {

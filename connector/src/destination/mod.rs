@@ -24,10 +24,13 @@ pub use capabilities::Capabilities;
 use keys::RawRecord;
 
 /// The `destination:` block as written: one key, the destination's type.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(rename = "Destination", transform = crate::config::raw::one_key_of)]
 pub enum RawDestination {
+    /// Enterpret's custom user or account webhook.
     Enterpret(enterpret::RawEnterpret),
+    /// Customer profiles, identified by email.
     Profiles(profiles::RawProfiles),
 }
 

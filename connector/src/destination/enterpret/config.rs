@@ -21,10 +21,12 @@ pub const MAX_BYTES: usize = 1_000_000;
 pub const EARLIEST_CREATED_AT: i64 = 946_684_800;
 const DEFAULT_URL: &str = "https://api.enterpret.com";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectKind {
+    /// The custom user webhook.
     User,
+    /// The custom account webhook.
     Account,
 }
 
@@ -38,26 +40,39 @@ impl ObjectKind {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Enterpret")]
 pub struct RawEnterpret {
+    /// Which of Enterpret's objects this sync writes.
+    #[schemars(with = "ObjectKind")]
     pub object: Spanned<ObjectKind>,
+    /// The object's API key; always a `${VAR}`, such as `${ENTERPRET_USERS_API_KEY}`.
+    #[schemars(with = "String")]
     pub api_key: Spanned<String>,
+    /// The API's base URL (default https://api.enterpret.com).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub url: Option<Spanned<String>>,
     /// Records per request, 1..=15.
     #[serde(default)]
+    #[schemars(with = "Option<i64>")]
     pub batch_size: Option<Spanned<i64>>,
+    /// The most requests a minute, shared by the syncs with the same URL and key.
     #[serde(default)]
+    #[schemars(with = "Option<i64>")]
     pub requests_per_minute: Option<Spanned<i64>>,
     /// Requests in flight at once.
     #[serde(default)]
+    #[schemars(with = "Option<i64>")]
     pub concurrency: Option<Spanned<i64>>,
     /// How long one batch may be retried before the run fails.
     #[serde(default)]
+    #[schemars(with = "Option<i64>")]
     pub retry_budget_secs: Option<Spanned<i64>>,
     /// Timeout of one HTTP request.
     #[serde(default)]
+    #[schemars(with = "Option<i64>")]
     pub timeout_secs: Option<Spanned<i64>>,
 }
 

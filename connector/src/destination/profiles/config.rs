@@ -32,43 +32,68 @@ pub(super) const NAME_FIELD: &str = "full_name";
 pub(super) const SEGMENTS_FIELD: &str = "segments";
 pub(super) const PROPERTY_FIELD: &str = "properties.";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Profiles")]
 pub struct RawProfiles {
+    /// The API's base URL.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub url: Option<Spanned<String>>,
     /// Sent as `Authorization: Token <token>`; usually `${PROFILES_TOKEN}`.
+    #[schemars(with = "String")]
     pub token: Spanned<String>,
     /// Users per request, 1..=100.
     #[serde(default)]
+    #[schemars(with = "Option<i64>")]
     pub batch_size: Option<Spanned<i64>>,
+    /// The most requests a minute, shared by the syncs with the same URL and token.
     #[serde(default)]
+    #[schemars(with = "Option<i64>")]
     pub requests_per_minute: Option<Spanned<i64>>,
+    /// Requests in flight at once.
     #[serde(default)]
+    #[schemars(with = "Option<i64>")]
     pub concurrency: Option<Spanned<i64>>,
+    /// How long one batch may be retried before the run fails.
     #[serde(default)]
+    #[schemars(with = "Option<i64>")]
     pub retry_budget_secs: Option<Spanned<i64>>,
+    /// Timeout of one HTTP request.
     #[serde(default)]
+    #[schemars(with = "Option<i64>")]
     pub timeout_secs: Option<Spanned<i64>>,
 }
 
 /// `company:`: account attributes, from the row's own columns or from a joined source.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Company")]
 pub struct RawCompany {
+    /// Where the accounts are, when they are not columns of the row.
     #[serde(default)]
+    #[schemars(with = "Option<RawSource>")]
     pub source: Option<Spanned<RawSource>>,
+    /// How a row finds its account in `source`.
     #[serde(default)]
+    #[schemars(with = "Option<RawJoin>")]
     pub join: Option<Spanned<RawJoin>>,
+    /// The account attributes, each sent as a `company.`-prefixed property.
     #[serde(default)]
+    #[schemars(with = "Option<crate::destination::keys::RawFieldsSchema>")]
     pub properties: Option<Spanned<RawFields>>,
 }
 
 /// `join: { column: account_id, key: id }`: the row's `column` equals the company's `key`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Join")]
 pub struct RawJoin {
+    /// The row's column that holds the account key.
+    #[schemars(with = "String")]
     pub column: Spanned<String>,
+    /// The account source's column that the row's column equals.
+    #[schemars(with = "String")]
     pub key: Spanned<String>,
 }
 
