@@ -808,3 +808,46 @@ alerts:
     worker.signal("TERM");
     worker.wait_exit(Duration::from_secs(15));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_select_runs_only_the_tagged_mappings_and_follows_a_retag() {
+    let wh = Warehouse::new(2).await;
+    let standin = stand_in().await;
+    let ws = Workspace::new();
+    let dir = mappings_dir(&ws);
+    let tagged = |name: &str, object: &str, table: &str, tags: &str| {
+        mapping(name, object, table, "every: 1s", &standin.url(), "").replace("\nsource:", &format!("\ntags: {tags}\nsource:"))
+    };
+    std::fs::write(dir.join("people.yml"), tagged("people", "user", "people", "[crm, hourly]")).expect("write");
+    std::fs::write(dir.join("teams.yml"), tagged("teams", "account", "teams", "[billing]")).expect("write");
+    // Not selected, so its error is not this worker's business.
+    std::fs::write(dir.join("broken.yml"), "name: broken\ntags: [billing]\nsource: { parquet: x }\n").expect("write");
+    let envs = [("WAREHOUSE_URL", database_url()), ("WAREHOUSE_SCHEMA", wh.schema.clone())];
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut worker = WorkerProcess::start(ws.path(), &dir, &ws.state_url(), &["--poll", "0s", "--select", "tag:crm"], &envs);
+
+    wait_for("the crm sync", Duration::from_secs(10), async || {
+        (ids(&standin, "users").len() == 2).then_some(())
+    })
+    .await;
+    let syncs = worker.syncs().await;
+    let names: Vec<&str> = syncs["syncs"]
+        .as_array()
+        .expect("syncs")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["people"], "{syncs}");
+    assert_eq!(syncs["invalid"], serde_json::json!([]), "a mapping left out is not reported");
+    assert!(ids(&standin, "accounts").is_empty(), "the billing sync never ran");
+
+    // Tagged crm on disk and reloaded: the worker picks it up.
+    std::fs::write(dir.join("teams.yml"), tagged("teams", "account", "teams", "[billing, crm]")).expect("write");
+    worker.signal("HUP");
+    wait_for("the retagged sync", Duration::from_secs(10), async || {
+        (ids(&standin, "accounts").len() == 2).then_some(())
+    })
+    .await;
+    worker.signal("TERM");
+    assert!(worker.wait_exit(Duration::from_secs(15)).success());
+}

@@ -29,6 +29,8 @@ pub enum Error {
     Io { context: String, source: std::io::Error },
     #[error("cannot write the JSON output: {0}")]
     Json(#[source] serde_json::Error),
+    #[error("{0}")]
+    Selection(#[from] crate::selection::SelectionError),
     /// A command's argument that cannot be used, and why.
     #[error("{0}")]
     Usage(String),
@@ -49,6 +51,7 @@ impl Error {
             Error::State(_) => Some("check --state / EBB_STATE"),
             Error::Destination(_) => Some("records not acknowledged stay unsynced and are sent by the next run"),
             Error::AlreadyRunning(_) => Some("nothing was done; pass --wait to wait for the other run to finish"),
+            Error::Selection(_) => Some("`tag:NAME` selects by a mapping's `tags:`; a name is its `name:` or its file name, and may be a glob"),
             Error::Interrupted | Error::Blocked(_) | Error::Io { .. } | Error::Json(_) | Error::Usage(_) => None,
         }
     }

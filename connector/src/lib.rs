@@ -32,7 +32,7 @@
 //! - [`standin`]: a local, strict stand-in for each destination.
 //! - [`worker`]: `ebb worker`: schedules, triggers, metrics and shutdown for long-lived runs.
 //! - [`alerts`]: alert rules over a run and its history, sent to a webhook.
-//! - [`cli`]: the `ebb` commands.
+//! - [`cli`]: the `ebb` commands; [`selection`] which mappings a command works on.
 //! - [`quote`]: values quoted back in messages, cut to a readable length.
 
 pub mod alerts;
@@ -50,6 +50,7 @@ pub mod pg_url;
 pub mod quote;
 pub mod record;
 pub mod retry;
+pub mod selection;
 pub mod source;
 pub mod spec;
 pub mod standin;

@@ -95,6 +95,10 @@ pub struct RawMapping {
     #[serde(default)]
     #[schemars(with = "Option<RawGuards>")]
     pub guards: Option<Spanned<RawGuards>>,
+    /// Labels to choose syncs by, as in `ebb sync mappings/ --select tag:crm`.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub tags: Option<Spanned<Vec<String>>>,
     /// A source of identities never to send (one column), read at the start of every run.
     #[serde(default)]
     #[schemars(with = "Option<RawSource>")]
@@ -118,6 +122,8 @@ pub struct Mapping {
     pub guards: Guards,
     /// Identities never to send, one column of them.
     pub suppress: Option<SourceConfig>,
+    /// What `--select tag:NAME` picks it by.
+    pub tags: Vec<String>,
 }
 
 impl Mapping {
@@ -176,6 +182,7 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
     let alerts = raw.alerts.as_ref().and_then(|a| v.alerts(a));
     let guards = raw.guards.as_ref().map(|g| v.guards(g)).unwrap_or_default();
     let suppress = raw.suppress.as_ref().map(|s| v.source_at(&s.value, "suppress"));
+    let tags = raw.tags.as_ref().map(|t| v.tags(t)).unwrap_or_default();
     Mapping {
         file: v.file().to_path_buf(),
         name,
@@ -188,6 +195,7 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
         alerts,
         guards,
         suppress,
+        tags,
     }
 }
 

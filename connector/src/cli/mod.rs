@@ -11,19 +11,16 @@ mod suppress;
 mod validate;
 mod worker;
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::env::{Env, ProcessEnv};
 use crate::error::Error;
+use crate::selection::Selection;
 use crate::spec::{self, Mapping};
-use crate::standin::StandInConfig;
 use crate::state::{self, StateStore};
-use crate::sync::AllowGuards;
 
 #[derive(Debug, Parser)]
 #[command(name = "ebb", version, about = "Sync warehouse users and accounts to Enterpret and to customer-profile platforms", long_about = None)]
@@ -48,6 +45,23 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--select` and `--exclude`, as dbt has them.
+#[derive(Debug, Default, clap::Args)]
+pub struct SelectArgs {
+    /// Only these mappings (repeatable): `tag:NAME`, a sync name, a file name, or a glob of names.
+    #[arg(long = "select", value_name = "SELECTOR")]
+    pub select: Vec<String>,
+    /// Leave these out (repeatable; same forms as --select); it wins over --select.
+    #[arg(long = "exclude", value_name = "SELECTOR")]
+    pub exclude: Vec<String>,
+}
+
+impl SelectArgs {
+    pub fn selection(&self) -> Result<Selection, Error> {
+        Ok(Selection::new(&self.select, &self.exclude)?)
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -58,12 +72,19 @@ pub enum LogFormat {
 pub enum Command {
     /// Check mappings: syntax, schema, env vars, source and columns. Sends nothing.
     Validate {
+        /// Mapping files, or folders of them.
         #[arg(required = true)]
         mappings: Vec<PathBuf>,
+        #[command(flatten)]
+        select: SelectArgs,
     },
     /// Dry run: counts, and the first requests exactly as they would be sent.
     Preview {
-        mapping: PathBuf,
+        /// Mapping files, or folders of them.
+        #[arg(required = true)]
+        mappings: Vec<PathBuf>,
+        #[command(flatten)]
+        select: SelectArgs,
         /// How many request bodies to show.
         #[arg(long, default_value_t = 3)]
         limit: usize,
@@ -78,25 +99,7 @@ pub enum Command {
         records: usize,
     },
     /// Send new and changed records, and commit what the destination acknowledged.
-    Sync {
-        #[arg(required = true)]
-        mappings: Vec<PathBuf>,
-        /// Ignore state and send every record.
-        #[arg(long)]
-        full: bool,
-        /// Print the summaries as JSON.
-        #[arg(long)]
-        json: bool,
-        /// If another run of a sync holds its lock, wait for it instead of exiting.
-        #[arg(long)]
-        wait: bool,
-        /// Let this run pass one guard (repeatable), after looking at `ebb preview`.
-        #[arg(long = "allow-guard", value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(crate::config::GUARD_NAMES))]
-        allow_guard: Vec<String>,
-        /// Let this run pass every guard.
-        #[arg(long, conflicts_with = "allow_guard")]
-        allow_guards: bool,
-    },
+    Sync(run::SyncArgs),
     /// The last runs per sync, with counts, status and sample rejections.
     Status {
         mappings: Vec<PathBuf>,
@@ -133,33 +136,7 @@ pub enum Command {
         identities: Vec<String>,
     },
     /// Run a local stand-in for Enterpret's webhooks and for a profiles API.
-    StandIn {
-        #[arg(long, default_value_t = 8787)]
-        port: u16,
-        #[arg(long, default_value = "127.0.0.1")]
-        host: IpAddr,
-        #[arg(long, env = "STANDIN_USERS_KEY", default_value = "local-users-key", hide_env_values = true)]
-        users_key: String,
-        #[arg(long, env = "STANDIN_ACCOUNTS_KEY", default_value = "local-accounts-key", hide_env_values = true)]
-        accounts_key: String,
-        /// The profiles API's token, sent as `Authorization: Token <token>`.
-        #[arg(
-            long,
-            env = "STANDIN_PROFILES_TOKEN",
-            default_value = "local-profiles-token",
-            hide_env_values = true
-        )]
-        profiles_token: String,
-        /// Requests per minute per object before answering 429.
-        #[arg(long)]
-        rpm: Option<u32>,
-        /// Share of requests answered with a 500 (0 to 1).
-        #[arg(long, default_value_t = 0.0)]
-        fail_ratio: f64,
-        /// Delay before each webhook reply.
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-    },
+    StandIn(standin::StandInArgs),
     /// Sync the bundled sample users and accounts into an in-process stand-in, twice.
     Demo,
     /// Run the syncs of a folder of mappings on their schedules, with HTTP endpoints for
@@ -229,56 +206,36 @@ fn init_logging(cli: &Cli) {
 async fn dispatch(cli: Cli) -> ExitCode {
     let env = ProcessEnv;
     match cli.command {
-        Command::Validate { mappings } => validate::validate(&mappings, &env).await,
-        Command::Preview { mapping, limit, json } => report(preview::preview(&cli.state, &mapping, limit, json, &env).await),
-        Command::Test { mapping, records } => report(preview::test(&cli.state, &mapping, records, &env).await),
-        Command::Sync {
+        Command::Validate { mappings, select } => match selected(&mappings, &select) {
+            Ok(files) => validate::validate(&files, &env).await,
+            Err(e) => failure(&e),
+        },
+        Command::Preview {
             mappings,
-            full,
+            select,
+            limit,
             json,
-            wait,
-            allow_guard,
-            allow_guards,
         } => {
-            let allow_guards = match (allow_guards, allow_guard.is_empty()) {
-                (true, _) => AllowGuards::All,
-                (false, true) => AllowGuards::None,
-                (false, false) => AllowGuards::Some(allow_guard),
-            };
-            let flags = run::SyncFlags {
-                full,
-                json,
-                wait,
-                allow_guards,
-            };
-            run::run_syncs(&cli.state, &mappings, flags, &env).await
+            // One file named alone keeps its one JSON document; a folder or a selection gives a list.
+            let one = mappings.len() == 1 && !mappings[0].is_dir() && select.select.is_empty() && select.exclude.is_empty();
+            let shape = preview::PreviewOutput { limit, json, one };
+            report(match selected(&mappings, &select) {
+                Ok(files) => preview::preview_all(&cli.state, &files, shape, &env).await,
+                Err(e) => Err(e),
+            })
         }
+        Command::Test { mapping, records } => report(preview::test(&cli.state, &mapping, records, &env).await),
+        Command::Sync(args) => match selected(&args.mappings, &args.select) {
+            Ok(files) => run::run_syncs(&cli.state, &files, args.flags(), &env).await,
+            Err(e) => failure(&e),
+        },
         Command::Status { mappings, json, limit } => report(status::status(&cli.state, &mappings, json, limit, &env).await),
         Command::Reset { mapping } => report(status::reset(&cli.state, &mapping, &env).await),
         Command::Suppress { mapping, identities } => report(suppress::suppress(&cli.state, &mapping, &identities, &env).await),
         Command::Unsuppress { mapping, identities } => report(suppress::unsuppress(&cli.state, &mapping, &identities, &env).await),
         Command::Suppressed { mapping, json } => report(suppress::list(&cli.state, &mapping, json, &env).await),
         Command::Delete { mapping, identities } => report(suppress::delete(&cli.state, &mapping, &identities, &env).await),
-        Command::StandIn {
-            port,
-            host,
-            users_key,
-            accounts_key,
-            profiles_token,
-            rpm,
-            fail_ratio,
-            latency_ms,
-        } => {
-            let config = StandInConfig {
-                users_key,
-                accounts_key,
-                profiles_token,
-                rpm,
-                fail_ratio: fail_ratio.clamp(0.0, 1.0),
-                latency: Duration::from_millis(latency_ms),
-            };
-            report(standin::stand_in(SocketAddr::new(host, port), config).await)
-        }
+        Command::StandIn(args) => report(standin::stand_in(args).await),
         Command::Demo => report(demo::run().await),
         Command::Worker(args) => report(worker::run(&cli.state, args).await),
         Command::Trigger { name, full, worker } => report(worker::trigger(&worker, &name, full).await),
@@ -311,6 +268,11 @@ fn print_error(e: &Error) {
     if let Some(hint) = e.hint() {
         eprintln!("hint: {hint}");
     }
+}
+
+/// The mapping files the arguments name (folders expanded), narrowed by `--select`/`--exclude`.
+fn selected(paths: &[PathBuf], select: &SelectArgs) -> Result<Vec<PathBuf>, Error> {
+    Ok(select.selection()?.files(paths)?)
 }
 
 fn load(path: &Path, env: &dyn Env) -> Result<Mapping, Error> {

@@ -1,22 +1,50 @@
 //! `ebb preview` (a dry run) and `ebb test` (a few records, really sent, state untouched).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::run::state_was_for_note;
+use super::run::{load_all, state_was_for_note};
 use super::{load, open_store, print_json};
 use crate::config::env::Env;
 use crate::error::Error;
 use crate::sync::{self, SyncJob};
 
-pub(super) async fn preview(state_url: &str, path: &Path, limit: usize, json: bool, env: &dyn Env) -> Result<ExitCode, Error> {
-    let sync = SyncJob::from_mapping(load(path, env)?)?;
-    let store = open_store(state_url, true).await?;
-    let preview = sync::preview(&sync, store.as_ref(), limit).await?;
-    if json {
-        print_json(&preview)?;
-        return Ok(ExitCode::SUCCESS);
+/// How `ebb preview` prints.
+pub(super) struct PreviewOutput {
+    pub limit: usize,
+    pub json: bool,
+    /// One mapping file was named: its JSON is one document, not a list of one.
+    pub one: bool,
+}
+
+/// Every mapping is checked before any preview is computed, as `ebb sync` does.
+pub(super) async fn preview_all(state_url: &str, paths: &[PathBuf], out: PreviewOutput, env: &dyn Env) -> Result<ExitCode, Error> {
+    let mut syncs = Vec::with_capacity(paths.len());
+    for mapping in load_all(paths, env)? {
+        syncs.push(SyncJob::from_mapping(mapping)?);
     }
+    let store = open_store(state_url, true).await?;
+    let mut previews = Vec::with_capacity(syncs.len());
+    for (i, sync) in syncs.iter().enumerate() {
+        let preview = sync::preview(sync, store.as_ref(), out.limit).await?;
+        if !out.json {
+            if i > 0 {
+                println!();
+            }
+            print_preview(sync, &preview, out.limit)?;
+        }
+        previews.push(preview);
+    }
+    if out.json {
+        match (out.one, previews.as_slice()) {
+            (true, [only]) => print_json(only)?,
+            _ => print_json(&previews)?,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_preview(sync: &SyncJob, preview: &sync::Preview, limit: usize) -> Result<(), Error> {
     let c = &preview.counts;
     println!(
         "{} → {} (dry run: nothing is sent, state is unchanged)",
@@ -59,7 +87,7 @@ pub(super) async fn preview(state_url: &str, path: &Path, limit: usize, json: bo
         );
         print_json(&request.body)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The deletes a mirror run would send, the first `limit` by identity.

@@ -84,6 +84,47 @@ pub(super) fn load_all(paths: &[PathBuf], env: &dyn Env) -> Result<Vec<Mapping>,
     }
 }
 
+/// `ebb sync`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Mapping files, or folders of them.
+    #[arg(required = true)]
+    pub mappings: Vec<PathBuf>,
+    #[command(flatten)]
+    pub select: super::SelectArgs,
+    /// Ignore state and send every record.
+    #[arg(long)]
+    pub full: bool,
+    /// Print the summaries as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// If another run of a sync holds its lock, wait for it instead of exiting.
+    #[arg(long)]
+    pub wait: bool,
+    /// Let this run pass one guard (repeatable), after looking at `ebb preview`.
+    #[arg(long = "allow-guard", value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(crate::config::GUARD_NAMES))]
+    pub allow_guard: Vec<String>,
+    /// Let this run pass every guard.
+    #[arg(long, conflicts_with = "allow_guard")]
+    pub allow_guards: bool,
+}
+
+impl SyncArgs {
+    pub(super) fn flags(self) -> SyncFlags {
+        let allow_guards = match (self.allow_guards, self.allow_guard.is_empty()) {
+            (true, _) => AllowGuards::All,
+            (false, true) => AllowGuards::None,
+            (false, false) => AllowGuards::Some(self.allow_guard),
+        };
+        SyncFlags {
+            full: self.full,
+            json: self.json,
+            wait: self.wait,
+            allow_guards,
+        }
+    }
+}
+
 pub(super) struct SyncFlags {
     pub full: bool,
     pub json: bool,

@@ -32,6 +32,8 @@ pub struct WorkerArgs {
     /// Worker settings: `alerts:` for every sync without its own, and `retention:` of run history.
     #[arg(long, env = "EBB_WORKER_CONFIG")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub select: super::SelectArgs,
 }
 
 fn io(context: &str, source: std::io::Error) -> Error {
@@ -62,6 +64,7 @@ pub async fn run(state_url: &str, args: WorkerArgs) -> Result<ExitCode, Error> {
             grace: args.grace,
             poll: args.poll,
             config,
+            selection: args.select.selection()?,
         },
         store,
     )

@@ -39,6 +39,8 @@ pub use validator::Validator;
 
 /// The longest sync name.
 pub const MAX_NAME_CHARS: usize = 100;
+/// The longest tag.
+pub const MAX_TAG_CHARS: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -76,5 +78,25 @@ impl Validator<'_> {
             );
         }
         name
+    }
+
+    /// `tags:`: short labels, so that `tag:NAME` on a command line can name them.
+    pub fn tags(&mut self, raw: &Spanned<Vec<String>>) -> Vec<String> {
+        let mut tags: Vec<String> = Vec::with_capacity(raw.value.len());
+        for tag in &raw.value {
+            let fits = !tag.is_empty()
+                && tag.chars().count() <= MAX_TAG_CHARS
+                && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !fits {
+                let message = format!(
+                    "tag {} must be 1 to {MAX_TAG_CHARS} letters, digits, `_`, `-` and `.`",
+                    crate::quote::quote(tag)
+                );
+                self.push(&Loc::of(raw, "tags"), message);
+            } else if !tags.contains(tag) {
+                tags.push(tag.clone());
+            }
+        }
+        tags
     }
 }

@@ -9,24 +9,18 @@ use tokio_util::sync::CancellationToken;
 
 use super::{InvalidMapping, Shared};
 use crate::config::env::ProcessEnv;
+use crate::selection::{self, Selection};
 use crate::spec::Mapping;
 use crate::sync::{self};
 
-/// Mapping files directly in the folder, sorted, so reloads see them in a stable order.
-pub(super) fn mapping_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
+/// Mapping files directly in the folder, sorted, so reloads see them in a stable order. A folder
+/// that cannot be listed now (being replaced by a deploy) has none until the next reload.
+fn mapping_files(dir: &Path) -> Vec<PathBuf> {
+    selection::folder_files(dir).unwrap_or_default()
 }
 
-/// Names, sizes and modification times of the mapping files: what polling compares.
+/// Names, sizes and modification times of the mapping files: what polling compares. Every
+/// file counts, selected or not: an edit may add or remove the tag a worker selects by.
 pub(super) fn folder_fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     mapping_files(dir)
         .into_iter()
@@ -45,10 +39,14 @@ pub(super) type ValidMappings = BTreeMap<String, (PathBuf, Mapping, String)>;
 /// Checks every mapping file of the folder as `ebb validate` does; a name used twice makes the
 /// later file invalid. A source that cannot be reached is not the mapping's fault: the sync is
 /// kept, and its runs fail until the source is back.
-pub(super) async fn scan(dir: &Path) -> (ValidMappings, Vec<InvalidMapping>) {
+pub(super) async fn scan(dir: &Path, selection: &Selection) -> (ValidMappings, Vec<InvalidMapping>) {
     let mut valid: ValidMappings = BTreeMap::new();
     let mut invalid = Vec::new();
-    for (file, checked) in sync::check::check_files(&mapping_files(dir), &ProcessEnv).await {
+    let files: Vec<PathBuf> = mapping_files(dir)
+        .into_iter()
+        .filter(|file| std::fs::read_to_string(file).map_or(true, |text| selection.picks(file, &text)))
+        .collect();
+    for (file, checked) in sync::check::check_files(&files, &ProcessEnv).await {
         match checked {
             Ok(c) => {
                 if let Some(e) = &c.source_unchecked {

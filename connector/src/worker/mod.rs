@@ -39,6 +39,7 @@ use crate::config::{Schedule, WorkerConfig};
 use crate::destination::DestinationError;
 use crate::error::Error;
 use crate::pacing::Pacers;
+use crate::selection::Selection;
 use crate::spec::Mapping;
 use crate::state::StateStore;
 use crate::sync::{RunReport, Throughput};
@@ -61,6 +62,8 @@ pub struct WorkerOptions {
     /// How often the folder is checked for changed mappings; zero checks only on SIGHUP.
     pub poll: Duration,
     pub config: WorkerConfig,
+    /// Which of the folder's mappings this worker runs (`--select`, `--exclude`).
+    pub selection: Selection,
 }
 
 /// A mapping file the worker could not load.
@@ -102,6 +105,7 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) id: String,
     dir: PathBuf,
+    selection: Selection,
     config: WorkerConfig,
     permits: Arc<Semaphore>,
     /// Stop starting runs; running ones stop at their next safe point.
@@ -170,6 +174,7 @@ impl Worker {
             // `host:pid`, recorded with each run so history says which worker ran it.
             id: crate::state::holder::me().label.clone(),
             dir: options.dir.clone(),
+            selection: options.selection,
             config: options.config,
             permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
             shutdown: CancellationToken::new(),
@@ -252,7 +257,7 @@ impl Shared {
         if self.shutdown.is_cancelled() {
             return;
         }
-        let (valid, invalid) = scan(&self.dir).await;
+        let (valid, invalid) = scan(&self.dir, &self.selection).await;
         let mut syncs = lock(&self.syncs);
         let gone: Vec<String> = syncs.keys().filter(|n| !valid.contains_key(*n)).cloned().collect();
         for name in gone {
