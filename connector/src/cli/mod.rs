@@ -4,6 +4,7 @@
 mod demo;
 mod preview;
 mod progress;
+mod rejected;
 mod run;
 mod standin;
 mod status;
@@ -123,6 +124,12 @@ pub enum Command {
         #[arg(required = true)]
         identities: Vec<String>,
     },
+    /// The records a sync rejects now (by the mapping or the destination): why, and since when.
+    Rejected {
+        mapping: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// A sync's suppression list: when, why and by which run.
     Suppressed {
         mapping: PathBuf,
@@ -233,6 +240,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Reset { mapping } => report(status::reset(&cli.state, &mapping, &env).await),
         Command::Suppress { mapping, identities } => report(suppress::suppress(&cli.state, &mapping, &identities, &env).await),
         Command::Unsuppress { mapping, identities } => report(suppress::unsuppress(&cli.state, &mapping, &identities, &env).await),
+        Command::Rejected { mapping, json } => report(rejected::rejected(&cli.state, &mapping, json, &env).await),
         Command::Suppressed { mapping, json } => report(suppress::list(&cli.state, &mapping, json, &env).await),
         Command::Delete { mapping, identities } => report(suppress::delete(&cli.state, &mapping, &identities, &env).await),
         Command::StandIn(args) => report(standin::stand_in(args).await),
@@ -299,6 +307,19 @@ fn counts_line(c: &state::RunCounts) -> String {
         c.rejected,
         c.failed
     )
+}
+
+/// The widest line the text output prints.
+pub(super) const TEXT_COLUMNS: usize = 100;
+
+/// `text` on as many lines as it takes to keep within [`TEXT_COLUMNS`], each after `indent`.
+fn print_wrapped(indent: &str, text: &str) {
+    let options = textwrap::Options::new(TEXT_COLUMNS)
+        .initial_indent(indent)
+        .subsequent_indent(indent);
+    for line in textwrap::wrap(text, options) {
+        println!("{line}");
+    }
 }
 
 /// Prints the error and its hint; the exit code of a command that could not start.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::progress::human_duration;
-use super::{counts_line, load, open_store, print_json};
+use super::{counts_line, load, open_store, print_json, print_wrapped};
 use crate::config;
 use crate::config::env::Env;
 use crate::error::Error;
@@ -16,6 +16,8 @@ pub(super) struct SyncStatus {
     sync: String,
     runs: Vec<RunRecord>,
     rejections: Vec<state::StoredRejection>,
+    /// Records the last completed run rejected (`ebb rejected` lists them); none before one.
+    rejected_now: Option<u64>,
 }
 
 pub(super) async fn status(state_url: &str, paths: &[PathBuf], json: bool, limit: usize, env: &dyn Env) -> Result<ExitCode, Error> {
@@ -32,10 +34,12 @@ pub(super) async fn status(state_url: &str, paths: &[PathBuf], json: bool, limit
             Some(last) => store.rejections(last.id, 100).await?,
             None => Vec::new(),
         };
+        let rejected_now = state::rejected_count(store.as_ref(), &name).await?;
         out.push(SyncStatus {
             sync: name,
             runs,
             rejections,
+            rejected_now,
         });
     }
     if json {
@@ -56,8 +60,11 @@ pub(super) async fn status(state_url: &str, paths: &[PathBuf], json: bool, limit
         if !s.rejections.is_empty() {
             println!("  rejections in the last run (up to 100):");
             for r in &s.rejections {
-                println!("    {}: {}", r.position, r.reason);
+                print_wrapped("    ", &format!("{}: {}", r.position, r.reason));
             }
+        }
+        if let Some(n @ 1..) = s.rejected_now {
+            println!("  {n} rejected now (`ebb rejected MAPPING` lists them with their streaks)");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ mod index;
 mod lock;
 mod lookup;
 pub mod postgres;
+mod rejected;
 mod runs;
 mod sql;
 pub mod sqlite;
@@ -18,6 +19,7 @@ use crate::column::ColumnType;
 pub use index::{IndexEntry, RecordIndex, INDEX_FORMAT};
 pub use lock::{LockLost, LockWatch, RunLock};
 pub use lookup::IndexLookup;
+pub use rejected::{rejected_count, rejected_now, RejectedNow, RejectedRecord};
 pub use runs::{
     Pruned, RejectionStage, RunCounts, RunOrigin, RunProgress, RunRecord, RunStart, RunStatus, StoredRejection, MAX_STORED_REJECTIONS,
 };

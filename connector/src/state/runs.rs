@@ -158,7 +158,7 @@ pub struct Pruned {
     pub rejections: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectionStage {
     /// The mapping refused the row.
