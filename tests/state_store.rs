@@ -7,7 +7,7 @@ use common::TempSchema;
 use ebb::hash::id_key;
 use ebb::source::ColumnType;
 use ebb::state::{
-    self, Commit, IndexEntry, RejectionStage, RunCounts, RunLock, RunOrigin, RunStatus, StateStore, StoredRejection, SuppressReason,
+    self, Commit, IndexEntry, RejectionStage, RunCounts, RunLock, RunOrigin, RunStatus, Sent, StateStore, StoredRejection, SuppressReason,
     MAX_STORED_REJECTIONS,
 };
 
@@ -35,6 +35,7 @@ async fn changes_contract(store: &dyn StateStore) {
         destination: "enterpret users at https://one",
         replace: false,
         suppress_deleted: Some((SuppressReason::Mirror, Some(7))),
+        sent: None,
     };
     assert_eq!(store.commit(&lock, &changes).await.expect("commit deletes"), 2);
     let suppressed = store.suppressions("c").await.expect("suppressions");
@@ -326,11 +327,50 @@ async fn worker_contract(store: &dyn StateStore) {
     assert_eq!(store.runs(Some("s"), 10).await.expect("runs").len(), 1);
 }
 
+/// Each acknowledged upsert keeps its payload and the runs that sent it, newest first, up to
+/// four; a commit without payloads (before they were kept) leaves none, and a delete forgets it.
+async fn tracking_contract(store: &dyn StateStore) {
+    let lock = locked(store, "t").await;
+    let record = |age: i64| ebb::record::Record {
+        id: "ada".into(),
+        created_at: 1_600_000_000,
+        attributes: vec![("Age".into(), ebb::record::AttrValue::N(vec![ebb::record::Number::Int(age)]))],
+    };
+    let plain = [("old".to_string(), 7)];
+    store.commit(&lock, &Commit::upserts(&plain, "test")).await.expect("commit");
+    for run in 1..=5 {
+        let upserts = [("ada".to_string(), run as u128)];
+        let payloads = [ebb::payload::encode(&record(40 + run))];
+        let commit = Commit {
+            sent: Some(Sent { run, payloads: &payloads }),
+            ..Commit::upserts(&upserts, "test")
+        };
+        store.commit(&lock, &commit).await.expect("commit with payloads");
+    }
+    let ids = ["ada".to_string(), "old".to_string(), "never".to_string()];
+    let tracked = store.tracked("t", &ids).await.expect("tracked");
+    assert_eq!(tracked.len(), 2, "an id not in state is left out: {tracked:?}");
+    assert_eq!(tracked[0].id, "ada");
+    assert_eq!(tracked[0].runs, [5, 4, 3, 2], "the last four runs, newest first");
+    let payload = tracked[0].payload.as_deref().expect("a payload");
+    assert_eq!(ebb::payload::decode("ada", payload).expect("decodes"), record(45));
+    assert!(tracked[0].synced_at > 1_700_000_000);
+    assert_eq!((tracked[1].runs.is_empty(), tracked[1].payload.is_none()), (true, true));
+    let gone = ["ada".to_string()];
+    let delete = Commit {
+        deleted: &gone,
+        ..Commit::upserts(&[], "test")
+    };
+    store.commit(&lock, &delete).await.expect("delete");
+    assert!(store.tracked("t", &gone).await.expect("tracked").is_empty());
+}
+
 #[tokio::test]
 async fn sqlite_in_memory() {
     let store = state::open("sqlite::memory:", false).await.expect("open");
     contract(store.as_ref()).await;
     worker_contract(store.as_ref()).await;
+    tracking_contract(store.as_ref()).await;
 }
 
 #[tokio::test]
@@ -370,6 +410,7 @@ async fn postgres_in_its_own_schema() {
         .expect("PostgreSQL state store (is PostgreSQL running at DATABASE_URL?)");
     contract(store.as_ref()).await;
     worker_contract(store.as_ref()).await;
+    tracking_contract(store.as_ref()).await;
     drop(store);
     // Migrations are idempotent; the data is still there.
     let again = state::open(&schema.state_url(), false).await.expect("reopen");

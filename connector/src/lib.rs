@@ -20,7 +20,8 @@
 //!   to a lookup source by key; [`column`] the
 //!   logical column types they report; [`pg_url`] what ebb checks in a PostgreSQL URL.
 //! - [`mapping`]: rows to canonical [`record::Record`]s, or rejections with reasons.
-//! - [`hash`]: the versioned canonical hash kept in state.
+//! - [`hash`]: the versioned canonical hash kept in state; [`payload`] the acknowledged
+//!   payloads kept with it, and their field-by-field changes.
 //! - [`diff`]: pure selection of what to send against state, gone counts, duplicates, drift.
 //! - [`state`]: the `StateStore` trait, its SQL written once for SQLite and PostgreSQL, and run locks.
 //! - [`destination`]: the `Destination` trait, capabilities as data, and one module per
@@ -46,6 +47,7 @@ pub mod error;
 pub mod hash;
 pub mod mapping;
 pub mod pacing;
+pub mod payload;
 pub mod pg_url;
 pub mod quote;
 pub mod record;

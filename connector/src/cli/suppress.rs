@@ -108,6 +108,7 @@ pub(super) async fn delete(state_url: &str, path: &Path, ids: &[String], env: &d
         destination: &destination,
         replace: false,
         suppress_deleted: Some((SuppressReason::Delete, None)),
+        sent: None,
     };
     if !deleted.is_empty() {
         store.commit(&lock, &commit).await?;

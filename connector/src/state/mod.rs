@@ -14,6 +14,7 @@ mod runs;
 mod sql;
 pub mod sqlite;
 mod suppress;
+mod tracking;
 
 use crate::column::ColumnType;
 pub use index::{IndexEntry, RecordIndex, INDEX_FORMAT};
@@ -25,6 +26,8 @@ pub use runs::{
 };
 pub(crate) use runs::{RejectionRow, RunRow};
 pub use suppress::{SuppressReason, Suppression};
+pub use tracking::TrackedRecord;
+pub(crate) use tracking::TrackedRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -126,6 +129,17 @@ pub struct Commit<'a> {
     /// Suppress the deleted ids, in the same transaction, for this reason and run: a record
     /// deleted at the destination is never sent again.
     pub suppress_deleted: Option<(SuppressReason, Option<i64>)>,
+    /// The run that sent the upserts, and the payload of each (in `upserted`'s order), kept for
+    /// `ebb record` and `ebb preview --explain`. `None` keeps no payload.
+    pub sent: Option<Sent<'a>>,
+}
+
+/// Who sent a commit's upserts, and what each said.
+#[derive(Clone, Copy, Debug)]
+pub struct Sent<'a> {
+    pub run: i64,
+    /// One per upsert, as [`crate::payload::encode`] made it.
+    pub payloads: &'a [Vec<u8>],
 }
 
 impl<'a> Commit<'a> {
@@ -137,6 +151,15 @@ impl<'a> Commit<'a> {
             destination,
             replace: false,
             suppress_deleted: None,
+            sent: None,
+        }
+    }
+
+    /// The payload of the `i`th upsert, and the run that sent it, if the commit keeps them.
+    pub(crate) fn payload(&self, i: usize) -> (Option<&'a [u8]>, Option<i64>) {
+        match self.sent {
+            Some(sent) => (sent.payloads.get(i).map(Vec::as_slice), Some(sent.run)),
+            None => (None, None),
         }
     }
 }
@@ -190,6 +213,9 @@ pub trait StateStore: Send + Sync {
     async fn unsuppress(&self, sync: &str, ids: &[String]) -> Result<u64, StateError>;
     /// A sync's suppression list, sorted by identity.
     async fn suppressions(&self, sync: &str) -> Result<Vec<Suppression>, StateError>;
+    /// What state holds of these records: when each was last acknowledged, by which runs, and
+    /// its payload. Ids not in state are left out.
+    async fn tracked(&self, sync: &str, ids: &[String]) -> Result<Vec<TrackedRecord>, StateError>;
 }
 
 /// Opens the store named by a URL. `read_only` opens nothing that does not exist yet:

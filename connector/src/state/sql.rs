@@ -12,7 +12,8 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArgumen
 use super::suppress::{SuppressionRow, SUPPRESS};
 use super::{
     now_secs, Commit, Pruned, RecordIndex, RejectionRow, RunCounts, RunLock, RunProgress, RunRecord, RunRow, RunStart, RunStatus,
-    StateError, StateStore, StoredRejection, StoredState, SuppressReason, Suppression, INDEX_FORMAT, MAX_STORED_REJECTIONS,
+    StateError, StateStore, StoredRejection, StoredState, SuppressReason, Suppression, TrackedRecord, TrackedRow, INDEX_FORMAT,
+    MAX_STORED_REJECTIONS,
 };
 use crate::column::ColumnType;
 use crate::hash::HASH_VERSION;
@@ -56,7 +57,10 @@ pub(crate) const CLAIM_SLOT: &str = "INSERT INTO schedule_claims (sync, slot, wo
      WHERE schedule_claims.slot < excluded.slot";
 
 /// The tail of a records upsert, for both backends' bulk forms.
-pub(crate) const ON_RECORD_CONFLICT: &str = " ON CONFLICT (sync, id) DO UPDATE SET hash = excluded.hash, synced_at = excluded.synced_at";
+/// The runs that sent a record shift along, newest first (SET reads the row as it was).
+pub(crate) const ON_RECORD_CONFLICT: &str = " ON CONFLICT (sync, id) DO UPDATE SET hash = excluded.hash, synced_at = excluded.synced_at, \
+     payload = excluded.payload, sent_run = excluded.sent_run, prev_run_1 = records.sent_run, \
+     prev_run_2 = records.prev_run_1, prev_run_3 = records.prev_run_2";
 
 /// The part of a commit both backends run alike, in the commit's transaction: the counter moves
 /// on (see [`BUMP_GENERATION`]), for a commit that replaces the state every stored record is
@@ -221,6 +225,7 @@ where
     for<'r> RunRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> RejectionRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> SuppressionRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> TrackedRow: FromRow<'r, <B::Db as Database>::Row>,
 {
     async fn load(&self, sync: &str) -> Result<StoredState, StateError> {
         // One read transaction, so the counter, the cache and the table agree.
@@ -496,6 +501,21 @@ where
                 .fetch_all(self.pool())
                 .await?;
         rows.into_iter().map(Suppression::try_from).collect()
+    }
+
+    async fn tracked(&self, sync: &str, ids: &[String]) -> Result<Vec<TrackedRecord>, StateError> {
+        let mut out = Vec::with_capacity(ids.len());
+        // One lookup by primary key per id: callers ask for a record or a preview's few.
+        for id in ids {
+            let row: Option<TrackedRow> =
+                sqlx::query_as(&format!("SELECT {} FROM records WHERE sync = $1 AND id = $2", TrackedRow::COLUMNS))
+                    .bind(sync)
+                    .bind(id.as_str())
+                    .fetch_optional(self.pool())
+                    .await?;
+            out.extend(row.map(TrackedRecord::from));
+        }
+        Ok(out)
     }
 
     async fn prune(&self, before: i64) -> Result<Pruned, StateError> {

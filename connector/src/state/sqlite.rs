@@ -147,13 +147,16 @@ impl Backend for SqliteStore {
             delete.push(")");
             delete.build().execute(&mut *tx).await?;
         }
-        for chunk in changes.upserted.chunks(ROWS_PER_INSERT) {
-            let mut upsert = sqlx::QueryBuilder::new("INSERT INTO records (sync, id, hash, synced_at) ");
-            upsert.push_values(chunk, |mut b, (id, hash)| {
+        for (n, chunk) in changes.upserted.chunks(ROWS_PER_INSERT).enumerate() {
+            let mut upsert = sqlx::QueryBuilder::new("INSERT INTO records (sync, id, hash, synced_at, payload, sent_run) ");
+            upsert.push_values(chunk.iter().enumerate(), |mut b, (i, (id, hash))| {
+                let (payload, run) = changes.payload(n * ROWS_PER_INSERT + i);
                 b.push_bind(sync)
                     .push_bind(id)
                     .push_bind(hash.to_le_bytes().to_vec())
-                    .push_bind(now);
+                    .push_bind(now)
+                    .push_bind(payload)
+                    .push_bind(run);
             });
             upsert.push(ON_RECORD_CONFLICT);
             upsert.build().execute(&mut *tx).await?;

@@ -16,9 +16,10 @@ use crate::delivery::{BatchOutcome, Delivery};
 use crate::destination::DestinationError;
 use crate::error::Error;
 use crate::hash::{id_key, record_hash};
+use crate::payload;
 use crate::quote::{shorten, MAX_QUOTED_CHARS};
 use crate::record::Change;
-use crate::state::{Commit, IndexEntry, RejectionStage, RunCounts, RunProgress, StoredRejection, SuppressReason};
+use crate::state::{Commit, IndexEntry, RejectionStage, RunCounts, RunProgress, Sent, StoredRejection, SuppressReason};
 
 /// The batches of pass 2, sent concurrently under the rate limit.
 type InFlight<'a> = std::pin::Pin<Box<dyn futures::Stream<Item = (Vec<Change>, BatchOutcome)> + Send + 'a>>;
@@ -128,7 +129,11 @@ impl CommitWindow<'_> {
         if done.is_empty() {
             return Ok(());
         }
-        let (acked, deleted) = acknowledged(&done);
+        let Acknowledged {
+            upserted: acked,
+            payloads,
+            deleted,
+        } = acknowledged(&done);
         if !acked.is_empty() || !deleted.is_empty() {
             // Commit before anything else: this is the only write of record state.
             let changes = Commit {
@@ -138,6 +143,10 @@ impl CommitWindow<'_> {
                 replace: self.replace,
                 // A record mirror deleted is never sent again, even if its row comes back.
                 suppress_deleted: Some((SuppressReason::Mirror, Some(run_id))),
+                sent: Some(Sent {
+                    run: run_id,
+                    payloads: &payloads,
+                }),
             };
             let generation = store.commit(lock, &changes).await?;
             // After a commit that replaced the state, the table holds exactly this run's records.
@@ -197,16 +206,31 @@ impl CommitWindow<'_> {
     }
 }
 
-/// What the destination acknowledged: upserts with the hash of what was sent, and deleted ids.
-fn acknowledged(done: &[(Vec<Change>, BatchOutcome)]) -> (Vec<(String, u128)>, Vec<String>) {
-    let (mut upserted, mut deleted) = (Vec::new(), Vec::new());
+/// What the destination acknowledged of a commit window.
+struct Acknowledged {
+    /// Upserts, with the hash of what was sent.
+    upserted: Vec<(String, u128)>,
+    /// What each upsert sent, in `upserted`'s order.
+    payloads: Vec<Vec<u8>>,
+    deleted: Vec<String>,
+}
+
+fn acknowledged(done: &[(Vec<Change>, BatchOutcome)]) -> Acknowledged {
+    let mut out = Acknowledged {
+        upserted: Vec::new(),
+        payloads: Vec::new(),
+        deleted: Vec::new(),
+    };
     for change in done.iter().flat_map(|(batch, outcome)| outcome.acked.iter().map(|&i| &batch[i])) {
         match change {
-            Change::Upsert(record) => upserted.push((record.id.clone(), record_hash(record))),
-            Change::Delete { id } => deleted.push(id.clone()),
+            Change::Upsert(record) => {
+                out.upserted.push((record.id.clone(), record_hash(record)));
+                out.payloads.push(payload::encode(record));
+            }
+            Change::Delete { id } => out.deleted.push(id.clone()),
         }
     }
-    (upserted, deleted)
+    out
 }
 
 /// One turn of the delivery loop.

@@ -129,14 +129,19 @@ async fn commit_on(conn: &mut PgConnection, sync: &str, changes: &Commit<'_>) ->
             .execute(&mut *tx)
             .await?;
     }
+    let payloads: Vec<Option<&[u8]>> = (0..ids.len()).map(|i| changes.payload(i).0).collect();
+    let run = changes.sent.map(|sent| sent.run);
     // One statement for the whole commit, whatever its size: arrays, not a VALUES list.
     sqlx::query(&format!(
-        "INSERT INTO records (sync, id, hash, synced_at) SELECT $1, u.id, u.hash, $4 FROM UNNEST($2::text[], $3::bytea[]) AS u(id, hash){ON_RECORD_CONFLICT}"
+        "INSERT INTO records (sync, id, hash, synced_at, payload, sent_run) SELECT $1, u.id, u.hash, $4, u.payload, $6 \
+         FROM UNNEST($2::text[], $3::bytea[], $5::bytea[]) AS u(id, hash, payload){ON_RECORD_CONFLICT}"
     ))
     .bind(sync)
     .bind(&ids)
     .bind(&hashes)
     .bind(now)
+    .bind(&payloads)
+    .bind(run)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
