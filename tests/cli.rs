@@ -313,3 +313,44 @@ fn help_never_shows_a_password_held_in_ebb_state() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_command_fits_in_100_columns() {
+    let ws = Workspace::new();
+    let si = stand_in().await;
+    // A long sync name and long reasons: the widest lines these commands print.
+    let name = "customer-success-enterprise-accounts-weekly";
+    ws.write("users.yml", &users_yaml(name, &si.url(), ""));
+    let bad = fixture("users_invalid.parquet").display().to_string();
+    let dir = ws.path().to_path_buf();
+    let outputs = tokio::task::spawn_blocking(move || {
+        let envs = [("USERS_SOURCE", bad.as_str())];
+        let run = |args: &[&str]| ebb(&dir, args, &envs);
+        assert_eq!(run(&["sync", "users.yml"]).status.code(), Some(0));
+        assert_eq!(run(&["suppress", "users.yml", "u-00000"]).status.code(), Some(0));
+        [
+            ("sync", run(&["sync", "users.yml", "--full"])),
+            ("status", run(&["status"])),
+            ("history", run(&["history", name])),
+            ("rejected", run(&["rejected", "users.yml"])),
+            ("record", run(&["record", "users.yml", "u-00009"])),
+            ("preview", run(&["preview", "users.yml"])),
+            ("preview --explain", run(&["preview", "users.yml", "--explain"])),
+            ("suppressed", run(&["suppressed", "users.yml"])),
+        ]
+    })
+    .await
+    .expect("join");
+    for (command, out) in outputs {
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{command}: {stdout}{stderr}");
+        assert!(!stdout.is_empty(), "{command} printed something");
+        for line in stdout.lines() {
+            assert!(
+                line.chars().count() <= 100,
+                "{command}: a line of {} columns:\n{line}",
+                line.chars().count()
+            );
+        }
+    }
+}

@@ -151,6 +151,16 @@ pub fn field_changes(before: &Record, after: &Record) -> Vec<FieldChange> {
     changes
 }
 
+/// A record's fields as a person reads them: a single value as itself, a list as a list.
+pub fn fields_view(record: &Record) -> Map<String, Value> {
+    values(record)
+        .map(|(name, items)| match items {
+            Value::Array(mut one) if one.len() == 1 => (name, one.remove(0)),
+            other => (name, other),
+        })
+        .collect()
+}
+
 /// Each field's items as JSON values.
 fn values(record: &Record) -> impl Iterator<Item = (String, Value)> + '_ {
     record.attributes.iter().map(|(name, value)| {
@@ -197,7 +207,7 @@ fn one_field(name: &str, before: Option<&Value>, after: Option<&Value>) -> Optio
 }
 
 /// A value as a person reads it: text without quotes, lists in brackets.
-fn plain(value: &Value) -> String {
+pub fn plain(value: &Value) -> String {
     match value {
         Value::String(s) => crate::quote::shorten(s, crate::quote::MAX_QUOTED_CHARS).into_owned(),
         Value::Array(items) => format!("[{}]", items.iter().map(plain).collect::<Vec<_>>().join(", ")),

@@ -4,6 +4,7 @@
 mod demo;
 mod preview;
 mod progress;
+mod record;
 mod rejected;
 mod run;
 mod standin;
@@ -86,9 +87,13 @@ pub enum Command {
         mappings: Vec<PathBuf>,
         #[command(flatten)]
         select: SelectArgs,
-        /// How many request bodies to show.
+        /// How many request bodies to show; with --explain, how many records to explain.
         #[arg(long, default_value_t = 3)]
         limit: usize,
+        /// For each record a run would send or delete: what changed since the payload the
+        /// destination last acknowledged, field by field.
+        #[arg(long)]
+        explain: bool,
         /// One machine-readable JSON document on stdout.
         #[arg(long)]
         json: bool,
@@ -127,6 +132,15 @@ pub enum Command {
     /// The records a sync rejects now (by the mapping or the destination): why, and since when.
     Rejected {
         mapping: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One record: the payload the destination last acknowledged, when and by which runs, and
+    /// whether it is rejected or suppressed now.
+    Record {
+        mapping: PathBuf,
+        /// Its identity: the id, or the email for profiles.
+        identity: String,
         #[arg(long)]
         json: bool,
     },
@@ -222,10 +236,11 @@ async fn dispatch(cli: Cli) -> ExitCode {
             select,
             limit,
             json,
+            explain,
         } => {
             // One file named alone keeps its one JSON document; a folder or a selection gives a list.
             let one = mappings.len() == 1 && !mappings[0].is_dir() && select.select.is_empty() && select.exclude.is_empty();
-            let shape = preview::PreviewOutput { limit, json, one };
+            let shape = preview::PreviewOutput { limit, json, one, explain };
             report(match selected(&mappings, &select) {
                 Ok(files) => preview::preview_all(&cli.state, &files, shape, &env).await,
                 Err(e) => Err(e),
@@ -241,6 +256,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Suppress { mapping, identities } => report(suppress::suppress(&cli.state, &mapping, &identities, &env).await),
         Command::Unsuppress { mapping, identities } => report(suppress::unsuppress(&cli.state, &mapping, &identities, &env).await),
         Command::Rejected { mapping, json } => report(rejected::rejected(&cli.state, &mapping, json, &env).await),
+        Command::Record { mapping, identity, json } => report(record::record(&cli.state, &mapping, &identity, json, &env).await),
         Command::Suppressed { mapping, json } => report(suppress::list(&cli.state, &mapping, json, &env).await),
         Command::Delete { mapping, identities } => report(suppress::delete(&cli.state, &mapping, &identities, &env).await),
         Command::StandIn(args) => report(standin::stand_in(args).await),
@@ -291,22 +307,40 @@ pub(super) async fn open_store(url: &str, read_only: bool) -> Result<Box<dyn Sta
     Ok(state::open(url, read_only).await?)
 }
 
-fn counts_line(c: &state::RunCounts) -> String {
+/// A run's counts: what it read and planned, then what came of what it sent.
+fn counts_parts(c: &state::RunCounts) -> (String, String) {
     let some = |n: u64, what: &str| if n == 0 { String::new() } else { format!(" · {what} {n}") };
-    format!(
-        "source {} · invalid {}{} · new {} · changed {} · unchanged {} · gone {} → sent {}{} · rejected {} · failed {}",
+    let read = format!(
+        "source {} · invalid {}{} · new {} · changed {} · unchanged {} · gone {}",
         c.source,
         c.invalid,
         some(c.suppressed, "suppressed"),
         c.new,
         c.changed,
         c.unchanged,
-        c.gone,
+        c.gone
+    );
+    let sent = format!(
+        "→ sent {}{} · rejected {} · failed {}",
         c.sent,
         some(c.deleted, "deleted"),
         c.rejected,
         c.failed
-    )
+    );
+    (read, sent)
+}
+
+/// Prints a run's counts after `indent`, on one line when it fits in [`TEXT_COLUMNS`], else
+/// with what came of the sending on a line of its own.
+fn print_counts(indent: &str, c: &state::RunCounts) {
+    let (read, sent) = counts_parts(c);
+    let line = format!("{indent}{read} {sent}");
+    if line.chars().count() <= TEXT_COLUMNS {
+        println!("{line}");
+    } else {
+        println!("{indent}{read}");
+        println!("{indent}{sent}");
+    }
 }
 
 /// The widest line the text output prints.

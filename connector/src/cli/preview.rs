@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::run::{load_all, state_was_for_note};
-use super::{load, open_store, print_json};
+use super::{load, open_store, print_json, print_wrapped};
 use crate::config::env::Env;
 use crate::error::Error;
+use crate::sync::explain::{Action, Explanation};
 use crate::sync::{self, SyncJob};
 
 /// How `ebb preview` prints.
@@ -15,6 +16,7 @@ pub(super) struct PreviewOutput {
     pub json: bool,
     /// One mapping file was named: its JSON is one document, not a list of one.
     pub one: bool,
+    pub explain: bool,
 }
 
 /// Every mapping is checked before any preview is computed, as `ebb sync` does.
@@ -26,7 +28,11 @@ pub(super) async fn preview_all(state_url: &str, paths: &[PathBuf], out: Preview
     let store = open_store(state_url, true).await?;
     let mut previews = Vec::with_capacity(syncs.len());
     for (i, sync) in syncs.iter().enumerate() {
-        let preview = sync::preview(sync, store.as_ref(), out.limit).await?;
+        let options = sync::PreviewOptions {
+            limit: out.limit,
+            explain: out.explain,
+        };
+        let preview = sync::preview_with(sync, store.as_ref(), options).await?;
         if !out.json {
             if i > 0 {
                 println!();
@@ -46,10 +52,11 @@ pub(super) async fn preview_all(state_url: &str, paths: &[PathBuf], out: Preview
 
 fn print_preview(sync: &SyncJob, preview: &sync::Preview, limit: usize) -> Result<(), Error> {
     let c = &preview.counts;
-    println!(
+    let header = format!(
         "{} → {} (dry run: nothing is sent, state is unchanged)",
         preview.sync, preview.destination
     );
+    print_wrapped("", &header);
     let suppressed = if c.suppressed == 0 {
         String::new()
     } else {
@@ -60,7 +67,7 @@ fn print_preview(sync: &SyncJob, preview: &sync::Preview, limit: usize) -> Resul
         c.source, c.invalid, c.new, c.changed, c.unchanged, c.gone
     );
     if let Some(other) = &preview.state_was_for {
-        println!("  {}", state_was_for_note(other));
+        print_wrapped("  ", &state_was_for_note(other));
     }
     println!(
         "  would send {} record{}",
@@ -69,13 +76,18 @@ fn print_preview(sync: &SyncJob, preview: &sync::Preview, limit: usize) -> Resul
     );
     print_deletes(&preview.to_delete, limit);
     if let Some(blocked) = &preview.blocked {
-        println!("  a sync would be {blocked}");
+        print_wrapped("  ", &format!("a sync would be {blocked}"));
     }
     for (i, r) in preview.rejections.iter().take(10).enumerate() {
         if i == 0 {
             println!("  rejected rows (first {}):", preview.rejections.len().min(10));
         }
-        println!("    {}: {}", r.position, r.reason);
+        print_wrapped("    ", &format!("{}: {}", r.position, r.reason));
+    }
+    if let Some(explained) = &preview.explain {
+        // The explanation stands for the request bodies: the same records, as changes.
+        print_explained(explained, preview.to_send + preview.to_delete.len());
+        return Ok(());
     }
     for (i, request) in preview.requests.iter().enumerate() {
         println!(
@@ -88,6 +100,33 @@ fn print_preview(sync: &SyncJob, preview: &sync::Preview, limit: usize) -> Resul
         print_json(&request.body)?;
     }
     Ok(())
+}
+
+/// `+ u-00001 (new)`, `~ u-00002 (changed since run 4)`, `- u-00003 (delete)`, each with its fields.
+fn print_explained(explained: &[Explanation], planned: usize) {
+    println!();
+    for e in explained {
+        let since = e
+            .last_sent
+            .and_then(|l| l.run)
+            .map(|r| format!(" since run {r}"))
+            .unwrap_or_default();
+        let (mark, what) = match e.action {
+            Action::New => ("+", "new".to_string()),
+            Action::Changed => ("~", format!("changed{since}")),
+            Action::Delete => ("-", format!("delete, last sent{since}")),
+        };
+        print_wrapped("", &format!("{mark} {} ({what})", e.identity));
+        if !e.compared {
+            println!("    (no payload kept from before: the fields as they will be sent)");
+        }
+        for change in &e.changes {
+            print_wrapped("    ", &change.to_string());
+        }
+    }
+    if explained.len() < planned {
+        println!("… {} more (--limit N explains more)", planned - explained.len());
+    }
 }
 
 /// The deletes a mirror run would send, the first `limit` by identity.

@@ -26,15 +26,16 @@ fn print_rejected(sync: &str, now: &RejectedNow) {
         return;
     };
     if now.by_mapping + now.by_destination == 0 {
-        println!("{sync}: nothing rejected by the last completed run (run {run})");
+        print_wrapped("", &format!("{sync}: nothing rejected by the last completed run (run {run})"));
         return;
     }
     let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-    println!(
+    let header = format!(
         "{sync}: run {run} rejected {} by the mapping and {} by the destination",
         plural(now.by_mapping, "row"),
         plural(now.by_destination, "record")
     );
+    print_wrapped("", &header);
     for r in &now.records {
         let since = if r.runs_in_a_row == 1 {
             "first rejected by this run".to_string()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::progress::human_duration;
-use super::{counts_line, failure, open_store, print_error, print_json, progress};
+use super::{failure, open_store, print_counts, print_error, print_json, print_wrapped, progress};
 use crate::config::env::Env;
 use crate::config::ConfigErrors;
 use crate::error::Error;
@@ -16,18 +16,13 @@ use crate::state::{self, StateStore};
 use crate::sync::{self, AllowGuards, RunOptions, RunReport, SyncJob};
 
 pub(super) fn print_report(r: &RunReport) {
-    println!(
-        "{}: {} in {} — {}",
-        r.sync,
-        r.status.as_str(),
-        human_duration(r.duration_ms),
-        counts_line(&r.counts)
-    );
+    println!("{}: {} in {}", r.sync, r.status.as_str(), human_duration(r.duration_ms));
+    print_counts("  ", &r.counts);
     if let Some(other) = &r.state_was_for {
-        println!("  {}", state_was_for_note(other));
+        print_wrapped("  ", &state_was_for_note(other));
     }
     if let Some(e) = &r.error {
-        println!("  error: {e}");
+        print_wrapped("  ", &format!("error: {e}"));
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::progress::human_duration;
-use super::{counts_line, load, open_store, print_json, print_wrapped};
+use super::{load, open_store, print_counts, print_json, print_wrapped};
 use crate::config;
 use crate::config::env::Env;
 use crate::error::Error;
@@ -83,18 +83,18 @@ pub(super) fn print_run(r: &RunRecord) {
         (None, origin) => format!(" {origin}"),
     };
     println!(
-        "  run {} {} {}{}{by} ({took}) {}",
+        "  run {} {} {}{}{by} ({took})",
         r.id,
         r.status.as_str(),
         when,
-        if r.full_resync { " full" } else { "" },
-        counts_line(&r.counts)
+        if r.full_resync { " full" } else { "" }
     );
+    print_counts("      ", &r.counts);
     if let (state::RunStatus::Running, Some(p)) = (r.status, &r.progress) {
         println!("      sending: {}", ProgressSnapshot::new(p.planned, p.done, p.per_second()).line());
     }
     if let Some(e) = &r.error {
-        println!("      error: {e}");
+        print_wrapped("      ", &format!("error: {e}"));
     }
 }
 

@@ -18,7 +18,7 @@ use crate::state::{Commit, SuppressReason};
 use crate::sync::SyncJob;
 
 /// The identities as the mapping's destination keys them (an email lower-cased), or what is wrong.
-fn identities(sync: &SyncJob, given: &[String]) -> Result<Vec<String>, Error> {
+pub(super) fn identities(sync: &SyncJob, given: &[String]) -> Result<Vec<String>, Error> {
     let kind = sync.destination.capabilities().identity;
     given
         .iter()

@@ -122,9 +122,7 @@ impl CommitWindow<'_> {
 
     /// Commits what the window's batches acknowledged, through the run lock, then records their rejections.
     pub async fn flush(&mut self, counts: &mut RunCounts, committed: &mut Committed, stop: &CancellationToken) -> Result<(), Error> {
-        let RunContext {
-            sync, store, lock, run_id, ..
-        } = *self.context;
+        let RunContext { sync, store, run_id, .. } = *self.context;
         let done = self.buffer.take();
         if done.is_empty() {
             return Ok(());
@@ -135,30 +133,7 @@ impl CommitWindow<'_> {
             deleted,
         } = acknowledged(&done);
         if !acked.is_empty() || !deleted.is_empty() {
-            // Commit before anything else: this is the only write of record state.
-            let changes = Commit {
-                upserted: &acked,
-                deleted: &deleted,
-                destination: &self.context.destination,
-                replace: self.replace,
-                // A record mirror deleted is never sent again, even if its row comes back.
-                suppress_deleted: Some((SuppressReason::Mirror, Some(run_id))),
-                sent: Some(Sent {
-                    run: run_id,
-                    payloads: &payloads,
-                }),
-            };
-            let generation = store.commit(lock, &changes).await?;
-            // After a commit that replaced the state, the table holds exactly this run's records.
-            committed.generation = match std::mem::take(&mut self.replace) {
-                true => Some(generation),
-                false => committed.generation.filter(|g| generation == g + 1).map(|_| generation),
-            };
-            committed.removed.extend(deleted.iter().map(|id| id_key(id)));
-            committed.entries.extend(acked.iter().map(|(id, hash)| IndexEntry {
-                key: id_key(id),
-                hash: *hash,
-            }));
+            self.commit(&acked, &payloads, &deleted, committed).await?;
         }
         counts.sent += acked.len() as u64;
         counts.deleted += deleted.len() as u64;
@@ -187,6 +162,38 @@ impl CommitWindow<'_> {
             progress.advance(settled);
         }
         self.report(settled).await
+    }
+
+    /// Commits acknowledged changes through the run lock: the only write of record state.
+    async fn commit(
+        &mut self,
+        acked: &[(String, u128)],
+        payloads: &[Vec<u8>],
+        deleted: &[String],
+        committed: &mut Committed,
+    ) -> Result<(), Error> {
+        let RunContext { store, lock, run_id, .. } = *self.context;
+        let changes = Commit {
+            upserted: acked,
+            deleted,
+            destination: &self.context.destination,
+            replace: self.replace,
+            // A record mirror deleted is never sent again, even if its row comes back.
+            suppress_deleted: Some((SuppressReason::Mirror, Some(run_id))),
+            sent: Some(Sent { run: run_id, payloads }),
+        };
+        let generation = store.commit(lock, &changes).await?;
+        // After a commit that replaced the state, the table holds exactly this run's records.
+        committed.generation = match std::mem::take(&mut self.replace) {
+            true => Some(generation),
+            false => committed.generation.filter(|g| generation == g + 1).map(|_| generation),
+        };
+        committed.removed.extend(deleted.iter().map(|id| id_key(id)));
+        committed.entries.extend(acked.iter().map(|(id, hash)| IndexEntry {
+            key: id_key(id),
+            hash: *hash,
+        }));
+        Ok(())
     }
 
     /// Tells the state store how far sending has got: at most once a second, and always at

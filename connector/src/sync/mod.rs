@@ -17,6 +17,7 @@ mod batches;
 pub mod check;
 mod commit;
 mod deliver;
+pub mod explain;
 mod kept;
 mod plan;
 mod preview;
@@ -43,7 +44,7 @@ use commit::{CommitBuffer, Committed};
 use deliver::CommitWindow;
 pub use kept::KEEP_BUDGET_BYTES;
 pub use plan::{plan, Plan};
-pub use preview::{preview, test_send, Preview, PreviewRequest, TestExchange};
+pub use preview::{preview, preview_with, test_send, Preview, PreviewOptions, PreviewRequest, TestExchange};
 pub use throughput::{ProgressSnapshot, Throughput};
 
 /// How a sync's source and destination were built; tests swap in their own.

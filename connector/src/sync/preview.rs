@@ -7,6 +7,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::batches::planned_batches;
+use super::explain::{explain, Explanation};
 use super::plan::plan_preview;
 use super::SyncJob;
 use crate::destination::{Attempt, DestinationError};
@@ -37,34 +38,45 @@ pub struct Preview {
     /// As in [`RunReport::state_was_for`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_was_for: Option<String>,
+    /// With `--explain`: the first records a run would send, then the first it would delete,
+    /// each with what changed since its last acknowledged payload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Vec<Explanation>>,
+}
+
+/// What a preview shows besides the counts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PreviewOptions {
+    /// Requests to render; with `explain`, records to explain (and the requests that carry them).
+    pub limit: usize,
+    pub explain: bool,
 }
 
 /// A dry run: the plan and the first `limit` requests exactly as they would be sent.
 pub async fn preview(sync: &SyncJob, store: &dyn StateStore, limit: usize) -> Result<Preview, Error> {
+    preview_with(sync, store, PreviewOptions { limit, explain: false }).await
+}
+
+/// A dry run, with explanations if asked for.
+pub async fn preview_with(sync: &SyncJob, store: &dyn StateStore, options: PreviewOptions) -> Result<Preview, Error> {
     // A preview renders a few requests at most: reading their rows again is cheaper than
     // keeping every changed record, so it keeps none, and loads the state while it reads.
     let (plan, stored, state_was_for) = plan_preview(sync, store).await?;
     let blocked = super::guard(sync, &plan, stored.index.len(), &super::AllowGuards::None).map(|b| b.to_string());
     let capabilities = sync.destination.capabilities();
-    let mut requests = Vec::new();
-    if limit > 0 {
-        let (mut rx, producer) = planned_batches(sync, &plan, &capabilities, Some(limit));
-        while let Some(batch) = rx.recv().await {
-            let refs: Vec<&Change> = batch.iter().collect();
-            let request = sync.destination.prepare(&refs)?;
-            // A delete has no body.
-            let body = match request.body.is_empty() {
-                true => serde_json::Value::Null,
-                false => serde_json::from_slice(&request.body).map_err(DestinationError::Encode)?,
-            };
-            requests.push(PreviewRequest {
-                method: request.method,
-                url: request.url,
-                body,
-            });
+    let batches = match options.explain {
+        true => options.limit.div_ceil(capabilities.max_batch_records.max(1)),
+        false => options.limit,
+    };
+    let (requests, upserts) = render(sync, &plan, batches).await?;
+    let explain = match options.explain {
+        true => {
+            let upserts: Vec<&Record> = upserts.iter().take(options.limit).collect();
+            let deletes = &plan.to_delete()[..plan.to_delete().len().min(options.limit)];
+            Some(explain(sync, store, &upserts, deletes).await?)
         }
-        producer.finish().await?;
-    }
+        false => None,
+    };
     Ok(Preview {
         sync: sync.name().to_string(),
         destination: sync.destination.describe(),
@@ -75,7 +87,38 @@ pub async fn preview(sync: &SyncJob, store: &dyn StateStore, limit: usize) -> Re
         requests,
         rejections: plan.rejections.into_iter().take(100).collect(),
         state_was_for,
+        explain,
     })
+}
+
+/// The first `batches` requests a run would send, and the records they upsert.
+async fn render(sync: &SyncJob, plan: &super::Plan, batches: usize) -> Result<(Vec<PreviewRequest>, Vec<Record>), Error> {
+    let (mut requests, mut upserts) = (Vec::new(), Vec::new());
+    if batches == 0 {
+        return Ok((requests, upserts));
+    }
+    let capabilities = sync.destination.capabilities();
+    let (mut rx, producer) = planned_batches(sync, plan, &capabilities, Some(batches));
+    while let Some(batch) = rx.recv().await {
+        let refs: Vec<&Change> = batch.iter().collect();
+        let request = sync.destination.prepare(&refs)?;
+        // A delete has no body.
+        let body = match request.body.is_empty() {
+            true => serde_json::Value::Null,
+            false => serde_json::from_slice(&request.body).map_err(DestinationError::Encode)?,
+        };
+        requests.push(PreviewRequest {
+            method: request.method,
+            url: request.url,
+            body,
+        });
+        upserts.extend(batch.into_iter().filter_map(|change| match change {
+            Change::Upsert(record) => Some(record),
+            Change::Delete { .. } => None,
+        }));
+    }
+    producer.finish().await?;
+    Ok((requests, upserts))
 }
 
 #[derive(Clone, Debug, Serialize)]
