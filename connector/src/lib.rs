@@ -33,6 +33,7 @@
 //! - [`standin`]: a local, strict stand-in for each destination.
 //! - [`worker`]: `ebb worker`: schedules, triggers, metrics and shutdown for long-lived runs.
 //! - [`alerts`]: alert rules over a run and its history, sent to a webhook.
+//! - [`init`]: a first mapping guessed from a source's schema and a sample of its rows.
 //! - [`cli`]: the `ebb` commands; [`selection`] which mappings a command works on.
 //! - [`quote`]: values quoted back in messages, cut to a readable length.
 
@@ -45,6 +46,7 @@ pub mod destination;
 pub mod diff;
 pub mod error;
 pub mod hash;
+pub mod init;
 pub mod mapping;
 pub mod pacing;
 pub mod payload;

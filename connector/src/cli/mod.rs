@@ -2,6 +2,7 @@
 //! each command returns an exit code and prints its own output.
 
 mod demo;
+mod init;
 mod preview;
 mod progress;
 mod record;
@@ -183,6 +184,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a first mapping from a source's schema: the identity and creation time guessed,
+    /// every other column a typed field, secrets as `${VAR}`s.
+    Init(init::InitArgs),
     /// Print the JSON Schema of mapping files, for editors and CI (`# yaml-language-server: $schema=…`).
     Schema,
     /// Check a running worker's `/healthz`: exit 0 if it and its state store answer.
@@ -265,6 +269,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Trigger { name, full, worker } => report(worker::trigger(&worker, &name, full).await),
         Command::History { name, limit, json } => report(status::history(&cli.state, &name, limit, json).await),
         Command::Health { worker } => report(worker::health(&worker).await),
+        Command::Init(args) => report(init::init(args).await),
         Command::Schema => report(print_json(&spec::json_schema()).map(|()| ExitCode::SUCCESS)),
     }
 }
@@ -348,9 +353,13 @@ pub(super) const TEXT_COLUMNS: usize = 100;
 
 /// `text` on as many lines as it takes to keep within [`TEXT_COLUMNS`], each after `indent`.
 fn print_wrapped(indent: &str, text: &str) {
+    // Continuation lines hang two columns further in, so each item's start stands out; a word
+    // longer than a line (a path, a URL) stays whole: cut, it could not be copied.
+    let hanging = format!("{indent}  ");
     let options = textwrap::Options::new(TEXT_COLUMNS)
         .initial_indent(indent)
-        .subsequent_indent(indent);
+        .subsequent_indent(&hanging)
+        .break_words(false);
     for line in textwrap::wrap(text, options) {
         println!("{line}");
     }
