@@ -170,3 +170,27 @@ async fn record_shows_a_current_rejection_with_its_reason() {
     assert_eq!(doc["rejection"]["runs_in_a_row"], 1);
     assert!(doc["rejection"]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{doc}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_payloads_false_keeps_no_copy_of_the_data_and_explain_says_so() {
+    let si = stand_in().await;
+    let ws = Workspace::new();
+    let yaml = users_yaml("users", &si.url(), "") + "keep_payloads: false\n";
+    let mapping = ws.write("users.yml", &yaml);
+    let store = ws.store().await;
+    let source = fixture("users/pyarrow.parquet").display().to_string();
+    let envs = [("USERS_SOURCE", source.as_str())];
+    run_ok(&load_sync(&mapping, &envs), store.as_ref()).await;
+    let tracked = store.tracked("users", &["u-00001".to_string()]).await.expect("tracked");
+    assert_eq!(tracked[0].runs, [1], "the run that sent it is kept");
+    assert_eq!(tracked[0].payload, None, "but not what it said");
+
+    // A changed record then has nothing to compare with: its fields as they will be sent.
+    let changed = fixture("users_3_changed.parquet").display().to_string();
+    let sync = load_sync(&mapping, &[("USERS_SOURCE", changed.as_str())]);
+    let options = ebb::sync::PreviewOptions { limit: 1, explain: true };
+    let preview = ebb::sync::preview_with(&sync, store.as_ref(), options).await.expect("preview");
+    let first = &preview.explain.expect("explained")[0];
+    assert_eq!((first.action, first.compared), (ebb::sync::explain::Action::Changed, false));
+    assert!(!first.changes.is_empty());
+}

@@ -143,13 +143,20 @@ struct StandInProcess {
 
 impl StandInProcess {
     fn start(ebb: &Path, port: u16) -> Result<StandInProcess> {
-        let child = Command::new(ebb)
+        // Another server on the port would answer in the stand-in's place, and be measured.
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            bail!("port {port} is taken: stop what listens there, or pass --port");
+        }
+        let mut child = Command::new(ebb)
             .args(["stand-in", "--port", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .context("starting the stand-in")?;
         for _ in 0..100 {
+            if let Some(status) = child.try_wait()? {
+                bail!("the stand-in exited with {status}");
+            }
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(StandInProcess { child });
             }
@@ -361,6 +368,7 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
         database_url: args.database_url.clone(),
     };
     std::fs::write(work.join("users.yml"), PARQUET_MAPPING)?;
+    std::fs::write(work.join("users_untracked.yml"), format!("{PARQUET_MAPPING}keep_payloads: false\n"))?;
     std::fs::write(work.join("pg_extract.yml"), postgres_mapping("pg_extract", "ebb_bench.users_a"))?;
     std::fs::write(work.join("pg_e2e.yml"), postgres_mapping("pg_e2e", "ebb_bench_e2e.users"))?;
     std::fs::write(work.join("duckdb_diff.py"), DUCKDB_DIFF)?;
@@ -418,6 +426,7 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
         full.cpu,
         si_cpu
     );
+    payload_cost(&env, runs, args.rows, &a, &full, &mut table).await?;
 
     // The diff: preview of B against the state of A, and DuckDB's EXCEPT on the same files.
     eprintln!("diff of B against A…");
@@ -534,6 +543,41 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
     if let Some(out) = &args.out {
         std::fs::write(out, &report)?;
     }
+    Ok(())
+}
+
+/// What keeping payloads costs: the first full sync again with `keep_payloads: false`, and the
+/// state's size both ways (the state of the tracked sync is `main`'s, which the diff cases use).
+async fn payload_cost(env: &Env, runs: usize, rows: u64, a: &str, tracked: &Stats, table: &mut String) -> Result<()> {
+    eprintln!("first full sync without payloads…");
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let state = env.fresh_state("untracked")?;
+        samples.push(measure(&mut env.ebb(&["sync", "users_untracked.yml", "--state", &state], &[("SNAPSHOT", a)]))?.0);
+    }
+    let untracked = stats(&samples);
+    let size = |name: &str| std::fs::metadata(env.work.join("state").join(format!("{name}.db"))).map(|m| m.len() as f64);
+    let (with, without) = (size("main")?, size("untracked")?);
+    let pool = sqlx::SqlitePool::connect(&env.state("main")).await?;
+    let (count, payload): (i64, i64) = sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM records")
+        .fetch_one(&pool)
+        .await?;
+    pool.close().await;
+    let per_million = |bytes: f64| bytes / rows as f64 * 1e6 / 1e6;
+    let _ = writeln!(
+        table,
+        "| the same with `keep_payloads: false` | {} | — | keeping payloads: {:.2}× the time | — |",
+        fmt_stats(&untracked),
+        tracked.median / untracked.median
+    );
+    let _ = writeln!(
+        table,
+        "| state per million records, SQLite | {:.0} MB with payloads ({:.0} bytes of compressed payload a record) | {:.0} MB without | {:.2}× | — |",
+        per_million(with),
+        payload as f64 / count.max(1) as f64,
+        per_million(without),
+        with / without
+    );
     Ok(())
 }
 

@@ -14,10 +14,18 @@ use serde_json::{json, Map, Value};
 
 use crate::record::{AttrValue, Number, Record};
 
-/// The first byte of a stored payload: the format it is in.
-const FORMAT: u8 = 1;
-/// zstd's level: small records compress little at any level, and this one is fast.
-const LEVEL: i32 = 3;
+/// The first byte of a stored payload: the format it is in. Small records compress little, so
+/// each is kept compressed only when that saves a tenth of it.
+const ZSTD_JSON: u8 = 1;
+const PLAIN_JSON: u8 = 2;
+/// zstd's fastest level: on records of a few hundred bytes the higher ones gain almost nothing.
+const LEVEL: i32 = 1;
+
+thread_local! {
+    /// One compression context per thread: making one costs more than compressing a record.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        std::cell::RefCell::new(zstd::bulk::Compressor::new(LEVEL).ok());
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
@@ -31,32 +39,80 @@ pub enum PayloadError {
     Shape(String),
 }
 
-/// The stored form of `record`: a format byte, then zstd-compressed JSON of its creation
-/// time and fields (the identity is the row's key).
+/// The stored form of `record`: a format byte, then the JSON of its creation time and fields
+/// (the identity is the row's key), zstd-compressed where that pays.
 pub fn encode(record: &Record) -> Vec<u8> {
-    let fields: Map<String, Value> = record
-        .attributes
-        .iter()
-        .map(|(name, value)| (name.clone(), tagged(value)))
-        .collect();
-    let text = json!({ "createdAt": record.created_at, "fields": fields }).to_string();
-    let mut out = vec![FORMAT];
-    // Compressing a buffer in memory fails only on allocation; keep it plain then, unreadable
-    // only by a decoder, never a lost commit.
-    match zstd::bulk::compress(text.as_bytes(), LEVEL) {
-        Ok(compressed) => out.extend_from_slice(&compressed),
-        Err(_) => out.extend_from_slice(text.as_bytes()),
+    let text = match serde_json::to_vec(&Stored(record)) {
+        Ok(text) => text,
+        // Only a non-finite float fails, and the mapping never makes one: keep nothing.
+        Err(_) => return Vec::new(),
+    };
+    let compressed = COMPRESSOR.with(|c| c.borrow_mut().as_mut().and_then(|c| c.compress(&text).ok()));
+    let mut out = Vec::with_capacity(text.len() + 1);
+    match compressed {
+        Some(small) if small.len() * 10 < text.len() * 9 => {
+            out.push(ZSTD_JSON);
+            out.extend_from_slice(&small);
+        }
+        _ => {
+            out.push(PLAIN_JSON);
+            out.extend_from_slice(&text);
+        }
     }
     out
+}
+
+/// A record as it is stored: `{"createdAt":…,"fields":{"Age":{"n":[45]}}}`, written from the
+/// record without building a JSON tree first.
+struct Stored<'a>(&'a Record);
+
+impl Serialize for Stored<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("createdAt", &self.0.created_at)?;
+        map.serialize_entry("fields", &Fields(&self.0.attributes))?;
+        map.end()
+    }
+}
+
+struct Fields<'a>(&'a [(String, AttrValue)]);
+
+impl Serialize for Fields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            match value {
+                AttrValue::S(v) => map.serialize_entry(name, &Tag("s", v))?,
+                AttrValue::N(v) => map.serialize_entry(name, &Tag("n", v))?,
+                AttrValue::B(v) => map.serialize_entry(name, &Tag("b", v))?,
+                AttrValue::D(v) => map.serialize_entry(name, &Tag("d", v))?,
+            }
+        }
+        map.end()
+    }
+}
+
+struct Tag<'a, T>(&'static str, &'a T);
+
+impl<T: Serialize> Serialize for Tag<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, self.1)?;
+        map.end()
+    }
 }
 
 /// The record `bytes` hold, under identity `id`.
 pub fn decode(id: &str, bytes: &[u8]) -> Result<Record, PayloadError> {
     let (&format, body) = bytes.split_first().ok_or(PayloadError::Empty)?;
-    if format != FORMAT {
-        return Err(PayloadError::Format(format));
-    }
-    let text = zstd::stream::decode_all(body).map_err(PayloadError::Compression)?;
+    let text = match format {
+        ZSTD_JSON => zstd::stream::decode_all(body).map_err(PayloadError::Compression)?,
+        PLAIN_JSON => body.to_vec(),
+        other => return Err(PayloadError::Format(other)),
+    };
     let value: Value = serde_json::from_slice(&text).map_err(|e| PayloadError::Shape(e.to_string()))?;
     let created_at = value["createdAt"]
         .as_i64()
@@ -71,15 +127,6 @@ pub fn decode(id: &str, bytes: &[u8]) -> Result<Record, PayloadError> {
         created_at,
         attributes,
     })
-}
-
-fn tagged(value: &AttrValue) -> Value {
-    match value {
-        AttrValue::S(v) => json!({ "s": v }),
-        AttrValue::N(v) => json!({ "n": v }),
-        AttrValue::B(v) => json!({ "b": v }),
-        AttrValue::D(v) => json!({ "d": v }),
-    }
 }
 
 fn untagged(value: &Value) -> Result<AttrValue, PayloadError> {
@@ -263,16 +310,21 @@ mod tests {
             ("Bio", s(&[&"lorem ipsum ".repeat(20)])),
         ]);
         let bytes = encode(&r);
-        assert_eq!(bytes[0], FORMAT);
+        assert_eq!(bytes[0], ZSTD_JSON);
         assert!(bytes.len() < 150, "240 characters of repeated text compress: {}", bytes.len());
         assert_eq!(decode("u1", &bytes).expect("decodes"), r);
+        let small = record(vec![("Age", AttrValue::N(vec![Number::Int(7)]))]);
+        let bytes = encode(&small);
+        assert_eq!(bytes[0], PLAIN_JSON, "a record too small to gain is kept plain");
+        assert_eq!(decode("u1", &bytes).expect("decodes"), small);
     }
 
     #[test]
     fn a_damaged_payload_is_an_error_not_a_record() {
         assert!(matches!(decode("u1", &[]), Err(PayloadError::Empty)));
         assert!(matches!(decode("u1", &[9, 1, 2]), Err(PayloadError::Format(9))));
-        assert!(matches!(decode("u1", &[FORMAT, 1, 2, 3]), Err(PayloadError::Compression(_))));
+        assert!(matches!(decode("u1", &[ZSTD_JSON, 1, 2, 3]), Err(PayloadError::Compression(_))));
+        assert!(matches!(decode("u1", &[PLAIN_JSON, b'{']), Err(PayloadError::Shape(_))));
     }
 
     #[test]

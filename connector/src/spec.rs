@@ -95,6 +95,11 @@ pub struct RawMapping {
     #[serde(default)]
     #[schemars(with = "Option<RawGuards>")]
     pub guards: Option<Spanned<RawGuards>>,
+    /// Keep the payload of each acknowledged record in state, for `ebb record` and `ebb
+    /// preview --explain` (default true); false keeps no copy of the data in state.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub keep_payloads: Option<Spanned<bool>>,
     /// Labels to choose syncs by, as in `ebb sync mappings/ --select tag:crm`.
     #[serde(default)]
     #[schemars(with = "Option<Vec<String>>")]
@@ -124,6 +129,8 @@ pub struct Mapping {
     pub suppress: Option<SourceConfig>,
     /// What `--select tag:NAME` picks it by.
     pub tags: Vec<String>,
+    /// Whether commits keep each record's payload (sync tracking).
+    pub keep_payloads: bool,
 }
 
 impl Mapping {
@@ -196,6 +203,7 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
         guards,
         suppress,
         tags,
+        keep_payloads: raw.keep_payloads.as_ref().is_none_or(|k| k.value),
     }
 }
 

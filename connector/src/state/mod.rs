@@ -158,7 +158,8 @@ impl<'a> Commit<'a> {
     /// The payload of the `i`th upsert, and the run that sent it, if the commit keeps them.
     pub(crate) fn payload(&self, i: usize) -> (Option<&'a [u8]>, Option<i64>) {
         match self.sent {
-            Some(sent) => (sent.payloads.get(i).map(Vec::as_slice), Some(sent.run)),
+            // An empty payload is one that could not be encoded: none is kept.
+            Some(sent) => (sent.payloads.get(i).filter(|p| !p.is_empty()).map(Vec::as_slice), Some(sent.run)),
             None => (None, None),
         }
     }

@@ -131,7 +131,7 @@ impl CommitWindow<'_> {
             upserted: acked,
             payloads,
             deleted,
-        } = acknowledged(&done);
+        } = acknowledged(&done, sync.mapping.keep_payloads);
         if !acked.is_empty() || !deleted.is_empty() {
             self.commit(&acked, &payloads, &deleted, committed).await?;
         }
@@ -222,7 +222,8 @@ struct Acknowledged {
     deleted: Vec<String>,
 }
 
-fn acknowledged(done: &[(Vec<Change>, BatchOutcome)]) -> Acknowledged {
+/// `keep_payloads` false encodes none: the commit then stores none.
+fn acknowledged(done: &[(Vec<Change>, BatchOutcome)], keep_payloads: bool) -> Acknowledged {
     let mut out = Acknowledged {
         upserted: Vec::new(),
         payloads: Vec::new(),
@@ -232,7 +233,9 @@ fn acknowledged(done: &[(Vec<Change>, BatchOutcome)]) -> Acknowledged {
         match change {
             Change::Upsert(record) => {
                 out.upserted.push((record.id.clone(), record_hash(record)));
-                out.payloads.push(payload::encode(record));
+                if keep_payloads {
+                    out.payloads.push(payload::encode(record));
+                }
             }
             Change::Delete { id } => out.deleted.push(id.clone()),
         }
