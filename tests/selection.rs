@@ -70,6 +70,35 @@ async fn sync_runs_exactly_the_selected_mappings_of_a_folder() {
     assert_eq!(names(&doc), ["crm-users"], "--exclude by file name wins");
     let doc: serde_json::Value = serde_json::from_slice(&by_glob.stdout).expect("JSON");
     assert_eq!(names(&doc), ["billing"]);
+    let dir = ws.path().to_path_buf();
+    let state = ws.state_url();
+    let (status, status_all, misused) = tokio::task::spawn_blocking(move || {
+        let envs = [("USERS_SOURCE", users_source())];
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        (
+            ebb(
+                &dir,
+                &["--state", &state, "status", "mappings", "--select", "tag:crm", "--json"],
+                &envs,
+            ),
+            ebb(&dir, &["--state", &state, "status", "--json"], &envs),
+            ebb(&dir, &["--state", &state, "status", "--select", "tag:crm"], &envs),
+        )
+    })
+    .await
+    .expect("join");
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(names(&doc), ["crm-more", "crm-users"], "status takes a folder and a selection too");
+    let doc: serde_json::Value = serde_json::from_slice(&status_all.stdout).expect("status JSON");
+    assert_eq!(
+        names(&doc),
+        ["billing", "crm-more", "crm-users"],
+        "without mappings: every sync in state"
+    );
+    let (_, err) = text(&misused);
+    assert_eq!(misused.status.code(), Some(1));
+    assert!(err.contains("--select and --exclude choose among mapping files"), "{err}");
+
     let store = ws.store().await;
     let synced: Vec<String> = store.runs(None, 100).await.expect("runs").into_iter().map(|r| r.sync).collect();
     assert!(!synced.iter().any(|s| s == "legacy"), "{synced:?}");

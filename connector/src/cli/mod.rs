@@ -109,7 +109,10 @@ pub enum Command {
     Sync(run::SyncArgs),
     /// The last runs per sync, with counts, status and sample rejections.
     Status {
+        /// Mapping files or folders; every sync in state without them.
         mappings: Vec<PathBuf>,
+        #[command(flatten)]
+        select: SelectArgs,
         #[arg(long)]
         json: bool,
         /// Runs to show per sync.
@@ -255,7 +258,15 @@ async fn dispatch(cli: Cli) -> ExitCode {
             Ok(files) => run::run_syncs(&cli.state, &files, args.flags(), &env).await,
             Err(e) => failure(&e),
         },
-        Command::Status { mappings, json, limit } => report(status::status(&cli.state, &mappings, json, limit, &env).await),
+        Command::Status {
+            mappings,
+            select,
+            json,
+            limit,
+        } => report(match status_files(&mappings, &select) {
+            Ok(files) => status::status(&cli.state, &files, json, limit, &env).await,
+            Err(e) => Err(e),
+        }),
         Command::Reset { mapping } => report(status::reset(&cli.state, &mapping, &env).await),
         Command::Suppress { mapping, identities } => report(suppress::suppress(&cli.state, &mapping, &identities, &env).await),
         Command::Unsuppress { mapping, identities } => report(suppress::unsuppress(&cli.state, &mapping, &identities, &env).await),
@@ -302,6 +313,18 @@ fn print_error(e: &Error) {
 /// The mapping files the arguments name (folders expanded), narrowed by `--select`/`--exclude`.
 fn selected(paths: &[PathBuf], select: &SelectArgs) -> Result<Vec<PathBuf>, Error> {
     Ok(select.selection()?.files(paths)?)
+}
+
+/// `ebb status`'s mappings: none means every sync in state, which has no tags to select by.
+fn status_files(paths: &[PathBuf], select: &SelectArgs) -> Result<Vec<PathBuf>, Error> {
+    match (paths.is_empty(), select.select.is_empty() && select.exclude.is_empty()) {
+        (true, true) => Ok(Vec::new()),
+        (true, false) => Err(Error::Usage(
+            "--select and --exclude choose among mapping files: name them or their folder, as in `ebb status mappings/ --select tag:crm`"
+                .into(),
+        )),
+        (false, _) => selected(paths, select),
+    }
 }
 
 fn load(path: &Path, env: &dyn Env) -> Result<Mapping, Error> {
