@@ -174,9 +174,8 @@ pub enum Command {
         /// Send every record, whatever state says.
         #[arg(long)]
         full: bool,
-        /// The worker's address.
-        #[arg(long, env = "EBB_WORKER_URL", default_value = "http://127.0.0.1:9187")]
-        worker: String,
+        #[command(flatten)]
+        worker: worker::WorkerClientArgs,
     },
     /// The run history of one sync, newest first.
     History {
@@ -194,8 +193,8 @@ pub enum Command {
     Schema,
     /// Check a running worker's `/healthz`: exit 0 if it and its state store answer.
     Health {
-        #[arg(long, env = "EBB_WORKER_URL", default_value = "http://127.0.0.1:9187")]
-        worker: String,
+        #[command(flatten)]
+        worker: worker::WorkerClientArgs,
     },
 }
 

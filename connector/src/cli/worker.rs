@@ -11,6 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::config::env::ProcessEnv;
 use crate::config::{self, WorkerConfig};
 use crate::error::Error;
+use crate::worker::auth::{AccessOptions, WorkerToken, DEFAULT_TOKEN_ENV};
 use crate::worker::{Worker, WorkerOptions};
 
 #[derive(Debug, Args)]
@@ -32,8 +33,39 @@ pub struct WorkerArgs {
     /// Worker settings: `alerts:` for every sync without its own, and `retention:` of run history.
     #[arg(long, env = "EBB_WORKER_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The environment variable that holds the worker's token (never the token itself: a
+    /// command line is visible to every user of the machine). Without a token the worker
+    /// listens on loopback only.
+    #[arg(long, value_name = "VAR", default_value = DEFAULT_TOKEN_ENV)]
+    pub token_env: String,
+    /// Serve `GET /metrics` without the token, for a Prometheus that holds none.
+    #[arg(long)]
+    pub metrics_public: bool,
     #[command(flatten)]
     pub select: super::SelectArgs,
+}
+
+/// How `ebb trigger` and `ebb health` reach a worker.
+#[derive(Debug, Args)]
+pub struct WorkerClientArgs {
+    /// The worker's address.
+    #[arg(long, env = "EBB_WORKER_URL", default_value = "http://127.0.0.1:9187")]
+    pub worker: String,
+    /// The environment variable that holds the worker's token, sent as `Authorization: Bearer`.
+    #[arg(long, value_name = "VAR", default_value = DEFAULT_TOKEN_ENV)]
+    pub token_env: String,
+}
+
+/// The token in variable `var`; unset means none, and set but empty is a mistake worth saying.
+fn token_from_env(var: &str) -> Result<Option<WorkerToken>, Error> {
+    match std::env::var(var) {
+        Ok(token) if token.trim().is_empty() => Err(Error::Usage(format!(
+            "{var} is set but empty: unset it to run without a token, or set it to the worker's token"
+        ))),
+        Ok(token) => Ok(Some(WorkerToken::new(token))),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::Usage(format!("{var} is not valid UTF-8"))),
+    }
 }
 
 fn io(context: &str, source: std::io::Error) -> Error {
@@ -43,38 +75,55 @@ fn io(context: &str, source: std::io::Error) -> Error {
     }
 }
 
-pub async fn run(state_url: &str, args: WorkerArgs) -> Result<ExitCode, Error> {
+/// The worker's settings from its arguments, the config file and the environment.
+fn options(args: &WorkerArgs) -> Result<WorkerOptions, Error> {
     let config = match &args.config {
         Some(path) => config::load_worker_config(path, &ProcessEnv)?,
         None => WorkerConfig::default(),
     };
+    let access = AccessOptions {
+        token: token_from_env(&args.token_env)?,
+        metrics_public: args.metrics_public,
+    };
+    crate::worker::auth::check_listen(args.listen, &access)?;
     let concurrency = args
         .concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    Ok(WorkerOptions {
+        dir: args.mappings_dir.clone(),
+        listen: args.listen,
+        concurrency,
+        grace: args.grace,
+        poll: args.poll,
+        config,
+        selection: args.select.selection()?,
+        access,
+    })
+}
+
+pub async fn run(state_url: &str, args: WorkerArgs) -> Result<ExitCode, Error> {
+    let options = options(&args)?;
+    let (concurrency, guarded) = (options.concurrency, options.access.token.is_some());
     // Handlers first: a signal that arrives while the mappings load must not kill the process.
     let mut term = signal(SignalKind::terminate()).map_err(|e| io("cannot handle SIGTERM", e))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| io("cannot handle SIGINT", e))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| io("cannot handle SIGHUP", e))?;
     let store = crate::state::open(state_url, false).await?;
-    let worker = Worker::start(
-        WorkerOptions {
-            dir: args.mappings_dir.clone(),
-            listen: args.listen,
-            concurrency,
-            grace: args.grace,
-            poll: args.poll,
-            config,
-            selection: args.select.selection()?,
-        },
-        store,
-    )
-    .await?;
+    let worker = Worker::start(options, store).await?;
     println!(
         "ebb worker: {} on http://{} (state {}; concurrency {concurrency})",
         args.mappings_dir.display(),
         worker.addr(),
         crate::state::redact_url(state_url)
     );
+    if guarded {
+        println!("every endpoint but /healthz wants the token in {}", args.token_env);
+    } else {
+        println!(
+            "no token ({} is unset): listening on this machine only; set it to listen on other addresses",
+            args.token_env
+        );
+    }
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -129,19 +178,37 @@ fn unreachable(base: &str, e: reqwest::Error) -> Error {
     )
 }
 
-pub async fn trigger(base: &str, name: &str, full: bool) -> Result<ExitCode, Error> {
+/// A request to the worker, with its token if the variable holds one.
+fn request(builder: reqwest::RequestBuilder, token_env: &str) -> Result<reqwest::RequestBuilder, Error> {
+    Ok(match token_from_env(token_env)? {
+        Some(token) => builder.bearer_auth(token.expose()),
+        None => builder,
+    })
+}
+
+fn refused(token_env: &str) -> Error {
+    let why = match std::env::var_os(token_env) {
+        Some(_) => format!("the worker refused the token in {token_env}: it is not the worker's"),
+        None => format!("the worker wants a token: set {token_env} to the worker's token"),
+    };
+    Error::Usage(why)
+}
+
+pub async fn trigger(client_args: &WorkerClientArgs, name: &str, full: bool) -> Result<ExitCode, Error> {
+    let base = client_args.worker.as_str();
     let mut url = worker_url(base, &["syncs", name, "trigger"])?;
     if full {
         url.set_query(Some("full=true"));
     }
-    let client = reqwest::Client::new();
-    let response = client
-        .post(url)
+    let response = request(reqwest::Client::new().post(url), &client_args.token_env)?
         .timeout(Duration::from_secs(10))
         .send()
         .await
         .map_err(|e| unreachable(base, e))?;
     let status = response.status().as_u16();
+    if status == 401 {
+        return Err(refused(&client_args.token_env));
+    }
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     match status {
         202 => {
@@ -177,10 +244,10 @@ pub async fn trigger(base: &str, name: &str, full: bool) -> Result<ExitCode, Err
     }
 }
 
-pub async fn health(base: &str) -> Result<ExitCode, Error> {
+pub async fn health(client_args: &WorkerClientArgs) -> Result<ExitCode, Error> {
+    let base = client_args.worker.as_str();
     let url = worker_url(base, &["healthz"])?;
-    let response = reqwest::Client::new()
-        .get(url)
+    let response = request(reqwest::Client::new().get(url), &client_args.token_env)?
         .timeout(Duration::from_secs(5))
         .send()
         .await

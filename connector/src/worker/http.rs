@@ -1,18 +1,20 @@
 //! The worker's HTTP endpoints: `/healthz`, `/metrics`, `/syncs` and
-//! `POST /syncs/{name}/trigger`.
+//! `POST /syncs/{name}/trigger`, the status page's routes, and the token guard before them all.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{middleware, Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{InvalidMapping, Shared, TriggerOutcome};
+use super::auth::{self, Caller};
+use super::{page, InvalidMapping, Shared, TriggerOutcome};
 use crate::quote::quote;
 use crate::state::RunRecord;
 use crate::sync::{ProgressSnapshot, Throughput};
@@ -23,6 +25,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/syncs", get(syncs))
         .route("/syncs/{name}/trigger", post(trigger))
+        .merge(page::routes())
+        .layer(middleware::from_fn_with_state(shared.clone(), auth::guard))
         .with_state(shared)
 }
 
@@ -77,8 +81,8 @@ struct SyncsBody {
 
 async fn syncs(State(shared): State<Arc<Shared>>) -> Response {
     let mut out = Vec::new();
-    for (name, file, schedule, view) in shared.views() {
-        let last_run = match shared.store.runs(Some(&name), 1).await {
+    for info in shared.views() {
+        let last_run = match shared.store.runs(Some(&info.name), 1).await {
             Ok(mut runs) => runs.pop(),
             Err(e) => {
                 return (
@@ -88,6 +92,7 @@ async fn syncs(State(shared): State<Arc<Shared>>) -> Response {
                     .into_response()
             }
         };
+        let view = &info.view;
         let status = if view.running {
             "running".to_string()
         } else {
@@ -97,15 +102,15 @@ async fn syncs(State(shared): State<Arc<Shared>>) -> Response {
                 .unwrap_or_else(|| "never_ran".into())
         };
         out.push(SyncEntry {
-            name,
-            file: file.display().to_string(),
-            schedule: schedule.map(|s| s.to_string()),
+            file: info.file.display().to_string(),
+            schedule: info.schedule().map(|s| s.to_string()),
             next_run: view.next_run.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             running: view.running,
             progress: view.progress.as_ref().map(Throughput::snapshot),
             queued: view.queued,
             last_run,
             status,
+            name: info.name,
         });
     }
     Json(SyncsBody {
@@ -122,21 +127,56 @@ struct TriggerQuery {
     full: bool,
 }
 
-async fn trigger(State(shared): State<Arc<Shared>>, Path(name): Path<String>, Query(q): Query<TriggerQuery>) -> Response {
-    match shared.trigger(&name, q.full) {
+/// What the status page's forms post.
+#[derive(Deserialize)]
+struct TriggerForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    full: bool,
+}
+
+/// A form post answers with a page; an API call with JSON. A browser's request (HTTP Basic, or
+/// one with a browser's marks) must hold the page's CSRF token.
+async fn trigger(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    Query(q): Query<TriggerQuery>,
+    Extension(caller): Extension<Caller>,
+    form: Result<Form<TriggerForm>, FormRejection>,
+) -> Response {
+    let form = form.ok().map(|Form(f)| f);
+    if caller == Caller::Browser && !form.as_ref().is_some_and(|f| shared.access.csrf_matches(&f.csrf)) {
+        shared.metrics.record_refusal("csrf");
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": "a browser's request must come from the worker's own page: its CSRF token is missing or stale (reload the page)"})),
+        )
+            .into_response();
+    }
+    let full = q.full || form.as_ref().is_some_and(|f| f.full);
+    let outcome = shared.trigger(&name, full);
+    if form.is_some() {
+        return page::after_trigger(&shared, &name, full, outcome);
+    }
+    trigger_json(&name, full, outcome)
+}
+
+fn trigger_json(name: &str, full: bool, outcome: TriggerOutcome) -> Response {
+    match outcome {
         TriggerOutcome::Queued { running } => (
             StatusCode::ACCEPTED,
-            Json(json!({"sync": name, "queued": true, "running": running, "full": q.full})),
+            Json(json!({"sync": name, "queued": true, "running": running, "full": full})),
         )
             .into_response(),
         TriggerOutcome::Unknown { known } => (
             StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("no sync named {}", quote(&name)), "known": known})),
+            Json(json!({"error": format!("no sync named {}", quote(name)), "known": known})),
         )
             .into_response(),
         TriggerOutcome::Invalid { errors } => (
             StatusCode::CONFLICT,
-            Json(json!({"error": format!("the mapping of {} is invalid", quote(&name)), "errors": errors})),
+            Json(json!({"error": format!("the mapping of {} is invalid", quote(name)), "errors": errors})),
         )
             .into_response(),
         TriggerOutcome::ShuttingDown => (

@@ -60,6 +60,24 @@ pub struct MappingLabels {
     pub state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub reason: String,
+}
+
+/// The series of the worker itself rather than of its syncs.
+fn register_worker_series(registry: &mut Registry) -> (Family<MappingLabels, Gauge>, Family<RefusalLabels, Counter>) {
+    let mappings = Family::<MappingLabels, Gauge>::default();
+    registry.register("worker_mappings", "Mappings in the folder, valid or invalid", mappings.clone());
+    let refused = Family::<RefusalLabels, Counter>::default();
+    registry.register(
+        "worker_http_refused",
+        "Requests to the worker turned away: a missing or wrong token (401), or a browser's change without the page's CSRF token (403)",
+        refused.clone(),
+    );
+    (mappings, refused)
+}
+
 fn latency_histogram() -> Histogram {
     // 5 ms to about 20 s.
     Histogram::new(exponential_buckets(0.005, 2.0, 13))
@@ -76,6 +94,7 @@ pub struct Metrics {
     responses: Family<ResponseLabels, Counter>,
     alerts: Family<AlertLabels, Counter>,
     mappings: Family<MappingLabels, Gauge>,
+    refused: Family<RefusalLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -95,7 +114,6 @@ impl Metrics {
         let request_duration = Family::<DestinationLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let responses = Family::<ResponseLabels, Counter>::default();
         let alerts = Family::<AlertLabels, Counter>::default();
-        let mappings = Family::<MappingLabels, Gauge>::default();
         registry.register("sync_runs", "Runs finished, by sync and status", runs.clone());
         registry.register(
             "sync_records",
@@ -131,7 +149,7 @@ impl Metrics {
             "Alerts raised, by sync, kind and whether the webhook took them",
             alerts.clone(),
         );
-        registry.register("worker_mappings", "Mappings in the folder, valid or invalid", mappings.clone());
+        let (mappings, refused) = register_worker_series(&mut registry);
         Metrics {
             registry,
             runs,
@@ -143,7 +161,17 @@ impl Metrics {
             responses,
             alerts,
             mappings,
+            refused,
         }
+    }
+
+    /// A request turned away, by why: `missing`, `wrong` (the token) or `csrf`.
+    pub fn record_refusal(&self, reason: &str) {
+        self.refused
+            .get_or_create(&RefusalLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// The OpenMetrics text exposition, which Prometheus scrapes.

@@ -16,10 +16,12 @@
 //! batches; in-flight requests finish and are committed), and after the grace
 //! period abandon what is still in flight. Runs are recorded as `interrupted`.
 
+pub mod auth;
 mod driver;
 mod folder;
 pub mod http;
 pub mod metrics;
+mod page;
 mod progress;
 
 use std::collections::BTreeMap;
@@ -43,6 +45,7 @@ use crate::selection::Selection;
 use crate::spec::Mapping;
 use crate::state::StateStore;
 use crate::sync::{RunReport, Throughput};
+use auth::{Access, AccessOptions};
 use driver::Driver;
 use folder::{scan, spawn_polling};
 use metrics::Metrics;
@@ -64,6 +67,8 @@ pub struct WorkerOptions {
     pub config: WorkerConfig,
     /// Which of the folder's mappings this worker runs (`--select`, `--exclude`).
     pub selection: Selection,
+    /// Who may use the HTTP endpoints.
+    pub access: AccessOptions,
 }
 
 /// A mapping file the worker could not load.
@@ -85,6 +90,29 @@ pub struct SyncView {
     pub progress: Option<Throughput>,
 }
 
+/// A sync as the HTTP endpoints show it.
+pub(crate) struct SyncInfo {
+    pub name: String,
+    pub file: PathBuf,
+    pub mapping: Arc<Mapping>,
+    pub view: SyncView,
+}
+
+impl SyncInfo {
+    fn of(name: &str, handle: &SyncHandle) -> SyncInfo {
+        SyncInfo {
+            name: name.to_string(),
+            file: handle.file.clone(),
+            mapping: handle.mapping.borrow().clone(),
+            view: lock(&handle.view).clone(),
+        }
+    }
+
+    pub fn schedule(&self) -> Option<&Schedule> {
+        self.mapping.schedule.as_ref()
+    }
+}
+
 struct SyncHandle {
     file: PathBuf,
     text: String,
@@ -104,6 +132,7 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn StateStore>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) id: String,
+    pub(crate) access: Access,
     dir: PathBuf,
     selection: Selection,
     config: WorkerConfig,
@@ -165,6 +194,7 @@ impl Worker {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a folder"),
             });
         }
+        auth::check_listen(options.listen, &options.access)?;
         let http = reqwest::Client::builder()
             .build()
             .map_err(|e| Error::Destination(DestinationError::Client(e)))?;
@@ -173,6 +203,7 @@ impl Worker {
             metrics: Arc::new(Metrics::new()),
             // `host:pid`, recorded with each run so history says which worker ran it.
             id: crate::state::holder::me().label.clone(),
+            access: Access::new(options.access),
             dir: options.dir.clone(),
             selection: options.selection,
             config: options.config,
@@ -338,19 +369,14 @@ impl Shared {
         TriggerOutcome::Queued { running: view.running }
     }
 
-    /// Every sync this worker knows, with its schedule and what it last saw.
-    pub(crate) fn views(&self) -> Vec<(String, PathBuf, Option<Schedule>, SyncView)> {
-        lock(&self.syncs)
-            .iter()
-            .map(|(name, h)| {
-                (
-                    name.clone(),
-                    h.file.clone(),
-                    h.mapping.borrow().schedule.clone(),
-                    lock(&h.view).clone(),
-                )
-            })
-            .collect()
+    /// Every sync this worker knows, by name, with its mapping and what it last saw.
+    pub(crate) fn views(&self) -> Vec<SyncInfo> {
+        lock(&self.syncs).iter().map(|(name, h)| SyncInfo::of(name, h)).collect()
+    }
+
+    /// One sync, as [`Shared::views`] gives each.
+    pub(crate) fn view(&self, name: &str) -> Option<SyncInfo> {
+        lock(&self.syncs).get(name).map(|h| SyncInfo::of(name, h))
     }
 
     pub(crate) fn invalid(&self) -> Vec<InvalidMapping> {

@@ -1,0 +1,165 @@
+//! The worker's status page: server-rendered HTML, templates compiled into the binary.
+//!
+//! `/` is the overview, `/syncs/NAME` a sync's history, `/syncs/NAME/preview` what its next
+//! run would send and `/syncs/NAME/full-resync` the confirmation before a full resync. Every
+//! page reads only what it shows: one latest run per sync, fifty runs of one sync.
+
+mod chart;
+mod layout;
+mod overview;
+mod preview;
+mod sync;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::{Shared, TriggerOutcome};
+use crate::state::{RunRecord, RunStatus, StateError};
+
+/// The runs a sync's page draws and lists.
+const HISTORY: usize = 50;
+/// The rejections of the last run a sync's page lists.
+const REJECTIONS_SHOWN: usize = 100;
+
+pub(super) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/", get(overview_page))
+        .route("/syncs/{name}", get(sync_page))
+        .route("/syncs/{name}/full-resync", get(confirm_page))
+        .route("/syncs/{name}/preview", get(preview_page))
+}
+
+/// An HTML response, never cached: it is the state of now.
+fn html_response(status: StatusCode, markup: Markup) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+fn problem(shared: &Shared, status: StatusCode, title: &str, message: &str) -> Response {
+    let body = html! {
+        h1 { (title) }
+        p.error { (message) }
+        p { a href="/" { "Back to the overview" } }
+    };
+    html_response(status, layout::page(title, &shared.id, None, body))
+}
+
+fn unreadable(shared: &Shared, e: &StateError) -> Response {
+    problem(
+        shared,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "State store unavailable",
+        &format!("cannot read run history: {e}"),
+    )
+}
+
+fn unknown(shared: &Shared, name: &str) -> Response {
+    let message = format!("this worker runs no sync named {}", crate::quote::quote(name));
+    problem(shared, StatusCode::NOT_FOUND, "No such sync", &message)
+}
+
+async fn overview_page(State(shared): State<Arc<Shared>>) -> Response {
+    let syncs = shared.views();
+    let mut rows = Vec::with_capacity(syncs.len());
+    for info in syncs {
+        match shared.store.runs(Some(&info.name), 1).await {
+            Ok(mut last) => rows.push((info, last.pop())),
+            Err(e) => return unreadable(&shared, &e),
+        }
+    }
+    let markup = overview::render(&rows, &shared.invalid(), chrono::Utc::now());
+    html_response(StatusCode::OK, layout::page("Syncs", &shared.id, Some(15), markup))
+}
+
+#[derive(Deserialize)]
+struct Flash {
+    /// Set by the redirect after a form's trigger: `run` or `full`.
+    queued: Option<String>,
+}
+
+async fn sync_page(State(shared): State<Arc<Shared>>, Path(name): Path<String>, Query(flash): Query<Flash>) -> Response {
+    let Some(info) = shared.view(&name) else {
+        return unknown(&shared, &name);
+    };
+    let runs = match shared.store.runs(Some(&name), HISTORY).await {
+        Ok(runs) => runs,
+        Err(e) => return unreadable(&shared, &e),
+    };
+    let last_finished = runs.iter().find(|r| r.status != RunStatus::Running);
+    let rejections = match last_finished {
+        Some(run) if run.counts.rejected + run.counts.invalid > 0 => match shared.store.rejections(run.id, REJECTIONS_SHOWN).await {
+            Ok(r) => r,
+            Err(e) => return unreadable(&shared, &e),
+        },
+        _ => Vec::new(),
+    };
+    let view = sync::SyncPage {
+        info: &info,
+        runs: &runs,
+        rejections: &rejections,
+        rejections_of: last_finished,
+        csrf: shared.access.csrf(),
+        flash: flash.queued.as_deref(),
+    };
+    let markup = view.render(chrono::Utc::now());
+    html_response(StatusCode::OK, layout::page(&name, &shared.id, Some(15), markup))
+}
+
+async fn confirm_page(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let Some(info) = shared.view(&name) else {
+        return unknown(&shared, &name);
+    };
+    let markup = sync::confirm_full_resync(&info, shared.access.csrf());
+    html_response(StatusCode::OK, layout::page(&name, &shared.id, None, markup))
+}
+
+async fn preview_page(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let Some(info) = shared.view(&name) else {
+        return unknown(&shared, &name);
+    };
+    let markup = preview::render(&info, shared.store.as_ref()).await;
+    html_response(StatusCode::OK, layout::page(&format!("Preview {name}"), &shared.id, None, markup))
+}
+
+/// Where a form's trigger leads: back to the sync's page, which says the run is queued.
+pub(super) fn after_trigger(shared: &Shared, name: &str, full: bool, outcome: TriggerOutcome) -> Response {
+    match outcome {
+        TriggerOutcome::Queued { .. } => {
+            let to = format!("/syncs/{name}?queued={}", if full { "full" } else { "run" });
+            (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+        }
+        TriggerOutcome::Unknown { .. } => unknown(shared, name),
+        TriggerOutcome::Invalid { errors } => problem(shared, StatusCode::CONFLICT, "The mapping is invalid", &errors.join("\n")),
+        TriggerOutcome::ShuttingDown => problem(
+            shared,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Shutting down",
+            "the worker is shutting down: no new runs",
+        ),
+    }
+}
+
+/// The status shown for a sync: running beats queued beats the last run's.
+fn sync_status(running: bool, queued: bool, last: Option<&RunRecord>) -> &'static str {
+    if running {
+        "running"
+    } else if queued {
+        "queued"
+    } else {
+        last.map_or("never_ran", |r| r.status.as_str())
+    }
+}

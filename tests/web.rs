@@ -1,0 +1,666 @@
+//! The worker's status page and its token: every endpoint with and without the token, the
+//! 401s and their metric, CSRF, POST-only changes, the listen rule, `ebb trigger` with the
+//! token from the environment, secrets kept off the pages, and the pages in headless Chromium.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{database_url, fixture, stand_in, text, users_yaml, Workspace};
+use ebb::standin::StandIn;
+use ebb::worker::auth::{AccessOptions, WorkerToken};
+use ebb::worker::{Worker, WorkerOptions};
+
+const TOKEN: &str = "wk-7c1f9d2e4b8a";
+const API_KEY: &str = "sk-live-9f8e7d6c5b4a";
+const PG_PASSWORD: &str = "hunter2-pg-secret";
+
+/// A worker over a folder of five mappings: `users` (fine), `with-rejections` (rows the
+/// mapping refuses), `failing` (a source that is not there), `secretive` (a PostgreSQL URL with
+/// a password, a literal API key, and a table that is not there), and `bad.yml` (invalid).
+struct Site {
+    worker: Option<Worker>,
+    base: String,
+    http: reqwest::Client,
+    _ws: Workspace,
+    _standin: StandIn,
+}
+
+fn mappings(ws: &Workspace, standin: &StandIn) -> PathBuf {
+    let dir = ws.path().join("mappings");
+    std::fs::create_dir(&dir).expect("mappings folder");
+    let url = standin.url();
+    let users = fixture("users/pyarrow.parquet").display().to_string();
+    let invalid = fixture("users_invalid.parquet").display().to_string();
+    let write = |file: &str, text: String| std::fs::write(dir.join(file), text).expect("mapping");
+    write("users.yml", users_yaml("users", &url, "").replace("${USERS_SOURCE}", &users));
+    write(
+        "rejects.yml",
+        users_yaml("with-rejections", &url, "").replace("${USERS_SOURCE}", &invalid),
+    );
+    write(
+        "failing.yml",
+        users_yaml("failing", &url, "").replace("${USERS_SOURCE}", "/nonexistent/ebb-web-test/*.parquet"),
+    );
+    let pg = database_url().replacen("://postgres@", &format!("://postgres:{PG_PASSWORD}@"), 1);
+    write(
+        "secretive.yml",
+        format!(
+            "name: secretive\nsource:\n  postgres:\n    url: ${{WEB_TEST_PG:-{pg}}}\n    table: no_such_schema_ebb.people\n\
+             destination:\n  enterpret:\n    object: user\n    api_key: ${{WEB_TEST_KEY:-{API_KEY}}}\n    url: {url}\n\
+             id: id\ncreated_at: created\nattributes:\n  Email: email\n"
+        ),
+    );
+    write(
+        "bad.yml",
+        "name: bad\nsource:\n  parquet: x.parquet\nid: id\nattribtes: {}\n".to_string(),
+    );
+    dir
+}
+
+impl Site {
+    async fn start(token: Option<&str>, metrics_public: bool) -> Site {
+        let ws = Workspace::new();
+        let standin = stand_in().await;
+        let dir = mappings(&ws, &standin);
+        let store = ws.store().await;
+        let options = WorkerOptions {
+            dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            concurrency: 2,
+            grace: Duration::from_secs(5),
+            poll: Duration::ZERO,
+            config: ebb::config::WorkerConfig::default(),
+            selection: Default::default(),
+            access: AccessOptions {
+                token: token.map(|t| WorkerToken::new(t.to_string())),
+                metrics_public,
+            },
+        };
+        let worker = Worker::start(options, store).await.expect("worker starts");
+        let base = format!("http://{}", worker.addr());
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Site {
+            worker: Some(worker),
+            base,
+            http,
+            _ws: ws,
+            _standin: standin,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get(&self, path: &str, auth: Auth<'_>) -> (u16, String, reqwest::header::HeaderMap) {
+        let response = auth.apply(self.http.get(self.url(path))).send().await.expect("GET");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, response.text().await.unwrap_or_default(), headers)
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        auth: Auth<'_>,
+        form: Option<&[(&str, &str)]>,
+        origin: bool,
+    ) -> (u16, String, reqwest::header::HeaderMap) {
+        let mut request = auth.apply(self.http.post(self.url(path)));
+        if let Some(form) = form {
+            request = request.form(form);
+        }
+        if origin {
+            request = request.header("Origin", self.base.clone());
+        }
+        let response = request.send().await.expect("POST");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, response.text().await.unwrap_or_default(), headers)
+    }
+
+    /// Triggers every valid sync and waits until each has a finished run.
+    async fn run_all(&self, auth: Auth<'_>) {
+        for name in ["users", "with-rejections", "failing", "secretive"] {
+            let (status, body, _) = self.post(&format!("/syncs/{name}/trigger"), auth, None, false).await;
+            assert_eq!(status, 202, "{name}: {body}");
+        }
+        self.wait_until("every sync has a finished run", auth, |syncs| {
+            syncs
+                .iter()
+                .all(|s| s["last_run"]["status"].as_str().is_some_and(|st| st != "running") && !s["running"].as_bool().unwrap_or(true))
+        })
+        .await;
+    }
+
+    async fn wait_until(&self, what: &str, auth: Auth<'_>, done: impl Fn(&[serde_json::Value]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body, _) = self.get("/syncs", auth).await;
+            assert_eq!(status, 200, "{body}");
+            let parsed: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            if done(parsed["syncs"].as_array().map(Vec::as_slice).unwrap_or_default()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting until {what}: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.shutdown(Duration::from_secs(5)).await;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    Basic(&'a str, &'a str),
+}
+
+impl Auth<'_> {
+    fn apply(self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Auth::None => request,
+            Auth::Bearer(t) => request.bearer_auth(t),
+            Auth::Basic(user, password) => request.basic_auth(user, Some(password)),
+        }
+    }
+}
+
+/// The CSRF token the page's forms carry.
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a form with the CSRF token") + "name=\"csrf\" value=\"".len();
+    page[at..].split('"').next().expect("token").to_string()
+}
+
+fn metric(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+const GUARDED_GETS: [&str; 6] = [
+    "/",
+    "/syncs",
+    "/syncs/users",
+    "/syncs/users/preview",
+    "/syncs/users/full-resync",
+    "/metrics",
+];
+
+#[tokio::test]
+async fn with_a_token_every_endpoint_but_healthz_wants_it_and_refusals_are_counted() {
+    let site = Site::start(Some(TOKEN), false).await;
+    let (status, body, _) = site.get("/healthz", Auth::None).await;
+    assert_eq!(status, 200, "healthz is open: {body}");
+    for path in GUARDED_GETS {
+        for auth in [
+            Auth::None,
+            Auth::Bearer("wk-wrong"),
+            Auth::Basic("ada", "wk-wrong"),
+            Auth::Basic(TOKEN, ""),
+        ] {
+            let (status, body, headers) = site.get(path, auth).await;
+            assert_eq!(status, 401, "GET {path} without the right token: {body}");
+            let challenges: Vec<&str> = headers.get_all("www-authenticate").iter().filter_map(|v| v.to_str().ok()).collect();
+            assert!(challenges.iter().any(|c| c.starts_with("Basic realm=")), "{path}: {challenges:?}");
+            assert!(body.contains("token") && !body.contains(TOKEN), "{body}");
+        }
+        for auth in [Auth::Bearer(TOKEN), Auth::Basic("anyone", TOKEN)] {
+            let (status, body, _) = site.get(path, auth).await;
+            assert_eq!(status, 200, "GET {path} with the token: {body}");
+            assert!(!body.contains(TOKEN), "{path} shows the token");
+        }
+    }
+    let (status, _, _) = site.post("/syncs/users/trigger", Auth::None, None, false).await;
+    assert_eq!(status, 401);
+    let (status, body, _) = site.post("/syncs/users/trigger", Auth::Bearer(TOKEN), None, false).await;
+    assert_eq!(status, 202, "{body}");
+    let (_, metrics, _) = site.get("/metrics", Auth::Bearer(TOKEN)).await;
+    assert_eq!(
+        metric(&metrics, "ebb_worker_http_refused_total{reason=\"missing\"}"),
+        7.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "ebb_worker_http_refused_total{reason=\"wrong\"}"),
+        18.0,
+        "{metrics}"
+    );
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_public_opens_metrics_and_nothing_else() {
+    let site = Site::start(Some(TOKEN), true).await;
+    let (status, body, _) = site.get("/metrics", Auth::None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("ebb_worker_mappings"), "{body}");
+    let (status, _, _) = site.get("/syncs", Auth::None).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = site.get("/", Auth::None).await;
+    assert_eq!(status, 401);
+    // Before any run, the preview shows what the first would send, request bodies included.
+    let (_, preview, _) = site.get("/syncs/users/preview", Auth::Bearer(TOKEN)).await;
+    assert!(preview.contains("<dd id=\"would-send\">40</dd>"), "{preview}");
+    assert!(
+        preview.contains("<code>POST ") && preview.contains("&quot;attributes&quot;"),
+        "{preview}"
+    );
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn changes_are_post_only_and_a_browser_needs_the_pages_csrf_token() {
+    let site = Site::start(Some(TOKEN), false).await;
+    let browser = Auth::Basic("ada", TOKEN);
+    let (status, _, _) = site.get("/syncs/users/trigger", browser).await;
+    assert_eq!(status, 405, "a GET must not start a run");
+    // A browser's request without the page's token, or with another, is refused.
+    let (status, body, _) = site.post("/syncs/users/trigger", browser, None, false).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("CSRF"), "{body}");
+    let (status, _, _) = site
+        .post(
+            "/syncs/users/trigger",
+            browser,
+            Some(&[("csrf", "0123456789abcdef0123456789abcdef")]),
+            true,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (_, page, _) = site.get("/syncs/users", browser).await;
+    let csrf = csrf_of(&page);
+    let (status, _, headers) = site.post("/syncs/users/trigger", browser, Some(&[("csrf", &csrf)]), true).await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        headers.get("location").and_then(|v| v.to_str().ok()),
+        Some("/syncs/users?queued=run")
+    );
+    // The full resync's confirmation page posts `full`, with the token.
+    let (_, confirm, _) = site.get("/syncs/users/full-resync", browser).await;
+    assert!(confirm.contains("name=\"full\" value=\"true\"") && csrf_of(&confirm) == csrf);
+    // An API call with Bearer needs none.
+    let (status, body, _) = site.post("/syncs/users/trigger?full=true", Auth::Bearer(TOKEN), None, false).await;
+    assert_eq!(status, 202, "{body}");
+    let (_, metrics, _) = site.get("/metrics", Auth::Bearer(TOKEN)).await;
+    assert_eq!(metric(&metrics, "ebb_worker_http_refused_total{reason=\"csrf\"}"), 2.0, "{metrics}");
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_token_a_page_of_another_site_still_cannot_start_a_run() {
+    let site = Site::start(None, false).await;
+    let (status, _, _) = site.get("/syncs", Auth::None).await;
+    assert_eq!(status, 200);
+    // What a form on any site would send: an Origin, and no CSRF token.
+    let (status, _, _) = site.post("/syncs/users/trigger", Auth::None, Some(&[("full", "true")]), true).await;
+    assert_eq!(status, 403);
+    let (_, page, _) = site.get("/", Auth::None).await;
+    let (_, sync_page, _) = site.get("/syncs/users", Auth::None).await;
+    assert!(page.contains("<table id=\"syncs\""));
+    let (status, _, _) = site
+        .post("/syncs/users/trigger", Auth::None, Some(&[("csrf", &csrf_of(&sync_page))]), true)
+        .await;
+    assert_eq!(status, 303);
+    // `curl -X POST` and `ebb trigger` are not browsers.
+    let (status, _, _) = site.post("/syncs/users/trigger", Auth::None, None, false).await;
+    assert_eq!(status, 202);
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn the_pages_show_failures_rejections_and_invalid_mappings_and_no_secret() {
+    let site = Site::start(Some(TOKEN), false).await;
+    let auth = Auth::Bearer(TOKEN);
+    site.run_all(auth).await;
+    let (status, overview, _) = site.get("/", auth).await;
+    assert_eq!(status, 200);
+    for sync in ["users", "with-rejections", "failing", "secretive"] {
+        assert!(
+            overview.contains(&format!("data-sync=\"{sync}\"")),
+            "{sync} missing from the overview"
+        );
+    }
+    assert!(
+        overview.contains("<tr class=\"bad\" data-sync=\"failing\""),
+        "a failed sync stands out"
+    );
+    assert!(overview.contains("/nonexistent/ebb-web-test"), "the failure's error in full");
+    assert!(
+        overview.contains("bad.yml:5:1"),
+        "the invalid mapping with file:line:col: {overview}"
+    );
+    assert!(
+        overview.contains(" UTC</time>") && overview.contains("ago)"),
+        "times in UTC with a relative form"
+    );
+    let (_, rejects, _) = site.get("/syncs/with-rejections", auth).await;
+    assert!(
+        rejects.contains("id=\"runs-chart\"") && rejects.contains("id=\"rejected\""),
+        "{rejects}"
+    );
+    assert!(rejects.contains("<td>mapping</td>"), "the rejections with their stage and reason");
+    let (_, secretive, _) = site.get("/syncs/secretive", auth).await;
+    let (_, preview, _) = site.get("/syncs/secretive/preview", auth).await;
+    let (_, json, _) = site.get("/syncs", auth).await;
+    for (what, text) in [
+        ("overview", &overview),
+        ("sync page", &secretive),
+        ("preview", &preview),
+        ("/syncs", &json),
+    ] {
+        for secret in [PG_PASSWORD, API_KEY, TOKEN] {
+            assert!(!text.contains(secret), "the {what} shows a secret");
+        }
+    }
+    assert!(
+        secretive.contains("postgres 127.0.0.1:5432/"),
+        "the source, without its credentials: {secretive}"
+    );
+    assert!(preview.contains("no_such_schema_ebb"), "the preview's failure is shown: {preview}");
+    let (_, users_preview, _) = site.get("/syncs/users/preview", auth).await;
+    assert!(
+        users_preview.contains("<dd id=\"would-send\">0</dd>"),
+        "all sent already: {users_preview}"
+    );
+    site.stop().await;
+}
+
+fn ebb_worker(ws: &Path, listen: &str, envs: &[(&str, &str)], extra: &[&str]) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"));
+    cmd.current_dir(ws)
+        .args(["--state", "state.db", "worker", "mappings", "--listen", listen, "--poll", "0s"])
+        .args(extra)
+        .env_remove("EBB_WORKER_TOKEN")
+        .env_remove("EBB_LOG")
+        .stdout(std::fs::File::create(ws.join("worker.out")).expect("out"))
+        .stderr(std::fs::File::create(ws.join("worker.err")).expect("err"));
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("ebb worker starts")
+}
+
+fn wait_for_line(file: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "no `{needle}` in {}: {text}", file.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn the_listen_rule_and_the_token_from_the_environment_for_worker_trigger_and_health() {
+    let ws = Workspace::new();
+    let standin = stand_in().await;
+    mappings(&ws, &standin);
+    let dir = ws.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = ebb_worker(&dir, "0.0.0.0:0", &[], &[]);
+        let status = child.wait().expect("worker exits");
+        (status, std::fs::read_to_string(dir.join("worker.err")).unwrap_or_default())
+    })
+    .await
+    .expect("join");
+    assert!(!out.0.success());
+    assert!(
+        out.1.contains("will not listen on 0.0.0.0:0 without a token") && out.1.contains("EBB_WORKER_TOKEN"),
+        "{}",
+        out.1
+    );
+    let empty = common::ebb(
+        ws.path(),
+        &["worker", "mappings", "--listen", "0.0.0.0:0"],
+        &[("EBB_WORKER_TOKEN", " ")],
+    );
+    assert!(text(&empty).1.contains("EBB_WORKER_TOKEN is set but empty"), "{:?}", text(&empty));
+
+    // With its token in another variable it listens on every address.
+    let mut child = ebb_worker(
+        ws.path(),
+        "0.0.0.0:0",
+        &[("MY_WORKER_TOKEN", TOKEN)],
+        &["--token-env", "MY_WORKER_TOKEN"],
+    );
+    let out = wait_for_line(&ws.path().join("worker.out"), "wants the token in MY_WORKER_TOKEN");
+    let port = out
+        .split(" on http://0.0.0.0:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("port")
+        .to_string();
+    let worker = format!("http://127.0.0.1:{port}");
+    let cli = |args: &[&str], envs: &[(&str, &str)]| {
+        let mut all = vec![("EBB_WORKER_URL", worker.as_str())];
+        all.extend_from_slice(envs);
+        text(&common::ebb(ws.path(), args, &all))
+    };
+    let (_, err) = cli(&["trigger", "users"], &[]);
+    assert!(err.contains("the worker wants a token: set EBB_WORKER_TOKEN"), "{err}");
+    let (_, err) = cli(&["trigger", "users"], &[("EBB_WORKER_TOKEN", "wk-wrong")]);
+    assert!(
+        err.contains("refused the token in EBB_WORKER_TOKEN") && !err.contains("wk-wrong"),
+        "{err}"
+    );
+    let (out, err) = cli(
+        &["trigger", "users", "--token-env", "MY_WORKER_TOKEN"],
+        &[("MY_WORKER_TOKEN", TOKEN)],
+    );
+    assert!(out.contains("users: triggered"), "{out}{err}");
+    let (out, _) = cli(&["health"], &[]);
+    assert!(out.contains("\"status\":\"ok\""), "{out}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let logs = std::fs::read_to_string(ws.path().join("worker.err")).unwrap_or_default() + &out;
+    assert!(!logs.contains(TOKEN), "the token reached a log line");
+}
+
+#[tokio::test]
+async fn without_a_token_the_worker_says_it_listens_on_this_machine_only() {
+    let ws = Workspace::new();
+    let standin = stand_in().await;
+    mappings(&ws, &standin);
+    let mut child = ebb_worker(ws.path(), "127.0.0.1:0", &[], &[]);
+    let out = wait_for_line(&ws.path().join("worker.out"), "no token");
+    assert!(
+        out.contains("no token (EBB_WORKER_TOKEN is unset): listening on this machine only"),
+        "{out}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// chromedriver on a free port, and a headless Chromium session through it.
+struct Browser {
+    driver: std::process::Child,
+    client: fantoccini::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("chromedriver: install Debian's chromium and chromium-driver (`.ci/run` does)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let driver = std::process::Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = tempfile::tempdir().expect("profile dir");
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1400,1000",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!("--user-data-dir={}", profile.path().display())])
+        .collect::<Vec<_>>();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match fantoccini::ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => break client,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("no Chromium session through chromedriver: {e}"),
+            }
+        };
+        Browser {
+            driver,
+            client,
+            _profile: profile,
+        }
+    }
+
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshots folder");
+        let path = dir.join(name);
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(&path, png).expect("write screenshot");
+        path
+    }
+
+    async fn text_of(&self, css: &str) -> String {
+        let element = self
+            .client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"));
+        element.text().await.expect("text")
+    }
+
+    async fn count(&self, css: &str) -> usize {
+        self.client.find_all(fantoccini::Locator::Css(css)).await.expect("find_all").len()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.client.close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[tokio::test]
+async fn in_headless_chromium_a_person_sees_the_failure_opens_a_sync_and_runs_it_now() {
+    let site = Site::start(Some(TOKEN), false).await;
+    site.run_all(Auth::Bearer(TOKEN)).await;
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    // The browser logs in with HTTP Basic, the token as the password.
+    let login = site.base.replacen("http://", &format!("http://ebb:{TOKEN}@"), 1);
+    client.goto(&format!("{login}/")).await.expect("overview loads");
+    assert_eq!(client.title().await.expect("title"), "Syncs · ebb");
+    let failing = browser.text_of("tr[data-sync='failing']").await;
+    assert!(
+        failing.contains("failed") && failing.contains("/nonexistent/ebb-web-test"),
+        "{failing}"
+    );
+    let failed_colour = client
+        .find(fantoccini::Locator::Css("tr[data-sync='failing']"))
+        .await
+        .expect("row")
+        .css_value("background-color")
+        .await
+        .expect("colour");
+    assert_ne!(failed_colour, "rgba(0, 0, 0, 0)", "the failed sync's row stands out");
+    let rejects = browser.text_of("tr[data-sync='with-rejections']").await;
+    assert!(rejects.contains("invalid"), "{rejects}");
+    assert!(browser.text_of("#invalid + table").await.contains("bad.yml:5:1"));
+    assert!(browser.text_of(".summary").await.contains("2 failed"));
+    let overview = browser.screenshot("overview.png").await;
+
+    client
+        .find(fantoccini::Locator::Css("a[href='/syncs/users']"))
+        .await
+        .expect("link")
+        .click()
+        .await
+        .expect("click");
+    client
+        .wait()
+        .for_element(fantoccini::Locator::Css("svg#runs-chart"))
+        .await
+        .expect("the chart");
+    assert_eq!(browser.count("svg#runs-chart g.run").await, 1, "one bar per run");
+    assert_eq!(browser.count("#runs tbody tr").await, 1);
+    browser.screenshot("sync.png").await;
+
+    client
+        .find(fantoccini::Locator::Css("#run-now"))
+        .await
+        .expect("Run now")
+        .click()
+        .await
+        .expect("submit");
+    client
+        .wait()
+        .for_element(fantoccini::Locator::Css(".flash"))
+        .await
+        .expect("the queued notice");
+    assert!(client
+        .current_url()
+        .await
+        .expect("url")
+        .as_str()
+        .ends_with("/syncs/users?queued=run"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Until the new run is listed, and finished.
+    while browser.count("#runs tbody tr").await < 2 || browser.count("#runs tbody tr:first-child .s-completed").await == 0 {
+        assert!(Instant::now() < deadline, "the triggered run never appeared");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client.refresh().await.expect("reload");
+    }
+    assert_eq!(browser.count("svg#runs-chart g.run").await, 2);
+    browser.screenshot("after-run-now.png").await;
+    eprintln!(
+        "screenshots in {}",
+        overview.parent().map(|p| p.display().to_string()).unwrap_or_default()
+    );
+    browser.stop().await;
+    site.stop().await;
+}
