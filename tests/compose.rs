@@ -88,6 +88,19 @@ fn services_commands_and_mounts_match_the_repository() {
         .starts_with("postgres://postgres@postgres:5432/"));
     assert!(env["ENTERPRET_URL"].as_str().unwrap_or("").contains("stand-in:8787"));
     assert_eq!(worker["depends_on"]["postgres"]["condition"], "service_healthy");
+    // Listening on every address needs a token: from the shell, with a default for local use.
+    let token = env["EBB_WORKER_TOKEN"].as_str().unwrap_or("");
+    assert!(token.starts_with("${EBB_WORKER_TOKEN:-") && token.len() > "${EBB_WORKER_TOKEN:-}".len(), "{token}");
+    let access = ebb::worker::auth::AccessOptions {
+        token: Some(ebb::worker::auth::WorkerToken::new("local-dev-token".into())),
+        metrics_public: command.iter().any(|a| a == "--metrics-public"),
+    };
+    let addr: std::net::SocketAddr = listen.parse().expect("listen address");
+    assert!(ebb::worker::auth::check_listen(addr, &access).is_ok());
+    assert!(
+        ebb::worker::auth::check_listen(addr, &Default::default()).is_err(),
+        "without the token the worker would refuse this address"
+    );
 
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
     let stages = dockerfile.lines().filter(|l| l.starts_with("FROM ")).count();
