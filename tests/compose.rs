@@ -90,7 +90,10 @@ fn services_commands_and_mounts_match_the_repository() {
     assert_eq!(worker["depends_on"]["postgres"]["condition"], "service_healthy");
     // Listening on every address needs a token: from the shell, with a default for local use.
     let token = env["EBB_WORKER_TOKEN"].as_str().unwrap_or("");
-    assert!(token.starts_with("${EBB_WORKER_TOKEN:-") && token.len() > "${EBB_WORKER_TOKEN:-}".len(), "{token}");
+    assert!(
+        token.starts_with("${EBB_WORKER_TOKEN:-") && token.len() > "${EBB_WORKER_TOKEN:-}".len(),
+        "{token}"
+    );
     let access = ebb::worker::auth::AccessOptions {
         token: Some(ebb::worker::auth::WorkerToken::new("local-dev-token".into())),
         metrics_public: command.iter().any(|a| a == "--metrics-public"),

@@ -301,6 +301,18 @@ async fn worker_contract(store: &dyn StateStore) {
         .finish_run(next, RunStatus::Completed, &RunCounts::default(), None)
         .await
         .expect("finish");
+    // One latest run per sync that has runs, in one query: `w`'s newest, and `s`'s from `contract`.
+    let latest = store.latest_runs().await.expect("latest runs");
+    let w_latest: Vec<i64> = latest.iter().filter(|r| r.sync == "w").map(|r| r.id).collect();
+    assert_eq!(w_latest, vec![next]);
+    let s_latest = store.runs(Some("s"), 1).await.expect("runs");
+    assert_eq!(
+        latest.iter().filter(|r| r.sync == "s").map(|r| r.id).collect::<Vec<_>>(),
+        s_latest.iter().map(|r| r.id).collect::<Vec<_>>()
+    );
+    let mut names: Vec<&str> = latest.iter().map(|r| r.sync.as_str()).collect();
+    names.dedup();
+    assert_eq!(names.len(), latest.len(), "one run a sync");
     let rejection = StoredRejection {
         stage: RejectionStage::Mapping,
         record_id: None,

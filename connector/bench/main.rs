@@ -4,6 +4,7 @@
 //! peers (DuckDB, drt) into a throwaway venv, and runs `ebb-bench suite`.
 
 mod generate;
+mod status_page;
 mod suite;
 
 use std::path::PathBuf;
@@ -24,6 +25,14 @@ enum Command {
     Generate(GenerateArgs),
     /// Run every case several times against the peers and print the results table.
     Suite(suite::SuiteArgs),
+    /// Only the status page case: a worker over 200 syncs and 10,000 runs, `GET /` timed.
+    StatusPage {
+        /// The `ebb` binary; by default the one next to this one.
+        #[arg(long)]
+        ebb: Option<PathBuf>,
+        #[arg(long, default_value = "target/bench")]
+        work: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -75,6 +84,14 @@ async fn main() -> Result<()> {
             println!("{}", serde_json::to_string(&truth)?);
         }
         Command::Suite(args) => suite::run(args).await?,
+        Command::StatusPage { ebb, work } => {
+            let ebb = match ebb {
+                Some(p) => p,
+                None => std::env::current_exe()?.with_file_name("ebb"),
+            };
+            std::fs::create_dir_all(&work)?;
+            println!("{}", status_page::row(&status_page::measure(&ebb, &work.canonicalize()?).await?));
+        }
     }
     Ok(())
 }

@@ -494,6 +494,13 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
         100.0 * p.median / e.median
     );
 
+    eprintln!("status page…");
+    let _ = writeln!(
+        table,
+        "{}",
+        crate::status_page::row(&crate::status_page::measure(&env.ebb, &work).await?)
+    );
+
     end_to_end(&env, &args, runs, &mut table, &mut notes).await?;
     mixed_diff(&env, &args, runs, args.rows, &mut table, &mut notes).await?;
     if args.large_rows > 0 {

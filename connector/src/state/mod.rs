@@ -191,6 +191,8 @@ pub trait StateStore: Send + Sync {
     async fn report_progress(&self, run: i64, progress: &RunProgress) -> Result<(), StateError>;
     /// The latest runs, newest first; of one sync or of all.
     async fn runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StateError>;
+    /// The latest run of every sync that has one, in one query: what an overview shows.
+    async fn latest_runs(&self) -> Result<Vec<RunRecord>, StateError>;
     async fn rejections(&self, run: i64, limit: usize) -> Result<Vec<StoredRejection>, StateError>;
     /// Names of every sync that has runs or state.
     async fn syncs(&self) -> Result<Vec<String>, StateError>;

@@ -448,6 +448,16 @@ where
         rows.into_iter().map(RunRecord::try_from).collect()
     }
 
+    async fn latest_runs(&self) -> Result<Vec<RunRecord>, StateError> {
+        // The (sync, id) index answers the MAX per sync without reading every run.
+        let rows: Vec<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY sync) ORDER BY sync"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(RunRecord::try_from).collect()
+    }
+
     async fn rejections(&self, run: i64, limit: usize) -> Result<Vec<StoredRejection>, StateError> {
         let rows: Vec<RejectionRow> = sqlx::query_as(&format!(
             "SELECT stage, record_id, position, reason FROM rejections WHERE run_id = $1 ORDER BY {} LIMIT $2",

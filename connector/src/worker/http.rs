@@ -80,18 +80,19 @@ struct SyncsBody {
 }
 
 async fn syncs(State(shared): State<Arc<Shared>>) -> Response {
+    let mut latest = match shared.latest_runs().await {
+        Ok(latest) => latest,
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": format!("cannot read run history: {e}")})),
+            )
+                .into_response()
+        }
+    };
     let mut out = Vec::new();
     for info in shared.views() {
-        let last_run = match shared.store.runs(Some(&info.name), 1).await {
-            Ok(mut runs) => runs.pop(),
-            Err(e) => {
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({"error": format!("cannot read run history: {e}")})),
-                )
-                    .into_response()
-            }
-        };
+        let last_run = latest.remove(&info.name);
         let view = &info.view;
         let status = if view.running {
             "running".to_string()

@@ -43,7 +43,7 @@ use crate::error::Error;
 use crate::pacing::Pacers;
 use crate::selection::Selection;
 use crate::spec::Mapping;
-use crate::state::StateStore;
+use crate::state::{RunRecord, StateStore};
 use crate::sync::{RunReport, Throughput};
 use auth::{Access, AccessOptions};
 use driver::Driver;
@@ -377,6 +377,11 @@ impl Shared {
     /// One sync, as [`Shared::views`] gives each.
     pub(crate) fn view(&self, name: &str) -> Option<SyncInfo> {
         lock(&self.syncs).get(name).map(|h| SyncInfo::of(name, h))
+    }
+
+    /// The latest run of each sync in the state store, by any worker, by sync name.
+    pub(crate) async fn latest_runs(&self) -> Result<BTreeMap<String, RunRecord>, crate::state::StateError> {
+        Ok(self.store.latest_runs().await?.into_iter().map(|r| (r.sync.clone(), r)).collect())
     }
 
     pub(crate) fn invalid(&self) -> Vec<InvalidMapping> {

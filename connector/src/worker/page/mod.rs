@@ -73,14 +73,18 @@ fn unknown(shared: &Shared, name: &str) -> Response {
 }
 
 async fn overview_page(State(shared): State<Arc<Shared>>) -> Response {
-    let syncs = shared.views();
-    let mut rows = Vec::with_capacity(syncs.len());
-    for info in syncs {
-        match shared.store.runs(Some(&info.name), 1).await {
-            Ok(mut last) => rows.push((info, last.pop())),
-            Err(e) => return unreadable(&shared, &e),
-        }
-    }
+    let mut latest = match shared.latest_runs().await {
+        Ok(latest) => latest,
+        Err(e) => return unreadable(&shared, &e),
+    };
+    let rows: Vec<_> = shared
+        .views()
+        .into_iter()
+        .map(|info| {
+            let last = latest.remove(&info.name);
+            (info, last)
+        })
+        .collect();
     let markup = overview::render(&rows, &shared.invalid(), chrono::Utc::now());
     html_response(StatusCode::OK, layout::page("Syncs", &shared.id, Some(15), markup))
 }
