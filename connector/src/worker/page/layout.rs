@@ -35,15 +35,22 @@ dt { color: #5b6470; } dd { margin: 0; font-family: ui-monospace, monospace; fon
 svg text { font-size: 11px; fill: #5b6470; }
 "#;
 
-/// A whole page. `refresh` reloads it every that many seconds, without a script.
-pub(super) fn page(title: &str, worker: &str, refresh: Option<u32>, body: Markup) -> Markup {
+/// How a page reloads itself, without a script: every `secs`, at `to` (the page's own address
+/// without a one-time notice such as `?queued=run`).
+pub(super) struct Refresh<'a> {
+    pub secs: u32,
+    pub to: &'a str,
+}
+
+/// A whole page.
+pub(super) fn page(title: &str, worker: &str, refresh: Option<Refresh<'_>>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                @if let Some(secs) = refresh { meta http-equiv="refresh" content=(secs); }
+                @if let Some(r) = refresh { meta http-equiv="refresh" content={ (r.secs) "; url=" (r.to) }; }
                 title { (title) " · ebb" }
                 style { (PreEscaped(STYLE)) }
             }

@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use super::{Shared, TriggerOutcome};
 use crate::state::{RunRecord, RunStatus, StateError};
+use layout::Refresh;
 
 /// The runs a sync's page draws and lists.
 const HISTORY: usize = 50;
@@ -86,7 +87,10 @@ async fn overview_page(State(shared): State<Arc<Shared>>) -> Response {
         })
         .collect();
     let markup = overview::render(&rows, &shared.invalid(), chrono::Utc::now());
-    html_response(StatusCode::OK, layout::page("Syncs", &shared.id, Some(15), markup))
+    html_response(
+        StatusCode::OK,
+        layout::page("Syncs", &shared.id, Some(Refresh { secs: 15, to: "/" }), markup),
+    )
 }
 
 #[derive(Deserialize)]
@@ -120,7 +124,9 @@ async fn sync_page(State(shared): State<Arc<Shared>>, Path(name): Path<String>, 
         flash: flash.queued.as_deref(),
     };
     let markup = view.render(chrono::Utc::now());
-    html_response(StatusCode::OK, layout::page(&name, &shared.id, Some(15), markup))
+    let here = format!("/syncs/{name}");
+    let refresh = Refresh { secs: 15, to: &here };
+    html_response(StatusCode::OK, layout::page(&name, &shared.id, Some(refresh), markup))
 }
 
 async fn confirm_page(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
