@@ -14,7 +14,7 @@ use crate::destination::DestinationError;
 use crate::error::Error;
 use crate::payload;
 use crate::record::Change;
-use crate::state::{self, RejectedRecord, RunStatus, StateError, StateStore, Suppression};
+use crate::state::{self, RejectedRecord, RunStatus, StateStore, Suppression};
 use crate::sync::SyncJob;
 
 /// How many runs are searched for the ones that sent the record.
@@ -64,11 +64,8 @@ pub(super) async fn record(state_url: &str, path: &Path, identity: &str, json: b
 
 async fn gather(sync: &SyncJob, store: &dyn StateStore, id: String) -> Result<RecordReport, Error> {
     let tracked = store.tracked(sync.name(), std::slice::from_ref(&id)).await?.pop();
-    let record = match tracked.as_ref().and_then(|t| t.payload.as_deref()) {
-        Some(bytes) => Some(
-            payload::decode(&id, bytes)
-                .map_err(|e| StateError::Damaged(format!("the kept payload of {} cannot be read ({e})", crate::quote::quote(&id))))?,
-        ),
+    let record = match &tracked {
+        Some(t) => t.acknowledged()?,
         None => None,
     };
     let request_body = match &record {

@@ -63,6 +63,11 @@ fn token_from_env(var: &str) -> Result<Option<WorkerToken>, Error> {
             "{var} is set but empty: unset it to run without a token, or set it to the worker's token"
         ))),
         Ok(token) => Ok(Some(WorkerToken::new(token))),
+        // A variable named on purpose must hold a token. The name is not repeated: someone who
+        // put the token itself after `--token-env` would see it printed back.
+        Err(std::env::VarError::NotPresent) if var != DEFAULT_TOKEN_ENV => Err(Error::Usage(
+            "the variable that --token-env names is not set: export it with the worker's token (--token-env takes a variable's name, never the token)".into(),
+        )),
         Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(_)) => Err(Error::Usage(format!("{var} is not valid UTF-8"))),
     }

@@ -18,6 +18,20 @@ pub struct TrackedRecord {
     pub payload: Option<Vec<u8>>,
 }
 
+impl TrackedRecord {
+    /// The record as it was last acknowledged, decoded from the kept payload; `None` if state
+    /// kept no payload of it.
+    pub fn acknowledged(&self) -> Result<Option<crate::record::Record>, super::StateError> {
+        let Some(bytes) = &self.payload else { return Ok(None) };
+        crate::payload::decode(&self.id, bytes).map(Some).map_err(|e| {
+            super::StateError::Damaged(format!(
+                "the kept payload of {} cannot be read ({e})",
+                crate::quote::quote(&self.id)
+            ))
+        })
+    }
+}
+
 /// A `records` row as `tracked` reads it; the SQL column names are the field names.
 #[derive(sqlx::FromRow)]
 pub(crate) struct TrackedRow {

@@ -7,7 +7,7 @@ use super::SyncJob;
 use crate::error::Error;
 use crate::payload::{self, FieldChange};
 use crate::record::Record;
-use crate::state::{StateError, StateStore, TrackedRecord};
+use crate::state::{StateStore, TrackedRecord};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,7 +50,7 @@ pub async fn explain(sync: &SyncJob, store: &dyn StateStore, upserts: &[&Record]
         out.push(upsert(record, find(&record.id))?);
     }
     for id in deletes {
-        let before = find(id).map(stored).transpose()?.flatten();
+        let before = find(id).map(TrackedRecord::acknowledged).transpose()?.flatten();
         let nothing = Record {
             id: id.clone(),
             created_at: before.as_ref().map_or(0, |b| b.created_at),
@@ -68,7 +68,7 @@ pub async fn explain(sync: &SyncJob, store: &dyn StateStore, upserts: &[&Record]
 }
 
 fn upsert(record: &Record, tracked: Option<&TrackedRecord>) -> Result<Explanation, Error> {
-    let before = tracked.map(stored).transpose()?.flatten();
+    let before = tracked.map(TrackedRecord::acknowledged).transpose()?.flatten();
     let (action, compared) = match (tracked, &before) {
         (None, _) => (Action::New, true),
         (Some(_), Some(_)) => (Action::Changed, true),
@@ -99,16 +99,6 @@ fn everything(record: &Record) -> Vec<FieldChange> {
         to: record.created_at.into(),
     });
     created.into_iter().chain(payload::field_changes(&empty, record)).collect()
-}
-
-fn stored(tracked: &TrackedRecord) -> Result<Option<Record>, Error> {
-    let Some(bytes) = &tracked.payload else { return Ok(None) };
-    payload::decode(&tracked.id, bytes).map(Some).map_err(|e| {
-        Error::State(StateError::Damaged(format!(
-            "the kept payload of {} cannot be read ({e})",
-            crate::quote::quote(&tracked.id)
-        )))
-    })
 }
 
 fn last_sent(tracked: &TrackedRecord) -> LastSent {
