@@ -127,6 +127,15 @@ impl Selection {
         selected && !self.exclude.iter().any(|s| s.matches(file, &head))
     }
 
+    /// Those of `files` this selection picks; a file that cannot be read is kept, for the
+    /// command to report.
+    pub fn picked(&self, files: Vec<PathBuf>) -> Vec<PathBuf> {
+        files
+            .into_iter()
+            .filter(|file| std::fs::read_to_string(file).map_or(true, |text| self.picks(file, &text)))
+            .collect()
+    }
+
     /// The mapping files that `paths` name (a folder stands for its `*.yml` and `*.yaml` files,
     /// sorted) which this selection picks. A file that cannot be read is kept, for the command
     /// to report. Selecting nothing out of something is an error: a scheduled `ebb sync
@@ -140,11 +149,7 @@ impl Selection {
                 all.push(path.clone());
             }
         }
-        let picked: Vec<PathBuf> = all
-            .iter()
-            .filter(|file| std::fs::read_to_string(file).map_or(true, |text| self.picks(file, &text)))
-            .cloned()
-            .collect();
+        let picked = self.picked(all);
         if picked.is_empty() && !self.is_everything() {
             let searched = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
             return Err(SelectionError::NothingSelected {

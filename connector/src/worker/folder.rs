@@ -42,10 +42,7 @@ pub(super) type ValidMappings = BTreeMap<String, (PathBuf, Mapping, String)>;
 pub(super) async fn scan(dir: &Path, selection: &Selection) -> (ValidMappings, Vec<InvalidMapping>) {
     let mut valid: ValidMappings = BTreeMap::new();
     let mut invalid = Vec::new();
-    let files: Vec<PathBuf> = mapping_files(dir)
-        .into_iter()
-        .filter(|file| std::fs::read_to_string(file).map_or(true, |text| selection.picks(file, &text)))
-        .collect();
+    let files = selection.picked(mapping_files(dir));
     for (file, checked) in sync::check::check_files(&files, &ProcessEnv).await {
         match checked {
             Ok(c) => {
