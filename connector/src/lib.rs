@@ -30,6 +30,7 @@
 //! - [`retry`] and [`delivery`]: classification, backoff, splitting; [`pacing`]: the rate
 //!   limit, shared per destination credential, slowed on 429s.
 //! - [`sync`]: the only module that sees every seam: plan, deliver, commit.
+//! - [`warehouse`]: the warehouse-side diff's SQL, one module per dialect (the row hash so far).
 //! - [`standin`]: a local, strict stand-in for each destination.
 //! - [`worker`]: `ebb worker`: schedules, triggers, metrics and shutdown for long-lived runs.
 //! - [`alerts`]: alert rules over a run and its history, sent to a webhook.
@@ -60,6 +61,7 @@ pub mod spec;
 pub mod standin;
 pub mod state;
 pub mod sync;
+pub mod warehouse;
 pub mod worker;
 
 pub use error::Error;

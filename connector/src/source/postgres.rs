@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use super::{ColumnType, Found, Source, SourceBatch, SourceError, SourceSchema};
 use crate::config::secret::SecretString;
 use crate::config::PostgresRelation;
+use crate::warehouse::postgres::quote_ident;
 
 const BATCH_ROWS: usize = 8192;
 
@@ -91,10 +92,6 @@ fn classify(type_name: &str, kind: &PgTypeKind) -> Option<(ColumnType, Wire)> {
         "TIMESTAMPTZ" => (ColumnType::Timestamp, Wire::TimestampTz),
         _ => return None,
     })
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 impl PostgresSource {
