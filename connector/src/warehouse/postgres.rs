@@ -78,6 +78,95 @@ pub fn row_hash(columns: &[HashedColumn<'_>]) -> String {
     format!("md5({})", canonical_text(columns))
 }
 
+/// The bookkeeping tables in the warehouse's `schema`: one row per acknowledged record, with
+/// its id as the source's text so that a person can query it, and one per sync with the hash
+/// version and the mapped columns its hashes cover. Idempotent.
+pub fn create_state(schema: &str) -> String {
+    let s = quote_ident(schema);
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};\n\
+         CREATE TABLE IF NOT EXISTS {s}.ebb_records (sync text NOT NULL, id text NOT NULL, hash text NOT NULL, \
+         synced_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (sync, id));\n\
+         CREATE TABLE IF NOT EXISTS {s}.ebb_syncs (sync text PRIMARY KEY, hash_version int NOT NULL, columns text NOT NULL, \
+         updated_at timestamptz NOT NULL DEFAULT now());"
+    )
+}
+
+/// Acknowledged upserts, one round trip for a batch. `$1` sync, `$2` ids, `$3` hashes.
+pub fn commit_upserts(schema: &str) -> String {
+    format!(
+        "INSERT INTO {}.ebb_records (sync, id, hash) SELECT $1, u.id, u.hash FROM UNNEST($2::text[], $3::text[]) AS u(id, hash) \
+         ON CONFLICT (sync, id) DO UPDATE SET hash = excluded.hash, synced_at = now()",
+        quote_ident(schema)
+    )
+}
+
+/// Acknowledged deletes. `$1` sync, `$2` ids.
+pub fn commit_deletes(schema: &str) -> String {
+    format!(
+        "DELETE FROM {}.ebb_records WHERE sync = $1 AND id = ANY($2::text[])",
+        quote_ident(schema)
+    )
+}
+
+/// Forgets a sync's records and what its hashes covered. `$1` sync.
+pub fn reset(schema: &str) -> [String; 2] {
+    let s = quote_ident(schema);
+    [
+        format!("DELETE FROM {s}.ebb_records WHERE sync = $1"),
+        format!("DELETE FROM {s}.ebb_syncs WHERE sync = $1"),
+    ]
+}
+
+/// What a sync's stored hashes cover. `$1` sync; returns `hash_version`, `columns`.
+pub fn read_coverage(schema: &str) -> String {
+    format!(
+        "SELECT hash_version, columns FROM {}.ebb_syncs WHERE sync = $1",
+        quote_ident(schema)
+    )
+}
+
+/// Records what a sync's hashes cover. `$1` sync, `$2` hash version, `$3` columns.
+pub fn write_coverage(schema: &str) -> String {
+    format!(
+        "INSERT INTO {}.ebb_syncs (sync, hash_version, columns) VALUES ($1, $2, $3) \
+         ON CONFLICT (sync) DO UPDATE SET hash_version = excluded.hash_version, columns = excluded.columns, updated_at = now()",
+        quote_ident(schema)
+    )
+}
+
+/// The source rows of `base` (a query) with their id as text (`ebb_id`) and row hash
+/// (`ebb_hash`), all columns after them.
+fn hashed_source(base: &str, id: &str, columns: &[HashedColumn<'_>]) -> String {
+    format!(
+        "SELECT {}::text AS ebb_id, {} AS ebb_hash, ebb_q.* FROM ({base}) AS ebb_q",
+        quote_ident(id),
+        row_hash(columns)
+    )
+}
+
+/// The diff, as one query: the rows of `base` whose id is not stored for sync `$1`, or whose
+/// hash differs from the stored one, with `ebb_id`, `ebb_hash`, then the source's columns.
+/// A row without an id is among them, for the mapping to reject.
+pub fn changed_rows(schema: &str, base: &str, id: &str, columns: &[HashedColumn<'_>]) -> String {
+    format!(
+        "SELECT ebb_src.* FROM ({}) AS ebb_src LEFT JOIN {}.ebb_records AS ebb_st ON ebb_st.sync = $1 AND ebb_st.id = ebb_src.ebb_id \
+         WHERE ebb_st.hash IS DISTINCT FROM ebb_src.ebb_hash",
+        hashed_source(base, id, columns),
+        quote_ident(schema)
+    )
+}
+
+/// The ids stored for sync `$1` that `base` no longer has, sorted.
+pub fn gone_ids(schema: &str, base: &str, id: &str) -> String {
+    format!(
+        "SELECT ebb_st.id FROM {}.ebb_records AS ebb_st WHERE ebb_st.sync = $1 \
+         AND NOT EXISTS (SELECT 1 FROM ({base}) AS ebb_q WHERE ebb_q.{}::text = ebb_st.id) ORDER BY ebb_st.id",
+        quote_ident(schema),
+        quote_ident(id)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
