@@ -5,6 +5,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -492,6 +493,8 @@ async fn without_a_token_the_worker_says_it_listens_on_this_machine_only() {
 struct Browser {
     driver: std::process::Child,
     client: fantoccini::Client,
+    /// The session's own handle, closed by `stop`; `client` is a clone the test uses.
+    session: Option<fantoccini::Client>,
     _profile: tempfile::TempDir,
 }
 
@@ -505,7 +508,9 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
+        // A process group of its own, so that Chromium, which chromedriver starts, goes with it.
         let driver = std::process::Command::new(chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -551,6 +556,7 @@ impl Browser {
         };
         Browser {
             driver,
+            session: Some(client.clone()),
             client,
             _profile: profile,
         }
@@ -578,9 +584,22 @@ impl Browser {
         self.client.find_all(fantoccini::Locator::Css(css)).await.expect("find_all").len()
     }
 
+    /// Ends the session (Chromium quits), then `Drop` ends chromedriver.
     async fn stop(mut self) {
-        let _ = self.client.close().await;
-        let _ = self.driver.kill();
+        if let Some(client) = self.session.take() {
+            let _ = client.close().await;
+        }
+    }
+}
+
+/// Also when a test fails midway: chromedriver and every Chromium process it started.
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let killed = std::process::Command::new("kill").args(["-KILL", "--", &group]).status();
+        if !killed.is_ok_and(|s| s.success()) {
+            let _ = self.driver.kill();
+        }
         let _ = self.driver.wait();
     }
 }
