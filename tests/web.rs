@@ -580,6 +580,21 @@ impl Browser {
         element.text().await.expect("text")
     }
 
+    /// Clicks the element `css` finds, then waits for the page to have `then`.
+    async fn click_then_wait_for(&self, css: &str, then: &str) {
+        let element = self
+            .client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}`: {e}"));
+        element.click().await.unwrap_or_else(|e| panic!("clicking `{css}`: {e}"));
+        self.client
+            .wait()
+            .for_element(fantoccini::Locator::Css(then))
+            .await
+            .unwrap_or_else(|e| panic!("no `{then}` after clicking `{css}`: {e}"));
+    }
+
     async fn count(&self, css: &str) -> usize {
         self.client.find_all(fantoccini::Locator::Css(css)).await.expect("find_all").len()
     }
@@ -633,34 +648,12 @@ async fn in_headless_chromium_a_person_sees_the_failure_opens_a_sync_and_runs_it
     assert!(browser.text_of(".summary").await.contains("2 failed"));
     let overview = browser.screenshot("overview.png").await;
 
-    client
-        .find(fantoccini::Locator::Css("a[href='/syncs/users']"))
-        .await
-        .expect("link")
-        .click()
-        .await
-        .expect("click");
-    client
-        .wait()
-        .for_element(fantoccini::Locator::Css("svg#runs-chart"))
-        .await
-        .expect("the chart");
+    browser.click_then_wait_for("a[href='/syncs/users']", "svg#runs-chart").await;
     assert_eq!(browser.count("svg#runs-chart g.run").await, 1, "one bar per run");
     assert_eq!(browser.count("#runs tbody tr").await, 1);
     browser.screenshot("sync.png").await;
 
-    client
-        .find(fantoccini::Locator::Css("#run-now"))
-        .await
-        .expect("Run now")
-        .click()
-        .await
-        .expect("submit");
-    client
-        .wait()
-        .for_element(fantoccini::Locator::Css(".flash"))
-        .await
-        .expect("the queued notice");
+    browser.click_then_wait_for("#run-now", ".flash").await;
     assert!(client
         .current_url()
         .await
