@@ -1,6 +1,7 @@
-//! The warehouse-side diff against a real PostgreSQL. So far its row hash: golden vectors of
-//! the canonical text and the md5 for every supported type, NULL, empty values, delimiters
-//! inside values, unicode and arrays, the same under any session settings.
+//! The warehouse-side diff's row hash against a real PostgreSQL: golden vectors of the
+//! canonical text and the md5 for every supported type, NULL, empty values, delimiters inside
+//! values, unicode and arrays, the same under any session settings, and the salt in front.
+//! Whole syncs with `diff: warehouse` are in `warehouse_sync.rs`.
 
 mod common;
 
@@ -46,7 +47,7 @@ async fn hashed(conn: &mut sqlx::PgConnection, schema: &str, settings: &str) -> 
     let sql = format!(
         "SELECT {} AS text, {} AS hash FROM \"{schema}\".golden ORDER BY k",
         postgres::canonical_text(&hashed),
-        postgres::row_hash(&hashed)
+        postgres::row_hash("", &hashed)
     );
     sqlx::query_as(&sql).fetch_all(&mut *conn).await.expect("the hash query runs")
 }
@@ -98,6 +99,18 @@ async fn every_type_hashes_to_its_golden_vector_whatever_the_session_settings() 
     )
     .await;
     assert_eq!(other, plain, "session settings change nothing");
+
+    // The salt (the mapping's fingerprint) goes in front of the text: md5 of it and row 1's text, by hashlib.
+    let cols = columns();
+    let hashed: Vec<HashedColumn<'_>> = cols.iter().map(|(name, _, ty)| HashedColumn { name, ty }).collect();
+    let salted: String = sqlx::query_scalar(&format!(
+        "SELECT {} FROM \"{schema}\".golden WHERE k = 1",
+        postgres::row_hash("a'salt", &hashed)
+    ))
+    .fetch_one(&mut conn)
+    .await
+    .expect("salted hash");
+    assert_eq!(salted, "6a9f8c540a2fe6906c9a48b2e13b00d5");
 }
 
 #[tokio::test]
@@ -108,7 +121,7 @@ async fn values_cannot_imitate_the_delimiters() {
     let text = ColumnType::String;
     let list = ColumnType::List(Box::new(ColumnType::String));
     let two = [HashedColumn { name: "a", ty: &text }, HashedColumn { name: "b", ty: &text }];
-    let expression = postgres::row_hash(&two);
+    let expression = postgres::row_hash("", &two);
     // Pairs that a plain concatenation, or a NULL spelt as text, would confuse.
     let pairs = [
         ("'ab'", "'c'"),
@@ -128,7 +141,7 @@ async fn values_cannot_imitate_the_delimiters() {
         assert!(seen.insert(hash), "({a}, {b}) hashes like an earlier pair");
     }
     let one = [HashedColumn { name: "l", ty: &list }];
-    let expression = postgres::row_hash(&one);
+    let expression = postgres::row_hash("", &one);
     let lists = [
         "NULL",
         "'{}'",
@@ -145,124 +158,4 @@ async fn values_cannot_imitate_the_delimiters() {
             .expect("hash");
         assert!(seen.insert(hash), "list {l} hashes like an earlier value");
     }
-}
-
-/// `(ebb_id, ebb_hash)` of each row the diff query `changed` returns for `sync`, by id.
-async fn diff(conn: &mut sqlx::PgConnection, changed: &str, sync: &str) -> Vec<(Option<String>, String)> {
-    sqlx::query_as(&format!("SELECT ebb_id, ebb_hash FROM ({changed}) d ORDER BY ebb_id"))
-        .bind(sync)
-        .fetch_all(conn)
-        .await
-        .expect("the diff query runs")
-}
-
-/// The bookkeeping tables, a commit through them, and the diff queries, on a table that
-/// changes: exactly the new and changed rows come back, and the deleted ids as gone.
-#[tokio::test]
-async fn the_diff_query_finds_exactly_the_new_and_changed_rows_and_the_gone_ids() {
-    let temp = TempSchema::new("ebb_wh_diff");
-    let (schema, state) = (temp.name.clone(), format!("{}_state", temp.name));
-    let _state_temp = TempSchema { name: state.clone() };
-    let mut conn = sqlx::PgConnection::connect(&database_url())
-        .await
-        .expect("PostgreSQL at DATABASE_URL");
-    sqlx::raw_sql(&format!(
-        "CREATE SCHEMA \"{schema}\";
-         CREATE TABLE \"{schema}\".people (id text, email text, age int, tags text[]);
-         INSERT INTO \"{schema}\".people SELECT 'p' || g, 'p' || g || '@example.com', g, ARRAY['t' || (g % 3)] FROM generate_series(1, 1000) g;"
-    ))
-    .execute(&mut conn)
-    .await
-    .expect("source table");
-    sqlx::raw_sql(&postgres::create_state(&state))
-        .execute(&mut conn)
-        .await
-        .expect("state tables");
-    sqlx::raw_sql(&postgres::create_state(&state))
-        .execute(&mut conn)
-        .await
-        .expect("creating twice is harmless");
-    let (text, int, list) = (ColumnType::String, ColumnType::Int, ColumnType::List(Box::new(ColumnType::String)));
-    let cols = [
-        HashedColumn { name: "email", ty: &text },
-        HashedColumn { name: "age", ty: &int },
-        HashedColumn { name: "tags", ty: &list },
-    ];
-    let base = format!("SELECT * FROM \"{schema}\".people");
-    let changed = postgres::changed_rows(&state, &base, "id", &cols);
-    // Empty state: every row is new.
-    let first = diff(&mut conn, &changed, "people").await;
-    assert_eq!(first.len(), 1000);
-    // Commit them all, in one round trip.
-    let (ids, hashes): (Vec<String>, Vec<String>) = first.iter().map(|(id, h)| (id.clone().expect("id"), h.clone())).unzip();
-    let done = sqlx::query(&postgres::commit_upserts(&state))
-        .bind("people")
-        .bind(&ids)
-        .bind(&hashes)
-        .execute(&mut conn)
-        .await
-        .expect("commit");
-    assert_eq!(done.rows_affected(), 1000);
-    assert!(diff(&mut conn, &changed, "people").await.is_empty(), "nothing changed");
-    assert_eq!(diff(&mut conn, &changed, "other-sync").await.len(), 1000, "state is per sync");
-    // Change a value and two lists, delete a row, add one and a row without an id.
-    sqlx::raw_sql(&format!(
-        "UPDATE \"{schema}\".people SET age = 99 WHERE id = 'p5';
-         UPDATE \"{schema}\".people SET tags = ARRAY['t2', 't1'] WHERE id = 'p7';
-         UPDATE \"{schema}\".people SET tags = ARRAY['t1', 't2'] WHERE id = 'p8';
-         DELETE FROM \"{schema}\".people WHERE id = 'p9';
-         INSERT INTO \"{schema}\".people VALUES ('p1001', 'new@example.com', 1, '{{}}'), (NULL, 'no-id@example.com', 2, NULL);"
-    ))
-    .execute(&mut conn)
-    .await
-    .expect("changes");
-    let after: Vec<Option<String>> = diff(&mut conn, &changed, "people").await.into_iter().map(|(id, _)| id).collect();
-    let want: Vec<Option<String>> = vec![Some("p1001".into()), Some("p5".into()), Some("p7".into()), Some("p8".into()), None];
-    assert_eq!(after, want);
-    let gone: Vec<String> = sqlx::query_scalar(&postgres::gone_ids(&state, &base, "id"))
-        .bind("people")
-        .fetch_all(&mut conn)
-        .await
-        .expect("gone");
-    assert_eq!(gone, vec!["p9".to_string()]);
-    // Deletes and a reset leave nothing of the sync.
-    sqlx::query(&postgres::commit_deletes(&state))
-        .bind("people")
-        .bind(vec!["p9".to_string()])
-        .execute(&mut conn)
-        .await
-        .expect("delete");
-    let gone: Vec<String> = sqlx::query_scalar(&postgres::gone_ids(&state, &base, "id"))
-        .bind("people")
-        .fetch_all(&mut conn)
-        .await
-        .expect("gone");
-    assert!(gone.is_empty());
-    sqlx::query(&postgres::write_coverage(&state))
-        .bind("people")
-        .bind(1_i32)
-        .bind("email,age,tags")
-        .execute(&mut conn)
-        .await
-        .expect("coverage");
-    let coverage: Option<(i32, String)> = sqlx::query_as(&postgres::read_coverage(&state))
-        .bind("people")
-        .fetch_optional(&mut conn)
-        .await
-        .expect("read");
-    assert_eq!(coverage, Some((1, "email,age,tags".to_string())));
-    for statement in postgres::reset(&state) {
-        sqlx::query(&statement).bind("people").execute(&mut conn).await.expect("reset");
-    }
-    assert_eq!(
-        diff(&mut conn, &changed, "people").await.len(),
-        1001,
-        "after a reset every row is new again"
-    );
-    let coverage: Option<(i32, String)> = sqlx::query_as(&postgres::read_coverage(&state))
-        .bind("people")
-        .fetch_optional(&mut conn)
-        .await
-        .expect("read");
-    assert_eq!(coverage, None);
 }

@@ -294,6 +294,7 @@ mod tests {
 
     fn record(id: &str) -> Change {
         Change::Upsert(Record {
+            row_state: None,
             id: id.into(),
             created_at: 0,
             attributes: Vec::new(),

@@ -16,6 +16,9 @@ pub enum Error {
     Drift(#[from] crate::diff::Drift),
     #[error("state: {0}")]
     State(#[from] StateError),
+    /// The warehouse-side diff's state (`diff: warehouse`).
+    #[error("warehouse state: {0}")]
+    Warehouse(#[from] crate::warehouse::WarehouseError),
     #[error("destination: {0}")]
     Destination(#[from] DestinationError),
     #[error("interrupted")]
@@ -49,6 +52,10 @@ impl Error {
                 "the run stopped and committed nothing more; the next run sends what was not committed (check the state database's connections)",
             ),
             Error::State(_) => Some("check --state / EBB_STATE"),
+            Error::Warehouse(crate::warehouse::WarehouseError::Privilege { .. }) => Some(
+                "grant the privilege named, or point `state_schema:` at a schema this user may write to; the source itself is only read",
+            ),
+            Error::Warehouse(_) => Some("check the source's url and that its user may use the `state_schema:`"),
             Error::Destination(_) => Some("records not acknowledged stay unsynced and are sent by the next run"),
             Error::AlreadyRunning(_) => Some("nothing was done; pass --wait to wait for the other run to finish"),
             Error::Selection(_) => Some("`tag:NAME` selects by a mapping's `tags:`; a name is its `name:` or its file name, and may be a glob"),

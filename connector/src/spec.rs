@@ -177,6 +177,13 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
     let source = v.source(&raw.source.value);
     let (destination, record) = raw.destination.value.validate(v, &raw.record_keys());
     let source = joined(source, &record);
+    if let (Some(_), SourceConfig::Joined { .. }) = (source.warehouse_diff(), &source) {
+        v.push(
+            source.loc(),
+            "`diff: warehouse` diffs one table or query in the database, but a joined source (`company.source`) is joined \
+             in ebb: write the join in `query:`, or use `diff: in_process`",
+        );
+    }
     let mode = raw.mode.as_ref().map(|m| m.value).unwrap_or(Mode::Upsert);
     let mode_loc = raw.mode.as_ref().map(|m| Loc::of(m, "mode"));
     check_mode(v, mode, &mode_loc, &destination);

@@ -172,6 +172,7 @@ fn source_of(args: &InitArgs) -> Result<(SourceConfig, String, String), Error> {
     let config = SourceConfig::Postgres {
         url: SecretString::new(url),
         relation,
+        diff: Default::default(),
         loc,
     };
     Ok((config, format!("  postgres:\n    url: ${{WAREHOUSE_URL}}\n{line}"), name))

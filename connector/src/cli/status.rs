@@ -129,9 +129,14 @@ pub(super) async fn history(state_url: &str, name: &str, limit: usize, json: boo
 pub(super) async fn reset(state_url: &str, path: &Path, env: &dyn Env) -> Result<ExitCode, Error> {
     let mapping = load(path, env)?;
     let store = open_store(state_url, false).await?;
-    let forgotten = store.reset(&mapping.name).await?;
+    let mut forgotten = store.reset(&mapping.name).await?;
+    let mut place = String::new();
+    if let Some(warehouse) = crate::source::build(&mapping.source)?.warehouse_diff() {
+        forgotten += warehouse.reset(&mapping.name).await?;
+        place = format!(" (its state in {})", warehouse.describe());
+    }
     println!(
-        "{}: forgot {forgotten} record{}; the next sync sends everything",
+        "{}: forgot {forgotten} record{}{place}; the next sync sends everything",
         mapping.name,
         if forgotten == 1 { "" } else { "s" }
     );

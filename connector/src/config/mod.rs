@@ -34,7 +34,7 @@ pub use issue::{did_you_mean, ConfigErrors, ConfigIssue, Loc};
 pub use pii::Pii;
 pub use schedule::Schedule;
 pub use shape::{IdentitySource, Join, RecordShape, Template, TemplatePart};
-pub use source::{JoinKeys, PostgresRelation, SourceConfig};
+pub use source::{DiffMode, JoinKeys, PostgresRelation, SourceConfig};
 pub use validator::Validator;
 
 /// The longest sync name.

@@ -73,7 +73,7 @@ pub enum RawSource {
     #[schemars(with = "String")]
     Parquet(Spanned<String>),
     /// A PostgreSQL table or read-only query.
-    Postgres(RawPostgres),
+    Postgres(Box<RawPostgres>),
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -91,6 +91,25 @@ pub struct RawPostgres {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub query: Option<Spanned<String>>,
+    /// Where the diff against the last sync is computed: `in_process` (the default) reads
+    /// every row into ebb; `warehouse` keeps the state in the database and lets it find the
+    /// changes, so that only changed rows leave it.
+    #[serde(default)]
+    #[schemars(with = "Option<RawDiffMode>")]
+    pub diff: Option<Spanned<RawDiffMode>>,
+    /// With `diff: warehouse`: the schema of the database that holds ebb's bookkeeping tables
+    /// (default `ebb_state`). ebb needs to write there only.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub state_schema: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "DiffMode")]
+pub enum RawDiffMode {
+    InProcess,
+    Warehouse,
 }
 
 /// A one-key choice (`parquet:` or `postgres:`), described as one object whose keys are the

@@ -3,10 +3,19 @@
 use std::path::Path;
 
 use super::issue::Loc;
-use super::raw::{RawPostgres, RawSource};
+use super::raw::{RawDiffMode, RawPostgres, RawSource};
 use super::secret::{self, SecretString};
 use super::validator::Validator;
 use crate::quote::quote;
+
+/// Where a PostgreSQL source's diff is computed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum DiffMode {
+    #[default]
+    InProcess,
+    /// In the source database, with ebb's state in `state_schema` (see [`crate::warehouse`]).
+    Warehouse { state_schema: String },
+}
 
 /// What a PostgreSQL source reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +32,7 @@ pub enum SourceConfig {
     Postgres {
         url: SecretString,
         relation: PostgresRelation,
+        diff: DiffMode,
         loc: Loc,
     },
     /// The rows of `base`, each with the columns of the `lookup` row whose `key` equals the
@@ -44,6 +54,18 @@ pub struct JoinKeys {
 }
 
 impl SourceConfig {
+    /// `diff: warehouse`, where the mapping asks for it.
+    pub fn warehouse_diff(&self) -> Option<&str> {
+        match self {
+            SourceConfig::Postgres {
+                diff: DiffMode::Warehouse { state_schema },
+                ..
+            } => Some(state_schema),
+            SourceConfig::Postgres { .. } | SourceConfig::Parquet { .. } => None,
+            SourceConfig::Joined { base, .. } => base.warehouse_diff(),
+        }
+    }
+
     /// Where the mapping declares the source, for errors about it.
     pub fn loc(&self) -> &Loc {
         match self {
@@ -142,10 +164,30 @@ impl Validator<'_> {
                 PostgresRelation::Query(String::new())
             }
         };
+        let diff = self.diff_mode(pg, at);
         SourceConfig::Postgres {
             url: SecretString::new(url),
             relation,
+            diff,
             loc,
+        }
+    }
+
+    fn diff_mode(&mut self, pg: &RawPostgres, at: &str) -> DiffMode {
+        let state_schema = match &pg.state_schema {
+            None => crate::warehouse::DEFAULT_STATE_SCHEMA.to_string(),
+            Some(schema) => {
+                let field = format!("{at}.state_schema");
+                let text = self.interpolated(schema, &field).unwrap_or_default();
+                if plain_table_name(&text).is_none_or(|(s, _)| s.is_some()) {
+                    self.push(&Loc::of(schema, field), format!("{} is not a plain schema name", quote(&text)));
+                }
+                text
+            }
+        };
+        match pg.diff.as_ref().map(|d| d.value) {
+            Some(RawDiffMode::Warehouse) => DiffMode::Warehouse { state_schema },
+            Some(RawDiffMode::InProcess) | None => DiffMode::InProcess,
         }
     }
 }

@@ -69,6 +69,12 @@ pub(super) struct CompiledAttr {
     salt: Option<SecretString>,
 }
 
+/// The record, with what the warehouse-side diff knows of its row.
+fn with_row_state(mut record: Record, sb: &SourceBatch, row: usize) -> Record {
+    record.row_state = sb.row_state(row).map(Box::new);
+    record
+}
+
 /// A mapping checked against a schema, ready to map rows.
 #[derive(Debug)]
 pub struct CompiledMapping {
@@ -92,6 +98,47 @@ impl CompiledMapping {
         &self.columns
     }
 
+    /// The row key of the warehouse-side diff: the identity as the source gives it, lower-cased
+    /// where the destination keys records on an email.
+    pub fn row_key(&self) -> crate::warehouse::RowKey {
+        use crate::warehouse::KeyPart;
+        let parts = match &self.identity {
+            IdentityFrom::Column(col) => vec![KeyPart::Column(self.columns[*col].0.clone())],
+            IdentityFrom::Template(pieces) => pieces
+                .iter()
+                .map(|piece| match piece {
+                    identity::Piece::Text(text) => KeyPart::Text(text.clone()),
+                    identity::Piece::Column { name, .. } => KeyPart::Column(name.clone()),
+                })
+                .collect(),
+        };
+        crate::warehouse::RowKey {
+            parts,
+            lowercase: self.identity_kind == Identity::Email,
+        }
+    }
+
+    /// A digest of everything that decides what record a row becomes: the columns read and
+    /// their types, the identity, every field with its rule and salt, the null policy. Not the
+    /// run's time, nor where things are written in the file. The salts are hashed, never kept.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let mut digest = sha2::Sha256::new();
+        let mut put = |part: &str| {
+            digest.update((part.len() as u64).to_le_bytes());
+            digest.update(part.as_bytes());
+        };
+        put(&format!("{:?}", self.columns));
+        put(&format!("{:?} {:?} {:?}", self.identity, self.identity_kind, self.created_at));
+        put(&format!("{:?} {}", self.nulls, self.earliest_created_at));
+        for attr in &self.attributes {
+            put(&format!("{} {:?} {:?}", attr.name, attr.kind, attr.rule));
+            put(attr.salt.as_ref().map_or("", |salt| salt.expose()));
+        }
+        let bytes = digest.finalize();
+        bytes[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Maps every row of a batch, in order.
     pub fn map_batch(&self, sb: &SourceBatch, mut emit: impl FnMut(Result<Record, Rejection>)) {
         let columns = self.prepare(sb);
@@ -100,7 +147,7 @@ impl CompiledMapping {
         for row in 0..sb.batch.num_rows() {
             emit(
                 self.map_row(&columns, row, sb.problem(row), &mut sink, &mut scratch)
-                    .map(|()| sink.take())
+                    .map(|()| with_row_state(sink.take(), sb, row))
                     .map_err(|(id, reason)| self.rejection(sb, row, id, reason)),
             );
         }
@@ -117,7 +164,7 @@ impl CompiledMapping {
             }
             emit(
                 self.map_row(&columns, row, sb.problem(row), &mut sink, &mut scratch)
-                    .map(|()| sink.take())
+                    .map(|()| with_row_state(sink.take(), sb, row))
                     .map_err(|(id, reason)| self.rejection(sb, row, id, reason)),
             );
         }

@@ -162,6 +162,7 @@ fn hashing_from_columns_matches_hashing_the_record() {
     ])
     .expect("batch");
     let sb = SourceBatch {
+        warehouse: None,
         batch,
         origin: "test".into(),
         first_row: 0,

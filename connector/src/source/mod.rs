@@ -47,11 +47,33 @@ pub struct SourceBatch {
     /// Per row, what the source found wrong with it (an ambiguous join), if anything: the
     /// mapping rejects such a row with this reason.
     pub problems: Option<Vec<Option<String>>>,
+    /// Per row, what the warehouse-side diff knows of it, when the rows came from that diff.
+    pub warehouse: Option<Vec<WarehouseRow>>,
+}
+
+/// A row of the warehouse-side diff: its key and hash there, and whether state held its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WarehouseRow {
+    /// `None` when the identity is NULL: the mapping rejects the row.
+    pub key: Option<String>,
+    pub hash: u128,
+    pub stored: bool,
 }
 
 impl SourceBatch {
     pub fn problem(&self, row: usize) -> Option<&str> {
         self.problems.as_ref()?.get(row)?.as_deref()
+    }
+
+    /// What state will keep for the row's record once it is acknowledged, if the row came from
+    /// the warehouse-side diff.
+    pub fn row_state(&self, row: usize) -> Option<crate::record::RowState> {
+        let w = self.warehouse.as_ref()?.get(row)?;
+        Some(crate::record::RowState {
+            key: w.key.clone()?,
+            hash: w.hash,
+            known: w.stored,
+        })
     }
 }
 
@@ -110,6 +132,12 @@ pub trait Source: Send + Sync {
     /// Streams the whole snapshot, reading only `columns` where the format allows.
     /// Each part of the snapshot is checked to hold `columns` with the types in `expected`.
     fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>>;
+
+    /// The warehouse-side diff, when the mapping asks for it (`diff: warehouse`) and the
+    /// source can run it.
+    fn warehouse_diff(&self) -> Option<Arc<dyn crate::warehouse::WarehouseDiff>> {
+        None
+    }
 }
 
 /// The source a mapping names. Building reads nothing; a source that cannot be built (a client
@@ -117,7 +145,9 @@ pub trait Source: Send + Sync {
 pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
     Ok(match config {
         SourceConfig::Parquet { pattern, .. } => Box::new(parquet::ParquetSource::new(pattern.clone())),
-        SourceConfig::Postgres { url, relation, .. } => Box::new(postgres::PostgresSource::new(url.clone(), relation.clone())),
+        SourceConfig::Postgres { url, relation, diff, .. } => {
+            Box::new(postgres::PostgresSource::new(url.clone(), relation.clone(), diff.clone()))
+        }
         SourceConfig::Joined { base, lookup, join } => Box::new(joined::JoinedSource::new(build(base)?, build(lookup)?, join.clone())),
     })
 }

@@ -181,6 +181,7 @@ fn read_file(
         let rows = batch.num_rows() as u64;
         if tx
             .blocking_send(Ok(SourceBatch {
+                warehouse: None,
                 batch,
                 origin: origin.clone(),
                 first_row,

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::plan::Plan;
+use super::plan::{Plan, ToSend};
 use super::SyncJob;
 use crate::destination::Capabilities;
 use crate::error::Error;
@@ -75,7 +75,10 @@ pub fn planned_batches(
         }),
         None => {
             let compiled = plan.compiled.clone();
-            let stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
+            let stream = match &plan.warehouse {
+                Some(warehouse) => warehouse.diff.changed(warehouse.query.clone()),
+                None => sync.source.stream(Arc::new(compiled.columns().to_vec())),
+            };
             tokio::spawn(reread(stream, compiled, batcher, deletes))
         }
     };
@@ -95,7 +98,7 @@ async fn reread(
         let wanted = batcher.wanted.clone();
         compiled.map_selected(
             &batch,
-            |id| wanted.binary_search(&id_key(id)).is_ok(),
+            |id| wanted.may_want(id),
             |mapped| {
                 if let Ok(record) = mapped {
                     ready.extend(batcher.push(record));
@@ -120,17 +123,15 @@ struct Batcher {
     max_batches: Option<usize>,
     sent: usize,
     current: Vec<Change>,
-    /// Keys of the records to send, sorted.
-    wanted: Arc<Vec<u128>>,
+    wanted: Arc<ToSend>,
     emitted: HashSet<u128>,
 }
 
 impl Batcher {
     /// Adds a record the plan selected; returns a batch once one is full.
     fn push(&mut self, record: Record) -> Option<Vec<Change>> {
-        let key = id_key(&record.id);
         // A record seen twice here means the source changed between passes: send it once.
-        if self.wanted.binary_search(&key).is_err() || !self.emitted.insert(key) {
+        if !self.wanted.wants(&record) || (self.wanted.watch_repeats() && !self.emitted.insert(id_key(&record.id))) {
             return None;
         }
         self.current.push(Change::Upsert(record));

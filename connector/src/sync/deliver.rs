@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::batches::{planned_batches, Producer};
 use super::commit::{CommitBuffer, Committed};
 use super::plan::Plan;
+use super::warehouse::WarehousePlan;
 use super::RunContext;
 use crate::delivery::{BatchOutcome, Delivery};
 use crate::destination::DestinationError;
@@ -20,6 +21,7 @@ use crate::payload;
 use crate::quote::{shorten, MAX_QUOTED_CHARS};
 use crate::record::Change;
 use crate::state::{Commit, IndexEntry, RejectionStage, RunCounts, RunProgress, Sent, StoredRejection, SuppressReason};
+use crate::warehouse::WarehouseCommit;
 
 /// The batches of pass 2, sent concurrently under the rate limit.
 type InFlight<'a> = std::pin::Pin<Box<dyn futures::Stream<Item = (Vec<Change>, BatchOutcome)> + Send + 'a>>;
@@ -34,6 +36,15 @@ pub(super) struct CommitWindow<'a> {
     pub fatal: Option<String>,
     /// What the run last reported of its progress to the state store, and when.
     pub reported: Option<(RunProgress, Instant)>,
+    /// Where acknowledged records are committed when the warehouse keeps the state.
+    pub warehouse: Option<WarehouseCommits<'a>>,
+}
+
+/// The warehouse's commits of one run.
+pub(super) struct WarehouseCommits<'a> {
+    pub plan: &'a WarehousePlan,
+    /// The first commit writes the coverage and, if asked, forgets the stored records.
+    pub first: bool,
 }
 
 /// How often a run reports its progress to the state store.
@@ -130,10 +141,11 @@ impl CommitWindow<'_> {
         let Acknowledged {
             upserted: acked,
             payloads,
+            rows,
             deleted,
-        } = acknowledged(&done, sync.mapping.keep_payloads);
+        } = acknowledged(&done, sync.mapping.keep_payloads && self.warehouse.is_none());
         if !acked.is_empty() || !deleted.is_empty() {
-            self.commit(&acked, &payloads, &deleted, committed).await?;
+            self.commit(&acked, &payloads, &rows, &deleted, committed).await?;
         }
         counts.sent += acked.len() as u64;
         counts.deleted += deleted.len() as u64;
@@ -169,9 +181,13 @@ impl CommitWindow<'_> {
         &mut self,
         acked: &[(String, u128)],
         payloads: &[Vec<u8>],
+        rows: &[(String, String, u128)],
         deleted: &[String],
         committed: &mut Committed,
     ) -> Result<(), Error> {
+        if self.warehouse.is_some() {
+            return self.commit_in_warehouse(rows, deleted).await;
+        }
         let RunContext { store, lock, run_id, .. } = *self.context;
         let changes = Commit {
             upserted: acked,
@@ -193,6 +209,43 @@ impl CommitWindow<'_> {
             key: id_key(id),
             hash: *hash,
         }));
+        Ok(())
+    }
+
+    /// Commits to the warehouse: its record state first, through the lock, then, in the local
+    /// state, the suppression of what was deleted (and, once, the forgetting of the records the
+    /// sync kept there before its state moved to the warehouse).
+    async fn commit_in_warehouse(&mut self, upserts: &[(String, String, u128)], deleted: &[String]) -> Result<(), Error> {
+        let RunContext {
+            sync, store, lock, run_id, ..
+        } = *self.context;
+        // The suppression first: a crash after it deletes again, harmlessly; one before the
+        // warehouse forgets the record could never suppress it.
+        if self.replace || !deleted.is_empty() {
+            let changes = Commit {
+                upserted: &[],
+                deleted,
+                destination: &self.context.destination,
+                replace: std::mem::take(&mut self.replace),
+                suppress_deleted: Some((SuppressReason::Mirror, Some(run_id))),
+                sent: None,
+            };
+            store.commit(lock, &changes).await?;
+        }
+        let Some(warehouse) = self.warehouse.as_mut() else { return Ok(()) };
+        let deletes: Vec<String> = deleted
+            .iter()
+            .filter_map(|id| warehouse.plan.delete_keys.get(id).cloned())
+            .collect();
+        let first = std::mem::take(&mut warehouse.first);
+        let commit = WarehouseCommit {
+            coverage: warehouse.plan.coverage.as_ref().filter(|_| first),
+            replace: first && warehouse.plan.replace,
+            upserts,
+            deletes: &deletes,
+        };
+        lock.check()?;
+        warehouse.plan.diff.commit(sync.name(), &commit).await?;
         Ok(())
     }
 
@@ -219,6 +272,8 @@ struct Acknowledged {
     upserted: Vec<(String, u128)>,
     /// What each upsert sent, in `upserted`'s order.
     payloads: Vec<Vec<u8>>,
+    /// `(key, id, hash)` of the upserts whose rows came from the warehouse's diff.
+    rows: Vec<(String, String, u128)>,
     deleted: Vec<String>,
 }
 
@@ -227,12 +282,16 @@ fn acknowledged(done: &[(Vec<Change>, BatchOutcome)], keep_payloads: bool) -> Ac
     let mut out = Acknowledged {
         upserted: Vec::new(),
         payloads: Vec::new(),
+        rows: Vec::new(),
         deleted: Vec::new(),
     };
     for change in done.iter().flat_map(|(batch, outcome)| outcome.acked.iter().map(|&i| &batch[i])) {
         match change {
             Change::Upsert(record) => {
                 out.upserted.push((record.id.clone(), record_hash(record)));
+                if let Some(row) = &record.row_state {
+                    out.rows.push((row.key.clone(), record.id.clone(), row.hash));
+                }
                 if keep_payloads {
                     out.payloads.push(payload::encode(record));
                 }

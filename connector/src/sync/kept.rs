@@ -41,6 +41,20 @@ impl<'a> Kept<'a> {
         }
     }
 
+    /// Keeps every record pushed, while they fit `budget`: the warehouse's changed rows,
+    /// all of them to send.
+    pub fn everything(budget: usize) -> Kept<'static> {
+        Kept {
+            full: true,
+            stored: None,
+            budget,
+            bytes: 0,
+            records: Vec::new(),
+            overflowed: budget == 0,
+            stored_len: None,
+        }
+    }
+
     /// Keeps nothing.
     pub fn none() -> Kept<'static> {
         Kept::new(0, None, false)
@@ -91,6 +105,7 @@ mod tests {
 
     fn record(id: &str) -> Record {
         Record {
+            row_state: None,
             id: id.into(),
             created_at: 0,
             attributes: Vec::new(),

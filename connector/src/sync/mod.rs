@@ -24,6 +24,7 @@ mod preview;
 mod snapshot;
 mod suppress;
 mod throughput;
+mod warehouse;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -168,13 +169,13 @@ impl AllowGuards {
 }
 
 /// The guard the plan passes, if one does and the run may not pass it.
-pub(crate) fn guard(sync: &SyncJob, plan: &Plan, in_state: usize, allow: &AllowGuards) -> Option<GuardBlocked> {
+pub(crate) fn guard(sync: &SyncJob, plan: &Plan, allow: &AllowGuards) -> Option<GuardBlocked> {
     let planned = Planned {
         source_rows: plan.counts.source,
         new: plan.counts.new,
         changed: plan.counts.changed,
         deletes: plan.to_delete().len() as u64,
-        in_state: in_state as u64,
+        in_state: plan.in_state as u64,
         mirror: sync.mapping.mode == Mode::Mirror,
     };
     let blocked = sync.mapping.guards.check(&planned, &|g| allow.allows(g))?;
@@ -283,10 +284,10 @@ impl RunContext<'_> {
             planned = plan(sync, store, self.options.full, self.options.keep_budget) => planned?,
         };
         *state_was_for = other;
-        *full_resync |= stored.index.is_empty();
+        *full_resync |= plan.sends_everything;
         *counts = plan.counts.clone();
         store.add_rejections(self.run_id, name, &plan.rejections).await?;
-        if let Some(blocked) = guard(sync, &plan, stored.index.len(), &self.options.allow_guards) {
+        if let Some(blocked) = guard(sync, &plan, &self.options.allow_guards) {
             // Nothing is sent and nothing is committed: the schema is not saved either.
             return Err(Error::Blocked(blocked));
         }
@@ -338,6 +339,7 @@ impl RunContext<'_> {
             replace,
             buffer: CommitBuffer::default(),
             fatal: None,
+            warehouse: plan.warehouse.as_ref().map(|plan| deliver::WarehouseCommits { plan, first: true }),
             reported: (plan.changes() > 0).then(|| {
                 let progress = RunProgress {
                     planned: plan.changes() as u64,

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use super::kept::Kept;
 use super::snapshot::{read_snapshot, Snapshot};
 use super::suppress::suppressed;
+use super::warehouse::WarehousePlan;
 use super::SyncJob;
 use crate::config::Mode;
 use crate::destination::capabilities::Identity;
@@ -30,13 +31,78 @@ pub struct Plan {
     pub counts: RunCounts,
     /// The first rejections, for storage and display; `counts.invalid` is exact.
     pub rejections: Vec<StoredRejection>,
-    /// Keys of the records to send, sorted; shared with pass 2 rather than copied.
-    pub(super) to_send: Arc<Vec<u128>>,
+    /// The records to send; shared with pass 2 rather than copied.
+    pub(super) to_send: Arc<ToSend>,
     /// Ids to delete at the destination, sorted, sent after the upserts: in mirror mode, the
     /// records ebb sent that left the source.
     pub(super) to_delete: Arc<Vec<String>>,
     /// Identities of the suppression source that the suppression list does not hold yet.
     pub(super) suppress_from_source: Vec<String>,
+    /// Records in state for this destination before the run.
+    pub in_state: usize,
+    /// Every record is sent, whatever was sent before: state was empty, set aside, or of
+    /// another mapping or hash version.
+    pub sends_everything: bool,
+    /// The warehouse-side diff's part of the run, when the warehouse keeps the state.
+    pub(super) warehouse: Option<WarehousePlan>,
+}
+
+/// Which records pass 2 sends.
+pub(super) enum ToSend {
+    /// Those of these keys, sorted.
+    Keys(Vec<u128>),
+    /// Every record of the warehouse's changed rows that the mode sends, but those of `skip`
+    /// (duplicate ids) and `held` (suppressed identities).
+    Changed {
+        count: usize,
+        skip: HashSet<u128>,
+        held: Arc<HashSet<u128>>,
+        mode: Mode,
+    },
+}
+
+impl ToSend {
+    pub fn len(&self) -> usize {
+        match self {
+            ToSend::Keys(keys) => keys.len(),
+            ToSend::Changed { count, .. } => *count,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a row of this id may be sent: worth mapping.
+    pub fn may_want(&self, id: &str) -> bool {
+        let key = id_key(id);
+        match self {
+            ToSend::Keys(keys) => keys.binary_search(&key).is_ok(),
+            ToSend::Changed { skip, held, .. } => !skip.contains(&key) && !held.contains(&key),
+        }
+    }
+
+    /// Whether this record is sent.
+    pub fn wants(&self, record: &Record) -> bool {
+        match self {
+            ToSend::Keys(_) => self.may_want(&record.id),
+            ToSend::Changed { mode, .. } => {
+                let Some(row) = &record.row_state else { return false };
+                let by_mode = match mode {
+                    Mode::Upsert | Mode::Mirror => true,
+                    Mode::CreateOnly => !row.known,
+                    Mode::UpdateOnly => row.known,
+                };
+                by_mode && self.may_want(&record.id)
+            }
+        }
+    }
+
+    /// Whether pass 2 must watch for a record read twice (a source that changed between
+    /// passes). The warehouse's diff is one query: a key comes out of it once.
+    pub fn watch_repeats(&self) -> bool {
+        matches!(self, ToSend::Keys(_))
+    }
 }
 
 impl Plan {
@@ -50,6 +116,25 @@ impl Plan {
         &self.to_delete
     }
 
+    /// The plan, once its counts are logged.
+    pub(super) fn logged(self, sync: &str) -> Plan {
+        let c = &self.counts;
+        tracing::info!(
+            sync = %sync,
+            source = c.source,
+            invalid = c.invalid,
+            new = c.new,
+            changed = c.changed,
+            unchanged = c.unchanged,
+            gone = c.gone,
+            to_send = self.to_send(),
+            to_delete = self.to_delete.len(),
+            diff = if self.warehouse.is_some() { "warehouse" } else { "in_process" },
+            "plan ready"
+        );
+        self
+    }
+
     /// Every change planned: upserts and deletes.
     pub fn changes(&self) -> usize {
         self.to_send.len() + self.to_delete.len()
@@ -58,14 +143,14 @@ impl Plan {
 
 /// What pass 1 needs before it reads a row: the mapping checked against the source's schema,
 /// and the identities held back.
-struct Start {
-    compiled: Arc<CompiledMapping>,
-    held: Arc<HashSet<u128>>,
-    from_source: Vec<String>,
+pub(super) struct Start {
+    pub compiled: Arc<CompiledMapping>,
+    pub held: Arc<HashSet<u128>>,
+    pub from_source: Vec<String>,
 }
 
 impl Start {
-    async fn new(sync: &SyncJob, store: &dyn StateStore) -> Result<Start, Error> {
+    pub async fn new(sync: &SyncJob, store: &dyn StateStore) -> Result<Start, Error> {
         let compiled = Arc::new(sync.compile().await?);
         let held = suppressed(sync, store).await?;
         Ok(Start {
@@ -87,6 +172,9 @@ pub async fn plan(
     full: bool,
     keep_budget: usize,
 ) -> Result<(Plan, StoredState, Option<String>), Error> {
+    if let Some(warehouse) = sync.source.warehouse_diff() {
+        return super::warehouse::plan(sync, store, warehouse, full, keep_budget).await;
+    }
     let (loaded, start) = tokio::join!(sync.load_state(store), Start::new(sync, store));
     let ((stored, state_was_for), start) = (loaded?, start?);
     diff::check_drift(stored.schema.as_deref(), start.compiled.columns())?;
@@ -101,6 +189,9 @@ pub async fn plan(
 /// is read, rather than before. Returns the plan with the state it was made against, and the
 /// destination that state was for when it was another (see [`SyncJob::load_state`]).
 pub async fn plan_preview(sync: &SyncJob, store: &dyn StateStore) -> Result<(Plan, StoredState, Option<String>), Error> {
+    if let Some(warehouse) = sync.source.warehouse_diff() {
+        return super::warehouse::plan(sync, store, warehouse, false, 0).await;
+    }
     let start = Start::new(sync, store).await?;
     let (mut counts, mut rejections) = (RunCounts::default(), Vec::new());
     let read = read_snapshot(
@@ -156,27 +247,19 @@ async fn finish(
     } = snapshot;
     drop(seen);
     reject_duplicates(sync, &compiled, &duplicates, &rejected_ids, &mut counts, &mut rejections).await?;
-    tracing::info!(
-        sync = %sync.name(),
-        source = counts.source,
-        invalid = counts.invalid,
-        new = counts.new,
-        changed = counts.changed,
-        unchanged = counts.unchanged,
-        gone = counts.gone,
-        to_send = to_send.len(),
-        to_delete = to_delete.len(),
-        "plan ready"
-    );
     Ok(Plan {
         kept: std::sync::Mutex::new(kept),
         compiled,
         counts,
         rejections,
-        to_send: Arc::new(to_send),
+        to_send: Arc::new(ToSend::Keys(to_send)),
         to_delete: Arc::new(to_delete),
         suppress_from_source: from_source,
-    })
+        in_state: stored.index.len(),
+        sends_everything: stored.index.is_empty(),
+        warehouse: None,
+    }
+    .logged(sync.name()))
 }
 
 /// The ids of `keys`, as state holds them (the index has only their digests), sorted.
@@ -197,7 +280,7 @@ async fn ids_in_state(store: &dyn StateStore, sync: &str, keys: Vec<u128>) -> Re
 }
 
 /// Counts every row of a duplicate id as invalid and records why, by the id's text.
-async fn reject_duplicates(
+pub(super) async fn reject_duplicates(
     sync: &SyncJob,
     compiled: &CompiledMapping,
     duplicates: &[Duplicate],

@@ -61,7 +61,7 @@ fn hash_one(compiled: &CompiledMapping, batch: SourceBatch, suppressed: &HashSet
     out
 }
 
-fn mapping_rejection(r: Rejection) -> StoredRejection {
+pub(super) fn mapping_rejection(r: Rejection) -> StoredRejection {
     StoredRejection {
         stage: RejectionStage::Mapping,
         record_id: r.id,

@@ -20,7 +20,7 @@
 //! **The hash** is `md5` of that text, as 32 hex digits: built into every engine of this
 //! family, and collisions between one sync's rows are not a concern at 128 bits.
 
-use super::{HashedColumn, WAREHOUSE_HASH_VERSION};
+use super::{DiffQuery, HashedColumn, KeyPart, RowKey, WAREHOUSE_HASH_VERSION};
 use crate::column::ColumnType;
 
 /// A PostgreSQL identifier, quoted.
@@ -73,97 +73,170 @@ pub fn canonical_text(columns: &[HashedColumn<'_>]) -> String {
     parts.join(" || ")
 }
 
-/// The row hash, 32 hex digits, as one SQL expression.
-pub fn row_hash(columns: &[HashedColumn<'_>]) -> String {
-    format!("md5({})", canonical_text(columns))
+/// An SQL string literal (`standard_conforming_strings`, on since PostgreSQL 9.1).
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The row hash, 32 hex digits, as one SQL expression: the md5 of `salt` and the canonical text.
+pub fn row_hash(salt: &str, columns: &[HashedColumn<'_>]) -> String {
+    match salt {
+        "" => format!("md5({})", canonical_text(columns)),
+        salt => format!("md5({} || {})", quote_literal(salt), canonical_text(columns)),
+    }
+}
+
+/// A row's key as one SQL expression: the identity's column as text, or its template.
+pub fn key_expression(key: &RowKey) -> String {
+    let parts: Vec<String> = key
+        .parts
+        .iter()
+        .map(|part| match part {
+            KeyPart::Text(text) => quote_literal(text),
+            KeyPart::Column(name) => format!("{}::text", quote_ident(name)),
+        })
+        .collect();
+    let joined = match parts.len() {
+        0 => "NULL::text".to_string(),
+        1 => parts[0].clone(),
+        _ => format!("({})", parts.join(" || ")),
+    };
+    match key.lowercase {
+        true => format!("lower(btrim({joined}))"),
+        false => joined,
+    }
+}
+
+/// Whether `schema` exists; returns one boolean.
+pub fn schema_exists() -> &'static str {
+    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)"
+}
+
+/// Whether the bookkeeping tables exist in `schema`; returns one boolean.
+pub fn tables_exist(schema: &str) -> String {
+    let s = quote_literal(&quote_ident(schema));
+    format!("SELECT to_regclass({s} || '.ebb_records') IS NOT NULL AND to_regclass({s} || '.ebb_syncs') IS NOT NULL")
+}
+
+/// The privileges a run needs, each as `(what, granted)`, where `granted` is an SQL boolean of
+/// `$1`, the schema's name. The checks read the catalog only: nothing is created or written.
+pub fn privileges(schema: &str, schema_exists: bool, tables_exist: bool) -> Vec<(String, String)> {
+    let s = quote_ident(schema);
+    if !schema_exists {
+        return vec![(
+            format!("CREATE on the database, to create schema {s}"),
+            "$1::text IS NOT NULL AND has_database_privilege(current_database(), 'CREATE')".to_string(),
+        )];
+    }
+    let mut checks = vec![(format!("USAGE on schema {s}"), "has_schema_privilege($1, 'USAGE')".to_string())];
+    if !tables_exist {
+        checks.push((
+            format!("CREATE on schema {s}, to create its tables"),
+            "has_schema_privilege($1, 'CREATE')".to_string(),
+        ));
+        return checks;
+    }
+    for table in ["ebb_records", "ebb_syncs"] {
+        for privilege in ["SELECT", "INSERT", "UPDATE", "DELETE"] {
+            checks.push((
+                format!("{privilege} on {s}.{table}"),
+                format!("has_table_privilege(quote_ident($1) || '.{table}', '{privilege}')"),
+            ));
+        }
+    }
+    checks
 }
 
 /// The bookkeeping tables in the warehouse's `schema`: one row per acknowledged record, with
-/// its id as the source's text so that a person can query it, and one per sync with the hash
-/// version and the mapped columns its hashes cover. Idempotent.
-pub fn create_state(schema: &str) -> String {
-    let s = quote_ident(schema);
-    format!(
-        "CREATE SCHEMA IF NOT EXISTS {s};\n\
-         CREATE TABLE IF NOT EXISTS {s}.ebb_records (sync text NOT NULL, id text NOT NULL, hash text NOT NULL, \
-         synced_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (sync, id));\n\
-         CREATE TABLE IF NOT EXISTS {s}.ebb_syncs (sync text PRIMARY KEY, hash_version int NOT NULL, columns text NOT NULL, \
-         updated_at timestamptz NOT NULL DEFAULT now());"
-    )
-}
-
-/// Acknowledged upserts, one round trip for a batch. `$1` sync, `$2` ids, `$3` hashes.
-pub fn commit_upserts(schema: &str) -> String {
-    format!(
-        "INSERT INTO {}.ebb_records (sync, id, hash) SELECT $1, u.id, u.hash FROM UNNEST($2::text[], $3::text[]) AS u(id, hash) \
-         ON CONFLICT (sync, id) DO UPDATE SET hash = excluded.hash, synced_at = now()",
-        quote_ident(schema)
-    )
-}
-
-/// Acknowledged deletes. `$1` sync, `$2` ids.
-pub fn commit_deletes(schema: &str) -> String {
-    format!(
-        "DELETE FROM {}.ebb_records WHERE sync = $1 AND id = ANY($2::text[])",
-        quote_ident(schema)
-    )
-}
-
-/// Forgets a sync's records and what its hashes covered. `$1` sync.
-pub fn reset(schema: &str) -> [String; 2] {
+/// its key as the source's text so that a person can query it and the id the destination
+/// acknowledged, and one per sync with what its hashes are made with. Idempotent.
+pub fn create_state(schema: &str) -> [String; 3] {
     let s = quote_ident(schema);
     [
-        format!("DELETE FROM {s}.ebb_records WHERE sync = $1"),
-        format!("DELETE FROM {s}.ebb_syncs WHERE sync = $1"),
+        format!("CREATE SCHEMA IF NOT EXISTS {s}"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.ebb_records (sync text NOT NULL, id text NOT NULL, sent_as text NOT NULL, \
+             hash text NOT NULL, synced_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (sync, id))"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.ebb_syncs (sync text PRIMARY KEY, hash_version int NOT NULL, salt text NOT NULL, \
+             columns text NOT NULL, destination text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
+        ),
     ]
 }
 
-/// What a sync's stored hashes cover. `$1` sync; returns `hash_version`, `columns`.
+/// One commit window, in one statement (so one round trip, and atomic): acknowledged upserts,
+/// acknowledged deletes, and what the hashes cover when the run has not written it yet.
+/// `$1` sync, `$2` keys, `$3` ids as sent, `$4` hashes, `$5` deleted keys, `$6` whether to write
+/// the coverage, `$7` hash version, `$8` salt, `$9` columns, `$10` destination.
+pub fn commit(schema: &str) -> String {
+    let s = quote_ident(schema);
+    format!(
+        "WITH ebb_up AS (INSERT INTO {s}.ebb_records (sync, id, sent_as, hash) \
+         SELECT $1, u.id, u.sent_as, u.hash FROM UNNEST($2::text[], $3::text[], $4::text[]) AS u(id, sent_as, hash) \
+         ON CONFLICT (sync, id) DO UPDATE SET sent_as = excluded.sent_as, hash = excluded.hash, synced_at = now() RETURNING 1), \
+         ebb_del AS (DELETE FROM {s}.ebb_records WHERE sync = $1 AND id = ANY($5::text[]) RETURNING 1), \
+         ebb_cov AS (INSERT INTO {s}.ebb_syncs (sync, hash_version, salt, columns, destination) SELECT $1, $7, $8, $9, $10 WHERE $6 \
+         ON CONFLICT (sync) DO UPDATE SET hash_version = excluded.hash_version, salt = excluded.salt, columns = excluded.columns, \
+         destination = excluded.destination, updated_at = now() RETURNING 1) \
+         SELECT (SELECT count(*) FROM ebb_up), (SELECT count(*) FROM ebb_del), (SELECT count(*) FROM ebb_cov)"
+    )
+}
+
+/// Forgets a sync's records. `$1` sync.
+pub fn forget_records(schema: &str) -> String {
+    format!("DELETE FROM {}.ebb_records WHERE sync = $1", quote_ident(schema))
+}
+
+/// Forgets what a sync's hashes cover. `$1` sync.
+pub fn forget_coverage(schema: &str) -> String {
+    format!("DELETE FROM {}.ebb_syncs WHERE sync = $1", quote_ident(schema))
+}
+
+/// What a sync's stored hashes cover, and how many there are. `$1` sync; returns
+/// `hash_version`, `salt`, `columns`, `destination` (NULL when nothing is recorded), `records`.
 pub fn read_coverage(schema: &str) -> String {
+    let s = quote_ident(schema);
     format!(
-        "SELECT hash_version, columns FROM {}.ebb_syncs WHERE sync = $1",
+        "SELECT c.hash_version, c.salt, c.columns, c.destination, (SELECT count(*) FROM {s}.ebb_records WHERE sync = $1) \
+         FROM (SELECT 1) AS one LEFT JOIN {s}.ebb_syncs AS c ON c.sync = $1"
+    )
+}
+
+/// The diff, as one query: the rows of `base` (a query) whose key is not stored for sync `$1`
+/// or whose hash differs from the stored one, every row if `$2`, and the rows whose key is in
+/// `$3`. Returns `ebb_key`, `ebb_hash`, `ebb_stored`, then `select` (expressions over the
+/// source's columns). A row without a key is among them, for the mapping to reject.
+pub fn changed_rows(schema: &str, base: &str, query: &DiffQuery, select: &[String]) -> String {
+    let columns: Vec<HashedColumn<'_>> = query.columns.iter().map(|(name, ty)| HashedColumn { name, ty }).collect();
+    format!(
+        "SELECT ebb_src.ebb_key, ebb_src.ebb_hash, ebb_st.hash IS NOT NULL AS ebb_stored, {} \
+         FROM (SELECT {} AS ebb_key, {} AS ebb_hash, ebb_q.* FROM ({base}) AS ebb_q) AS ebb_src \
+         LEFT JOIN {}.ebb_records AS ebb_st ON ebb_st.sync = $1 AND ebb_st.id = ebb_src.ebb_key \
+         WHERE $2 OR ebb_st.hash IS DISTINCT FROM ebb_src.ebb_hash OR ebb_src.ebb_key = ANY($3::text[])",
+        select.join(", "),
+        key_expression(&query.key),
+        row_hash(&query.salt, &columns),
         quote_ident(schema)
     )
 }
 
-/// Records what a sync's hashes cover. `$1` sync, `$2` hash version, `$3` columns.
-pub fn write_coverage(schema: &str) -> String {
+/// The keys that more than one row of `base` has.
+pub fn duplicate_keys(base: &str, key: &RowKey) -> String {
     format!(
-        "INSERT INTO {}.ebb_syncs (sync, hash_version, columns) VALUES ($1, $2, $3) \
-         ON CONFLICT (sync) DO UPDATE SET hash_version = excluded.hash_version, columns = excluded.columns, updated_at = now()",
-        quote_ident(schema)
+        "SELECT ebb_key FROM (SELECT {} AS ebb_key FROM ({base}) AS ebb_q) AS ebb_k WHERE ebb_key IS NOT NULL \
+         GROUP BY ebb_key HAVING count(*) > 1",
+        key_expression(key)
     )
 }
 
-/// The source rows of `base` (a query) with their id as text (`ebb_id`) and row hash
-/// (`ebb_hash`), all columns after them.
-fn hashed_source(base: &str, id: &str, columns: &[HashedColumn<'_>]) -> String {
+/// The keys and sent ids stored for sync `$1` that no row of `base` has, sorted by key.
+pub fn gone(schema: &str, base: &str, key: &RowKey) -> String {
     format!(
-        "SELECT {}::text AS ebb_id, {} AS ebb_hash, ebb_q.* FROM ({base}) AS ebb_q",
-        quote_ident(id),
-        row_hash(columns)
-    )
-}
-
-/// The diff, as one query: the rows of `base` whose id is not stored for sync `$1`, or whose
-/// hash differs from the stored one, with `ebb_id`, `ebb_hash`, then the source's columns.
-/// A row without an id is among them, for the mapping to reject.
-pub fn changed_rows(schema: &str, base: &str, id: &str, columns: &[HashedColumn<'_>]) -> String {
-    format!(
-        "SELECT ebb_src.* FROM ({}) AS ebb_src LEFT JOIN {}.ebb_records AS ebb_st ON ebb_st.sync = $1 AND ebb_st.id = ebb_src.ebb_id \
-         WHERE ebb_st.hash IS DISTINCT FROM ebb_src.ebb_hash",
-        hashed_source(base, id, columns),
-        quote_ident(schema)
-    )
-}
-
-/// The ids stored for sync `$1` that `base` no longer has, sorted.
-pub fn gone_ids(schema: &str, base: &str, id: &str) -> String {
-    format!(
-        "SELECT ebb_st.id FROM {}.ebb_records AS ebb_st WHERE ebb_st.sync = $1 \
-         AND NOT EXISTS (SELECT 1 FROM ({base}) AS ebb_q WHERE ebb_q.{}::text = ebb_st.id) ORDER BY ebb_st.id",
+        "SELECT ebb_st.id, ebb_st.sent_as FROM {}.ebb_records AS ebb_st WHERE ebb_st.sync = $1 \
+         AND NOT EXISTS (SELECT 1 FROM ({base}) AS ebb_q WHERE {} = ebb_st.id) ORDER BY ebb_st.id",
         quote_ident(schema),
-        quote_ident(id)
+        key_expression(key)
     )
 }
 
@@ -174,14 +247,17 @@ mod tests {
     #[test]
     fn the_sql_of_each_kind_of_column_is_pinned() {
         let (text, int, list) = (ColumnType::String, ColumnType::Int, ColumnType::List(Box::new(ColumnType::Float)));
-        let sql = row_hash(&[
-            HashedColumn {
-                name: "e\"mail",
-                ty: &text,
-            },
-            HashedColumn { name: "age", ty: &int },
-            HashedColumn { name: "scores", ty: &list },
-        ]);
+        let sql = row_hash(
+            "",
+            &[
+                HashedColumn {
+                    name: "e\"mail",
+                    ty: &text,
+                },
+                HashedColumn { name: "age", ty: &int },
+                HashedColumn { name: "scores", ty: &list },
+            ],
+        );
         assert_eq!(
             sql,
             "md5('ebb1' || (CASE WHEN \"e\"\"mail\" IS NULL THEN 'N' ELSE 'V' || length(\"e\"\"mail\"::text)::text || ':' || \"e\"\"mail\"::text END) \

@@ -24,14 +24,18 @@ use tokio::sync::mpsc;
 
 use super::{ColumnType, Found, Source, SourceBatch, SourceError, SourceSchema};
 use crate::config::secret::SecretString;
-use crate::config::PostgresRelation;
+use crate::config::{DiffMode, PostgresRelation};
 use crate::warehouse::postgres::quote_ident;
+
+mod diff;
 
 const BATCH_ROWS: usize = 8192;
 
+#[derive(Clone)]
 pub struct PostgresSource {
     url: SecretString,
     relation: PostgresRelation,
+    diff: DiffMode,
 }
 
 /// How a column travels: the server-side cast and the decoder that reads it.
@@ -95,8 +99,8 @@ fn classify(type_name: &str, kind: &PgTypeKind) -> Option<(ColumnType, Wire)> {
 }
 
 impl PostgresSource {
-    pub fn new(url: SecretString, relation: PostgresRelation) -> Self {
-        Self { url, relation }
+    pub fn new(url: SecretString, relation: PostgresRelation, diff: DiffMode) -> Self {
+        Self { url, relation, diff }
     }
 
     /// `host:port/db`, never the user or password.
@@ -179,16 +183,20 @@ impl Source for PostgresSource {
 
     fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
         let (tx, mut rx) = mpsc::channel::<Result<SourceBatch, SourceError>>(4);
-        let source = PostgresSource {
-            url: self.url.clone(),
-            relation: self.relation.clone(),
-        };
+        let source = self.clone();
         tokio::spawn(async move {
             if let Err(e) = source.read_all(&expected, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
         Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    }
+
+    fn warehouse_diff(&self) -> Option<Arc<dyn crate::warehouse::WarehouseDiff>> {
+        match &self.diff {
+            DiffMode::InProcess => None,
+            DiffMode::Warehouse { state_schema } => Some(Arc::new(diff::PgWarehouse::new(self.clone(), state_schema.clone()))),
+        }
     }
 }
 
@@ -210,55 +218,81 @@ impl PostgresSource {
     ) -> Result<(), SourceError> {
         let mut conn = self.connect().await?;
         let wires = self.wires(&mut conn, expected).await?;
-        let select: Vec<String> = expected
-            .iter()
-            .zip(&wires)
-            .map(|((name, _), wire)| format!("{q}{} AS {q}", wire.cast(), q = quote_ident(name)))
-            .collect();
-        let sql = format!("SELECT {} FROM ({}) AS ebb_source", select.join(", "), self.base_query());
+        let sql = format!(
+            "SELECT {} FROM ({}) AS ebb_source",
+            select_list(expected, &wires).join(", "),
+            self.base_query()
+        );
+        let mut txn = self.read_only(&mut conn).await?;
+        let rows = sqlx::query(&sql).fetch(&mut *txn);
+        self.pump(rows, expected, &wires, 0, tx).await?;
+        // Read-only: nothing to keep, so end the transaction without committing.
+        let _ = txn.rollback().await;
+        Ok(())
+    }
 
+    /// A transaction that cannot write: every read of the source runs in one.
+    async fn read_only<'c>(&self, conn: &'c mut PgConnection) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, SourceError> {
         let mut txn = conn.begin().await.map_err(|e| self.err(e))?;
         sqlx::query("SET TRANSACTION READ ONLY")
             .execute(&mut *txn)
             .await
             .map_err(|e| self.err(e))?;
+        Ok(txn)
+    }
+
+    /// Turns `rows` into batches of `BATCH_ROWS` and sends them until the rows end or the
+    /// receiver is gone. The expected columns start at column `offset` of each row; `extra`
+    /// reads what comes before them, for each batch.
+    async fn pump(
+        &self,
+        mut rows: BoxStream<'_, Result<PgRow, sqlx::Error>>,
+        expected: &[(String, ColumnType)],
+        wires: &[Wire],
+        offset: usize,
+        tx: &mpsc::Sender<Result<SourceBatch, SourceError>>,
+    ) -> Result<(), SourceError> {
         let origin: Arc<str> = Arc::from(self.describe());
-        let mut rows = sqlx::query(&sql).fetch(&mut *txn);
         let mut pending: Vec<PgRow> = Vec::with_capacity(BATCH_ROWS);
         let mut first_row = 0u64;
         loop {
             let row = rows.try_next().await.map_err(|e| self.err(e))?;
             let done = row.is_none();
-            if let Some(row) = row {
-                pending.push(row);
-            }
+            pending.extend(row);
             if pending.len() == BATCH_ROWS || (done && !pending.is_empty()) {
-                let batch = to_batch(expected, &wires, &pending).map_err(|e| self.err(e))?;
+                let batch = to_batch(expected, wires, &pending, offset).map_err(|e| self.err(e))?;
+                let warehouse = match offset {
+                    0 => None,
+                    _ => Some(diff::warehouse_rows(&pending).map_err(|e| self.err(e))?),
+                };
                 let n = pending.len() as u64;
                 pending.clear();
-                if tx
-                    .send(Ok(SourceBatch {
-                        batch,
-                        origin: origin.clone(),
-                        first_row,
-                        problems: None,
-                    }))
-                    .await
-                    .is_err()
-                {
+                let batch = SourceBatch {
+                    batch,
+                    origin: origin.clone(),
+                    first_row,
+                    problems: None,
+                    warehouse,
+                };
+                if tx.send(Ok(batch)).await.is_err() {
                     return Ok(());
                 }
                 first_row += n;
             }
             if done {
-                break;
+                return Ok(());
             }
         }
-        drop(rows);
-        // Read-only: nothing to keep, so end the transaction without committing.
-        let _ = txn.rollback().await;
-        Ok(())
     }
+}
+
+/// The expected columns, each cast to its wire form.
+fn select_list(expected: &[(String, ColumnType)], wires: &[Wire]) -> Vec<String> {
+    expected
+        .iter()
+        .zip(wires)
+        .map(|((name, _), wire)| format!("{q}{} AS {q}", wire.cast(), q = quote_ident(name)))
+        .collect()
 }
 
 fn column_err(name: &str, e: sqlx::Error) -> String {
@@ -312,10 +346,12 @@ fn days_since_epoch(d: chrono::NaiveDate) -> Option<i32> {
     i32::try_from(d.signed_duration_since(chrono::NaiveDate::default()).num_days()).ok()
 }
 
-fn to_batch(expected: &[(String, ColumnType)], wires: &[Wire], rows: &[PgRow]) -> Result<RecordBatch, String> {
+/// The batch of `rows`, whose expected columns start at column `offset`.
+fn to_batch(expected: &[(String, ColumnType)], wires: &[Wire], rows: &[PgRow], offset: usize) -> Result<RecordBatch, String> {
     let mut fields = Vec::with_capacity(wires.len());
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(wires.len());
     for (i, ((name, _), wire)) in expected.iter().zip(wires).enumerate() {
+        let i = i + offset;
         let array = match wire {
             Wire::Text => texts(rows, i, name)?,
             Wire::Int => scalars::<i64, _>(rows, i, name, Int64Builder::new(), |b, v| b.append_option(v))?,
