@@ -6,6 +6,7 @@
 mod generate;
 mod status_page;
 mod suite;
+mod warehouse;
 
 use std::path::PathBuf;
 
@@ -25,6 +26,8 @@ enum Command {
     Generate(GenerateArgs),
     /// Run every case several times against the peers and print the results table.
     Suite(suite::SuiteArgs),
+    /// Only the warehouse-side diff's cases: in process and in the warehouse, on the same tables.
+    WarehouseDiff(warehouse::WarehouseArgs),
     /// Only the status page case: a worker over 200 syncs and 10,000 runs, `GET /` timed.
     StatusPage {
         /// The `ebb` binary; by default the one next to this one.
@@ -84,6 +87,13 @@ async fn main() -> Result<()> {
             println!("{}", serde_json::to_string(&truth)?);
         }
         Command::Suite(args) => suite::run(args).await?,
+        Command::WarehouseDiff(args) => {
+            let (table, notes) = warehouse::run(&args).await?;
+            println!(
+                "{table}\nMedian wall time of {} runs (min–max) · peak RSS, measured with /usr/bin/time.\n\n{notes}",
+                args.runs
+            );
+        }
         Command::StatusPage { ebb, work } => {
             let ebb = match ebb {
                 Some(p) => p,

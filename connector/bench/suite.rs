@@ -49,17 +49,20 @@ pub struct SuiteArgs {
     /// Where to write the results table (Markdown).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Table sizes of the warehouse-side diff's cases; 0 skips them.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000u64, 10_000_000])]
+    warehouse_rows: Vec<u64>,
 }
 
 /// One measured command.
 #[derive(Clone, Copy, Debug)]
-struct Sample {
-    wall: f64,
-    rss_mb: f64,
-    cpu: f64,
+pub(crate) struct Sample {
+    pub wall: f64,
+    pub rss_mb: f64,
+    pub cpu: f64,
 }
 
-fn measure(cmd: &mut Command) -> Result<(Sample, String)> {
+pub(crate) fn measure(cmd: &mut Command) -> Result<(Sample, String)> {
     let report = tempfile_path("time");
     let program = cmd.get_program().to_owned();
     let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
@@ -111,15 +114,15 @@ fn tempfile_path(tag: &str) -> PathBuf {
 
 /// Median and range of several samples.
 #[derive(Clone, Copy, Debug)]
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-    rss_mb: f64,
-    cpu: f64,
+pub(crate) struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub rss_mb: f64,
+    pub cpu: f64,
 }
 
-fn stats(samples: &[Sample]) -> Stats {
+pub(crate) fn stats(samples: &[Sample]) -> Stats {
     let mut walls: Vec<f64> = samples.iter().map(|s| s.wall).collect();
     walls.sort_by(f64::total_cmp);
     let mut cpus: Vec<f64> = samples.iter().map(|s| s.cpu).collect();
@@ -133,16 +136,16 @@ fn stats(samples: &[Sample]) -> Stats {
     }
 }
 
-fn fmt_stats(s: &Stats) -> String {
+pub(crate) fn fmt_stats(s: &Stats) -> String {
     format!("{:.2} s ({:.2}–{:.2}) · {:.0} MB", s.median, s.min, s.max, s.rss_mb)
 }
 
-struct StandInProcess {
+pub(crate) struct StandInProcess {
     child: Child,
 }
 
 impl StandInProcess {
-    fn start(ebb: &Path, port: u16) -> Result<StandInProcess> {
+    pub fn start(ebb: &Path, port: u16) -> Result<StandInProcess> {
         // Another server on the port would answer in the stand-in's place, and be measured.
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             bail!("port {port} is taken: stop what listens there, or pass --port");
@@ -189,7 +192,7 @@ const PARQUET_MAPPING: &str = include_str!("../../mappings/bench/users.yml");
 /// The mixed case's mapping: eight attributes, a decimal among them.
 const MIXED_MAPPING: &str = include_str!("../../mappings/bench/users_mixed.yml");
 
-fn postgres_mapping(name: &str, table: &str) -> String {
+pub(crate) fn postgres_mapping(name: &str, table: &str) -> String {
     PARQUET_MAPPING.replace("name: bench_users", &format!("name: {name}")).replace(
         "  parquet: ${SNAPSHOT}",
         &format!("  postgres:\n    url: ${{WAREHOUSE_URL}}\n    table: {table}"),
@@ -259,15 +262,15 @@ deleted = con.execute(f"SELECT count(*) FROM read_parquet('{a}') a ANTI JOIN rea
 print(changed_or_new, deleted)
 "#;
 
-struct Env {
-    ebb: PathBuf,
-    work: PathBuf,
-    stand_in_url: String,
-    database_url: String,
+pub(crate) struct Env {
+    pub ebb: PathBuf,
+    pub work: PathBuf,
+    pub stand_in_url: String,
+    pub database_url: String,
 }
 
 impl Env {
-    fn ebb(&self, args: &[&str], envs: &[(&str, &str)]) -> Command {
+    pub fn ebb(&self, args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut c = Command::new(&self.ebb);
         c.args(args)
             .current_dir(&self.work)
@@ -280,11 +283,11 @@ impl Env {
         c
     }
 
-    fn state(&self, name: &str) -> String {
+    pub fn state(&self, name: &str) -> String {
         format!("sqlite://{}", self.work.join("state").join(format!("{name}.db")).display())
     }
 
-    fn fresh_state(&self, name: &str) -> Result<String> {
+    pub fn fresh_state(&self, name: &str) -> Result<String> {
         let dir = self.work.join("state");
         std::fs::create_dir_all(&dir)?;
         for entry in std::fs::read_dir(&dir)? {
@@ -544,6 +547,24 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
         );
     }
     drop(stand_in);
+
+    let warehouse_rows: Vec<u64> = args.warehouse_rows.iter().copied().filter(|&n| n > 0).collect();
+    if !warehouse_rows.is_empty() {
+        let (wh_table, wh_notes) = crate::warehouse::run(&crate::warehouse::WarehouseArgs {
+            rows: warehouse_rows,
+            runs,
+            work: work.clone(),
+            ebb: Some(env.ebb.clone()),
+            database_url: args.database_url.clone(),
+            port: args.port + 1,
+        })
+        .await?;
+        let _ = write!(
+            table,
+            "\n**The warehouse-side diff** (`diff: warehouse`), same tables both ways:\n\n{wh_table}"
+        );
+        notes.push_str(&wh_notes);
+    }
 
     let report = format!("{table}\nMedian wall time of {runs} runs (min–max) · peak RSS, measured with /usr/bin/time.\n\n{notes}");
     println!("{report}");

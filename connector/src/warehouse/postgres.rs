@@ -3,7 +3,9 @@
 //! **The canonical text** of a row is `ebb<version>` followed by one piece per mapped column,
 //! in the mapping's order. A piece is `N` for NULL, or `V` and the value's canonical text with
 //! its length in characters before it (`V5:hello`), so that no value can imitate a delimiter.
-//! A list is `L`, its element count, `:`, then one piece per element. Each type's text is
+//! A list of strings, integers or booleans is `J` and its JSON array (self-delimiting, and a
+//! function call rather than a subquery per row: lists were most of the hash's cost); a list of
+//! floats is `L`, its element count, `:`, then one piece per element. Each type's text is
 //! chosen so that no session setting changes it (`DateStyle`, `TimeZone`,
 //! `extra_float_digits`, `lc_*`):
 //!
@@ -51,17 +53,26 @@ fn piece(value: &str, ty: &ColumnType) -> String {
     format!("CASE WHEN {value} IS NULL THEN 'N' ELSE 'V' || length({text})::text || ':' || {text} END")
 }
 
-/// The piece of one column: a scalar's, or a list's `L<count>:` and its elements' pieces.
+/// The piece of one column: a scalar's, or a list's. A list of strings, integers or booleans is
+/// `J` and its JSON text (`array_to_json`, which no setting changes for these types, and which
+/// ends where its brackets close); a list of floats, whose JSON would follow
+/// `extra_float_digits`, is `L<count>:` and its elements' pieces.
 fn column_piece(column: &HashedColumn<'_>) -> String {
     let value = quote_ident(column.name);
+    let json = |cast: &str| format!("CASE WHEN {value} IS NULL THEN 'N' ELSE 'J' || array_to_json({value}::{cast})::text END");
     match column.ty {
-        ColumnType::List(inner) => {
-            let element = piece("ebb_e", inner);
-            format!(
-                "CASE WHEN {value} IS NULL THEN 'N' ELSE 'L' || cardinality({value})::text || ':' || \
-                 coalesce((SELECT string_agg({element}, '' ORDER BY ebb_o) FROM unnest({value}) WITH ORDINALITY AS ebb_u(ebb_e, ebb_o)), '') END"
-            )
-        }
+        ColumnType::List(inner) => match inner.as_ref() {
+            ColumnType::String => json("text[]"),
+            ColumnType::Int | ColumnType::UInt => json("int8[]"),
+            ColumnType::Bool => json("bool[]"),
+            _ => {
+                let element = piece("ebb_e", inner);
+                format!(
+                    "CASE WHEN {value} IS NULL THEN 'N' ELSE 'L' || cardinality({value})::text || ':' || \
+                     coalesce((SELECT string_agg({element}, '' ORDER BY ebb_o) FROM unnest({value}) WITH ORDINALITY AS ebb_u(ebb_e, ebb_o)), '') END"
+                )
+            }
+        },
         scalar => piece(&value, scalar),
     }
 }
@@ -221,6 +232,13 @@ pub fn changed_rows(schema: &str, base: &str, query: &DiffQuery, select: &[Strin
     )
 }
 
+/// Whether column `$2` of table `$1` (a quoted, qualified name) has a unique index of its own
+/// (not partial): then no two rows share a key, and the duplicate query can be skipped.
+pub fn unique_column() -> &'static str {
+    "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+     WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL AND a.attname = $2)"
+}
+
 /// The keys that more than one row of `base` has.
 pub fn duplicate_keys(base: &str, key: &RowKey) -> String {
     format!(
@@ -265,6 +283,11 @@ mod tests {
              || (CASE WHEN \"scores\" IS NULL THEN 'N' ELSE 'L' || cardinality(\"scores\")::text || ':' || coalesce((SELECT string_agg(\
              CASE WHEN ebb_e IS NULL THEN 'N' ELSE 'V' || length(encode(float8send(ebb_e::float8), 'hex'))::text || ':' || \
              encode(float8send(ebb_e::float8), 'hex') END, '' ORDER BY ebb_o) FROM unnest(\"scores\") WITH ORDINALITY AS ebb_u(ebb_e, ebb_o)), '') END))"
+        );
+        let tags = ColumnType::List(Box::new(ColumnType::String));
+        assert_eq!(
+            canonical_text(&[HashedColumn { name: "tags", ty: &tags }]),
+            "'ebb1' || (CASE WHEN \"tags\" IS NULL THEN 'N' ELSE 'J' || array_to_json(\"tags\"::text[])::text END)"
         );
     }
 }
