@@ -58,15 +58,7 @@ attributes:
 
 /// The generator's snapshots A and B of `rows` rows as `{schema}.users_a` and `users_b`, and its truth.
 fn generate_into_postgres(ws: &Workspace, rows: u64, schema: &str) -> serde_json::Value {
-    let data = ws.path().join("data");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebb-bench"))
-        .args(["generate", "--rows", &rows.to_string(), "--seed", "7", "--out"])
-        .arg(&data)
-        .args(["--postgres", &database_url(), "--schema", schema])
-        .output()
-        .expect("ebb-bench runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&std::fs::read(data.join("truth.json")).expect("truth file")).expect("truth is JSON")
+    generate_into(ws, rows, Some(schema)).1
 }
 
 /// A source schema and a state schema of one test's own.
@@ -458,20 +450,8 @@ impl Role {
 
 impl Drop for Role {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&database_url()).await {
-                    let _ = sqlx::raw_sql(&format!("DROP OWNED BY \"{name}\"; DROP ROLE \"{name}\";"))
-                        .execute(&pool)
-                        .await;
-                }
-            });
-        })
-        .join();
+        admin_exec_blocking(format!("DROP OWNED BY \"{}\"", self.name));
+        admin_exec_blocking(format!("DROP ROLE \"{}\"", self.name));
     }
 }
 

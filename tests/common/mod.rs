@@ -185,7 +185,7 @@ impl Drop for TempSchema {
 
 /// Runs one statement at DATABASE_URL from a thread and a runtime of its own, ignoring failure:
 /// for cleanup in `Drop`, which may run inside a runtime, even when a test has failed.
-fn admin_exec_blocking(sql: String) {
+pub fn admin_exec_blocking(sql: String) {
     let _ = std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
             return;
@@ -305,12 +305,20 @@ impl PgSchema {
 /// Writes the benchmark generator's snapshots A and B of `rows` rows into `ws`, and returns
 /// their folder and the truth file.
 pub fn generate(ws: &Workspace, rows: u64) -> (PathBuf, serde_json::Value) {
+    generate_into(ws, rows, None)
+}
+
+/// [`generate`], also loading both snapshots into PostgreSQL as `{schema}.users_a` and `users_b`.
+pub fn generate_into(ws: &Workspace, rows: u64, postgres_schema: Option<&str>) -> (PathBuf, serde_json::Value) {
     let data = ws.path().join("data");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ebb-bench"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ebb-bench"));
+    command
         .args(["generate", "--rows", &rows.to_string(), "--seed", "7", "--out"])
-        .arg(&data)
-        .output()
-        .expect("ebb-bench runs");
+        .arg(&data);
+    if let Some(schema) = postgres_schema {
+        command.args(["--postgres", &database_url(), "--schema", schema]);
+    }
+    let out = command.output().expect("ebb-bench runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let truth = serde_json::from_slice(&std::fs::read(data.join("truth.json")).expect("truth file")).expect("truth is JSON");
     (data, truth)

@@ -144,10 +144,10 @@ impl CommitWindow<'_> {
             rows,
             deleted,
         } = acknowledged(&done, sync.mapping.keep_payloads && self.warehouse.is_none());
-        if !acked.is_empty() || !deleted.is_empty() {
+        if !acked.is_empty() || !rows.is_empty() || !deleted.is_empty() {
             self.commit(&acked, &payloads, &rows, &deleted, committed).await?;
         }
-        counts.sent += acked.len() as u64;
+        counts.sent += (acked.len() + rows.len()) as u64;
         counts.deleted += deleted.len() as u64;
         let mut rejected: Vec<StoredRejection> = Vec::new();
         let mut failed = 0;
@@ -169,7 +169,7 @@ impl CommitWindow<'_> {
         if !rejected.is_empty() {
             store.add_rejections(run_id, sync.name(), &rejected).await?;
         }
-        let settled = (acked.len() + deleted.len() + rejected.len() + failed) as u64;
+        let settled = (acked.len() + rows.len() + deleted.len() + rejected.len() + failed) as u64;
         if let Some(progress) = &self.context.options.progress {
             progress.advance(settled);
         }
@@ -268,7 +268,7 @@ impl CommitWindow<'_> {
 
 /// What the destination acknowledged of a commit window.
 struct Acknowledged {
-    /// Upserts, with the hash of what was sent.
+    /// Upserts diffed in process, with the hash of what was sent.
     upserted: Vec<(String, u128)>,
     /// What each upsert sent, in `upserted`'s order.
     payloads: Vec<Vec<u8>>,
@@ -288,9 +288,11 @@ fn acknowledged(done: &[(Vec<Change>, BatchOutcome)], keep_payloads: bool) -> Ac
     for change in done.iter().flat_map(|(batch, outcome)| outcome.acked.iter().map(|&i| &batch[i])) {
         match change {
             Change::Upsert(record) => {
-                out.upserted.push((record.id.clone(), record_hash(record)));
-                if let Some(row) = &record.row_state {
-                    out.rows.push((row.key.clone(), record.id.clone(), row.hash));
+                // A row from the warehouse's diff is committed with the warehouse's hash; the
+                // record's own is not needed.
+                match &record.row_state {
+                    Some(row) => out.rows.push((row.key.clone(), record.id.clone(), row.hash)),
+                    None => out.upserted.push((record.id.clone(), record_hash(record))),
                 }
                 if keep_payloads {
                     out.payloads.push(payload::encode(record));

@@ -61,7 +61,18 @@ fn hash_one(compiled: &CompiledMapping, batch: SourceBatch, suppressed: &HashSet
     out
 }
 
-pub(super) fn mapping_rejection(r: Rejection) -> StoredRejection {
+/// Notes a rejected row's id, which is present though not valid, and keeps the first
+/// rejections for storage.
+pub(super) fn keep_rejection(rejection: Rejection, rejected_ids: &mut Vec<(u128, String)>, rejections: &mut Vec<StoredRejection>) {
+    if let Some(id) = &rejection.id {
+        rejected_ids.push((id_key(id), id.clone()));
+    }
+    if rejections.len() < MAX_STORED_REJECTIONS {
+        rejections.push(mapping_rejection(rejection));
+    }
+}
+
+fn mapping_rejection(r: Rejection) -> StoredRejection {
     StoredRejection {
         stage: RejectionStage::Mapping,
         record_id: r.id,
@@ -106,12 +117,7 @@ pub(super) async fn read_snapshot(
         counts.suppressed += done.suppressed;
         counts.invalid += done.rejections.len() as u64;
         for rejection in done.rejections {
-            if let Some(id) = &rejection.id {
-                rejected_ids.push((id_key(id), id.clone()));
-            }
-            if rejections.len() < MAX_STORED_REJECTIONS {
-                rejections.push(mapping_rejection(rejection));
-            }
+            keep_rejection(rejection, &mut rejected_ids, rejections);
         }
         candidates.extend(done.entries.iter().filter(|e| kept.wants(e.key, e.hash)).map(|e| e.key));
         seen.extend_from_slice(&done.entries);

@@ -10,7 +10,7 @@ use futures::StreamExt;
 
 use super::kept::Kept;
 use super::plan::{reject_duplicates, Plan, Start, ToSend};
-use super::snapshot::mapping_rejection;
+use super::snapshot::keep_rejection;
 use super::SyncJob;
 use crate::config::Mode;
 use crate::diff::{self, Duplicate};
@@ -19,7 +19,7 @@ use crate::hash::id_key;
 use crate::mapping::Rejection;
 use crate::record::Record;
 use crate::source::WarehouseRow;
-use crate::state::{IndexEntry, RunCounts, StateStore, StoredRejection, StoredState, MAX_STORED_REJECTIONS};
+use crate::state::{IndexEntry, RunCounts, StateStore, StoredRejection, StoredState};
 use crate::warehouse::{Coverage, DiffQuery, WarehouseDiff, WAREHOUSE_HASH_VERSION};
 
 /// The warehouse's part of a run, for pass 2 and the commits.
@@ -139,12 +139,7 @@ impl Read {
             Ok(valid) => valid,
             Err(rejection) => {
                 self.counts.invalid += 1;
-                if let Some(id) = &rejection.id {
-                    self.rejected_ids.push((id_key(id), id.clone()));
-                }
-                if self.rejections.len() < MAX_STORED_REJECTIONS {
-                    self.rejections.push(mapping_rejection(rejection));
-                }
+                keep_rejection(rejection, &mut self.rejected_ids, &mut self.rejections);
                 return;
             }
         };
