@@ -86,6 +86,14 @@ fn config_error_table() {
             "m.yml:5:12: source.postgres.table: `a.b.c` is not a plain `[schema.]name`",
         ),
         (
+            "name: u\nsource:\n  postgres:\n    url: postgres://h/db\n    table: t\n    diff: warehouse\n    state_schema: a.b\ndestination:\n  enterpret:\n    object: user\n    api_key: ${TEST_KEY:-k}\nid: a\ncreated_at: b\n",
+            "m.yml:7:19: source.postgres.state_schema: `a.b` is not a plain schema name",
+        ),
+        (
+            "name: u\nsource:\n  postgres:\n    url: postgres://h/db\n    table: t\n    diff: remote\ndestination:\n  enterpret:\n    object: user\n    api_key: ${TEST_KEY:-k}\nid: a\ncreated_at: b\n",
+            "m.yml:6:11: unknown variant `remote`, expected one of in_process, warehouse",
+        ),
+        (
             &format!("{HEAD}id: a\ncreated_at: b\nevery: 5m\nschedule: \"* * * * *\"\n"),
             "m.yml:11:11: schedule: give only one of `schedule`, `every` and `continuous`",
         ),
