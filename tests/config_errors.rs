@@ -315,3 +315,134 @@ fn every_mapping_in_the_repository_keeps_its_secrets_out() {
     }
     assert!(seen >= 7, "found the repository's mappings ({seen})");
 }
+
+const DESTINATION_AND_KEYS: &str = "destination:\n  enterpret:\n    object: user\n    api_key: ${TEST_KEY:-k}\nid: a\ncreated_at: b\n";
+
+/// The errors of a mapping whose `source:` block (from line 3) is `source`.
+fn source_errors(source: &str) -> Vec<String> {
+    errors(&format!("name: users\nsource:\n{source}{DESTINATION_AND_KEYS}"))
+}
+
+#[test]
+fn object_store_source_errors() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "  parquet: s3://exports/users/*.parquet\n  store:\n    secret_access_key: abc123\n",
+            "m.yml:5:5: source.store.secret_access_key: is a credential, and credentials never go in a mapping: ebb reads \
+             them from the environment, here AWS_SECRET_ACCESS_KEY",
+        ),
+        (
+            "  parquet: s3://exports/users/*.parquet\n  store:\n    access_key_id: abc123\n",
+            "source.store.access_key_id: is a credential, and credentials never go in a mapping: ebb reads them from the \
+             environment, here AWS_ACCESS_KEY_ID",
+        ),
+        (
+            "  parquet: gs://exports/users/*.parquet\n  store:\n    service_account_key: abc123\n",
+            "here GOOGLE_APPLICATION_CREDENTIALS",
+        ),
+        (
+            "  parquet: az://exports/users/*.parquet\n  store:\n    account_key: abc123\n",
+            "here AZURE_STORAGE_ACCOUNT_KEY",
+        ),
+        (
+            "  parquet: s3://exports/users/*.parquet\n  store:\n    endpointt: http://x\n",
+            "m.yml:5:5: source.store.endpointt: unknown field `endpointt`, expected one of `region`, `endpoint`, `allow_http` \
+             (did you mean `endpoint`?)",
+        ),
+        (
+            "  parquet: s3://exports/users/*.parquet\n  store:\n    endpoint: http://127.0.0.1:9000\n",
+            "m.yml:5:15: source.store.endpoint: is http://: set `allow_http: true` to allow a store without TLS",
+        ),
+        (
+            "  parquet: s3://exports/users/*.parquet\n  store:\n    endpoint: ftp://127.0.0.1:9000\n",
+            "source.store.endpoint: must be an http:// or https:// URL",
+        ),
+        (
+            "  parquet: gs://exports/users/*.parquet\n  store:\n    region: eu-west-1\n",
+            "source.store.region: is for s3:// sources",
+        ),
+        (
+            "  parquet: s3://exports/users/*.parquet\n  store:\n    allow_http: maybe\n",
+            "source.store.allow_http: must be true or false, got `maybe`",
+        ),
+        (
+            "  parquet: users.parquet\n  store:\n    region: eu-west-1\n",
+            "m.yml:5:5: source.store: is for an object-store source (`s3://`, `gs://`, `az://`); this one is a local path",
+        ),
+        (
+            "  parquet: s3://exports/users/part-*.parquet\n  latest: true\n",
+            "m.yml:4:11: source.latest: picks the newest folder that the path's first wildcard matches, and this path has no \
+             wildcard in a folder",
+        ),
+        (
+            "  postgres:\n    url: postgres://h/db\n    table: users\n  latest: true\n",
+            "m.yml:6:11: source.latest: goes with a `parquet:` source, not `postgres:`",
+        ),
+        (
+            "  parquet: users.parquet\n  postgres:\n    url: postgres://h/db\n    table: users\n",
+            "source: give exactly one of `parquet` or `postgres`",
+        ),
+        (
+            "  parquet: s3://exports/users/dt=*/\n  require_marker: done/_SUCCESS\n",
+            "source.require_marker: must be the name of an object in the folder, such as `_SUCCESS`",
+        ),
+        ("  parquet: s3://exports/\n", "source.parquet: names a whole bucket"),
+        ("  parquet: s3://exports/users/[x.parquet\n", "source.parquet: bad glob"),
+        ("  parquet: ftp://host/users.parquet\n", "source.parquet: is not a local path, and ebb reads no such URL"),
+    ];
+    for (source, want) in cases {
+        let got = source_errors(source);
+        assert!(got.iter().any(|e| e.contains(want)), "{source}\nwanted: {want}\ngot: {got:#?}");
+        assert!(!got.iter().any(|e| e.contains("abc123")), "a credential was quoted back: {got:#?}");
+    }
+}
+
+#[test]
+fn credentials_in_an_object_store_url_are_refused_and_not_quoted_back() {
+    for url in [
+        "s3://AKIDEXAMPLE:t0psecret@exports/users/*.parquet",
+        "s3://exports/users/a.parquet?X-Amz-Credential=x&X-Amz-Signature=t0psecret",
+        "az://exports/users/a.parquet?sv=2024-01-01&sig=t0psecret",
+    ] {
+        let got = source_errors(&format!("  parquet: {url}\n"));
+        assert!(
+            got.iter().any(|e| e.contains("credentials come from the environment") || e.contains("holds credentials")),
+            "{url}: {got:#?}"
+        );
+        assert!(!got.iter().any(|e| e.contains("t0psecret")), "{got:#?}");
+    }
+}
+
+#[test]
+fn an_object_store_source_takes_its_settings_and_the_clouds_variables() {
+    let yaml = format!(
+        "name: users\nsource:\n  parquet: s3://acme-exports/users/dt=*/part-*.parquet\n  latest: true\n  require_marker: _SUCCESS\n  \
+         store:\n    region: ${{EBB_CFG_REGION:-eu-west-1}}\n    endpoint: ${{EBB_CFG_ENDPOINT}}\n    allow_http: true\n{DESTINATION_AND_KEYS}"
+    );
+    let env = OverlayEnv(
+        [
+            ("EBB_CFG_ENDPOINT", "http://127.0.0.1:9000"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t-value"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    );
+    let mapping = ebb::spec::parse(Path::new("/tmp/m.yml"), &yaml, &env).expect("valid");
+    let ebb::config::SourceConfig::Parquet { pattern, store, folders, .. } = &mapping.source else {
+        panic!("a parquet source")
+    };
+    assert_eq!(pattern, "s3://acme-exports/users/dt=*/part-*.parquet", "a URL is not made a local path");
+    assert!(folders.latest);
+    assert_eq!(folders.marker.as_deref(), Some("_SUCCESS"));
+    let store = store.as_ref().expect("an object store");
+    assert_eq!(store.root, "s3://acme-exports");
+    assert_eq!(store.key_pattern, "users/dt=*/part-*.parquet");
+    assert_eq!(store.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(store.endpoint.as_ref().map(|u| u.as_str()), Some("http://127.0.0.1:9000/"));
+    assert!(store.allow_http);
+    let names: Vec<&str> = store.env.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(names.contains(&"AWS_ACCESS_KEY_ID") && names.contains(&"AWS_SECRET_ACCESS_KEY"), "{names:?}");
+    assert!(!format!("{mapping:?}").contains("s3cr3t-value"), "the variables are kept as secrets");
+}

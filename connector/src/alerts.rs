@@ -271,6 +271,7 @@ mod tests {
             duration_ms: 5,
             full_resync,
             state_was_for: None,
+            folders: None,
         }
     }
 
@@ -291,6 +292,7 @@ mod tests {
             scheduled_for: None,
             worker: None,
             progress: None,
+            folders: None,
         }
     }
 

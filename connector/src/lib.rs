@@ -16,9 +16,10 @@
 //!   errors, and secrets, and the `RecordShape` every destination's keys become; it knows
 //!   no destination.
 //! - [`spec`]: a whole mapping: the generic sections plus the destination's own block and keys.
-//! - [`source`]: the `Source` trait, the Parquet and PostgreSQL sources, and a source joined
-//!   to a lookup source by key; [`column`] the
-//!   logical column types they report; [`pg_url`] what ebb checks in a PostgreSQL URL.
+//! - [`source`]: the `Source` trait, the Parquet source (local disk, or S3, GCS and Azure
+//!   through `object_store`), the PostgreSQL source, and a source joined to a lookup source by
+//!   key; [`column`] the logical column types they report; [`folders`] the snapshot folders a
+//!   Parquet source chose; [`pg_url`] what ebb checks in a PostgreSQL URL.
 //! - [`mapping`]: rows to canonical [`record::Record`]s, or rejections with reasons.
 //! - [`hash`]: the versioned canonical hash kept in state; [`payload`] the acknowledged
 //!   payloads kept with it, and their field-by-field changes.
@@ -46,6 +47,7 @@ pub mod delivery;
 pub mod destination;
 pub mod diff;
 pub mod error;
+pub mod folders;
 pub mod hash;
 pub mod init;
 pub mod mapping;

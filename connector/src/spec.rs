@@ -174,7 +174,7 @@ pub fn parse(path: &Path, text: &str, env: &dyn Env) -> Result<Mapping, ConfigEr
 
 fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
     let name = v.sync_name(&raw.name);
-    let source = v.source(&raw.source.value);
+    let source = v.source(&raw.source);
     let (destination, record) = raw.destination.value.validate(v, &raw.record_keys());
     let source = joined(source, &record);
     if let (Some(_), SourceConfig::Joined { .. }) = (source.warehouse_diff(), &source) {
@@ -195,7 +195,7 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
     });
     let alerts = raw.alerts.as_ref().and_then(|a| v.alerts(a));
     let guards = raw.guards.as_ref().map(|g| v.guards(g)).unwrap_or_default();
-    let suppress = raw.suppress.as_ref().map(|s| v.source_at(&s.value, "suppress"));
+    let suppress = raw.suppress.as_ref().map(|s| v.source_at(s, "suppress"));
     let tags = raw.tags.as_ref().map(|t| v.tags(t)).unwrap_or_default();
     Mapping {
         file: v.file().to_path_buf(),

@@ -123,27 +123,37 @@ fn source_of(args: &InitArgs) -> Result<(SourceConfig, String, String), Error> {
         column: 0,
         field: "source".into(),
     };
-    if let Some(pattern) = &args.parquet {
-        let absolute = std::env::current_dir().map(|cwd| cwd.join(pattern)).map_err(|source| Error::Io {
-            context: "cannot read the current folder".into(),
-            source,
-        })?;
-        // A glob has no canonical form; a path does, without its `..`s.
-        let absolute = std::fs::canonicalize(&absolute).unwrap_or(absolute);
-        let written = match args.out.as_deref().and_then(Path::parent) {
-            Some(dir) => relative_to(&absolute, dir),
-            None => pattern.clone(),
-        };
-        let stem = Path::new(pattern.trim_end_matches(['*', '/']))
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "sync".into());
-        let config = SourceConfig::Parquet {
-            pattern: absolute.display().to_string(),
-            loc,
-        };
-        return Ok((config, format!("  parquet: {}\n", yaml_scalar(&written)), stem));
+    match &args.parquet {
+        Some(pattern) => parquet_source(args, pattern, loc),
+        None => postgres_source(args, loc),
     }
+}
+
+fn parquet_source(args: &InitArgs, pattern: &str, loc: Loc) -> Result<(SourceConfig, String, String), Error> {
+    let absolute = std::env::current_dir().map(|cwd| cwd.join(pattern)).map_err(|source| Error::Io {
+        context: "cannot read the current folder".into(),
+        source,
+    })?;
+    // A glob has no canonical form; a path does, without its `..`s.
+    let absolute = std::fs::canonicalize(&absolute).unwrap_or(absolute);
+    let written = match args.out.as_deref().and_then(Path::parent) {
+        Some(dir) => relative_to(&absolute, dir),
+        None => pattern.to_string(),
+    };
+    let stem = Path::new(pattern.trim_end_matches(['*', '/']))
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "sync".into());
+    let config = SourceConfig::Parquet {
+        pattern: absolute.display().to_string(),
+        store: None,
+        folders: Default::default(),
+        loc,
+    };
+    Ok((config, format!("  parquet: {}\n", yaml_scalar(&written)), stem))
+}
+
+fn postgres_source(args: &InitArgs, loc: Loc) -> Result<(SourceConfig, String, String), Error> {
     let url = args.postgres_url.clone().unwrap_or_default();
     let (relation, line, name) = match (&args.table, &args.query) {
         (Some(table), _) => {

@@ -66,6 +66,9 @@ fn print_preview(sync: &SyncJob, preview: &sync::Preview, limit: usize) -> Resul
         "  source rows {} · invalid {}{suppressed} · new {} · changed {} · unchanged {} · gone {}",
         c.source, c.invalid, c.new, c.changed, c.unchanged, c.gone
     );
+    if let Some(folders) = &preview.folders {
+        print_wrapped("  ", &format!("read {}", folders.summary()));
+    }
     if let Some(other) = &preview.state_was_for {
         print_wrapped("  ", &state_was_for_note(other));
     }

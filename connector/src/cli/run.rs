@@ -18,6 +18,9 @@ use crate::sync::{self, AllowGuards, RunOptions, RunReport, SyncJob};
 pub(super) fn print_report(r: &RunReport) {
     println!("{}: {} in {}", r.sync, r.status.as_str(), human_duration(r.duration_ms));
     print_counts("  ", &r.counts);
+    if let Some(folders) = &r.folders {
+        print_wrapped("  ", &format!("read {}", folders.summary()));
+    }
     if let Some(other) = &r.state_was_for {
         print_wrapped("  ", &state_was_for_note(other));
     }

@@ -90,6 +90,9 @@ pub(super) fn print_run(r: &RunRecord) {
         if r.full_resync { " full" } else { "" }
     );
     print_counts("      ", &r.counts);
+    if let Some(folders) = &r.folders {
+        print_wrapped("      ", &format!("read {}", folders.summary()));
+    }
     if let (state::RunStatus::Running, Some(p)) = (r.status, &r.progress) {
         println!("      sending: {}", ProgressSnapshot::new(p.planned, p.done, p.per_second()).line());
     }

@@ -12,6 +12,21 @@ use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 /// in tests and in `ebb demo`, which must not mutate the global environment.
 pub trait Env: Send + Sync {
     fn var(&self, name: &str) -> Option<String>;
+
+    /// Every set variable whose name starts with `prefix`, sorted by name: a cloud's credential
+    /// chain reads its own (`AWS_*`), whatever they are.
+    fn vars_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        process_vars_with_prefix(prefix)
+    }
+}
+
+fn process_vars_with_prefix(prefix: &str) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .filter(|(name, _)| name.starts_with(prefix))
+        .collect();
+    vars.sort();
+    vars
 }
 
 pub struct ProcessEnv;
@@ -28,6 +43,17 @@ pub struct OverlayEnv(pub HashMap<String, String>);
 impl Env for OverlayEnv {
     fn var(&self, name: &str) -> Option<String> {
         self.0.get(name).cloned().or_else(|| std::env::var(name).ok())
+    }
+
+    fn vars_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        let mut vars: std::collections::BTreeMap<String, String> = process_vars_with_prefix(prefix).into_iter().collect();
+        vars.extend(
+            self.0
+                .iter()
+                .filter(|(name, _)| name.starts_with(prefix))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        vars.into_iter().collect()
     }
 }
 

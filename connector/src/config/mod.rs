@@ -20,6 +20,7 @@ pub mod schedule;
 pub mod secret;
 pub mod shape;
 pub mod source;
+pub mod store;
 pub mod validator;
 pub mod yaml;
 

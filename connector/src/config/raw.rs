@@ -65,15 +65,47 @@ pub struct RawWorkerConfig {
     pub retention: Option<Spanned<String>>,
 }
 
+/// Where rows come from: `parquet` or `postgres`, one of them. `latest`, `require_marker` and
+/// `store` go with `parquet`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-#[schemars(rename = "Source", transform = one_key_of)]
-pub enum RawSource {
-    /// A Parquet file, a folder of them, or a glob.
-    #[schemars(with = "String")]
-    Parquet(Spanned<String>),
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Source", transform = parquet_or_postgres)]
+pub struct RawSource {
+    /// A Parquet file, a folder of them, or a glob: a local path, or an object-store URL
+    /// (`s3://bucket/users/dt=*/part-*.parquet`, `gs://…`, `az://container/…`, `abfss://…`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub parquet: Option<Spanned<String>>,
     /// A PostgreSQL table or read-only query.
-    Postgres(Box<RawPostgres>),
+    #[serde(default)]
+    pub postgres: Option<Box<RawPostgres>>,
+    /// Of the folders that the glob's first wildcard matches, read only the greatest by name
+    /// (`dt=2026-11-30/` of the daily exports).
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub latest: Option<Spanned<bool>>,
+    /// A folder counts only once this object exists in it (`_SUCCESS`), so an export still
+    /// being written is never read.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub require_marker: Option<Spanned<String>>,
+    /// How to reach the object store of an `s3://`, `gs://` or `az://` source; never credentials.
+    #[serde(default)]
+    #[schemars(with = "Option<super::store::RawStore>")]
+    pub store: Option<Spanned<super::store::RawStore>>,
+}
+
+/// `source:` takes one of `parquet` and `postgres`, and the folder and store keys only with
+/// `parquet`.
+fn parquet_or_postgres(schema: &mut Schema) {
+    schema.insert(
+        "oneOf".into(),
+        serde_json::json!([{ "required": ["parquet"] }, { "required": ["postgres"] }]),
+    );
+    schema.insert(
+        "dependentRequired".into(),
+        serde_json::json!({ "latest": ["parquet"], "require_marker": ["parquet"], "store": ["parquet"] }),
+    );
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

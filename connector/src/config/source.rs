@@ -1,12 +1,31 @@
-//! The `source:` section: a Parquet path, folder or glob, or a PostgreSQL table or query.
+//! The `source:` section: a Parquet path, folder, glob or object-store URL, or a PostgreSQL
+//! table or query.
 
 use std::path::Path;
+
+use serde_saphyr::Spanned;
 
 use super::issue::Loc;
 use super::raw::{RawDiffMode, RawPostgres, RawSource};
 use super::secret::{self, SecretString};
+use super::store::{is_store_url, StoreConfig};
 use super::validator::Validator;
 use crate::quote::quote;
+
+/// Which folders of a Parquet snapshot are read (`latest:` and `require_marker:`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FolderRule {
+    /// Only the greatest of the folders the pattern's first wildcard matches.
+    pub latest: bool,
+    /// A folder counts only once this object is in it.
+    pub marker: Option<String>,
+}
+
+impl FolderRule {
+    pub fn is_plain(&self) -> bool {
+        !self.latest && self.marker.is_none()
+    }
+}
 
 /// Where a PostgreSQL source's diff is computed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,8 +45,13 @@ pub enum PostgresRelation {
 
 #[derive(Clone, Debug)]
 pub enum SourceConfig {
-    /// An absolute path, folder or glob.
-    Parquet { pattern: String, loc: Loc },
+    /// An absolute path, folder or glob, or an object-store URL (`store` is then set).
+    Parquet {
+        pattern: String,
+        store: Option<StoreConfig>,
+        folders: FolderRule,
+        loc: Loc,
+    },
     /// The URL may hold a password, so it is a secret; messages use `state::redact_url`.
     Postgres {
         url: SecretString,
@@ -91,30 +115,111 @@ fn plain_table_name(text: &str) -> Option<(Option<String>, String)> {
 }
 
 impl Validator<'_> {
-    pub fn source(&mut self, raw: &RawSource) -> SourceConfig {
+    pub fn source(&mut self, raw: &Spanned<RawSource>) -> SourceConfig {
         self.source_at(raw, "source")
     }
 
     /// A source written at `at` (`source`, or a joined one such as `company.source`).
-    pub fn source_at(&mut self, raw: &RawSource, at: &str) -> SourceConfig {
-        match raw {
-            RawSource::Parquet(p) => {
-                let field = format!("{at}.parquet");
-                let loc = Loc::of(p, field.clone());
-                let pattern = self.interpolated(p, &field).unwrap_or_default();
-                if pattern.trim().is_empty() {
-                    self.push(&loc, "must be a file, a folder or a glob");
+    pub fn source_at(&mut self, raw: &Spanned<RawSource>, at: &str) -> SourceConfig {
+        let source = &raw.value;
+        match (&source.parquet, &source.postgres) {
+            (Some(p), None) => self.parquet(p, source, at),
+            (None, Some(pg)) => {
+                let parquet_only = [
+                    ("latest", source.latest.as_ref().map(|l| Loc::of(l, ""))),
+                    ("require_marker", source.require_marker.as_ref().map(|m| Loc::of(m, ""))),
+                    ("store", source.store.as_ref().map(|s| Loc::of(s, ""))),
+                ];
+                for (key, loc) in parquet_only {
+                    if let Some(loc) = loc {
+                        let loc = Loc {
+                            field: format!("{at}.{key}"),
+                            ..loc
+                        };
+                        self.push(&loc, "goes with a `parquet:` source, not `postgres:`");
+                    }
                 }
-                let absolute = if Path::new(&pattern).is_absolute() {
-                    pattern
-                } else {
-                    let base_dir = self.file().parent().map(Path::to_path_buf).unwrap_or_default();
-                    base_dir.join(pattern).to_string_lossy().into_owned()
-                };
-                SourceConfig::Parquet { pattern: absolute, loc }
+                self.postgres(pg, &format!("{at}.postgres"))
             }
-            RawSource::Postgres(pg) => self.postgres(pg, &format!("{at}.postgres")),
+            _ => {
+                let loc = Loc::of(raw, at);
+                self.push(&loc, "give exactly one of `parquet` or `postgres`");
+                SourceConfig::Parquet {
+                    pattern: String::new(),
+                    store: None,
+                    folders: FolderRule::default(),
+                    loc,
+                }
+            }
         }
+    }
+
+    fn parquet(&mut self, p: &Spanned<String>, source: &RawSource, at: &str) -> SourceConfig {
+        let field = format!("{at}.parquet");
+        let loc = Loc::of(p, field.clone());
+        let pattern = self.interpolated(p, &field).unwrap_or_default();
+        let folders = self.folder_rule(source, &pattern, at);
+        if is_store_url(pattern.trim()) {
+            let store = self.store_location(pattern.trim(), &loc, source.store.as_ref(), at);
+            return SourceConfig::Parquet {
+                pattern: pattern.trim().to_string(),
+                store,
+                folders,
+                loc,
+            };
+        }
+        if let Some(store) = &source.store {
+            self.push(
+                &Loc::of(store, format!("{at}.store")),
+                "is for an object-store source (`s3://`, `gs://`, `az://`); this one is a local path",
+            );
+        }
+        if pattern.trim().is_empty() {
+            self.push(&loc, "must be a file, a folder, a glob or an s3://, gs:// or az:// URL");
+        } else if pattern.contains("://") {
+            self.push(
+                &loc,
+                "is not a local path, and ebb reads no such URL: use s3://, gs://, az:// or abfss://",
+            );
+        }
+        let absolute = if Path::new(&pattern).is_absolute() {
+            pattern
+        } else {
+            let base_dir = self.file().parent().map(Path::to_path_buf).unwrap_or_default();
+            base_dir.join(pattern).to_string_lossy().into_owned()
+        };
+        SourceConfig::Parquet {
+            pattern: absolute,
+            store: None,
+            folders,
+            loc,
+        }
+    }
+
+    /// `latest:` needs a wildcard in a folder of the path; a marker is a plain object name.
+    fn folder_rule(&mut self, source: &RawSource, pattern: &str, at: &str) -> FolderRule {
+        let latest = source.latest.as_ref().is_some_and(|l| l.value);
+        if let (Some(l), true) = (&source.latest, latest) {
+            if crate::source::folder_wildcard(pattern).is_none() {
+                self.push(
+                    &Loc::of(l, format!("{at}.latest")),
+                    "picks the newest folder that the path's first wildcard matches, and this path has no wildcard in a \
+                     folder: write one, as in `users/dt=*/part-*.parquet`",
+                );
+            }
+        }
+        let marker = source.require_marker.as_ref().and_then(|m| {
+            let field = format!("{at}.require_marker");
+            let name = self.interpolated(m, &field)?;
+            if name.is_empty() || name.contains(['/', '\\', '*', '?', '[']) {
+                self.push(
+                    &Loc::of(m, field),
+                    "must be the name of an object in the folder, such as `_SUCCESS`",
+                );
+            }
+            Some(name)
+        });
+        FolderRule { latest, marker }
     }
 
     fn postgres(&mut self, pg: &RawPostgres, at: &str) -> SourceConfig {

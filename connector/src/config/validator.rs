@@ -26,12 +26,12 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// The mapping file, which anchors relative paths.
     /// An environment variable, for a setting that names one (`salt_env:`).
     pub fn env_var(&self, name: &str) -> Option<String> {
         self.env.var(name)
     }
 
+    /// The mapping file, which anchors relative paths.
     pub fn file(&self) -> &Path {
         &self.file
     }
@@ -46,14 +46,29 @@ impl<'a> Validator<'a> {
     }
 
     pub fn push(&mut self, loc: &Loc, message: impl Into<String>) {
+        self.push_hinted(loc, message, None);
+    }
+
+    /// A problem with a did-you-mean.
+    pub fn push_hinted(&mut self, loc: &Loc, message: impl Into<String>, hint: Option<String>) {
         self.issues.push(ConfigIssue {
             file: self.file.clone(),
             line: loc.line,
             column: loc.column,
             field: loc.field.clone(),
             message: message.into(),
-            hint: None,
+            hint,
         });
+    }
+
+    /// How many problems were found so far: a section compares it before and after itself.
+    pub fn issue_count(&self) -> usize {
+        self.issues.len()
+    }
+
+    /// The environment's variables that start with `prefix`, for a cloud's credential chain.
+    pub fn env_vars_with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        self.env.vars_with_prefix(prefix)
     }
 
     /// The value with its `${VAR}`s filled in from the environment.

@@ -10,6 +10,10 @@
 mod joined;
 pub mod parquet;
 pub mod postgres;
+pub mod store;
+
+pub use parquet::folder_wildcard;
+pub use store::StoreProblem;
 
 use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use futures::stream::BoxStream;
 
 pub use crate::column::ColumnType;
 use crate::config::SourceConfig;
+pub use crate::folders::SnapshotFolders;
 
 /// What a source holds, as far as ebb can read it.
 #[derive(Clone, Debug, Default)]
@@ -102,6 +107,29 @@ pub enum SourceError {
     },
     #[error("column {} changed {detail}", quote(.column))]
     Drift { column: String, detail: String },
+    /// An object store failed or refused: `url` is the object's or pattern's, as written.
+    #[error("{}: {problem}", shorten(.url, MAX_QUOTED_CHARS))]
+    Store {
+        url: String,
+        #[source]
+        problem: StoreProblem,
+    },
+    /// `require_marker:` found no folder that has the marker.
+    #[error(
+        "{}: no folder has its marker {} yet ({} without it: {})",
+        shorten(.pattern, MAX_QUOTED_CHARS),
+        quote(.marker),
+        .without.len(),
+        shorten(&.without.join(", "), MAX_QUOTED_CHARS)
+    )]
+    NoMarkedFolder {
+        pattern: String,
+        marker: String,
+        without: Vec<String>,
+    },
+    /// `latest:` chose a folder that holds no file the rest of the pattern matches.
+    #[error("{}: the newest folder has no file that matches {}", shorten(.folder, MAX_QUOTED_CHARS), quote(.rest))]
+    EmptyFolder { folder: String, rest: String },
 }
 
 /// The cause of a read failure: the reader's own error, kept for its chain.
@@ -115,6 +143,11 @@ impl SourceError {
                 "check the source's url (host, database, user, sslmode) and that the table or query can be read"
             }
             SourceError::Drift { .. } => "the source's schema changed while it was read; run again",
+            SourceError::Store { problem, .. } => problem.hint(),
+            SourceError::NoMarkedFolder { .. } => {
+                "the export may still be running: nothing was read or sent; the next run reads the folder once its marker is there"
+            }
+            SourceError::EmptyFolder { .. } => "check the export, or the part of the path after the folder",
             _ => "check that the source path exists and holds readable Parquet files",
         }
     }
@@ -133,6 +166,11 @@ pub trait Source: Send + Sync {
     /// Each part of the snapshot is checked to hold `columns` with the types in `expected`.
     fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>>;
 
+    /// The folders that `latest:` or `require_marker:` chose, once the snapshot was listed.
+    fn folders(&self) -> Option<SnapshotFolders> {
+        None
+    }
+
     /// The warehouse-side diff, when the mapping asks for it (`diff: warehouse`) and the
     /// source can run it.
     fn warehouse_diff(&self) -> Option<Arc<dyn crate::warehouse::WarehouseDiff>> {
@@ -144,7 +182,18 @@ pub trait Source: Send + Sync {
 /// that cannot be set up) says why.
 pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
     Ok(match config {
-        SourceConfig::Parquet { pattern, .. } => Box::new(parquet::ParquetSource::new(pattern.clone())),
+        SourceConfig::Parquet {
+            pattern,
+            store: None,
+            folders,
+            ..
+        } => Box::new(parquet::ParquetSource::local(pattern.clone(), folders.clone())),
+        SourceConfig::Parquet {
+            pattern,
+            store: Some(store),
+            folders,
+            ..
+        } => Box::new(parquet::ParquetSource::in_store(pattern.clone(), store, folders.clone())?),
         SourceConfig::Postgres { url, relation, diff, .. } => {
             Box::new(postgres::PostgresSource::new(url.clone(), relation.clone(), diff.clone()))
         }

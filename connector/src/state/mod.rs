@@ -189,6 +189,8 @@ pub trait StateStore: Send + Sync {
     async fn finish_run(&self, run: i64, status: RunStatus, counts: &RunCounts, error: Option<&str>) -> Result<(), StateError>;
     /// How far a running run's sending has got, for `ebb status` in another process.
     async fn report_progress(&self, run: i64, progress: &RunProgress) -> Result<(), StateError>;
+    /// The snapshot folders a run read (and skipped), when a folder rule chose them.
+    async fn note_folders(&self, run: i64, folders: &crate::folders::SnapshotFolders) -> Result<(), StateError>;
     /// The latest runs, newest first; of one sync or of all.
     async fn runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StateError>;
     /// The latest run of every sync that has one, in one query: what an overview shows.

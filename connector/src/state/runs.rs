@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::StateError;
+use crate::folders::SnapshotFolders;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,6 +77,9 @@ pub struct RunRecord {
     /// How far its sending got, as last reported; `None` before it began sending.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<RunProgress>,
+    /// The snapshot folders it read, when `latest:` or `require_marker:` chose them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folders: Option<SnapshotFolders>,
 }
 
 /// How far a run's sending has got, as the run reports it while it goes.
@@ -215,6 +219,7 @@ pub(crate) struct RunRow {
     progress_done: Option<i64>,
     sending_since_ms: Option<i64>,
     progress_at_ms: Option<i64>,
+    snapshot_folders: Option<String>,
 }
 
 impl TryFrom<RunRow> for RunRecord {
@@ -260,8 +265,15 @@ impl TryFrom<RunRow> for RunRecord {
                 }),
                 _ => None,
             },
+            folders: folders_of(r.id, r.snapshot_folders.as_deref())?,
         })
     }
+}
+
+/// A run's stored snapshot folders; text that is not what ebb wrote is damage, not a guess.
+fn folders_of(run: i64, json: Option<&str>) -> Result<Option<SnapshotFolders>, StateError> {
+    json.map(|text| serde_json::from_str(text).map_err(|e| StateError::Damaged(format!("run {run} has unreadable snapshot folders: {e}"))))
+        .transpose()
 }
 
 #[derive(sqlx::FromRow)]

@@ -16,6 +16,7 @@ use super::{
     MAX_STORED_REJECTIONS,
 };
 use crate::column::ColumnType;
+use crate::folders::SnapshotFolders;
 use crate::hash::HASH_VERSION;
 
 /// What differs between the SQLite and the PostgreSQL store.
@@ -131,7 +132,8 @@ where
 pub(crate) const ROWS_PER_INSERT: usize = 150;
 
 const RUN_COLUMNS: &str = "id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, \
-     sent, deleted, suppressed, rejected, failed, error, origin, scheduled_for, worker, planned, progress_done, sending_since_ms, progress_at_ms";
+     sent, deleted, suppressed, rejected, failed, error, origin, scheduled_for, worker, planned, progress_done, sending_since_ms, progress_at_ms, \
+     snapshot_folders";
 
 /// Runs a retention pass may delete: finished, started before `$1`, and not the latest of their sync.
 const PRUNABLE_RUNS: &str =
@@ -431,6 +433,16 @@ where
             .bind(count(p.done))
             .bind(p.since_ms)
             .bind(p.at_ms)
+            .bind(run)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn note_folders(&self, run: i64, folders: &SnapshotFolders) -> Result<(), StateError> {
+        let json = serde_json::to_string(folders).map_err(|e| StateError::Damaged(format!("snapshot folders: {e}")))?;
+        sqlx::query::<B::Db>("UPDATE runs SET snapshot_folders = $1 WHERE id = $2")
+            .bind(json)
             .bind(run)
             .execute(self.pool())
             .await?;

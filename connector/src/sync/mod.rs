@@ -112,6 +112,9 @@ pub struct RunReport {
     /// from empty state and sent everything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_was_for: Option<String>,
+    /// The snapshot folders read (and skipped), when `latest:` or `require_marker:` chose them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folders: Option<crate::folders::SnapshotFolders>,
 }
 
 /// Where a run reports its progress through pass 2; the CLI draws a bar.
@@ -249,6 +252,11 @@ pub async fn run_locked(sync: &SyncJob, store: &dyn StateStore, options: &RunOpt
         Err(Error::Blocked(blocked)) => (RunStatus::Blocked, Some(blocked.to_string())),
         Err(e) => (RunStatus::Failed, Some(e.to_string())),
     };
+    // Known once the source was listed, whatever happened after.
+    let folders = sync.source.folders();
+    if let Some(folders) = &folders {
+        store.note_folders(run_id, folders).await?;
+    }
     store.finish_run(run_id, status, &counts, error.as_deref()).await?;
     tracing::info!(sync = %name, run_id, status = status.as_str(), sent = counts.sent, "run finished");
     Ok(RunReport {
@@ -260,6 +268,7 @@ pub async fn run_locked(sync: &SyncJob, store: &dyn StateStore, options: &RunOpt
         duration_ms: started.elapsed().as_millis() as u64,
         full_resync,
         state_was_for,
+        folders,
     })
 }
 

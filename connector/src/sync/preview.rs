@@ -38,6 +38,9 @@ pub struct Preview {
     /// As in [`RunReport::state_was_for`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_was_for: Option<String>,
+    /// As in [`RunReport::folders`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folders: Option<crate::folders::SnapshotFolders>,
     /// With `--explain`: the first records a run would send, then the first it would delete,
     /// each with what changed since its last acknowledged payload.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,6 +90,7 @@ pub async fn preview_with(sync: &SyncJob, store: &dyn StateStore, options: Previ
         requests,
         rejections: plan.rejections.into_iter().take(100).collect(),
         state_was_for,
+        folders: sync.source.folders(),
         explain,
     })
 }

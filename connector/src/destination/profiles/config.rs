@@ -245,7 +245,7 @@ fn company(v: &mut Validator, company: &Spanned<crate::destination::profiles::Ra
         }
         (Some(source), Some(join)) => {
             let join = Join {
-                lookup: v.source_at(&source.value, "company.source"),
+                lookup: v.source_at(source, "company.source"),
                 column: v.column_ref(&join.value.column, "company.join.column"),
                 key: v.column_ref(&join.value.key, "company.join.key"),
                 prefix: COMPANY_PREFIX.to_string(),

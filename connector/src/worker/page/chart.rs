@@ -99,6 +99,7 @@ mod tests {
             scheduled_for: None,
             worker: None,
             progress: None,
+            folders: None,
         }
     }
 

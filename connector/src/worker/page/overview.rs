@@ -86,7 +86,10 @@ fn row(info: &SyncInfo, last: Option<&RunRecord>, now: DateTime<Utc>) -> Markup 
                 Some(run) => {
                     td { (badge(run.status.as_str())) " " (when(run.started_at, now)) }
                     td.num { (duration(run, now)) }
-                    td { (counts(run)) }
+                    td {
+                        (counts(run))
+                        @if let Some(folders) = &run.folders { div.folders { "read " (folders.summary()) } }
+                    }
                     td { @if let Some(e) = &run.error { div.error { (e) } } }
                 }
                 None => { td.muted colspan="4" { "never ran" } }

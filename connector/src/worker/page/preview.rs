@@ -47,6 +47,7 @@ fn shown(preview: &Preview) -> Markup {
             @if !preview.to_delete.is_empty() { dt { "Would delete" } dd { (preview.to_delete.len()) } }
         }
         @if let Some(blocked) = &preview.blocked { p.error { "A run would be " (blocked) } }
+        @if let Some(folders) = &preview.folders { p.muted { "Reads " (folders.summary()) "." } }
         @if let Some(other) = &preview.state_was_for { p.muted { "State was kept for " (other) ": the run sends everything." } }
         @if !preview.requests.is_empty() {
             h2 { "The first " (preview.requests.len()) " request" @if preview.requests.len() != 1 { "s" } }

@@ -118,7 +118,10 @@ fn runs_table(runs: &[RunRecord], now: DateTime<Utc>) -> Markup {
                         td { (when(run.started_at, now)) }
                         td.num { (duration(run, now)) }
                         td { (run.origin.as_str()) }
-                        td { (counts(run)) }
+                        td {
+                            (counts(run))
+                            @if let Some(folders) = &run.folders { div.folders { "read " (folders.summary()) } }
+                        }
                         td { @if let Some(e) = &run.error { div.error { (e) } } }
                     }
                 }

@@ -1,0 +1,279 @@
+//! Parquet objects in a bucket, read with the parquet crate's async reader: the footer with one
+//! ranged GET from the end, then per row group only the mapped columns' byte ranges, so memory
+//! holds a row group's mapped columns at most, as flat as a local read, and a column the mapping
+//! does not use is never fetched. A footer read by the schema check is kept for the reads of
+//! the same run, which then fetch row data only.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::ProjectionMask;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+
+use super::folders::MATCH;
+use super::{Part, Sender, BATCH_ROWS};
+use crate::source::store::{Bucket, Object, StoreProblem};
+use crate::source::{ColumnType, SourceBatch, SourceError, SourceSchema};
+
+/// Footers read at once by `validate` and a run's schema check.
+const FOOTERS_AT_ONCE: usize = 8;
+/// The footer's usual size: fetched in one request with the 8-byte tail that gives its length.
+const FOOTER_HINT_BYTES: usize = 64 * 1024;
+/// Mapped columns closer than this are fetched in one GET: a request costs more than reading
+/// that much. (`object_store`'s own default, 1 MiB, would fetch most unmapped columns too.)
+const COALESCE_GAP_BYTES: u64 = 64 * 1024;
+
+/// The footers read so far, by key.
+pub(super) type Footers = Mutex<HashMap<String, Arc<ParquetMetaData>>>;
+
+/// A bucket, listed for one key pattern.
+pub(super) struct Listing<'a> {
+    bucket: &'a Bucket,
+    key_pattern: &'a str,
+}
+
+impl<'a> Listing<'a> {
+    pub fn new(bucket: &'a Bucket, key_pattern: &'a str) -> Listing<'a> {
+        Listing { bucket, key_pattern }
+    }
+}
+
+fn parts(objects: Vec<Object>) -> Vec<Part> {
+    // A folder made in a console is a zero-byte `name/` object, never a file.
+    objects.into_iter().filter(|o| !o.key.ends_with('/')).map(Part::Object).collect()
+}
+
+#[async_trait::async_trait]
+impl super::folders::Listing for Listing<'_> {
+    async fn subfolders(&self, dir: &str) -> Result<Vec<String>, SourceError> {
+        self.bucket.subfolders(dir).await
+    }
+
+    async fn list(&self, dir: &str) -> Result<Vec<Part>, SourceError> {
+        Ok(parts(self.bucket.list(dir).await?))
+    }
+
+    async fn exists(&self, path: &str) -> Result<bool, SourceError> {
+        Ok(self.bucket.head(path).await?.is_some())
+    }
+
+    /// A glob matches keys under its literal folders; a key without wildcards is an object, or
+    /// else a folder whose `.parquet` objects are read.
+    async fn plain(&self) -> Result<Vec<Part>, SourceError> {
+        let pattern = self.key_pattern;
+        let found = if pattern.contains(['*', '?', '[']) {
+            let glob = glob::Pattern::new(pattern).map_err(|e| SourceError::BadGlob {
+                pattern: self.bucket.config().url_of(pattern),
+                message: e.msg.to_string(),
+            })?;
+            let literal = &pattern[..pattern.find(['*', '?', '[']).unwrap_or(0)];
+            let base = &literal[..literal.rfind('/').map_or(0, |i| i + 1)];
+            let listed = self.bucket.list(base).await?;
+            parts(listed.into_iter().filter(|o| glob.matches_with(&o.key, MATCH)).collect())
+        } else {
+            // `users/` is a folder; `users` is an object, or else a folder.
+            let object = match pattern.ends_with('/') {
+                true => None,
+                false => self.bucket.head(pattern).await?,
+            };
+            match object {
+                Some(object) => vec![Part::Object(object)],
+                None => {
+                    let under = self.bucket.list(&format!("{}/", pattern.trim_end_matches('/'))).await?;
+                    parts(under.into_iter().filter(|o| o.key.ends_with(".parquet")).collect())
+                }
+            }
+        };
+        if found.is_empty() {
+            return Err(SourceError::NoFiles {
+                pattern: self.bucket.config().url_of(pattern),
+            });
+        }
+        Ok(found)
+    }
+}
+
+/// Reads an object's byte ranges with ranged GETs; failures keep the store's own problem.
+struct ObjectReader {
+    store: Arc<dyn ObjectStore>,
+    bucket: Arc<Bucket>,
+    path: Path,
+    size: u64,
+    footer: Option<Arc<ParquetMetaData>>,
+}
+
+impl ObjectReader {
+    fn new(bucket: &Arc<Bucket>, object: &Object, footer: Option<Arc<ParquetMetaData>>) -> ObjectReader {
+        ObjectReader {
+            store: Arc::clone(bucket.store()),
+            bucket: Arc::clone(bucket),
+            path: Path::from(object.key.as_str()),
+            size: object.size,
+            footer,
+        }
+    }
+
+    fn failed(&self, e: object_store::Error) -> ParquetError {
+        ParquetError::External(Box::new(self.bucket.error(self.path.as_ref(), &e)))
+    }
+}
+
+impl AsyncFileReader for ObjectReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move { self.store.get_range(&self.path, range).await.map_err(|e| self.failed(e)) }.boxed()
+    }
+
+    /// One request per run of nearby ranges, several at once.
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            let (store, path) = (&self.store, &self.path);
+            object_store::coalesce_ranges(&ranges, |range| store.get_range(path, range), COALESCE_GAP_BYTES)
+                .await
+                .map_err(|e| self.failed(e))
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            if let Some(footer) = &self.footer {
+                return Ok(Arc::clone(footer));
+            }
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .with_prefetch_hint(Some(FOOTER_HINT_BYTES))
+                .load_and_finish(&mut *self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
+
+/// An error of the reader: the store's problem if the store failed, else the file's.
+fn read_error(url: &str, e: ParquetError) -> SourceError {
+    match e {
+        ParquetError::External(inner) => match inner.downcast::<SourceError>() {
+            Ok(store) => *store,
+            Err(other) => SourceError::Read {
+                path: url.to_string(),
+                cause: other,
+            },
+        },
+        other => SourceError::Read {
+            path: url.to_string(),
+            cause: Box::new(other),
+        },
+    }
+}
+
+/// The object's reader, its footer read (or taken from `footers`) and kept in `footers`.
+async fn open(
+    bucket: &Arc<Bucket>,
+    object: &Object,
+    footers: &Footers,
+) -> Result<ParquetRecordBatchStreamBuilder<ObjectReader>, SourceError> {
+    let url = bucket.config().url_of(&object.key);
+    let known = footers.lock().ok().and_then(|f| f.get(&object.key).cloned());
+    let builder = ParquetRecordBatchStreamBuilder::new(ObjectReader::new(bucket, object, known))
+        .await
+        .map_err(|e| read_error(&url, e))?;
+    if let Ok(mut footers) = footers.lock() {
+        footers.insert(object.key.clone(), Arc::clone(builder.metadata()));
+    }
+    Ok(builder)
+}
+
+fn object(part: &Part) -> Result<&Object, SourceError> {
+    match part {
+        Part::Object(object) => Ok(object),
+        Part::File(path) => Err(SourceError::Store {
+            url: path.display().to_string(),
+            problem: StoreProblem::NoSuchObject,
+        }),
+    }
+}
+
+/// Every part's schema, from its footer alone, several footers at once; in part order.
+pub(super) async fn schemas(bucket: &Arc<Bucket>, parts: &[Part], footers: &Footers) -> Result<Vec<(String, SourceSchema)>, SourceError> {
+    futures::stream::iter(parts.to_vec())
+        .map(|part| {
+            let bucket = Arc::clone(bucket);
+            async move {
+                let object = object(&part)?;
+                let builder = open(&bucket, object, footers).await?;
+                Ok((bucket.config().url_of(&object.key), super::source_schema(builder.schema())))
+            }
+        })
+        .buffered(FOOTERS_AT_ONCE)
+        .try_collect()
+        .await
+}
+
+/// Streams every object into `tx`, in order; stops at the first error or when `tx` is closed.
+pub(super) async fn read_all(bucket: &Arc<Bucket>, parts: &[Part], footers: &Footers, expected: &[(String, ColumnType)], tx: &Sender) {
+    for part in parts {
+        let read = match object(part) {
+            Ok(object) => read_object(bucket, object, footers, expected, tx).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = read {
+            let _ = tx.send(Err(e)).await;
+            return;
+        }
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
+
+async fn read_object(
+    bucket: &Arc<Bucket>,
+    object: &Object,
+    footers: &Footers,
+    expected: &[(String, ColumnType)],
+    tx: &Sender,
+) -> Result<(), SourceError> {
+    let url = bucket.config().url_of(&object.key);
+    let builder = open(bucket, object, footers).await?;
+    let roots = super::projection(builder.schema(), expected, &url)?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let mut batches = builder
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| read_error(&url, e))?;
+    let origin: Arc<str> = Arc::from(url.as_str());
+    let mut first_row = 0u64;
+    while let Some(batch) = batches.next().await {
+        let batch = batch.map_err(|e| read_error(&url, e))?;
+        let rows = batch.num_rows() as u64;
+        let sent = tx
+            .send(Ok(SourceBatch {
+                warehouse: None,
+                batch,
+                origin: origin.clone(),
+                first_row,
+                problems: None,
+            }))
+            .await;
+        if sent.is_err() {
+            return Ok(());
+        }
+        first_row += rows;
+    }
+    Ok(())
+}
