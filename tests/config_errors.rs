@@ -388,7 +388,10 @@ fn object_store_source_errors() {
         ),
         ("  parquet: s3://exports/\n", "source.parquet: names a whole bucket"),
         ("  parquet: s3://exports/users/[x.parquet\n", "source.parquet: bad glob"),
-        ("  parquet: ftp://host/users.parquet\n", "source.parquet: is not a local path, and ebb reads no such URL"),
+        (
+            "  parquet: ftp://host/users.parquet\n",
+            "source.parquet: is not a local path, and ebb reads no such URL",
+        ),
     ];
     for (source, want) in cases {
         let got = source_errors(source);
@@ -406,7 +409,8 @@ fn credentials_in_an_object_store_url_are_refused_and_not_quoted_back() {
     ] {
         let got = source_errors(&format!("  parquet: {url}\n"));
         assert!(
-            got.iter().any(|e| e.contains("credentials come from the environment") || e.contains("holds credentials")),
+            got.iter()
+                .any(|e| e.contains("credentials come from the environment") || e.contains("holds credentials")),
             "{url}: {got:#?}"
         );
         assert!(!got.iter().any(|e| e.contains("t0psecret")), "{got:#?}");
@@ -430,10 +434,16 @@ fn an_object_store_source_takes_its_settings_and_the_clouds_variables() {
         .collect(),
     );
     let mapping = ebb::spec::parse(Path::new("/tmp/m.yml"), &yaml, &env).expect("valid");
-    let ebb::config::SourceConfig::Parquet { pattern, store, folders, .. } = &mapping.source else {
+    let ebb::config::SourceConfig::Parquet {
+        pattern, store, folders, ..
+    } = &mapping.source
+    else {
         panic!("a parquet source")
     };
-    assert_eq!(pattern, "s3://acme-exports/users/dt=*/part-*.parquet", "a URL is not made a local path");
+    assert_eq!(
+        pattern, "s3://acme-exports/users/dt=*/part-*.parquet",
+        "a URL is not made a local path"
+    );
     assert!(folders.latest);
     assert_eq!(folders.marker.as_deref(), Some("_SUCCESS"));
     let store = store.as_ref().expect("an object store");
@@ -443,6 +453,12 @@ fn an_object_store_source_takes_its_settings_and_the_clouds_variables() {
     assert_eq!(store.endpoint.as_ref().map(|u| u.as_str()), Some("http://127.0.0.1:9000/"));
     assert!(store.allow_http);
     let names: Vec<&str> = store.env.iter().map(|(k, _)| k.as_str()).collect();
-    assert!(names.contains(&"AWS_ACCESS_KEY_ID") && names.contains(&"AWS_SECRET_ACCESS_KEY"), "{names:?}");
-    assert!(!format!("{mapping:?}").contains("s3cr3t-value"), "the variables are kept as secrets");
+    assert!(
+        names.contains(&"AWS_ACCESS_KEY_ID") && names.contains(&"AWS_SECRET_ACCESS_KEY"),
+        "{names:?}"
+    );
+    assert!(
+        !format!("{mapping:?}").contains("s3cr3t-value"),
+        "the variables are kept as secrets"
+    );
 }

@@ -565,3 +565,35 @@ async fn azure_takes_its_account_variables_and_names_an_unreachable_endpoint() {
         assert!(!output.contains(&account_key), "{output}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_snapshots_choose_their_folder_the_same_way() {
+    let ws = Workspace::new();
+    let day = |name: &str, from: &Path, marked: bool| {
+        let dir = ws.path().join("exports/users").join(name);
+        std::fs::create_dir_all(&dir).expect("folder");
+        std::fs::copy(from, dir.join("part-0.parquet")).expect("copy");
+        if marked {
+            std::fs::write(dir.join("_SUCCESS"), b"").expect("marker");
+        }
+    };
+    day("dt=2026-11-29", &duckdb_part(0), true);
+    day("dt=2026-11-30", &duckdb_part(1), true);
+    day("dt=2026-12-01", &fixture("users/pyarrow.parquet"), false);
+    let si = stand_in().await;
+    let path = ws.write(
+        "local.yml",
+        &users_mapping(
+            "local",
+            "  parquet: exports/users/dt=*/part-*.parquet\n  latest: true\n  require_marker: _SUCCESS\n",
+            &si.url(),
+        ),
+    );
+    let store = ws.store().await;
+    let report = run_ok(&load_sync(&path, &[]), store.as_ref()).await;
+    let folders = report.folders.expect("chosen");
+    let base = ws.path().join("exports/users").display().to_string();
+    assert_eq!(folders.read, [format!("{base}/dt=2026-11-30/")]);
+    assert_eq!(folders.skipped, [format!("{base}/dt=2026-12-01/")]);
+    assert_eq!(report.counts.source, rows_of(&duckdb_part(1)));
+}

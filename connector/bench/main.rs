@@ -4,6 +4,8 @@
 //! peers (DuckDB, drt) into a throwaway venv, and runs `ebb-bench suite`.
 
 mod generate;
+#[cfg(feature = "bench-s3")]
+mod object_store;
 mod status_page;
 mod suite;
 mod warehouse;
@@ -28,6 +30,20 @@ enum Command {
     Suite(suite::SuiteArgs),
     /// Only the warehouse-side diff's cases: in process and in the warehouse, on the same tables.
     WarehouseDiff(warehouse::WarehouseArgs),
+    /// Only the object-store case: B read from a local S3 server and from disk.
+    #[cfg(feature = "bench-s3")]
+    ObjectStore(object_store::ObjectStoreArgs),
+    /// An S3-compatible server over a folder (one subfolder a bucket), for the object-store case.
+    #[cfg(feature = "bench-s3")]
+    #[command(hide = true)]
+    S3Server {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        port: u16,
+        #[arg(long, value_enum, default_value = "whole")]
+        gets: object_store::Gets,
+    },
     /// Only the status page case: a worker over 200 syncs and 10,000 runs, `GET /` timed.
     StatusPage {
         /// The `ebb` binary; by default the one next to this one.
@@ -94,6 +110,16 @@ async fn main() -> Result<()> {
                 args.runs
             );
         }
+        #[cfg(feature = "bench-s3")]
+        Command::ObjectStore(args) => {
+            let (row, notes) = object_store::run(&args).await?;
+            println!(
+                "| case | ebb | peer | ratio | target |\n|---|---|---|---|---|\n{row}\n\nMedian wall time of {} runs (min–max) · peak RSS.\n\n{notes}",
+                args.runs
+            );
+        }
+        #[cfg(feature = "bench-s3")]
+        Command::S3Server { root, port, gets } => object_store::serve(&root, port, gets).await?,
         Command::StatusPage { ebb, work } => {
             let ebb = match ebb {
                 Some(p) => p,

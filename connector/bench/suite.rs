@@ -168,16 +168,20 @@ impl StandInProcess {
         bail!("the stand-in did not start on port {port}")
     }
 
-    /// User + system CPU seconds so far, from /proc.
     fn cpu(&self) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-        Ok((ticks(11) + ticks(12)) / 100.0)
+        process_cpu(self.child.id())
     }
+}
+
+/// A process's user + system CPU seconds so far, from /proc.
+pub(crate) fn process_cpu(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    Ok((ticks(11) + ticks(12)) / 100.0)
 }
 
 impl Drop for StandInProcess {
@@ -188,7 +192,7 @@ impl Drop for StandInProcess {
 }
 
 /// Shared with `tests/scale.rs`, so the suite measures the mapping the test checks.
-const PARQUET_MAPPING: &str = include_str!("../../mappings/bench/users.yml");
+pub(crate) const PARQUET_MAPPING: &str = include_str!("../../mappings/bench/users.yml");
 /// The mixed case's mapping: eight attributes, a decimal among them.
 const MIXED_MAPPING: &str = include_str!("../../mappings/bench/users_mixed.yml");
 
@@ -323,7 +327,7 @@ async fn load_table(url: &str, schema: &str, snapshot: &str) -> Result<()> {
 }
 
 /// The line of `preview` or `sync` output that holds the counts.
-fn counts_line(stdout: &str) -> String {
+pub(crate) fn counts_line(stdout: &str) -> String {
     stdout.lines().find(|l| l.contains("source ")).unwrap_or("").trim().to_string()
 }
 
@@ -471,6 +475,18 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
         );
     }
 
+    object_store_case(
+        &env,
+        runs,
+        args.rows,
+        &main_dir.join("b.parquet"),
+        &state,
+        args.port + 3,
+        &mut table,
+        &mut notes,
+    )
+    .await?;
+
     // PostgreSQL extraction: preview of the whole table with no state, against psql's binary COPY.
     eprintln!("PostgreSQL extraction…");
     let mut extract = Vec::new();
@@ -570,6 +586,37 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
     println!("{report}");
     if let Some(out) = &args.out {
         std::fs::write(out, &report)?;
+    }
+    Ok(())
+}
+
+/// B read from a local S3 server against B read from disk, when the bench is built with the
+/// S3 server (`--features bench-s3`, as `scripts/bench.sh` builds it).
+#[allow(clippy::too_many_arguments)]
+async fn object_store_case(
+    env: &Env,
+    runs: usize,
+    rows: u64,
+    b: &Path,
+    state: &str,
+    s3_port: u16,
+    table: &mut String,
+    notes: &mut String,
+) -> Result<()> {
+    #[cfg(feature = "bench-s3")]
+    {
+        eprintln!("diff of B against A, read from S3…");
+        let (row, note) = crate::object_store::measure_case(env, runs, rows, b, state, s3_port).await?;
+        let _ = writeln!(table, "{row}");
+        notes.push_str(&note);
+    }
+    #[cfg(not(feature = "bench-s3"))]
+    {
+        let _ = (env, runs, rows, b, state, s3_port, table);
+        let _ = writeln!(
+            notes,
+            "- object store: not measured; build ebb-bench with `--features bench-s3` (scripts/bench.sh does)"
+        );
     }
     Ok(())
 }

@@ -57,6 +57,11 @@ impl JoinedSource {
 
 #[async_trait::async_trait]
 impl Source for JoinedSource {
+    /// The rows' folders; the lookup's are not the snapshot's.
+    fn folders(&self) -> Option<super::SnapshotFolders> {
+        self.base.folders()
+    }
+
     fn describe(&self) -> String {
         format!("{} joined with {}", self.base.describe(), self.lookup.describe())
     }

@@ -10,6 +10,7 @@
 
 mod folders;
 mod local;
+mod object_reader;
 mod remote;
 
 use std::path::PathBuf;

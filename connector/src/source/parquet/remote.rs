@@ -1,36 +1,26 @@
-//! Parquet objects in a bucket, read with the parquet crate's async reader: the footer with one
-//! ranged GET from the end, then per row group only the mapped columns' byte ranges, so memory
-//! holds a row group's mapped columns at most, as flat as a local read, and a column the mapping
-//! does not use is never fetched. A footer read by the schema check is kept for the reads of
-//! the same run, which then fetch row data only.
+//! Parquet objects in a bucket: listed for a pattern, their footers read for the schema check,
+//! and their rows streamed by the parquet crate's async reader over [`ObjectReader`]. A footer
+//! read by the schema check is kept for the reads of the same run, which then fetch row data
+//! only.
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt, TryStreamExt};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
-use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use futures::{StreamExt, TryStreamExt};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::ParquetMetaData;
 
 use super::folders::MATCH;
+use super::object_reader::ObjectReader;
 use super::{Part, Sender, BATCH_ROWS};
 use crate::source::store::{Bucket, Object, StoreProblem};
 use crate::source::{ColumnType, SourceBatch, SourceError, SourceSchema};
 
 /// Footers read at once by `validate` and a run's schema check.
 const FOOTERS_AT_ONCE: usize = 8;
-/// The footer's usual size: fetched in one request with the 8-byte tail that gives its length.
-const FOOTER_HINT_BYTES: usize = 64 * 1024;
-/// Mapped columns closer than this are fetched in one GET: a request costs more than reading
-/// that much. (`object_store`'s own default, 1 MiB, would fetch most unmapped columns too.)
-const COALESCE_GAP_BYTES: u64 = 64 * 1024;
 
 /// The footers read so far, by key.
 pub(super) type Footers = Mutex<HashMap<String, Arc<ParquetMetaData>>>;
@@ -99,67 +89,6 @@ impl super::folders::Listing for Listing<'_> {
             });
         }
         Ok(found)
-    }
-}
-
-/// Reads an object's byte ranges with ranged GETs; failures keep the store's own problem.
-struct ObjectReader {
-    store: Arc<dyn ObjectStore>,
-    bucket: Arc<Bucket>,
-    path: Path,
-    size: u64,
-    footer: Option<Arc<ParquetMetaData>>,
-}
-
-impl ObjectReader {
-    fn new(bucket: &Arc<Bucket>, object: &Object, footer: Option<Arc<ParquetMetaData>>) -> ObjectReader {
-        ObjectReader {
-            store: Arc::clone(bucket.store()),
-            bucket: Arc::clone(bucket),
-            path: Path::from(object.key.as_str()),
-            size: object.size,
-            footer,
-        }
-    }
-
-    fn failed(&self, e: object_store::Error) -> ParquetError {
-        ParquetError::External(Box::new(self.bucket.error(self.path.as_ref(), &e)))
-    }
-}
-
-impl AsyncFileReader for ObjectReader {
-    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        async move { self.store.get_range(&self.path, range).await.map_err(|e| self.failed(e)) }.boxed()
-    }
-
-    /// One request per run of nearby ranges, several at once.
-    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        async move {
-            let (store, path) = (&self.store, &self.path);
-            object_store::coalesce_ranges(&ranges, |range| store.get_range(path, range), COALESCE_GAP_BYTES)
-                .await
-                .map_err(|e| self.failed(e))
-        }
-        .boxed()
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            if let Some(footer) = &self.footer {
-                return Ok(Arc::clone(footer));
-            }
-            let size = self.size;
-            let metadata = ParquetMetaDataReader::new()
-                .with_arrow_reader_options(options)
-                .with_prefetch_hint(Some(FOOTER_HINT_BYTES))
-                .load_and_finish(&mut *self, size)
-                .await?;
-            Ok(Arc::new(metadata))
-        }
-        .boxed()
     }
 }
 
@@ -248,10 +177,12 @@ async fn read_object(
     tx: &Sender,
 ) -> Result<(), SourceError> {
     let url = bucket.config().url_of(&object.key);
-    let builder = open(bucket, object, footers).await?;
-    let roots = super::projection(builder.schema(), expected, &url)?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let mut batches = builder
+    let footer = Arc::clone(open(bucket, object, footers).await?.metadata());
+    let metadata = ArrowReaderMetadata::try_new(Arc::clone(&footer), ArrowReaderOptions::new()).map_err(|e| read_error(&url, e))?;
+    let roots = super::projection(metadata.schema(), expected, &url)?;
+    let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
+    let reader = ObjectReader::new(bucket, object, Some(footer)).reading_ahead(&mask);
+    let mut batches = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
         .with_projection(mask)
         .with_batch_size(BATCH_ROWS)
         .build()
