@@ -4,7 +4,7 @@
 #     scripts/bench.sh                      # 1M rows, 5M-row large cases, 3 runs each
 #     scripts/bench.sh --large-rows 0       # skip the 5M-row cases
 #
-# Builds ebb and ebb-bench in release mode, installs the peers (DuckDB and
+# Builds ebb and ebb-bench in release mode (ebb-bench with its S3 server), installs the peers (DuckDB and
 # drt-core 1.2.1, with the keyed REST plugin) into a throwaway venv (never a dependency of ebb), starts
 # PostgreSQL if it is down, and prints the results table (also written to
 # target/bench/results.md). Extra arguments go to `ebb-bench suite`.
@@ -28,7 +28,7 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
 fi
 
-cargo build --release --locked --bins
+cargo build --release --locked --bins --features bench-s3
 mkdir -p target/bench
 exec target/release/ebb-bench suite \
     --python "$venv/bin/python" --drt "$venv/bin/drt" \

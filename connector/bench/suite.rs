@@ -361,233 +361,271 @@ fn diff_against_duckdb(env: &Env, python: &Path, runs: usize, mapping: &str, sta
     })
 }
 
-pub async fn run(args: SuiteArgs) -> Result<()> {
+/// What every case of one run of the suite shares, and the table they fill.
+struct Suite<'a> {
+    env: Env,
+    args: &'a SuiteArgs,
+    runs: usize,
+    table: String,
+    notes: String,
+}
+
+/// The work folder with the suite's mappings and scripts, and the commands' environment.
+fn prepare(args: &SuiteArgs) -> Result<Env> {
     let ebb = match &args.ebb {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("ebb"),
     };
     std::fs::create_dir_all(&args.work)?;
     let work = args.work.canonicalize()?;
-    let env = Env {
-        ebb,
-        work: work.clone(),
-        stand_in_url: format!("http://127.0.0.1:{}", args.port),
-        database_url: args.database_url.clone(),
-    };
     std::fs::write(work.join("users.yml"), PARQUET_MAPPING)?;
     std::fs::write(work.join("users_untracked.yml"), format!("{PARQUET_MAPPING}keep_payloads: false\n"))?;
     std::fs::write(work.join("pg_extract.yml"), postgres_mapping("pg_extract", "ebb_bench.users_a"))?;
     std::fs::write(work.join("pg_e2e.yml"), postgres_mapping("pg_e2e", "ebb_bench_e2e.users"))?;
     std::fs::write(work.join("duckdb_diff.py"), DUCKDB_DIFF)?;
-    let runs = args.runs.max(1);
-    let mut table = String::new();
-    let mut notes = String::new();
-    let _ = writeln!(table, "| case | ebb | peer | ratio (ebb ÷ peer) | target |");
-    let _ = writeln!(table, "|---|---|---|---|---|");
-
-    eprintln!("generating data…");
-    let main_dir = work.join(format!("data-{}", args.rows));
-    let truth = crate::run_generate(&GenerateArgs {
-        rows: args.rows,
-        seed: 42,
-        out: main_dir.clone(),
-        postgres: Some(args.database_url.clone()),
-        schema: "ebb_bench".into(),
-        shape: Shape::Users,
+    Ok(Env {
+        ebb,
+        work,
+        stand_in_url: format!("http://127.0.0.1:{}", args.port),
+        database_url: args.database_url.clone(),
     })
-    .await?;
-    let e2e_dir = work.join(format!("data-{}", args.e2e_rows));
-    crate::run_generate(&GenerateArgs {
-        rows: args.e2e_rows,
-        seed: 42,
-        out: e2e_dir,
-        postgres: Some(args.database_url.clone()),
-        schema: "ebb_bench_e2e".into(),
-        shape: Shape::Users,
-    })
-    .await?;
-    let a = main_dir.join("a.parquet").display().to_string();
-    let b = main_dir.join("b.parquet").display().to_string();
+}
 
-    let stand_in = StandInProcess::start(&env.ebb, args.port)?;
-
-    // First full sync of A, which also leaves the state of A for the diff cases.
-    eprintln!("first full sync of {} rows…", args.rows);
-    let mut samples = Vec::new();
-    let mut stand_in_cpu = Vec::new();
-    for _ in 0..runs {
-        let state = env.fresh_state("main")?;
-        let before = stand_in.cpu()?;
-        let (s, _) = measure(&mut env.ebb(&["sync", "users.yml", "--state", &state], &[("SNAPSHOT", &a)]))?;
-        stand_in_cpu.push(stand_in.cpu()? - before);
-        samples.push(s);
-    }
-    let full = stats(&samples);
-    stand_in_cpu.sort_by(f64::total_cmp);
-    let si_cpu = stand_in_cpu[stand_in_cpu.len() / 2];
-    let _ = writeln!(
-        table,
-        "| first full sync, {} rows → stand-in, 15/request, concurrency 8 | {} | — | — | CPU: ebb {:.1} s, stand-in {:.1} s |",
-        args.rows,
-        fmt_stats(&full),
-        full.cpu,
-        si_cpu
-    );
-    payload_cost(&env, runs, args.rows, &a, &full, &mut table).await?;
-
-    // The diff: preview of B against the state of A, and DuckDB's EXCEPT on the same files.
-    eprintln!("diff of B against A…");
-    let state = env.state("main");
-    let diff = diff_against_duckdb(&env, &args.python, runs, "users.yml", &state, (&a, &b))?;
-    let (counts, duck_counts) = (&diff.ebb_counts, &diff.duckdb_counts);
-    let (e, d) = (diff.ebb, diff.duckdb);
-    let _ = writeln!(
-        table,
-        "| preview of B against the state of A, {} rows | {} | DuckDB EXCEPT + anti-join: {} | time {:.2}×, RSS {:.2}× | ≤ 1.0× time, ≤ 0.5× RSS |",
-        args.rows,
-        fmt_stats(&e),
-        fmt_stats(&d),
-        e.median / d.median,
-        e.rss_mb / d.rss_mb
-    );
-    let _ = writeln!(
-        notes,
-        "- ebb's diff counts: {counts}; DuckDB (changed or new, deleted): {duck_counts}; truth: {truth:?}"
-    );
-
-    // Nothing changed: preview and sync of A against the state of A.
-    eprintln!("no-change runs…");
-    for (verb, label) in [("preview", "preview"), ("sync", "sync")] {
-        let mut samples = Vec::new();
-        for _ in 0..runs {
-            let mut args_v = vec![verb, "users.yml", "--state", &state];
-            if verb == "preview" {
-                args_v.extend(["--limit", "0"]);
-            }
-            samples.push(measure(&mut env.ebb(&args_v, &[("SNAPSHOT", &a)]))?.0);
-        }
-        let s = stats(&samples);
-        let _ = writeln!(
-            table,
-            "| `{label}` with nothing changed, {} rows | {} | — | — | ≤ 1.0 s |",
-            args.rows,
-            fmt_stats(&s)
-        );
-    }
-
+pub async fn run(args: SuiteArgs) -> Result<()> {
+    let mut suite = Suite {
+        env: prepare(&args)?,
+        args: &args,
+        runs: args.runs.max(1),
+        table: "| case | ebb | peer | ratio (ebb ÷ peer) | target |\n|---|---|---|---|---|\n".into(),
+        notes: String::new(),
+    };
+    let (main_dir, truth) = suite.generate().await?;
+    let (a, b) = (main_dir.join("a.parquet"), main_dir.join("b.parquet"));
+    let (a, b) = (a.display().to_string(), b.display().to_string());
+    let stand_in = StandInProcess::start(&suite.env.ebb, args.port)?;
+    suite.first_full_sync(&stand_in, &a).await?;
+    let state = suite.env.state("main");
+    suite.diff(&state, (&a, &b), &truth)?;
+    suite.no_change(&state, &a)?;
+    let (env, runs) = (&suite.env, suite.runs);
     object_store_case(
-        &env,
+        env,
         runs,
         args.rows,
-        &main_dir.join("b.parquet"),
+        Path::new(&b),
         &state,
         args.port + 3,
-        &mut table,
-        &mut notes,
+        &mut suite.table,
+        &mut suite.notes,
     )
     .await?;
-
-    // PostgreSQL extraction: preview of the whole table with no state, against psql's binary COPY.
-    eprintln!("PostgreSQL extraction…");
-    let mut extract = Vec::new();
-    for _ in 0..runs {
-        let state = env.fresh_state("extract")?;
-        extract.push(measure(&mut env.ebb(&["preview", "pg_extract.yml", "--state", &state, "--limit", "0"], &[]))?.0);
-    }
-    let mut psql = Vec::new();
-    for _ in 0..runs {
-        psql.push(
-            measure(Command::new("psql").arg(&args.database_url).arg("-c").arg(
-                "\\copy (select id, email, name, plan, arr, seats, signup_at, active, tags from ebb_bench.users_a) to '/dev/null' with (format binary)",
-            ))?
-            .0,
-        );
-    }
-    let (e, p) = (stats(&extract), stats(&psql));
-    let _ = writeln!(
-        table,
-        "| PostgreSQL, {} rows: `preview` (extract, map, hash, diff) | {} | psql `\\copy … (format binary)`: {} | throughput {:.0}% of psql | ≥ 70% |",
-        args.rows,
-        fmt_stats(&e),
-        fmt_stats(&p),
-        100.0 * p.median / e.median
-    );
-
+    suite.postgres_extract()?;
     eprintln!("status page…");
-    let _ = writeln!(
-        table,
-        "{}",
-        crate::status_page::row(&crate::status_page::measure(&env.ebb, &work).await?)
-    );
-
-    end_to_end(&env, &args, runs, &mut table, &mut notes).await?;
-    mixed_diff(&env, &args, runs, args.rows, &mut table, &mut notes).await?;
+    let row = crate::status_page::row(&crate::status_page::measure(&suite.env.ebb, &suite.env.work).await?);
+    let _ = writeln!(suite.table, "{row}");
+    end_to_end(&suite.env, &args, runs, &mut suite.table, &mut suite.notes).await?;
+    mixed_diff(&suite.env, &args, runs, args.rows, &mut suite.table, &mut suite.notes).await?;
     if args.large_rows > 0 {
-        mixed_diff(&env, &args, runs, args.large_rows, &mut table, &mut notes).await?;
+        mixed_diff(&suite.env, &args, runs, args.large_rows, &mut suite.table, &mut suite.notes).await?;
+        suite.large_snapshots().await?;
+    }
+    drop(stand_in);
+    suite.warehouse().await?;
+    let report = format!(
+        "{}\nMedian wall time of {runs} runs (min–max) · peak RSS, measured with /usr/bin/time.\n\n{}",
+        suite.table, suite.notes
+    );
+    println!("{report}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &report)?;
+    }
+    Ok(())
+}
+
+impl Suite<'_> {
+    /// The main snapshots (also loaded into PostgreSQL) and the end-to-end case's table.
+    async fn generate(&self) -> Result<(PathBuf, crate::generate::Truth)> {
+        eprintln!("generating data…");
+        let main_dir = self.env.work.join(format!("data-{}", self.args.rows));
+        let truth = crate::run_generate(&GenerateArgs {
+            rows: self.args.rows,
+            seed: 42,
+            out: main_dir.clone(),
+            postgres: Some(self.args.database_url.clone()),
+            schema: "ebb_bench".into(),
+            shape: Shape::Users,
+        })
+        .await?;
+        crate::run_generate(&GenerateArgs {
+            rows: self.args.e2e_rows,
+            seed: 42,
+            out: self.env.work.join(format!("data-{}", self.args.e2e_rows)),
+            postgres: Some(self.args.database_url.clone()),
+            schema: "ebb_bench_e2e".into(),
+            shape: Shape::Users,
+        })
+        .await?;
+        Ok((main_dir, truth))
     }
 
-    if args.large_rows > 0 {
-        eprintln!("large snapshots ({} rows)…", args.large_rows);
-        let large_dir = work.join(format!("data-{}", args.large_rows));
+    /// First full sync of A, which also leaves the state of A for the diff cases.
+    async fn first_full_sync(&mut self, stand_in: &StandInProcess, a: &str) -> Result<()> {
+        eprintln!("first full sync of {} rows…", self.args.rows);
+        let (mut samples, mut stand_in_cpu) = (Vec::new(), Vec::new());
+        for _ in 0..self.runs {
+            let state = self.env.fresh_state("main")?;
+            let before = stand_in.cpu()?;
+            let (s, _) = measure(&mut self.env.ebb(&["sync", "users.yml", "--state", &state], &[("SNAPSHOT", a)]))?;
+            stand_in_cpu.push(stand_in.cpu()? - before);
+            samples.push(s);
+        }
+        let full = stats(&samples);
+        stand_in_cpu.sort_by(f64::total_cmp);
+        let _ = writeln!(
+            self.table,
+            "| first full sync, {} rows → stand-in, 15/request, concurrency 8 | {} | — | — | CPU: ebb {:.1} s, stand-in {:.1} s |",
+            self.args.rows,
+            fmt_stats(&full),
+            full.cpu,
+            stand_in_cpu[stand_in_cpu.len() / 2]
+        );
+        payload_cost(&self.env, self.runs, self.args.rows, a, &full, &mut self.table).await
+    }
+
+    /// The diff: preview of B against the state of A, and DuckDB's EXCEPT on the same files.
+    fn diff(&mut self, state: &str, (a, b): (&str, &str), truth: &crate::generate::Truth) -> Result<()> {
+        eprintln!("diff of B against A…");
+        let diff = diff_against_duckdb(&self.env, &self.args.python, self.runs, "users.yml", state, (a, b))?;
+        let (e, d) = (diff.ebb, diff.duckdb);
+        let _ = writeln!(
+            self.table,
+            "| preview of B against the state of A, {} rows | {} | DuckDB EXCEPT + anti-join: {} | time {:.2}×, RSS {:.2}× | ≤ 1.0× time, ≤ 0.5× RSS |",
+            self.args.rows,
+            fmt_stats(&e),
+            fmt_stats(&d),
+            e.median / d.median,
+            e.rss_mb / d.rss_mb
+        );
+        let _ = writeln!(
+            self.notes,
+            "- ebb's diff counts: {}; DuckDB (changed or new, deleted): {}; truth: {truth:?}",
+            diff.ebb_counts, diff.duckdb_counts
+        );
+        Ok(())
+    }
+
+    /// Nothing changed: preview and sync of A against the state of A.
+    fn no_change(&mut self, state: &str, a: &str) -> Result<()> {
+        eprintln!("no-change runs…");
+        for verb in ["preview", "sync"] {
+            let mut samples = Vec::new();
+            for _ in 0..self.runs {
+                let mut args = vec![verb, "users.yml", "--state", state];
+                if verb == "preview" {
+                    args.extend(["--limit", "0"]);
+                }
+                samples.push(measure(&mut self.env.ebb(&args, &[("SNAPSHOT", a)]))?.0);
+            }
+            let _ = writeln!(
+                self.table,
+                "| `{verb}` with nothing changed, {} rows | {} | — | — | ≤ 1.0 s |",
+                self.args.rows,
+                fmt_stats(&stats(&samples))
+            );
+        }
+        Ok(())
+    }
+
+    /// PostgreSQL extraction: preview of the whole table with no state, against psql's binary COPY.
+    fn postgres_extract(&mut self) -> Result<()> {
+        eprintln!("PostgreSQL extraction…");
+        let mut extract = Vec::new();
+        for _ in 0..self.runs {
+            let state = self.env.fresh_state("extract")?;
+            extract.push(measure(&mut self.env.ebb(&["preview", "pg_extract.yml", "--state", &state, "--limit", "0"], &[]))?.0);
+        }
+        let mut psql = Vec::new();
+        for _ in 0..self.runs {
+            psql.push(
+                measure(Command::new("psql").arg(&self.args.database_url).arg("-c").arg(
+                    "\\copy (select id, email, name, plan, arr, seats, signup_at, active, tags from ebb_bench.users_a) to '/dev/null' with (format binary)",
+                ))?
+                .0,
+            );
+        }
+        let (e, p) = (stats(&extract), stats(&psql));
+        let _ = writeln!(
+            self.table,
+            "| PostgreSQL, {} rows: `preview` (extract, map, hash, diff) | {} | psql `\\copy … (format binary)`: {} | throughput {:.0}% of psql | ≥ 70% |",
+            self.args.rows,
+            fmt_stats(&e),
+            fmt_stats(&p),
+            100.0 * p.median / e.median
+        );
+        Ok(())
+    }
+
+    /// The diff at the large size, against a state made by one full sync.
+    async fn large_snapshots(&mut self) -> Result<()> {
+        let rows = self.args.large_rows;
+        eprintln!("large snapshots ({rows} rows)…");
+        let dir = self.env.work.join(format!("data-{rows}"));
         crate::run_generate(&GenerateArgs {
-            rows: args.large_rows,
+            rows,
             seed: 42,
-            out: large_dir.clone(),
+            out: dir.clone(),
             postgres: None,
             schema: String::new(),
             shape: Shape::Users,
         })
         .await?;
         let (la, lb) = (
-            large_dir.join("a.parquet").display().to_string(),
-            large_dir.join("b.parquet").display().to_string(),
+            dir.join("a.parquet").display().to_string(),
+            dir.join("b.parquet").display().to_string(),
         );
         // The state of A once, by a real sync; not a case of its own.
-        let state = env.fresh_state("large")?;
-        let (seed, _) = measure(&mut env.ebb(&["sync", "users.yml", "--state", &state], &[("SNAPSHOT", &la)]))?;
+        let state = self.env.fresh_state("large")?;
+        let (seed, _) = measure(&mut self.env.ebb(&["sync", "users.yml", "--state", &state], &[("SNAPSHOT", &la)]))?;
         let _ = writeln!(
-            notes,
+            self.notes,
             "- the large state was made by one full sync: {:.1} s, {:.0} MB",
             seed.wall, seed.rss_mb
         );
-        let large = diff_against_duckdb(&env, &args.python, runs, "users.yml", &state, (&la, &lb))?;
+        let large = diff_against_duckdb(&self.env, &self.args.python, self.runs, "users.yml", &state, (&la, &lb))?;
         let (e, d) = (large.ebb, large.duckdb);
         let _ = writeln!(
-            table,
-            "| preview of B against the state of A, {} rows | {} | DuckDB EXCEPT + anti-join: {} | time {:.2}×, RSS {:.2}× | ≤ 1.0× time, RSS < 600 MB |",
-            args.large_rows,
+            self.table,
+            "| preview of B against the state of A, {rows} rows | {} | DuckDB EXCEPT + anti-join: {} | time {:.2}×, RSS {:.2}× | ≤ 1.0× time, RSS < 600 MB |",
             fmt_stats(&e),
             fmt_stats(&d),
             e.median / d.median,
             e.rss_mb / d.rss_mb
         );
+        Ok(())
     }
-    drop(stand_in);
 
-    let warehouse_rows: Vec<u64> = args.warehouse_rows.iter().copied().filter(|&n| n > 0).collect();
-    if !warehouse_rows.is_empty() {
-        let (wh_table, wh_notes) = crate::warehouse::run(&crate::warehouse::WarehouseArgs {
-            rows: warehouse_rows,
-            runs,
-            work: work.clone(),
-            ebb: Some(env.ebb.clone()),
-            database_url: args.database_url.clone(),
-            port: args.port + 1,
+    /// The warehouse-side diff's cases, when sizes are given.
+    async fn warehouse(&mut self) -> Result<()> {
+        let rows: Vec<u64> = self.args.warehouse_rows.iter().copied().filter(|&n| n > 0).collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (table, notes) = crate::warehouse::run(&crate::warehouse::WarehouseArgs {
+            rows,
+            runs: self.runs,
+            work: self.env.work.clone(),
+            ebb: Some(self.env.ebb.clone()),
+            database_url: self.args.database_url.clone(),
+            port: self.args.port + 1,
         })
         .await?;
         let _ = write!(
-            table,
-            "\n**The warehouse-side diff** (`diff: warehouse`), same tables both ways:\n\n{wh_table}"
+            self.table,
+            "\n**The warehouse-side diff** (`diff: warehouse`), same tables both ways:\n\n{table}"
         );
-        notes.push_str(&wh_notes);
+        self.notes.push_str(&notes);
+        Ok(())
     }
-
-    let report = format!("{table}\nMedian wall time of {runs} runs (min–max) · peak RSS, measured with /usr/bin/time.\n\n{notes}");
-    println!("{report}");
-    if let Some(out) = &args.out {
-        std::fs::write(out, &report)?;
-    }
-    Ok(())
 }
 
 /// B read from a local S3 server against B read from disk, when the bench is built with the
