@@ -289,6 +289,7 @@ fn every_mapping_in_the_repository_keeps_its_secrets_out() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
     let vars = [
         ("ENTERPRET_USERS_API_KEY", "value"),
+        ("PROFILES_TOKEN", "value"),
         ("ENTERPRET_ACCOUNTS_API_KEY", "value"),
         ("WAREHOUSE_URL", "postgres://h/db"),
         ("SNAPSHOT", "users.parquet"),

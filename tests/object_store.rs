@@ -327,7 +327,7 @@ async fn each_failure_of_the_store_is_named_without_a_secret() {
         (
             mapping("s3://exports/broken/", ""),
             good.clone(),
-            "s3://exports/broken/part-0.parquet: ",
+            "s3://exports/broken/part-0.parquet: Parquet error: Invalid Parquet file. Corrupt footer",
         ),
         (
             mapping("s3://exports/users/dt=2026-12-01/", "  require_marker: _SUCCESS\n"),
@@ -353,6 +353,47 @@ async fn each_failure_of_the_store_is_named_without_a_secret() {
             assert!(!output.contains(secret), "a secret was printed:\n{output}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_credentials_in_the_environment_the_chain_says_it_found_none() {
+    let server = S3Server::start();
+    three_days(&server);
+    let ws = Workspace::new();
+    let path = ws.write(
+        "check.yml",
+        &users_mapping(
+            "nocreds",
+            &s3_source("s3://exports/users/dt=*/part-*.parquet", ""),
+            "http://127.0.0.1:9",
+        ),
+    );
+    let endpoint = server.endpoint.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        // The chain's next stop is the instance metadata service: absent (a timeout) or, in
+        // some sandboxes, refusing; either way the error says no credentials were found.
+        std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
+            .current_dir(ws.path())
+            .arg("validate")
+            .arg(&path)
+            .env("S3_ENDPOINT", endpoint)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            .output()
+            .expect("ebb runs")
+    })
+    .await
+    .expect("validate ran");
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("s3://exports/users/dt=*/part-*.parquet: no credentials: none in the environment"),
+        "{stdout}{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,7 +49,8 @@ impl ObjectReader {
         ObjectReader {
             store: Arc::clone(bucket.store()),
             bucket: Arc::clone(bucket),
-            path: Path::from(object.key.as_str()),
+            // Listed keys are already in object_store's encoding; `from` would encode them again.
+            path: Path::parse(&object.key).unwrap_or_else(|_| Path::from(object.key.as_str())),
             size: object.size,
             footer,
             ahead: None,

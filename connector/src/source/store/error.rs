@@ -9,10 +9,7 @@ use std::error::Error as StdError;
 
 use object_store::client::{HttpError, HttpErrorKind};
 
-use super::http::{code_in, TransportError};
-
-/// Hosts that answer a cloud's credential chain from inside the cloud (instance metadata).
-const METADATA_HOSTS: [&str; 3] = ["169.254.169.254", "169.254.170.2", "metadata.google.internal"];
+use super::http::{code_in, is_credential_host, CredentialRefused, TransportError};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -78,16 +75,20 @@ fn chain<'a>(error: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (d
     })
 }
 
-/// A request that got no response: the store is unreachable, or, when the host is the
-/// instance metadata service, there were no credentials in the environment to use instead.
+/// A request that got no response: the store is unreachable, or, when the host gives out
+/// credentials, there were none in the environment and the chain could not get any. A
+/// credential service that answered with a refusal is the latter too.
 fn transport(error: &object_store::Error) -> Option<StoreProblem> {
     let http = chain(error).find_map(|e| e.downcast_ref::<HttpError>())?;
+    if let Some(refused) = chain(http).find_map(|e| e.downcast_ref::<CredentialRefused>()) {
+        return Some(StoreProblem::NoCredentials(format!("none in the environment, and {refused}")));
+    }
     let host = chain(http)
         .find_map(|e| e.downcast_ref::<TransportError>())
         .map(|t| t.host.clone())?;
-    if METADATA_HOSTS.iter().any(|m| host.starts_with(m)) {
+    if is_credential_host(&host) {
         return Some(StoreProblem::NoCredentials(format!(
-            "none in the environment, and no instance metadata service at {host} to ask"
+            "none in the environment, and no credential service at {host} to ask"
         )));
     }
     let timed_out = http.kind() == HttpErrorKind::Timeout;
@@ -138,6 +139,27 @@ mod tests {
         assert!(matches!(by_code("SignatureDoesNotMatch"), Some(StoreProblem::AccessDenied(m)) if m.contains("secret")));
         assert!(matches!(by_code("InvalidAccessKeyId"), Some(StoreProblem::AccessDenied(m)) if m.contains("access key id")));
         assert_eq!(by_code("SlowDown"), None);
+    }
+
+    #[test]
+    fn a_credential_service_that_refuses_or_is_absent_means_no_credentials() {
+        let refused = HttpError::new(
+            HttpErrorKind::Unknown,
+            CredentialRefused {
+                host: "169.254.169.254:80".into(),
+                status: 403,
+            },
+        );
+        let error = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(refused),
+        };
+        assert_eq!(
+            StoreProblem::of(&error).to_string(),
+            "no credentials: none in the environment, and the credential service at 169.254.169.254:80 answered 403"
+        );
+        assert!(is_credential_host("169.254.169.254:80") && is_credential_host("sts.eu-west-1.amazonaws.com:443"));
+        assert!(!is_credential_host("s3.eu-west-1.amazonaws.com:443") && !is_credential_host("127.0.0.1:9000"));
     }
 
     #[test]

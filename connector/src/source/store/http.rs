@@ -64,6 +64,30 @@ pub struct TransportError {
     pub cause: reqwest::Error,
 }
 
+/// A credential service (the instance metadata service, a token endpoint) that refused: the
+/// store was never asked, so the store's terms do not apply.
+#[derive(Debug, thiserror::Error)]
+#[error("the credential service at {host} answered {status}")]
+pub struct CredentialRefused {
+    pub host: String,
+    pub status: u16,
+}
+
+/// Hosts that give out credentials rather than objects: the instance metadata services (AWS,
+/// Azure and GCP share the link-local address; ECS has its own) and the token endpoints.
+pub(super) fn is_credential_host(host: &str) -> bool {
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    matches!(
+        name,
+        "169.254.169.254"
+            | "169.254.170.2"
+            | "[fd00:ec2::254]"
+            | "metadata.google.internal"
+            | "oauth2.googleapis.com"
+            | "login.microsoftonline.com"
+    ) || (name.starts_with("sts.") && name.ends_with(".amazonaws.com"))
+}
+
 #[async_trait::async_trait]
 impl HttpService for Service {
     async fn call(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
@@ -73,25 +97,17 @@ impl HttpService for Service {
         let mut out = reqwest::Request::new(parts.method, url);
         *out.headers_mut() = parts.headers;
         *out.body_mut() = Some(reqwest::Body::wrap(body));
-        let response = self.client.execute(out).await.map_err(|cause| {
-            let kind = if cause.is_timeout() {
-                HttpErrorKind::Timeout
-            } else if cause.is_connect() {
-                HttpErrorKind::Connect
-            } else {
-                // A connection that dropped mid-request: object_store retries these when idempotent.
-                HttpErrorKind::Interrupted
-            };
-            HttpError::new(
-                kind,
-                TransportError {
-                    host,
-                    cause: cause.without_url(),
-                },
-            )
-        })?;
+        let response = self
+            .client
+            .execute(out)
+            .await
+            .map_err(|cause| transport_error(host.clone(), cause))?;
         let response: http::Response<reqwest::Body> = response.into();
         let (parts, body) = response.into_parts();
+        if is_credential_host(&host) && !parts.status.is_success() {
+            let status = parts.status.as_u16();
+            return Err(HttpError::new(HttpErrorKind::Unknown, CredentialRefused { host, status }));
+        }
         if parts.status.is_client_error() || parts.status.is_server_error() {
             let code = error_code(body).await;
             let body = http_body_util::Full::new(Bytes::from(code)).map_err(|never| match never {});
@@ -100,6 +116,20 @@ impl HttpService for Service {
         let body = body.map_err(|e| HttpError::new(HttpErrorKind::Interrupted, e));
         Ok(HttpResponse::from_parts(parts, HttpResponseBody::new(body)))
     }
+}
+
+/// A request that got no response, named by its host.
+fn transport_error(host: String, cause: reqwest::Error) -> HttpError {
+    let kind = if cause.is_timeout() {
+        HttpErrorKind::Timeout
+    } else if cause.is_connect() {
+        HttpErrorKind::Connect
+    } else {
+        // A connection that dropped mid-request: object_store retries these when idempotent.
+        HttpErrorKind::Interrupted
+    };
+    let cause = cause.without_url();
+    HttpError::new(kind, TransportError { host, cause })
 }
 
 /// An error response's body, reduced to `<Code>…</Code>`, or to nothing when it has no code.
