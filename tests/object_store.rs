@@ -24,28 +24,7 @@ fn duckdb_part(n: usize) -> PathBuf {
 
 /// The users mapping of the other tests, with `source` as its source block.
 fn users_mapping(name: &str, source: &str, url: &str) -> String {
-    format!(
-        r#"name: {name}
-source:
-{source}
-destination:
-  enterpret:
-    object: user
-    api_key: ${{TEST_USERS_KEY:-local-users-key}}
-    url: {url}
-    retry_budget_secs: 3
-id: user_id
-created_at: signup_at
-attributes:
-  Email: email
-  Name: full_name
-  AccountId: account_id
-  Age: {{ column: age, type: number }}
-  Active: {{ column: is_active, type: boolean }}
-  Location: {{ column: cities, type: string, list: true }}
-  Tags: {{ column: tags, type: string, split: "," }}
-"#
-    )
+    users_yaml(name, url, "").replace("  parquet: ${USERS_SOURCE}\n", source)
 }
 
 /// A source block over the test server.

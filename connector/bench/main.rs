@@ -94,6 +94,19 @@ pub async fn run_generate(args: &GenerateArgs) -> Result<generate::Truth> {
     Ok(truth)
 }
 
+/// The users snapshots A and B of `rows` rows as Parquet only, with the suite's seed.
+pub async fn generate_parquet(out: PathBuf, rows: u64) -> Result<generate::Truth> {
+    run_generate(&GenerateArgs {
+        rows,
+        seed: 42,
+        out,
+        postgres: None,
+        schema: String::new(),
+        shape: generate::Shape::Users,
+    })
+    .await
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();

@@ -6,10 +6,9 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Result};
 use bytes::Bytes;
 use s3s::dto::{
     ETag, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListObjectsV2Input,
@@ -22,9 +21,7 @@ use ebb::config::store::{StoreConfig, StoreKind};
 use ebb::source::store::Bucket;
 use object_store::ObjectStoreExt;
 
-use crate::generate::Shape;
-use crate::suite::{fmt_stats, measure, stats, Env, Sample, StandInProcess, PARQUET_MAPPING};
-use crate::GenerateArgs;
+use crate::suite::{fmt_stats, measure, stats, Env, Sample, ServerProcess, PARQUET_MAPPING};
 
 const ACCESS_KEY: &str = "EBBBENCHACCESSKEY";
 const SECRET_KEY: &str = "ebb-bench-secret-key";
@@ -58,50 +55,17 @@ fn s3_mapping() -> String {
     )
 }
 
-/// `ebb-bench s3-server` as a child process, killed on drop.
-struct S3ServerProcess {
-    child: Child,
-}
-
-impl S3ServerProcess {
-    fn start(root: &Path, port: u16, gets: Gets) -> Result<S3ServerProcess> {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            bail!("port {port} is taken: stop what listens there, or pass --s3-port");
-        }
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["s3-server", "--port", &port.to_string(), "--root"])
-            .arg(root)
-            .arg("--gets")
-            .arg(match gets {
-                Gets::Whole => "whole",
-                Gets::Stock => "stock",
-            })
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting the S3 server")?;
-        for _ in 0..100 {
-            if let Some(status) = child.try_wait()? {
-                bail!("the S3 server exited with {status}");
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(S3ServerProcess { child });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!("the S3 server did not start on port {port}")
-    }
-
-    fn cpu(&self) -> Result<f64> {
-        crate::suite::process_cpu(self.child.id())
-    }
-}
-
-impl Drop for S3ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `ebb-bench s3-server` over `root` on `port`, as a process of its own.
+fn start_s3_server(root: &Path, port: u16, gets: Gets) -> Result<ServerProcess> {
+    let gets = match gets {
+        Gets::Whole => "whole",
+        Gets::Stock => "stock",
+    };
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args(["s3-server", "--port", &port.to_string(), "--gets", gets, "--root"])
+        .arg(root);
+    ServerProcess::start(&mut command, port, "S3 server")
 }
 
 /// s3s-fs, but for its GET, which reads its file 4 KiB at a time through `tokio::fs` (a hop to
@@ -245,7 +209,7 @@ struct Runs {
     server_cpu: f64,
 }
 
-fn previews(env: &Env, runs: usize, b: &str, state: &str, server: &S3ServerProcess, s3_env: &[(&str, &str)]) -> Result<Runs> {
+fn previews(env: &Env, runs: usize, b: &str, state: &str, server: &ServerProcess, s3_env: &[(&str, &str)]) -> Result<Runs> {
     let (mut local, mut remote, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
     let mut counts = (String::new(), String::new());
     for _ in 0..runs {
@@ -292,7 +256,7 @@ pub async fn measure_case(env: &Env, runs: usize, rows: u64, b: &Path, state: &s
         let root = env.work.join("s3");
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join(BUCKET))?;
-        let server = S3ServerProcess::start(&root, s3_port, gets)?;
+        let server = start_s3_server(&root, s3_port, gets)?;
         upload(&endpoint, key, b).await?;
         let runs = previews(env, runs, &b.display().to_string(), state, &server, &s3_env)?;
         let (l, r) = (stats(&runs.local), stats(&runs.remote));
@@ -334,18 +298,10 @@ pub async fn run(args: &ObjectStoreArgs) -> Result<(String, String)> {
     std::fs::write(work.join("users.yml"), PARQUET_MAPPING)?;
     eprintln!("generating data…");
     let dir = work.join(format!("data-{}", args.rows));
-    crate::run_generate(&GenerateArgs {
-        rows: args.rows,
-        seed: 42,
-        out: dir.clone(),
-        postgres: None,
-        schema: String::new(),
-        shape: Shape::Users,
-    })
-    .await?;
+    crate::generate_parquet(dir.clone(), args.rows).await?;
     let state = env.fresh_state("object_store")?;
     {
-        let _stand_in = StandInProcess::start(&env.ebb, args.port)?;
+        let _stand_in = ServerProcess::stand_in(&env.ebb, args.port)?;
         eprintln!("the state of A…");
         let a = dir.join("a.parquet").display().to_string();
         measure(&mut env.ebb(&["sync", "users.yml", "--state", &state], &[("SNAPSHOT", &a)]))?;

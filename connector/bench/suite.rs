@@ -140,36 +140,50 @@ pub(crate) fn fmt_stats(s: &Stats) -> String {
     format!("{:.2} s ({:.2}–{:.2}) · {:.0} MB", s.median, s.min, s.max, s.rss_mb)
 }
 
-pub(crate) struct StandInProcess {
+/// A server the suite runs as a process of its own (the stand-in, the S3 server), so that its
+/// CPU time is measured apart from ebb's; killed on drop.
+pub(crate) struct ServerProcess {
     child: Child,
 }
 
-impl StandInProcess {
-    pub fn start(ebb: &Path, port: u16) -> Result<StandInProcess> {
-        // Another server on the port would answer in the stand-in's place, and be measured.
+impl ServerProcess {
+    /// Starts `command` and waits until something listens on `port`.
+    pub fn start(command: &mut Command, port: u16, what: &str) -> Result<ServerProcess> {
+        // Another server on the port would answer in this one's place, and be measured.
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            bail!("port {port} is taken: stop what listens there, or pass --port");
+            bail!("port {port} is taken: stop what listens there, or pass another port");
         }
-        let mut child = Command::new(ebb)
-            .args(["stand-in", "--port", &port.to_string()])
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting the stand-in")?;
+            .with_context(|| format!("starting the {what}"))?;
         for _ in 0..100 {
             if let Some(status) = child.try_wait()? {
-                bail!("the stand-in exited with {status}");
+                bail!("the {what} exited with {status}");
             }
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(StandInProcess { child });
+                return Ok(ServerProcess { child });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("the stand-in did not start on port {port}")
+        bail!("the {what} did not start on port {port}")
     }
 
-    fn cpu(&self) -> Result<f64> {
+    /// `ebb stand-in` on `port`.
+    pub fn stand_in(ebb: &Path, port: u16) -> Result<ServerProcess> {
+        ServerProcess::start(Command::new(ebb).args(["stand-in", "--port", &port.to_string()]), port, "stand-in")
+    }
+
+    pub fn cpu(&self) -> Result<f64> {
         process_cpu(self.child.id())
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -182,13 +196,6 @@ pub(crate) fn process_cpu(pid: u32) -> Result<f64> {
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
     Ok((ticks(11) + ticks(12)) / 100.0)
-}
-
-impl Drop for StandInProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Shared with `tests/scale.rs`, so the suite measures the mapping the test checks.
@@ -402,7 +409,7 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
     let (main_dir, truth) = suite.generate().await?;
     let (a, b) = (main_dir.join("a.parquet"), main_dir.join("b.parquet"));
     let (a, b) = (a.display().to_string(), b.display().to_string());
-    let stand_in = StandInProcess::start(&suite.env.ebb, args.port)?;
+    let stand_in = ServerProcess::stand_in(&suite.env.ebb, args.port)?;
     suite.first_full_sync(&stand_in, &a).await?;
     let state = suite.env.state("main");
     suite.diff(&state, (&a, &b), &truth)?;
@@ -469,7 +476,7 @@ impl Suite<'_> {
     }
 
     /// First full sync of A, which also leaves the state of A for the diff cases.
-    async fn first_full_sync(&mut self, stand_in: &StandInProcess, a: &str) -> Result<()> {
+    async fn first_full_sync(&mut self, stand_in: &ServerProcess, a: &str) -> Result<()> {
         eprintln!("first full sync of {} rows…", self.args.rows);
         let (mut samples, mut stand_in_cpu) = (Vec::new(), Vec::new());
         for _ in 0..self.runs {
@@ -570,15 +577,7 @@ impl Suite<'_> {
         let rows = self.args.large_rows;
         eprintln!("large snapshots ({rows} rows)…");
         let dir = self.env.work.join(format!("data-{rows}"));
-        crate::run_generate(&GenerateArgs {
-            rows,
-            seed: 42,
-            out: dir.clone(),
-            postgres: None,
-            schema: String::new(),
-            shape: Shape::Users,
-        })
-        .await?;
+        crate::generate_parquet(dir.clone(), rows).await?;
         let (la, lb) = (
             dir.join("a.parquet").display().to_string(),
             dir.join("b.parquet").display().to_string(),

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::generate::Shape;
-use crate::suite::{fmt_stats, measure, postgres_mapping, stats, Env, Sample, StandInProcess, Stats};
+use crate::suite::{fmt_stats, measure, postgres_mapping, stats, Env, Sample, ServerProcess, Stats};
 use crate::GenerateArgs;
 
 #[derive(clap::Args)]
@@ -248,7 +248,7 @@ pub async fn run(args: &WarehouseArgs) -> Result<(String, String)> {
     };
     std::fs::write(work.join("ip.yml"), mapping("wh_bench_ip", "in_process"))?;
     std::fs::write(work.join("wh.yml"), mapping("wh_bench_wh", "warehouse"))?;
-    let _stand_in = StandInProcess::start(&env.ebb, args.port)?;
+    let _stand_in = ServerProcess::stand_in(&env.ebb, args.port)?;
     let mut bench = Bench {
         env,
         bytes,
