@@ -463,3 +463,13 @@ fn an_object_store_source_takes_its_settings_and_the_clouds_variables() {
         "the variables are kept as secrets"
     );
 }
+
+#[test]
+fn an_unset_source_variable_is_the_one_error_about_the_source() {
+    let got = source_errors(
+        "  parquet: ${EBB_CFG_UNSET_SOURCE}\n  latest: true\n  store:\n    endpoint: http://127.0.0.1:9000\n    allow_http: true\n",
+    );
+    let about_source: Vec<&String> = got.iter().filter(|e| e.contains("source.")).collect();
+    assert_eq!(about_source.len(), 1, "{got:#?}");
+    assert!(about_source[0].contains("source.parquet: environment variable `EBB_CFG_UNSET_SOURCE` is not set"), "{got:#?}");
+}

@@ -157,7 +157,15 @@ impl Validator<'_> {
     fn parquet(&mut self, p: &Spanned<String>, source: &RawSource, at: &str) -> SourceConfig {
         let field = format!("{at}.parquet");
         let loc = Loc::of(p, field.clone());
-        let pattern = self.interpolated(p, &field).unwrap_or_default();
+        let Some(pattern) = self.interpolated(p, &field) else {
+            // The unset variable is the problem; what the path would have been is unknown.
+            return SourceConfig::Parquet {
+                pattern: String::new(),
+                store: None,
+                folders: FolderRule::default(),
+                loc,
+            };
+        };
         let folders = self.folder_rule(source, &pattern, at);
         if is_store_url(pattern.trim()) {
             let store = self.store_location(pattern.trim(), &loc, source.store.as_ref(), at);
