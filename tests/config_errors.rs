@@ -471,5 +471,8 @@ fn an_unset_source_variable_is_the_one_error_about_the_source() {
     );
     let about_source: Vec<&String> = got.iter().filter(|e| e.contains("source.")).collect();
     assert_eq!(about_source.len(), 1, "{got:#?}");
-    assert!(about_source[0].contains("source.parquet: environment variable `EBB_CFG_UNSET_SOURCE` is not set"), "{got:#?}");
+    assert!(
+        about_source[0].contains("source.parquet: environment variable `EBB_CFG_UNSET_SOURCE` is not set"),
+        "{got:#?}"
+    );
 }
