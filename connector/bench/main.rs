@@ -134,10 +134,7 @@ async fn main() -> Result<()> {
         #[cfg(feature = "bench-s3")]
         Command::S3Server { root, port, gets } => object_store::serve(&root, port, gets).await?,
         Command::StatusPage { ebb, work } => {
-            let ebb = match ebb {
-                Some(p) => p,
-                None => std::env::current_exe()?.with_file_name("ebb"),
-            };
+            let ebb = suite::ebb_binary(ebb.as_deref())?;
             std::fs::create_dir_all(&work)?;
             println!("{}", status_page::row(&status_page::measure(&ebb, &work.canonicalize()?).await?));
         }

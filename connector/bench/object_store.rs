@@ -283,10 +283,7 @@ pub async fn measure_case(env: &Env, runs: usize, rows: u64, b: &Path, state: &s
 
 /// `ebb-bench object-store`: generates the data, makes the state of A, and measures the case.
 pub async fn run(args: &ObjectStoreArgs) -> Result<(String, String)> {
-    let ebb = match &args.ebb {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("ebb"),
-    };
+    let ebb = crate::suite::ebb_binary(args.ebb.as_deref())?;
     std::fs::create_dir_all(&args.work)?;
     let work = args.work.canonicalize()?;
     let env = Env {

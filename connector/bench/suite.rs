@@ -187,6 +187,14 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The `ebb` binary a command was given, or else the one next to this one.
+pub(crate) fn ebb_binary(given: Option<&Path>) -> Result<PathBuf> {
+    match given {
+        Some(path) => Ok(path.to_path_buf()),
+        None => Ok(std::env::current_exe()?.with_file_name("ebb")),
+    }
+}
+
 /// A process's user + system CPU seconds so far, from /proc.
 pub(crate) fn process_cpu(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -379,10 +387,7 @@ struct Suite<'a> {
 
 /// The work folder with the suite's mappings and scripts, and the commands' environment.
 fn prepare(args: &SuiteArgs) -> Result<Env> {
-    let ebb = match &args.ebb {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("ebb"),
-    };
+    let ebb = crate::suite::ebb_binary(args.ebb.as_deref())?;
     std::fs::create_dir_all(&args.work)?;
     let work = args.work.canonicalize()?;
     std::fs::write(work.join("users.yml"), PARQUET_MAPPING)?;

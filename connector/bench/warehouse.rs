@@ -228,10 +228,7 @@ async fn at(args: &WarehouseArgs, bench: &mut Bench, rows: u64, table: &mut Stri
 
 /// The warehouse cases at every size in `args.rows`: the table's rows and the notes under it.
 pub async fn run(args: &WarehouseArgs) -> Result<(String, String)> {
-    let ebb = match &args.ebb {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("ebb"),
-    };
+    let ebb = crate::suite::ebb_binary(args.ebb.as_deref())?;
     std::fs::create_dir_all(&args.work)?;
     let work = args.work.canonicalize()?;
     let server = url::Url::parse(&args.database_url)?;

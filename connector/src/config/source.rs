@@ -126,18 +126,12 @@ impl Validator<'_> {
             (Some(p), None) => self.parquet(p, source, at),
             (None, Some(pg)) => {
                 let parquet_only = [
-                    ("latest", source.latest.as_ref().map(|l| Loc::of(l, ""))),
-                    ("require_marker", source.require_marker.as_ref().map(|m| Loc::of(m, ""))),
-                    ("store", source.store.as_ref().map(|s| Loc::of(s, ""))),
+                    source.latest.as_ref().map(|l| Loc::of(l, format!("{at}.latest"))),
+                    source.require_marker.as_ref().map(|m| Loc::of(m, format!("{at}.require_marker"))),
+                    source.store.as_ref().map(|s| Loc::of(s, format!("{at}.store"))),
                 ];
-                for (key, loc) in parquet_only {
-                    if let Some(loc) = loc {
-                        let loc = Loc {
-                            field: format!("{at}.{key}"),
-                            ..loc
-                        };
-                        self.push(&loc, "goes with a `parquet:` source, not `postgres:`");
-                    }
+                for loc in parquet_only.into_iter().flatten() {
+                    self.push(&loc, "goes with a `parquet:` source, not `postgres:`");
                 }
                 self.postgres(pg, &format!("{at}.postgres"))
             }

@@ -5,10 +5,12 @@
 //! it is complete. The folder is the path segment that holds the pattern's first wildcard. The
 //! choice is made here, the same way for local paths and object stores, over a [`Listing`].
 
+use std::path::PathBuf;
+
 use glob::{MatchOptions, Pattern};
 
-use super::Part;
 use crate::config::source::FolderRule;
+use crate::source::store::Object;
 use crate::source::{SnapshotFolders, SourceError};
 
 /// `*` and `?` stop at `/`, as in a shell and as the local glob does; `**` crosses folders.
@@ -21,24 +23,45 @@ pub(super) const MATCH: MatchOptions = MatchOptions {
 /// What a folder's files must match when the pattern ends at the folder (`users/dt=*/`).
 const ANY_PARQUET: &str = "**/*.parquet";
 
+/// A file of a snapshot, as the folder rule sees it: its `/`-separated path or key.
+pub(super) trait Named {
+    fn path(&self) -> &str;
+}
+
+impl Named for PathBuf {
+    fn path(&self) -> &str {
+        // Paths that are not UTF-8 never match a pattern, which is UTF-8 text.
+        self.to_str().unwrap_or_default()
+    }
+}
+
+impl Named for Object {
+    fn path(&self) -> &str {
+        &self.key
+    }
+}
+
 /// Where a snapshot's files are: a folder on disk or a bucket. Paths are `/`-separated text.
 #[async_trait::async_trait]
 pub(super) trait Listing: Sync {
+    /// A file as this place knows it: a path on disk, an object with its size.
+    type Part: Named + Send;
+
     /// The names of the folders right under `dir` (which ends with `/`, or is empty for a
     /// bucket's root).
     async fn subfolders(&self, dir: &str) -> Result<Vec<String>, SourceError>;
     /// Every file under `dir`, at any depth.
-    async fn list(&self, dir: &str) -> Result<Vec<Part>, SourceError>;
+    async fn list(&self, dir: &str) -> Result<Vec<Self::Part>, SourceError>;
     /// Whether a file is at `path`.
     async fn exists(&self, path: &str) -> Result<bool, SourceError>;
     /// The files the whole pattern matches, with no folder rule (the pattern is a file, a
     /// folder or a glob).
-    async fn plain(&self) -> Result<Vec<Part>, SourceError>;
+    async fn plain(&self) -> Result<Vec<Self::Part>, SourceError>;
 }
 
 /// The files of the snapshot, and the folders chosen when a rule chose them.
-pub(super) struct Resolved {
-    pub parts: Vec<Part>,
+pub(super) struct Resolved<P> {
+    pub parts: Vec<P>,
     pub folders: Option<SnapshotFolders>,
 }
 
@@ -70,7 +93,7 @@ fn glob(text: &str, pattern: &str) -> Result<Pattern, SourceError> {
 }
 
 /// The snapshot's files under `rule`.
-pub(super) async fn resolve(listing: &dyn Listing, pattern: &str, rule: &FolderRule) -> Result<Resolved, SourceError> {
+pub(super) async fn resolve<L: Listing>(listing: &L, pattern: &str, rule: &FolderRule) -> Result<Resolved<L::Part>, SourceError> {
     if rule.is_plain() {
         return Ok(Resolved {
             parts: listing.plain().await?,
@@ -104,7 +127,7 @@ pub(super) async fn resolve(listing: &dyn Listing, pattern: &str, rule: &FolderR
                 continue;
             }
         }
-        let matched: Vec<Part> = listed
+        let matched: Vec<L::Part> = listed
             .into_iter()
             .filter(|p| {
                 p.path()
@@ -127,7 +150,7 @@ pub(super) async fn resolve(listing: &dyn Listing, pattern: &str, rule: &FolderR
     finish(pattern, rule, parts, chosen)
 }
 
-fn finish(pattern: &str, rule: &FolderRule, parts: Vec<Part>, chosen: SnapshotFolders) -> Result<Resolved, SourceError> {
+fn finish<P>(pattern: &str, rule: &FolderRule, parts: Vec<P>, chosen: SnapshotFolders) -> Result<Resolved<P>, SourceError> {
     if let (true, Some(marker)) = (chosen.read.is_empty(), &rule.marker) {
         if !chosen.skipped.is_empty() {
             return Err(SourceError::NoMarkedFolder {
@@ -150,7 +173,7 @@ fn finish(pattern: &str, rule: &FolderRule, parts: Vec<Part>, chosen: SnapshotFo
 
 /// A marker with a pattern that has no wildcard in a folder: the one folder the files are in
 /// must have it.
-async fn marked_place(listing: &dyn Listing, pattern: &str, rule: &FolderRule) -> Result<Resolved, SourceError> {
+async fn marked_place<L: Listing>(listing: &L, pattern: &str, rule: &FolderRule) -> Result<Resolved<L::Part>, SourceError> {
     let parts = listing.plain().await?;
     let Some(marker) = &rule.marker else {
         // `latest` without a folder wildcard is refused when the mapping is checked.
@@ -183,7 +206,6 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::source::store::Object;
 
     /// Keys of a bucket, as a listing sees them.
     struct Keys(BTreeSet<String>);
@@ -194,15 +216,17 @@ mod tests {
         }
     }
 
-    fn part(key: &str) -> Part {
-        Part::Object(Object {
+    fn part(key: &str) -> Object {
+        Object {
             key: key.to_string(),
             size: 1,
-        })
+        }
     }
 
     #[async_trait::async_trait]
     impl Listing for Keys {
+        type Part = Object;
+
         async fn subfolders(&self, dir: &str) -> Result<Vec<String>, SourceError> {
             let names: BTreeSet<String> = self
                 .0
@@ -211,13 +235,13 @@ mod tests {
                 .collect();
             Ok(names.into_iter().collect())
         }
-        async fn list(&self, dir: &str) -> Result<Vec<Part>, SourceError> {
+        async fn list(&self, dir: &str) -> Result<Vec<Object>, SourceError> {
             Ok(self.0.iter().filter(|k| k.starts_with(dir)).map(|k| part(k)).collect())
         }
         async fn exists(&self, path: &str) -> Result<bool, SourceError> {
             Ok(self.0.contains(path))
         }
-        async fn plain(&self) -> Result<Vec<Part>, SourceError> {
+        async fn plain(&self) -> Result<Vec<Object>, SourceError> {
             Ok(self.0.iter().filter(|k| k.ends_with(".parquet")).map(|k| part(k)).collect())
         }
     }
@@ -232,8 +256,8 @@ mod tests {
         "users/other/part-0.parquet",
     ];
 
-    fn keys(resolved: &Resolved) -> Vec<&str> {
-        resolved.parts.iter().map(Part::path).collect()
+    fn keys(resolved: &Resolved<Object>) -> Vec<&str> {
+        resolved.parts.iter().map(Named::path).collect()
     }
 
     fn rule(latest: bool, marker: Option<&str>) -> FolderRule {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
-use super::{Part, Sender, BATCH_ROWS};
+use super::{Sender, BATCH_ROWS};
 use crate::source::{ColumnType, SourceBatch, SourceError, SourceSchema};
 
 /// A local path, folder or glob, listed on a blocking thread.
@@ -35,6 +35,7 @@ async fn blocking<T: Send + 'static>(
 
 #[async_trait::async_trait]
 impl super::folders::Listing for Listing {
+    type Part = PathBuf;
     async fn subfolders(&self, dir: &str) -> Result<Vec<String>, SourceError> {
         let dir = dir.to_string();
         blocking(&self.pattern, move || {
@@ -50,22 +51,19 @@ impl super::folders::Listing for Listing {
         .await
     }
 
-    async fn list(&self, dir: &str) -> Result<Vec<Part>, SourceError> {
+    async fn list(&self, dir: &str) -> Result<Vec<PathBuf>, SourceError> {
         let everything = format!("{}**/*", glob::Pattern::escape(dir));
         let shown = self.pattern.clone();
-        blocking(&self.pattern, move || {
-            Ok(glob_files(&everything, &shown)?.into_iter().map(Part::File).collect())
-        })
-        .await
+        blocking(&self.pattern, move || glob_files(&everything, &shown)).await
     }
 
     async fn exists(&self, path: &str) -> Result<bool, SourceError> {
         Ok(Path::new(path).is_file())
     }
 
-    async fn plain(&self) -> Result<Vec<Part>, SourceError> {
+    async fn plain(&self) -> Result<Vec<PathBuf>, SourceError> {
         let pattern = self.pattern.clone();
-        blocking(&self.pattern, move || Ok(files(&pattern)?.into_iter().map(Part::File).collect())).await
+        blocking(&self.pattern, move || files(&pattern)).await
     }
 }
 
@@ -116,25 +114,16 @@ fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, SourceErro
     ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| read_err(path, e))
 }
 
-fn file_path(part: &Part) -> &Path {
-    match part {
-        Part::File(path) => path,
-        // A local source lists only files; the name stands in for a path if that ever changes.
-        Part::Object(object) => Path::new(&object.key),
-    }
-}
-
 /// A file's schema, read from its footer, named by its path.
-pub(super) fn schema(part: &Part) -> Result<(String, SourceSchema), SourceError> {
-    let path = file_path(part);
+pub(super) fn schema(path: &Path) -> Result<(String, SourceSchema), SourceError> {
     let builder = open(path)?;
     Ok((path.display().to_string(), super::source_schema(builder.schema())))
 }
 
 /// Streams every file into `tx`, in order; stops at the first error or when `tx` is closed.
-pub(super) fn read_all(parts: &[Part], expected: &[(String, ColumnType)], tx: &Sender) {
-    for part in parts {
-        if let Err(e) = read_file(file_path(part), expected, tx) {
+pub(super) fn read_all(files: &[PathBuf], expected: &[(String, ColumnType)], tx: &Sender) {
+    for path in files {
+        if let Err(e) = read_file(path, expected, tx) {
             let _ = tx.blocking_send(Err(e));
             return;
         }

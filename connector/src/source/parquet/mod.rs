@@ -22,6 +22,8 @@ use tokio::sync::{mpsc, OnceCell};
 
 pub use folders::folder_wildcard;
 
+use folders::Resolved;
+
 use super::store::{Bucket, Object};
 use super::{ColumnType, Found, SnapshotFolders, Source, SourceBatch, SourceError, SourceSchema};
 use crate::config::source::FolderRule;
@@ -29,10 +31,15 @@ use crate::config::source::FolderRule;
 const BATCH_ROWS: usize = 8192;
 const CHANNEL_BATCHES: usize = 4;
 
-/// Where the files are.
+/// Where the files are, and what one run learns of them: the files the folder rule chose,
+/// listed on first use and the same from then on, and (in a store) the footers read.
 enum Place {
-    Local,
-    Store(Arc<Bucket>),
+    Local(OnceCell<Arc<Resolved<PathBuf>>>),
+    Store {
+        bucket: Arc<Bucket>,
+        resolved: OnceCell<Arc<Resolved<Object>>>,
+        footers: remote::Footers,
+    },
 }
 
 pub struct ParquetSource {
@@ -44,27 +51,6 @@ struct Inner {
     pattern: String,
     place: Place,
     rule: FolderRule,
-    resolved: OnceCell<Arc<folders::Resolved>>,
-    /// Footers of objects in a store, kept from the schema check for the reads.
-    footers: remote::Footers,
-}
-
-/// One file of a snapshot.
-#[derive(Clone, Debug)]
-pub enum Part {
-    File(PathBuf),
-    Object(Object),
-}
-
-impl Part {
-    /// Its path on disk or key in the bucket, as `/`-separated text.
-    pub fn path(&self) -> &str {
-        match self {
-            // Paths that are not UTF-8 never match a pattern, which is UTF-8 text.
-            Part::File(path) => path.to_str().unwrap_or_default(),
-            Part::Object(object) => &object.key,
-        }
-    }
 }
 
 type Sender = mpsc::Sender<Result<SourceBatch, SourceError>>;
@@ -72,77 +58,91 @@ type Sender = mpsc::Sender<Result<SourceBatch, SourceError>>;
 impl ParquetSource {
     /// A local file, folder or glob, read whole.
     pub fn local(pattern: String, rule: FolderRule) -> Self {
-        Self::with_place(pattern, Place::Local, rule)
+        Self::with_place(pattern, Place::Local(OnceCell::new()), rule)
     }
 
     /// An object-store URL; opening the bucket does no I/O.
     pub fn in_store(pattern: String, config: &crate::config::store::StoreConfig, rule: FolderRule) -> Result<Self, SourceError> {
-        let bucket = Bucket::open(config)?;
-        Ok(Self::with_place(pattern, Place::Store(Arc::new(bucket)), rule))
+        let place = Place::Store {
+            bucket: Arc::new(Bucket::open(config)?),
+            resolved: OnceCell::new(),
+            footers: Default::default(),
+        };
+        Ok(Self::with_place(pattern, place, rule))
     }
 
     fn with_place(pattern: String, place: Place, rule: FolderRule) -> Self {
         ParquetSource {
-            inner: Arc::new(Inner {
-                pattern,
-                place,
-                rule,
-                resolved: OnceCell::new(),
-                footers: Default::default(),
-            }),
+            inner: Arc::new(Inner { pattern, place, rule }),
         }
     }
 }
 
+/// The files `listing` gives under the folder rule, the first time; the same ones after.
+async fn resolve_once<L: folders::Listing>(
+    cell: &OnceCell<Arc<Resolved<L::Part>>>,
+    listing: &L,
+    pattern: &str,
+    rule: &FolderRule,
+) -> Result<Arc<Resolved<L::Part>>, SourceError> {
+    let resolved = cell
+        .get_or_try_init(|| async { folders::resolve(listing, pattern, rule).await.map(Arc::new) })
+        .await?;
+    Ok(Arc::clone(resolved))
+}
+
 impl Inner {
-    /// The snapshot's files, listed on first use and the same from then on.
-    async fn resolved(&self) -> Result<Arc<folders::Resolved>, SourceError> {
-        let resolved = self
-            .resolved
-            .get_or_try_init(|| async {
-                let resolved = match &self.place {
-                    Place::Local => folders::resolve(&local::Listing::new(&self.pattern), &self.pattern, &self.rule).await?,
-                    Place::Store(bucket) => {
-                        let key_pattern = &bucket.config().key_pattern;
-                        folders::resolve(&remote::Listing::new(bucket, key_pattern), key_pattern, &self.rule).await?
-                    }
-                };
-                Ok::<_, SourceError>(Arc::new(resolved))
-            })
-            .await?;
-        Ok(Arc::clone(resolved))
+    async fn local_files(&self, cell: &OnceCell<Arc<Resolved<PathBuf>>>) -> Result<Arc<Resolved<PathBuf>>, SourceError> {
+        resolve_once(cell, &local::Listing::new(&self.pattern), &self.pattern, &self.rule).await
     }
 
-    /// Each part's schema, with the name messages give it.
-    async fn schemas(&self, parts: &[Part]) -> Result<Vec<(String, SourceSchema)>, SourceError> {
+    async fn objects(&self, bucket: &Bucket, cell: &OnceCell<Arc<Resolved<Object>>>) -> Result<Arc<Resolved<Object>>, SourceError> {
+        let key_pattern = &bucket.config().key_pattern;
+        resolve_once(cell, &remote::Listing::new(bucket, key_pattern), key_pattern, &self.rule).await
+    }
+
+    /// Each file's schema, with the name messages give it.
+    async fn schemas(&self) -> Result<Vec<(String, SourceSchema)>, SourceError> {
         match &self.place {
-            Place::Local => {
-                let parts = parts.to_vec();
-                tokio::task::spawn_blocking(move || parts.iter().map(local::schema).collect())
+            Place::Local(cell) => {
+                let files = self.local_files(cell).await?;
+                tokio::task::spawn_blocking(move || files.parts.iter().map(|path| local::schema(path)).collect())
                     .await
                     .map_err(|e| SourceError::Read {
                         path: self.pattern.clone(),
                         cause: e.into(),
                     })?
             }
-            Place::Store(bucket) => remote::schemas(bucket, parts, &self.footers).await,
+            Place::Store { bucket, resolved, footers } => {
+                let objects = self.objects(bucket, resolved).await?;
+                remote::schemas(bucket, &objects.parts, footers).await
+            }
         }
     }
 
-    /// Reads every part into `tx`, in order; stops at the first error, or when `tx` is closed.
+    /// Reads every file into `tx`, in order; stops at the first error, or when `tx` is closed.
     async fn read_into(self: Arc<Self>, expected: Arc<Vec<(String, ColumnType)>>, tx: Sender) {
-        let parts = match self.resolved().await {
-            Ok(resolved) => resolved.parts.clone(),
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
+        let unlisted = match &self.place {
+            Place::Local(cell) => match self.local_files(cell).await {
+                // Decoded on a thread of its own, as the caller maps and hashes on others.
+                Ok(files) => {
+                    let _ = tokio::task::spawn_blocking(move || local::read_all(&files.parts, &expected, &tx)).await;
+                    return;
+                }
+                Err(e) => e,
+            },
+            Place::Store { bucket, resolved, footers } => match self.objects(bucket, resolved).await {
+                Ok(objects) => return remote::read_all(bucket, &objects.parts, footers, &expected, &tx).await,
+                Err(e) => e,
+            },
         };
+        let _ = tx.send(Err(unlisted)).await;
+    }
+
+    fn folders(&self) -> Option<SnapshotFolders> {
         match &self.place {
-            Place::Local => {
-                let _ = tokio::task::spawn_blocking(move || local::read_all(&parts, &expected, &tx)).await;
-            }
-            Place::Store(bucket) => remote::read_all(bucket, &parts, &self.footers, &expected, &tx).await,
+            Place::Local(cell) => cell.get().and_then(|r| r.folders.clone()),
+            Place::Store { resolved, .. } => resolved.get().and_then(|r| r.folders.clone()),
         }
     }
 }
@@ -154,9 +154,7 @@ impl Source for ParquetSource {
     }
 
     async fn schema(&self) -> Result<SourceSchema, SourceError> {
-        let resolved = self.inner.resolved().await?;
-        let schemas = self.inner.schemas(&resolved.parts).await?;
-        Ok(merge(schemas))
+        Ok(merge(self.inner.schemas().await?))
     }
 
     fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
@@ -166,7 +164,7 @@ impl Source for ParquetSource {
     }
 
     fn folders(&self) -> Option<SnapshotFolders> {
-        self.inner.resolved.get().and_then(|r| r.folders.clone())
+        self.inner.folders()
     }
 }
 

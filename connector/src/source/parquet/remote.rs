@@ -8,15 +8,15 @@ use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaData;
 
 use super::folders::MATCH;
 use super::object_reader::ObjectReader;
-use super::{Part, Sender, BATCH_ROWS};
-use crate::source::store::{Bucket, Object, StoreProblem};
+use super::{Sender, BATCH_ROWS};
+use crate::source::store::{Bucket, Object};
 use crate::source::{ColumnType, SourceBatch, SourceError, SourceSchema};
 
 /// Footers read at once by `validate` and a run's schema check.
@@ -37,19 +37,20 @@ impl<'a> Listing<'a> {
     }
 }
 
-fn parts(objects: Vec<Object>) -> Vec<Part> {
+fn files(objects: Vec<Object>) -> Vec<Object> {
     // A folder made in a console is a zero-byte `name/` object, never a file.
-    objects.into_iter().filter(|o| !o.key.ends_with('/')).map(Part::Object).collect()
+    objects.into_iter().filter(|o| !o.key.ends_with('/')).collect()
 }
 
 #[async_trait::async_trait]
 impl super::folders::Listing for Listing<'_> {
+    type Part = Object;
     async fn subfolders(&self, dir: &str) -> Result<Vec<String>, SourceError> {
         self.bucket.subfolders(dir).await
     }
 
-    async fn list(&self, dir: &str) -> Result<Vec<Part>, SourceError> {
-        Ok(parts(self.bucket.list(dir).await?))
+    async fn list(&self, dir: &str) -> Result<Vec<Object>, SourceError> {
+        Ok(files(self.bucket.list(dir).await?))
     }
 
     async fn exists(&self, path: &str) -> Result<bool, SourceError> {
@@ -58,7 +59,7 @@ impl super::folders::Listing for Listing<'_> {
 
     /// A glob matches keys under its literal folders; a key without wildcards is an object, or
     /// else a folder whose `.parquet` objects are read.
-    async fn plain(&self) -> Result<Vec<Part>, SourceError> {
+    async fn plain(&self) -> Result<Vec<Object>, SourceError> {
         let pattern = self.key_pattern;
         let found = if pattern.contains(['*', '?', '[']) {
             let glob = glob::Pattern::new(pattern).map_err(|e| SourceError::BadGlob {
@@ -68,7 +69,7 @@ impl super::folders::Listing for Listing<'_> {
             let literal = &pattern[..pattern.find(['*', '?', '[']).unwrap_or(0)];
             let base = &literal[..literal.rfind('/').map_or(0, |i| i + 1)];
             let listed = self.bucket.list(base).await?;
-            parts(listed.into_iter().filter(|o| glob.matches_with(&o.key, MATCH)).collect())
+            files(listed.into_iter().filter(|o| glob.matches_with(&o.key, MATCH)).collect())
         } else {
             // `users/` is a folder; `users` is an object, or else a folder.
             let object = match pattern.ends_with('/') {
@@ -76,10 +77,10 @@ impl super::folders::Listing for Listing<'_> {
                 false => self.bucket.head(pattern).await?,
             };
             match object {
-                Some(object) => vec![Part::Object(object)],
+                Some(object) => vec![object],
                 None => {
                     let under = self.bucket.list(&format!("{}/", pattern.trim_end_matches('/'))).await?;
-                    parts(under.into_iter().filter(|o| o.key.ends_with(".parquet")).collect())
+                    files(under.into_iter().filter(|o| o.key.ends_with(".parquet")).collect())
                 }
             }
         };
@@ -109,57 +110,44 @@ fn read_error(url: &str, e: ParquetError) -> SourceError {
     }
 }
 
-/// The object's reader, its footer read (or taken from `footers`) and kept in `footers`.
-async fn open(
-    bucket: &Arc<Bucket>,
-    object: &Object,
-    footers: &Footers,
-) -> Result<ParquetRecordBatchStreamBuilder<ObjectReader>, SourceError> {
+/// The object's footer, from `footers` or else read (one ranged GET from the end) and kept
+/// there, with the Arrow schema it gives.
+async fn footer(bucket: &Arc<Bucket>, object: &Object, footers: &Footers) -> Result<ArrowReaderMetadata, SourceError> {
     let url = bucket.config().url_of(&object.key);
     let known = footers.lock().ok().and_then(|f| f.get(&object.key).cloned());
-    let builder = ParquetRecordBatchStreamBuilder::new(ObjectReader::new(bucket, object, known))
-        .await
-        .map_err(|e| read_error(&url, e))?;
-    if let Ok(mut footers) = footers.lock() {
-        footers.insert(object.key.clone(), Arc::clone(builder.metadata()));
-    }
-    Ok(builder)
-}
-
-fn object(part: &Part) -> Result<&Object, SourceError> {
-    match part {
-        Part::Object(object) => Ok(object),
-        Part::File(path) => Err(SourceError::Store {
-            url: path.display().to_string(),
-            problem: StoreProblem::NoSuchObject,
-        }),
-    }
-}
-
-/// Every part's schema, from its footer alone, several footers at once; in part order.
-pub(super) async fn schemas(bucket: &Arc<Bucket>, parts: &[Part], footers: &Footers) -> Result<Vec<(String, SourceSchema)>, SourceError> {
-    futures::stream::iter(parts.to_vec())
-        .map(|part| {
-            let bucket = Arc::clone(bucket);
-            async move {
-                let object = object(&part)?;
-                let builder = open(&bucket, object, footers).await?;
-                Ok((bucket.config().url_of(&object.key), super::source_schema(builder.schema())))
+    let footer = match known {
+        Some(footer) => footer,
+        None => {
+            let mut reader = ObjectReader::new(bucket, object, None);
+            let footer = reader.get_metadata(None).await.map_err(|e| read_error(&url, e))?;
+            if let Ok(mut footers) = footers.lock() {
+                footers.insert(object.key.clone(), Arc::clone(&footer));
             }
-        })
-        .buffered(FOOTERS_AT_ONCE)
-        .try_collect()
-        .await
+            footer
+        }
+    };
+    ArrowReaderMetadata::try_new(footer, ArrowReaderOptions::new()).map_err(|e| read_error(&url, e))
+}
+
+/// Every object's schema, from its footer alone, several footers at once; in order.
+pub(super) async fn schemas(
+    bucket: &Arc<Bucket>,
+    objects: &[Object],
+    footers: &Footers,
+) -> Result<Vec<(String, SourceSchema)>, SourceError> {
+    let reads: Vec<_> = objects.iter().map(|object| object_schema(bucket, object, footers)).collect();
+    futures::stream::iter(reads).buffered(FOOTERS_AT_ONCE).try_collect().await
+}
+
+async fn object_schema(bucket: &Arc<Bucket>, object: &Object, footers: &Footers) -> Result<(String, SourceSchema), SourceError> {
+    let metadata = footer(bucket, object, footers).await?;
+    Ok((bucket.config().url_of(&object.key), super::source_schema(metadata.schema())))
 }
 
 /// Streams every object into `tx`, in order; stops at the first error or when `tx` is closed.
-pub(super) async fn read_all(bucket: &Arc<Bucket>, parts: &[Part], footers: &Footers, expected: &[(String, ColumnType)], tx: &Sender) {
-    for part in parts {
-        let read = match object(part) {
-            Ok(object) => read_object(bucket, object, footers, expected, tx).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = read {
+pub(super) async fn read_all(bucket: &Arc<Bucket>, objects: &[Object], footers: &Footers, expected: &[(String, ColumnType)], tx: &Sender) {
+    for object in objects {
+        if let Err(e) = read_object(bucket, object, footers, expected, tx).await {
             let _ = tx.send(Err(e)).await;
             return;
         }
@@ -177,11 +165,10 @@ async fn read_object(
     tx: &Sender,
 ) -> Result<(), SourceError> {
     let url = bucket.config().url_of(&object.key);
-    let footer = Arc::clone(open(bucket, object, footers).await?.metadata());
-    let metadata = ArrowReaderMetadata::try_new(Arc::clone(&footer), ArrowReaderOptions::new()).map_err(|e| read_error(&url, e))?;
+    let metadata = footer(bucket, object, footers).await?;
     let roots = super::projection(metadata.schema(), expected, &url)?;
     let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
-    let reader = ObjectReader::new(bucket, object, Some(footer)).reading_ahead(&mask);
+    let reader = ObjectReader::new(bucket, object, Some(Arc::clone(metadata.metadata()))).reading_ahead(&mask);
     let mut batches = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
         .with_projection(mask)
         .with_batch_size(BATCH_ROWS)

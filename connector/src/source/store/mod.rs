@@ -149,14 +149,21 @@ fn retry() -> RetryConfig {
     }
 }
 
+/// The cloud's variables that its builder knows, as its config keys (`AWS_REGION` is
+/// `AmazonS3ConfigKey::Region`); the others are not its business.
+fn cloud_vars<K: std::str::FromStr>(config: &StoreConfig) -> impl Iterator<Item = (K, &str)> {
+    config
+        .env
+        .iter()
+        .filter_map(|(name, value)| Some((name.to_ascii_lowercase().parse().ok()?, value.expose())))
+}
+
 /// Each builder starts from ebb's client and retries, takes the cloud's own variables, then what
 /// the mapping says: `store:` wins over the environment.
 fn s3(config: &StoreConfig) -> object_store::Result<Arc<dyn ObjectStore>> {
     let mut builder = AmazonS3Builder::new().with_retry(retry()).with_http_connector(http::Connector);
-    for (name, value) in &config.env {
-        if let Ok(key) = name.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
-            builder = builder.with_config(key, value.expose());
-        }
+    for (key, value) in cloud_vars::<AmazonS3ConfigKey>(config) {
+        builder = builder.with_config(key, value);
     }
     builder = builder.with_url(&config.root).with_allow_http(config.allow_http);
     if let Some(region) = &config.region {
@@ -172,10 +179,8 @@ fn gcs(config: &StoreConfig) -> object_store::Result<Arc<dyn ObjectStore>> {
     let mut builder = GoogleCloudStorageBuilder::new()
         .with_retry(retry())
         .with_http_connector(http::Connector);
-    for (name, value) in &config.env {
-        if let Ok(key) = name.to_ascii_lowercase().parse::<GoogleConfigKey>() {
-            builder = builder.with_config(key, value.expose());
-        }
+    for (key, value) in cloud_vars::<GoogleConfigKey>(config) {
+        builder = builder.with_config(key, value);
     }
     builder = builder
         .with_url(&config.root)
@@ -190,10 +195,8 @@ fn azure(config: &StoreConfig) -> object_store::Result<Arc<dyn ObjectStore>> {
     let mut builder = MicrosoftAzureBuilder::new()
         .with_retry(retry())
         .with_http_connector(http::Connector);
-    for (name, value) in &config.env {
-        if let Ok(key) = name.to_ascii_lowercase().parse::<AzureConfigKey>() {
-            builder = builder.with_config(key, value.expose());
-        }
+    for (key, value) in cloud_vars::<AzureConfigKey>(config) {
+        builder = builder.with_config(key, value);
     }
     builder = builder.with_url(&config.root).with_allow_http(config.allow_http);
     if let Some(endpoint) = &config.endpoint {
