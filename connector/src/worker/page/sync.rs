@@ -148,3 +148,38 @@ pub(super) fn confirm_full_resync(info: &SyncInfo, csrf: &str) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::folders::SnapshotFolders;
+    use crate::state::{RunCounts, RunOrigin, RunStatus};
+
+    #[test]
+    fn a_run_that_a_folder_rule_chose_for_names_the_folder_it_read() {
+        let run = RunRecord {
+            id: 7,
+            sync: "users".into(),
+            started_at: 1_000,
+            ended_at: Some(1_002),
+            status: RunStatus::Completed,
+            full_resync: false,
+            counts: RunCounts::default(),
+            error: None,
+            origin: RunOrigin::Schedule,
+            scheduled_for: None,
+            worker: None,
+            progress: None,
+            folders: Some(SnapshotFolders {
+                read: vec!["users/dt=2026-11-30/".into()],
+                skipped: vec!["users/dt=2026-12-01/".into()],
+            }),
+        };
+        let now = DateTime::from_timestamp(2_000, 0).unwrap_or_default();
+        let page = runs_table(&[run], now).into_string();
+        assert!(
+            page.contains("read users/dt=2026-11-30/ (skipped, no marker yet: users/dt=2026-12-01/)"),
+            "{page}"
+        );
+    }
+}
