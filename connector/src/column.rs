@@ -18,6 +18,9 @@ pub enum ColumnType {
     Date,
     Timestamp,
     List(Box<ColumnType>),
+    /// A column whose every value is null, written with Arrow's `null` type (pyarrow, pandas
+    /// and polars write an empty column so): compatible with every other type.
+    Null,
 }
 
 impl ColumnType {
@@ -37,12 +40,49 @@ impl ColumnType {
             D::Boolean => ColumnType::Bool,
             D::Date32 | D::Date64 => ColumnType::Date,
             D::Timestamp(_, _) => ColumnType::Timestamp,
+            D::Null => ColumnType::Null,
             D::List(field) | D::LargeList(field) => match ColumnType::from_arrow(field.data_type())? {
                 ColumnType::List(_) => return None,
                 scalar => ColumnType::List(Box::new(scalar)),
             },
             _ => return None,
         })
+    }
+
+    /// Whether a column of this type can stand where `other` was: the same type, or all nulls
+    /// on either side, which hold no value of any type.
+    pub fn compatible(&self, other: &ColumnType) -> bool {
+        match (self, other) {
+            (ColumnType::Null, _) | (_, ColumnType::Null) => true,
+            (ColumnType::List(a), ColumnType::List(b)) => a.compatible(b),
+            (a, b) => a == b,
+        }
+    }
+
+    /// Of two compatible types, the one that says more: a null column takes the other's type.
+    pub fn known(self, other: &ColumnType) -> ColumnType {
+        match (self, other) {
+            (ColumnType::Null, other) => other.clone(),
+            (ColumnType::List(a), ColumnType::List(b)) => ColumnType::List(Box::new(a.known(b))),
+            (mine, _) => mine,
+        }
+    }
+
+    /// The Arrow type a column of nulls of this type is given.
+    pub fn arrow_type(&self) -> DataType {
+        use arrow::datatypes::{Field, TimeUnit};
+        match self {
+            ColumnType::String => DataType::Utf8,
+            ColumnType::Int => DataType::Int64,
+            ColumnType::UInt => DataType::UInt64,
+            ColumnType::Float => DataType::Float64,
+            ColumnType::Decimal => DataType::Decimal128(38, 0),
+            ColumnType::Bool => DataType::Boolean,
+            ColumnType::Date => DataType::Date32,
+            ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            ColumnType::List(item) => DataType::List(std::sync::Arc::new(Field::new("item", item.arrow_type(), true))),
+            ColumnType::Null => DataType::Null,
+        }
     }
 
     pub fn is_list(&self) -> bool {
@@ -70,6 +110,7 @@ impl fmt::Display for ColumnType {
             ColumnType::Date => f.write_str("date"),
             ColumnType::Timestamp => f.write_str("timestamp"),
             ColumnType::List(inner) => write!(f, "list of {inner}"),
+            ColumnType::Null => f.write_str("null (no value in any row)"),
         }
     }
 }

@@ -146,7 +146,7 @@ pub fn check_drift(stored: Option<&[(String, ColumnType)]>, now: &[(String, Colu
         .iter()
         .filter_map(|(name, ty)| {
             let (_, before) = stored.iter().find(|(n, _)| n == name)?;
-            (before != ty).then(|| ColumnChange {
+            (!before.compatible(ty)).then(|| ColumnChange {
                 column: name.clone(),
                 was: before.clone(),
                 now: ty.clone(),

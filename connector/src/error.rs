@@ -37,6 +37,9 @@ pub enum Error {
     /// A command's argument that cannot be used, and why.
     #[error("{0}")]
     Usage(String),
+    /// A panic: a bug, which failed the stage it happened in.
+    #[error("{0}")]
+    Internal(#[from] crate::panic::Internal),
 }
 
 impl Error {
@@ -58,7 +61,13 @@ impl Error {
             Error::Warehouse(_) => Some("check the source's url and that its user may use the `state_schema:`"),
             Error::Destination(_) => Some("records not acknowledged stay unsynced and are sent by the next run"),
             Error::AlreadyRunning(_) => Some("nothing was done; pass --wait to wait for the other run to finish"),
+            Error::Selection(crate::selection::SelectionError::NoMappings { .. }) => {
+                Some("a folder stands for the `*.yml` and `*.yaml` files directly in it; name the files, or the folder that holds them")
+            }
             Error::Selection(_) => Some("`tag:NAME` selects by a mapping's `tags:`; a name is its `name:` or its file name, and may be a glob"),
+            Error::Internal(_) => Some(
+                "a bug in ebb: nothing was deleted or suppressed, and state keeps only what was acknowledged; RUST_BACKTRACE=1 shows where it happened",
+            ),
             Error::Interrupted | Error::Blocked(_) | Error::Io { .. } | Error::Json(_) | Error::Usage(_) => None,
         }
     }

@@ -228,6 +228,11 @@ fn fields(w: &mut Writer, section: &str, schema: &SourceSchema, used: &[String],
                 lines.push(format!("  {column}: {column}"));
                 continue;
             }
+            // No value to type it by: the shorthand takes the column's type once it has values.
+            ColumnType::Null => {
+                lines.push(format!("  {column}: {column}  # every value is null so far"));
+                continue;
+            }
         };
         let spec = match (kind, kinds.contains(&kind)) {
             (ValueKind::List, true) => format!("{{ column: {column}, list: true }}"),

@@ -37,9 +37,11 @@
 //! - [`alerts`]: alert rules over a run and its history, sent to a webhook.
 //! - [`init`]: a first mapping guessed from a source's schema and a sample of its rows.
 //! - [`cli`]: the `ebb` commands; [`selection`] which mappings a command works on.
-//! - [`quote`]: values quoted back in messages, cut to a readable length.
+//! - [`quote`]: values quoted back in messages, cut to a readable length; [`panic`]: panics
+//!   reported as the internal errors they are, failing the stage they happened in.
 
 pub mod alerts;
+pub mod calendar;
 pub mod cli;
 pub mod column;
 pub mod config;
@@ -52,6 +54,7 @@ pub mod hash;
 pub mod init;
 pub mod mapping;
 pub mod pacing;
+pub mod panic;
 pub mod payload;
 pub mod pg_url;
 pub mod quote;

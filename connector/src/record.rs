@@ -52,8 +52,8 @@ impl Number {
         // Clinger's fast path: when the unscaled integer and the power of ten are both exact
         // in an f64, one IEEE division is correctly rounded, so it gives the nearest f64 to the
         // decimal, exactly as parsing its text would, without formatting it first.
-        const EXACT_INT: i128 = 1 << 53;
-        if unscaled.abs() <= EXACT_INT && scale <= 22 {
+        const EXACT_INT: u128 = 1 << 53;
+        if unscaled.unsigned_abs() <= EXACT_INT && scale <= 22 {
             return Number::from_f64(unscaled as f64 / POWERS_OF_TEN[scale as usize]);
         }
         // Beyond it, the decimal text keeps 12.34 as 12.34 rather than the nearest f64 of an

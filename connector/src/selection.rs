@@ -25,6 +25,10 @@ pub enum SelectionError {
     },
     #[error("nothing selected: no mapping of {searched} matches {criteria}")]
     NothingSelected { searched: String, criteria: String },
+    /// A folder named on the command line holds no `*.yml` or `*.yaml` file: a command that did
+    /// nothing must not pass for one that checked or ran everything.
+    #[error("no mappings in {}", .folder.display())]
+    NoMappings { folder: PathBuf },
 }
 
 /// One `--select` or `--exclude` value.
@@ -144,7 +148,11 @@ impl Selection {
         let mut all = Vec::new();
         for path in paths {
             if path.is_dir() {
-                all.extend(folder_files(path)?);
+                let found = folder_files(path)?;
+                if found.is_empty() {
+                    return Err(SelectionError::NoMappings { folder: path.clone() });
+                }
+                all.extend(found);
             } else if !all.contains(path) {
                 all.push(path.clone());
             }

@@ -194,7 +194,11 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
         continuous: &raw.continuous,
     });
     let alerts = raw.alerts.as_ref().and_then(|a| v.alerts(a));
-    let guards = raw.guards.as_ref().map(|g| v.guards(g)).unwrap_or_default();
+    let guards = match (&raw.guards, mode) {
+        (Some(guards), _) => v.guards(guards),
+        (None, Mode::Mirror) => Guards::mirror_default(),
+        (None, _) => Guards::default(),
+    };
     let suppress = raw.suppress.as_ref().map(|s| v.source_at(s, "suppress"));
     let tags = raw.tags.as_ref().map(|t| v.tags(t)).unwrap_or_default();
     Mapping {

@@ -199,6 +199,7 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
+    crate::panic::install_hook();
     let cli = Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -208,7 +209,26 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(dispatch(cli))
+    // A run catches its own panics and records itself as failed; this catches the rest.
+    let command = command_name(&cli.command);
+    match runtime.block_on(crate::panic::catch(&command, dispatch(cli))) {
+        Ok(code) => code,
+        Err(internal) => failure(&Error::Internal(internal)),
+    }
+}
+
+/// `ebb sync`, as an internal error names the command it happened in.
+fn command_name(command: &Command) -> String {
+    let debug = format!("{command:?}");
+    let variant = debug.split(|c: char| !c.is_alphanumeric()).next().unwrap_or_default();
+    let mut name = String::from("ebb ");
+    for (i, c) in variant.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            name.push('-');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
 }
 
 fn init_logging(cli: &Cli) {

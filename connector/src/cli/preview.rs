@@ -78,6 +78,9 @@ fn print_preview(sync: &SyncJob, preview: &sync::Preview, limit: usize) -> Resul
         if preview.to_send == 1 { "" } else { "s" }
     );
     print_deletes(&preview.to_delete, limit);
+    for guard in &preview.guards {
+        print_wrapped("  ", &format!("guard: {guard}"));
+    }
     if let Some(blocked) = &preview.blocked {
         print_wrapped("  ", &format!("a sync would be {blocked}"));
     }

@@ -25,7 +25,8 @@ pub struct RawGuards {
     #[serde(default)]
     #[schemars(with = "Option<f64>")]
     pub max_delete_ratio: Option<Spanned<f64>>,
-    /// Most new, changed and deleted records over the records in state, 0 to 1.
+    /// Most new, changed and deleted records over the records in state, 0 or more: new records
+    /// can take it past 1, so 2 means up to twice the records in state.
     #[serde(default)]
     #[schemars(with = "Option<f64>")]
     pub max_change_ratio: Option<Spanned<f64>>,
@@ -34,14 +35,20 @@ pub struct RawGuards {
     pub allow_empty_source: Option<bool>,
 }
 
-/// None applies unless it is set.
+/// None applies unless it is set, but in mirror mode: there, a mapping without `guards:` gets
+/// [`Guards::mirror_default`], and `allow_empty_source` is always on.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Guards {
     pub max_deletes: Option<u64>,
     pub max_delete_ratio: Option<f64>,
     pub max_change_ratio: Option<f64>,
     pub allow_empty_source: bool,
+    /// These are the mirror mode's default, the mapping having no `guards:` block.
+    pub defaulted: bool,
 }
+
+/// The share of the records in state that a mirror run without `guards:` may delete.
+pub const MIRROR_MAX_DELETE_RATIO: f64 = 0.1;
 
 /// What a run's plan would do, as the guards see it.
 #[derive(Clone, Copy, Debug)]
@@ -65,6 +72,39 @@ pub struct GuardBlocked {
 }
 
 impl Guards {
+    /// What a mirror mapping without a `guards:` block gets: no run deletes more than a tenth of
+    /// what state holds unless someone lets it through. Any `guards:` block, even an empty
+    /// one, replaces it.
+    pub fn mirror_default() -> Guards {
+        Guards {
+            max_delete_ratio: Some(MIRROR_MAX_DELETE_RATIO),
+            defaulted: true,
+            ..Guards::default()
+        }
+    }
+
+    /// The guards in force, one line each, as `preview` shows them.
+    pub fn describe(&self, mirror: bool) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(max) = self.max_deletes {
+            lines.push(format!("max_deletes {max}"));
+        }
+        if let Some(max) = self.max_delete_ratio {
+            let default = match self.defaulted {
+                true => " (mirror mode's default; a `guards:` block replaces it)",
+                false => "",
+            };
+            lines.push(format!("max_delete_ratio {}{default}", Percent(max)));
+        }
+        if let Some(max) = self.max_change_ratio {
+            lines.push(format!("max_change_ratio {}", Percent(max)));
+        }
+        if mirror && !self.allow_empty_source {
+            lines.push("allow_empty_source false (an empty snapshot is refused in mirror mode)".to_string());
+        }
+        lines
+    }
+
     /// The first guard the plan passes that `allowed` does not let through.
     pub fn check(&self, p: &Planned, allowed: &dyn Fn(&str) -> bool) -> Option<GuardBlocked> {
         let blocked =
@@ -128,17 +168,16 @@ impl fmt::Display for Percent {
 impl Validator<'_> {
     pub fn guards(&mut self, raw: &Spanned<RawGuards>) -> Guards {
         let g = &raw.value;
-        let ratio = |v: &mut Validator, value: &Option<Spanned<f64>>, field: &str| -> Option<f64> {
+        let ratio = |v: &mut Validator, value: &Option<Spanned<f64>>, field: &str, most: f64, shape: &str| -> Option<f64> {
             let value = value.as_ref()?;
-            if !(0.0..=1.0).contains(&value.value) {
-                v.push(
-                    &Loc::of(value, format!("guards.{field}")),
-                    "must be a share from 0 to 1, such as 0.05",
-                );
+            if !(0.0..=most).contains(&value.value) {
+                v.push(&Loc::of(value, format!("guards.{field}")), shape);
                 return None;
             }
             Some(value.value)
         };
+        let share = "must be a share from 0 to 1, such as 0.05";
+        let over_state = "must be 0 or more, such as 0.5 (new records can take it past 1: 2 means up to twice the records in state)";
         let max_deletes = g.max_deletes.as_ref().and_then(|m| {
             let n = u64::try_from(m.value).ok();
             if n.is_none() {
@@ -148,9 +187,10 @@ impl Validator<'_> {
         });
         Guards {
             max_deletes,
-            max_delete_ratio: ratio(self, &g.max_delete_ratio, "max_delete_ratio"),
-            max_change_ratio: ratio(self, &g.max_change_ratio, "max_change_ratio"),
+            max_delete_ratio: ratio(self, &g.max_delete_ratio, "max_delete_ratio", 1.0, share),
+            max_change_ratio: ratio(self, &g.max_change_ratio, "max_change_ratio", f64::MAX, over_state),
             allow_empty_source: g.allow_empty_source.unwrap_or(false),
+            defaulted: false,
         }
     }
 }
@@ -178,6 +218,7 @@ mod tests {
             max_delete_ratio: Some(0.05),
             max_change_ratio: Some(0.5),
             allow_empty_source: false,
+            defaulted: false,
         };
         let b = guards.check(&planned(0, 0, 4, 1000), &none).expect("blocked");
         assert_eq!(

@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 
 use arrow::array::{Array, ArrayRef, AsArray};
+
+use crate::calendar;
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::datatypes::{
     Date32Type, Date64Type, Decimal128Type, Float16Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type,
@@ -67,20 +69,47 @@ pub(super) enum Value<'a> {
     Float(f64),
     Decimal(i128, i8),
     Bool(bool),
-    /// Days since the epoch.
+    /// Days since the epoch, from 0001-01-01 to 9999-12-31.
     Date(i64),
+    /// From 0001-01-01 to 9999-12-31.
     Timestamp {
         secs: i64,
         nanos: u32,
     },
+    /// A value that has no form in a record (a date at `infinity`, in year 20000): why, which
+    /// rejects the row whatever the value was mapped to.
+    Invalid(String),
     /// Items `start..end` of a list column's (normalised) values array.
     List(&'a dyn Array, usize, usize),
 }
 
-pub(super) fn split_nanos(v: i64, per_sec: i64) -> Value<'static> {
-    let secs = v.div_euclid(per_sec);
-    let nanos = (v.rem_euclid(per_sec) * (1_000_000_000 / per_sec)) as u32;
-    Value::Timestamp { secs, nanos }
+/// A timestamp of `per_sec` units since the epoch. `i64::MAX` and `i64::MIN` are `infinity` and
+/// `-infinity`, as DuckDB writes them and as the PostgreSQL source hands them over.
+pub(super) fn instant(raw: i64, per_sec: i64) -> Value<'static> {
+    match raw {
+        i64::MAX => outside("infinity"),
+        i64::MIN => outside("-infinity"),
+        _ => {
+            let secs = raw.div_euclid(per_sec);
+            let nanos = (raw.rem_euclid(per_sec) * (1_000_000_000 / per_sec)) as u32;
+            match calendar::secs_in_range(secs) {
+                true => Value::Timestamp { secs, nanos },
+                false => outside(&calendar::timestamp_text(secs, nanos)),
+            }
+        }
+    }
+}
+
+/// A date, in days since the epoch.
+fn day(days: i64) -> Value<'static> {
+    match calendar::day_in_range(days) {
+        true => Value::Date(days),
+        false => outside(&calendar::date_text(days)),
+    }
+}
+
+fn outside(shown: &str) -> Value<'static> {
+    Value::Invalid(calendar::outside(shown))
 }
 
 /// A scalar cell; list cells come from [`Column::value`], which knows the items.
@@ -107,16 +136,22 @@ pub(super) fn value(arr: &dyn Array, row: usize) -> Value<'_> {
         D::Float64 => Value::Float(arr.as_primitive::<Float64Type>().value(row)),
         D::Decimal128(_, scale) => Value::Decimal(arr.as_primitive::<Decimal128Type>().value(row), *scale),
         D::Boolean => Value::Bool(arr.as_boolean().value(row)),
-        D::Date32 => Value::Date(arr.as_primitive::<Date32Type>().value(row).into()),
-        D::Date64 => Value::Date(arr.as_primitive::<Date64Type>().value(row).div_euclid(86_400_000)),
-        // The stored value is UTC whatever the zone, so the zone does not change the instant.
-        D::Timestamp(TimeUnit::Second, _) => Value::Timestamp {
-            secs: arr.as_primitive::<TimestampSecondType>().value(row),
-            nanos: 0,
+        // The extremes are `infinity` and `-infinity`, as DuckDB writes them.
+        D::Date32 => match arr.as_primitive::<Date32Type>().value(row) {
+            i32::MAX => outside("infinity"),
+            i32::MIN => outside("-infinity"),
+            days => day(days.into()),
         },
-        D::Timestamp(TimeUnit::Millisecond, _) => split_nanos(arr.as_primitive::<TimestampMillisecondType>().value(row), 1_000),
-        D::Timestamp(TimeUnit::Microsecond, _) => split_nanos(arr.as_primitive::<TimestampMicrosecondType>().value(row), 1_000_000),
-        D::Timestamp(TimeUnit::Nanosecond, _) => split_nanos(arr.as_primitive::<TimestampNanosecondType>().value(row), 1_000_000_000),
+        D::Date64 => match arr.as_primitive::<Date64Type>().value(row) {
+            i64::MAX => outside("infinity"),
+            i64::MIN => outside("-infinity"),
+            millis => day(millis.div_euclid(86_400_000)),
+        },
+        // The stored value is UTC whatever the zone, so the zone does not change the instant.
+        D::Timestamp(TimeUnit::Second, _) => instant(arr.as_primitive::<TimestampSecondType>().value(row), 1),
+        D::Timestamp(TimeUnit::Millisecond, _) => instant(arr.as_primitive::<TimestampMillisecondType>().value(row), 1_000),
+        D::Timestamp(TimeUnit::Microsecond, _) => instant(arr.as_primitive::<TimestampMicrosecondType>().value(row), 1_000_000),
+        D::Timestamp(TimeUnit::Nanosecond, _) => instant(arr.as_primitive::<TimestampNanosecondType>().value(row), 1_000_000_000),
         _ => Value::Null,
     }
 }

@@ -2,8 +2,9 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
+use crate::calendar;
 use crate::config::{AttrType, NullPolicy};
 use crate::quote::debug;
 use crate::record::Number;
@@ -21,7 +22,7 @@ pub(super) fn fmt_secs(secs: i64) -> String {
 }
 
 pub(super) fn epoch_number(v: i64) -> i64 {
-    if v.abs() >= MILLIS_THRESHOLD {
+    if v.unsigned_abs() >= MILLIS_THRESHOLD.unsigned_abs() {
         v.div_euclid(1000)
     } else {
         v
@@ -37,9 +38,11 @@ pub(super) fn created_at_secs(v: Value<'_>) -> Result<i64, String> {
         Value::UInt(u) => i64::try_from(u)
             .map(epoch_number)
             .map_err(|_| format!("createdAt {u} is out of range")),
-        Value::Str(s) => {
-            parse_time_text(s.trim()).ok_or_else(|| format!("createdAt {} is not a timestamp, a date or epoch seconds", debug(&s)))
-        }
+        Value::Str(s) => match parse_time_text(s.trim()) {
+            Some(secs) => Ok(secs),
+            None => Err(format!("createdAt {} is not a timestamp, a date or epoch seconds", debug(&s))),
+        },
+        Value::Invalid(why) => Err(why),
         other => Err(format!("createdAt {} is not a time", debug(&other))),
     }
 }
@@ -59,6 +62,24 @@ pub(super) fn parse_time_text(s: &str) -> Option<i64> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
         .map(|d| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp()).unwrap_or(0))
+}
+
+/// A time a record can carry: from 0001-01-01 to 9999-12-31.
+fn instant(secs: i64, nanos: u32) -> Result<DateTime<Utc>, String> {
+    match calendar::secs_in_range(secs) {
+        true => DateTime::<Utc>::from_timestamp(secs, nanos).ok_or_else(|| calendar::outside(&calendar::timestamp_text(secs, nanos))),
+        false => Err(calendar::outside(&calendar::timestamp_text(secs, nanos))),
+    }
+}
+
+/// A date as `YYYY-MM-DD`, if it has that form.
+fn write_date(days: i64, out: &mut String) -> Result<(), String> {
+    use std::fmt::Write;
+    let date = DateTime::<Utc>::from_timestamp(days.saturating_mul(86_400), 0)
+        .filter(|_| calendar::day_in_range(days))
+        .ok_or_else(|| calendar::outside(&calendar::date_text(days)))?;
+    let _ = write!(out, "{}", date.format("%Y-%m-%d"));
+    Ok(())
 }
 
 pub(super) fn number_text(n: Number) -> String {
@@ -84,15 +105,9 @@ pub(super) fn to_text<'v>(v: &'v Value<'_>, out: &'v mut String) -> Result<&'v s
         Value::Decimal(d, s) if *s > 0 => out.push_str(&crate::record::decimal_text(*d, *s as u32)),
         Value::Decimal(d, s) => out.push_str(&number_text(Number::from_decimal(*d, *s).ok_or("decimal out of range")?)),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Date(days) => {
-            let date = DateTime::<Utc>::from_timestamp(days * 86_400, 0).ok_or("date out of range")?;
-            let _ = write!(out, "{}", date.format("%Y-%m-%d"));
-        }
-        Value::Timestamp { secs, nanos } => out.push_str(
-            &DateTime::<Utc>::from_timestamp(*secs, *nanos)
-                .ok_or("timestamp out of range")?
-                .to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        ),
+        Value::Date(days) => write_date(*days, out)?,
+        Value::Timestamp { secs, nanos } => out.push_str(&instant(*secs, *nanos)?.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+        Value::Invalid(why) => return Err(why.clone()),
         Value::Null | Value::List(..) => return Err("not a scalar".into()),
     }
     Ok(out)
@@ -110,6 +125,7 @@ pub(super) fn to_number(v: Value<'_>) -> Result<Number, String> {
             .ok()
             .and_then(Number::from_f64)
             .ok_or_else(|| format!("cannot read {} as a number", debug(&s))),
+        Value::Invalid(why) => Err(why),
         other => Err(format!("cannot read {} as a number", debug(&other))),
     }
 }
@@ -124,29 +140,27 @@ pub(super) fn to_bool(v: Value<'_>) -> Result<bool, String> {
             "false" | "f" | "no" | "n" | "0" => Ok(false),
             _ => Err(format!("cannot read {} as a boolean", debug(&s))),
         },
+        Value::Invalid(why) => Err(why),
         other => Err(format!("cannot read {} as a boolean", debug(&other))),
     }
 }
 
 /// A date as `YYYY-MM-DD`, a time as RFC 3339 UTC to the second; text must read as either.
 pub(super) fn to_date<'v>(v: &'v Value<'_>, out: &'v mut String) -> Result<&'v str, String> {
-    use std::fmt::Write;
     out.clear();
     let time = |secs: i64, out: &mut String| -> Result<(), String> {
-        let t = DateTime::<Utc>::from_timestamp(secs, 0).ok_or("time out of range")?;
-        out.push_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        out.push_str(&instant(secs, 0)?.to_rfc3339_opts(SecondsFormat::Secs, true));
         Ok(())
     };
     match v {
-        Value::Date(days) => {
-            let date = DateTime::<Utc>::from_timestamp(days * 86_400, 0).ok_or("date out of range")?;
-            let _ = write!(out, "{}", date.format("%Y-%m-%d"));
-        }
+        Value::Date(days) => write_date(*days, out)?,
         Value::Timestamp { secs, .. } => time(*secs, out)?,
+        Value::Invalid(why) => return Err(why.clone()),
         Value::Str(s) => {
             let s = s.trim();
-            if NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() {
-                out.push_str(s);
+            if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                let days = i64::from(date.num_days_from_ce()) + calendar::FIRST_DAY - 1;
+                write_date(days, out)?;
             } else if s.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(format!("cannot read {} as a date: digits alone are not a date", debug(&s)));
             } else {

@@ -14,14 +14,16 @@ use crate::spec::Mapping;
 use super::identity::{IdentityFrom, Piece};
 use super::{AttrKind, CompiledAttr, CompiledMapping};
 
+/// A column of no value (Arrow's `null` type) fits wherever a column does: its rows have no
+/// value to coerce, and reject or skip as nulls do.
 pub(super) fn id_type_ok(t: &ColumnType) -> bool {
-    matches!(t, ColumnType::String | ColumnType::Int | ColumnType::UInt)
+    matches!(t, ColumnType::String | ColumnType::Int | ColumnType::UInt | ColumnType::Null)
 }
 
 pub(super) fn created_at_type_ok(t: &ColumnType) -> bool {
     matches!(
         t,
-        ColumnType::Timestamp | ColumnType::Date | ColumnType::Int | ColumnType::UInt | ColumnType::String
+        ColumnType::Timestamp | ColumnType::Date | ColumnType::Int | ColumnType::UInt | ColumnType::String | ColumnType::Null
     )
 }
 
@@ -45,6 +47,7 @@ pub(super) fn coercible(from: &ColumnType, to: AttrType) -> bool {
     matches!(
         (from.scalar(), to),
         (_, AttrType::String)
+            | (ColumnType::Null, _)
             | (
                 ColumnType::String | ColumnType::Int | ColumnType::UInt | ColumnType::Float | ColumnType::Decimal,
                 AttrType::Number
@@ -122,6 +125,7 @@ impl Resolver<'_> {
                     kind: AttrKind::Constant(v.clone()),
                     rule: attr.rule,
                     salt: None,
+                    inferred: false,
                 })
             }
             AttributeSource::Column { column, ty, split, list } => (column, ty, split, *list),
@@ -134,16 +138,12 @@ impl Resolver<'_> {
         };
         let (col, t) = self.resolve(column)?;
         self.shape_fits(attr, &label, column, &t, split.is_some(), list)?;
+        let inferred = attr.rule != ValueRule::Required && salt.is_none() && ty.is_none() && split.is_none();
         let target = match attr.rule {
             ValueRule::Required => AttrType::String,
             _ if salt.is_some() => AttrType::String,
-            _ => ty.unwrap_or_else(|| {
-                if split.is_some() {
-                    AttrType::String
-                } else {
-                    inferred_type(&t, types)
-                }
-            }),
+            _ if split.is_some() => ty.unwrap_or(AttrType::String),
+            _ => ty.unwrap_or_else(|| inferred_type(&t, types)),
         };
         if !coercible(&t, target) {
             self.issue(
@@ -163,6 +163,7 @@ impl Resolver<'_> {
             },
             rule: attr.rule,
             salt,
+            inferred,
         })
     }
 
@@ -179,9 +180,9 @@ impl Resolver<'_> {
         let name = quote(&column.name);
         let problem = if attr.rule != ValueRule::Any && t.is_list() {
             format!("{label} takes one value, and column {name} is {t}; a list column cannot be one")
-        } else if list && !t.is_list() {
+        } else if list && !t.is_list() && *t != ColumnType::Null {
             format!("`list: true` needs a list column, and {name} is {t}; use `split:` for delimited text")
-        } else if split && *t != ColumnType::String {
+        } else if split && !matches!(t, ColumnType::String | ColumnType::Null) {
             format!("`split` needs a string column, and {name} is {t}")
         } else {
             return Some(());
@@ -207,7 +208,7 @@ impl Resolver<'_> {
         match identity {
             IdentitySource::Column(col) if kind == Identity::Email => {
                 let (index, t) = self.resolve(col)?;
-                if t != ColumnType::String {
+                if !matches!(t, ColumnType::String | ColumnType::Null) {
                     self.issue(col, format!("column {} is {t}; an email must be text", quote(&col.name)));
                     return None;
                 }
@@ -288,6 +289,7 @@ impl CompiledMapping {
                 nulls: shape.nulls,
                 now,
                 earliest_created_at: capabilities.earliest_created_at().unwrap_or(i64::MIN),
+                value_types: capabilities.value_types,
             }),
             _ => Err(ConfigErrors(resolver.issues)),
         }

@@ -67,6 +67,14 @@ pub(super) struct CompiledAttr {
     rule: ValueRule,
     /// Values are sent as their salted SHA-256 (`hash: sha256`).
     salt: Option<SecretString>,
+    /// The target follows the column's type: the mapping names no `type:` (not part of the
+    /// fingerprint, which the target already is).
+    inferred: bool,
+}
+
+/// A column type that holds a `null` the source could not type.
+fn untyped(t: &ColumnType) -> bool {
+    matches!(t.scalar(), ColumnType::Null)
 }
 
 /// The record, with what the warehouse-side diff knows of its row.
@@ -90,12 +98,43 @@ pub struct CompiledMapping {
     now: i64,
     /// Lower bound for `createdAt`: the destination's (a capability).
     earliest_created_at: i64,
+    /// The destination's value types, which an attribute without `type:` picks from.
+    value_types: &'static [AttrType],
 }
 
 impl CompiledMapping {
     /// The columns to read, with the types the mapping was checked against.
     pub fn columns(&self) -> &[(String, ColumnType)] {
         &self.columns
+    }
+
+    /// Whether a column has no value in this snapshot (Arrow's `null` type), so that its type
+    /// is not known from the source.
+    pub fn has_untyped_columns(&self) -> bool {
+        self.columns.iter().any(|(_, t)| untyped(t))
+    }
+
+    /// Gives each column that has no value in this snapshot the type state last saw it with,
+    /// and an attribute without `type:` over it the type that goes with that: a weekly export
+    /// whose column happens to be empty keeps the types it had, and what is sent with them.
+    pub fn settle_types(&mut self, stored: Option<&[(String, ColumnType)]>) {
+        let Some(stored) = stored else { return };
+        for (i, (name, t)) in self.columns.iter_mut().enumerate() {
+            let Some((_, before)) = stored.iter().find(|(n, _)| n == name) else {
+                continue;
+            };
+            if !untyped(t) || !t.compatible(before) {
+                continue;
+            }
+            *t = std::mem::replace(t, ColumnType::Null).known(before);
+            for attr in &mut self.attributes {
+                if let (AttrKind::Column { col, target, .. }, true) = (&mut attr.kind, attr.inferred) {
+                    if *col == i {
+                        *target = compile::inferred_type(t, self.value_types);
+                    }
+                }
+            }
+        }
     }
 
     /// The row key of the warehouse-side diff: the identity as the source gives it, lower-cased
@@ -240,7 +279,15 @@ impl CompiledMapping {
     /// The row's creation time, checked against the destination's range; 0 if it takes none.
     fn created_at(&self, columns: &[Column], row: usize) -> Result<i64, String> {
         let Some(col) = self.created_at else { return Ok(0) };
-        let created_at = created_at_secs(columns[col].value(row))?;
+        let column = || format!("createdAt (column {})", quote(&self.columns[col].0));
+        let created_at = match columns[col].value(row) {
+            Value::Invalid(why) => return Err(format!("{}: {why}", column())),
+            value => created_at_secs(value)?,
+        };
+        if !crate::calendar::secs_in_range(created_at) {
+            let shown = crate::calendar::timestamp_text(created_at, 0);
+            return Err(format!("{}: {}", column(), crate::calendar::outside(&shown)));
+        }
         if created_at < self.earliest_created_at {
             let earliest = DateTime::<Utc>::from_timestamp(self.earliest_created_at, 0)
                 .map(|d| d.format("%Y-%m-%d").to_string())

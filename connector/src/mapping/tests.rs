@@ -179,6 +179,7 @@ fn hashing_from_columns_matches_hashing_the_record() {
         },
         rule: ValueRule::Any,
         salt: None,
+        inferred: false,
     };
     for nulls in [NullPolicy::Skip, NullPolicy::Send] {
         let mut attributes = vec![
@@ -198,6 +199,7 @@ fn hashing_from_columns_matches_hashing_the_record() {
                 kind: AttrKind::Constant(AttrValue::N(vec![Number::Int(3)])),
                 rule: ValueRule::Any,
                 salt: None,
+                inferred: false,
             },
         ];
         attributes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -213,6 +215,7 @@ fn hashing_from_columns_matches_hashing_the_record() {
             nulls,
             now: 2_000_000_000,
             earliest_created_at: crate::destination::enterpret::EARLIEST_CREATED_AT,
+            value_types: &[AttrType::String, AttrType::Number, AttrType::Boolean],
         };
         let mut mapped = Vec::new();
         compiled.map_batch(&sb, |r| mapped.push(r));

@@ -7,6 +7,7 @@
 //! large_list; timestamps in any unit or zone) report the same
 //! [`ColumnType`], so a change of writer is not a change of schema.
 
+pub mod feed;
 mod joined;
 pub mod parquet;
 pub mod postgres;
@@ -130,6 +131,16 @@ pub enum SourceError {
     /// `latest:` chose a folder that holds no file the rest of the pattern matches.
     #[error("{}: the newest folder has no file that matches {}", shorten(.folder, MAX_QUOTED_CHARS), quote(.rest))]
     EmptyFolder { folder: String, rest: String },
+    /// A folder or glob that could not be listed whole: an unreadable folder, a broken link.
+    #[error("cannot list {}: {cause}", shorten(.path, MAX_QUOTED_CHARS))]
+    Listing {
+        path: String,
+        #[source]
+        cause: std::io::Error,
+    },
+    /// The reader panicked: a bug in ebb or in a library it uses, reported as such.
+    #[error("internal error in reading {}: {message} (please report)", shorten(.source_name, MAX_QUOTED_CHARS))]
+    Internal { source_name: String, message: String },
 }
 
 /// The cause of a read failure: the reader's own error, kept for its chain.
@@ -148,6 +159,10 @@ impl SourceError {
                 "the export may still be running: nothing was read or sent; the next run reads the folder once its marker is there"
             }
             SourceError::EmptyFolder { .. } => "check the export, or the part of the path after the folder",
+            SourceError::Listing { .. } => "nothing was read or sent: check the folder's permissions and links",
+            SourceError::Internal { .. } => {
+                "a bug: nothing was deleted or suppressed, and state keeps only what was acknowledged; RUST_BACKTRACE=1 shows where it happened"
+            }
             _ => "check that the source path exists and holds readable Parquet files",
         }
     }
@@ -164,6 +179,10 @@ pub trait Source: Send + Sync {
 
     /// Streams the whole snapshot, reading only `columns` where the format allows.
     /// Each part of the snapshot is checked to hold `columns` with the types in `expected`.
+    ///
+    /// The stream ends only once every row was read: a reader that fails or panics part-way
+    /// ends it with an error instead (see [`feed`]), so a consumer that reads to the end has
+    /// the whole snapshot or an error, never a shorter snapshot.
     fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>>;
 
     /// The folders that `latest:` or `require_marker:` chose, once the snapshot was listed.
@@ -223,7 +242,7 @@ pub fn check_part<T>(expected: &[(String, ColumnType)], part: &str, mut find: im
             };
             match find(name) {
                 Found::Missing => Err(drift(format!(": it is missing from {part}"))),
-                Found::Readable(t, read) if &t == want => Ok(read),
+                Found::Readable(t, read) if t.compatible(want) => Ok(read),
                 Found::Readable(t, _) => Err(drift(format!("type from {want} to {t} in {part}"))),
                 Found::Unsupported(type_name) => Err(drift(format!("to the unsupported type {type_name} in {part}"))),
             }

@@ -28,7 +28,7 @@ impl Producer {
         let Some(task) = self.0 else { return Ok(()) };
         match task.await {
             Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) if e.is_panic() => Err(crate::panic::joined("reading pass 2", e).into()),
             // Cancelled only when the runtime shuts down, which ends the run anyway.
             Err(_) => Ok(()),
         }

@@ -245,7 +245,10 @@ pub async fn run_locked(sync: &SyncJob, store: &dyn StateStore, options: &RunOpt
         run_id,
         destination: sync.mapping.destination.fingerprint(),
     };
-    let result = context.run(&mut counts, &mut full_resync, &mut state_was_for).await;
+    let result = match crate::panic::catch("sync", context.run(&mut counts, &mut full_resync, &mut state_was_for)).await {
+        Ok(result) => result,
+        Err(internal) => Err(Error::Internal(internal)),
+    };
     let (status, error) = match &result {
         Ok(()) => (RunStatus::Completed, None),
         Err(Error::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),

@@ -150,6 +150,14 @@ pub(super) struct Start {
 }
 
 impl Start {
+    /// Gives the columns with no value in this snapshot the types state last saw them with.
+    pub fn settle(&mut self, stored: Option<&[(String, crate::column::ColumnType)]>) {
+        // Only this start holds the mapping until the snapshot is read.
+        if let Some(compiled) = Arc::get_mut(&mut self.compiled) {
+            compiled.settle_types(stored);
+        }
+    }
+
     pub async fn new(sync: &SyncJob, store: &dyn StateStore) -> Result<Start, Error> {
         let compiled = Arc::new(sync.compile().await?);
         let held = suppressed(sync, store).await?;
@@ -176,8 +184,9 @@ pub async fn plan(
         return super::warehouse::plan(sync, store, warehouse, full, keep_budget).await;
     }
     let (loaded, start) = tokio::join!(sync.load_state(store), Start::new(sync, store));
-    let ((stored, state_was_for), start) = (loaded?, start?);
+    let ((stored, state_was_for), mut start) = (loaded?, start?);
     diff::check_drift(stored.schema.as_deref(), start.compiled.columns())?;
+    start.settle(stored.schema.as_deref());
     let (mut counts, mut rejections) = (RunCounts::default(), Vec::new());
     let kept = Kept::new(keep_budget, Some(&stored.index), full);
     let snapshot = read_snapshot(sync, &start.compiled, Arc::clone(&start.held), kept, &mut counts, &mut rejections).await?;
@@ -192,18 +201,34 @@ pub async fn plan_preview(sync: &SyncJob, store: &dyn StateStore) -> Result<(Pla
     if let Some(warehouse) = sync.source.warehouse_diff() {
         return super::warehouse::plan(sync, store, warehouse, false, 0).await;
     }
-    let start = Start::new(sync, store).await?;
+    let mut start = Start::new(sync, store).await?;
     let (mut counts, mut rejections) = (RunCounts::default(), Vec::new());
-    let read = read_snapshot(
-        sync,
-        &start.compiled,
-        Arc::clone(&start.held),
-        Kept::none(),
-        &mut counts,
-        &mut rejections,
-    );
-    let (loaded, snapshot) = tokio::join!(sync.load_state(store), read);
-    let (stored, state_was_for) = loaded?;
+    // A column with no value takes its type from state, which must then be read first.
+    let (loaded, snapshot) = if start.compiled.has_untyped_columns() {
+        let loaded = sync.load_state(store).await?;
+        start.settle(loaded.0.schema.as_deref());
+        let read = read_snapshot(
+            sync,
+            &start.compiled,
+            Arc::clone(&start.held),
+            Kept::none(),
+            &mut counts,
+            &mut rejections,
+        );
+        (loaded, read.await)
+    } else {
+        let read = read_snapshot(
+            sync,
+            &start.compiled,
+            Arc::clone(&start.held),
+            Kept::none(),
+            &mut counts,
+            &mut rejections,
+        );
+        let (loaded, snapshot) = tokio::join!(sync.load_state(store), read);
+        (loaded?, snapshot)
+    };
+    let (stored, state_was_for) = loaded;
     // Checked after the read, and still before anything could be sent.
     diff::check_drift(stored.schema.as_deref(), start.compiled.columns())?;
     let plan = finish(sync, store, &stored, false, start, snapshot?, (counts, rejections)).await?;

@@ -30,6 +30,9 @@ pub struct Preview {
     pub to_send: usize,
     /// Every identity a run would delete (mirror mode), sorted.
     pub to_delete: Vec<String>,
+    /// The guards in force, one line each (mirror mode has a default).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<String>,
     /// The guard a run would be blocked by, if one would.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
@@ -85,6 +88,7 @@ pub async fn preview_with(sync: &SyncJob, store: &dyn StateStore, options: Previ
         destination: sync.destination.describe(),
         to_send: plan.to_send(),
         to_delete: plan.to_delete().to_vec(),
+        guards: sync.mapping.guards.describe(sync.mapping.mode == crate::config::Mode::Mirror),
         blocked,
         counts: plan.counts,
         requests,

@@ -104,10 +104,7 @@ pub(super) async fn read_snapshot(
                 let batch = batch?;
                 tokio::task::spawn_blocking(move || hash_one(&compiled, batch, &suppressed))
                     .await
-                    .map_err(|e| match e.try_into_panic() {
-                        Ok(panic) => std::panic::resume_unwind(panic),
-                        Err(_) => Error::Interrupted,
-                    })
+                    .map_err(|e| Error::from(crate::panic::joined("mapping", e)))
             }
         })
         .buffered(HASHED_AT_ONCE);
@@ -126,7 +123,7 @@ pub(super) async fn read_snapshot(
         }
     }
     drop(hashed);
-    sort_on_two_cores(&mut seen).await;
+    sort_on_two_cores(&mut seen).await?;
     rejected_ids.sort_unstable();
     let duplicates = diff::take_duplicates(&mut seen, &rejected_ids);
     Ok(Snapshot {
@@ -158,7 +155,7 @@ fn keep_candidates(compiled: &CompiledMapping, batch: &SourceBatch, candidates: 
 /// Sorts by key on both cores without a second buffer: keys are digests, spread evenly, so
 /// splitting them at the middle of the key space halves the work; each half is sorted on its
 /// own thread.
-async fn sort_on_two_cores(entries: &mut Vec<IndexEntry>) {
+async fn sort_on_two_cores(entries: &mut Vec<IndexEntry>) -> Result<(), Error> {
     const HALF: u128 = 1 << 127;
     let mut low = 0;
     let mut high = entries.len();
@@ -181,10 +178,8 @@ async fn sort_on_two_cores(entries: &mut Vec<IndexEntry>) {
         owned
     })
     .await;
-    *entries = match sorted {
-        Ok(sorted) => sorted,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    };
+    *entries = sorted.map_err(|e| crate::panic::joined("sorting the snapshot", e))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -204,10 +199,10 @@ mod tests {
         entries.push(IndexEntry { key: u128::MAX, hash: 0 });
         let mut want = entries.clone();
         want.sort_unstable_by_key(|e| e.key);
-        sort_on_two_cores(&mut entries).await;
+        sort_on_two_cores(&mut entries).await.expect("sorted");
         assert_eq!(entries, want);
         let mut empty = Vec::new();
-        sort_on_two_cores(&mut empty).await;
+        sort_on_two_cores(&mut empty).await.expect("sorted");
         assert!(empty.is_empty());
     }
 }

@@ -33,7 +33,8 @@ pub fn quote_ident(name: &str) -> String {
 /// The canonical text of a non-NULL scalar `value` (an SQL expression) of type `ty`.
 fn scalar_text(value: &str, ty: &ColumnType) -> String {
     match ty {
-        ColumnType::String => format!("{value}::text"),
+        // A column of no type is NULL in every row, so its text is never taken.
+        ColumnType::String | ColumnType::Null => format!("{value}::text"),
         ColumnType::Int | ColumnType::UInt => format!("{value}::int8::text"),
         ColumnType::Float => format!("encode(float8send({value}::float8), 'hex')"),
         ColumnType::Decimal => format!("{value}::numeric::text"),

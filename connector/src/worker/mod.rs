@@ -289,6 +289,9 @@ impl Shared {
             return;
         }
         let (valid, invalid) = scan(&self.dir, &self.selection).await;
+        if valid.is_empty() && invalid.is_empty() {
+            tracing::warn!(folder = %self.dir.display(), "no mappings in the folder; the worker picks them up when they appear");
+        }
         let mut syncs = lock(&self.syncs);
         let gone: Vec<String> = syncs.keys().filter(|n| !valid.contains_key(*n)).cloned().collect();
         for name in gone {

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
-use super::{Sender, BATCH_ROWS};
+use super::BATCH_ROWS;
+use crate::source::feed::{self, Feed, Gone};
 use crate::source::{ColumnType, SourceBatch, SourceError, SourceSchema};
 
 /// A local path, folder or glob, listed on a blocking thread.
@@ -23,14 +24,23 @@ impl Listing {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    pattern: &str,
-    work: impl FnOnce() -> Result<T, SourceError> + Send + 'static,
-) -> Result<T, SourceError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| SourceError::Read {
-        path: pattern.to_string(),
-        cause: e.into(),
-    })?
+fn listing(path: &Path, cause: std::io::Error) -> SourceError {
+    SourceError::Listing {
+        path: path.display().to_string(),
+        cause,
+    }
+}
+
+/// Whether `path` is a file (`Some(true)`), a folder (`Some(false)`), or something else that a
+/// listing skips; a path that cannot be looked at (a broken link, no permission) is an error,
+/// never a file that is silently left out of the snapshot.
+fn is_file(path: &Path) -> Result<Option<bool>, SourceError> {
+    let meta = std::fs::metadata(path).map_err(|e| listing(path, e))?;
+    Ok(match meta {
+        m if m.is_file() => Some(true),
+        m if m.is_dir() => Some(false),
+        _ => None,
+    })
 }
 
 #[async_trait::async_trait]
@@ -38,13 +48,19 @@ impl super::folders::Listing for Listing {
     type Part = PathBuf;
     async fn subfolders(&self, dir: &str) -> Result<Vec<String>, SourceError> {
         let dir = dir.to_string();
-        blocking(&self.pattern, move || {
-            let entries = std::fs::read_dir(&dir).map_err(|_| SourceError::NotFound { pattern: dir.clone() })?;
-            let mut names: Vec<String> = entries
-                .filter_map(Result::ok)
-                .filter(|e| e.path().is_dir())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect();
+        feed::blocking(&self.pattern, move || {
+            let entries = std::fs::read_dir(&dir).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => SourceError::NotFound { pattern: dir.clone() },
+                _ => listing(Path::new(&dir), e),
+            })?;
+            let mut names = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(|e| listing(Path::new(&dir), e))?;
+                if is_file(&entry.path())? == Some(false) {
+                    // A name that is not UTF-8 never matches a pattern, which is UTF-8 text.
+                    names.extend(entry.file_name().into_string().ok());
+                }
+            }
             names.sort();
             Ok(names)
         })
@@ -54,7 +70,7 @@ impl super::folders::Listing for Listing {
     async fn list(&self, dir: &str) -> Result<Vec<PathBuf>, SourceError> {
         let everything = format!("{}**/*", glob::Pattern::escape(dir));
         let shown = self.pattern.clone();
-        blocking(&self.pattern, move || glob_files(&everything, &shown)).await
+        feed::blocking(&self.pattern, move || glob_files(&everything, &shown)).await
     }
 
     async fn exists(&self, path: &str) -> Result<bool, SourceError> {
@@ -63,7 +79,7 @@ impl super::folders::Listing for Listing {
 
     async fn plain(&self) -> Result<Vec<PathBuf>, SourceError> {
         let pattern = self.pattern.clone();
-        blocking(&self.pattern, move || files(&pattern)).await
+        feed::blocking(&self.pattern, move || files(&pattern)).await
     }
 }
 
@@ -97,7 +113,16 @@ fn glob_files(glob_pattern: &str, shown: &str) -> Result<Vec<PathBuf>, SourceErr
         pattern: shown.to_string(),
         message: e.msg.to_string(),
     })?;
-    let mut files: Vec<PathBuf> = matches.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+    let mut files = Vec::new();
+    for found in matches {
+        let path = found.map_err(|e| {
+            let path = e.path().to_path_buf();
+            listing(&path, e.into())
+        })?;
+        if is_file(&path)? == Some(true) {
+            files.push(path);
+        }
+    }
     files.sort();
     Ok(files)
 }
@@ -111,7 +136,10 @@ fn read_err(path: &Path, e: impl Into<crate::source::BoxError>) -> SourceError {
 
 fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, SourceError> {
     let file = File::open(path).map_err(|e| read_err(path, e))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| read_err(path, e))
+    let size = file.metadata().map_err(|e| read_err(path, e))?.len();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| read_err(path, e))?;
+    super::check_footer(&path.display().to_string(), builder.metadata(), size)?;
+    Ok(builder)
 }
 
 /// A file's schema, read from its footer, named by its path.
@@ -120,46 +148,46 @@ pub(super) fn schema(path: &Path) -> Result<(String, SourceSchema), SourceError>
     Ok((path.display().to_string(), super::source_schema(builder.schema())))
 }
 
-/// Streams every file into `tx`, in order; stops at the first error or when `tx` is closed.
-pub(super) fn read_all(files: &[PathBuf], expected: &[(String, ColumnType)], tx: &Sender) {
+/// Streams every file into `feed`, in order; stops at the first error, or early if the consumer
+/// is gone.
+pub(super) fn read_all(files: &[PathBuf], expected: &[(String, ColumnType)], feed: &Feed) -> Result<(), SourceError> {
     for path in files {
-        if let Err(e) = read_file(path, expected, tx) {
-            let _ = tx.blocking_send(Err(e));
-            return;
-        }
-        if tx.is_closed() {
-            return;
+        if read_file(path, expected, feed)?.is_err() {
+            return Ok(());
         }
     }
+    Ok(())
 }
 
-/// Streams one file into `tx`; stops early if the receiver is gone.
-fn read_file(path: &Path, expected: &[(String, ColumnType)], tx: &Sender) -> Result<(), SourceError> {
+/// Streams one file into `feed`; `Err(Gone)` when the consumer stopped listening.
+fn read_file(path: &Path, expected: &[(String, ColumnType)], feed: &Feed) -> Result<Result<(), Gone>, SourceError> {
     let builder = open(path)?;
     let shown = path.display().to_string();
     let roots = super::projection(builder.schema(), expected, &shown)?;
+    let in_footer = builder.metadata().file_metadata().num_rows();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let reader = builder
         .with_projection(mask)
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| read_err(path, e))?;
-    let origin: std::sync::Arc<str> = std::sync::Arc::from(shown);
+    let origin: std::sync::Arc<str> = std::sync::Arc::from(shown.as_str());
     let mut first_row = 0u64;
     for batch in reader {
-        let batch = batch.map_err(|e| read_err(path, e))?;
+        let batch = super::typed(batch.map_err(|e| read_err(path, e))?, expected, &shown)?;
         let rows = batch.num_rows() as u64;
-        let sent = tx.blocking_send(Ok(SourceBatch {
+        let sent = feed.blocking_send(SourceBatch {
             warehouse: None,
             batch,
             origin: origin.clone(),
             first_row,
             problems: None,
-        }));
+        });
         if sent.is_err() {
-            return Ok(());
+            return Ok(Err(Gone));
         }
         first_row += rows;
     }
-    Ok(())
+    super::check_rows(&shown, first_row, in_footer)?;
+    Ok(Ok(()))
 }

@@ -16,20 +16,23 @@ mod remote;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::datatypes::Schema;
+use arrow::array::new_null_array;
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
 use futures::stream::BoxStream;
-use tokio::sync::{mpsc, OnceCell};
+use parquet::file::metadata::ParquetMetaData;
+use tokio::sync::OnceCell;
 
 pub use folders::folder_wildcard;
 
 use folders::Resolved;
 
+use super::feed::{self, Feed};
 use super::store::{Bucket, Object};
 use super::{ColumnType, Found, SnapshotFolders, Source, SourceBatch, SourceError, SourceSchema};
 use crate::config::source::FolderRule;
 
 const BATCH_ROWS: usize = 8192;
-const CHANNEL_BATCHES: usize = 4;
 
 /// Where the files are, and what one run learns of them: the files the folder rule chose,
 /// listed on first use and the same from then on, and (in a store) the footers read.
@@ -52,8 +55,6 @@ struct Inner {
     place: Place,
     rule: FolderRule,
 }
-
-type Sender = mpsc::Sender<Result<SourceBatch, SourceError>>;
 
 impl ParquetSource {
     /// A local file, folder or glob, read whole.
@@ -106,12 +107,7 @@ impl Inner {
         match &self.place {
             Place::Local(cell) => {
                 let files = self.local_files(cell).await?;
-                tokio::task::spawn_blocking(move || files.parts.iter().map(|path| local::schema(path)).collect())
-                    .await
-                    .map_err(|e| SourceError::Read {
-                        path: self.pattern.clone(),
-                        cause: e.into(),
-                    })?
+                feed::blocking(&self.pattern, move || files.parts.iter().map(|path| local::schema(path)).collect()).await
             }
             Place::Store { bucket, resolved, footers } => {
                 let objects = self.objects(bucket, resolved).await?;
@@ -120,23 +116,20 @@ impl Inner {
         }
     }
 
-    /// Reads every file into `tx`, in order; stops at the first error, or when `tx` is closed.
-    async fn read_into(self: Arc<Self>, expected: Arc<Vec<(String, ColumnType)>>, tx: Sender) {
-        let unlisted = match &self.place {
-            Place::Local(cell) => match self.local_files(cell).await {
+    /// Reads every file into `feed`, in order. `Ok` only once every row of every file was sent
+    /// (or the consumer stopped listening); the first error ends the read.
+    async fn read_into(self: Arc<Self>, expected: Arc<Vec<(String, ColumnType)>>, feed: Feed) -> Result<(), SourceError> {
+        match &self.place {
+            Place::Local(cell) => {
+                let files = self.local_files(cell).await?;
                 // Decoded on a thread of its own, as the caller maps and hashes on others.
-                Ok(files) => {
-                    let _ = tokio::task::spawn_blocking(move || local::read_all(&files.parts, &expected, &tx)).await;
-                    return;
-                }
-                Err(e) => e,
-            },
-            Place::Store { bucket, resolved, footers } => match self.objects(bucket, resolved).await {
-                Ok(objects) => return remote::read_all(bucket, &objects.parts, footers, &expected, &tx).await,
-                Err(e) => e,
-            },
-        };
-        let _ = tx.send(Err(unlisted)).await;
+                feed::blocking(&self.pattern, move || local::read_all(&files.parts, &expected, &feed)).await
+            }
+            Place::Store { bucket, resolved, footers } => {
+                let objects = self.objects(bucket, resolved).await?;
+                remote::read_all(bucket, &objects.parts, footers, &expected, &feed).await
+            }
+        }
     }
 
     fn folders(&self) -> Option<SnapshotFolders> {
@@ -158,9 +151,8 @@ impl Source for ParquetSource {
     }
 
     fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
-        let (tx, mut rx) = mpsc::channel::<Result<SourceBatch, SourceError>>(CHANNEL_BATCHES);
-        tokio::spawn(Arc::clone(&self.inner).read_into(expected, tx));
-        Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+        let inner = Arc::clone(&self.inner);
+        feed::spawn(self.inner.pattern.clone(), move |feed| inner.read_into(expected, feed))
     }
 
     fn folders(&self) -> Option<SnapshotFolders> {
@@ -188,8 +180,11 @@ fn merge(mut schemas: Vec<(String, SourceSchema)>) -> SourceSchema {
     let (first, mut merged) = schemas.remove(0);
     for (name, other) in &schemas {
         let mut conflicts = Vec::new();
-        merged.columns.retain(|(column, ty)| match other.column(column) {
-            Some(t) if t == ty => true,
+        merged.columns.retain_mut(|(column, ty)| match other.column(column) {
+            Some(t) if t.compatible(ty) => {
+                *ty = std::mem::replace(ty, ColumnType::Null).known(t);
+                true
+            }
             Some(t) => {
                 conflicts.push((column.clone(), format!("is {ty} in {first} but {t} in {name}")));
                 false
@@ -202,6 +197,76 @@ fn merge(mut schemas: Vec<(String, SourceSchema)>) -> SourceSchema {
         merged.conflicts.extend(conflicts);
     }
     merged
+}
+
+/// A batch whose all-null columns (Arrow's `null` type, as pyarrow, pandas and polars write a
+/// column with no value) are given the type the mapping expects, so that every batch of a
+/// snapshot has one type per column whichever file it came from.
+fn typed(batch: RecordBatch, expected: &[(String, ColumnType)], part: &str) -> Result<RecordBatch, SourceError> {
+    let schema = batch.schema();
+    if !schema.fields().iter().any(|f| f.data_type() == &DataType::Null) {
+        return Ok(batch);
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        let want = expected.iter().find(|(name, _)| name == field.name()).map(|(_, t)| t.arrow_type());
+        match want {
+            Some(want) if field.data_type() == &DataType::Null => {
+                fields.push(Field::new(field.name(), want.clone(), true));
+                columns.push(new_null_array(&want, batch.num_rows()));
+            }
+            _ => {
+                fields.push(field.as_ref().clone());
+                columns.push(Arc::clone(column));
+            }
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| SourceError::Read {
+        path: part.to_string(),
+        cause: Box::new(e),
+    })
+}
+
+/// A footer's column chunks lie within the file: the parquet crate asserts this as it reads,
+/// and a file that breaks it is corrupt, not a reason to stop the process.
+fn check_footer(part: &str, footer: &ParquetMetaData, size: u64) -> Result<(), SourceError> {
+    let corrupt = |detail: String| SourceError::Read {
+        path: part.to_string(),
+        cause: format!("its footer is corrupt: {detail}").into(),
+    };
+    if footer.file_metadata().num_rows() < 0 {
+        return Err(corrupt(format!("it claims {} rows", footer.file_metadata().num_rows())));
+    }
+    for (g, group) in footer.row_groups().iter().enumerate() {
+        for chunk in group.columns() {
+            let start = chunk.dictionary_page_offset().unwrap_or_else(|| chunk.data_page_offset());
+            let length = chunk.compressed_size();
+            let end = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(length).ok())
+                .and_then(|(s, l)| s.checked_add(l));
+            if !end.is_some_and(|end| end <= size) {
+                return Err(corrupt(format!(
+                    "row group {g}, column {}: bytes {start}, length {length}, in a file of {size} bytes",
+                    chunk.column_path()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A file's rows read against what its footer says it holds: a reader that stopped short
+/// without an error must not pass for a whole file.
+fn check_rows(part: &str, read: u64, footer: i64) -> Result<(), SourceError> {
+    if i64::try_from(read).ok() == Some(footer) {
+        return Ok(());
+    }
+    Err(SourceError::Read {
+        path: part.to_string(),
+        cause: format!("{read} rows were read, but its footer says it holds {footer}").into(),
+    })
 }
 
 /// The drift check of one file: the root column of each expected column, sorted, for the

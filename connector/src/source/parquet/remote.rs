@@ -15,7 +15,8 @@ use parquet::file::metadata::ParquetMetaData;
 
 use super::folders::MATCH;
 use super::object_reader::ObjectReader;
-use super::{Sender, BATCH_ROWS};
+use super::BATCH_ROWS;
+use crate::source::feed::{Feed, Gone};
 use crate::source::store::{Bucket, Object};
 use crate::source::{ColumnType, SourceBatch, SourceError, SourceSchema};
 
@@ -120,6 +121,7 @@ async fn footer(bucket: &Arc<Bucket>, object: &Object, footers: &Footers) -> Res
         None => {
             let mut reader = ObjectReader::new(bucket, object, None);
             let footer = reader.get_metadata(None).await.map_err(|e| read_error(&url, e))?;
+            super::check_footer(&url, &footer, object.size)?;
             if let Ok(mut footers) = footers.lock() {
                 footers.insert(object.key.clone(), Arc::clone(&footer));
             }
@@ -144,29 +146,35 @@ async fn object_schema(bucket: &Arc<Bucket>, object: &Object, footers: &Footers)
     Ok((bucket.config().url_of(&object.key), super::source_schema(metadata.schema())))
 }
 
-/// Streams every object into `tx`, in order; stops at the first error or when `tx` is closed.
-pub(super) async fn read_all(bucket: &Arc<Bucket>, objects: &[Object], footers: &Footers, expected: &[(String, ColumnType)], tx: &Sender) {
+/// Streams every object into `feed`, in order; stops at the first error, or early if the
+/// consumer is gone.
+pub(super) async fn read_all(
+    bucket: &Arc<Bucket>,
+    objects: &[Object],
+    footers: &Footers,
+    expected: &[(String, ColumnType)],
+    feed: &Feed,
+) -> Result<(), SourceError> {
     for object in objects {
-        if let Err(e) = read_object(bucket, object, footers, expected, tx).await {
-            let _ = tx.send(Err(e)).await;
-            return;
-        }
-        if tx.is_closed() {
-            return;
+        if read_object(bucket, object, footers, expected, feed).await?.is_err() {
+            return Ok(());
         }
     }
+    Ok(())
 }
 
+/// Streams one object into `feed`; `Err(Gone)` when the consumer stopped listening.
 async fn read_object(
     bucket: &Arc<Bucket>,
     object: &Object,
     footers: &Footers,
     expected: &[(String, ColumnType)],
-    tx: &Sender,
-) -> Result<(), SourceError> {
+    feed: &Feed,
+) -> Result<Result<(), Gone>, SourceError> {
     let url = bucket.config().url_of(&object.key);
     let metadata = footer(bucket, object, footers).await?;
     let roots = super::projection(metadata.schema(), expected, &url)?;
+    let in_footer = metadata.metadata().file_metadata().num_rows();
     let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
     let reader = ObjectReader::new(bucket, object, Some(Arc::clone(metadata.metadata()))).reading_ahead(&mask);
     let mut batches = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
@@ -177,21 +185,22 @@ async fn read_object(
     let origin: Arc<str> = Arc::from(url.as_str());
     let mut first_row = 0u64;
     while let Some(batch) = batches.next().await {
-        let batch = batch.map_err(|e| read_error(&url, e))?;
+        let batch = super::typed(batch.map_err(|e| read_error(&url, e))?, expected, &url)?;
         let rows = batch.num_rows() as u64;
-        let sent = tx
-            .send(Ok(SourceBatch {
+        let sent = feed
+            .send(SourceBatch {
                 warehouse: None,
                 batch,
                 origin: origin.clone(),
                 first_row,
                 problems: None,
-            }))
+            })
             .await;
         if sent.is_err() {
-            return Ok(());
+            return Ok(Err(Gone));
         }
         first_row += rows;
     }
-    Ok(())
+    super::check_rows(&url, first_row, in_footer)?;
+    Ok(Ok(()))
 }

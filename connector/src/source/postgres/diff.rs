@@ -4,16 +4,15 @@
 
 use std::sync::Arc;
 
-use futures::stream::BoxStream;
-use sqlx::postgres::PgRow;
-use sqlx::{Connection, PgConnection, Row};
-use tokio::sync::mpsc;
-
 use super::{select_list, PostgresSource};
 use crate::config::PostgresRelation;
+use crate::source::feed::{self, Feed};
 use crate::source::{SourceBatch, SourceError, WarehouseRow};
 use crate::warehouse::postgres as sql;
 use crate::warehouse::{Coverage, DiffQuery, Gone, KeyPart, Opened, RowKey, WarehouseCommit, WarehouseDiff, WarehouseError};
+use futures::stream::BoxStream;
+use sqlx::postgres::PgRow;
+use sqlx::{Connection, PgConnection, Row};
 
 pub struct PgWarehouse {
     source: PostgresSource,
@@ -83,7 +82,7 @@ impl PgWarehouse {
     }
 
     /// The diff query's rows, decoded into batches and sent to `tx`.
-    async fn read_changed(&self, query: &DiffQuery, tx: &mpsc::Sender<Result<SourceBatch, SourceError>>) -> Result<(), SourceError> {
+    async fn read_changed(&self, query: &DiffQuery, feed: &Feed) -> Result<(), SourceError> {
         let mut conn = self.source.connect().await?;
         let wires = self.source.wires(&mut conn, &query.columns).await?;
         let select: Vec<String> = select_list(&query.columns, &wires)
@@ -105,7 +104,7 @@ impl PgWarehouse {
             .bind(query.everything)
             .bind(&query.also)
             .fetch(&mut *txn);
-        self.source.pump(rows, &query.columns, &wires, 3, tx).await?;
+        self.source.pump(rows, &query.columns, &wires, 3, feed).await?;
         let _ = txn.rollback().await;
         Ok(())
     }
@@ -232,14 +231,10 @@ impl WarehouseDiff for PgWarehouse {
     }
 
     fn changed(&self, query: Arc<DiffQuery>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
-        let (tx, mut rx) = mpsc::channel::<Result<SourceBatch, SourceError>>(4);
         let this = PgWarehouse::new(self.source.clone(), self.schema.clone());
-        tokio::spawn(async move {
-            if let Err(e) = this.read_changed(&query, &tx).await {
-                let _ = tx.send(Err(e)).await;
-            }
-        });
-        Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+        feed::spawn(crate::source::Source::describe(&self.source), move |feed| async move {
+            this.read_changed(&query, &feed).await
+        })
     }
 
     async fn gone(&self, sync: &str, key: &RowKey) -> Result<Vec<Gone>, WarehouseError> {

@@ -6,28 +6,25 @@
 //! input as from Parquet. Columns are cast on the server to a few wire types
 //! (text, int8, float8, …), so one decoder per logical type is enough:
 //! `uuid`, `json`, `jsonb`, `citext` and enums arrive as text, and `numeric`
-//! as its exact decimal text.
+//! as its exact decimal text (`decode.rs`).
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
-    TimestampMicrosecondBuilder,
-};
-use arrow::datatypes::{Field, Schema};
-use arrow::record_batch::RecordBatch;
 use futures::stream::BoxStream;
 use futures::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgRow, PgTypeKind};
-use sqlx::{Column, ConnectOptions, Connection, Executor, PgConnection, Row, TypeInfo};
-use tokio::sync::mpsc;
+use sqlx::{Column, ConnectOptions, Connection, Executor, PgConnection, TypeInfo};
 
+use super::feed::{self, Feed};
 use super::{ColumnType, Found, Source, SourceBatch, SourceError, SourceSchema};
 use crate::config::secret::SecretString;
 use crate::config::{DiffMode, PostgresRelation};
 use crate::warehouse::postgres::quote_ident;
 
+mod decode;
 mod diff;
+
+use decode::Wire;
 
 const BATCH_ROWS: usize = 8192;
 
@@ -38,36 +35,6 @@ pub struct PostgresSource {
     diff: DiffMode,
 }
 
-/// How a column travels: the server-side cast and the decoder that reads it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Wire {
-    Text,
-    Int,
-    Float,
-    Bool,
-    Date,
-    Timestamp,
-    TimestampTz,
-    TextList,
-    IntList,
-    FloatList,
-    BoolList,
-}
-
-impl Wire {
-    fn cast(self) -> &'static str {
-        match self {
-            Wire::Text => "::text",
-            Wire::Int => "::int8",
-            Wire::Float => "::float8",
-            Wire::TextList => "::text[]",
-            Wire::IntList => "::int8[]",
-            Wire::FloatList => "::float8[]",
-            Wire::Bool | Wire::Date | Wire::Timestamp | Wire::TimestampTz | Wire::BoolList => "",
-        }
-    }
-}
-
 /// The logical type and wire form of a PostgreSQL type, or `None` if ebb does not read it.
 fn classify(type_name: &str, kind: &PgTypeKind) -> Option<(ColumnType, Wire)> {
     if matches!(kind, PgTypeKind::Enum(_)) {
@@ -75,25 +42,17 @@ fn classify(type_name: &str, kind: &PgTypeKind) -> Option<(ColumnType, Wire)> {
     }
     if let PgTypeKind::Array(element) = kind {
         let (inner, wire) = classify(element.name(), element.kind())?;
-        let list_wire = match wire {
-            Wire::Text => Wire::TextList,
-            Wire::Int => Wire::IntList,
-            Wire::Float => Wire::FloatList,
-            Wire::Bool => Wire::BoolList,
-            _ => return None,
-        };
-        return Some((ColumnType::List(Box::new(inner)), list_wire));
+        return Some((ColumnType::List(Box::new(inner)), wire.list()?));
     }
     Some(match type_name.to_ascii_uppercase().as_str() {
         "TEXT" | "VARCHAR" | "BPCHAR" | "CHAR" | "NAME" | "CITEXT" | "UUID" | "JSON" | "JSONB" => (ColumnType::String, Wire::Text),
         "INT2" | "INT4" | "INT8" => (ColumnType::Int, Wire::Int),
         // Exact decimal text: the mapping reads it as a number, or keeps its scale as a string.
-        "NUMERIC" => (ColumnType::Decimal, Wire::Text),
+        "NUMERIC" => (ColumnType::Decimal, Wire::Numeric),
         "FLOAT4" | "FLOAT8" => (ColumnType::Float, Wire::Float),
         "BOOL" => (ColumnType::Bool, Wire::Bool),
         "DATE" => (ColumnType::Date, Wire::Date),
-        "TIMESTAMP" => (ColumnType::Timestamp, Wire::Timestamp),
-        "TIMESTAMPTZ" => (ColumnType::Timestamp, Wire::TimestampTz),
+        "TIMESTAMP" | "TIMESTAMPTZ" => (ColumnType::Timestamp, Wire::Timestamp),
         _ => return None,
     })
 }
@@ -182,14 +141,8 @@ impl Source for PostgresSource {
     }
 
     fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
-        let (tx, mut rx) = mpsc::channel::<Result<SourceBatch, SourceError>>(4);
         let source = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = source.read_all(&expected, &tx).await {
-                let _ = tx.send(Err(e)).await;
-            }
-        });
-        Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+        feed::spawn(self.describe(), move |feed| async move { source.read_all(&expected, &feed).await })
     }
 
     fn warehouse_diff(&self) -> Option<Arc<dyn crate::warehouse::WarehouseDiff>> {
@@ -211,11 +164,7 @@ impl PostgresSource {
         })
     }
 
-    async fn read_all(
-        &self,
-        expected: &[(String, ColumnType)],
-        tx: &mpsc::Sender<Result<SourceBatch, SourceError>>,
-    ) -> Result<(), SourceError> {
+    async fn read_all(&self, expected: &[(String, ColumnType)], feed: &Feed) -> Result<(), SourceError> {
         let mut conn = self.connect().await?;
         let wires = self.wires(&mut conn, expected).await?;
         let sql = format!(
@@ -225,7 +174,7 @@ impl PostgresSource {
         );
         let mut txn = self.read_only(&mut conn).await?;
         let rows = sqlx::query(&sql).fetch(&mut *txn);
-        self.pump(rows, expected, &wires, 0, tx).await?;
+        self.pump(rows, expected, &wires, 0, feed).await?;
         // Read-only: nothing to keep, so end the transaction without committing.
         let _ = txn.rollback().await;
         Ok(())
@@ -242,15 +191,15 @@ impl PostgresSource {
     }
 
     /// Turns `rows` into batches of `BATCH_ROWS` and sends them until the rows end or the
-    /// receiver is gone. The expected columns start at column `offset` of each row; `extra`
-    /// reads what comes before them, for each batch.
+    /// consumer is gone. The expected columns start at column `offset` of each row; the
+    /// warehouse-side diff's key, hash and flag come before them.
     async fn pump(
         &self,
         mut rows: BoxStream<'_, Result<PgRow, sqlx::Error>>,
         expected: &[(String, ColumnType)],
         wires: &[Wire],
         offset: usize,
-        tx: &mpsc::Sender<Result<SourceBatch, SourceError>>,
+        feed: &Feed,
     ) -> Result<(), SourceError> {
         let origin: Arc<str> = Arc::from(self.describe());
         let mut pending: Vec<PgRow> = Vec::with_capacity(BATCH_ROWS);
@@ -260,7 +209,7 @@ impl PostgresSource {
             let done = row.is_none();
             pending.extend(row);
             if pending.len() == BATCH_ROWS || (done && !pending.is_empty()) {
-                let batch = to_batch(expected, wires, &pending, offset).map_err(|e| self.err(e))?;
+                let (batch, problems) = decode::to_batch(expected, wires, &pending, offset).map_err(|e| self.err(e))?;
                 let warehouse = match offset {
                     0 => None,
                     _ => Some(diff::warehouse_rows(&pending).map_err(|e| self.err(e))?),
@@ -271,10 +220,10 @@ impl PostgresSource {
                     batch,
                     origin: origin.clone(),
                     first_row,
-                    problems: None,
+                    problems,
                     warehouse,
                 };
-                if tx.send(Ok(batch)).await.is_err() {
+                if feed.send(batch).await.is_err() {
                     return Ok(());
                 }
                 first_row += n;
@@ -293,87 +242,4 @@ fn select_list(expected: &[(String, ColumnType)], wires: &[Wire]) -> Vec<String>
         .zip(wires)
         .map(|((name, _), wire)| format!("{q}{} AS {q}", wire.cast(), q = quote_ident(name)))
         .collect()
-}
-
-fn column_err(name: &str, e: sqlx::Error) -> String {
-    format!("column {}: {e}", crate::quote::quote(name))
-}
-
-/// One column of scalars: decode each row's value as `T` and append it.
-fn scalars<T, B>(rows: &[PgRow], i: usize, name: &str, mut builder: B, push: fn(&mut B, Option<T>)) -> Result<ArrayRef, String>
-where
-    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-    B: ArrayBuilder,
-{
-    for r in rows {
-        push(&mut builder, r.try_get::<Option<T>, _>(i).map_err(|e| column_err(name, e))?);
-    }
-    Ok(builder.finish())
-}
-
-/// One column of text, read in place from the rows' buffers rather than copied into a `String`
-/// per cell first.
-fn texts(rows: &[PgRow], i: usize, name: &str) -> Result<ArrayRef, String> {
-    let mut builder = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
-    for r in rows {
-        builder.append_option(r.try_get::<Option<&str>, _>(i).map_err(|e| column_err(name, e))?);
-    }
-    Ok(Arc::new(builder.finish()))
-}
-
-/// One column of arrays: a null array is a null list; null elements stay null (the mapping drops them).
-fn lists<T, B>(rows: &[PgRow], i: usize, name: &str, values: B, push: fn(&mut B, Option<T>)) -> Result<ArrayRef, String>
-where
-    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + sqlx::postgres::PgHasArrayType,
-    B: ArrayBuilder,
-{
-    let mut builder = ListBuilder::new(values);
-    for r in rows {
-        match r.try_get::<Option<Vec<Option<T>>>, _>(i).map_err(|e| column_err(name, e))? {
-            Some(items) => {
-                for item in items {
-                    push(builder.values(), item);
-                }
-                builder.append(true);
-            }
-            None => builder.append(false),
-        }
-    }
-    Ok(Arc::new(builder.finish()))
-}
-
-fn days_since_epoch(d: chrono::NaiveDate) -> Option<i32> {
-    i32::try_from(d.signed_duration_since(chrono::NaiveDate::default()).num_days()).ok()
-}
-
-/// The batch of `rows`, whose expected columns start at column `offset`.
-fn to_batch(expected: &[(String, ColumnType)], wires: &[Wire], rows: &[PgRow], offset: usize) -> Result<RecordBatch, String> {
-    let mut fields = Vec::with_capacity(wires.len());
-    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(wires.len());
-    for (i, ((name, _), wire)) in expected.iter().zip(wires).enumerate() {
-        let i = i + offset;
-        let array = match wire {
-            Wire::Text => texts(rows, i, name)?,
-            Wire::Int => scalars::<i64, _>(rows, i, name, Int64Builder::new(), |b, v| b.append_option(v))?,
-            Wire::Float => scalars::<f64, _>(rows, i, name, Float64Builder::new(), |b, v| b.append_option(v))?,
-            Wire::Bool => scalars::<bool, _>(rows, i, name, BooleanBuilder::new(), |b, v| b.append_option(v))?,
-            Wire::Date => scalars::<chrono::NaiveDate, _>(rows, i, name, Date32Builder::new(), |b, v| {
-                b.append_option(v.and_then(days_since_epoch))
-            })?,
-            // A timestamp without zone is taken as UTC, as the Parquet source does.
-            Wire::Timestamp => scalars::<chrono::NaiveDateTime, _>(rows, i, name, TimestampMicrosecondBuilder::new(), |b, v| {
-                b.append_option(v.map(|t| t.and_utc().timestamp_micros()))
-            })?,
-            Wire::TimestampTz => scalars::<chrono::DateTime<chrono::Utc>, _>(rows, i, name, TimestampMicrosecondBuilder::new(), |b, v| {
-                b.append_option(v.map(|t| t.timestamp_micros()))
-            })?,
-            Wire::TextList => lists::<String, _>(rows, i, name, StringBuilder::new(), |b, v| b.append_option(v))?,
-            Wire::IntList => lists::<i64, _>(rows, i, name, Int64Builder::new(), |b, v| b.append_option(v))?,
-            Wire::FloatList => lists::<f64, _>(rows, i, name, Float64Builder::new(), |b, v| b.append_option(v))?,
-            Wire::BoolList => lists::<bool, _>(rows, i, name, BooleanBuilder::new(), |b, v| b.append_option(v))?,
-        };
-        fields.push(Field::new(name, array.data_type().clone(), true));
-        arrays.push(array);
-    }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| e.to_string())
 }
