@@ -3,9 +3,9 @@
 The outputs are committed, so neither the quick start nor the tests need
 Python. Rerun after changing this file:
 
-    python3 -m venv /tmp/ebb-py && /tmp/ebb-py/bin/pip install pyarrow duckdb
+    python3 -m venv /tmp/ebb-py && /tmp/ebb-py/bin/pip install pyarrow duckdb pandas polars
     /tmp/ebb-py/bin/python scripts/make_data.py            # everything
-    /tmp/ebb-py/bin/python scripts/make_data.py profiles   # one group: samples, types, users, profiles
+    /tmp/ebb-py/bin/python scripts/make_data.py profiles   # one group: samples, types, users, profiles, edges, corrupt
 
 Everything is deterministic (fixed seed, fixed clock), so a rerun rewrites
 byte-identical data apart from writer metadata.
@@ -277,11 +277,259 @@ def write_profiles():
     con.execute(f"COPY companies TO '{d}/companies_changed.parquet' (FORMAT parquet)")
 
 
+EDGE_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("ts_s", pa.timestamp("s")),
+    ("ts_ms", pa.timestamp("ms")),
+    ("ts_us", pa.timestamp("us", tz="UTC")),
+    ("ts_ns", pa.timestamp("ns")),
+    ("d32", pa.date32()),
+    ("d64", pa.date64()),
+    ("dec", pa.decimal128(38, 2)),
+    ("f16", pa.float16()),
+    ("f32", pa.float32()),
+    ("f64", pa.float64()),
+    ("empty", pa.null()),
+])
+
+I64 = (-(2**63), 2**63 - 1)
+I32 = (-(2**31), 2**31 - 1)
+DEC38 = decimal.Decimal("9" * 36 + ".99")
+
+
+def edge_rows():
+    """One row per extreme value, every other column null, so that each row's fate is that of
+    its one value; `ok` holds ordinary values, and the `edge_*` rows the last values that map."""
+    import numpy as np
+    rows = [("ok", {"ts_s": 1_700_000_000, "ts_ms": 1_700_000_000_123, "ts_us": 1_700_000_000_123_456,
+                    "ts_ns": 1_700_000_000_123_456_789, "d32": 19_000, "d64": 19_000 * 86_400_000,
+                    "dec": decimal.Decimal("12.50"), "f16": np.float16(1.5), "f32": 2.25, "f64": 0.1})]
+    # (Parquet has no date64: pyarrow writes days, and wraps these, so date64 is tested in Rust.)
+    for col in ("ts_ms", "ts_us", "ts_ns"):
+        rows += [(f"{col}_min", {col: I64[0]}), (f"{col}_max", {col: I64[1]})]
+    # Parquet has no seconds: pyarrow stores them as milliseconds, so these are the widest.
+    rows += [("ts_s_min", {"ts_s": -(2**63 // 1000)}), ("ts_s_max", {"ts_s": (2**63 - 1) // 1000})]
+    rows += [("d32_min", {"d32": I32[0]}), ("d32_max", {"d32": I32[1]})]
+    rows += [
+        ("edge_first_day", {"d32": -719_162}),                      # 0001-01-01
+        ("edge_last_day", {"d32": 2_932_896}),                      # 9999-12-31
+        ("edge_last_second", {"ts_s": 253_402_300_799}),            # 9999-12-31T23:59:59Z
+        ("past_last_second", {"ts_s": 253_402_300_800}),            # 10000-01-01T00:00:00Z
+        ("before_first_day", {"d32": -719_163}),                    # 0001-12-31 BC
+        ("dec_max", {"dec": DEC38}),
+        ("dec_min", {"dec": DEC38.copy_negate()}),  # `-` would round to 28 digits
+        ("f16_nan", {"f16": np.float16("nan")}),
+        ("f16_inf", {"f16": np.float16("inf")}),
+        ("f32_nan", {"f32": float("nan")}),
+        ("f32_neg_inf", {"f32": float("-inf")}),
+        ("f64_nan", {"f64": float("nan")}),
+        ("f64_inf", {"f64": float("inf")}),
+    ]
+    return rows
+
+
+def edge_table(rows):
+    columns = {name: [] for name in EDGE_SCHEMA.names}
+    for id_, values in rows:
+        for name in EDGE_SCHEMA.names:
+            columns[name].append(id_ if name == "id" else values.get(name))
+    arrays = []
+    for field in EDGE_SCHEMA:
+        values = columns[field.name]
+        if pa.types.is_timestamp(field.type) or pa.types.is_date(field.type):
+            # Raw integers: pyarrow writes what Python's datetime cannot hold.
+            storage = pa.int32() if field.type == pa.date32() else pa.int64()
+            arrays.append(pa.array(values, storage).view(field.type))
+        elif pa.types.is_decimal(field.type):
+            # One at a time: pyarrow infers a precision from the first value and refuses the rest.
+            arrays.append(pa.concat_arrays([pa.array([v], field.type) for v in values]))
+        else:
+            arrays.append(pa.array(values, field.type))
+    return pa.Table.from_arrays(arrays, schema=EDGE_SCHEMA)
+
+
+def write_edges():
+    """Extreme legal values, each of which maps or rejects its own row: from pyarrow, DuckDB,
+    pandas and polars (whose empty columns are Arrow's `null` type)."""
+    import pandas as pd
+    import polars as pl
+    d = os.path.join(FIX, "edges")
+    os.makedirs(d, exist_ok=True)
+    pq.write_table(edge_table(edge_rows()), os.path.join(d, "pyarrow.parquet"))
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    con.execute(f"""COPY (SELECT * FROM (VALUES
+        ('ok', TIMESTAMPTZ '2023-11-14 22:13:20.123456+00', DATE '2022-01-08', 12.50::DECIMAL(38,2), 0.1::DOUBLE, 'Ada'),
+        ('ts_infinity', 'infinity'::TIMESTAMPTZ, NULL, NULL, NULL, 'Bea'),
+        ('ts_neg_infinity', '-infinity'::TIMESTAMPTZ, NULL, NULL, NULL, 'Cy'),
+        ('date_infinity', NULL, 'infinity'::DATE, NULL, NULL, 'Di'),
+        ('date_neg_infinity', NULL, '-infinity'::DATE, NULL, NULL, 'Ed'),
+        ('date_bc', NULL, DATE '0044-03-15 (BC)', NULL, NULL, 'Flo'),
+        ('date_far', NULL, DATE '200000-01-01', NULL, NULL, 'Gus'),
+        ('ts_far', TIMESTAMPTZ '294246-12-31 23:59:59+00', NULL, NULL, NULL, 'Hal'),
+        ('dec_max', NULL, NULL, 999999999999999999999999999999999999.99::DECIMAL(38,2), NULL, 'Ivy'),
+        ('nan', NULL, NULL, NULL, 'nan'::DOUBLE, 'Jo'),
+        ('inf', NULL, NULL, NULL, '-inf'::DOUBLE, 'Kim'),
+        ('long_text', NULL, NULL, NULL, NULL, repeat('x', 3 * 1024 * 1024))
+    ) AS t(id, seen_at, born, arr, score, name)) TO '{d}/duckdb.parquet' (FORMAT parquet)""")
+
+    # An export whose column happens to have no value: each of these writes it as Arrow's `null`.
+    people = {"id": ["p1", "p2", "p3"], "name": ["Ada", "Bea", "Cy"], "age": [None, None, None]}
+    pq.write_table(pa.table({**people, "age": pa.nulls(3)}), os.path.join(d, "empty_column_pyarrow.parquet"))
+    pd.DataFrame(people).to_parquet(os.path.join(d, "empty_column_pandas.parquet"), index=False)
+    pl.DataFrame(people).write_parquet(os.path.join(d, "empty_column_polars.parquet"))
+    pq.write_table(pa.table({**people, "age": pa.array([31, None, 40], pa.int64())}),
+                   os.path.join(d, "age_typed.parquet"))
+    others = {"id": ["q1", "q2", "q3"], "name": ["Di", "Ed", "Flo"], "age": pa.array([5, None, 7], pa.int64())}
+    pq.write_table(pa.table(others), os.path.join(d, "others_typed.parquet"))
+
+
+# The Thrift compact protocol of Parquet footers, just enough to find a field and rewrite it in
+# place: corrupt files that pyarrow would refuse to write.
+def _varint(buf, at):
+    shift = value = 0
+    while True:
+        b = buf[at]
+        value |= (b & 0x7F) << shift
+        at += 1
+        if not b & 0x80:
+            return value, at
+        shift += 7
+
+
+def _zigzag(n):
+    return (n >> 1) ^ -(n & 1)
+
+
+def _unzigzag(n):
+    return (n << 1) ^ (n >> 63)
+
+
+def _skip(buf, at, kind, found, path):
+    if kind in (1, 2):
+        return at
+    if kind == 3:
+        return at + 1
+    if kind in (4, 5, 6):
+        start = at
+        value, at = _varint(buf, at)
+        found.append((tuple(path), start, at, _zigzag(value)))
+        return at
+    if kind == 7:
+        return at + 8
+    if kind == 8:
+        size, at = _varint(buf, at)
+        return at + size
+    if kind in (9, 10):
+        head = buf[at]
+        at += 1
+        size, elem = head >> 4, head & 0x0F
+        if size == 15:
+            size, at = _varint(buf, at)
+        for i in range(size):
+            at = _skip(buf, at, elem, found, path + [i])
+        return at
+    if kind == 11:
+        size, at = _varint(buf, at)
+        if size:
+            types = buf[at]
+            at += 1
+            for _ in range(size):
+                at = _skip(buf, at, types >> 4, found, path)
+                at = _skip(buf, at, types & 0x0F, found, path)
+        return at
+    if kind == 12:
+        last = 0
+        while True:
+            head = buf[at]
+            at += 1
+            if head == 0:
+                return at
+            delta, ftype = head >> 4, head & 0x0F
+            if delta:
+                fid = last + delta
+            else:
+                raw, at = _varint(buf, at)
+                fid = _zigzag(raw)
+            last = fid
+            at = _skip(buf, at, ftype, found, path + [fid])
+    raise ValueError(f"thrift type {kind}")
+
+
+def patch_footer(path, field_path, new_value):
+    """Rewrites one integer of the file's footer (by its path of field ids and list indices) in
+    place, with a varint of the same length."""
+    data = bytearray(open(path, "rb").read())
+    footer_len = int.from_bytes(data[-8:-4], "little")
+    start = len(data) - 8 - footer_len
+    found = []
+    _skip(bytes(data[start:len(data) - 8]), 0, 12, found, [])
+    [(_, a, b, _old)] = [f for f in found if f[0] == tuple(field_path)]
+    encoded = bytearray()
+    n = _unzigzag(new_value) & ((1 << 64) - 1)
+    while True:
+        if n < 0x80:
+            encoded.append(n)
+            break
+        encoded.append((n & 0x7F) | 0x80)
+        n >>= 7
+    assert len(encoded) == b - a, "the new value must encode to as many bytes as the old"
+    data[start + a:start + b] = encoded
+    open(path, "wb").write(bytes(data))
+
+
+def break_file(path, how):
+    if how == "negative_offset":
+        # FileMetaData.row_groups[0].columns[0].meta_data.data_page_offset: 4 becomes -4,
+        # which the parquet crate asserts against while reading.
+        patch_footer(path, [4, 0, 1, 0, 3, 9], -4)
+    elif how == "short_footer":
+        # FileMetaData.num_rows: the file claims one row more than its row groups hold.
+        rows = pq.read_metadata(path).num_rows
+        patch_footer(path, [3], rows + 1)
+    else:
+        # Garbage over the header of every column's first data page, so that whichever columns
+        # a mapping reads, the read breaks there.
+        data = bytearray(open(path, "rb").read())
+        group = pq.read_metadata(path).row_group(0)
+        for i in range(group.num_columns):
+            at = group.column(i).data_page_offset
+            data[at:at + 12] = b"\xff" * 12
+        open(path, "wb").write(bytes(data))
+
+
+def split_and_break(table, folder, how, at):
+    """`table` as two files of a snapshot: rows before `at`, good; the rest, broken `how`."""
+    os.makedirs(folder, exist_ok=True)
+    pq.write_table(table.slice(0, at), os.path.join(folder, "part-0.parquet"))
+    broken = os.path.join(folder, "part-1.parquet")
+    pq.write_table(table.slice(at), broken, use_dictionary=False, compression="snappy")
+    break_file(broken, how)
+
+
+def write_corrupt():
+    """Snapshots that break part-way: a good file, then a broken one, in a folder each; and
+    the same rows whole, for the runs before and after."""
+    d = os.path.join(FIX, "corrupt")
+    users = pa.Table.from_pylist(fixture_users(), USERS_SCHEMA)
+    for how in ("negative_offset", "short_footer", "bad_page"):
+        split_and_break(users, os.path.join(d, how), how, 30)
+    # A suppression list (one column of emails) and the profiles' companies, broken alike.
+    emails = pa.table({"email": users["email"]})
+    pq.write_table(emails, os.path.join(d, "suppress_whole.parquet"))
+    split_and_break(emails, os.path.join(d, "suppress"), "negative_offset", 30)
+    companies = pq.read_table(os.path.join(FIX, "profiles", "companies.parquet"))
+    split_and_break(companies, os.path.join(d, "companies"), "bad_page", 2)
+
+
 GROUPS = {
     "samples": write_samples,
     "types": write_all_types,
     "users": lambda: write_writer_equivalence(fixture_users()),
     "profiles": write_profiles,
+    "edges": write_edges,
+    "corrupt": write_corrupt,
 }
 
 

@@ -64,6 +64,10 @@ properties:
     }
 }
 
+/// An empty `guards:` block: it replaces mirror mode's default, so that a test of deletes can
+/// delete more than a tenth of what it sent.
+const NO_GUARDS: &str = "guards: {}\n";
+
 struct Setup {
     wh: Warehouse,
     si: StandIn,
@@ -129,7 +133,7 @@ async fn import_directly(si: &StandIn, email: &str) {
 
 #[tokio::test]
 async fn mirror_deletes_exactly_the_acknowledged_records_that_left_the_source() {
-    let s = Setup::new(5, "").await;
+    let s = Setup::new(5, NO_GUARDS).await;
     import_directly(&s.si, "outsider@example.com").await;
     let first = s.run(AllowGuards::None).await;
     assert_eq!(
@@ -174,7 +178,7 @@ async fn mirror_deletes_exactly_the_acknowledged_records_that_left_the_source() 
 
 #[tokio::test]
 async fn a_delete_refused_with_a_5xx_is_retried_and_stays_pending_until_it_gets_through() {
-    let s = Setup::new(3, "").await;
+    let s = Setup::new(3, NO_GUARDS).await;
     s.run(AllowGuards::None).await;
     s.wh.exec("DELETE FROM {s}.people WHERE email = 'p1@example.com'").await;
 
@@ -213,7 +217,7 @@ async fn a_delete_refused_with_a_5xx_is_retried_and_stays_pending_until_it_gets_
 
 #[tokio::test]
 async fn a_delete_of_a_profile_already_gone_counts_as_done() {
-    let s = Setup::new(2, "").await;
+    let s = Setup::new(2, NO_GUARDS).await;
     s.run(AllowGuards::None).await;
     let gone = reqwest::Client::new()
         .delete(format!("{}/users/p1@example.com", s.si.url()))
@@ -294,7 +298,7 @@ async fn each_guard_blocks_a_run_with_nothing_sent_and_allow_guard_lets_one_thro
 
 #[tokio::test]
 async fn an_empty_snapshot_is_refused_in_mirror_mode_unless_allowed() {
-    let s = Setup::new(3, "").await;
+    let s = Setup::new(3, NO_GUARDS).await;
     s.run(AllowGuards::None).await;
     s.wh.exec("DELETE FROM {s}.people").await;
     blocked_then_let_through(
@@ -313,6 +317,57 @@ async fn an_empty_snapshot_is_refused_in_mirror_mode_unless_allowed() {
     s.wh.exec("DELETE FROM {s}.people").await;
     let report = s.run(AllowGuards::None).await;
     assert_eq!((report.status, report.counts.deleted), (RunStatus::Completed, 2), "{report:?}");
+}
+
+#[tokio::test]
+async fn a_mirror_mapping_without_guards_deletes_at_most_a_tenth_of_its_records_unless_let_through() {
+    let s = Setup::new(20, "").await;
+    s.run(AllowGuards::None).await;
+    s.wh.exec("DELETE FROM {s}.people WHERE email IN ('p1@example.com', 'p2@example.com')")
+        .await;
+    let sync = load_sync(&s.ws.path().join("m.yml"), &[("WAREHOUSE_URL", &database_url())]);
+    let preview = sync::preview(&sync, s.store.as_ref(), 1).await.expect("preview");
+    assert!(
+        preview
+            .guards
+            .iter()
+            .any(|g| g.starts_with("max_delete_ratio 10% (mirror mode's default")),
+        "the preview shows the default: {:?}",
+        preview.guards
+    );
+    assert_eq!(preview.blocked, None, "2 of 20 is a tenth, which the default lets through");
+    let report = s.run(AllowGuards::None).await;
+    assert_eq!((report.status, report.counts.deleted), (RunStatus::Completed, 2), "{report:?}");
+    s.wh.exec("DELETE FROM {s}.people WHERE email IN ('p3@example.com', 'p4@example.com', 'p5@example.com')")
+        .await;
+    blocked_then_let_through(
+        &s,
+        "max_delete_ratio",
+        "3 deletes of 18 records in state (16.7%), over the limit of 10%",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_change_ratio_above_one_lets_new_records_through_up_to_that_many_times_the_state() {
+    let s = Setup::new(4, "guards:\n  max_change_ratio: 2\n").await;
+    s.run(AllowGuards::None).await;
+    s.wh.exec("INSERT INTO {s}.people SELECT 'n' || i || '@example.com', 'New ' || i, 'free' FROM generate_series(1, 8) AS i")
+        .await;
+    let report = s.run(AllowGuards::None).await;
+    assert_eq!(
+        (report.status, report.counts.new),
+        (RunStatus::Completed, 8),
+        "8 new of 4 in state is 2x: {report:?}"
+    );
+    s.wh.exec("INSERT INTO {s}.people SELECT 'm' || i || '@example.com', 'More ' || i, 'free' FROM generate_series(1, 25) AS i")
+        .await;
+    blocked_then_let_through(
+        &s,
+        "max_change_ratio",
+        "25 new, changed and deleted of 12 records in state (208.3%), over the limit of 200%",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -383,6 +438,23 @@ fn guards_and_mirror_are_checked_at_validate_time() {
     let head = "name: g\nsource:\n  parquet: p.parquet\ndestination:\n  profiles:\n    token: ${T:-t}\nemail: email\nfull_name: who\n";
     let bad = parse(&format!("{head}guards:\n  max_delete_ratio: 5\n")).expect_err("out of range");
     assert!(bad.contains("guards.max_delete_ratio: must be a share from 0 to 1"), "{bad}");
+    let bad = parse(&format!("{head}guards:\n  max_change_ratio: -0.5\n")).expect_err("negative");
+    assert!(bad.contains("guards.max_change_ratio: must be 0 or more"), "{bad}");
+    let twice = parse(&format!("{head}guards:\n  max_change_ratio: 2\n")).expect("new records can take it past 1");
+    assert_eq!(twice.guards.max_change_ratio, Some(2.0));
+    let mirror = parse(&format!("{head}mode: mirror\n")).expect("valid");
+    assert_eq!(
+        (mirror.guards.max_delete_ratio, mirror.guards.defaulted),
+        (Some(0.1), true),
+        "a mirror mapping without guards gets a default"
+    );
+    let replaced = parse(&format!("{head}mode: mirror\nguards: {{}}\n")).expect("valid");
+    assert_eq!(
+        replaced.guards.max_delete_ratio, None,
+        "any guards block, even an empty one, replaces the default"
+    );
+    let upsert = parse(head).expect("valid");
+    assert_eq!(upsert.guards.max_delete_ratio, None, "only mirror mode has a default");
     let bad = parse(&format!("{head}guards:\n  max_deletes: -1\n")).expect_err("negative");
     assert!(bad.contains("guards.max_deletes: must be 0 or more"), "{bad}");
     let bad = parse(&format!("{head}guards:\n  max_delets: 1\n")).expect_err("typo");
@@ -416,7 +488,7 @@ async fn cli(s: &Setup, args: &[&str]) -> (Option<i32>, String) {
 
 #[tokio::test]
 async fn a_record_mirror_deleted_is_never_sent_again_when_its_row_comes_back_until_unsuppressed() {
-    let s = Setup::new(3, "").await;
+    let s = Setup::new(3, NO_GUARDS).await;
     s.run(AllowGuards::None).await;
     s.wh.exec("DELETE FROM {s}.people WHERE email = 'p1@example.com'").await;
     assert_eq!(s.run(AllowGuards::None).await.counts.deleted, 1);
@@ -454,7 +526,7 @@ async fn a_record_mirror_deleted_is_never_sent_again_when_its_row_comes_back_unt
 
 #[tokio::test]
 async fn ebb_delete_deletes_at_the_destination_and_suppresses_and_ebb_suppress_sends_nothing() {
-    let s = Setup::new(3, "").await;
+    let s = Setup::new(3, NO_GUARDS).await;
     s.run(AllowGuards::None).await;
     let (code, out) = cli(&s, &["delete", "m.yml", "P2@example.com"]).await;
     assert_eq!(code, Some(0), "{out}");
@@ -499,12 +571,12 @@ async fn ebb_delete_deletes_at_the_destination_and_suppresses_and_ebb_suppress_s
 
 #[tokio::test]
 async fn a_suppression_source_is_read_every_run_and_its_identities_are_never_sent() {
-    let s = Setup::new(3, "").await;
+    let s = Setup::new(3, NO_GUARDS).await;
     s.wh.exec("CREATE TABLE {s}.deleted_in_ui (email text); INSERT INTO {s}.deleted_in_ui VALUES ('P1@example.com'), ('not-an-email')")
         .await;
     let with_source = format!(
         "{}suppress:\n  postgres:\n    url: ${{WAREHOUSE_URL}}\n    table: {}.deleted_in_ui\n",
-        s.wh.mapping(&s.si.url(), ""),
+        s.wh.mapping(&s.si.url(), NO_GUARDS),
         s.wh.name
     );
     s.ws.write("m.yml", &with_source);
@@ -563,7 +635,7 @@ async fn suppression_works_for_an_enterpret_mapping_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_during_deletes_loses_nothing_and_the_next_run_finishes_them() {
-    let s = Setup::new(30, "").await;
+    let s = Setup::new(30, NO_GUARDS).await;
     s.run(AllowGuards::None).await;
     let leaving: Vec<String> = (1..=20).map(|i| format!("p{i}@example.com")).collect();
     s.wh.exec(

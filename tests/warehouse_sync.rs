@@ -367,6 +367,7 @@ destination:
     requests_per_minute: 60000
     retry_budget_secs: 2
 mode: mirror
+guards: {{}}
 email: email
 full_name: name
 properties:

@@ -2,6 +2,8 @@
 //! temporary folder, one folder a bucket; SigV4 signatures checked against one key pair) on
 //! 127.0.0.1, on a runtime of its own so that it serves while a test waits on a child process.
 //! It counts what it served, and can be slowed down so that a test can stop a run mid-read.
+//! Not every test that starts it uses every count.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

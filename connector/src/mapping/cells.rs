@@ -83,12 +83,16 @@ pub(super) enum Value<'a> {
     List(&'a dyn Array, usize, usize),
 }
 
-/// A timestamp of `per_sec` units since the epoch. `i64::MAX` and `i64::MIN` are `infinity` and
-/// `-infinity`, as DuckDB writes them and as the PostgreSQL source hands them over.
+/// DuckDB's `-infinity`: the negated maximum, one above the minimum.
+const NEGATIVE_INFINITY_64: i64 = -i64::MAX;
+const NEGATIVE_INFINITY_32: i32 = -i32::MAX;
+
+/// A timestamp of `per_sec` units since the epoch. `i64::MAX` is `infinity`, and `i64::MIN` (as
+/// PostgreSQL has it) and `-i64::MAX` (as DuckDB writes it) are `-infinity`.
 pub(super) fn instant(raw: i64, per_sec: i64) -> Value<'static> {
     match raw {
         i64::MAX => outside("infinity"),
-        i64::MIN => outside("-infinity"),
+        i64::MIN | NEGATIVE_INFINITY_64 => outside("-infinity"),
         _ => {
             let secs = raw.div_euclid(per_sec);
             let nanos = (raw.rem_euclid(per_sec) * (1_000_000_000 / per_sec)) as u32;
@@ -139,12 +143,12 @@ pub(super) fn value(arr: &dyn Array, row: usize) -> Value<'_> {
         // The extremes are `infinity` and `-infinity`, as DuckDB writes them.
         D::Date32 => match arr.as_primitive::<Date32Type>().value(row) {
             i32::MAX => outside("infinity"),
-            i32::MIN => outside("-infinity"),
+            i32::MIN | NEGATIVE_INFINITY_32 => outside("-infinity"),
             days => day(days.into()),
         },
         D::Date64 => match arr.as_primitive::<Date64Type>().value(row) {
             i64::MAX => outside("infinity"),
-            i64::MIN => outside("-infinity"),
+            i64::MIN | NEGATIVE_INFINITY_64 => outside("-infinity"),
             millis => day(millis.div_euclid(86_400_000)),
         },
         // The stored value is UTC whatever the zone, so the zone does not change the instant.

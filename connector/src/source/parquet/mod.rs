@@ -246,7 +246,7 @@ fn check_footer(part: &str, footer: &ParquetMetaData, size: u64) -> Result<(), S
                 .ok()
                 .zip(u64::try_from(length).ok())
                 .and_then(|(s, l)| s.checked_add(l));
-            if !end.is_some_and(|end| end <= size) {
+            if end.is_none_or(|end| end > size) {
                 return Err(corrupt(format!(
                     "row group {g}, column {}: bytes {start}, length {length}, in a file of {size} bytes",
                     chunk.column_path()

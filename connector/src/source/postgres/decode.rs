@@ -76,7 +76,7 @@ const PG_EPOCH_DAYS: i32 = 10_957;
 /// Per row, the first thing found wrong with one of its cells.
 struct Problems {
     rows: usize,
-    found: Option<Vec<Option<String>>>,
+    found: RowProblems,
 }
 
 impl Problems {
@@ -284,14 +284,18 @@ fn column(cells: &Cells<'_>, wire: Wire, problems: &mut Problems) -> ArrayRef {
     }
 }
 
-/// The batch of `rows`, whose expected columns start at column `offset`, and per row what was
-/// wrong with it, if anything was.
+/// Per row of a batch, what was wrong with it, if anything was (see [`SourceBatch::problems`]).
+///
+/// [`SourceBatch::problems`]: crate::source::SourceBatch::problems
+pub(super) type RowProblems = Option<Vec<Option<String>>>;
+
+/// The batch of `rows`, whose expected columns start at column `offset`, and its problems.
 pub(super) fn to_batch(
     expected: &[(String, ColumnType)],
     wires: &[Wire],
     rows: &[PgRow],
     offset: usize,
-) -> Result<(RecordBatch, Option<Vec<Option<String>>>), String> {
+) -> Result<(RecordBatch, RowProblems), String> {
     let mut problems = Problems {
         rows: rows.len(),
         found: None,

@@ -1,0 +1,337 @@
+//! A run never acts on part of its source. Each reader is made to fail part-way with a real
+//! broken input (Parquet files corrupt after a good one, on disk and in a bucket; a PostgreSQL
+//! query that errors after its first batch, in process and in the warehouse-side diff; a broken
+//! company source and suppression list; `ebb init`'s sample), and each time: the run fails and
+//! names what broke, nothing is deleted, suppressed or sent, state is as it was, and the next
+//! good run sends exactly what changed.
+
+mod common;
+#[path = "common/s3.rs"]
+mod s3;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use ebb::standin::StandIn;
+use ebb::state::{RunStatus, StateStore};
+use ebb::sync::{RunReport, SyncJob};
+
+/// A mirror mapping of the fixture users as profiles. `guards: {}` takes mirror's default
+/// guard away, so that only a whole snapshot stands between a broken read and a delete.
+fn people_yaml(url: &str, source: &str, extra: &str) -> String {
+    format!(
+        r#"name: people
+source:
+{source}destination:
+  profiles:
+    url: {url}
+    token: ${{T:-local-profiles-token}}
+    requests_per_minute: 60000
+    retry_budget_secs: 2
+mode: mirror
+guards: {{}}
+email: email
+full_name: full_name
+properties:
+  age: {{ column: age, type: number }}
+{extra}"#
+    )
+}
+
+/// What a failed run must have left alone.
+struct Before {
+    requests: u64,
+    records: Vec<(String, u128)>,
+}
+
+async fn before(si: &StandIn, store: &dyn StateStore) -> Before {
+    Before {
+        requests: si.stats().requests,
+        records: records(store).await,
+    }
+}
+
+async fn records(store: &dyn StateStore) -> Vec<(String, u128)> {
+    let mut records = store.records("people").await.expect("records");
+    records.sort();
+    records
+}
+
+/// The run failed, named `words` in its error, and changed nothing anywhere.
+async fn failed_and_changed_nothing(report: &RunReport, words: &[&str], si: &StandIn, store: &dyn StateStore, was: &Before) {
+    assert_eq!(report.status, RunStatus::Failed, "{report:?}");
+    let error = report.error.clone().unwrap_or_default();
+    for word in words {
+        assert!(error.contains(word), "the error names {word:?}: {error}");
+    }
+    assert_eq!((report.counts.deleted, report.counts.sent), (0, 0), "{report:?}");
+    assert_eq!(si.stats().requests, was.requests, "nothing was sent: no upsert, no delete");
+    assert!(
+        store.suppressions("people").await.expect("suppressions").is_empty(),
+        "nothing suppressed"
+    );
+    assert_eq!(records(store).await, was.records, "state is as it was");
+}
+
+/// The users of `tests/fixtures/users`, copied into `dir` as one snapshot.
+fn fill(dir: &Path, files: &[PathBuf]) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("snapshot folder");
+    for (i, file) in files.iter().enumerate() {
+        std::fs::copy(file, dir.join(format!("part-{i}.parquet"))).expect("copy");
+    }
+}
+
+fn broken(case: &str) -> Vec<PathBuf> {
+    vec![
+        fixture(&format!("corrupt/{case}/part-0.parquet")),
+        fixture(&format!("corrupt/{case}/part-1.parquet")),
+    ]
+}
+
+/// A good first run, a run over `case`'s broken snapshot, then a good run over the users with
+/// three of them changed (two in mapped columns).
+async fn a_broken_local_snapshot_changes_nothing(case: &str, words: &[&str]) {
+    let (si, ws) = (stand_in().await, Workspace::new());
+    let store = ws.store().await;
+    let dir = ws.path().join("snapshot");
+    let path = ws.write("m.yml", &people_yaml(&si.url(), "  parquet: ${SNAPSHOT}\n", ""));
+    let sync = || load_sync(&path, &[("SNAPSHOT", &dir.display().to_string())]);
+    fill(&dir, &[fixture("users/pyarrow.parquet")]);
+    assert_eq!(run_ok(&sync(), store.as_ref()).await.counts.sent, 40);
+    let was = before(&si, store.as_ref()).await;
+
+    fill(&dir, &broken(case));
+    let report = run(&sync(), store.as_ref(), false).await;
+    failed_and_changed_nothing(&report, words, &si, store.as_ref(), &was).await;
+
+    fill(&dir, &[fixture("users_3_changed.parquet")]);
+    let next = run_ok(&sync(), store.as_ref()).await;
+    assert_eq!(
+        (next.counts.changed, next.counts.sent, next.counts.deleted, next.counts.gone),
+        (2, 2, 0, 0),
+        "{next:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_footer_with_a_negative_offset_fails_the_run_and_deletes_nothing() {
+    a_broken_local_snapshot_changes_nothing("negative_offset", &["part-1.parquet", "its footer is corrupt", "bytes -4"]).await;
+}
+
+#[tokio::test]
+async fn a_footer_that_claims_more_rows_than_were_read_fails_the_run() {
+    a_broken_local_snapshot_changes_nothing(
+        "short_footer",
+        &["part-1.parquet", "10 rows were read, but its footer says it holds 11"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_broken_page_after_a_good_file_fails_the_run() {
+    a_broken_local_snapshot_changes_nothing("bad_page", &["part-1.parquet"]).await;
+}
+
+#[tokio::test]
+async fn a_broken_link_in_the_snapshot_folder_fails_the_listing() {
+    let (si, ws) = (stand_in().await, Workspace::new());
+    let store = ws.store().await;
+    let dir = ws.path().join("snapshot");
+    let path = ws.write("m.yml", &people_yaml(&si.url(), "  parquet: ${SNAPSHOT}\n", ""));
+    let sync = || load_sync(&path, &[("SNAPSHOT", &dir.display().to_string())]);
+    fill(&dir, &[fixture("users/pyarrow.parquet")]);
+    run_ok(&sync(), store.as_ref()).await;
+    let was = before(&si, store.as_ref()).await;
+    fill(&dir, &broken("bad_page")[..1]);
+    std::os::unix::fs::symlink(ws.path().join("gone.parquet"), dir.join("part-1.parquet")).expect("link");
+    let report = run(&sync(), store.as_ref(), false).await;
+    failed_and_changed_nothing(&report, &["cannot list", "part-1.parquet"], &si, store.as_ref(), &was).await;
+}
+
+#[tokio::test]
+async fn the_cli_reports_a_broken_snapshot_as_a_failed_run_without_a_rust_panic() {
+    let (si, ws) = (stand_in().await, Workspace::new());
+    let dir = ws.path().join("snapshot");
+    ws.write("m.yml", &people_yaml(&si.url(), "  parquet: snapshot/\n", ""));
+    fill(&dir, &broken("negative_offset"));
+    let state = ws.state_url();
+    let out = tokio::task::spawn_blocking({
+        let dir = ws.path().to_path_buf();
+        move || ebb(&dir, &["sync", "m.yml"], &[("EBB_STATE", &state), ("RUST_BACKTRACE", "0")])
+    })
+    .await
+    .expect("ebb ran");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("failed"), "{stdout}");
+    assert!(
+        stdout.contains("part-1.parquet") && stdout.contains("its footer is corrupt"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("panicked") && !stdout.contains("panicked"), "{stderr}");
+    assert_eq!(si.stats().requests, 0);
+}
+
+/// The users mapping over a bucket of the S3-compatible server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_object_after_a_good_one_fails_the_run_and_deletes_nothing() {
+    let server = s3::S3Server::start();
+    let (si, ws) = (stand_in().await, Workspace::new());
+    let store = ws.store().await;
+    let source = "  parquet: s3://exports/people/\n  store:\n    region: us-east-1\n    endpoint: ${S3_ENDPOINT}\n    allow_http: true\n";
+    let path = ws.write("m.yml", &people_yaml(&si.url(), source, ""));
+    let mut env: Vec<(&str, String)> = server.credentials().into_iter().map(|(k, v)| (k, v.to_string())).collect();
+    env.push(("S3_ENDPOINT", server.endpoint.clone()));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let put = |files: &[PathBuf]| {
+        let _ = std::fs::remove_dir_all(server.bucket("exports").join("people"));
+        for (i, file) in files.iter().enumerate() {
+            server.put("exports", &format!("people/part-{i}.parquet"), file);
+        }
+    };
+    put(&[fixture("users/pyarrow.parquet")]);
+    assert_eq!(run_ok(&load_sync(&path, &pairs), store.as_ref()).await.counts.sent, 40);
+    let was = before(&si, store.as_ref()).await;
+    for (case, words) in [
+        ("negative_offset", ["s3://exports/people/part-1.parquet", "its footer is corrupt"]),
+        (
+            "short_footer",
+            ["s3://exports/people/part-1.parquet", "its footer says it holds 11"],
+        ),
+        ("bad_page", ["s3://exports/people/part-1.parquet", ""]),
+    ] {
+        put(&broken(case));
+        let report = run(&load_sync(&path, &pairs), store.as_ref(), false).await;
+        failed_and_changed_nothing(&report, &words, &si, store.as_ref(), &was).await;
+    }
+    put(&[fixture("users_3_changed.parquet")]);
+    let next = run_ok(&load_sync(&path, &pairs), store.as_ref()).await;
+    assert_eq!((next.counts.sent, next.counts.deleted), (2, 0), "{next:?}");
+}
+
+#[tokio::test]
+async fn a_broken_suppression_list_fails_the_run_rather_than_send_who_it_lists() {
+    let (si, ws) = (stand_in().await, Workspace::new());
+    let store = ws.store().await;
+    let users = fixture("users/pyarrow.parquet").display().to_string();
+    let path = ws.write(
+        "m.yml",
+        &people_yaml(&si.url(), &format!("  parquet: {users}\n"), "suppress:\n  parquet: ${SUPPRESS}\n"),
+    );
+    let list = |s: &str| load_sync(&path, &[("SUPPRESS", s)]);
+    let was = before(&si, store.as_ref()).await;
+    let broken = fixture("corrupt/suppress").display().to_string();
+    let report = run(&list(&broken), store.as_ref(), false).await;
+    failed_and_changed_nothing(
+        &report,
+        &["corrupt/suppress/part-1.parquet", "its footer is corrupt"],
+        &si,
+        store.as_ref(),
+        &was,
+    )
+    .await;
+    let whole = fixture("corrupt/suppress_whole.parquet").display().to_string();
+    let next = run_ok(&list(&whole), store.as_ref()).await;
+    assert_eq!(
+        (next.counts.sent, next.counts.suppressed),
+        (0, 40),
+        "every user is on the list: {next:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_company_source_fails_the_run() {
+    let (si, ws) = (stand_in().await, Workspace::new());
+    let store = ws.store().await;
+    let people = fixture("profiles/people.parquet").display().to_string();
+    let yaml = format!(
+        "name: people\nsource:\n  parquet: {people}\ndestination:\n  profiles:\n    url: {}\n    token: ${{T:-local-profiles-token}}\n    requests_per_minute: 60000\nmode: mirror\nguards: {{}}\nemail: email\nfull_name: full_name\ncompany:\n  source: {{ parquet: \"${{COMPANIES}}\" }}\n  join: {{ column: account_id, key: id }}\n  properties:\n    size: {{ column: employees, type: number }}\n",
+        si.url()
+    );
+    let path = ws.write("m.yml", &yaml);
+    let sync = |companies: &str| load_sync(&path, &[("COMPANIES", companies)]);
+    let good = fixture("profiles/companies.parquet").display().to_string();
+    let first = run_ok(&sync(&good), store.as_ref()).await;
+    assert!(first.counts.sent > 0, "{first:?}");
+    let was = before(&si, store.as_ref()).await;
+    let report = run(&sync(&fixture("corrupt/companies").display().to_string()), store.as_ref(), false).await;
+    failed_and_changed_nothing(&report, &["corrupt/companies/part-1.parquet"], &si, store.as_ref(), &was).await;
+    let changed = fixture("profiles/companies_changed.parquet").display().to_string();
+    let next = run_ok(&sync(&changed), store.as_ref()).await;
+    assert_eq!(
+        (next.counts.changed, next.counts.deleted),
+        (2, 0),
+        "only acc-2's size changed, and two people work there: {next:?}"
+    );
+}
+
+#[test]
+fn init_fails_on_a_sample_that_breaks_part_way() {
+    let ws = Workspace::new();
+    let source = fixture("corrupt/bad_page").display().to_string();
+    let out = ebb(ws.path(), &["init", "--parquet", &source, "--destination", "profiles"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("part-1.parquet"), "{stderr}");
+    assert!(stdout.is_empty(), "no mapping from half a sample: {stdout}");
+}
+
+/// 8,200 people in PostgreSQL, whose `seats` is `n / boom`: setting one row's `boom` to 0
+/// makes the query fail at that row, after its first batch of 8,192 was read.
+struct Table {
+    pg: PgSchema,
+}
+
+impl Table {
+    async fn new() -> Table {
+        let pg = PgSchema::new("ebb_partial").await;
+        pg.exec(
+            "CREATE TABLE {s}.people (n int, email text, name text, boom int DEFAULT 1);
+             INSERT INTO {s}.people (n, email, name) SELECT i, 'p' || i || '@example.com', 'Person ' || i FROM generate_series(1, 8200) i",
+        )
+        .await;
+        Table { pg }
+    }
+
+    fn mapping(&self, url: &str, extra_source: &str) -> String {
+        let source = format!(
+            "  postgres:\n    url: ${{WAREHOUSE_URL}}\n    query: \"select email, name as full_name, n / boom as age from {}.people\"\n{extra_source}",
+            self.pg.name
+        );
+        people_yaml(url, &source, "")
+    }
+}
+
+async fn a_query_failing_after_its_first_batch_changes_nothing(extra_source: &str) {
+    let table = Table::new().await;
+    let (si, ws) = (stand_in().await, Workspace::new());
+    let store = ws.store().await;
+    let path = ws.write("m.yml", &table.mapping(&si.url(), extra_source));
+    let sync = || -> SyncJob { load_sync(&path, &[("WAREHOUSE_URL", &database_url())]) };
+    assert_eq!(run_ok(&sync(), store.as_ref()).await.counts.sent, 8200);
+    let was = before(&si, store.as_ref()).await;
+    table.pg.exec("UPDATE {s}.people SET boom = 0 WHERE n = 8195").await;
+    let report = run(&sync(), store.as_ref(), false).await;
+    failed_and_changed_nothing(&report, &["query", "division by zero"], &si, store.as_ref(), &was).await;
+    table
+        .pg
+        .exec("UPDATE {s}.people SET boom = 1; UPDATE {s}.people SET name = 'Renamed' WHERE n = 7")
+        .await;
+    let next = run_ok(&sync(), store.as_ref()).await;
+    assert_eq!((next.counts.sent, next.counts.deleted), (1, 0), "{next:?}");
+    let names: BTreeSet<String> = si.profiles().into_iter().filter(|p| p.name == "Renamed").map(|p| p.email).collect();
+    assert_eq!(names, BTreeSet::from(["p7@example.com".to_string()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_query_failing_after_its_first_batch_fails_the_run_and_deletes_nothing() {
+    a_query_failing_after_its_first_batch_changes_nothing("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_warehouse_side_diff_failing_part_way_fails_the_run_and_deletes_nothing() {
+    let state = TempSchema::new("ebb_partial_state");
+    a_query_failing_after_its_first_batch_changes_nothing(&format!("    diff: warehouse\n    state_schema: {}\n", state.name)).await;
+}
