@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use common::*;
 use ebb::column::ColumnType;
+use ebb::source::WarehouseDiff;
 use ebb::source::{Source, SourceBatch, SourceError, SourceSchema};
 use ebb::standin::StandIn;
 use ebb::state::{RunStatus, StateStore};
 use ebb::sync::{self, RunOptions, RunReport, SyncJob};
-use ebb::warehouse::{DiffQuery, Gone, Opened, RowKey, WarehouseCommit, WarehouseDiff, WarehouseError};
+use ebb::warehouse::{DiffQuery, Gone, Opened, RowKey, WarehouseCommit, WarehouseError};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 

@@ -503,7 +503,7 @@ impl Browser {
         let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
             .into_iter()
             .find(|p| Path::new(p).exists())
-            .expect("chromedriver: install Debian's chromium and chromium-driver (`.ci/run` does)");
+            .expect("chromedriver: install Debian's chromium and chromium-driver (`scripts/test` does)");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")

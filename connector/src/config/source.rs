@@ -202,7 +202,7 @@ impl Validator<'_> {
     fn folder_rule(&mut self, source: &RawSource, pattern: &str, at: &str) -> FolderRule {
         let latest = source.latest.as_ref().is_some_and(|l| l.value);
         if let (Some(l), true) = (&source.latest, latest) {
-            if crate::source::folder_wildcard(pattern).is_none() {
+            if crate::folders::folder_wildcard(pattern).is_none() {
                 self.push(
                     &Loc::of(l, format!("{at}.latest")),
                     "picks the newest folder that the path's first wildcard matches, and this path has no wildcard in a \

@@ -12,9 +12,11 @@ mod joined;
 pub mod parquet;
 pub mod postgres;
 pub mod store;
+mod warehouse_diff;
 
-pub use parquet::folder_wildcard;
+pub use crate::folders::folder_wildcard;
 pub use store::StoreProblem;
+pub use warehouse_diff::WarehouseDiff;
 
 use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 use std::sync::Arc;
@@ -192,7 +194,7 @@ pub trait Source: Send + Sync {
 
     /// The warehouse-side diff, when the mapping asks for it (`diff: warehouse`) and the
     /// source can run it.
-    fn warehouse_diff(&self) -> Option<Arc<dyn crate::warehouse::WarehouseDiff>> {
+    fn warehouse_diff(&self) -> Option<Arc<dyn WarehouseDiff>> {
         None
     }
 }

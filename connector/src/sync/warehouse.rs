@@ -18,9 +18,10 @@ use crate::error::Error;
 use crate::hash::id_key;
 use crate::mapping::Rejection;
 use crate::record::Record;
+use crate::source::WarehouseDiff;
 use crate::source::WarehouseRow;
 use crate::state::{IndexEntry, RunCounts, StateStore, StoredRejection, StoredState};
-use crate::warehouse::{Coverage, DiffQuery, WarehouseDiff, WAREHOUSE_HASH_VERSION};
+use crate::warehouse::{Coverage, DiffQuery, WAREHOUSE_HASH_VERSION};
 
 /// The warehouse's part of a run, for pass 2 and the commits.
 pub(super) struct WarehousePlan {

@@ -1,6 +1,7 @@
 //! The warehouse-side diff: SQL that lets the warehouse itself find what changed, so that only
 //! changed rows leave it. One module per SQL dialect ([`postgres`]); the pipeline speaks to a
-//! dialect only through [`WarehouseDiff`], which a source that can run it hands out.
+//! dialect only through [`crate::source::WarehouseDiff`], which a source that can run it hands
+//! out. A leaf but for the column types: it knows no source.
 //!
 //! Its hashes are a domain of their own, apart from the in-process [`crate::hash`]: they are of
 //! the columns as the warehouse renders them into ebb's canonical text, not of mapped records,
@@ -10,13 +11,8 @@
 
 pub mod postgres;
 
-use std::sync::Arc;
-
-use futures::stream::BoxStream;
-
 use crate::column::ColumnType;
 use crate::quote::{shorten, MAX_QUOTED_CHARS};
-use crate::source::{BoxError, SourceBatch, SourceError};
 
 /// The version of the canonical text and hash: a change resends every record once.
 pub const WAREHOUSE_HASH_VERSION: u32 = 1;
@@ -110,39 +106,9 @@ pub enum WarehouseError {
     Database {
         place: String,
         #[source]
-        cause: BoxError,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The state schema cannot be used; `missing` says which privilege, on what.
     #[error("{}: {missing}", shorten(.place, MAX_QUOTED_CHARS))]
     Privilege { place: String, missing: String },
-}
-
-/// A warehouse that keeps a sync's state and diffs against it in SQL.
-#[async_trait::async_trait]
-pub trait WarehouseDiff: Send + Sync {
-    /// Where the state lives, for messages: the database and schema, never a credential.
-    fn describe(&self) -> String;
-
-    /// Checks, creating and writing nothing, that the state schema can be used (or created),
-    /// and names the privilege that is missing.
-    async fn check_access(&self) -> Result<(), WarehouseError>;
-
-    /// Creates the bookkeeping tables if need be, and reads what is stored for `sync`.
-    async fn open(&self, sync: &str) -> Result<Opened, WarehouseError>;
-
-    /// The keys that more than one source row has.
-    async fn duplicate_keys(&self, key: &RowKey) -> Result<Vec<String>, WarehouseError>;
-
-    /// Streams the source rows whose key is not stored for the sync or whose hash differs, in
-    /// batches of the query's columns, each row with its [`crate::source::WarehouseRow`].
-    fn changed(&self, query: Arc<DiffQuery>) -> BoxStream<'static, Result<SourceBatch, SourceError>>;
-
-    /// The stored records of `sync` whose key no source row has, sorted by key.
-    async fn gone(&self, sync: &str, key: &RowKey) -> Result<Vec<Gone>, WarehouseError>;
-
-    /// Writes one window of acknowledged changes, in one round trip where it can.
-    async fn commit(&self, sync: &str, commit: &WarehouseCommit<'_>) -> Result<(), WarehouseError>;
-
-    /// Forgets `sync`'s records and coverage; returns how many records were forgotten.
-    async fn reset(&self, sync: &str) -> Result<u64, WarehouseError>;
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use glob::{MatchOptions, Pattern};
 
 use crate::config::source::FolderRule;
+use crate::folders::folder_wildcard;
 use crate::source::store::Object;
 use crate::source::{SnapshotFolders, SourceError};
 
@@ -63,26 +64,6 @@ pub(super) trait Listing: Sync {
 pub(super) struct Resolved<P> {
     pub parts: Vec<P>,
     pub folders: Option<SnapshotFolders>,
-}
-
-/// `(base, folder, rest)` of a pattern whose first wildcard is in a folder, not in the file
-/// name: `users/`, `dt=*` and `part-*.parquet` of `users/dt=*/part-*.parquet`. `rest` is empty
-/// when the pattern ends with the folder. `None` when no folder has a wildcard.
-pub fn folder_wildcard(pattern: &str) -> Option<(&str, &str, &str)> {
-    let mut offset = 0;
-    let segments: Vec<&str> = pattern.split('/').collect();
-    for (i, segment) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len() || (i + 2 == segments.len() && segments[i + 1].is_empty());
-        if segment.contains(['*', '?', '[']) {
-            if last && !pattern.ends_with('/') {
-                return None;
-            }
-            let rest = pattern.get(offset + segment.len() + 1..).unwrap_or("");
-            return Some((&pattern[..offset], segment, rest));
-        }
-        offset += segment.len() + 1;
-    }
-    None
 }
 
 fn glob(text: &str, pattern: &str) -> Result<Pattern, SourceError> {
@@ -265,18 +246,6 @@ mod tests {
             latest,
             marker: marker.map(str::to_string),
         }
-    }
-
-    #[test]
-    fn the_folder_is_the_segment_of_the_first_wildcard() {
-        assert_eq!(
-            folder_wildcard("users/dt=*/part-*.parquet"),
-            Some(("users/", "dt=*", "part-*.parquet"))
-        );
-        assert_eq!(folder_wildcard("/data/exports/*/"), Some(("/data/exports/", "*", "")));
-        assert_eq!(folder_wildcard("a/*/b/*/c.parquet"), Some(("a/", "*", "b/*/c.parquet")));
-        assert_eq!(folder_wildcard("users/part-*.parquet"), None);
-        assert_eq!(folder_wildcard("users/dt=2026-11-30/"), None);
     }
 
     #[tokio::test]

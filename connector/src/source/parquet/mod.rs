@@ -23,8 +23,6 @@ use futures::stream::BoxStream;
 use parquet::file::metadata::ParquetMetaData;
 use tokio::sync::OnceCell;
 
-pub use folders::folder_wildcard;
-
 use folders::Resolved;
 
 use super::feed::{self, Feed};

@@ -145,7 +145,7 @@ impl Source for PostgresSource {
         feed::spawn(self.describe(), move |feed| async move { source.read_all(&expected, &feed).await })
     }
 
-    fn warehouse_diff(&self) -> Option<Arc<dyn crate::warehouse::WarehouseDiff>> {
+    fn warehouse_diff(&self) -> Option<Arc<dyn super::WarehouseDiff>> {
         match &self.diff {
             DiffMode::InProcess => None,
             DiffMode::Warehouse { state_schema } => Some(Arc::new(diff::PgWarehouse::new(self.clone(), state_schema.clone()))),
