@@ -166,3 +166,23 @@ fn a_tag_that_a_command_line_could_not_name_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_folder_without_mappings_is_an_error_for_every_command_that_takes_one() {
+    let ws = Workspace::new();
+    // A folder named like a mapping file, as `ebb validate empty-dir.yaml/` was given one.
+    std::fs::create_dir(ws.path().join("empty-dir.yaml")).expect("folder");
+    std::fs::write(ws.path().join("empty-dir.yaml/notes.txt"), "not a mapping").expect("file");
+    let state = ws.state_url();
+    for command in [
+        &["validate", "empty-dir.yaml/"][..],
+        &["preview", "empty-dir.yaml/"],
+        &["sync", "empty-dir.yaml/"],
+        &["status", "empty-dir.yaml/"],
+    ] {
+        let out = ebb(ws.path(), command, &[("EBB_STATE", &state)]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{command:?}: {stdout}{stderr}");
+        assert!(stderr.contains("error: no mappings in empty-dir.yaml/"), "{command:?}: {stderr}");
+    }
+}

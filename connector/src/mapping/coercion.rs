@@ -103,7 +103,12 @@ pub(super) fn to_text<'v>(v: &'v Value<'_>, out: &'v mut String) -> Result<&'v s
         }
         Value::Float(f) => out.push_str(&number_text(Number::from_f64(*f).ok_or_else(|| format!("{f} has no JSON form"))?)),
         Value::Decimal(d, s) if *s > 0 => out.push_str(&crate::record::decimal_text(*d, *s as u32)),
-        Value::Decimal(d, s) => out.push_str(&number_text(Number::from_decimal(*d, *s).ok_or("decimal out of range")?)),
+        // An integral decimal, digit for digit: through a float, a 38-digit id would lose its tail.
+        Value::Decimal(0, _) => out.push('0'),
+        Value::Decimal(d, s) => {
+            let _ = write!(out, "{d}");
+            out.extend(std::iter::repeat_n('0', usize::from(s.unsigned_abs())));
+        }
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Date(days) => write_date(*days, out)?,
         Value::Timestamp { secs, nanos } => out.push_str(&instant(*secs, *nanos)?.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
