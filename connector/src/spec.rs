@@ -91,7 +91,8 @@ pub struct RawMapping {
     #[serde(default)]
     #[schemars(with = "Option<RawAlerts>")]
     pub alerts: Option<Spanned<RawAlerts>>,
-    /// Limits on what one run may change.
+    /// Limits on what one run may change. In mirror mode, a mapping without this block gets
+    /// `max_delete_ratio: 0.1`; any block, even `{}`, replaces that default.
     #[serde(default)]
     #[schemars(with = "Option<RawGuards>")]
     pub guards: Option<Spanned<RawGuards>>,
