@@ -510,7 +510,8 @@ def split_and_break(table, folder, how, at):
 
 def write_corrupt():
     """Snapshots that break part-way: a good file, then a broken one, in a folder each; and
-    the same rows whole, for the runs before and after."""
+    the same rows whole, for the runs before and after. (`corrupt/decoder_panic.parquet` is not
+    written here: `cargo fuzz` made it out of these, see fuzz/ and tests/partial_reads.rs.)"""
     d = os.path.join(FIX, "corrupt")
     users = pa.Table.from_pylist(fixture_users(), USERS_SCHEMA)
     for how in ("negative_offset", "short_footer", "bad_page"):

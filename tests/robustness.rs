@@ -216,3 +216,15 @@ fn the_valid_mapping_checks_against_every_type() {
     let mapping = ebb::spec::parse(std::path::Path::new("/m.yml"), MAPPING, &env).expect("parses");
     ebb::mapping::CompiledMapping::compile(&mapping, &harness::every_type(), "t", 2_000_000_000).expect("checks");
 }
+
+/// The input the fuzzer found that makes the parquet crate panic: ebb's reader ends in an
+/// error that says so, and the caller goes on.
+#[test]
+fn a_file_that_panics_the_decoder_ends_the_read_in_an_internal_error() {
+    let outcome = harness::read_and_map(&fixture("corrupt/decoder_panic.parquet")).expect("its schema reads");
+    let error = outcome.error.unwrap_or_default();
+    assert!(
+        error.starts_with("internal error in reading ") && error.ends_with("offset + len out of bounds (please report)"),
+        "{error}"
+    );
+}

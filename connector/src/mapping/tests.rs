@@ -284,8 +284,14 @@ fn date64_and_every_timestamp_unit_at_their_extremes_reject_with_the_value_shown
         (Arc::new(Date64Array::from(vec![i64::MIN])), "-infinity"),
         (Arc::new(Date64Array::from(vec![-i64::MAX])), "-infinity"),
         (Arc::new(Date64Array::from(vec![i64::MAX - 1])), "292278994-08-17"),
-        (Arc::new(TimestampSecondArray::from(vec![i64::MAX - 1])), "292277026596-12-04 15:30:06+00"),
-        (Arc::new(TimestampSecondArray::from(vec![i64::MIN + 2])), "292277022658-01-27 08:29:54+00 BC"),
+        (
+            Arc::new(TimestampSecondArray::from(vec![i64::MAX - 1])),
+            "292277026596-12-04 15:30:06+00",
+        ),
+        (
+            Arc::new(TimestampSecondArray::from(vec![i64::MIN + 2])),
+            "292277022658-01-27 08:29:54+00 BC",
+        ),
         (Arc::new(TimestampNanosecondArray::from(vec![i64::MIN + 2])), "1677-09-21"),
     ];
     for (array, shown) in cases {
@@ -309,9 +315,8 @@ fn date64_and_every_timestamp_unit_at_their_extremes_reject_with_the_value_shown
 #[test]
 fn decimals_and_integers_at_their_extremes_map_or_reject_without_overflow() {
     use arrow::array::{Decimal128Array, Int64Array, UInt64Array};
-    let decimal = |v: i128, scale: i8| -> ArrayRef {
-        Arc::new(Decimal128Array::from(vec![v]).with_precision_and_scale(38, scale).expect("decimal"))
-    };
+    let decimal =
+        |v: i128, scale: i8| -> ArrayRef { Arc::new(Decimal128Array::from(vec![v]).with_precision_and_scale(38, scale).expect("decimal")) };
     for (array, text) in [
         (decimal(i128::MIN, 2), "-1701411834604692317316873037158841057.28"),
         (decimal(i128::MAX, 0), "170141183460469231731687303715884105727"),
@@ -319,13 +324,20 @@ fn decimals_and_integers_at_their_extremes_map_or_reject_without_overflow() {
         (decimal(-(10i128.pow(38) - 1), -2), "-9999999999999999999999999999999999999900"),
     ] {
         let outcomes = each_target(array);
-        assert_eq!(outcomes[0], Ok(Some(AttrValue::S(vec![text.to_string()]))), "as text, digit for digit");
+        assert_eq!(
+            outcomes[0],
+            Ok(Some(AttrValue::S(vec![text.to_string()]))),
+            "as text, digit for digit"
+        );
         assert!(!matches!(&outcomes[1], Ok(Some(AttrValue::N(n))) if n.is_empty()));
     }
     let created = |v: Value<'_>| created_at_secs(v);
     assert!(created(Value::Int(i64::MIN)).is_ok(), "no overflow reading i64::MIN as a time");
     assert_eq!(created(Value::Int(-1_614_834_367_123)), Ok(-1_614_834_368));
-    for array in [Arc::new(Int64Array::from(vec![i64::MIN])) as ArrayRef, Arc::new(UInt64Array::from(vec![u64::MAX]))] {
+    for array in [
+        Arc::new(Int64Array::from(vec![i64::MIN])) as ArrayRef,
+        Arc::new(UInt64Array::from(vec![u64::MAX])),
+    ] {
         for outcome in each_target(array) {
             assert!(!matches!(outcome, Ok(Some(AttrValue::N(ref n))) if n.is_empty()));
         }

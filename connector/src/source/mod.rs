@@ -163,7 +163,7 @@ impl SourceError {
             SourceError::EmptyFolder { .. } => "check the export, or the part of the path after the folder",
             SourceError::Listing { .. } => "nothing was read or sent: check the folder's permissions and links",
             SourceError::Internal { .. } => {
-                "a bug: nothing was deleted or suppressed, and state keeps only what was acknowledged; RUST_BACKTRACE=1 shows where it happened"
+                "a bug in ebb or in a library it uses, which a corrupt file can set off: nothing was deleted or suppressed, and state keeps only what was acknowledged; RUST_BACKTRACE=1 shows where it happened"
             }
             _ => "check that the source path exists and holds readable Parquet files",
         }

@@ -152,7 +152,13 @@ pub(super) fn schema(path: &Path) -> Result<(String, SourceSchema), SourceError>
 /// is gone.
 pub(super) fn read_all(files: &[PathBuf], expected: &[(String, ColumnType)], feed: &Feed) -> Result<(), SourceError> {
     for path in files {
-        if read_file(path, expected, feed)?.is_err() {
+        // A panic in the decoder is reported against the file it met, not just the snapshot.
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_file(path, expected, feed)));
+        let read = read.map_err(|payload| SourceError::Internal {
+            source_name: path.display().to_string(),
+            message: crate::panic::panic_message(payload.as_ref()),
+        })?;
+        if read?.is_err() {
             return Ok(());
         }
     }

@@ -156,7 +156,13 @@ pub(super) async fn read_all(
     feed: &Feed,
 ) -> Result<(), SourceError> {
     for object in objects {
-        if read_object(bucket, object, footers, expected, feed).await?.is_err() {
+        // A panic in the decoder is reported against the object it met, not just the snapshot.
+        let read = crate::panic::catch("reading", read_object(bucket, object, footers, expected, feed)).await;
+        let read = read.map_err(|internal| SourceError::Internal {
+            source_name: bucket.config().url_of(&object.key),
+            message: internal.message,
+        })?;
+        if read?.is_err() {
             return Ok(());
         }
     }
