@@ -653,6 +653,31 @@ async fn broken_and_missing_mappings_are_reported_and_the_rest_keep_running() {
 }
 
 #[tokio::test]
+async fn a_worker_starts_on_an_empty_folder_with_a_warning_and_picks_mappings_up_on_reload() {
+    let wh = Warehouse::new(2).await;
+    let standin = stand_in().await;
+    let ws = Workspace::new();
+    let dir = mappings_dir(&ws);
+    let envs = [("WAREHOUSE_URL", database_url()), ("WAREHOUSE_SCHEMA", wh.schema.clone())];
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut worker = WorkerProcess::start(ws.path(), &dir, &ws.state_url(), &["--poll", "0s"], &envs);
+    assert!(worker.stderr().contains("no mappings in the folder"), "{}", worker.stderr());
+    assert_eq!(worker.syncs().await["syncs"], serde_json::json!([]));
+    std::fs::write(
+        dir.join("late.yml"),
+        mapping("late", "user", "people", "every: 1s", &standin.url(), ""),
+    )
+    .expect("write");
+    worker.signal("HUP");
+    wait_for("the sync that arrived", Duration::from_secs(10), async || {
+        (ids(&standin, "users").len() == 2).then_some(())
+    })
+    .await;
+    worker.signal("TERM");
+    assert!(worker.wait_exit(Duration::from_secs(15)).success());
+}
+
+#[tokio::test]
 async fn a_missing_mappings_folder_is_a_clear_error() {
     let ws = Workspace::new();
     let out = common::ebb(

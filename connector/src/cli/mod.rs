@@ -17,7 +17,7 @@ mod worker;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::config::env::{Env, ProcessEnv};
 use crate::error::Error;
@@ -200,7 +200,10 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     crate::panic::install_hook();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    // What an internal error says it happened in: `ebb sync`.
+    let command = format!("ebb {}", matches.subcommand_name().unwrap_or_default());
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -210,25 +213,10 @@ pub fn main() -> ExitCode {
         }
     };
     // A run catches its own panics and records itself as failed; this catches the rest.
-    let command = command_name(&cli.command);
     match runtime.block_on(crate::panic::catch(&command, dispatch(cli))) {
         Ok(code) => code,
         Err(internal) => failure(&Error::Internal(internal)),
     }
-}
-
-/// `ebb sync`, as an internal error names the command it happened in.
-fn command_name(command: &Command) -> String {
-    let debug = format!("{command:?}");
-    let variant = debug.split(|c: char| !c.is_alphanumeric()).next().unwrap_or_default();
-    let mut name = String::from("ebb ");
-    for (i, c) in variant.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            name.push('-');
-        }
-        name.push(c.to_ascii_lowercase());
-    }
-    name
 }
 
 fn init_logging(cli: &Cli) {

@@ -39,10 +39,6 @@ impl Feed {
     pub fn blocking_send(&self, batch: SourceBatch) -> Result<(), Gone> {
         self.tx.blocking_send(batch).map_err(|_| Gone)
     }
-
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
 }
 
 /// Runs `read` on a task of its own, for `source` (as messages name it), and streams what it
