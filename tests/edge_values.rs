@@ -11,12 +11,6 @@ use common::*;
 use ebb::state::RunStatus;
 use serde_json::{json, Value};
 
-/// What a row becomes: the properties it is sent with, or the words its rejection holds.
-enum Fate {
-    Maps(Value),
-    Rejects(&'static str),
-}
-
 use Fate::{Maps, Rejects};
 
 /// Runs a preview of a profiles mapping whose email is `{id}@edges.invalid`, and returns per
@@ -60,15 +54,7 @@ async fn fates(properties: &str, file: &str) -> BTreeMap<String, Result<Value, S
 }
 
 fn check(got: &BTreeMap<String, Result<Value, String>>, want: &[(&str, Fate)]) {
-    for (id, fate) in want {
-        let seen = got.get(*id).unwrap_or_else(|| panic!("row {id} is in the preview: {got:#?}"));
-        match (fate, seen) {
-            (Maps(props), Ok(sent)) => assert_eq!(sent, props, "row {id}"),
-            (Rejects(words), Err(reason)) => assert!(reason.contains(words), "row {id}: {reason:?} should say {words:?}"),
-            (Maps(_), Err(reason)) => panic!("row {id} should map, but: {reason}"),
-            (Rejects(words), Ok(sent)) => panic!("row {id} should be rejected for {words:?}, but maps to {sent}"),
-        }
-    }
+    check_fates(got, want);
     assert_eq!(got.len(), want.len(), "each row's fate is listed: {got:#?}");
 }
 

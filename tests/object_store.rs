@@ -35,12 +35,6 @@ fn s3_source(url: &str, extra: &str) -> String {
 /// Environment variables for a child `ebb` or an in-process load.
 type Vars = Vec<(&'static str, String)>;
 
-fn env_for(server: &S3Server) -> Vars {
-    let mut env: Vec<(&str, String)> = server.credentials().into_iter().map(|(k, v)| (k, v.to_string())).collect();
-    env.push(("S3_ENDPOINT", server.endpoint.clone()));
-    env
-}
-
 fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
@@ -72,7 +66,7 @@ async fn a_sync_from_a_bucket_equals_the_same_sync_from_the_local_files() {
         "local.yml",
         &users_mapping("users", "  parquet: local/users/dt=*/part-*.parquet\n", &local_si.url()),
     );
-    let env = env_for(&server);
+    let env = server.env();
     let (remote_state, local_state) = (Workspace::new(), Workspace::new());
     let (remote_store, local_store) = (remote_state.store().await, local_state.store().await);
     let from_bucket = run_ok(&load_sync(&remote, &pairs(&env)), remote_store.as_ref()).await;
@@ -141,7 +135,7 @@ async fn validate_reads_footers_only_and_a_run_fetches_only_the_mapped_columns()
     let (file, size) = generated_in_bucket(&server, &ws);
     let si = stand_in().await;
     let path = ws.write("narrow.yml", &narrow_mapping(&si.url(), &s3_source("s3://bench/users/", "")));
-    let env = env_for(&server);
+    let env = server.env();
 
     let dir = ws.path().to_path_buf();
     let (validate_env, validate_path) = (env.clone(), path.clone());
@@ -191,7 +185,7 @@ async fn latest_reads_the_newest_folder_and_a_marker_skips_an_unfinished_one() {
     three_days(&server);
     let ws = Workspace::new();
     let si = stand_in().await;
-    let env = env_for(&server);
+    let env = server.env();
     let marked = ws.write(
         "marked.yml",
         &users_mapping(
@@ -273,7 +267,7 @@ async fn each_failure_of_the_store_is_named_without_a_secret() {
         b"this is not a parquet file at all, not even close",
     );
     let ws = Workspace::new();
-    let good = env_for(&server);
+    let good = server.env();
     let with = |name: &'static str, value: &str| {
         let mut env = good.clone();
         env.retain(|(k, _)| *k != name);
@@ -386,7 +380,7 @@ async fn a_run_killed_mid_read_leaves_state_as_it_was() {
         "narrow.yml",
         &narrow_mapping(&si.url(), &s3_source("s3://bench/users/snapshot.parquet", "")),
     );
-    let env = env_for(&server);
+    let env = server.env();
     let store = ws.store().await;
     run_ok(&load_sync(&path, &pairs(&env)), store.as_ref()).await;
     let before = state_of(store.as_ref(), "narrow").await;

@@ -90,24 +90,111 @@ fn broken(case: &str) -> Vec<PathBuf> {
     ]
 }
 
-/// A good first run, a run over `case`'s broken snapshot, then a good run over the users with
-/// three of them changed (two in mapped columns).
-async fn a_broken_local_snapshot_changes_nothing(case: &str, words: &[&str]) {
-    let (si, ws) = (stand_in().await, Workspace::new());
-    let store = ws.store().await;
-    let dir = ws.path().join("snapshot");
-    let path = ws.write("m.yml", &people_yaml(&si.url(), "  parquet: ${SNAPSHOT}\n", ""));
-    let sync = || load_sync(&path, &[("SNAPSHOT", &dir.display().to_string())]);
-    fill(&dir, &[fixture("users/pyarrow.parquet")]);
-    assert_eq!(run_ok(&sync(), store.as_ref()).await.counts.sent, 40);
-    let was = before(&si, store.as_ref()).await;
+/// `decoder_panic.parquet` is one of the corrupt files' second part as `cargo fuzz` (fuzz/)
+/// rewrote it: pyarrow refuses it, and the parquet crate panics decoding the levels of its
+/// `age`, now text ("offset + len out of bounds", in arrow-buffer). ebb reports that as the
+/// internal error it is. It follows the users with `age` as text.
+fn panicking() -> Vec<PathBuf> {
+    vec![fixture("users_age_as_text.parquet"), fixture("corrupt/decoder_panic.parquet")]
+}
 
-    fill(&dir, &broken(case));
-    let report = run(&sync(), store.as_ref(), false).await;
-    failed_and_changed_nothing(&report, words, &si, store.as_ref(), &was).await;
+/// [`people_yaml`] with no extra keys.
+fn people(url: &str, source: &str) -> String {
+    people_yaml(url, source, "")
+}
 
-    fill(&dir, &[fixture("users_3_changed.parquet")]);
-    let next = run_ok(&sync(), store.as_ref()).await;
+/// [`people_yaml`], with `age` read as the text it is in the files [`panicking`] gives.
+fn people_with_text_age(url: &str, source: &str) -> String {
+    people(url, source).replace("age: { column: age, type: number }", "age: { column: age, type: string }")
+}
+
+/// Where a test's snapshot lives: a folder on disk, or a bucket of the S3-compatible server.
+enum Place {
+    Folder(PathBuf),
+    Bucket(s3::S3Server),
+}
+
+/// A people mapping over a snapshot whose files a test swaps between runs.
+struct Snapshot {
+    place: Place,
+    si: StandIn,
+    store: Box<dyn StateStore>,
+    path: PathBuf,
+    env: Vec<(&'static str, String)>,
+    ws: Workspace,
+}
+
+impl Snapshot {
+    async fn new(in_bucket: bool, mapping: fn(&str, &str) -> String) -> Snapshot {
+        let (si, ws) = (stand_in().await, Workspace::new());
+        let store = ws.store().await;
+        let (place, source, env) = match in_bucket {
+            false => {
+                let dir = ws.path().join("snapshot");
+                let env = vec![("SNAPSHOT", dir.display().to_string())];
+                (Place::Folder(dir), "  parquet: ${SNAPSHOT}\n", env)
+            }
+            true => {
+                let server = s3::S3Server::start();
+                let env = server.env();
+                let source = "  parquet: s3://exports/people/\n  store:\n    region: us-east-1\n    endpoint: ${S3_ENDPOINT}\n    allow_http: true\n";
+                (Place::Bucket(server), source, env)
+            }
+        };
+        let path = ws.write("m.yml", &mapping(&si.url(), source));
+        Snapshot {
+            place,
+            si,
+            store,
+            path,
+            env,
+            ws,
+        }
+    }
+
+    /// Makes `files` the snapshot, as `part-0.parquet`, `part-1.parquet`, ….
+    fn put(&self, files: &[PathBuf]) {
+        match &self.place {
+            Place::Folder(dir) => fill(dir, files),
+            Place::Bucket(server) => {
+                let _ = std::fs::remove_dir_all(server.bucket("exports").join("people"));
+                for (i, file) in files.iter().enumerate() {
+                    server.put("exports", &format!("people/part-{i}.parquet"), file);
+                }
+            }
+        }
+    }
+
+    fn sync(&self) -> SyncJob {
+        let pairs: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        load_sync(&self.path, &pairs)
+    }
+
+    /// A good first run over `files`, which sends all 40 people; what state then holds.
+    async fn first(&self, files: &[PathBuf]) -> Before {
+        self.put(files);
+        assert_eq!(run_ok(&self.sync(), self.store.as_ref()).await.counts.sent, 40);
+        before(&self.si, self.store.as_ref()).await
+    }
+
+    /// A run over `files` fails, names `words`, and changes nothing.
+    async fn fails_on(&self, files: &[PathBuf], words: &[&str], was: &Before) {
+        self.put(files);
+        let report = run(&self.sync(), self.store.as_ref(), false).await;
+        failed_and_changed_nothing(&report, words, &self.si, self.store.as_ref(), was).await;
+    }
+}
+
+/// A good first run, a run over each case's broken snapshot, then a good run over the users
+/// with three of them changed (two in mapped columns).
+async fn broken_snapshots_change_nothing(in_bucket: bool, cases: &[(&str, &[&str])]) {
+    let s = Snapshot::new(in_bucket, people).await;
+    let was = s.first(&[fixture("users/pyarrow.parquet")]).await;
+    for (case, words) in cases {
+        s.fails_on(&broken(case), words, &was).await;
+    }
+    s.put(&[fixture("users_3_changed.parquet")]);
+    let next = run_ok(&s.sync(), s.store.as_ref()).await;
     assert_eq!(
         (next.counts.changed, next.counts.sent, next.counts.deleted, next.counts.gone),
         (2, 2, 0, 0),
@@ -117,69 +204,41 @@ async fn a_broken_local_snapshot_changes_nothing(case: &str, words: &[&str]) {
 
 #[tokio::test]
 async fn a_footer_with_a_negative_offset_fails_the_run_and_deletes_nothing() {
-    a_broken_local_snapshot_changes_nothing("negative_offset", &["part-1.parquet", "its footer is corrupt", "bytes -4"]).await;
+    let words: &[&str] = &["part-1.parquet", "its footer is corrupt", "bytes -4"];
+    broken_snapshots_change_nothing(false, &[("negative_offset", words)]).await;
 }
 
 #[tokio::test]
 async fn a_footer_that_claims_more_rows_than_were_read_fails_the_run() {
-    a_broken_local_snapshot_changes_nothing(
-        "short_footer",
-        &["part-1.parquet", "10 rows were read, but its footer says it holds 11"],
-    )
-    .await;
+    let words: &[&str] = &["part-1.parquet", "10 rows were read, but its footer says it holds 11"];
+    broken_snapshots_change_nothing(false, &[("short_footer", words)]).await;
 }
 
 #[tokio::test]
 async fn a_broken_page_after_a_good_file_fails_the_run() {
-    a_broken_local_snapshot_changes_nothing("bad_page", &["part-1.parquet"]).await;
-}
-
-/// `decoder_panic.parquet` is one of the corrupt files' second part as `cargo fuzz` (fuzz/)
-/// rewrote it: pyarrow refuses it, and the parquet crate panics decoding the levels of its
-/// `age`, now text ("offset + len out of bounds", in arrow-buffer). ebb reports that as the
-/// internal error it is. It follows the users with `age` as text.
-fn panicking() -> Vec<PathBuf> {
-    vec![fixture("users_age_as_text.parquet"), fixture("corrupt/decoder_panic.parquet")]
-}
-
-/// [`people_yaml`], with `age` read as the text it is in the files [`panicking`] gives.
-fn people_with_text_age(url: &str, source: &str) -> String {
-    people_yaml(url, source, "").replace("age: { column: age, type: number }", "age: { column: age, type: string }")
+    broken_snapshots_change_nothing(false, &[("bad_page", &["part-1.parquet"])]).await;
 }
 
 #[tokio::test]
 async fn a_panic_in_the_decoder_part_way_fails_the_run_as_an_internal_error_naming_the_file() {
-    let (si, ws) = (stand_in().await, Workspace::new());
-    let store = ws.store().await;
-    let dir = ws.path().join("snapshot");
-    let path = ws.write("m.yml", &people_with_text_age(&si.url(), "  parquet: ${SNAPSHOT}\n"));
-    let sync = || load_sync(&path, &[("SNAPSHOT", &dir.display().to_string())]);
-    fill(&dir, &panicking()[..1]);
-    assert_eq!(run_ok(&sync(), store.as_ref()).await.counts.sent, 40);
-    let was = before(&si, store.as_ref()).await;
-    fill(&dir, &panicking());
-    let report = run(&sync(), store.as_ref(), false).await;
+    let s = Snapshot::new(false, people_with_text_age).await;
+    let was = s.first(&panicking()[..1]).await;
     let words = [
         "internal error in reading",
         "part-1.parquet: offset + len out of bounds (please report)",
     ];
-    failed_and_changed_nothing(&report, &words, &si, store.as_ref(), &was).await;
+    s.fails_on(&panicking(), &words, &was).await;
 }
 
 #[tokio::test]
 async fn a_broken_link_in_the_snapshot_folder_fails_the_listing() {
-    let (si, ws) = (stand_in().await, Workspace::new());
-    let store = ws.store().await;
-    let dir = ws.path().join("snapshot");
-    let path = ws.write("m.yml", &people_yaml(&si.url(), "  parquet: ${SNAPSHOT}\n", ""));
-    let sync = || load_sync(&path, &[("SNAPSHOT", &dir.display().to_string())]);
-    fill(&dir, &[fixture("users/pyarrow.parquet")]);
-    run_ok(&sync(), store.as_ref()).await;
-    let was = before(&si, store.as_ref()).await;
-    fill(&dir, &broken("bad_page")[..1]);
-    std::os::unix::fs::symlink(ws.path().join("gone.parquet"), dir.join("part-1.parquet")).expect("link");
-    let report = run(&sync(), store.as_ref(), false).await;
-    failed_and_changed_nothing(&report, &["cannot list", "part-1.parquet"], &si, store.as_ref(), &was).await;
+    let s = Snapshot::new(false, people).await;
+    let was = s.first(&[fixture("users/pyarrow.parquet")]).await;
+    let link = s.ws.path().join("snapshot/part-1.parquet");
+    s.put(&broken("bad_page")[..1]);
+    std::os::unix::fs::symlink(s.ws.path().join("gone.parquet"), &link).expect("link");
+    let report = run(&s.sync(), s.store.as_ref(), false).await;
+    failed_and_changed_nothing(&report, &["cannot list", "part-1.parquet"], &s.si, s.store.as_ref(), &was).await;
 }
 
 #[tokio::test]
@@ -216,60 +275,26 @@ async fn the_cli_reports_a_panic_as_an_internal_error_and_prints_rusts_report_on
     assert_eq!(si.stats().requests, 0);
 }
 
-/// The users mapping over a bucket of the S3-compatible server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_object_after_a_good_one_fails_the_run_and_deletes_nothing() {
-    let server = s3::S3Server::start();
-    let (si, ws) = (stand_in().await, Workspace::new());
-    let store = ws.store().await;
-    let source = "  parquet: s3://exports/people/\n  store:\n    region: us-east-1\n    endpoint: ${S3_ENDPOINT}\n    allow_http: true\n";
-    let path = ws.write("m.yml", &people_yaml(&si.url(), source, ""));
-    let mut env: Vec<(&str, String)> = server.credentials().into_iter().map(|(k, v)| (k, v.to_string())).collect();
-    env.push(("S3_ENDPOINT", server.endpoint.clone()));
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let put = |files: &[PathBuf]| {
-        let _ = std::fs::remove_dir_all(server.bucket("exports").join("people"));
-        for (i, file) in files.iter().enumerate() {
-            server.put("exports", &format!("people/part-{i}.parquet"), file);
-        }
-    };
-    put(&[fixture("users/pyarrow.parquet")]);
-    assert_eq!(run_ok(&load_sync(&path, &pairs), store.as_ref()).await.counts.sent, 40);
-    let was = before(&si, store.as_ref()).await;
-    for (case, words) in [
-        ("negative_offset", ["s3://exports/people/part-1.parquet", "its footer is corrupt"]),
-        (
-            "short_footer",
-            ["s3://exports/people/part-1.parquet", "its footer says it holds 11"],
-        ),
-        ("bad_page", ["s3://exports/people/part-1.parquet", ""]),
-    ] {
-        put(&broken(case));
-        let report = run(&load_sync(&path, &pairs), store.as_ref(), false).await;
-        failed_and_changed_nothing(&report, &words, &si, store.as_ref(), &was).await;
-    }
-    put(&[fixture("users_3_changed.parquet")]);
-    let next = run_ok(&load_sync(&path, &pairs), store.as_ref()).await;
-    assert_eq!((next.counts.sent, next.counts.deleted), (2, 0), "{next:?}");
+    let object = "s3://exports/people/part-1.parquet";
+    broken_snapshots_change_nothing(
+        true,
+        &[
+            ("negative_offset", &[object, "its footer is corrupt"]),
+            ("short_footer", &[object, "its footer says it holds 11"]),
+            ("bad_page", &[object]),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_decoding_an_object_fails_the_run_as_an_internal_error_naming_the_object() {
-    let server = s3::S3Server::start();
-    let (si, ws) = (stand_in().await, Workspace::new());
-    let store = ws.store().await;
-    let source = "  parquet: s3://exports/people/\n  store:\n    region: us-east-1\n    endpoint: ${S3_ENDPOINT}\n    allow_http: true\n";
-    let path = ws.write("m.yml", &people_with_text_age(&si.url(), source));
-    let mut env: Vec<(&str, String)> = server.credentials().into_iter().map(|(k, v)| (k, v.to_string())).collect();
-    env.push(("S3_ENDPOINT", server.endpoint.clone()));
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    server.put("exports", "people/part-0.parquet", &panicking()[0]);
-    assert_eq!(run_ok(&load_sync(&path, &pairs), store.as_ref()).await.counts.sent, 40);
-    let was = before(&si, store.as_ref()).await;
-    server.put("exports", "people/part-1.parquet", &panicking()[1]);
-    let report = run(&load_sync(&path, &pairs), store.as_ref(), false).await;
+    let s = Snapshot::new(true, people_with_text_age).await;
+    let was = s.first(&panicking()[..1]).await;
     let words = ["internal error in reading s3://exports/people/part-1.parquet: offset + len out of bounds"];
-    failed_and_changed_nothing(&report, &words, &si, store.as_ref(), &was).await;
+    s.fails_on(&panicking(), &words, &was).await;
 }
 
 #[tokio::test]

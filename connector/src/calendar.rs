@@ -16,17 +16,16 @@ pub const FIRST_DAY: i64 = -719_162;
 pub const LAST_DAY: i64 = 2_932_896;
 const SECS_PER_DAY: i64 = 86_400;
 
-/// Days since 1970-01-01 to seconds since then: every value from here or from a source fits.
-fn day_secs(days: i64) -> i128 {
-    i128::from(days) * i128::from(SECS_PER_DAY)
-}
+/// 0001-01-01T00:00:00Z and the second after 9999-12-31T23:59:59Z, in seconds since 1970.
+const FIRST_SEC: i64 = FIRST_DAY * SECS_PER_DAY;
+const END_SEC: i64 = (LAST_DAY + 1) * SECS_PER_DAY;
 
 pub fn day_in_range(days: i64) -> bool {
     (FIRST_DAY..=LAST_DAY).contains(&days)
 }
 
 pub fn secs_in_range(secs: i64) -> bool {
-    (day_secs(FIRST_DAY)..day_secs(LAST_DAY + 1)).contains(&i128::from(secs))
+    (FIRST_SEC..END_SEC).contains(&secs)
 }
 
 /// `shown is outside 0001-01-01..9999-12-31`, the reason that rejects such a value.

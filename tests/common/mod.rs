@@ -323,3 +323,23 @@ pub fn generate_into(ws: &Workspace, rows: u64, postgres_schema: Option<&str>) -
     let truth = serde_json::from_slice(&std::fs::read(data.join("truth.json")).expect("truth file")).expect("truth is JSON");
     (data, truth)
 }
+
+/// What a row becomes: what it is sent with, or words its rejection holds.
+pub enum Fate {
+    Maps(serde_json::Value),
+    Rejects(&'static str),
+}
+
+/// Each row's fate, by id, as the test wants it: `got` holds per id what was sent, or the
+/// rejection's reason. Rows `got` has beyond `want` are left to the caller.
+pub fn check_fates(got: &std::collections::BTreeMap<String, Result<serde_json::Value, String>>, want: &[(&str, Fate)]) {
+    for (id, fate) in want {
+        let seen = got.get(*id).unwrap_or_else(|| panic!("row {id} is in the preview: {got:#?}"));
+        match (fate, seen) {
+            (Fate::Maps(sent_as), Ok(sent)) => assert_eq!(sent, sent_as, "row {id}"),
+            (Fate::Rejects(words), Err(reason)) => assert!(reason.contains(words), "row {id}: {reason:?} should say {words:?}"),
+            (Fate::Maps(_), Err(reason)) => panic!("row {id} should map, but: {reason}"),
+            (Fate::Rejects(words), Ok(sent)) => panic!("row {id} should be rejected for {words:?}, but maps to {sent}"),
+        }
+    }
+}

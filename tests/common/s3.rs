@@ -139,6 +139,13 @@ impl S3Server {
     pub fn credentials(&self) -> Vec<(&'static str, &'static str)> {
         vec![("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY)]
     }
+
+    /// The variables a mapping over this server needs: its credentials, and `S3_ENDPOINT`.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env: Vec<(&str, String)> = self.credentials().into_iter().map(|(k, v)| (k, v.to_string())).collect();
+        env.push(("S3_ENDPOINT", self.endpoint.clone()));
+        env
+    }
 }
 
 async fn serve(root: PathBuf, served: Arc<Served>, ready: std::sync::mpsc::Sender<u16>, mut stopped: tokio::sync::oneshot::Receiver<()>) {

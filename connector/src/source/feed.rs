@@ -15,7 +15,6 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinError, JoinHandle};
 
 use super::{SourceBatch, SourceError};
-use crate::panic::panic_message;
 
 /// Batches decoded ahead of the consumer: a few, so memory holds a few batches, never the
 /// snapshot.
@@ -89,13 +88,9 @@ impl Drop for Reading {
 
 /// What a reader's task that did not return says: a panic is a bug in ebb or a library.
 pub fn joined(source: &str, e: JoinError) -> SourceError {
-    let message = match e.try_into_panic() {
-        Ok(panic) => panic_message(panic.as_ref()),
-        Err(_) => "the reader was cancelled".to_string(),
-    };
     SourceError::Internal {
         source_name: source.to_string(),
-        message,
+        message: crate::panic::joined("reading", e).message,
     }
 }
 

@@ -204,29 +204,28 @@ pub async fn plan_preview(sync: &SyncJob, store: &dyn StateStore) -> Result<(Pla
     let mut start = Start::new(sync, store).await?;
     let (mut counts, mut rejections) = (RunCounts::default(), Vec::new());
     // A column with no value takes its type from state, which must then be read first.
-    let (loaded, snapshot) = if start.compiled.has_untyped_columns() {
-        let loaded = sync.load_state(store).await?;
-        start.settle(loaded.0.schema.as_deref());
-        let read = read_snapshot(
-            sync,
-            &start.compiled,
-            Arc::clone(&start.held),
-            Kept::none(),
-            &mut counts,
-            &mut rejections,
-        );
-        (loaded, read.await)
-    } else {
-        let read = read_snapshot(
-            sync,
-            &start.compiled,
-            Arc::clone(&start.held),
-            Kept::none(),
-            &mut counts,
-            &mut rejections,
-        );
-        let (loaded, snapshot) = tokio::join!(sync.load_state(store), read);
-        (loaded?, snapshot)
+    let loaded_first = match start.compiled.has_untyped_columns() {
+        true => {
+            let loaded = sync.load_state(store).await?;
+            start.settle(loaded.0.schema.as_deref());
+            Some(loaded)
+        }
+        false => None,
+    };
+    let read = read_snapshot(
+        sync,
+        &start.compiled,
+        Arc::clone(&start.held),
+        Kept::none(),
+        &mut counts,
+        &mut rejections,
+    );
+    let (loaded, snapshot) = match loaded_first {
+        Some(loaded) => (loaded, read.await),
+        None => {
+            let (loaded, snapshot) = tokio::join!(sync.load_state(store), read);
+            (loaded?, snapshot)
+        }
     };
     let (stored, state_was_for) = loaded;
     // Checked after the read, and still before anything could be sent.
