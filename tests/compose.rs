@@ -40,7 +40,10 @@ fn services_commands_and_mounts_match_the_repository() {
     let c = compose();
     let services = c["services"].as_object().expect("services");
     let names: Vec<&str> = services.keys().map(String::as_str).collect();
-    assert_eq!(names, vec!["postgres", "stand-in", "worker"]);
+    assert_eq!(names, vec!["postgres", "stand-in", "worker", "tls-proxy"]);
+    // The proxy terminates TLS and passes requests to the worker's listen port.
+    let proxy = strings(&services["tls-proxy"]["command"]);
+    assert!(proxy.windows(2).any(|w| w[0] == "--to" && w[1] == "worker:9187"), "{proxy:?}");
 
     for (name, service) in services {
         for (host, _) in mounts(service) {
@@ -90,16 +93,20 @@ fn services_commands_and_mounts_match_the_repository() {
     assert_eq!(worker["depends_on"]["postgres"]["condition"], "service_healthy");
     // Listening on every address needs a token: from the shell, with a default for local use.
     let token = env["EBB_WORKER_TOKEN"].as_str().unwrap_or("");
-    assert!(
-        token.starts_with("${EBB_WORKER_TOKEN:-") && token.len() > "${EBB_WORKER_TOKEN:-}".len(),
-        "{token}"
-    );
+    let default = token
+        .strip_prefix("${EBB_WORKER_TOKEN:-")
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("a default from the shell: {token}"));
     let access = ebb::worker::auth::AccessOptions {
-        token: Some(ebb::worker::auth::WorkerToken::new("local-dev-token".into())),
+        token: Some(ebb::worker::auth::WorkerToken::new(default.into())),
         metrics_public: command.iter().any(|a| a == "--metrics-public"),
+        allowed_hosts: Vec::new(),
     };
     let addr: std::net::SocketAddr = listen.parse().expect("listen address");
-    assert!(ebb::worker::auth::check_listen(addr, &access).is_ok());
+    // The default token is long enough for the worker to take it.
+    if let Err(e) = ebb::worker::auth::check_listen(addr, &access) {
+        panic!("the worker refuses compose's default token: {e}");
+    }
     assert!(
         ebb::worker::auth::check_listen(addr, &Default::default()).is_err(),
         "without the token the worker would refuse this address"

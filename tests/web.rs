@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use common::{database_url, fixture, stand_in, text, users_yaml, Workspace};
 use ebb::standin::StandIn;
 use ebb::worker::auth::{AccessOptions, WorkerToken};
+use ebb::worker::serve::TlsFiles;
 use ebb::worker::{Worker, WorkerOptions};
 
-const TOKEN: &str = "wk-7c1f9d2e4b8a";
+const TOKEN: &str = "wk-7c1f9d2e4b8a-5e6f0a1b2c3d4e";
 const API_KEY: &str = "sk-live-9f8e7d6c5b4a";
 const PG_PASSWORD: &str = "hunter2-pg-secret";
 
@@ -63,10 +64,16 @@ fn mappings(ws: &Workspace, standin: &StandIn) -> PathBuf {
 
 impl Site {
     async fn start(token: Option<&str>, metrics_public: bool) -> Site {
+        Site::start_with(token, metrics_public, &[], None).await
+    }
+
+    /// A worker with `--allowed-host` names, and over HTTPS with the test CA's certificate.
+    async fn start_with(token: Option<&str>, metrics_public: bool, allowed_hosts: &[&str], tls: Option<TlsFiles>) -> Site {
         let ws = Workspace::new();
         let standin = stand_in().await;
         let dir = mappings(&ws, &standin);
         let store = ws.store().await;
+        let https = tls.is_some();
         let options = WorkerOptions {
             dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -78,18 +85,23 @@ impl Site {
             access: AccessOptions {
                 token: token.map(|t| WorkerToken::new(t.to_string())),
                 metrics_public,
+                allowed_hosts: allowed_hosts.iter().map(|h| h.to_string()).collect(),
             },
+            tls,
         };
         let worker = Worker::start(options, store).await.expect("worker starts");
-        let base = format!("http://{}", worker.addr());
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
+        let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        let base = if https {
+            let ca = std::fs::read(fixture("tls/worker-ca.pem")).expect("test CA");
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA"));
+            format!("https://localhost:{}", worker.addr().port())
+        } else {
+            format!("http://{}", worker.addr())
+        };
         Site {
             worker: Some(worker),
             base,
-            http,
+            http: http.build().expect("client"),
             _ws: ws,
             _standin: standin,
         }
@@ -124,6 +136,19 @@ impl Site {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         (status, response.text().await.unwrap_or_default(), headers)
+    }
+
+    /// Asks for a sync's preview, as the page's form does (with its CSRF token) for a browser.
+    async fn preview(&self, name: &str, auth: Auth<'_>) -> (u16, String) {
+        let csrf = match auth {
+            Auth::Bearer(_) => None,
+            _ => Some(csrf_of(&self.get(&format!("/syncs/{name}"), auth).await.1)),
+        };
+        let form: Vec<(&str, &str)> = csrf.iter().map(|c| ("csrf", c.as_str())).collect();
+        let (status, body, _) = self
+            .post(&format!("/syncs/{name}/preview"), auth, Some(&form), csrf.is_some())
+            .await;
+        (status, body)
     }
 
     /// Triggers every valid sync and waits until each has a finished run.
@@ -255,7 +280,7 @@ async fn metrics_public_opens_metrics_and_nothing_else() {
     let (status, _, _) = site.get("/", Auth::None).await;
     assert_eq!(status, 401);
     // Before any run, the preview shows what the first would send, request bodies included.
-    let (_, preview, _) = site.get("/syncs/users/preview", Auth::Bearer(TOKEN)).await;
+    let (_, preview) = site.preview("users", Auth::Bearer(TOKEN)).await;
     assert!(preview.contains("<dd id=\"would-send\">40</dd>"), "{preview}");
     assert!(
         preview.contains("<code>POST ") && preview.contains("&quot;attributes&quot;"),
@@ -356,7 +381,7 @@ async fn the_pages_show_failures_rejections_and_invalid_mappings_and_no_secret()
     );
     assert!(rejects.contains("<td>mapping</td>"), "the rejections with their stage and reason");
     let (_, secretive, _) = site.get("/syncs/secretive", auth).await;
-    let (_, preview, _) = site.get("/syncs/secretive/preview", auth).await;
+    let (_, preview) = site.preview("secretive", auth).await;
     let (_, json, _) = site.get("/syncs", auth).await;
     for (what, text) in [
         ("overview", &overview),
@@ -373,7 +398,7 @@ async fn the_pages_show_failures_rejections_and_invalid_mappings_and_no_secret()
         "the source, without its credentials: {secretive}"
     );
     assert!(preview.contains("no_such_schema_ebb"), "the preview's failure is shown: {preview}");
-    let (_, users_preview, _) = site.get("/syncs/users/preview", auth).await;
+    let (_, users_preview) = site.preview("users", auth).await;
     assert!(
         users_preview.contains("<dd id=\"would-send\">0</dd>"),
         "all sent already: {users_preview}"
@@ -442,6 +467,7 @@ async fn the_listen_rule_and_the_token_from_the_environment_for_worker_trigger_a
         &["--token-env", "MY_WORKER_TOKEN"],
     );
     let out = wait_for_line(&ws.path().join("worker.out"), "wants the token in MY_WORKER_TOKEN");
+    wait_for_line(&ws.path().join("worker.err"), "without TLS: its token travels in clear");
     let port = out
         .split(" on http://0.0.0.0:")
         .nth(1)
@@ -472,6 +498,327 @@ async fn the_listen_rule_and_the_token_from_the_environment_for_worker_trigger_a
     let _ = child.wait();
     let logs = std::fs::read_to_string(ws.path().join("worker.err")).unwrap_or_default() + &out;
     assert!(!logs.contains(TOKEN), "the token reached a log line");
+}
+
+/// A request as a browser sends it, with the `Host` and `Origin` it names.
+async fn raw(site: &Site, method: reqwest::Method, path: &str, host: &str, extra: &[(&str, &str)]) -> (u16, String) {
+    let mut request = site.http.request(method, site.url(path)).header("Host", host);
+    for (k, v) in extra {
+        request = request.header(*k, *v);
+    }
+    let response = request.send().await.expect("request");
+    (response.status().as_u16(), response.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_page_whose_name_rebinds_to_this_machine_reads_nothing_and_changes_nothing() {
+    for token in [None, Some(TOKEN)] {
+        let site = Site::start_with(token, false, &["ebb.test"], None).await;
+        let port = site.base.rsplit(':').next().expect("port").to_string();
+        let basic = format!("Basic {}", base64_of(&format!("ada:{TOKEN}")));
+        let auth: Vec<(&str, &str)> = token.map(|_| ("authorization", basic.as_str())).into_iter().collect();
+        // What the page of `rebind.evil.example` gets once its name points at 127.0.0.1.
+        for path in ["/", "/syncs", "/syncs/users", "/syncs/users/preview", "/metrics"] {
+            let (status, body) = raw(&site, reqwest::Method::GET, path, &format!("rebind.evil.example:{port}"), &auth).await;
+            assert_eq!(status, 421, "{path}: {body}");
+            assert!(
+                body.contains("does not answer to rebind.evil.example") && body.contains("--allowed-host"),
+                "{body}"
+            );
+            assert!(!body.contains("csrf"), "{body}");
+        }
+        let (status, _) = raw(
+            &site,
+            reqwest::Method::POST,
+            "/syncs/users/trigger",
+            &format!("rebind.evil.example:{port}"),
+            &auth,
+        )
+        .await;
+        assert_eq!(status, 421, "a change by another name");
+        // The names this machine and the operator give it are answered.
+        for host in [
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            "ebb.test".to_string(),
+            format!("[::1]:{port}"),
+        ] {
+            let (status, body) = raw(&site, reqwest::Method::GET, "/syncs", &host, &auth).await;
+            assert_eq!(status, 200, "{host}: {body}");
+        }
+        // A change posted by a page of another origin is refused even with the page's token.
+        let (_, page) = raw(&site, reqwest::Method::GET, "/syncs/users", &format!("127.0.0.1:{port}"), &auth).await;
+        let csrf = csrf_of(&page);
+        let form = format!("csrf={csrf}");
+        let post = |origin: String| {
+            let mut headers = auth.clone();
+            headers.push(("content-type", "application/x-www-form-urlencoded"));
+            // A browser's mark of where a request came from, as Chromium sends it.
+            let cross = !origin.contains(&format!(":{port}")) && !origin.contains("ebb.test");
+            headers.push(("sec-fetch-site", if cross { "cross-site" } else { "same-origin" }));
+            let site = &site;
+            let form = form.clone();
+            let port = port.clone();
+            async move {
+                let mut request = site
+                    .http
+                    .post(site.url("/syncs/users/trigger"))
+                    .header("Host", format!("127.0.0.1:{port}"))
+                    .header("Origin", origin)
+                    .body(form);
+                for (k, v) in &headers {
+                    request = request.header(*k, *v);
+                }
+                let response = request.send().await.expect("POST");
+                (response.status().as_u16(), response.text().await.unwrap_or_default())
+            }
+        };
+        for origin in [
+            "http://evil.example".to_string(),
+            format!("http://127.0.0.1:{}", 1),
+            "null".to_string(),
+        ] {
+            let (status, body) = post(origin.clone()).await;
+            assert_eq!(status, 403, "{origin}: {body}");
+            assert!(body.contains("the worker's own pages"), "{body}");
+        }
+        let (status, body) = post(format!("http://127.0.0.1:{port}")).await;
+        assert_eq!(status, 303, "the worker's own origin: {body}");
+        let (status, body) = post("https://ebb.test".to_string()).await;
+        assert_eq!(status, 303, "an allowed name (a proxy in front): {body}");
+        let (_, metrics) = raw(&site, reqwest::Method::GET, "/metrics", &format!("127.0.0.1:{port}"), &auth).await;
+        assert_eq!(metric(&metrics, "ebb_worker_http_refused_total{reason=\"host\"}"), 6.0, "{metrics}");
+        assert_eq!(
+            metric(&metrics, "ebb_worker_http_refused_total{reason=\"origin\"}"),
+            3.0,
+            "{metrics}"
+        );
+        site.stop().await;
+    }
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[tokio::test]
+async fn every_answer_forbids_framing_scripts_sniffing_referrers_and_caching() {
+    let site = Site::start(Some(TOKEN), false).await;
+    let port = site.base.rsplit(':').next().expect("port").to_string();
+    let mut answers = Vec::new();
+    for path in ["/", "/syncs", "/syncs/users", "/syncs/users/preview", "/syncs/nope", "/metrics"] {
+        answers.push((path.to_string(), site.get(path, Auth::Bearer(TOKEN)).await));
+    }
+    answers.push(("/healthz".into(), site.get("/healthz", Auth::None).await));
+    answers.push(("401".into(), site.get("/", Auth::None).await));
+    answers.push(("preview".into(), {
+        let r = site
+            .http
+            .post(site.url("/syncs/users/preview"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("POST");
+        (r.status().as_u16(), String::new(), r.headers().clone())
+    }));
+    let r = site
+        .http
+        .get(site.url("/"))
+        .header("Host", format!("evil.example:{port}"))
+        .send()
+        .await
+        .expect("GET");
+    answers.push(("421".into(), (r.status().as_u16(), String::new(), r.headers().clone())));
+    for (what, (status, _, headers)) in answers {
+        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert_eq!(h("x-frame-options"), "DENY", "{what} ({status})");
+        assert_eq!(
+            h("content-security-policy"),
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+            "{what}"
+        );
+        assert_eq!(h("x-content-type-options"), "nosniff", "{what}");
+        assert_eq!(h("referrer-policy"), "no-referrer", "{what}");
+        assert_eq!(h("cache-control"), "no-store", "{what}");
+    }
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn a_preview_is_a_posted_form_made_one_at_a_time_and_kept_a_minute() {
+    let site = Site::start(Some(TOKEN), false).await;
+    let browser = Auth::Basic("ada", TOKEN);
+    // Opening the preview's address reads nothing: it is the form that asks for one.
+    let (status, page, _) = site.get("/syncs/users/preview", browser).await;
+    assert_eq!(status, 200);
+    assert!(
+        !page.contains("would-send") && page.contains("method=\"post\" action=\"/syncs/users/preview\""),
+        "{page}"
+    );
+    let csrf = csrf_of(&page);
+    // A page of another site cannot make a browser ask for one.
+    let (status, body, _) = site.post("/syncs/users/preview", browser, None, false).await;
+    assert_eq!(status, 403, "{body}");
+    // Two at once: the second waits for the first and is shown its result.
+    let form = [("csrf", csrf.as_str())];
+    let (a, b) = tokio::join!(
+        site.post("/syncs/users/preview", browser, Some(&form), true),
+        site.post("/syncs/users/preview", Auth::Bearer(TOKEN), None, false)
+    );
+    assert_eq!((a.0, b.0), (200, 200), "{}{}", a.1, b.1);
+    assert!(a.1.contains("<dd id=\"would-send\">40</dd>"), "{}", a.1);
+    assert_eq!(made(&a.1), made(&b.1), "one preview made, shown to both");
+    // Within the minute, a run changes nothing shown: the kept result is shown again.
+    let (status, _, _) = site.post("/syncs/users/trigger", Auth::Bearer(TOKEN), None, false).await;
+    assert_eq!(status, 202);
+    site.wait_until("the users run finished", Auth::Bearer(TOKEN), |syncs| {
+        syncs
+            .iter()
+            .any(|s| s["name"] == "users" && s["last_run"]["status"] == "completed" && s["running"] == false)
+    })
+    .await;
+    let (_, again) = site.preview("users", Auth::Bearer(TOKEN)).await;
+    assert_eq!(made(&again), made(&a.1));
+    assert!(
+        again.contains("<dd id=\"would-send\">40</dd>") && again.contains("shown again for 60 s"),
+        "{again}"
+    );
+    site.stop().await;
+}
+
+/// When a preview page's result was made, to the millisecond.
+fn made(page: &str) -> String {
+    let at = page.find("data-made=\"").expect("the preview's time") + "data-made=\"".len();
+    page[at..].split('"').next().expect("time").to_string()
+}
+
+#[tokio::test]
+async fn idle_and_slow_connections_are_closed_and_never_keep_healthz_from_answering() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let site = Site::start(Some(TOKEN), false).await;
+    let addr = site.base.trim_start_matches("http://").to_string();
+    // A crowd of connections that say nothing, and one that sends half a head and stalls.
+    let mut idle = Vec::new();
+    for _ in 0..ebb::worker::serve::MAX_CONNECTIONS + 6 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.expect("connect"));
+    }
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    slow.write_all(b"GET /syncs HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .expect("half a head");
+    // Without the cap's eviction this would wait for the idle ones' ten seconds to run out.
+    let fresh = reqwest::Client::builder()
+        .timeout(Duration::from_secs(8))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let health = fresh
+        .get(site.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz answers while idle connections wait");
+    assert_eq!(health.status(), 200);
+    // Each idle connection and the slow one are closed by the worker (within ten seconds of
+    // opening; the bound here is loose, for a busy machine).
+    let closed = |mut stream: tokio::net::TcpStream| async move {
+        let mut buf = [0u8; 256];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    };
+    let started = Instant::now();
+    assert!(closed(slow).await, "a half-sent head keeps its connection");
+    let all = futures::future::join_all(idle.into_iter().map(closed)).await;
+    assert!(all.iter().all(|c| *c), "an idle connection stayed open");
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "closed before its ten seconds: {:?}",
+        started.elapsed()
+    );
+    let health = fresh.get(site.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn a_short_token_stops_the_worker_at_start_without_being_printed() {
+    let ws = Workspace::new();
+    let standin = stand_in().await;
+    mappings(&ws, &standin);
+    let short = "wk-only-23-characters-x";
+    for (envs, extra) in [
+        (vec![("EBB_WORKER_TOKEN", short)], vec![]),
+        (vec![("MY_TOKEN", short)], vec!["--token-env", "MY_TOKEN"]),
+    ] {
+        let mut args = vec!["--state", "state.db", "worker", "mappings", "--listen", "127.0.0.1:0"];
+        args.extend(extra);
+        let out = common::ebb(ws.path(), &args, &envs);
+        let (stdout, stderr) = text(&out);
+        assert!(!out.status.success(), "{stdout}{stderr}");
+        assert!(stderr.contains("shorter than 24 characters"), "{stderr}");
+        assert!(
+            !stderr.contains(short) && !stdout.contains(short),
+            "the token was printed: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_a_certificate_the_worker_serves_https_only() {
+    let tls = TlsFiles {
+        cert: fixture("tls/worker.pem"),
+        key: fixture("tls/worker.key"),
+    };
+    let site = Site::start_with(Some(TOKEN), false, &[], Some(tls)).await;
+    assert!(site.base.starts_with("https://localhost:"));
+    let (status, body, _) = site.get("/syncs", Auth::Bearer(TOKEN)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, preview) = site.preview("users", Auth::Basic("ada", TOKEN)).await;
+    assert!(preview.contains("<dd id=\"would-send\">40</dd>"), "{preview}");
+    // Plain HTTP on the same port gets no answer.
+    let plain = site.base.replacen("https://", "http://", 1);
+    let reply = reqwest::Client::new()
+        .get(format!("{plain}/healthz"))
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await;
+    assert!(reply.is_err() || !reply.expect("reply").status().is_success());
+    // A client that does not trust the test CA refuses the worker's certificate.
+    let untrusting = reqwest::Client::new().get(site.url("/healthz")).send().await;
+    assert!(untrusting.is_err());
+    site.stop().await;
+
+    // From the command line: `--tls-cert` and `--tls-key`, and a clear error for a wrong file.
+    let ws = Workspace::new();
+    let standin = stand_in().await;
+    mappings(&ws, &standin);
+    let (cert, key) = (fixture("tls/worker.pem"), fixture("tls/worker.key"));
+    let (cert, key) = (cert.to_str().expect("path"), key.to_str().expect("path"));
+    let mut child = ebb_worker(
+        ws.path(),
+        "0.0.0.0:0",
+        &[("EBB_WORKER_TOKEN", TOKEN)],
+        &["--tls-cert", cert, "--tls-key", key],
+    );
+    let out = wait_for_line(&ws.path().join("worker.out"), "wants the token");
+    assert!(out.contains(" on https://0.0.0.0:"), "{out}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let err = std::fs::read_to_string(ws.path().join("worker.err")).unwrap_or_default();
+    assert!(!err.contains("travels in clear"), "{err}");
+    let out = common::ebb(
+        ws.path(),
+        &["worker", "mappings", "--tls-cert", key, "--tls-key", key],
+        &[("EBB_WORKER_TOKEN", TOKEN)],
+    );
+    let (_, stderr) = text(&out);
+    assert!(stderr.contains("holds no certificate") && stderr.contains("worker.key"), "{stderr}");
 }
 
 #[tokio::test]
@@ -669,6 +1016,10 @@ async fn in_headless_chromium_a_person_sees_the_failure_opens_a_sync_and_runs_it
     }
     assert_eq!(browser.count("svg#runs-chart g.run").await, 2);
     browser.screenshot("after-run-now.png").await;
+    // The preview is a form the page posts, with its CSRF token, under the page's CSP.
+    browser.click_then_wait_for("button#preview", "#would-send").await;
+    assert_eq!(browser.text_of("#would-send").await, "0", "everything was sent by the run");
+    browser.screenshot("preview.png").await;
     eprintln!(
         "screenshots in {}",
         overview.parent().map(|p| p.display().to_string()).unwrap_or_default()

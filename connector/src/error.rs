@@ -34,6 +34,9 @@ pub enum Error {
     Json(#[source] serde_json::Error),
     #[error("{0}")]
     Selection(#[from] crate::selection::SelectionError),
+    /// The worker's `--tls-cert` and `--tls-key` cannot serve HTTPS.
+    #[error("{0}")]
+    Tls(#[from] crate::worker::serve::TlsSetupError),
     /// A command's argument that cannot be used, and why.
     #[error("{0}")]
     Usage(String),
@@ -68,6 +71,7 @@ impl Error {
             Error::Internal(_) => Some(
                 "a bug in ebb: nothing was deleted or suppressed, and state keeps only what was acknowledged; RUST_BACKTRACE=1 shows where it happened",
             ),
+            Error::Tls(_) => Some("--tls-cert takes a PEM file of the certificate chain, server first; --tls-key the PEM private key"),
             Error::Interrupted | Error::Blocked(_) | Error::Io { .. } | Error::Json(_) | Error::Usage(_) => None,
         }
     }

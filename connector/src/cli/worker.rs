@@ -12,6 +12,7 @@ use crate::config::env::ProcessEnv;
 use crate::config::{self, WorkerConfig};
 use crate::error::Error;
 use crate::worker::auth::{AccessOptions, WorkerToken, DEFAULT_TOKEN_ENV};
+use crate::worker::serve::TlsFiles;
 use crate::worker::{Worker, WorkerOptions};
 
 #[derive(Debug, Args)]
@@ -41,6 +42,17 @@ pub struct WorkerArgs {
     /// Serve `GET /metrics` without the token, for a Prometheus that holds none.
     #[arg(long)]
     pub metrics_public: bool,
+    /// A name that may reach the worker as the request's `Host`, besides `localhost` and IP
+    /// addresses (the name a browser or a proxy uses); repeat for more. Other names get 421,
+    /// which keeps a web page that re-resolves its own name to this machine out.
+    #[arg(long = "allowed-host", value_name = "NAME", env = "EBB_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Serve HTTPS with this PEM certificate chain (server certificate first); needs --tls-key.
+    #[arg(long, value_name = "FILE", env = "EBB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", env = "EBB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub select: super::SelectArgs,
 }
@@ -89,6 +101,7 @@ fn options(args: &WorkerArgs) -> Result<WorkerOptions, Error> {
     let access = AccessOptions {
         token: token_from_env(&args.token_env)?,
         metrics_public: args.metrics_public,
+        allowed_hosts: args.allowed_hosts.clone(),
     };
     crate::worker::auth::check_listen(args.listen, &access)?;
     let concurrency = args
@@ -103,12 +116,20 @@ fn options(args: &WorkerArgs) -> Result<WorkerOptions, Error> {
         config,
         selection: args.select.selection()?,
         access,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
     })
 }
 
 pub async fn run(state_url: &str, args: WorkerArgs) -> Result<ExitCode, Error> {
     let options = options(&args)?;
     let (concurrency, guarded) = (options.concurrency, options.access.token.is_some());
+    let scheme = if options.tls.is_some() { "https" } else { "http" };
     // Handlers first: a signal that arrives while the mappings load must not kill the process.
     let mut term = signal(SignalKind::terminate()).map_err(|e| io("cannot handle SIGTERM", e))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| io("cannot handle SIGINT", e))?;
@@ -116,7 +137,7 @@ pub async fn run(state_url: &str, args: WorkerArgs) -> Result<ExitCode, Error> {
     let store = crate::state::open(state_url, false).await?;
     let worker = Worker::start(options, store).await?;
     println!(
-        "ebb worker: {} on http://{} (state {}; concurrency {concurrency})",
+        "ebb worker: {} on {scheme}://{} (state {}; concurrency {concurrency})",
         args.mappings_dir.display(),
         worker.addr(),
         crate::state::redact_url(state_url)

@@ -19,6 +19,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::hosts::Hosts;
 use super::Shared;
 use crate::error::Error;
 
@@ -57,12 +58,19 @@ impl std::fmt::Debug for WorkerToken {
     }
 }
 
+/// The shortest token a worker takes: at about 89,000 wrong guesses a second, a short one falls
+/// to a patient caller.
+pub const MIN_TOKEN_CHARS: usize = 24;
+
 /// How the worker's HTTP API is guarded.
 #[derive(Clone, Debug, Default)]
 pub struct AccessOptions {
     pub token: Option<WorkerToken>,
     /// `GET /metrics` without the token, for a Prometheus that holds none.
     pub metrics_public: bool,
+    /// Names besides `localhost` and IP addresses that requests may give as their `Host`
+    /// (`--allowed-host`): what a browser or a proxy uses to reach the worker.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The guard as the running worker holds it: the options and this process's CSRF token.
@@ -70,6 +78,7 @@ pub struct AccessOptions {
 pub(crate) struct Access {
     options: AccessOptions,
     csrf: String,
+    hosts: Hosts,
 }
 
 /// How a request was let in, for the handlers that change state.
@@ -99,11 +108,13 @@ impl Refusal {
 }
 
 impl Access {
-    pub(crate) fn new(options: AccessOptions) -> Access {
+    pub(crate) fn new(options: AccessOptions, listen: SocketAddr) -> Access {
         let bytes: [u8; 16] = rand::random();
+        let hosts = Hosts::new(listen, &options.allowed_hosts);
         Access {
             options,
             csrf: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            hosts,
         }
     }
 
@@ -167,6 +178,10 @@ fn has_browser_marks(headers: &HeaderMap) -> bool {
 /// The middleware in front of every endpoint.
 pub(crate) async fn guard(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
     let access = &shared.access;
+    if let Err(refusal) = access.hosts.check(request.method(), request.headers()) {
+        shared.metrics.record_refusal(refusal.label());
+        return refusal.into_response();
+    }
     if access.is_open(request.method(), request.uri().path()) {
         return next.run(request).await;
     }
@@ -182,6 +197,20 @@ pub(crate) async fn guard(State(shared): State<Arc<Shared>>, mut request: Reques
     }
 }
 
+/// A browser's change must carry the CSRF token of the worker's own pages; an API call needs
+/// none. The answer to a change without it.
+pub(crate) fn csrf_refusal(shared: &Shared, caller: Caller, offered: Option<&str>) -> Option<Response> {
+    if caller == Caller::Api || offered.is_some_and(|c| shared.access.csrf_matches(c)) {
+        return None;
+    }
+    shared.metrics.record_refusal("csrf");
+    Some((
+        StatusCode::FORBIDDEN,
+        axum::Json(serde_json::json!({"error": "a browser's request must come from the worker's own page: its CSRF token is missing or stale (reload the page)"})),
+    )
+        .into_response())
+}
+
 fn unauthorized() -> Response {
     let mut response = (
         StatusCode::UNAUTHORIZED,
@@ -195,8 +224,19 @@ fn unauthorized() -> Response {
 }
 
 /// Without a token, only this machine may reach the worker: anything else could start runs.
+/// A token must be long enough not to be guessed; the refusal never prints it.
 pub fn check_listen(listen: SocketAddr, options: &AccessOptions) -> Result<(), Error> {
-    if options.token.is_some() || listen.ip().is_loopback() {
+    if let Some(token) = &options.token {
+        if token.0.chars().count() < MIN_TOKEN_CHARS {
+            return Err(Error::Usage(format!(
+                "the worker token is shorter than {MIN_TOKEN_CHARS} characters: a caller trying tens of thousands \
+                 of tokens a second would find it. Set {DEFAULT_TOKEN_ENV} (or the variable --token-env names) to a \
+                 long random secret, for example the output of `openssl rand -hex 24`"
+            )));
+        }
+        return Ok(());
+    }
+    if listen.ip().is_loopback() {
         return Ok(());
     }
     Err(Error::Usage(format!(
@@ -211,10 +251,11 @@ mod tests {
     use super::*;
 
     fn access(token: Option<&str>) -> Access {
-        Access::new(AccessOptions {
+        let options = AccessOptions {
             token: token.map(|t| WorkerToken::new(t.into())),
-            metrics_public: false,
-        })
+            ..AccessOptions::default()
+        };
+        Access::new(options, "127.0.0.1:9187".parse().expect("addr"))
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -292,10 +333,26 @@ mod tests {
             "{text}"
         );
         let with = AccessOptions {
-            token: Some(WorkerToken::new("t".into())),
-            metrics_public: false,
+            token: Some(WorkerToken::new("t".repeat(MIN_TOKEN_CHARS))),
+            ..AccessOptions::default()
         };
         assert!(check_listen("0.0.0.0:9187".parse().expect("addr"), &with).is_ok());
         assert_eq!(format!("{:?}", with.token), "Some(WorkerToken(****))");
+    }
+
+    #[test]
+    fn a_short_token_is_refused_without_being_printed() {
+        let short = "Zq9-short-but-secret-ab";
+        assert_eq!(short.chars().count(), MIN_TOKEN_CHARS - 1);
+        let options = AccessOptions {
+            token: Some(WorkerToken::new(short.into())),
+            ..AccessOptions::default()
+        };
+        for listen in ["127.0.0.1:9187", "0.0.0.0:9187"] {
+            let text = check_listen(listen.parse().expect("addr"), &options)
+                .expect_err("too short")
+                .to_string();
+            assert!(text.contains("shorter than 24 characters") && !text.contains(short), "{text}");
+        }
     }
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::{self, Caller};
+use super::headers;
 use super::{page, InvalidMapping, Shared, TriggerOutcome};
 use crate::quote::quote;
 use crate::state::RunRecord;
@@ -27,6 +28,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/syncs/{name}/trigger", post(trigger))
         .merge(page::routes())
         .layer(middleware::from_fn_with_state(shared.clone(), auth::guard))
+        .layer(middleware::from_fn(headers::secure))
         .with_state(shared)
 }
 
@@ -147,13 +149,8 @@ async fn trigger(
     form: Result<Form<TriggerForm>, FormRejection>,
 ) -> Response {
     let form = form.ok().map(|Form(f)| f);
-    if caller == Caller::Browser && !form.as_ref().is_some_and(|f| shared.access.csrf_matches(&f.csrf)) {
-        shared.metrics.record_refusal("csrf");
-        return (
-            StatusCode::FORBIDDEN,
-            Json(json!({"error": "a browser's request must come from the worker's own page: its CSRF token is missing or stale (reload the page)"})),
-        )
-            .into_response();
+    if let Some(refused) = auth::csrf_refusal(&shared, caller, form.as_ref().map(|f| f.csrf.as_str())) {
+        return refused;
     }
     let full = q.full || form.as_ref().is_some_and(|f| f.full);
     let outcome = shared.trigger(&name, full);

@@ -19,10 +19,13 @@
 pub mod auth;
 mod driver;
 mod folder;
+mod headers;
+mod hosts;
 pub mod http;
 pub mod metrics;
 mod page;
 mod progress;
+pub mod serve;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -69,6 +72,8 @@ pub struct WorkerOptions {
     pub selection: Selection,
     /// Who may use the HTTP endpoints.
     pub access: AccessOptions,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<serve::TlsFiles>,
 }
 
 /// A mapping file the worker could not load.
@@ -149,6 +154,8 @@ pub(crate) struct Shared {
     /// Serialises reloads (SIGHUP and polling may coincide).
     reloading: tokio::sync::Mutex<()>,
     http: reqwest::Client,
+    /// The status page's previews: one at a time per sync, kept a minute.
+    previews: page::preview::Previews,
 }
 
 pub struct Worker {
@@ -173,16 +180,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The worker's HTTP endpoints. They stay up through the grace period, so that `/healthz` and
 /// `/syncs` show the shutdown.
-fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
-    let app = http::router(shared.clone());
-    let stop = shared.shutdown.clone();
-    tokio::spawn(async move {
-        let serve = axum::serve(listener, app);
-        tokio::select! {
-            result = serve => if let Err(e) = result { tracing::error!(error = %e, "HTTP server stopped") },
-            () = async { stop.cancelled().await; std::future::pending::<()>().await } => {}
-        }
-    })
+fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, tls: Option<tokio_rustls::TlsAcceptor>) -> tokio::task::JoinHandle<()> {
+    let app = http::router(shared);
+    tokio::spawn(serve::serve(listener, app, tls))
 }
 
 impl Worker {
@@ -195,15 +195,17 @@ impl Worker {
             });
         }
         auth::check_listen(options.listen, &options.access)?;
-        let http = reqwest::Client::builder()
-            .build()
-            .map_err(|e| Error::Destination(DestinationError::Client(e)))?;
+        let tls = options.tls.as_ref().map(serve::tls_acceptor).transpose()?;
+        if tls.is_none() && options.access.token.is_some() && !options.listen.ip().is_loopback() {
+            tracing::warn!(listen = %options.listen, "the worker listens beyond this machine without TLS: its token travels in clear (serve with --tls-cert and --tls-key, or behind a TLS-terminating proxy)");
+        }
+        let http = crate::alerts::client().map_err(|e| Error::Destination(DestinationError::Client(e)))?;
         let shared = Arc::new(Shared {
             store: Arc::from(store),
             metrics: Arc::new(Metrics::new()),
             // `host:pid`, recorded with each run so history says which worker ran it.
             id: crate::state::holder::me().label.clone(),
-            access: Access::new(options.access),
+            access: Access::new(options.access, options.listen),
             dir: options.dir.clone(),
             selection: options.selection,
             config: options.config,
@@ -216,6 +218,7 @@ impl Worker {
             invalid: Mutex::default(),
             reloading: tokio::sync::Mutex::new(()),
             http,
+            previews: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(options.listen).await.map_err(|source| Error::Io {
             context: format!("the worker cannot listen on {}", options.listen),
@@ -226,7 +229,7 @@ impl Worker {
             source,
         })?;
         shared.reload().await;
-        let server = serve(listener, shared.clone());
+        let server = serve(listener, shared.clone(), tls);
         let background = CancellationToken::new();
         spawn_pruning(shared.clone(), background.clone());
         if !options.poll.is_zero() {

@@ -7,19 +7,21 @@
 mod chart;
 mod layout;
 mod overview;
-mod preview;
+pub(super) mod preview;
 mod sync;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::auth::{csrf_refusal, Caller};
 use super::{Shared, TriggerOutcome};
 use crate::state::{RunRecord, RunStatus, StateError};
 use layout::Refresh;
@@ -34,7 +36,7 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/", get(overview_page))
         .route("/syncs/{name}", get(sync_page))
         .route("/syncs/{name}/full-resync", get(confirm_page))
-        .route("/syncs/{name}/preview", get(preview_page))
+        .route("/syncs/{name}/preview", get(preview_ask).post(preview_page))
 }
 
 /// An HTML response, never cached: it is the state of now.
@@ -137,12 +139,41 @@ async fn confirm_page(State(shared): State<Arc<Shared>>, Path(name): Path<String
     html_response(StatusCode::OK, layout::page(&name, &shared.id, None, markup))
 }
 
-async fn preview_page(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+async fn preview_ask(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
     let Some(info) = shared.view(&name) else {
         return unknown(&shared, &name);
     };
-    let markup = preview::render(&info, shared.store.as_ref()).await;
+    let markup = preview::ask(&info, shared.access.csrf());
     html_response(StatusCode::OK, layout::page(&format!("Preview {name}"), &shared.id, None, markup))
+}
+
+#[derive(Deserialize)]
+struct PreviewForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn preview_page(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    Extension(caller): Extension<Caller>,
+    form: Result<Form<PreviewForm>, FormRejection>,
+) -> Response {
+    let offered = form.as_ref().ok().map(|Form(f)| f.csrf.as_str());
+    if let Some(refused) = csrf_refusal(&shared, caller, offered) {
+        return refused;
+    }
+    let Some(info) = shared.view(&name) else {
+        return unknown(&shared, &name);
+    };
+    let (markup, made) = shared.previews.get(&info, shared.store.as_ref()).await;
+    let body = html! {
+        (markup)
+        p.muted #made data-made=(made.timestamp_millis()) {
+            "Made at " (made.format("%H:%M:%S UTC")) "; shown again for " (preview::KEEP.as_secs()) " s."
+        }
+    };
+    html_response(StatusCode::OK, layout::page(&format!("Preview {name}"), &shared.id, None, body))
 }
 
 /// Where a form's trigger leads: back to the sync's page, which says the run is queued.

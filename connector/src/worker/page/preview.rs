@@ -1,18 +1,91 @@
 //! `/syncs/NAME/preview`: what the next run would send, computed on demand as `ebb preview`
 //! does (the source is read, nothing is sent, state is unchanged).
+//!
+//! A preview reads the whole source, so it is a POST (a page of another site cannot make a
+//! browser start one), one runs at a time per sync (a second request waits for it and gets its
+//! result), and a result is kept for [`KEEP`] while the mapping is unchanged.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
+use crate::spec::Mapping;
 use crate::state::StateStore;
 use crate::sync::{self, Preview, SyncJob};
 use crate::worker::SyncInfo;
+
+/// How long a preview's result is shown again instead of reading the source again.
+pub(crate) const KEEP: Duration = Duration::from_secs(60);
+
+/// The latest preview of each sync, and the lock that lets one run at a time.
+#[derive(Default)]
+pub(crate) struct Previews {
+    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Kept>>>>>,
+}
+
+struct Kept {
+    at: Instant,
+    made: DateTime<Utc>,
+    mapping: Arc<Mapping>,
+    markup: Markup,
+}
+
+impl Previews {
+    /// The sync's preview: the one kept if it is fresh and of this mapping, else a new one
+    /// (after any that is being made).
+    pub(crate) async fn get(&self, info: &SyncInfo, store: &dyn StateStore) -> (Markup, DateTime<Utc>) {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.entry(info.name.clone()).or_default().clone()
+        };
+        let mut kept = slot.lock().await;
+        if let Some(k) = kept
+            .as_ref()
+            .filter(|k| k.at.elapsed() < KEEP && Arc::ptr_eq(&k.mapping, &info.mapping))
+        {
+            return (k.markup.clone(), k.made);
+        }
+        let made = Utc::now();
+        let markup = render(info, store).await;
+        *kept = Some(Kept {
+            at: Instant::now(),
+            made,
+            mapping: info.mapping.clone(),
+            markup: markup.clone(),
+        });
+        (markup, made)
+    }
+}
+
+/// The page before a preview: the button that asks for one.
+pub(super) fn ask(info: &SyncInfo, csrf: &str) -> Markup {
+    html! {
+        h1 { "Preview of " (info.name) }
+        p.muted { "A dry run of the next run reads the whole source; nothing is sent and state is unchanged." }
+        (form(&info.name, csrf))
+        p { a href={ "/syncs/" (info.name) } { "Back to " (info.name) } }
+    }
+}
+
+/// The form that posts for a preview.
+pub(super) fn form(name: &str, csrf: &str) -> Markup {
+    html! {
+        form.inline method="post" action={ "/syncs/" (name) "/preview" } {
+            input type="hidden" name="csrf" value=(csrf);
+            button #preview type="submit" { "Preview the next run" }
+        }
+    }
+}
 
 /// The requests shown with their bodies.
 const REQUESTS_SHOWN: usize = 3;
 /// The rejections and deletes listed.
 const LISTED: usize = 20;
 
-pub(super) async fn render(info: &SyncInfo, store: &dyn StateStore) -> Markup {
+async fn render(info: &SyncInfo, store: &dyn StateStore) -> Markup {
     let outcome = match SyncJob::from_mapping(info.mapping.as_ref().clone()) {
         Ok(job) => sync::preview(&job, store, REQUESTS_SHOWN).await,
         Err(e) => Err(e),

@@ -79,7 +79,7 @@ fn actions(name: &str, csrf: &str) -> Markup {
                 button #run-now type="submit" { "Run now" }
             }
             a #full-resync href={ "/syncs/" (name) "/full-resync" } { "Full resync…" }
-            a #preview href={ "/syncs/" (name) "/preview" } { "Preview the next run" }
+            (super::preview::form(name, csrf))
         }
     }
 }

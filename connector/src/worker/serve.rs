@@ -1,0 +1,210 @@
+//! The worker's HTTP server: connections accepted one task each, over TLS when it is given,
+//! with limits so that slow or idle clients cannot take the worker from everyone else.
+//!
+//! - A connection must deliver a whole request head within [`HEAD_TIMEOUT`] of opening (the
+//!   TLS handshake included), and again after each answer; hyper closes it otherwise.
+//! - At most [`MAX_CONNECTIONS`] are open. When a new one arrives at the cap, the connection that
+//!   has been idle longest (no request in progress) is closed for it, so a crowd of idle
+//!   connections delays nobody's `/healthz`; when none is idle, the new one waits for a slot.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower_service::Service;
+
+/// How long a connection may take to deliver a request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections open at once.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// A certificate chain and its key, for HTTPS (`--tls-cert`, `--tls-key`).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("cannot read the TLS certificate chain {}: {source}", path.display())]
+    Cert {
+        path: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("the TLS certificate file {} holds no certificate (PEM `BEGIN CERTIFICATE`)", .0.display())]
+    NoCert(PathBuf),
+    #[error("cannot read the TLS private key {}: {source}", path.display())]
+    Key {
+        path: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("the TLS certificate and key do not make a server identity: {0}")]
+    Config(#[source] rustls::Error),
+}
+
+/// The server side of TLS, with the crypto provider the rest of ebb uses (ring).
+pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsSetupError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert_error = |source| TlsSetupError::Cert {
+        path: files.cert.clone(),
+        source,
+    };
+    let chain = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(cert_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(cert_error)?;
+    if chain.is_empty() {
+        return Err(TlsSetupError::NoCert(files.cert.clone()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|source| TlsSetupError::Key {
+        path: files.key.clone(),
+        source,
+    })?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(TlsSetupError::Config)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(TlsSetupError::Config)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The open connections, and since when each has been idle (`None` while it has a request).
+#[derive(Default)]
+struct Connections {
+    next: AtomicU64,
+    open: Mutex<BTreeMap<u64, (Option<Instant>, CancellationToken)>>,
+}
+
+impl Connections {
+    fn open(&self) -> (u64, CancellationToken) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let close = CancellationToken::new();
+        lock(&self.open).insert(id, (Some(Instant::now()), close.clone()));
+        (id, close)
+    }
+
+    fn set_idle(&self, id: u64, idle: bool) {
+        if let Some(entry) = lock(&self.open).get_mut(&id) {
+            entry.0 = idle.then(Instant::now);
+        }
+    }
+
+    fn closed(&self, id: u64) {
+        lock(&self.open).remove(&id);
+    }
+
+    /// Closes the connection idle the longest, if one is idle.
+    fn close_longest_idle(&self) {
+        let open = lock(&self.open);
+        let longest = open
+            .values()
+            .filter_map(|(since, close)| since.map(|s| (s, close)))
+            .min_by_key(|(since, _)| *since);
+        if let Some((_, close)) = longest {
+            close.cancel();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Serves `app` until the task is aborted.
+pub(crate) async fn serve(listener: TcpListener, app: Router, tls: Option<TlsAcceptor>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Arc::new(Connections::default());
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: pause rather than spin.
+                tracing::warn!(error = %e, "the worker cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                connections.close_longest_idle();
+                match slots.clone().acquire_owned().await {
+                    Ok(slot) => slot,
+                    Err(_) => return,
+                }
+            }
+        };
+        tracing::trace!(%peer, "connection");
+        let (app, tls, connections) = (app.clone(), tls.clone(), connections.clone());
+        tokio::spawn(async move {
+            let (id, close) = connections.open();
+            serve_connection(stream, app, tls, &connections, id, close).await;
+            connections.closed(id);
+            drop(slot);
+        });
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    connections: &Arc<Connections>,
+    id: u64,
+    close: CancellationToken,
+) {
+    let opened = Instant::now();
+    let _ = stream.set_nodelay(true);
+    let service = {
+        let connections = connections.clone();
+        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let mut app = app.clone();
+            let connections = connections.clone();
+            connections.set_idle(id, false);
+            async move {
+                let response = app.call(request.map(axum::body::Body::new)).await;
+                connections.set_idle(id, true);
+                response
+            }
+        })
+    };
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new());
+    match tls {
+        None => {
+            http.header_read_timeout(HEAD_TIMEOUT);
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            tokio::select! { _ = connection => {}, () = close.cancelled() => {} }
+        }
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(stream));
+            let stream = tokio::select! {
+                shaken = handshake => match shaken {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!("TLS handshake took too long"),
+                },
+                () = close.cancelled() => return,
+            };
+            // The head is due within the same ten seconds of opening.
+            let left = HEAD_TIMEOUT.saturating_sub(opened.elapsed()).max(Duration::from_millis(100));
+            http.header_read_timeout(left);
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            tokio::select! { _ = connection => {}, () = close.cancelled() => {} }
+        }
+    }
+}
