@@ -173,6 +173,12 @@ fn row_count_change(config: &AlertsConfig, report: &RunReport, earlier: &[RunRec
     })
 }
 
+/// The alert webhook's client: it follows no redirect, which would carry the alert (and its
+/// sync's details) to whatever host the redirect names.
+pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()
+}
+
 /// POSTs one alert, retrying twice; the error names no URL, as the URL may hold a token.
 pub async fn post(client: &reqwest::Client, config: &AlertsConfig, alert: &Alert) -> Result<(), String> {
     let mut last = String::new();

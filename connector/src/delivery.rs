@@ -126,16 +126,13 @@ impl Delivery {
             if let Some(observer) = &self.observer {
                 observer.attempted(&self.label, sent_at.elapsed().as_secs_f64(), &attempt);
             }
-            let delay = match self.destination.classify(request, &attempt) {
-                RetryAction::Retry { after: Some(wait) } => {
-                    self.pacer.hold(wait);
-                    wait
-                }
+            let (delay, asked) = match self.destination.classify(request, &attempt) {
+                RetryAction::Retry { after: Some(wait) } => (wait, true),
                 RetryAction::Retry { after: None } => {
                     if attempt.status() == Some(429) {
                         self.pacer.slow_down(sent_at);
                     }
-                    delays.next().unwrap_or(self.max_backoff)
+                    (delays.next().unwrap_or(self.max_backoff), false)
                 }
                 action => {
                     self.pacer.answered();
@@ -143,12 +140,17 @@ impl Delivery {
                 }
             };
             let reason = self.destination.explain(&attempt);
+            // The budget first: a wait this run will not take must not hold every other sync
+            // of the credential either.
             if started.elapsed() + delay > self.retry_budget {
                 return Err(format!(
                     "{} unreachable after retrying for {}s: {reason}",
                     self.label,
                     started.elapsed().as_secs()
                 ));
+            }
+            if asked {
+                self.pacer.hold(delay);
             }
             tracing::warn!(delay_ms = delay.as_millis() as u64, %reason, "retrying");
             tokio::time::sleep(delay).await;
@@ -342,5 +344,50 @@ mod tests {
             vec![vec!["a", "bad1", "b", "bad2", "c"], vec!["a", "b", "c"]],
             "the others go again together"
         );
+    }
+
+    /// A destination that answers every request 429 with a `Retry-After` of a day.
+    struct AsksForADay;
+
+    #[async_trait::async_trait]
+    impl Destination for AsksForADay {
+        fn describe(&self) -> String {
+            "asks for a day".into()
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::plain_for_tests(10)
+        }
+
+        fn prepare(&self, records: &[&Change]) -> Result<PreparedRequest, DestinationError> {
+            Ok(PreparedRequest {
+                method: "POST",
+                url: "http://busy.invalid/".into(),
+                body: Vec::new(),
+                records: records.len(),
+                run: None,
+            })
+        }
+
+        async fn send(&self, _request: &PreparedRequest) -> Attempt {
+            Attempt::Response {
+                status: 429,
+                retry_after: Some(Duration::from_secs(86_400)),
+                body: String::new(),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_past_the_retry_budget_fails_the_batch_and_holds_no_one_else() {
+        let pacer = Arc::new(Pacer::new(1_000_000));
+        let delivery = Delivery::new(Arc::new(AsksForADay), pacer.clone(), Duration::from_secs(60));
+        let started = tokio::time::Instant::now();
+        let out = delivery.deliver(&[record("a")]).await;
+        assert!(out.fatal.as_deref().is_some_and(|f| f.contains("unreachable")), "{:?}", out.fatal);
+        assert_eq!(out.failed, vec![0]);
+        // Another sync of the same credential goes on at once: the day was never held.
+        pacer.ready().await;
+        assert!(started.elapsed() < Duration::from_secs(60), "held for {:?}", started.elapsed());
     }
 }

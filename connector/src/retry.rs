@@ -3,8 +3,8 @@
 //!
 //! Like Vector's `HttpRetryLogic`: 429, 408, 5xx (but 501) and transport
 //! errors are retried; 400 and 413 split the batch to isolate the records at
-//! fault; 401, 403, 404 and 501 fail the run, because every later request
-//! would fail the same way; any other 4xx rejects the records it carried.
+//! fault; 3xx (never followed), 401, 403, 404 and 501 fail the run, because every later
+//! request would fail the same way; any other 4xx rejects the records it carried.
 
 use std::time::Duration;
 
@@ -62,7 +62,8 @@ pub fn classify(attempt: &Attempt) -> RetryAction {
             429 => RetryAction::Retry { after: *retry_after },
             408 => RetryAction::Retry { after: None },
             400 | 413 | 422 => RetryAction::Split,
-            401 | 403 | 404 | 405 | 501 => RetryAction::Fatal,
+            // A redirect is never followed, and every later request would get it too.
+            300..=399 | 401 | 403 | 404 | 405 | 501 => RetryAction::Fatal,
             500..=599 => RetryAction::Retry { after: *retry_after },
             _ => RetryAction::Reject,
         },

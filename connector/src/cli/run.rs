@@ -58,7 +58,7 @@ pub(super) async fn run_one(mapping: Mapping, store: &dyn StateStore, options: &
     let alerts = mapping.alerts.clone();
     let report = sync::run(&SyncJob::from_mapping(mapping)?, store, options).await?;
     if let Some(alerts) = &alerts {
-        if let Ok(client) = reqwest::Client::builder().build() {
+        if let Ok(client) = crate::alerts::client() {
             crate::alerts::after_run(store, &client, alerts, &report, "cli").await;
         }
     }

@@ -134,6 +134,37 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A destination's URL: no credential or query in it (those belong in `${VAR}` keys, not
+    /// in a URL that is printed and logged), and TLS unless it stays on this machine or the
+    /// mapping says `allow_http: true`. The URL is never repeated: it may hold a password.
+    fn destination_url(&mut self, value: &Spanned<String>, field: &str, allow_http: bool) -> Option<Url> {
+        let url = self.http_url(value, field)?;
+        let loc = Loc::of(value, field);
+        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+            self.push(
+                &loc,
+                "must not hold a user name, password or query string: a URL is printed and logged, so secrets go in the \
+                 destination's own `${VAR}` keys (api_key, token)",
+            );
+            return None;
+        }
+        let local = match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if url.scheme() == "http" && !local && !allow_http {
+            self.push(
+                &loc,
+                "is http:// to another machine: the credential and every record would cross the network in clear. Use \
+                 https://, or set `allow_http: true` beside it if the network is yours",
+            );
+            return None;
+        }
+        Some(url)
+    }
+
     /// A destination's credential: a [`secret`](Self::secret) that must not be empty. An empty
     /// value stands in after an error, which `finish` reports.
     pub fn credential(&mut self, value: &Spanned<String>, field: &str, fix: &str) -> SecretString {
@@ -146,10 +177,10 @@ impl<'a> Validator<'a> {
 
     /// A destination's base URL, or its public one when the mapping gives none. A placeholder
     /// stands in after an error, which `finish` reports.
-    pub fn base_url(&mut self, value: &Option<Spanned<String>>, field: &str, default: &str) -> Url {
+    pub fn base_url(&mut self, value: &Option<Spanned<String>>, field: &str, default: &str, allow_http: bool) -> Url {
         let url = match value {
             None => Url::parse(default).ok(),
-            Some(u) => self.http_url(u, field),
+            Some(u) => self.destination_url(u, field, allow_http),
         };
         url.unwrap_or_else(|| Url::parse("http://invalid.invalid").expect("static URL"))
     }

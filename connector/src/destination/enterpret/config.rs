@@ -54,6 +54,10 @@ pub struct RawEnterpret {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub url: Option<Spanned<String>>,
+    /// Send to an `http://` URL of a host other than this machine: the key and the records
+    /// cross the network in clear. Off by default.
+    #[serde(default)]
+    pub allow_http: bool,
     /// Records per request, 1..=15.
     #[serde(default)]
     #[schemars(with = "Option<i64>")]
@@ -97,7 +101,7 @@ impl RawEnterpret {
             ObjectKind::Account => "api_key: ${ENTERPRET_ACCOUNTS_API_KEY}",
         };
         let api_key = v.credential(&self.api_key, &format!("{p}.api_key"), fix);
-        let url = v.base_url(&self.url, &format!("{p}.url"), DEFAULT_URL);
+        let url = v.base_url(&self.url, &format!("{p}.url"), DEFAULT_URL, self.allow_http);
         let raw = RawDelivery {
             batch_size: &self.batch_size,
             requests_per_minute: &self.requests_per_minute,

@@ -40,6 +40,10 @@ pub struct RawProfiles {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub url: Option<Spanned<String>>,
+    /// Send to an `http://` URL of a host other than this machine: the key and the records
+    /// cross the network in clear. Off by default.
+    #[serde(default)]
+    pub allow_http: bool,
     /// Sent as `Authorization: Token <token>`; usually `${PROFILES_TOKEN}`.
     #[schemars(with = "String")]
     pub token: Spanned<String>,
@@ -113,7 +117,7 @@ impl RawProfiles {
     fn settings(&self, v: &mut Validator) -> ProfilesConfig {
         let p = "destination.profiles";
         let token = v.credential(&self.token, &format!("{p}.token"), "token: ${PROFILES_TOKEN}");
-        let url = v.base_url(&self.url, &format!("{p}.url"), DEFAULT_URL);
+        let url = v.base_url(&self.url, &format!("{p}.url"), DEFAULT_URL, self.allow_http);
         let raw = RawDelivery {
             batch_size: &self.batch_size,
             requests_per_minute: &self.requests_per_minute,
