@@ -1,4 +1,4 @@
-//! PII controls: a hashed attribute is sent as the salted SHA-256 of its value, the same on
+//! PII controls: a hashed attribute is sent as the HMAC-SHA256 of its value under the salt, the same on
 //! every run; a redacted one is never sent. Neither value, nor the salt, shows up raw in a log
 //! line, a rejection, a preview, the status or the state database.
 
@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 
 use arrow::array::{Array, AsArray};
 use common::*;
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
 
-const SALT: &str = "s4lt-for-the-pii-test";
+const SALT: &str = "s4lt-for-the-pii-test-0123456789abcdef";
 
 /// Every value of a string column of a fixture.
 fn column(file: &str, name: &str) -> Vec<String> {
@@ -47,7 +47,7 @@ destination:
 id: user_id
 created_at: signup_at
 attributes:
-  Email: {{ column: email, hash: sha256, salt_env: PII_SALT }}
+  Email: {{ column: email, hash: hmac-sha256, salt_env: PII_SALT }}
   Name: {{ column: full_name, redact: true }}
   Age: {{ column: age, type: number }}
 "#
@@ -119,15 +119,34 @@ async fn hashed_values_are_stable_and_neither_they_nor_redacted_ones_nor_the_sal
     let expected: BTreeSet<String> = emails
         .iter()
         .map(|e| {
-            Sha256::digest(format!("{SALT}{e}").as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SALT.as_bytes()).expect("key");
+            mac.update(e.as_bytes());
+            mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
         })
         .collect();
     assert!(
         !hashed.is_empty() && hashed.is_subset(&expected),
-        "lowercase hex SHA-256 of salt + value: {hashed:?}"
+        "lowercase hex HMAC-SHA256 keyed by the salt: {hashed:?}"
+    );
+    // Nothing stored lets a reader test guesses of the salt: no plain SHA-256 of it either.
+    let salt_sha: String = sha2::Digest::finalize(sha2::Digest::chain_update(<sha2::Sha256 as sha2::Digest>::new(), SALT))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(!state_text.contains(&salt_sha[..32]), "a plain hash of the salt is in the state");
+    // A new salt is seen: the next sync sends every record under the new values.
+    let mut new_salt = envs.map(|(k, v)| (k, v.to_string()));
+    new_salt[1].1 = "another-salt-of-32-bytes-or-more-42".into();
+    let (dir, args) = (dir.clone(), ["sync", "m.yml", "--json"]);
+    let out = tokio::task::spawn_blocking(move || ebb(&dir, &args, &new_salt.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()))
+        .await
+        .expect("ran");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let counts = &report[0]["counts"];
+    assert!(counts["unchanged"] == 0 && counts["sent"].as_u64() > Some(0), "{report}");
+    assert_eq!(
+        counts["sent"].as_u64(),
+        Some(counts["source"].as_u64().unwrap_or(0) - counts["invalid"].as_u64().unwrap_or(0))
     );
 }
 
@@ -148,25 +167,45 @@ fn pii_settings_are_checked_at_validate_time_without_quoting_the_salt() {
             Err(e) => e.to_string(),
         }
     };
-    let salt = [("PII_SALT", SALT), ("USERS_SOURCE", "/tmp/users.parquet")];
-    assert_eq!(parse("  E: { column: email, hash: sha256, salt_env: PII_SALT }\n", &salt), "");
+    let salt = [
+        ("PII_SALT", SALT),
+        ("SHORT_SALT", "pepper-31-bytes-long-0123456789"),
+        ("USERS_SOURCE", "/tmp/users.parquet"),
+    ];
+    assert_eq!(parse("  E: { column: email, hash: hmac-sha256, salt_env: PII_SALT }\n", &salt), "");
     let cases = [
-        ("  E: { column: email, hash: sha256 }\n", "`hash: sha256` needs `salt_env: VAR`"),
         (
-            "  E: { column: email, hash: sha256, salt_env: EBB_TEST_NO_SUCH_SALT }\n",
+            "  E: { column: email, hash: hmac-sha256 }\n",
+            "`hash: hmac-sha256` needs `salt_env: VAR`",
+        ),
+        (
+            "  E: { column: email, hash: hmac-sha256, salt_env: EBB_TEST_NO_SUCH_SALT }\n",
             "salt_env: names `EBB_TEST_NO_SUCH_SALT`, which is not set",
         ),
         (
             "  E: { column: email, salt_env: PII_SALT }\n",
-            "`salt_env` goes with `hash: sha256`",
+            "`salt_env` goes with `hash: hmac-sha256`",
         ),
         (
-            "  E: { column: email, hash: sha256, salt_env: PII_SALT, redact: true }\n",
+            "  E: { column: email, hash: hmac-sha256, salt_env: PII_SALT, redact: true }\n",
             "give `hash` or `redact: true`, not both",
         ),
         (
-            "  E: { column: age, hash: sha256, salt_env: PII_SALT, type: number }\n",
+            "  E: { column: age, hash: hmac-sha256, salt_env: PII_SALT, type: number }\n",
             "a hashed value is text",
+        ),
+        // The old form: refused, with the way over and what it changes.
+        (
+            "  E: { column: email, hash: sha256, salt_env: PII_SALT }\n",
+            "m.yml:12:6: attributes.E.hash: `sha256` is no longer taken: use `hash: hmac-sha256`",
+        ),
+        (
+            "  E: { column: email, hash: sha256, salt_env: PII_SALT }\n",
+            "`ebb reset SYNC` then sends every record",
+        ),
+        (
+            "  E: { column: email, hash: hmac-sha256, salt_env: SHORT_SALT }\n",
+            "salt_env: names `SHORT_SALT`, which holds fewer than 32 bytes",
         ),
         ("  E: { column: email, hash: md5, salt_env: PII_SALT }\n", "md5"),
         ("  E: { value: x, redact: true }\n", "apply to columns, not to a constant"),
@@ -174,6 +213,6 @@ fn pii_settings_are_checked_at_validate_time_without_quoting_the_salt() {
     for (attrs, want) in cases {
         let got = parse(attrs, &salt);
         assert!(got.contains(want), "{attrs}: want {want:?}, got {got}");
-        assert!(!got.contains(SALT), "the salt is never quoted: {got}");
+        assert!(!got.contains(SALT) && !got.contains("pepper-31"), "the salt is never quoted: {got}");
     }
 }

@@ -397,6 +397,29 @@ async fn sqlite_on_disk_reopens_with_its_state() {
 }
 
 #[tokio::test]
+async fn sqlite_state_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("state-folder/state.db");
+    let store = state::open(&format!("sqlite://{}", db.display()), false).await.expect("open");
+    contract(store.as_ref()).await;
+    assert_eq!(mode(&dir.path().join("state-folder")), 0o700, "the folder ebb made");
+    for file in ["state.db", "state.db-wal", "state.db-shm"] {
+        assert_eq!(mode(&dir.path().join("state-folder").join(file)), 0o600, "{file}");
+    }
+    drop(store);
+    // A database an older ebb left readable by others is narrowed when it is opened.
+    let old = dir.path().join("old.db");
+    drop(state::open(&format!("sqlite://{}", old.display()), false).await.expect("open"));
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let store = state::open(&format!("sqlite://{}", old.display()), false).await.expect("reopen");
+    assert_eq!(mode(&old), 0o600);
+    assert_eq!(mode(&dir.path().join("old.db-wal")), 0o600);
+    drop(store);
+}
+
+#[tokio::test]
 async fn read_only_open_creates_nothing() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("absent.db");

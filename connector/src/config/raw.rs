@@ -197,10 +197,10 @@ pub struct RawAttributeSpec {
     /// Split a text column on this separator into a list, such as `","`.
     #[serde(default)]
     pub split: Option<String>,
-    /// `sha256`: send the salted hash of each value instead (needs `salt_env`).
+    /// `hmac-sha256`: send each value as its HMAC keyed by the salt instead (needs `salt_env`).
     #[serde(default)]
     pub hash: Option<super::pii::HashAlgorithm>,
-    /// The environment variable that holds the hash's salt.
+    /// The environment variable that holds the hash's salt (32 bytes or more).
     #[serde(default)]
     pub salt_env: Option<String>,
     /// Never send this field (its column is not read either).

@@ -65,7 +65,7 @@ pub(super) struct CompiledAttr {
     column_name: Option<String>,
     kind: AttrKind,
     rule: ValueRule,
-    /// Values are sent as their salted SHA-256 (`hash: sha256`).
+    /// Values are sent as their HMAC-SHA256 keyed by this salt (`hash: hmac-sha256`).
     salt: Option<SecretString>,
     /// The target follows the column's type: the mapping names no `type:` (not part of the
     /// fingerprint, which the target already is).
@@ -159,7 +159,8 @@ impl CompiledMapping {
 
     /// A digest of everything that decides what record a row becomes: the columns read and
     /// their types, the identity, every field with its rule and salt, the null policy. Not the
-    /// run's time, nor where things are written in the file. The salts are hashed, never kept.
+    /// run's time, nor where things are written in the file. Of a salt, only its HMAC of a fixed
+    /// label goes in, which cannot be checked against guesses without the salt.
     pub fn fingerprint(&self) -> String {
         use sha2::Digest;
         let mut digest = sha2::Sha256::new();
@@ -172,7 +173,8 @@ impl CompiledMapping {
         put(&format!("{:?} {}", self.nulls, self.earliest_created_at));
         for attr in &self.attributes {
             put(&format!("{} {:?} {:?}", attr.name, attr.kind, attr.rule));
-            put(attr.salt.as_ref().map_or("", |salt| salt.expose()));
+            // Never the salt, nor a plain hash of it: whoever reads the state could test guesses.
+            put(&attr.salt.as_ref().map_or(String::new(), crate::config::pii::salt_check));
         }
         let bytes = digest.finalize();
         bytes[..16].iter().map(|b| format!("{b:02x}")).collect()

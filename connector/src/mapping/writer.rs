@@ -1,6 +1,6 @@
 //! Where the row engine writes a row: into a [`Record`], or straight into the canonical hash.
 
-use crate::config::pii::salted_sha256;
+use crate::config::pii::hmac_sha256;
 use crate::config::secret::SecretString;
 use crate::config::AttrType;
 use crate::hash::Encoder;
@@ -137,7 +137,7 @@ impl RowWriter for HashWriter {
     }
 }
 
-/// Writes each text item as its salted SHA-256 instead: the raw value goes no further.
+/// Writes each text item as its HMAC-SHA256 under the salt instead: the raw value goes no further.
 pub(super) struct Hashed<'a, W> {
     pub inner: &'a mut W,
     pub salt: &'a SecretString,
@@ -153,7 +153,7 @@ impl<W: RowWriter> RowWriter for Hashed<'_, W> {
     }
 
     fn str_item(&mut self, s: &str) {
-        self.inner.str_item(&salted_sha256(self.salt, s));
+        self.inner.str_item(&hmac_sha256(self.salt, s));
     }
 
     fn num_item(&mut self, n: Number) {

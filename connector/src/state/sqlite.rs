@@ -69,9 +69,7 @@ impl SqliteStore {
             path
         };
         if !in_memory && effective != ":memory:" {
-            if let Some(parent) = Path::new(effective).parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| open_err(e.into()))?;
-            }
+            private_file(Path::new(effective)).map_err(|e| open_err(e.into()))?;
         }
         let options = SqliteConnectOptions::from_str(&format!("sqlite:{effective}"))
             .map_err(|e| open_err(e.into()))?
@@ -106,12 +104,38 @@ impl SqliteStore {
     }
 }
 
+/// The state holds every synced identity and hash: readable by its owner only. A folder ebb
+/// creates for it is 0700; the database is created 0600 (and an older one narrowed to it), and
+/// SQLite gives its `-wal` and `-shm` files the database's own mode.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
+    }
+    File::options().create(true).truncate(false).append(true).mode(0o600).open(path)?;
+    for file in [path.to_path_buf(), suffixed(path, "-wal"), suffixed(path, "-shm")] {
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(meta.permissions().mode() & 0o700))?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// Two processes opening a new state file at once collide: switching it to WAL needs an
 /// exclusive lock that the busy timeout does not cover, and SQLite's migrator takes no lock of
 /// its own, so both would create the tables. This file lock, held around setup, makes the
 /// second wait, then find everything in place.
 async fn setup_lock(dir: &Path) -> std::io::Result<File> {
-    std::fs::create_dir_all(dir)?;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(dir)?;
     let file = File::options()
         .create(true)
         .truncate(false)
