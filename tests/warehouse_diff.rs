@@ -105,8 +105,9 @@ async fn every_type_hashes_to_its_golden_vector_whatever_the_session_settings() 
     let hashed: Vec<HashedColumn<'_>> = cols.iter().map(|(name, _, ty)| HashedColumn { name, ty }).collect();
     let salted: String = sqlx::query_scalar(&format!(
         "SELECT {} FROM \"{schema}\".golden WHERE k = 1",
-        postgres::row_hash("a'salt", &hashed)
+        postgres::row_hash("$1::text", &hashed)
     ))
+    .bind("a'salt")
     .fetch_one(&mut conn)
     .await
     .expect("salted hash");

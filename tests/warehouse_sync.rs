@@ -563,3 +563,64 @@ async fn reset_clears_the_warehouse_state_and_a_join_is_refused() {
         "{said}"
     );
 }
+
+/// A role that may create functions in a schema on ebb's search path plants look-alikes of the
+/// catalog's functions, which PostgreSQL would prefer as closer matches; the diff calls none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_planted_on_the_search_path_are_never_called_by_the_diff() {
+    let ws = Workspace::new();
+    let schemas = Schemas::new();
+    schemas
+        .exec(
+            "CREATE SCHEMA {s}; CREATE TABLE {s}.people (id int, signup_at timestamptz, tags text[], scores float8[], seats int8[]);
+             INSERT INTO {s}.people SELECT i, '2024-01-01', ARRAY['a', 'b'], ARRAY[1.5, i], ARRAY[i] FROM generate_series(1, 5) i;
+             CREATE FUNCTION {s}.cardinality(float8[]) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'planted cardinality ran'; END $$;
+             CREATE FUNCTION {s}.unnest(float8[]) RETURNS SETOF float8 LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'planted unnest ran'; END $$;
+             CREATE FUNCTION {s}.unnest(text[]) RETURNS SETOF text LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'planted unnest ran'; END $$;
+             CREATE FUNCTION {s}.array_to_json(text[]) RETURNS json LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'planted array_to_json ran'; END $$;
+             CREATE FUNCTION {s}.array_to_json(int8[]) RETURNS json LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'planted array_to_json ran'; END $$;",
+        )
+        .await;
+    let si = stand_in().await;
+    let store = ws.store().await;
+    let mapping = format!(
+        r#"name: wh_planted
+source:
+  postgres:
+    url: ${{WAREHOUSE_URL}}
+    table: people
+    diff: warehouse
+    state_schema: {st}
+destination:
+  enterpret:
+    object: user
+    api_key: ${{STANDIN_USERS_KEY:-local-users-key}}
+    url: ${{STANDIN_URL}}
+    requests_per_minute: 1000000
+id: id
+created_at: signup_at
+attributes:
+  tags: {{ column: tags, type: string, list: true }}
+  scores: {{ column: scores, type: number, list: true }}
+  seats: {{ column: seats, type: number, list: true }}
+"#,
+        st = schemas.state.name
+    );
+    let path = ws.write("m.yml", &mapping);
+    // The planting schema first on the search path, as a role's default would put it; the table
+    // is named without its schema, so ebb finds it there.
+    let separator = if database_url().contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{}{separator}options=-c%20search_path%3D{}%2Cpublic",
+        database_url(),
+        schemas.source.name
+    );
+    let sync = load_sync(&path, &[("WAREHOUSE_URL", &url), ("STANDIN_URL", &si.url())]);
+    for round in 0..2 {
+        let report = sync::run(&sync, store.as_ref(), &RunOptions::default()).await.expect("recorded");
+        assert_eq!(report.status, RunStatus::Completed, "round {round}: {report:?}");
+        assert_eq!(report.counts.sent, if round == 0 { 5 } else { 0 }, "{report:?}");
+    }
+    let ids: BTreeSet<String> = si.records("users").into_iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 5, "{ids:?}");
+}

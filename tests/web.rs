@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::{database_url, fixture, stand_in, text, users_yaml, Workspace};
 use ebb::standin::StandIn;
+use ebb::tls::TlsFiles;
 use ebb::worker::auth::{AccessOptions, WorkerToken};
-use ebb::worker::serve::TlsFiles;
 use ebb::worker::{Worker, WorkerOptions};
 
 const TOKEN: &str = "wk-7c1f9d2e4b8a-5e6f0a1b2c3d4e";

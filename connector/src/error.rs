@@ -36,7 +36,7 @@ pub enum Error {
     Selection(#[from] crate::selection::SelectionError),
     /// The worker's `--tls-cert` and `--tls-key` cannot serve HTTPS.
     #[error("{0}")]
-    Tls(#[from] crate::worker::serve::TlsSetupError),
+    Tls(#[from] crate::tls::TlsSetupError),
     /// A command's argument that cannot be used, and why.
     #[error("{0}")]
     Usage(String),

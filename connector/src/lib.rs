@@ -33,7 +33,8 @@
 //! - [`sync`]: the only module that sees every seam: plan, deliver, commit.
 //! - [`warehouse`]: the warehouse-side diff's SQL, one module per dialect (the row hash so far).
 //! - [`standin`]: a local, strict stand-in for each destination.
-//! - [`worker`]: `ebb worker`: schedules, triggers, metrics and shutdown for long-lived runs.
+//! - [`worker`]: `ebb worker`: schedules, triggers, metrics and shutdown for long-lived runs;
+//!   [`tls`] its HTTPS identity.
 //! - [`alerts`]: alert rules over a run and its history, sent to a webhook.
 //! - [`init`]: a first mapping guessed from a source's schema and a sample of its rows.
 //! - [`cli`]: the `ebb` commands; [`selection`] which mappings a command works on.
@@ -66,6 +67,7 @@ pub mod spec;
 pub mod standin;
 pub mod state;
 pub mod sync;
+pub mod tls;
 pub mod warehouse;
 pub mod worker;
 

@@ -11,8 +11,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::config::env::ProcessEnv;
 use crate::config::{self, WorkerConfig};
 use crate::error::Error;
+use crate::tls::TlsFiles;
 use crate::worker::auth::{AccessOptions, WorkerToken, DEFAULT_TOKEN_ENV};
-use crate::worker::serve::TlsFiles;
 use crate::worker::{Worker, WorkerOptions};
 
 #[derive(Debug, Args)]

@@ -73,7 +73,7 @@ pub struct WorkerOptions {
     /// Who may use the HTTP endpoints.
     pub access: AccessOptions,
     /// Serve HTTPS with this certificate and key.
-    pub tls: Option<serve::TlsFiles>,
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// A mapping file the worker could not load.
@@ -195,7 +195,7 @@ impl Worker {
             });
         }
         auth::check_listen(options.listen, &options.access)?;
-        let tls = options.tls.as_ref().map(serve::tls_acceptor).transpose()?;
+        let tls = options.tls.as_ref().map(crate::tls::tls_acceptor).transpose()?;
         if tls.is_none() && options.access.token.is_some() && !options.listen.ip().is_loopback() {
             tracing::warn!(listen = %options.listen, "the worker listens beyond this machine without TLS: its token travels in clear (serve with --tls-cert and --tls-key, or behind a TLS-terminating proxy)");
         }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{select_list, PostgresSource};
+use super::{search_path, select_list, PostgresSource};
 use crate::config::PostgresRelation;
 use crate::source::feed::{self, Feed};
 use crate::source::WarehouseDiff;
@@ -90,9 +90,10 @@ impl PgWarehouse {
             .into_iter()
             .map(|column| format!("ebb_src.{column}"))
             .collect();
-        let text = sql::changed_rows(&self.schema, &self.source.base_query(), query, &select);
-        tracing::debug!(sql = %text, "the warehouse's diff query");
         let mut txn = self.source.read_only(&mut conn).await?;
+        let base = search_path::pin(&self.source, &mut txn).await.map_err(|e| self.source.err(e))?;
+        let (text, params) = sql::changed_rows(&self.schema, &base, query, &select);
+        tracing::debug!(sql = %text, "the warehouse's diff query");
         // The planner's cost of the hash expression over a big table turns JIT on, whose
         // compilation alone took 0.75 s of a 1M-row diff and won nothing back. Only this
         // transaction is affected.
@@ -100,11 +101,15 @@ impl PgWarehouse {
             .execute(&mut *txn)
             .await
             .map_err(|e| self.source.err(e))?;
-        let rows = sqlx::query(&text)
+        let mut statement = sqlx::query(&text)
             .bind(&query.sync)
             .bind(query.everything)
             .bind(&query.also)
-            .fetch(&mut *txn);
+            .bind(&query.salt);
+        for text in &params.texts {
+            statement = statement.bind(text);
+        }
+        let rows = statement.fetch(&mut *txn);
         self.source.pump(rows, &query.columns, &wires, 3, feed).await?;
         let _ = txn.rollback().await;
         Ok(())
@@ -113,10 +118,15 @@ impl PgWarehouse {
 
 impl PgWarehouse {
     async fn commit_on(&self, conn: &mut PgConnection, sync: &str, commit: &WarehouseCommit<'_>) -> Result<(), WarehouseError> {
+        let mut txn = conn.begin().await.map_err(|e| self.err(e))?;
+        sqlx::query(sql::SAFE_SEARCH_PATH)
+            .execute(&mut *txn)
+            .await
+            .map_err(|e| self.err(e))?;
         if commit.replace {
             sqlx::query(&sql::forget_records(&self.schema))
                 .bind(sync)
-                .execute(&mut *conn)
+                .execute(&mut *txn)
                 .await
                 .map_err(|e| self.err(e))?;
         }
@@ -134,10 +144,10 @@ impl PgWarehouse {
             .bind(coverage.map(|c| c.salt.as_str()))
             .bind(coverage.map(|c| c.columns.as_str()))
             .bind(coverage.map(|c| c.destination.as_str()))
-            .execute(&mut *conn)
+            .execute(&mut *txn)
             .await
             .map_err(|e| self.err(e))?;
-        Ok(())
+        txn.commit().await.map_err(|e| self.err(e))
     }
 }
 
@@ -223,10 +233,13 @@ impl WarehouseDiff for PgWarehouse {
             return Ok(Vec::new());
         }
         let mut txn = self.source.read_only(&mut conn).await.map_err(|e| self.err(e))?;
-        let keys = sqlx::query_scalar(&sql::duplicate_keys(&self.source.base_query(), key))
-            .fetch_all(&mut *txn)
-            .await
-            .map_err(|e| self.err(e))?;
+        let base = search_path::pin(&self.source, &mut txn).await.map_err(|e| self.err(e))?;
+        let (text, params) = sql::duplicate_keys(&base, key);
+        let mut statement = sqlx::query_scalar(&text);
+        for text in &params.texts {
+            statement = statement.bind(text);
+        }
+        let keys = statement.fetch_all(&mut *txn).await.map_err(|e| self.err(e))?;
         let _ = txn.rollback().await;
         Ok(keys)
     }
@@ -241,11 +254,13 @@ impl WarehouseDiff for PgWarehouse {
     async fn gone(&self, sync: &str, key: &RowKey) -> Result<Vec<Gone>, WarehouseError> {
         let mut conn = self.connect().await?;
         let mut txn = self.source.read_only(&mut conn).await.map_err(|e| self.err(e))?;
-        let rows: Vec<(String, String)> = sqlx::query_as(&sql::gone(&self.schema, &self.source.base_query(), key))
-            .bind(sync)
-            .fetch_all(&mut *txn)
-            .await
-            .map_err(|e| self.err(e))?;
+        let base = search_path::pin(&self.source, &mut txn).await.map_err(|e| self.err(e))?;
+        let (text, params) = sql::gone(&self.schema, &base, key);
+        let mut statement = sqlx::query_as(&text).bind(sync);
+        for text in &params.texts {
+            statement = statement.bind(text);
+        }
+        let rows: Vec<(String, String)> = statement.fetch_all(&mut *txn).await.map_err(|e| self.err(e))?;
         let _ = txn.rollback().await;
         Ok(rows.into_iter().map(|(key, sent_as)| Gone { key, sent_as }).collect())
     }
@@ -268,6 +283,10 @@ impl WarehouseDiff for PgWarehouse {
             return Ok(0);
         }
         let mut txn = conn.begin().await.map_err(|e| self.err(e))?;
+        sqlx::query(sql::SAFE_SEARCH_PATH)
+            .execute(&mut *txn)
+            .await
+            .map_err(|e| self.err(e))?;
         let forgotten = sqlx::query(&sql::forget_records(&self.schema))
             .bind(sync)
             .execute(&mut *txn)

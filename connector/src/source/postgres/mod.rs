@@ -23,6 +23,7 @@ use crate::warehouse::postgres::quote_ident;
 
 mod decode;
 mod diff;
+mod search_path;
 
 use decode::Wire;
 
