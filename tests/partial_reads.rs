@@ -421,3 +421,24 @@ async fn the_warehouse_side_diff_failing_part_way_fails_the_run_and_deletes_noth
     let state = TempSchema::new("ebb_partial_state");
     a_query_failing_after_its_first_batch_changes_nothing(&format!("    diff: warehouse\n    state_schema: {}\n", state.name)).await;
 }
+
+/// A good file whose last eight bytes claim a footer of `length` bytes.
+fn with_footer_length(ws: &Workspace, length: u32) -> PathBuf {
+    let mut bytes = std::fs::read(fixture("corrupt/negative_offset/part-0.parquet")).expect("fixture");
+    let at = bytes.len() - 8;
+    bytes[at..at + 4].copy_from_slice(&length.to_le_bytes());
+    let path = ws.path().join(format!("footer-{length}.parquet"));
+    std::fs::write(&path, bytes).expect("write");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_whose_footer_claims_gigabytes_fails_the_run_without_fetching_them() {
+    let s = Snapshot::new(true, people).await;
+    let was = s.first(&[fixture("users/pyarrow.parquet")]).await;
+    let object = "s3://exports/people/part-1.parquet";
+    for length in [u32::MAX, 0x7fff_fff0, 1 << 20] {
+        let files = [fixture("corrupt/negative_offset/part-0.parquet"), with_footer_length(&s.ws, length)];
+        s.fails_on(&files, &[object], &was).await;
+    }
+}

@@ -68,16 +68,33 @@ impl ObjectReader {
     fn failed(&self, e: object_store::Error) -> ParquetError {
         ParquetError::External(Box::new(self.bucket.error(self.path.as_ref(), &e)))
     }
+
+    /// A range is fetched only if it lies inside the object: the offsets come from the file's
+    /// own footer, and a crafted one must not make ebb ask for (and allocate) more than is there.
+    fn inside(&self, ranges: &[Range<u64>]) -> parquet::errors::Result<()> {
+        match ranges.iter().find(|r| r.start > r.end || r.end > self.size) {
+            None => Ok(()),
+            Some(r) => Err(ParquetError::General(format!(
+                "its footer points at bytes {}..{}, outside the object's {} bytes",
+                r.start, r.end, self.size
+            ))),
+        }
+    }
 }
 
 impl AsyncFileReader for ObjectReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        async move { self.store.get_range(&self.path, range).await.map_err(|e| self.failed(e)) }.boxed()
+        async move {
+            self.inside(std::slice::from_ref(&range))?;
+            self.store.get_range(&self.path, range).await.map_err(|e| self.failed(e))
+        }
+        .boxed()
     }
 
     /// A row group's chunks: those fetched ahead, or else fetched now.
     fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         async move {
+            self.inside(&ranges)?;
             if let Some(ahead) = self.ahead.as_mut() {
                 match ahead.next(&ranges).await {
                     Some(Ok(found)) => return Ok(found),
@@ -131,7 +148,8 @@ impl Ahead {
                     .filter(|&i| mask.leaf_included(i))
                     .map(|i| {
                         let (start, length) = group.column(i).byte_range();
-                        start..start + length
+                        // Checked against the object's size before any read; never wraps.
+                        start..start.saturating_add(length)
                     })
                     .collect()
             })
@@ -183,7 +201,12 @@ async fn in_parts(store: &dyn ObjectStore, path: &Path, range: Range<u64>) -> ob
     if range.end - range.start <= PART_BYTES {
         return store.get_range(path, range).await;
     }
-    let mut whole = vec![0u8; (range.end - range.start) as usize];
+    // The range was checked against the object's size; asking the allocator rather than
+    // assuming keeps a huge object an error instead of an abort.
+    let length = usize::try_from(range.end - range.start).map_err(|e| generic(e.to_string()))?;
+    let mut whole = Vec::new();
+    whole.try_reserve_exact(length).map_err(|e| generic(format!("cannot hold {length} bytes: {e}")))?;
+    whole.resize(length, 0u8);
     let mut fills = Vec::new();
     let mut start = range.start;
     for slot in whole.chunks_mut(PART_BYTES as usize) {
@@ -196,6 +219,13 @@ async fn in_parts(store: &dyn ObjectStore, path: &Path, range: Range<u64>) -> ob
         .try_collect::<()>()
         .await?;
     Ok(Bytes::from(whole))
+}
+
+fn generic(message: String) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "object store",
+        source: message.into(),
+    }
 }
 
 /// Streams `part` of the object into `slot`, which is as long as the part.
@@ -214,10 +244,7 @@ async fn fill(store: &dyn ObjectStore, path: &Path, part: Range<u64>, slot: &mut
         at = end;
     }
     if at != slot.len() {
-        return Err(object_store::Error::Generic {
-            store: "object store",
-            source: format!("bytes {}..{} came back as {at} bytes", part.start, part.end).into(),
-        });
+        return Err(generic(format!("bytes {}..{} came back as {at} bytes", part.start, part.end)));
     }
     Ok(())
 }
