@@ -156,17 +156,39 @@ async fn init_on_a_postgres_table_guesses_writes_no_secret_and_syncs() {
     let si = stand_in().await;
     let ws = Workspace::new();
     let ws_ref = &ws;
-    let envs = stand_in_env(&si.url());
-    // A password on the URL (trust auth ignores it) must be written nowhere.
+    let mut envs = stand_in_env(&si.url());
+    // A password on the URL (trust auth ignores it) must be written nowhere; it comes from a
+    // variable, so that it is not on the command line either.
     let url = database_url().replacen("postgres@", "postgres:s3cret-pw@", 1);
+    envs.push(("MY_WAREHOUSE", url.clone()));
     let table = format!("{}.members", schema.name);
+    let unset = tokio::task::block_in_place(|| {
+        run(
+            ws_ref,
+            &[
+                "init",
+                "--postgres-url-env",
+                "NO_SUCH_EBB_VAR",
+                "--table",
+                &table,
+                "--destination",
+                "profiles",
+            ],
+            &envs,
+        )
+    });
+    let (_, err) = text(&unset);
+    assert!(
+        !unset.status.success() && err.contains("the variable that --postgres-url-env names is not set"),
+        "{err}"
+    );
     let init = tokio::task::block_in_place(|| {
         run(
             ws_ref,
             &[
                 "init",
-                "--postgres-url",
-                &url,
+                "--postgres-url-env",
+                "MY_WAREHOUSE",
                 "--table",
                 &table,
                 "--destination",
@@ -219,22 +241,10 @@ async fn init_on_a_table_without_a_guessable_id_leaves_a_todo_and_exits_0() {
     let ws = Workspace::new();
     let ws_ref = &ws;
     let table = format!("{}.notes", schema.name);
-    let envs = stand_in_env("http://127.0.0.1:9");
-    let init = tokio::task::block_in_place(|| {
-        run(
-            ws_ref,
-            &[
-                "init",
-                "--postgres-url",
-                &database_url(),
-                "--table",
-                &table,
-                "--destination",
-                "enterpret-users",
-            ],
-            &envs,
-        )
-    });
+    let mut envs = stand_in_env("http://127.0.0.1:9");
+    // With no source named, the URL comes from EBB_INIT_POSTGRES_URL.
+    envs.push(("EBB_INIT_POSTGRES_URL", database_url()));
+    let init = tokio::task::block_in_place(|| run(ws_ref, &["init", "--table", &table, "--destination", "enterpret-users"], &envs));
     let (out, err) = text(&init);
     assert_eq!(init.status.code(), Some(0), "{out}{err}");
     assert!(

@@ -175,3 +175,71 @@ async fn a_server_that_the_roots_or_the_name_do_not_vouch_for_is_refused() {
         "the state store refuses it too: {err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_with_a_root_verifies_the_chain_as_libpq_does() {
+    let root = server_certificate().await;
+    let other_ca = fixture("tls/other_ca.pem");
+    let other_ca = other_ca.to_str().expect("utf-8 path");
+    let (code, err) = validate_with(&url_on("localhost", &format!("sslmode=require&sslrootcert={root}")));
+    assert_eq!(code, Some(0), "the server's own root vouches for it: {err}");
+    let (code, err) = validate_with(&url_on("localhost", &format!("sslmode=require&sslrootcert={other_ca}")));
+    assert_ne!(code, Some(0), "require with a root that signed nothing of the server's");
+    assert!(err.contains("invalid peer certificate: UnknownIssuer"), "{err}");
+    // The state store reads the URL the same way.
+    let ws = Workspace::new();
+    let state = url_on("localhost", &format!("sslmode=require&sslrootcert={other_ca}"));
+    let (_, err) = text(&ebb(ws.path(), &["history", "any", "--state", &state], &[]));
+    assert!(err.contains("invalid peer certificate: UnknownIssuer"), "{err}");
+    // Without a root, require encrypts and checks nothing, as libpq's does.
+    assert!(source_used_tls(&url_on("127.0.0.1", "sslmode=require")).await);
+}
+
+#[test]
+fn a_connection_to_another_machine_that_checks_no_certificate_is_warned_of() {
+    let password = "hunter2-tls-warning";
+    for params in ["sslmode=require", "sslmode=prefer", ""] {
+        let mut url = url_on("db.invalid", params);
+        url = url.replacen("://postgres@", &format!("://postgres:{password}@"), 1);
+        let (_, err) = validate_with(&url);
+        assert!(
+            err.contains("warning: ") && err.contains("connection to db.invalid checks no certificate") && err.contains("verify-full"),
+            "{params}: {err}"
+        );
+        assert!(!err.contains(password), "{err}");
+        // Each run says it too, in its log.
+        let ws = Workspace::new();
+        let mapping = ws.write("probe.yml", &probe_mapping("http://127.0.0.1:9"));
+        let out = ebb(ws.path(), &["sync", mapping.to_str().expect("path")], &[("PG_URL", &url)]);
+        let (_, err) = text(&out);
+        assert!(err.contains("connection to db.invalid checks no certificate"), "{err}");
+        assert!(!err.contains(password), "{err}");
+    }
+    let root = fixture("tls/other_ca.pem");
+    let verified = url_on("db.invalid", &format!("sslmode=verify-full&sslrootcert={}", root.display()));
+    let (_, err) = validate_with(&verified);
+    assert!(!err.contains("warning: "), "{err}");
+}
+
+#[test]
+fn passwords_never_print_from_a_url_that_does_not_parse_or_from_its_parameters() {
+    let ws = Workspace::new();
+    for state in [
+        "postgres://ebb:hunter2-unparsable@[db/x",
+        "postgres://ebb:hunter2-unparsable@db:99999/x",
+        "postgres://ebb@db.invalid/x?password=hunter2-unparsable",
+    ] {
+        let (out, err) = text(&ebb(ws.path(), &["history", "any", "--state", state], &[]));
+        assert!(!format!("{out}{err}").contains("hunter2"), "{state}: {out}{err}");
+    }
+    // Written into a mapping as a parameter, a password is refused like one in the user part.
+    let written = probe_mapping("http://127.0.0.1:9").replace("${PG_URL}", "postgres://ebb@127.0.0.1/test?password=hunter2-unparsable");
+    let mapping = ws.write("written.yml", &written);
+    let out = ebb(ws.path(), &["validate", mapping.to_str().expect("path")], &[]);
+    let (_, err) = text(&out);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        err.contains("holds a password written in the mapping") && !err.contains("hunter2"),
+        "{err}"
+    );
+}

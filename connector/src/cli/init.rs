@@ -13,15 +13,21 @@ use crate::quote::quote;
 use crate::source;
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("from").required(true).args(["parquet", "postgres_url"])))]
+#[command(group(ArgGroup::new("from").args(["parquet", "postgres_url", "postgres_url_env"])))]
 pub struct InitArgs {
     /// A Parquet file, folder or glob.
     #[arg(long, value_name = "PATH")]
     parquet: Option<String>,
-    /// A PostgreSQL URL to read the schema and a sample from, such as "$WAREHOUSE_URL". The
-    /// mapping reads it from ${WAREHOUSE_URL}: this value is not written anywhere.
+    /// A PostgreSQL URL to read the schema and a sample from. A command line is visible to
+    /// every user of the machine: a URL with a password is better in a variable
+    /// (--postgres-url-env, or EBB_INIT_POSTGRES_URL). The mapping reads it from
+    /// ${WAREHOUSE_URL}: this value is not written anywhere.
     #[arg(long, value_name = "URL", requires = "relation")]
     postgres_url: Option<String>,
+    /// The environment variable that holds the PostgreSQL URL (its name, never the URL);
+    /// without --parquet or --postgres-url, EBB_INIT_POSTGRES_URL is read.
+    #[arg(long, value_name = "VAR", requires = "relation")]
+    postgres_url_env: Option<String>,
     /// With --postgres-url: a `[schema.]name`.
     #[arg(long, group = "relation", conflicts_with = "parquet")]
     table: Option<String>,
@@ -125,7 +131,32 @@ fn source_of(args: &InitArgs) -> Result<(SourceConfig, String, String), Error> {
     };
     match &args.parquet {
         Some(pattern) => parquet_source(args, pattern, loc),
-        None => postgres_source(args, loc),
+        None => postgres_source(args, postgres_url(args)?, loc),
+    }
+}
+
+/// The variable `ebb init` reads a PostgreSQL URL from when no other source is named.
+const INIT_URL_ENV: &str = "EBB_INIT_POSTGRES_URL";
+
+/// The PostgreSQL URL: given, or from the variable named, or from [`INIT_URL_ENV`].
+fn postgres_url(args: &InitArgs) -> Result<String, Error> {
+    if let Some(url) = &args.postgres_url {
+        return Ok(url.clone());
+    }
+    let (var, named) = match &args.postgres_url_env {
+        Some(var) => (var.as_str(), true),
+        None => (INIT_URL_ENV, false),
+    };
+    match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => Ok(url),
+        // The name is not repeated when it was given: someone who put the URL itself after
+        // --postgres-url-env would see it printed back.
+        _ if named => Err(Error::Usage(
+            "the variable that --postgres-url-env names is not set: export the URL in it (--postgres-url-env takes a variable's name, never the URL)".into(),
+        )),
+        _ => Err(Error::Usage(format!(
+            "give --parquet PATH, or a PostgreSQL URL: --postgres-url-env VAR, {INIT_URL_ENV}, or --postgres-url"
+        ))),
     }
 }
 
@@ -153,8 +184,7 @@ fn parquet_source(args: &InitArgs, pattern: &str, loc: Loc) -> Result<(SourceCon
     Ok((config, format!("  parquet: {}\n", yaml_scalar(&written)), stem))
 }
 
-fn postgres_source(args: &InitArgs, loc: Loc) -> Result<(SourceConfig, String, String), Error> {
-    let url = args.postgres_url.clone().unwrap_or_default();
+fn postgres_source(args: &InitArgs, url: String, loc: Loc) -> Result<(SourceConfig, String, String), Error> {
     let (relation, line, name) = match (&args.table, &args.query) {
         (Some(table), _) => {
             let parts: Vec<&str> = table.split('.').collect();
@@ -177,7 +207,7 @@ fn postgres_source(args: &InitArgs, loc: Loc) -> Result<(SourceConfig, String, S
             format!("    query: {}\n", yaml_scalar(query)),
             "sync".into(),
         ),
-        (None, None) => return Err(Error::Usage("--postgres-url needs --table or --query".into())),
+        (None, None) => return Err(Error::Usage("a PostgreSQL source needs --table or --query".into())),
     };
     let config = SourceConfig::Postgres {
         url: SecretString::new(url),

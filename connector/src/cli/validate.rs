@@ -11,6 +11,9 @@ pub(super) async fn validate(paths: &[PathBuf], env: &dyn Env) -> ExitCode {
     for (_, checked) in sync::check::check_files(paths, env).await {
         match checked {
             Ok(c) => {
+                for (loc, warning) in c.mapping.source.warnings() {
+                    eprintln!("warning: {}", c.mapping.issue(loc, warning, None));
+                }
                 // `validate` is run to check the source too: one it cannot read is a problem.
                 if let Some(e) = c.source_unchecked {
                     all.push(c.mapping.issue(c.mapping.source.loc(), e.to_string(), None));

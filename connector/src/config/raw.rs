@@ -112,7 +112,7 @@ fn parquet_or_postgres(schema: &mut Schema) {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Postgres")]
 pub struct RawPostgres {
-    /// `postgres://user:pass@host:5432/db?sslmode=require`; usually `${WAREHOUSE_URL}`.
+    /// `postgres://user:pass@host:5432/db?sslmode=verify-full&sslrootcert=/etc/ssl/root.crt`; usually `${WAREHOUSE_URL}`.
     #[schemars(with = "String")]
     pub url: Spanned<String>,
     /// A plain `[schema.]name`.

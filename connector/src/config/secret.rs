@@ -74,9 +74,9 @@ pub fn password_written_out(raw: &str) -> bool {
         }
     }
     let Ok(url) = url::Url::parse(&shape) else { return false };
-    let Some(password) = url.password() else { return false };
-    let written = tokens.iter().fold(password.to_string(), |left, t| left.replace(t, ""));
-    !written.is_empty()
+    let written = |text: &str| !tokens.iter().fold(text.to_string(), |left, t| left.replace(t, "")).is_empty();
+    // `user:password@`, or `?password=` (which libpq and sqlx take too).
+    url.password().is_some_and(written) || url.query_pairs().any(|(k, v)| k.eq_ignore_ascii_case("password") && written(&v))
 }
 
 #[cfg(test)]
@@ -102,6 +102,7 @@ mod tests {
             "postgres://ebb:${PGPASS}@db/analytics",
             "postgres://${PGUSER}:${PGPASS}@db/analytics",
             "postgres://${CREDENTIALS}@db/analytics",
+            "postgres://ebb@db/analytics?password=${PGPASS}",
             "not a url",
         ] {
             assert!(!password_written_out(fine), "{fine}");
@@ -111,6 +112,8 @@ mod tests {
             "postgresql://ebb:p%40ss@db/analytics",
             "postgres://ebb:pre${PGPASS}@db/analytics",
             "postgres://${PGUSER}:hunter2@${HOST}/analytics",
+            "postgres://ebb@db/analytics?sslmode=require&password=hunter2",
+            "postgres://ebb@db/analytics?PASSWORD=hunter2",
         ] {
             assert!(password_written_out(written), "{written}");
         }

@@ -90,6 +90,20 @@ impl SourceConfig {
         }
     }
 
+    /// What is risky but allowed about the source, each with where it is declared: a
+    /// PostgreSQL connection to another machine whose TLS checks no certificate.
+    pub fn warnings(&self) -> Vec<(&Loc, String)> {
+        match self {
+            SourceConfig::Parquet { .. } => Vec::new(),
+            SourceConfig::Postgres { url, loc, .. } => crate::pg_url::unverified_tls(url.expose()).map(|w| (loc, w)).into_iter().collect(),
+            SourceConfig::Joined { base, lookup, .. } => {
+                let mut all = base.warnings();
+                all.extend(lookup.warnings());
+                all
+            }
+        }
+    }
+
     /// Where the mapping declares the source, for errors about it.
     pub fn loc(&self) -> &Loc {
         match self {

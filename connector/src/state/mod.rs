@@ -245,17 +245,59 @@ fn is_plain_path(url: &str) -> bool {
     !url.is_empty() && !url.contains("://") && url::Url::parse(url).is_err_and(|e| e == url::ParseError::RelativeUrlWithoutBase)
 }
 
-/// A URL with any password replaced, for messages.
+/// A URL with any password replaced (in its user part or as a `password=` parameter), for
+/// messages. One that does not parse is not printed at all: where its password is cannot be
+/// told. A plain file path is printed as it is.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("****"));
-            u.to_string()
-        }
-        _ => url.to_string(),
+    if is_plain_path(url) || url.starts_with("sqlite:") && !url.contains('@') && !url.contains("password") {
+        return url.to_string();
     }
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "<a URL that does not parse, not shown: it may hold a password>".to_string();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("****"));
+    }
+    if u.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let masked = if k.eq_ignore_ascii_case("password") {
+                    "****".to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), masked)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 pub(crate) fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn a_password_is_masked_wherever_it_is_and_an_unparsable_url_is_not_shown() {
+        assert_eq!(
+            redact_url("postgres://ebb:hunter2@db:5432/x?sslmode=require"),
+            "postgres://ebb:****@db:5432/x?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://ebb@db/x?password=hunter2&sslmode=require"),
+            "postgres://ebb@db/x?password=****&sslmode=require"
+        );
+        for broken in ["postgres://ebb:hunter2@db:99999/x", "postgres://ebb:hunter2@[db/x"] {
+            let shown = redact_url(broken);
+            assert!(!shown.contains("hunter2") && shown.contains("does not parse"), "{shown}");
+        }
+        assert_eq!(redact_url("./state.db"), "./state.db");
+        assert_eq!(redact_url("sqlite://state.db"), "sqlite://state.db");
+    }
 }

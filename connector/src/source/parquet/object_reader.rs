@@ -205,7 +205,9 @@ async fn in_parts(store: &dyn ObjectStore, path: &Path, range: Range<u64>) -> ob
     // assuming keeps a huge object an error instead of an abort.
     let length = usize::try_from(range.end - range.start).map_err(|e| generic(e.to_string()))?;
     let mut whole = Vec::new();
-    whole.try_reserve_exact(length).map_err(|e| generic(format!("cannot hold {length} bytes: {e}")))?;
+    whole
+        .try_reserve_exact(length)
+        .map_err(|e| generic(format!("cannot hold {length} bytes: {e}")))?;
     whole.resize(length, 0u8);
     let mut fills = Vec::new();
     let mut start = range.start;

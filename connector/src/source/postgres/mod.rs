@@ -34,6 +34,8 @@ pub struct PostgresSource {
     url: SecretString,
     relation: PostgresRelation,
     diff: DiffMode,
+    /// The run's log has said that this connection's TLS checks no certificate.
+    warned: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The logical type and wire form of a PostgreSQL type, or `None` if ebb does not read it.
@@ -60,7 +62,12 @@ fn classify(type_name: &str, kind: &PgTypeKind) -> Option<(ColumnType, Wire)> {
 
 impl PostgresSource {
     pub fn new(url: SecretString, relation: PostgresRelation, diff: DiffMode) -> Self {
-        Self { url, relation, diff }
+        Self {
+            url,
+            relation,
+            diff,
+            warned: Default::default(),
+        }
     }
 
     /// `host:port/db`, never the user or password.
@@ -90,7 +97,12 @@ impl PostgresSource {
         if let Some(problem) = crate::pg_url::tls_file_problem(self.url.expose()) {
             return Err(self.err(problem));
         }
-        let options: PgConnectOptions = self.url.expose().parse().map_err(|e: sqlx::Error| self.err(e))?;
+        let options: PgConnectOptions = crate::pg_url::connect_options(self.url.expose()).map_err(|e| self.err(e))?;
+        if let Some(warning) = crate::pg_url::unverified_tls(self.url.expose()) {
+            if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!("{warning}");
+            }
+        }
         // Reading a big table takes a while by nature: sqlx's "slow statement" warning, with the
         // whole query, would greet every large sync. ebb's own logs say what a user sees.
         let options = options.log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(1));

@@ -10,7 +10,6 @@
 
 mod lock;
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, Postgres};
@@ -79,7 +78,10 @@ impl PostgresStore {
             url: redact_url(url),
             source: OpenCause::Database(e),
         };
-        let options = PgConnectOptions::from_str(&conn_url)
+        if let Some(warning) = crate::pg_url::unverified_tls(&conn_url) {
+            tracing::warn!("state: {warning}");
+        }
+        let options = crate::pg_url::connect_options(&conn_url)
             .map_err(open_err)?
             .options([("search_path", schema.as_str())])
             // A commit of a big window can take a second; that is a debug line, not a warning.
