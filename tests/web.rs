@@ -808,6 +808,24 @@ async fn with_a_certificate_the_worker_serves_https_only() {
     );
     let out = wait_for_line(&ws.path().join("worker.out"), "wants the token");
     assert!(out.contains(" on https://0.0.0.0:"), "{out}");
+    let port = out
+        .split(" on https://0.0.0.0:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("port")
+        .to_string();
+    // `ebb health` trusts the worker's private CA with --ca-cert, and nothing else.
+    let ca = fixture("tls/worker-ca.pem");
+    let worker = format!("https://localhost:{port}");
+    let health = |extra: &[&str]| {
+        let mut args = vec!["health", "--worker", worker.as_str()];
+        args.extend_from_slice(extra);
+        text(&common::ebb(ws.path(), &args, &[]))
+    };
+    let (out, err) = health(&["--ca-cert", ca.to_str().expect("path")]);
+    assert!(out.contains("\"status\":\"ok\""), "{out}{err}");
+    let (out, err) = health(&[]);
+    assert!(!out.contains("\"status\""), "an unknown CA is not trusted: {out}{err}");
     let _ = child.kill();
     let _ = child.wait();
     let err = std::fs::read_to_string(ws.path().join("worker.err")).unwrap_or_default();

@@ -66,6 +66,23 @@ pub struct WorkerClientArgs {
     /// The environment variable that holds the worker's token, sent as `Authorization: Bearer`.
     #[arg(long, value_name = "VAR", default_value = DEFAULT_TOKEN_ENV)]
     pub token_env: String,
+    /// A PEM root certificate to trust for an `https://` worker whose certificate a private CA
+    /// signed (public CAs are built in).
+    #[arg(long, value_name = "FILE", env = "EBB_WORKER_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// The client that talks to a worker: it follows no redirect, and trusts `--ca-cert` too.
+fn client(args: &WorkerClientArgs) -> Result<reqwest::Client, Error> {
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = &args.ca_cert {
+        let context = format!("--ca-cert {}", path.display());
+        let pem = std::fs::read(path).map_err(|e| io(&context, e))?;
+        let root = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| io(&context, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+        builder = builder.add_root_certificate(root);
+    }
+    builder.build().map_err(|e| io("cannot build the HTTP client", std::io::Error::other(e)))
 }
 
 /// The token in variable `var`; unset means none, and set but empty is a mistake worth saying.
@@ -226,7 +243,7 @@ pub async fn trigger(client_args: &WorkerClientArgs, name: &str, full: bool) -> 
     if full {
         url.set_query(Some("full=true"));
     }
-    let response = request(reqwest::Client::new().post(url), &client_args.token_env)?
+    let response = request(client(client_args)?.post(url), &client_args.token_env)?
         .timeout(Duration::from_secs(10))
         .send()
         .await
@@ -273,7 +290,7 @@ pub async fn trigger(client_args: &WorkerClientArgs, name: &str, full: bool) -> 
 pub async fn health(client_args: &WorkerClientArgs) -> Result<ExitCode, Error> {
     let base = client_args.worker.as_str();
     let url = worker_url(base, &["healthz"])?;
-    let response = request(reqwest::Client::new().get(url), &client_args.token_env)?
+    let response = request(client(client_args)?.get(url), &client_args.token_env)?
         .timeout(Duration::from_secs(5))
         .send()
         .await
