@@ -687,6 +687,27 @@ async fn a_preview_is_a_posted_form_made_one_at_a_time_and_kept_a_minute() {
     site.stop().await;
 }
 
+#[tokio::test]
+async fn a_request_body_over_64_kib_is_refused_unread() {
+    let site = Site::start(Some(TOKEN), false).await;
+    let big = "csrf=".to_string() + &"x".repeat(70 * 1024);
+    let response = site
+        .http
+        .post(site.url("/syncs/users/trigger"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        response.headers().get("x-frame-options").and_then(|v| v.to_str().ok()),
+        Some("DENY")
+    );
+    site.stop().await;
+}
+
 /// When a preview page's result was made, to the millisecond.
 fn made(page: &str) -> String {
     let at = page.find("data-made=\"").expect("the preview's time") + "data-made=\"".len();
@@ -707,6 +728,11 @@ async fn idle_and_slow_connections_are_closed_and_never_keep_healthz_from_answer
     slow.write_all(b"GET /syncs HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         .await
         .expect("half a head");
+    // A whole head, then a body that never comes whole: answered 408, then closed.
+    let mut trickle = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let head =
+        format!("POST /syncs/users/trigger HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 100\r\n\r\nx");
+    trickle.write_all(head.as_bytes()).await.expect("head");
     // Without the cap's eviction this would wait for the idle ones' ten seconds to run out.
     let fresh = reqwest::Client::builder()
         .timeout(Duration::from_secs(8))
@@ -733,6 +759,10 @@ async fn idle_and_slow_connections_are_closed_and_never_keep_healthz_from_answer
         }
     };
     let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(40), trickle.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(closed(slow).await, "a half-sent head keeps its connection");
     let all = futures::future::join_all(idle.into_iter().map(closed)).await;
     assert!(all.iter().all(|c| *c), "an idle connection stayed open");

@@ -78,11 +78,13 @@ fn client(args: &WorkerClientArgs) -> Result<reqwest::Client, Error> {
     if let Some(path) = &args.ca_cert {
         let context = format!("--ca-cert {}", path.display());
         let pem = std::fs::read(path).map_err(|e| io(&context, e))?;
-        let root = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| io(&context, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+        let root =
+            reqwest::Certificate::from_pem(&pem).map_err(|e| io(&context, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         builder = builder.add_root_certificate(root);
     }
-    builder.build().map_err(|e| io("cannot build the HTTP client", std::io::Error::other(e)))
+    builder
+        .build()
+        .map_err(|e| io("cannot build the HTTP client", std::io::Error::other(e)))
 }
 
 /// The token in variable `var`; unset means none, and set but empty is a mistake worth saying.

@@ -3,6 +3,9 @@
 //!
 //! - A connection must deliver a whole request head within [`HEAD_TIMEOUT`] of opening (the
 //!   TLS handshake included), and again after each answer; hyper closes it otherwise.
+//! - A request's body must arrive whole within [`BODY_TIMEOUT`] and be at most [`MAX_BODY_BYTES`]
+//!   (the worker's forms are a few bytes), or the request is answered 408 or 413 and closed: a
+//!   body that trickles in keeps no connection busy.
 //! - At most [`MAX_CONNECTIONS`] are open. When a new one arrives at the cap, the connection that
 //!   has been idle longest (no request in progress) is closed for it, so a crowd of idle
 //!   connections delays nobody's `/healthz`; when none is idle, the new one waits for a slot.
@@ -25,6 +28,10 @@ use tower_service::Service;
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections open at once.
 pub const MAX_CONNECTIONS: usize = 64;
+/// How long a request's body may take to arrive, once its head has.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest request body taken.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The open connections, and since when each has been idle (`None` while it has a request).
 #[derive(Default)]
@@ -120,7 +127,10 @@ async fn serve_connection(
             let connections = connections.clone();
             connections.set_idle(id, false);
             async move {
-                let response = app.call(request.map(axum::body::Body::new)).await;
+                let response = match whole(request).await {
+                    Ok(request) => app.call(request).await,
+                    Err(refused) => Ok(refused),
+                };
                 connections.set_idle(id, true);
                 response
             }
@@ -150,5 +160,30 @@ async fn serve_connection(
             let connection = http.serve_connection(TokioIo::new(stream), service);
             tokio::select! { _ = connection => {}, () = close.cancelled() => {} }
         }
+    }
+}
+
+/// The request with its body read whole, in time and within bounds; or the answer to it.
+async fn whole(request: hyper::Request<Incoming>) -> Result<axum::extract::Request, axum::response::Response> {
+    use axum::response::IntoResponse;
+    use http_body_util::{BodyExt, Limited};
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect()).await;
+    let refused = |status: axum::http::StatusCode, why: &str| {
+        let mut response = (status, [(axum::http::header::CONNECTION, "close")], format!("{why}\n")).into_response();
+        super::headers::apply(response.headers_mut());
+        response
+    };
+    match read {
+        Ok(Ok(body)) => Ok(axum::extract::Request::from_parts(parts, axum::body::Body::from(body.to_bytes()))),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(refused(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "a request body to the worker is at most 64 KiB",
+        )),
+        Ok(Err(_)) => Err(refused(axum::http::StatusCode::BAD_REQUEST, "the request body broke off")),
+        Err(_) => Err(refused(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive within 10 s",
+        )),
     }
 }
