@@ -194,3 +194,57 @@ fn validate_refuses_clear_http_to_another_machine_and_secrets_in_a_destination_u
         assert!(!said.contains("t0psecret"), "the secret was quoted back: {said}");
     }
 }
+
+#[tokio::test]
+async fn a_retry_after_date_far_off_fails_its_batch_and_holds_no_other_sync_of_the_key() {
+    // The destination asks sync `a`'s requests to come back in a day, by date, and takes `b`'s.
+    let app = Router::new().fallback(any(|headers: HeaderMap| async move {
+        let run = headers.get("x-ebb-run").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if run.starts_with("a/") {
+            let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc2822();
+            return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", tomorrow)], "slow down").into_response();
+        }
+        (StatusCode::OK, "{}").into_response()
+    }));
+    let addr = serve(app).await;
+    let ws = Workspace::new();
+    let url = format!("http://{addr}");
+    ws.write("a.yml", &users_yaml("a", &url, ""));
+    ws.write("b.yml", &users_yaml("b", &url, ""));
+    let source = fixture("users/pyarrow.parquet");
+    // Held for the day (or the hour it is capped at), `b` would never finish in this bound;
+    // the child is killed then, so that the test fails rather than waits.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .current_dir(ws.path())
+        .args(["--state", "state.db", "sync", "a.yml", "b.yml", "--json"])
+        .env_remove("EBB_LOG")
+        .env("USERS_SOURCE", source.to_str().expect("path"))
+        .env("TEST_USERS_KEY", API_KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ebb starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the syncs of one key were held by a wait no run would take");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let out = child.wait_with_output().expect("output");
+    let (stdout, stderr) = text(&out);
+    let reports: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let by_name = |name: &str| {
+        reports
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["sync"] == name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(by_name("a")["status"], "failed", "{reports}");
+    assert!(by_name("a")["error"].as_str().unwrap_or("").contains("unreachable"), "{reports}");
+    assert_eq!(by_name("b")["status"], "completed", "{reports}");
+    assert_eq!(by_name("b")["counts"]["sent"], 40, "{reports}");
+}
