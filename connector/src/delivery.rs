@@ -15,6 +15,7 @@ use crate::destination::{Attempt, Destination, PreparedRequest};
 use crate::pacing::Pacer;
 use crate::record::Change;
 use crate::retry::{backoff, RetryAction};
+use crate::state::LockWatch;
 
 /// Sees every attempt a delivery makes, whatever the destination: the worker's metrics. Hooked
 /// here, where attempts are made, rather than around the destination, so that no method a
@@ -35,6 +36,10 @@ pub struct Delivery {
     /// Which run sends, for [`PreparedRequest::run`].
     pub run: Option<String>,
     pub observer: Option<Arc<dyn AttemptObserver>>,
+    /// The run's lock, proven before every request starts: the first attempt, each retry and
+    /// each half of a split alike. A run paused past a takeover must not send even a retry,
+    /// which would overwrite the newer run's values at the destination.
+    pub gate: Option<LockWatch>,
     /// The destination as it describes itself, worked out once rather than on every attempt.
     label: String,
 }
@@ -50,6 +55,7 @@ impl Delivery {
             max_backoff: Duration::from_secs(30),
             run: None,
             observer: None,
+            gate: None,
         }
     }
 }
@@ -120,6 +126,10 @@ impl Delivery {
         let mut delays = backoff(self.min_backoff, self.max_backoff);
         loop {
             self.pacer.ready().await;
+            // After the pace: a wait for the pace can outlast the proof.
+            if let Some(gate) = &self.gate {
+                gate.until_proven().await;
+            }
             out.attempts += 1;
             let sent_at = Instant::now();
             let attempt = self.destination.send(request).await;
@@ -389,5 +399,60 @@ mod tests {
         // Another sync of the same credential goes on at once: the day was never held.
         pacer.ready().await;
         assert!(started.elapsed() < Duration::from_secs(60), "held for {:?}", started.elapsed());
+    }
+
+    /// A destination that answers 503 to every request, and notes when each one started.
+    #[derive(Default)]
+    struct Unavailable {
+        started: std::sync::Mutex<Vec<tokio::time::Instant>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Destination for Unavailable {
+        fn describe(&self) -> String {
+            "unavailable".into()
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::plain_for_tests(10)
+        }
+
+        fn prepare(&self, records: &[&Change]) -> Result<PreparedRequest, DestinationError> {
+            Ok(PreparedRequest {
+                method: "POST",
+                url: "http://unavailable.invalid/".into(),
+                body: Vec::new(),
+                records: records.len(),
+                run: None,
+            })
+        }
+
+        async fn send(&self, _request: &PreparedRequest) -> Attempt {
+            self.started.lock().expect("lock").push(tokio::time::Instant::now());
+            Attempt::Response {
+                status: 503,
+                retry_after: None,
+                body: String::new(),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_waits_for_the_lock_to_be_proven_like_a_first_request() {
+        let destination = Arc::new(Unavailable::default());
+        let proven_until = tokio::time::Instant::now() + Duration::from_secs(1);
+        let mut delivery = Delivery::new(destination.clone(), Arc::new(Pacer::new(1_000_000)), Duration::from_secs(600));
+        // The lock was last proven a second from now, and never again (a paused holder).
+        delivery.gate = Some(LockWatch::proven_until(proven_until));
+        let sent = tokio::time::timeout(Duration::from_secs(300), delivery.deliver(&[record("a")])).await;
+        assert!(sent.is_err(), "the batch waits for a proof that never comes");
+        let started = destination.started.lock().expect("lock").clone();
+        assert!(!started.is_empty(), "the first attempt went out while the lock was proven");
+        let late: Vec<Duration> = started
+            .iter()
+            .filter(|at| **at >= proven_until)
+            .map(|at| at.duration_since(proven_until))
+            .collect();
+        assert!(late.is_empty(), "retries started this long after the last proof: {late:?}");
     }
 }

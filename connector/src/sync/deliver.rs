@@ -112,16 +112,16 @@ impl CommitWindow<'_> {
         let mut delivery = Delivery::new(sync.destination.clone(), pacer, config.retry_budget);
         delivery.run = Some(format!("{}/{run_id}", sync.name()));
         delivery.observer = self.context.options.observer.clone();
+        // Every request start proves the lock, retries and split halves included.
+        delivery.gate = Some(gate);
         let delivery = Arc::new(delivery);
         let (mut rx, producer) = planned_batches(sync, plan, &capabilities, None);
         let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).take_until(stop.clone().cancelled_owned());
         let in_flight = Box::pin(
             batches
                 .map(move |batch| {
-                    let (delivery, gate) = (delivery.clone(), gate.clone());
+                    let delivery = delivery.clone();
                     async move {
-                        // A request starts only while the run can prove it holds its lock.
-                        gate.until_proven().await;
                         let outcome = delivery.deliver(&batch).await;
                         (batch, outcome)
                     }
