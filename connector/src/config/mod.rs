@@ -34,8 +34,8 @@ pub use guards::{GuardBlocked, Guards, Planned, GUARD_NAMES};
 pub use issue::{did_you_mean, ConfigErrors, ConfigIssue, Loc};
 pub use pii::Pii;
 pub use schedule::Schedule;
-pub use shape::{IdentitySource, Join, RecordShape, Template, TemplatePart};
-pub use source::{DiffMode, JoinKeys, PostgresRelation, SourceConfig};
+pub use shape::{Identity, IdentitySource, Join, RecordShape, Template, TemplatePart};
+pub use source::{DiffMode, JoinKeys, PostgresRelation, SourceConfig, DEFAULT_STATE_SCHEMA};
 pub use validator::Validator;
 
 /// The longest sync name.

@@ -10,6 +10,16 @@ use super::validator::Validator;
 use super::NullPolicy;
 use crate::quote::quote;
 
+/// What a destination keys its records on: the mapping normalises the identity by it (an email
+/// is trimmed and lower-cased), and the destination declares it among its capabilities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// A column holding an id the destination stores as is.
+    Id,
+    /// An email address.
+    Email,
+}
+
 #[derive(Clone, Debug)]
 pub struct RecordShape {
     pub identity: IdentitySource,

@@ -32,11 +32,14 @@ impl FolderRule {
 pub enum DiffMode {
     #[default]
     InProcess,
-    /// In the source database, with ebb's state in `state_schema` (see [`crate::warehouse`]).
+    /// In the source database, with ebb's state in `state_schema` (the warehouse-side diff).
     Warehouse { state_schema: String },
 }
 
 /// What a PostgreSQL source reads.
+/// The schema of the warehouse-side diff's bookkeeping tables when a mapping names none.
+pub const DEFAULT_STATE_SCHEMA: &str = "ebb_state";
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PostgresRelation {
     Table { schema: Option<String>, name: String },
@@ -296,7 +299,7 @@ impl Validator<'_> {
 
     fn diff_mode(&mut self, pg: &RawPostgres, at: &str) -> DiffMode {
         let state_schema = match &pg.state_schema {
-            None => crate::warehouse::DEFAULT_STATE_SCHEMA.to_string(),
+            None => DEFAULT_STATE_SCHEMA.to_string(),
             Some(schema) => {
                 let field = format!("{at}.state_schema");
                 let text = self.interpolated(schema, &field).unwrap_or_default();

@@ -1,14 +1,8 @@
 //! What a destination can do, as data: the mapping and the validator read it, so nothing in the
 //! pipeline assumes one destination's shape.
 
-/// What a destination keys its records on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Identity {
-    /// A column holding an id the destination stores as is.
-    Id,
-    /// An email address.
-    Email,
-}
+/// What a destination keys its records on (a mapping's notion too, so it lives in `config`).
+pub use crate::config::Identity;
 
 /// The value types a destination's attributes or properties can take: the mapping's `type:`.
 pub use crate::config::AttrType as ValueType;

@@ -2,11 +2,11 @@
 //! coerced to the attribute's. This is what `ebb validate` runs; it reads no rows.
 
 use crate::column::ColumnType;
+use crate::config::Identity;
 use crate::config::Pii;
 use crate::config::{
     did_you_mean, AttrType, AttributeSource, ColumnRef, ConfigErrors, ConfigIssue, IdentitySource, TemplatePart, ValueRule,
 };
-use crate::destination::capabilities::Identity;
 use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 use crate::source::SourceSchema;
 use crate::spec::Mapping;

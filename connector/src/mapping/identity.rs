@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::destination::capabilities::Identity;
+use crate::config::Identity;
 use crate::quote::{debug, quote};
 
 use super::cells::{Column, Value};

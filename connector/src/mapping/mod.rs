@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 
 use crate::column::ColumnType;
 use crate::config::secret::SecretString;
+use crate::config::Identity;
 use crate::config::{AttrType, NullPolicy, ValueRule};
-use crate::destination::capabilities::Identity;
 use crate::quote::quote;
 use crate::record::{AttrValue, Record};
 use crate::source::SourceBatch;

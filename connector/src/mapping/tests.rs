@@ -210,7 +210,7 @@ fn hashing_from_columns_matches_hashing_the_record() {
                 .map(|n| (n.to_string(), ColumnType::String))
                 .collect(),
             identity: super::identity::IdentityFrom::Column(0),
-            identity_kind: crate::destination::capabilities::Identity::Id,
+            identity_kind: crate::config::Identity::Id,
             created_at: Some(1),
             attributes,
             nulls,

@@ -17,8 +17,8 @@ use crate::quote::{shorten, MAX_QUOTED_CHARS};
 /// The version of the canonical text and hash: a change resends every record once.
 pub const WAREHOUSE_HASH_VERSION: u32 = 1;
 
-/// The schema of the bookkeeping tables when a mapping names none.
-pub const DEFAULT_STATE_SCHEMA: &str = "ebb_state";
+/// The schema of the bookkeeping tables when a mapping names none (the mapping's default).
+pub use crate::config::DEFAULT_STATE_SCHEMA;
 
 /// A mapped column, as the warehouse's row hash covers it.
 #[derive(Clone, Copy, Debug)]
