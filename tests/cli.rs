@@ -1,8 +1,6 @@
 //! The `ebb` binary as a user runs it: exit codes, messages, and secrets.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 fn users_source() -> String {

@@ -2,11 +2,11 @@
 //! services, their commands and mounts against the repository, and the seeded
 //! warehouse and its mappings against a real PostgreSQL, synced into the stand-in.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use common::{database_url, stand_in, TempSchema};
+use crate::common::{database_url, stand_in, TempSchema};
 use serde_json::Value;
 
 fn repo() -> &'static Path {

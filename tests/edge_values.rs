@@ -3,11 +3,9 @@
 //! fixtures (tests/fixtures/edges, written by pyarrow, DuckDB, pandas and polars through
 //! scripts/make_data.py) hold one extreme per row, every other column null.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use ebb::state::RunStatus;
 use serde_json::{json, Value};
 

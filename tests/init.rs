@@ -1,9 +1,7 @@
 //! `ebb init`: a first mapping from a Parquet file or a PostgreSQL table that validates and
 //! syncs as written; a TODO where nothing can be guessed; no secret written; no file clobbered.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn stand_in_env(url: &str) -> Vec<(&'static str, String)> {
     vec![

@@ -2,11 +2,9 @@
 //! go only for records ebb sent that left the source, are committed only when acknowledged,
 //! and no run passes a guard unless a person lets it.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::common::*;
 use ebb::standin::{Fault, StandIn};
 use ebb::state::{RunStatus, StateStore};
 use ebb::sync::{self, AllowGuards, RunOptions, RunReport, SyncJob};

@@ -5,15 +5,13 @@
 //! mid-read leaves state as it was. GCS and Azure go through the same code: their URLs and
 //! credential variables reach the request, and an unreachable endpoint is named.
 
-mod common;
-#[path = "common/s3.rs"]
-mod s3;
+use crate::common::s3;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use ebb::state::{RunStatus, StateStore};
 use s3::{S3Server, SECRET_KEY};
 

@@ -2,18 +2,18 @@
 //! redirect (with the API key and the records) to another host, read a 50 MB reply into memory,
 //! or go out over plain HTTP to another machine or with a secret in the URL.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::common::{fixture, text, users_yaml, Workspace};
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use common::{fixture, text, users_yaml, Workspace};
 
 const API_KEY: &str = "sk-outbound-4d5e6f7a8b9c";
 

@@ -5,12 +5,12 @@
 //! These run in real time (the stand-in counts real minutes), so each is paced to take a few
 //! seconds, but the first, which must fill a whole sliding minute.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{generate, load_sync, stand_in, stand_in_with, Workspace};
+use crate::common::{generate, load_sync, stand_in, stand_in_with, Workspace};
 use ebb::standin::{Fault, LoggedRequest, StandIn, StandInConfig};
 use ebb::state::{RunStatus, StateStore};
 use ebb::sync::{self, RunOptions, RunReport, SyncJob};

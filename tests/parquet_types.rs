@@ -2,9 +2,7 @@
 //! the expected payloads (tests/fixtures/all_types.parquet, made by
 //! scripts/make_data.py).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const MAPPING: &str = r#"name: all-types

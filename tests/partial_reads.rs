@@ -5,14 +5,12 @@
 //! names what broke, nothing is deleted, suppressed or sent, state is as it was, and the next
 //! good run sends exactly what changed.
 
-mod common;
-#[path = "common/s3.rs"]
-mod s3;
+use crate::common::s3;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use ebb::standin::StandIn;
 use ebb::state::{RunStatus, StateStore};
 use ebb::sync::{RunReport, SyncJob};

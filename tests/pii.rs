@@ -2,12 +2,10 @@
 //! every run; a redacted one is never sent. Neither value, nor the salt, shows up raw in a log
 //! line, a rejection, a preview, the status or the state database.
 
-mod common;
-
 use std::collections::BTreeSet;
 
+use crate::common::*;
 use arrow::array::{Array, AsArray};
-use common::*;
 use hmac::{Hmac, Mac};
 
 const SALT: &str = "s4lt-for-the-pii-test-0123456789abcdef";

@@ -2,12 +2,10 @@
 //! postgres://postgres@127.0.0.1:5432/test). Each test works in a schema of
 //! its own and drops it afterwards.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use ebb::state::RunStatus;
 use serde_json::json;
 

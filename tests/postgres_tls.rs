@@ -3,9 +3,7 @@
 //! server itself whether the session is encrypted: the source's query reads `pg_stat_ssl` for its
 //! own session, and the state store's sessions are found by their `application_name`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ebb::state;
 
 /// The server's certificate file, which is its own root, since it is self-signed.

@@ -3,11 +3,9 @@
 //! fails the batch or the run. And the run that first showed the problem: a table of 8,200
 //! people, one of them with a `timestamptz` at `infinity`, synced in mirror mode.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use ebb::state::RunStatus;
 use serde_json::{json, Value};
 

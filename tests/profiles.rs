@@ -2,12 +2,10 @@
 //! pyarrow, companies by DuckDB; `scripts/make_data.py profiles`) and real PostgreSQL tables,
 //! sent to the stand-in, which checks every request against the profiles contract.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use ebb::standin::{Fault, HeldProfile, StandIn};
 use ebb::state::{RunStatus, StateStore};
 use serde_json::{json, Value};

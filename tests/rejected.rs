@@ -1,9 +1,7 @@
 //! `ebb rejected`: the records a sync rejects now, with the streak of runs that rejected each,
 //! from the mapping and from the destination; and the count in `ebb status --json`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ebb::state::{self, RejectionStage};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,9 @@
 //! Two runs of one sync never overlap, on one state store or across hosts
 //! sharing a PostgreSQL one, and a killed run never leaves its sync locked.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use ebb::standin::StandInConfig;
 use ebb::state::{self, RunStatus};
 use ebb::sync::RunOptions;

@@ -2,14 +2,12 @@
 //! snapshots, synced for real into the stand-in, must give exactly the
 //! generator's truth file, count by count and record by record.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{generate, load_sync, run_ok, stand_in, Workspace};
+use crate::common::{generate, load_sync, run_ok, stand_in, Workspace};
 use ebb::column::ColumnType;
 use ebb::source::{Source, SourceBatch, SourceError, SourceSchema};
 use ebb::state::{RunStatus, StateStore};

@@ -2,7 +2,7 @@
 //! repository passes it and names it in its modeline, the committed copy is what the binary
 //! prints, and it refuses what `ebb validate` refuses as syntax.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,9 +1,7 @@
 //! `--select` and `--exclude` over a folder of mappings, as dbt users expect: `tag:NAME`, sync
 //! names, file names and globs; exactly what is picked runs, and a selection of nothing fails.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn users_source() -> String {
     fixture("users/pyarrow.parquet").display().to_string()

@@ -1,9 +1,9 @@
 //! One contract for every StateStore backend: SQLite in memory and on disk, and
 //! PostgreSQL (at DATABASE_URL) in a schema of its own per test.
 
-mod common;
+use crate::common;
 
-use common::TempSchema;
+use crate::common::TempSchema;
 use ebb::hash::id_key;
 use ebb::source::ColumnType;
 use ebb::state::{

@@ -1,11 +1,11 @@
 //! The sync engine end to end, over real HTTP against the stand-in and real
 //! SQLite state.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::common::*;
 use ebb::standin::Fault;
 use ebb::state::{RejectionStage, RunStatus};
 

@@ -1,9 +1,7 @@
 //! Sync tracking: the payload each acknowledged record was sent with, what `ebb record` shows of
 //! it, and `ebb preview --explain`'s field-by-field changes against it.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// A `people` table in a schema of its own, and a users mapping over it.
 struct People {

@@ -3,9 +3,7 @@
 //! values, unicode and arrays, the same under any session settings, and the salt in front.
 //! Whole syncs with `diff: warehouse` are in `warehouse_sync.rs`.
 
-mod common;
-
-use common::{database_url, TempSchema};
+use crate::common::{database_url, TempSchema};
 use ebb::column::ColumnType;
 use ebb::warehouse::{postgres, HashedColumn};
 use sqlx::Connection;

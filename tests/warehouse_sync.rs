@@ -4,15 +4,13 @@
 //! mirror deletes and suppression behave as in process, `validate` names a missing privilege
 //! without creating anything, and `reset` clears the warehouse's state.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use ebb::column::ColumnType;
 use ebb::source::WarehouseDiff;
 use ebb::source::{Source, SourceBatch, SourceError, SourceSchema};

@@ -2,14 +2,14 @@
 //! 401s and their metric, CSRF, POST-only changes, the listen rule, `ebb trigger` with the
 //! token from the environment, secrets kept off the pages, and the pages in headless Chromium.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{database_url, fixture, stand_in, text, users_yaml, Workspace};
+use crate::common::{database_url, fixture, stand_in, text, users_yaml, Workspace};
 use ebb::standin::StandIn;
 use ebb::tls::TlsFiles;
 use ebb::worker::auth::{AccessOptions, WorkerToken};

@@ -2,7 +2,7 @@
 //! stand-in's counts, SIGTERM mid-run, three workers over one state store, alerts,
 //! and broken mappings.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{database_url, stand_in, stand_in_with, TempSchema, Workspace};
+use crate::common::{database_url, stand_in, stand_in_with, TempSchema, Workspace};
 use ebb::standin::{StandIn, StandInConfig};
 use ebb::state::{self, RunOrigin, RunRecord, RunStatus};
 

@@ -12,34 +12,35 @@
 //!                                  state ◀──────────── commit of acknowledged records
 //! ```
 //!
-//! - [`config`]: the generic sections of mapping files, validated with `file:line:column`
-//!   errors, and secrets, and the `RecordShape` every destination's keys become; it knows
-//!   no destination.
-//! - [`spec`]: a whole mapping: the generic sections plus the destination's own block and keys.
-//! - [`source`]: the `Source` trait, the Parquet source (local disk, or S3, GCS and Azure
-//!   through `object_store`), the PostgreSQL source, and a source joined to a lookup source by
-//!   key; [`column`] the logical column types they report; [`folders`] the snapshot folders a
-//!   Parquet source chose; [`pg_url`] what ebb checks in a PostgreSQL URL.
-//! - [`mapping`]: rows to canonical [`record::Record`]s, or rejections with reasons.
-//! - [`hash`]: the versioned canonical hash kept in state; [`payload`] the acknowledged
-//!   payloads kept with it, and their field-by-field changes.
-//! - [`diff`]: pure selection of what to send against state, gone counts, duplicates, drift.
-//! - [`state`]: the `StateStore` trait, its SQL written once for SQLite and PostgreSQL, and run locks.
-//! - [`destination`]: the `Destination` trait, capabilities as data, and one module per
-//!   destination owning its config, record keys, validation, limits, wire format and reply
-//!   reading (Enterpret's webhooks, a customer-profiles API).
-//! - [`retry`] and [`delivery`]: classification, backoff, splitting; [`pacing`]: the rate
-//!   limit, shared per destination credential, slowed on 429s.
-//! - [`sync`]: the only module that sees every seam: plan, deliver, commit.
-//! - [`warehouse`]: the warehouse-side diff's SQL, one module per dialect (the row hash so far).
-//! - [`standin`]: a local, strict stand-in for each destination.
-//! - [`worker`]: `ebb worker`: schedules, triggers, metrics and shutdown for long-lived runs;
-//!   [`tls`] its HTTPS identity.
-//! - [`alerts`]: alert rules over a run and its history, sent to a webhook.
-//! - [`init`]: a first mapping guessed from a source's schema and a sample of its rows.
-//! - [`cli`]: the `ebb` commands; [`selection`] which mappings a command works on.
-//! - [`quote`]: values quoted back in messages, cut to a readable length; [`panic`]: panics
-//!   reported as the internal errors they are, failing the stage they happened in.
+//! The modules, in pipeline order:
+//!
+//! - **Read** — [`source`]: the `Source` trait, Parquet (local disk, or S3, GCS and Azure
+//!   through `object_store`), PostgreSQL, and a source joined to a lookup source by key;
+//!   [`column`] the logical column types they report; [`folders`] the snapshot folders a
+//!   Parquet source chose; [`pg_url`] what ebb checks in a PostgreSQL URL; [`calendar`] the
+//!   date range every reader and the mapping share.
+//! - **Map** — [`mapping`]: rows to canonical [`record::Record`]s, or rejections with reasons,
+//!   as [`config`] (the generic sections of a mapping, validated with `file:line:column`
+//!   errors; a leaf that knows no source, state or destination) and [`spec`] (a whole mapping:
+//!   those sections plus the destination's own block) describe them.
+//! - **Diff** — [`hash`]: the versioned canonical hash kept in state; [`payload`] the
+//!   acknowledged payloads kept with it; [`diff`]: what to send against state, gone counts,
+//!   duplicates, drift; [`warehouse`]: the warehouse-side diff's SQL (`diff: warehouse`).
+//! - **Ship** — [`delivery`]: one batch's requests until each is settled (the pace, the lock's
+//!   proof before every attempt, retries, splits); [`retry`] the classification of a reply;
+//!   [`pacing`] the rate limit shared per credential; [`destination`]: the `Destination` trait,
+//!   capabilities as data, and one module per destination owning its config, keys, limits,
+//!   wire format and reply reading.
+//! - **Commit** — [`state`]: the `StateStore` trait, its SQL written once for SQLite and
+//!   PostgreSQL, run locks and run history.
+//! - [`sync`] is the only module that sees every seam: plan, send, commit.
+//!
+//! Around them: [`worker`] (`ebb worker`: schedules, triggers, metrics, the status page and its
+//! HTTP surface; [`tls`] its HTTPS identity), [`cli`] (the `ebb` commands; [`selection`] which
+//! mappings a command works on; [`init`] a first mapping guessed from a source), [`alerts`]
+//! (rules over a run, sent to a webhook), [`standin`] (a strict local stand-in for each
+//! destination), [`quote`] (values quoted back in messages) and [`panic`] (panics reported as
+//! the internal errors they are).
 
 pub mod alerts;
 pub mod calendar;

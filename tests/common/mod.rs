@@ -2,6 +2,8 @@
 //! on a free loopback port, and the `ebb` binary.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
