@@ -97,6 +97,21 @@ fn big_reply(status: StatusCode, size: usize) -> Response {
     (status, Body::from_stream(stream)).into_response()
 }
 
+/// `ebb sync ARGS` of the 40 fixture users in folder `dir`, as a child still to be spawned.
+fn ebb_sync(dir: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let source = fixture("users/pyarrow.parquet");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"));
+    command
+        .current_dir(dir)
+        .args(["--state", "state.db", "sync"])
+        .args(args)
+        .env_remove("EBB_LOG")
+        .env_remove("EBB_STATE")
+        .env("USERS_SOURCE", source.to_str().expect("path"))
+        .env("TEST_USERS_KEY", API_KEY);
+    command
+}
+
 /// The peak resident memory of a finished child, in KiB, as the kernel counted it.
 // `wait4` reaps the child, which `Child::wait` would not know.
 #[allow(clippy::zombie_processes)]
@@ -108,13 +123,7 @@ fn run_measured(dir: &std::path::Path, url: &str) -> (std::process::ExitStatus, 
         users_yaml("users", url, "    batch_size: 1\n    requests_per_minute: 60000\n"),
     )
     .expect("mapping");
-    let source = fixture("users/pyarrow.parquet");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
-        .current_dir(dir)
-        .args(["--state", "state.db", "sync", "users.yml"])
-        .env_remove("EBB_LOG")
-        .env("USERS_SOURCE", source.to_str().expect("path"))
-        .env("TEST_USERS_KEY", API_KEY)
+    let child = ebb_sync(dir, &["users.yml"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -211,15 +220,9 @@ async fn a_retry_after_date_far_off_fails_its_batch_and_holds_no_other_sync_of_t
     let url = format!("http://{addr}");
     ws.write("a.yml", &users_yaml("a", &url, ""));
     ws.write("b.yml", &users_yaml("b", &url, ""));
-    let source = fixture("users/pyarrow.parquet");
     // Held for the day (or the hour it is capped at), `b` would never finish in this bound;
     // the child is killed then, so that the test fails rather than waits.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
-        .current_dir(ws.path())
-        .args(["--state", "state.db", "sync", "a.yml", "b.yml", "--json"])
-        .env_remove("EBB_LOG")
-        .env("USERS_SOURCE", source.to_str().expect("path"))
-        .env("TEST_USERS_KEY", API_KEY)
+    let mut child = ebb_sync(ws.path(), &["a.yml", "b.yml", "--json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

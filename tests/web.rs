@@ -464,7 +464,7 @@ async fn the_listen_rule_and_the_token_from_the_environment_for_worker_trigger_a
         ws.path(),
         "0.0.0.0:0",
         &[("MY_WORKER_TOKEN", TOKEN)],
-        &["--token-env", "MY_WORKER_TOKEN"],
+        &["--token-env", "MY_WORKER_TOKEN", "--allowed-host", "ebb.test"],
     );
     let out = wait_for_line(&ws.path().join("worker.out"), "wants the token in MY_WORKER_TOKEN");
     wait_for_line(&ws.path().join("worker.err"), "without TLS: its token travels in clear");
@@ -475,6 +475,16 @@ async fn the_listen_rule_and_the_token_from_the_environment_for_worker_trigger_a
         .expect("port")
         .to_string();
     let worker = format!("http://127.0.0.1:{port}");
+    // `--allowed-host` names a Host the worker answers to; another name gets 421.
+    for (host, want) in [("ebb.test", 200), ("other.test", 421)] {
+        let answer = reqwest::Client::new()
+            .get(format!("{worker}/healthz"))
+            .header("Host", host)
+            .send()
+            .await
+            .expect("healthz");
+        assert_eq!(answer.status().as_u16(), want, "{host}");
+    }
     let cli = |args: &[&str], envs: &[(&str, &str)]| {
         let mut all = vec![("EBB_WORKER_URL", worker.as_str())];
         all.extend_from_slice(envs);

@@ -356,61 +356,27 @@ mod tests {
         );
     }
 
-    /// A destination that answers every request 429 with a `Retry-After` of a day.
-    struct AsksForADay;
+    /// A destination that gives every request the same answer, and notes when each started.
+    struct Answers {
+        status: u16,
+        retry_after: Option<Duration>,
+        started: std::sync::Mutex<Vec<tokio::time::Instant>>,
+    }
 
-    #[async_trait::async_trait]
-    impl Destination for AsksForADay {
-        fn describe(&self) -> String {
-            "asks for a day".into()
-        }
-
-        fn capabilities(&self) -> Capabilities {
-            Capabilities::plain_for_tests(10)
-        }
-
-        fn prepare(&self, records: &[&Change]) -> Result<PreparedRequest, DestinationError> {
-            Ok(PreparedRequest {
-                method: "POST",
-                url: "http://busy.invalid/".into(),
-                body: Vec::new(),
-                records: records.len(),
-                run: None,
-            })
-        }
-
-        async fn send(&self, _request: &PreparedRequest) -> Attempt {
-            Attempt::Response {
-                status: 429,
-                retry_after: Some(Duration::from_secs(86_400)),
-                body: String::new(),
+    impl Answers {
+        fn with(status: u16, retry_after: Option<Duration>) -> Answers {
+            Answers {
+                status,
+                retry_after,
+                started: Default::default(),
             }
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_wait_past_the_retry_budget_fails_the_batch_and_holds_no_one_else() {
-        let pacer = Arc::new(Pacer::new(1_000_000));
-        let delivery = Delivery::new(Arc::new(AsksForADay), pacer.clone(), Duration::from_secs(60));
-        let started = tokio::time::Instant::now();
-        let out = delivery.deliver(&[record("a")]).await;
-        assert!(out.fatal.as_deref().is_some_and(|f| f.contains("unreachable")), "{:?}", out.fatal);
-        assert_eq!(out.failed, vec![0]);
-        // Another sync of the same credential goes on at once: the day was never held.
-        pacer.ready().await;
-        assert!(started.elapsed() < Duration::from_secs(60), "held for {:?}", started.elapsed());
-    }
-
-    /// A destination that answers 503 to every request, and notes when each one started.
-    #[derive(Default)]
-    struct Unavailable {
-        started: std::sync::Mutex<Vec<tokio::time::Instant>>,
-    }
-
     #[async_trait::async_trait]
-    impl Destination for Unavailable {
+    impl Destination for Answers {
         fn describe(&self) -> String {
-            "unavailable".into()
+            format!("answers {}", self.status)
         }
 
         fn capabilities(&self) -> Capabilities {
@@ -420,7 +386,7 @@ mod tests {
         fn prepare(&self, records: &[&Change]) -> Result<PreparedRequest, DestinationError> {
             Ok(PreparedRequest {
                 method: "POST",
-                url: "http://unavailable.invalid/".into(),
+                url: "http://answers.invalid/".into(),
                 body: Vec::new(),
                 records: records.len(),
                 run: None,
@@ -430,16 +396,31 @@ mod tests {
         async fn send(&self, _request: &PreparedRequest) -> Attempt {
             self.started.lock().expect("lock").push(tokio::time::Instant::now());
             Attempt::Response {
-                status: 503,
-                retry_after: None,
+                status: self.status,
+                retry_after: self.retry_after,
                 body: String::new(),
             }
         }
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_wait_past_the_retry_budget_fails_the_batch_and_holds_no_one_else() {
+        let pacer = Arc::new(Pacer::new(1_000_000));
+        // Every request is asked to come back in a day.
+        let asks_for_a_day = Answers::with(429, Some(Duration::from_secs(86_400)));
+        let delivery = Delivery::new(Arc::new(asks_for_a_day), pacer.clone(), Duration::from_secs(60));
+        let started = tokio::time::Instant::now();
+        let out = delivery.deliver(&[record("a")]).await;
+        assert!(out.fatal.as_deref().is_some_and(|f| f.contains("unreachable")), "{:?}", out.fatal);
+        assert_eq!(out.failed, vec![0]);
+        // Another sync of the same credential goes on at once: the day was never held.
+        pacer.ready().await;
+        assert!(started.elapsed() < Duration::from_secs(60), "held for {:?}", started.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_retry_waits_for_the_lock_to_be_proven_like_a_first_request() {
-        let destination = Arc::new(Unavailable::default());
+        let destination = Arc::new(Answers::with(503, None));
         let proven_until = tokio::time::Instant::now() + Duration::from_secs(1);
         let mut delivery = Delivery::new(destination.clone(), Arc::new(Pacer::new(1_000_000)), Duration::from_secs(600));
         // The lock was last proven a second from now, and never again (a paused holder).

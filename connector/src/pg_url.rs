@@ -28,16 +28,16 @@ pub fn tls_file_problem(url: &str) -> Option<String> {
 /// libpq does; sqlx alone would encrypt and check nothing.
 pub fn connect_options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
     let options: PgConnectOptions = url.parse()?;
-    let parsed = url::Url::parse(url).ok();
-    let param = |name: &str| {
-        parsed
-            .as_ref()
-            .and_then(|u| u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()))
-    };
-    if param("sslmode").as_deref() == Some("require") && param("sslrootcert").is_some() {
+    let Ok(parsed) = url::Url::parse(url) else { return Ok(options) };
+    if param(&parsed, "sslmode").as_deref() == Some("require") && param(&parsed, "sslrootcert").is_some() {
         return Ok(options.ssl_mode(PgSslMode::VerifyCa));
     }
     Ok(options)
+}
+
+/// A URL parameter's value.
+fn param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 /// A warning for a URL whose TLS checks no certificate of a server on another machine
@@ -48,7 +48,7 @@ pub fn unverified_tls(url: &str) -> Option<String> {
     let host = parsed.host_str().filter(|h| !h.is_empty())?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let local = host.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    let param = |name: &str| parsed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    let param = |name: &str| param(&parsed, name);
     // A socket path given as `host=/run/postgresql` never crosses a network.
     if local || param("host").is_some_and(|h| h.starts_with('/')) {
         return None;

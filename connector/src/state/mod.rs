@@ -249,16 +249,20 @@ fn is_plain_path(url: &str) -> bool {
 /// messages. One that does not parse is not printed at all: where its password is cannot be
 /// told. A plain file path is printed as it is.
 pub fn redact_url(url: &str) -> String {
-    if is_plain_path(url) || url.starts_with("sqlite:") && !url.contains('@') && !url.contains("password") {
+    if is_plain_path(url) {
         return url.to_string();
     }
     let Ok(mut u) = url::Url::parse(url) else {
         return "<a URL that does not parse, not shown: it may hold a password>".to_string();
     };
+    let in_query = u.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password"));
+    if u.password().is_none() && !in_query {
+        return url.to_string();
+    }
     if u.password().is_some() {
         let _ = u.set_password(Some("****"));
     }
-    if u.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
+    if in_query {
         let pairs: Vec<(String, String)> = u
             .query_pairs()
             .map(|(k, v)| {

@@ -136,14 +136,9 @@ async fn serve_connection(
             }
         })
     };
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new());
-    match tls {
-        None => {
-            http.header_read_timeout(HEAD_TIMEOUT);
-            let connection = http.serve_connection(TokioIo::new(stream), service);
-            tokio::select! { _ = connection => {}, () = close.cancelled() => {} }
-        }
+    // Plain or TLS, the connection is served the same way: one stream type for both.
+    let (io, head_timeout): (Box<dyn Io>, Duration) = match tls {
+        None => (Box::new(stream), HEAD_TIMEOUT),
         Some(acceptor) => {
             let handshake = tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(stream));
             let stream = tokio::select! {
@@ -156,12 +151,19 @@ async fn serve_connection(
             };
             // The head is due within the same ten seconds of opening.
             let left = HEAD_TIMEOUT.saturating_sub(opened.elapsed()).max(Duration::from_millis(100));
-            http.header_read_timeout(left);
-            let connection = http.serve_connection(TokioIo::new(stream), service);
-            tokio::select! { _ = connection => {}, () = close.cancelled() => {} }
+            (Box::new(stream), left)
         }
-    }
+    };
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(head_timeout);
+    let connection = http.serve_connection(TokioIo::new(io), service);
+    tokio::select! { _ = connection => {}, () = close.cancelled() => {} }
 }
+
+/// A connection's byte stream, plain TCP or TLS over it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// The request with its body read whole, in time and within bounds; or the answer to it.
 async fn whole(request: hyper::Request<Incoming>) -> Result<axum::extract::Request, axum::response::Response> {
