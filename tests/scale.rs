@@ -91,6 +91,7 @@ async fn counted_run(snapshot: &Path, url: &str, store: &dyn StateStore, keep_bu
     let SyncJob {
         mapping,
         source,
+        baseline,
         destination,
     } = load_sync(&path, &[("SNAPSHOT", &snapshot), ("STANDIN_URL", url)]);
     let streams = Arc::new(AtomicUsize::new(0));
@@ -100,6 +101,7 @@ async fn counted_run(snapshot: &Path, url: &str, store: &dyn StateStore, keep_bu
             inner: source,
             streams: streams.clone(),
         }),
+        baseline,
         destination,
     };
     let options = RunOptions {

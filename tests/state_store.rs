@@ -344,7 +344,6 @@ async fn worker_contract(store: &dyn StateStore) {
 async fn tracking_contract(store: &dyn StateStore) {
     let lock = locked(store, "t").await;
     let record = |age: i64| ebb::record::Record {
-        row_state: None,
         id: "ada".into(),
         created_at: 1_600_000_000,
         attributes: vec![("Age".into(), ebb::record::AttrValue::N(vec![ebb::record::Number::Int(age)]))],

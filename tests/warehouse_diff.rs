@@ -4,8 +4,8 @@
 //! Whole syncs with `diff: warehouse` are in `warehouse_sync.rs`.
 
 use crate::common::{database_url, TempSchema};
+use ebb::baseline::warehouse::{sql as postgres, HashedColumn};
 use ebb::column::ColumnType;
-use ebb::warehouse::{postgres, HashedColumn};
 use sqlx::Connection;
 
 /// Every type the PostgreSQL source reads, as `(column, SQL type, logical type)`.

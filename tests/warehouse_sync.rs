@@ -11,13 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::*;
-use ebb::column::ColumnType;
-use ebb::source::WarehouseDiff;
-use ebb::source::{Source, SourceBatch, SourceError, SourceSchema};
+use ebb::baseline::warehouse::{self, WarehouseBaseline, WarehouseTables};
+use ebb::baseline::warehouse::{DiffQuery, Gone, Opened, RowKey, WarehouseCommit, WarehouseError};
+use ebb::source::{SourceBatch, SourceError};
 use ebb::standin::StandIn;
 use ebb::state::{RunStatus, StateStore};
-use ebb::sync::{self, RunOptions, RunReport, SyncJob};
-use ebb::warehouse::{DiffQuery, Gone, Opened, RowKey, WarehouseCommit, WarehouseError};
+use ebb::sync::{self, RunOptions, RunReport};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
@@ -106,50 +105,22 @@ async fn run_with(path: &Path, si: &StandIn, store: &dyn StateStore, full: bool)
     report
 }
 
-/// The real source, counting the rows its warehouse-side diff hands out.
-struct Counted {
-    inner: Box<dyn Source>,
-    rows: Arc<AtomicU64>,
-}
-
-#[async_trait::async_trait]
-impl Source for Counted {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-
-    async fn schema(&self) -> Result<SourceSchema, SourceError> {
-        self.inner.schema().await
-    }
-
-    fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
-        self.inner.stream(expected)
-    }
-
-    fn warehouse_diff(&self) -> Option<Arc<dyn WarehouseDiff>> {
-        let inner = self.inner.warehouse_diff()?;
-        Some(Arc::new(CountedDiff {
-            inner,
-            rows: self.rows.clone(),
-        }))
-    }
-}
-
+/// The real bookkeeping tables, counting the rows their diff hands out.
 struct CountedDiff {
-    inner: Arc<dyn WarehouseDiff>,
+    inner: Arc<dyn WarehouseTables>,
     rows: Arc<AtomicU64>,
 }
 
 #[async_trait::async_trait]
-impl WarehouseDiff for CountedDiff {
+impl WarehouseTables for CountedDiff {
     fn describe(&self) -> String {
         self.inner.describe()
     }
     async fn check_access(&self) -> Result<(), WarehouseError> {
         self.inner.check_access().await
     }
-    async fn open(&self, sync: &str) -> Result<Opened, WarehouseError> {
-        self.inner.open(sync).await
+    async fn open(&self, sync: &str, fence: Option<i64>) -> Result<Opened, WarehouseError> {
+        self.inner.open(sync, fence).await
     }
     async fn duplicate_keys(&self, key: &RowKey) -> Result<Vec<String>, WarehouseError> {
         self.inner.duplicate_keys(key).await
@@ -173,22 +144,13 @@ impl WarehouseDiff for CountedDiff {
     }
 }
 
-/// A run of `path` whose source counts the rows the warehouse's diff returns; the report and that count.
+/// A run of `path` whose bookkeeping counts the rows the warehouse's diff returns; the report
+/// and that count.
 async fn counted_run(path: &Path, si: &StandIn, store: &dyn StateStore) -> (RunReport, u64) {
-    let SyncJob {
-        mapping,
-        source,
-        destination,
-    } = load_sync(path, &[("WAREHOUSE_URL", &database_url()), ("STANDIN_URL", &si.url())]);
+    let mut sync = load_sync(path, &[("WAREHOUSE_URL", &database_url()), ("STANDIN_URL", &si.url())]);
     let rows = Arc::new(AtomicU64::new(0));
-    let sync = SyncJob {
-        mapping,
-        source: Box::new(Counted {
-            inner: source,
-            rows: rows.clone(),
-        }),
-        destination,
-    };
+    let inner = warehouse::tables_for(&sync.mapping.source).expect("diff: warehouse");
+    sync.baseline = Arc::new(WarehouseBaseline::new(Arc::new(CountedDiff { inner, rows: rows.clone() })));
     let report = sync::run(&sync, store, &RunOptions::default()).await.expect("run is recorded");
     assert_eq!(report.status, RunStatus::Completed, "{report:?}");
     (report, rows.load(Ordering::SeqCst))

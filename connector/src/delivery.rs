@@ -306,7 +306,6 @@ mod tests {
 
     fn record(id: &str) -> Change {
         Change::Upsert(Record {
-            row_state: None,
             id: id.into(),
             created_at: 0,
             attributes: Vec::new(),

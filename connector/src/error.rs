@@ -18,7 +18,7 @@ pub enum Error {
     State(#[from] StateError),
     /// The warehouse-side diff's state (`diff: warehouse`).
     #[error("warehouse state: {0}")]
-    Warehouse(#[from] crate::warehouse::WarehouseError),
+    Warehouse(#[from] crate::state::WarehouseError),
     #[error("destination: {0}")]
     Destination(#[from] DestinationError),
     #[error("interrupted")]
@@ -58,8 +58,11 @@ impl Error {
                 "the run stopped and committed nothing more; the next run sends what was not committed (check the state database's connections)",
             ),
             Error::State(_) => Some("check --state / EBB_STATE"),
-            Error::Warehouse(crate::warehouse::WarehouseError::Privilege { .. }) => Some(
+            Error::Warehouse(crate::state::WarehouseError::Privilege { .. }) => Some(
                 "grant the privilege named, or point `state_schema:` at a schema this user may write to; the source itself is only read",
+            ),
+            Error::Warehouse(crate::state::WarehouseError::Fenced { .. }) => Some(
+                "another run took the sync over while this one was paused or cut off: this run committed nothing more, and the next run sends again whatever is still not in step",
             ),
             Error::Warehouse(_) => Some("check the source's url and that its user may use the `state_schema:`"),
             Error::Destination(_) => Some("records not acknowledged stay unsynced and are sent by the next run"),

@@ -43,6 +43,7 @@
 //! the internal errors they are).
 
 pub mod alerts;
+pub mod baseline;
 pub mod calendar;
 pub mod cli;
 pub mod column;
@@ -69,7 +70,6 @@ pub mod standin;
 pub mod state;
 pub mod sync;
 pub mod tls;
-pub mod warehouse;
 pub mod worker;
 
 pub use error::Error;

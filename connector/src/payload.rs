@@ -123,7 +123,6 @@ pub fn decode(id: &str, bytes: &[u8]) -> Result<Record, PayloadError> {
         .map(|(name, v)| untagged(v).map(|v| (name.clone(), v)))
         .collect::<Result<_, _>>()?;
     Ok(Record {
-        row_state: None,
         id: id.to_string(),
         created_at,
         attributes,
@@ -292,7 +291,6 @@ mod tests {
 
     fn record(fields: Vec<(&str, AttrValue)>) -> Record {
         Record {
-            row_state: None,
             id: "u1".into(),
             created_at: 1_600_000_000,
             attributes: fields.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),

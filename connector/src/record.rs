@@ -127,19 +127,6 @@ pub struct Record {
     /// Unix seconds; 0 when the destination takes no creation time.
     pub created_at: i64,
     pub attributes: Vec<(String, AttrValue)>,
-    /// The key and hash the warehouse-side diff found for the record's row: what its state
-    /// keeps once the record is acknowledged. `None` when ebb diffs in process.
-    pub row_state: Option<Box<RowState>>,
-}
-
-/// See [`Record::row_state`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RowState {
-    /// The row's identity as the source gives it (see [`crate::warehouse::RowKey`]).
-    pub key: String,
-    pub hash: u128,
-    /// State held the key before this run: the record is changed, not new.
-    pub known: bool,
 }
 
 impl Record {

@@ -134,9 +134,10 @@ pub(super) async fn reset(state_url: &str, path: &Path, env: &dyn Env) -> Result
     let store = open_store(state_url, false).await?;
     let mut forgotten = store.reset(&mapping.name).await?;
     let mut place = String::new();
-    if let Some(warehouse) = crate::source::build(&mapping.source)?.warehouse_diff() {
-        forgotten += warehouse.reset(&mapping.name).await?;
-        place = format!(" (its state in {})", warehouse.describe());
+    let baseline = crate::baseline::for_mapping(&mapping)?;
+    if let Some(elsewhere) = baseline.kept_elsewhere() {
+        forgotten += baseline.reset(&mapping.name).await?;
+        place = format!(" (its state in {elsewhere})");
     }
     println!(
         "{}: forgot {forgotten} record{}{place}; the next sync sends everything",

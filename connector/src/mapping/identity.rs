@@ -25,6 +25,22 @@ pub(super) enum Piece {
     Column { col: usize, name: String },
 }
 
+/// A piece of a row's key: the identity as the source gives it, before ebb normalises it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyPart {
+    Text(String),
+    Column(String),
+}
+
+/// The identity as the source gives it: a column, or the parts of its template. A baseline kept
+/// in the warehouse joins its bookkeeping to the source's rows on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowKey {
+    pub parts: Vec<KeyPart>,
+    /// The destination keys records on an email, which ebb lower-cases: so does the key.
+    pub lowercase: bool,
+}
+
 /// What the identity is called in rejections.
 pub(super) fn label(kind: Identity) -> &'static str {
     match kind {

@@ -26,6 +26,7 @@ use crate::source::SourceBatch;
 use cells::{normalise, Column, Value};
 use coercion::{coerce, created_at_secs, fmt_secs, to_text};
 use identity::{fill, normalise_email, row_id, IdentityFrom};
+pub use identity::{KeyPart, RowKey};
 use writer::{HashWriter, Hashed, RecordBuilder, RowWriter};
 
 /// An identity written by a person or another source (a suppression list), normalised as the
@@ -75,12 +76,6 @@ pub(super) struct CompiledAttr {
 /// A column type that holds a `null` the source could not type.
 fn untyped(t: &ColumnType) -> bool {
     matches!(t.scalar(), ColumnType::Null)
-}
-
-/// The record, with what the warehouse-side diff knows of its row.
-fn with_row_state(mut record: Record, sb: &SourceBatch, row: usize) -> Record {
-    record.row_state = sb.row_state(row).map(Box::new);
-    record
 }
 
 /// A mapping checked against a schema, ready to map rows.
@@ -137,10 +132,9 @@ impl CompiledMapping {
         }
     }
 
-    /// The row key of the warehouse-side diff: the identity as the source gives it, lower-cased
-    /// where the destination keys records on an email.
-    pub fn row_key(&self) -> crate::warehouse::RowKey {
-        use crate::warehouse::KeyPart;
+    /// The identity as the source gives it, before ebb normalises it: what a baseline kept in
+    /// the warehouse keys rows on.
+    pub fn row_key(&self) -> RowKey {
         let parts = match &self.identity {
             IdentityFrom::Column(col) => vec![KeyPart::Column(self.columns[*col].0.clone())],
             IdentityFrom::Template(pieces) => pieces
@@ -151,7 +145,7 @@ impl CompiledMapping {
                 })
                 .collect(),
         };
-        crate::warehouse::RowKey {
+        RowKey {
             parts,
             lowercase: self.identity_kind == Identity::Email,
         }
@@ -188,14 +182,20 @@ impl CompiledMapping {
         for row in 0..sb.batch.num_rows() {
             emit(
                 self.map_row(&columns, row, sb.problem(row), &mut sink, &mut scratch)
-                    .map(|()| with_row_state(sink.take(), sb, row))
+                    .map(|()| sink.take())
                     .map_err(|(id, reason)| self.rejection(sb, row, id, reason)),
             );
         }
     }
 
-    /// Maps only the rows whose id `select` accepts; the others are not mapped at all.
-    pub fn map_selected(&self, sb: &SourceBatch, mut select: impl FnMut(&str) -> bool, mut emit: impl FnMut(Result<Record, Rejection>)) {
+    /// Maps only the rows whose id `select` accepts; the others are not mapped at all. `emit`
+    /// gets each mapped row's index in the batch with its record or rejection.
+    pub fn map_selected(
+        &self,
+        sb: &SourceBatch,
+        mut select: impl FnMut(&str) -> bool,
+        mut emit: impl FnMut(usize, Result<Record, Rejection>),
+    ) {
         let columns = self.prepare(sb);
         let mut sink = RecordBuilder::default();
         let (mut scratch, mut id_scratch) = (String::new(), String::new());
@@ -204,8 +204,9 @@ impl CompiledMapping {
                 continue;
             }
             emit(
+                row,
                 self.map_row(&columns, row, sb.problem(row), &mut sink, &mut scratch)
-                    .map(|()| with_row_state(sink.take(), sb, row))
+                    .map(|()| sink.take())
                     .map_err(|(id, reason)| self.rejection(sb, row, id, reason)),
             );
         }

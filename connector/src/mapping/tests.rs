@@ -163,7 +163,6 @@ fn hashing_from_columns_matches_hashing_the_record() {
     ])
     .expect("batch");
     let sb = SourceBatch {
-        warehouse: None,
         batch,
         origin: "test".into(),
         first_row: 0,
@@ -223,7 +222,7 @@ fn hashing_from_columns_matches_hashing_the_record() {
         let mut hashed = Vec::new();
         compiled.hash_batch(&sb, |r| hashed.push(r.map(|(id, h)| (id.to_string(), h))));
         let mut selected = Vec::new();
-        compiled.map_selected(&sb, |_| true, |r| selected.push(r));
+        compiled.map_selected(&sb, |_| true, |_, r| selected.push(r));
         assert_eq!(mapped.len(), 5);
         let (mut ok, mut rejected) = (0, 0);
         for (m, h) in mapped.iter().zip(&hashed) {

@@ -48,7 +48,6 @@ pub(super) struct RecordBuilder {
 impl RecordBuilder {
     pub(super) fn take(&mut self) -> Record {
         self.record.take().unwrap_or(Record {
-            row_state: None,
             id: String::new(),
             created_at: 0,
             attributes: Vec::new(),
@@ -63,7 +62,6 @@ impl RecordBuilder {
 impl RowWriter for RecordBuilder {
     fn begin(&mut self, id: &str, created_at: i64) {
         self.record = Some(Record {
-            row_state: None,
             id: id.to_string(),
             created_at,
             attributes: Vec::new(),

@@ -118,7 +118,6 @@ mod tests {
             origin: Arc::from("test"),
             first_row,
             problems: None,
-            warehouse: None,
         }
     }
 

@@ -223,7 +223,6 @@ fn attach(sb: SourceBatch, lookup: &Lookup, join: &JoinKeys) -> Result<SourceBat
     }
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(failed)?;
     Ok(SourceBatch {
-        warehouse: None,
         batch,
         origin: sb.origin,
         first_row: sb.first_row,

@@ -12,11 +12,9 @@ mod joined;
 pub mod parquet;
 pub mod postgres;
 pub mod store;
-mod warehouse_diff;
 
 pub use crate::folders::folder_wildcard;
 pub use store::StoreProblem;
-pub use warehouse_diff::WarehouseDiff;
 
 use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
 use std::sync::Arc;
@@ -55,33 +53,11 @@ pub struct SourceBatch {
     /// Per row, what the source found wrong with it (an ambiguous join), if anything: the
     /// mapping rejects such a row with this reason.
     pub problems: Option<Vec<Option<String>>>,
-    /// Per row, what the warehouse-side diff knows of it, when the rows came from that diff.
-    pub warehouse: Option<Vec<WarehouseRow>>,
-}
-
-/// A row of the warehouse-side diff: its key and hash there, and whether state held its key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WarehouseRow {
-    /// `None` when the identity is NULL: the mapping rejects the row.
-    pub key: Option<String>,
-    pub hash: u128,
-    pub stored: bool,
 }
 
 impl SourceBatch {
     pub fn problem(&self, row: usize) -> Option<&str> {
         self.problems.as_ref()?.get(row)?.as_deref()
-    }
-
-    /// What state will keep for the row's record once it is acknowledged, if the row came from
-    /// the warehouse-side diff.
-    pub fn row_state(&self, row: usize) -> Option<crate::record::RowState> {
-        let w = self.warehouse.as_ref()?.get(row)?;
-        Some(crate::record::RowState {
-            key: w.key.clone()?,
-            hash: w.hash,
-            known: w.stored,
-        })
     }
 }
 
@@ -191,12 +167,6 @@ pub trait Source: Send + Sync {
     fn folders(&self) -> Option<SnapshotFolders> {
         None
     }
-
-    /// The warehouse-side diff, when the mapping asks for it (`diff: warehouse`) and the
-    /// source can run it.
-    fn warehouse_diff(&self) -> Option<Arc<dyn WarehouseDiff>> {
-        None
-    }
 }
 
 /// The source a mapping names. Building reads nothing; a source that cannot be built (a client
@@ -215,9 +185,7 @@ pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
             folders,
             ..
         } => Box::new(parquet::ParquetSource::in_store(pattern.clone(), store, folders.clone())?),
-        SourceConfig::Postgres { url, relation, diff, .. } => {
-            Box::new(postgres::PostgresSource::new(url.clone(), relation.clone(), diff.clone()))
-        }
+        SourceConfig::Postgres { url, relation, .. } => Box::new(postgres::PostgresSource::new(url.clone(), relation.clone())),
         SourceConfig::Joined { base, lookup, join } => Box::new(joined::JoinedSource::new(build(base)?, build(lookup)?, join.clone())),
     })
 }

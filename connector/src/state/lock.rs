@@ -108,6 +108,8 @@ pub struct RunLock {
     sync: String,
     watch: LockWatch,
     held: Option<Box<dyn Held>>,
+    /// The fencing token: see [`RunLock::fence`].
+    fence: i64,
 }
 
 impl RunLock {
@@ -116,7 +118,22 @@ impl RunLock {
             sync: sync.to_string(),
             watch,
             held: Some(Box::new(held)),
+            fence: 0,
         }
+    }
+
+    /// The lock with its fencing token.
+    pub(crate) fn fenced(mut self, fence: i64) -> RunLock {
+        self.fence = fence;
+        self
+    }
+
+    /// The fencing token: a number that grows with every hold of this sync's lock, kept in the
+    /// state store. State written outside the store (the warehouse's bookkeeping) is written
+    /// with it, and refuses a token older than the newest it has seen: a holder that lost the
+    /// lock, and was paused past another run's takeover, cannot write there any more.
+    pub fn fence(&self) -> i64 {
+        self.fence
     }
 
     /// The sync this lock is for.

@@ -15,6 +15,7 @@ mod sql;
 pub mod sqlite;
 mod suppress;
 mod tracking;
+mod warehouse;
 
 use crate::column::ColumnType;
 pub use index::{IndexEntry, RecordIndex, INDEX_FORMAT};
@@ -28,6 +29,7 @@ pub(crate) use runs::{RejectionRow, RunRow};
 pub use suppress::{SuppressReason, Suppression};
 pub use tracking::TrackedRecord;
 pub(crate) use tracking::TrackedRow;
+pub use warehouse::WarehouseError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

@@ -204,18 +204,21 @@ impl Backend for SqliteStore {
 
     async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError> {
         let Some(file) = self.lock_file(sync)? else {
-            let mut held = self.memory_locks.lock().unwrap_or_else(|p| p.into_inner());
-            if !held.insert(sync.to_string()) {
+            if !self.memory_locks.lock().unwrap_or_else(|p| p.into_inner()).insert(sync.to_string()) {
                 return Ok(None);
             }
             let held = MemoryLock {
                 set: self.memory_locks.clone(),
                 sync: sync.to_string(),
             };
-            return Ok(Some(RunLock::new(sync, LockWatch::default(), held)));
+            let lock = RunLock::new(sync, LockWatch::default(), held);
+            return Ok(Some(self.fence(lock).await?));
         };
         match file.try_lock() {
-            Ok(()) => Ok(Some(RunLock::new(sync, LockWatch::default(), FileLock { _file: file }))),
+            Ok(()) => Ok(Some(
+                self.fence(RunLock::new(sync, LockWatch::default(), FileLock { _file: file }))
+                    .await?,
+            )),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(StateError::Lock(self.file_cause(sync, e))),
         }
@@ -229,7 +232,7 @@ impl Backend for SqliteStore {
                     .map_err(std::io::Error::other)
                     .and_then(|locked| locked)
                     .map_err(|e| StateError::Lock(self.file_cause(sync, e)))?;
-                Ok(RunLock::new(sync, LockWatch::default(), FileLock { _file: file }))
+                self.fence(RunLock::new(sync, LockWatch::default(), FileLock { _file: file })).await
             }
             None => loop {
                 if let Some(lock) = Backend::try_lock(self, sync).await? {
@@ -242,6 +245,17 @@ impl Backend for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Gives a lock just taken its fencing token, one more than the last hold's.
+    async fn fence(&self, lock: RunLock) -> Result<RunLock, StateError> {
+        let fence: i64 = sqlx::query_scalar(
+            "INSERT INTO run_fences (sync, fence) VALUES (?1, 1) ON CONFLICT (sync) DO UPDATE SET fence = fence + 1 RETURNING fence",
+        )
+        .bind(lock.sync())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(lock.fenced(fence))
+    }
+
     /// The lock file of a sync (an advisory `flock`, released by the kernel when the process dies).
     fn lock_file(&self, sync: &str) -> Result<Option<File>, StateError> {
         let Some(dir) = &self.lock_dir else { return Ok(None) };

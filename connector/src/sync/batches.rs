@@ -1,22 +1,17 @@
-//! Pass 2's reader: the records the plan selected, in batches, on a task of its own: the ones
-//! pass 1 kept, or, when they did not fit its budget, the source read again.
+//! Pass 2's reader: the records the baseline hands out (the ones pass 1 kept, or, when they did
+//! not fit its budget, the rows read again), in batches, on a task of its own.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::plan::{Plan, ToSend};
 use super::SyncJob;
+use crate::baseline::{Plan, Records};
 use crate::destination::Capabilities;
 use crate::error::Error;
-use crate::hash::id_key;
-use crate::mapping::CompiledMapping;
 use crate::record::{Change, Record};
-use crate::source::{SourceBatch, SourceError};
 
 /// The task that reads pass 2. It ends when the source does, when `max_batches` were sent, or
 /// when the receiver is gone; a source error ends it and comes back from [`Producer::finish`].
@@ -36,8 +31,7 @@ impl Producer {
 }
 
 /// Pass 2: the planned records, in source order, in batches as big as the destination takes,
-/// then the planned deletes in batches of their own. The records pass 1 kept are used when
-/// there are any; otherwise the source is read again.
+/// then the planned deletes in batches of their own.
 pub fn planned_batches(
     sync: &SyncJob,
     plan: &Plan,
@@ -45,69 +39,34 @@ pub fn planned_batches(
     max_batches: Option<usize>,
 ) -> (mpsc::Receiver<Vec<Change>>, Producer) {
     let (tx, rx) = mpsc::channel(8);
-    if plan.to_send.is_empty() && plan.to_delete.is_empty() {
+    if plan.changes() == 0 {
         // Nothing to send: no need to read the source again.
         return (rx, Producer(None));
     }
-    let mut batcher = Batcher {
+    let batcher = Batcher {
         tx,
         batch_size: capabilities.max_batch_records.max(1),
         deletes_per_request: capabilities.deletes_per_request.max(1),
         max_batches,
         sent: 0,
         current: Vec::new(),
-        wanted: plan.to_send.clone(),
-        emitted: HashSet::new(),
     };
-    let deletes = plan.to_delete.clone();
-    let kept = plan.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-    let task = match kept {
-        Some(records) => tokio::spawn(async move {
-            for record in records {
-                if let Some(full) = batcher.push(record) {
-                    if !batcher.send(full).await {
-                        return Ok(());
-                    }
-                }
-            }
-            batcher.finish(&deletes).await;
-            Ok(())
-        }),
-        None => {
-            let compiled = plan.compiled.clone();
-            let stream = match &plan.warehouse {
-                Some(warehouse) => warehouse.diff.changed(warehouse.query.clone()),
-                None => sync.source.stream(Arc::new(compiled.columns().to_vec())),
-            };
-            tokio::spawn(reread(stream, compiled, batcher, deletes))
-        }
+    let records = match plan.to_send() {
+        0 => futures::stream::empty().boxed(),
+        _ => plan.baseline.records(plan.take_kept(), sync.source.as_ref(), &plan.compiled),
     };
+    let task = tokio::spawn(batch(records, batcher, plan.deletes()));
     (rx, Producer(Some(task)))
 }
 
-/// Pass 2 reading the source again, mapping only the rows the plan selected.
-async fn reread(
-    mut stream: BoxStream<'static, Result<SourceBatch, SourceError>>,
-    compiled: Arc<CompiledMapping>,
-    mut batcher: Batcher,
-    deletes: Arc<Vec<String>>,
-) -> Result<(), Error> {
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        let mut ready = Vec::new();
-        let wanted = batcher.wanted.clone();
-        compiled.map_selected(
-            &batch,
-            |id| wanted.may_want(id),
-            |mapped| {
-                if let Ok(record) = mapped {
-                    ready.extend(batcher.push(record));
+/// Cuts pass 2's records, then the deletes, into batches.
+async fn batch(mut records: Records, mut batcher: Batcher, deletes: Arc<Vec<String>>) -> Result<(), Error> {
+    while let Some(chunk) = records.next().await {
+        for record in chunk? {
+            if let Some(full) = batcher.push(record) {
+                if !batcher.send(full).await {
+                    return Ok(());
                 }
-            },
-        );
-        for full in ready {
-            if !batcher.send(full).await {
-                return Ok(());
             }
         }
     }
@@ -123,21 +82,14 @@ struct Batcher {
     max_batches: Option<usize>,
     sent: usize,
     current: Vec<Change>,
-    wanted: Arc<ToSend>,
-    emitted: HashSet<u128>,
 }
 
 impl Batcher {
-    /// Adds a record the plan selected; returns a batch once one is full.
+    /// Adds a record to send; returns a batch once one is full.
     fn push(&mut self, record: Record) -> Option<Vec<Change>> {
-        // A record seen twice here means the source changed between passes: send it once.
-        if !self.wanted.wants(&record) || (self.wanted.watch_repeats() && !self.emitted.insert(id_key(&record.id))) {
-            return None;
-        }
         self.current.push(Change::Upsert(record));
         (self.current.len() >= self.batch_size).then(|| std::mem::replace(&mut self.current, Vec::with_capacity(self.batch_size)))
     }
-
     /// Hands a batch on; `false` once no more are wanted.
     async fn send(&mut self, batch: Vec<Change>) -> bool {
         if self.max_batches.is_some_and(|m| self.sent >= m) || self.tx.send(batch).await.is_err() {

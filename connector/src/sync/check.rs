@@ -48,11 +48,8 @@ async fn check_file(path: &Path, env: &dyn Env) -> Result<Checked, Vec<ConfigIss
         Err(e) => return Err(vec![mapping.issue(mapping.source.loc(), e.to_string(), None)]),
     };
     let source_unchecked = match sync.compile().await {
-        Ok(_) => match sync.source.warehouse_diff() {
-            // Reads the catalog only: a check creates and writes nothing.
-            Some(warehouse) => warehouse.check_access().await.err().map(Error::from),
-            None => None,
-        },
+        // A check creates and writes nothing.
+        Ok(_) => sync.baseline.check_access().await.err(),
         Err(Error::Config(ConfigErrors(issues))) => return Err(issues),
         Err(e) => Some(e),
     };

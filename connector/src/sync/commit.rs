@@ -7,22 +7,11 @@ use std::time::Duration;
 
 use crate::delivery::BatchOutcome;
 use crate::record::Change;
-use crate::state::IndexEntry;
 
 /// How long acknowledged records may wait to be committed together.
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 /// How many acknowledged records make a commit happen before the interval is up.
 pub const COMMIT_RECORDS: usize = 3000;
-
-/// What this run has committed, to bring the cached index up to date at the end.
-pub(super) struct Committed {
-    /// The commit counter after our last commit, while every commit was ours (each one
-    /// advanced the counter by exactly one); `None` once anything else wrote.
-    pub generation: Option<i64>,
-    pub entries: Vec<IndexEntry>,
-    /// Keys this run deleted, to leave out of the cached index.
-    pub removed: Vec<u128>,
-}
 
 /// Delivered batches not committed yet.
 #[derive(Default)]

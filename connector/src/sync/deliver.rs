@@ -9,19 +9,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::batches::{planned_batches, Producer};
-use super::commit::{CommitBuffer, Committed};
-use super::plan::Plan;
-use super::warehouse::WarehousePlan;
+use super::commit::CommitBuffer;
 use super::RunContext;
+use crate::baseline::Plan;
 use crate::delivery::{BatchOutcome, Delivery};
 use crate::destination::DestinationError;
 use crate::error::Error;
-use crate::hash::{id_key, record_hash};
-use crate::payload;
 use crate::quote::{shorten, MAX_QUOTED_CHARS};
-use crate::record::Change;
-use crate::state::{Commit, IndexEntry, RejectionStage, RunCounts, RunProgress, Sent, StoredRejection, SuppressReason};
-use crate::warehouse::WarehouseCommit;
+use crate::record::{Change, Record};
+use crate::state::{RejectionStage, RunCounts, RunProgress, StoredRejection};
 
 /// The batches of pass 2, sent concurrently under the rate limit.
 type InFlight<'a> = std::pin::Pin<Box<dyn futures::Stream<Item = (Vec<Change>, BatchOutcome)> + Send + 'a>>;
@@ -29,22 +25,11 @@ type InFlight<'a> = std::pin::Pin<Box<dyn futures::Stream<Item = (Vec<Change>, B
 /// Pass 2 and its commits, for one run.
 pub(super) struct CommitWindow<'a> {
     pub context: &'a RunContext<'a>,
-    /// The next commit replaces the stored state (see [`Commit::replace`]); only the first does.
-    pub replace: bool,
     pub buffer: CommitBuffer,
     /// Why the destination stopped the run, if it did.
     pub fatal: Option<String>,
     /// What the run last reported of its progress to the state store, and when.
     pub reported: Option<(RunProgress, Instant)>,
-    /// Where acknowledged records are committed when the warehouse keeps the state.
-    pub warehouse: Option<WarehouseCommits<'a>>,
-}
-
-/// The warehouse's commits of one run.
-pub(super) struct WarehouseCommits<'a> {
-    pub plan: &'a WarehousePlan,
-    /// The first commit writes the coverage and, if asked, forgets the stored records.
-    pub first: bool,
 }
 
 /// How often a run reports its progress to the state store.
@@ -52,7 +37,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 impl CommitWindow<'_> {
     /// Sends and commits until pass 2 ends; `Ok(true)` if a stop or shutdown ended it first.
-    pub async fn deliver(&mut self, plan: &Plan, counts: &mut RunCounts, committed: &mut Committed) -> Result<bool, Error> {
+    pub async fn deliver(&mut self, plan: &Plan, counts: &mut RunCounts) -> Result<bool, Error> {
         let RunContext { sync, options, lock, .. } = *self.context;
         let stop = options.cancel.child_token();
         let (mut in_flight, producer) = self.start_sending(plan, &stop);
@@ -85,7 +70,7 @@ impl CommitWindow<'_> {
                 // another run may own the sync by now. What was acknowledged is sent again next run.
                 Step::LockLost => return Err(lock.check().err().map(Error::from).unwrap_or(Error::Interrupted)),
             };
-            self.flush(counts, committed, &stop).await?;
+            self.flush(plan, counts, &stop).await?;
             if last {
                 break;
             }
@@ -131,27 +116,23 @@ impl CommitWindow<'_> {
         (in_flight, producer)
     }
 
-    /// Commits what the window's batches acknowledged, through the run lock, then records their rejections.
-    pub async fn flush(&mut self, counts: &mut RunCounts, committed: &mut Committed, stop: &CancellationToken) -> Result<(), Error> {
+    /// Commits what the window's batches acknowledged, through the baseline, then records
+    /// their rejections.
+    pub async fn flush(&mut self, plan: &Plan, counts: &mut RunCounts, stop: &CancellationToken) -> Result<(), Error> {
         let RunContext { sync, store, run_id, .. } = *self.context;
         let done = self.buffer.take();
         if done.is_empty() {
             return Ok(());
         }
-        let Acknowledged {
-            upserted: acked,
-            payloads,
-            rows,
-            deleted,
-        } = acknowledged(&done, sync.mapping.keep_payloads && self.warehouse.is_none());
-        if !acked.is_empty() || !rows.is_empty() || !deleted.is_empty() {
-            self.commit(&acked, &payloads, &rows, &deleted, committed).await?;
+        let (upserted, deleted) = acknowledged(&done);
+        if !upserted.is_empty() || !deleted.is_empty() {
+            plan.baseline.commit(&self.context.commit_at(), &upserted, &deleted).await?;
         }
-        counts.sent += (acked.len() + rows.len()) as u64;
+        counts.sent += upserted.len() as u64;
         counts.deleted += deleted.len() as u64;
         let mut rejected: Vec<StoredRejection> = Vec::new();
         let mut failed = 0;
-        for (batch, outcome) in done {
+        for (batch, outcome) in &done {
             rejected.extend(outcome.rejected.iter().map(|(i, reason)| StoredRejection {
                 stage: RejectionStage::Destination,
                 record_id: Some(batch[*i].id().to_string()),
@@ -159,9 +140,9 @@ impl CommitWindow<'_> {
                 reason: reason.clone(),
             }));
             failed += outcome.failed.len();
-            if let (Some(reason), None) = (outcome.fatal, &self.fatal) {
+            if let (Some(reason), None) = (&outcome.fatal, &self.fatal) {
                 tracing::error!(sync = %sync.name(), %reason, "stopping: no new batches will start");
-                self.fatal = Some(reason);
+                self.fatal = Some(reason.clone());
                 stop.cancel();
             }
         }
@@ -169,84 +150,11 @@ impl CommitWindow<'_> {
         if !rejected.is_empty() {
             store.add_rejections(run_id, sync.name(), &rejected).await?;
         }
-        let settled = (acked.len() + rows.len() + deleted.len() + rejected.len() + failed) as u64;
+        let settled = (upserted.len() + deleted.len() + rejected.len() + failed) as u64;
         if let Some(progress) = &self.context.options.progress {
             progress.advance(settled);
         }
         self.report(settled).await
-    }
-
-    /// Commits acknowledged changes through the run lock: the only write of record state.
-    async fn commit(
-        &mut self,
-        acked: &[(String, u128)],
-        payloads: &[Vec<u8>],
-        rows: &[(String, String, u128)],
-        deleted: &[String],
-        committed: &mut Committed,
-    ) -> Result<(), Error> {
-        if self.warehouse.is_some() {
-            return self.commit_in_warehouse(rows, deleted).await;
-        }
-        let RunContext { store, lock, run_id, .. } = *self.context;
-        let changes = Commit {
-            upserted: acked,
-            deleted,
-            destination: &self.context.destination,
-            replace: self.replace,
-            // A record mirror deleted is never sent again, even if its row comes back.
-            suppress_deleted: Some((SuppressReason::Mirror, Some(run_id))),
-            sent: Some(Sent { run: run_id, payloads }),
-        };
-        let generation = store.commit(lock, &changes).await?;
-        // After a commit that replaced the state, the table holds exactly this run's records.
-        committed.generation = match std::mem::take(&mut self.replace) {
-            true => Some(generation),
-            false => committed.generation.filter(|g| generation == g + 1).map(|_| generation),
-        };
-        committed.removed.extend(deleted.iter().map(|id| id_key(id)));
-        committed.entries.extend(acked.iter().map(|(id, hash)| IndexEntry {
-            key: id_key(id),
-            hash: *hash,
-        }));
-        Ok(())
-    }
-
-    /// Commits to the warehouse: its record state first, through the lock, then, in the local
-    /// state, the suppression of what was deleted (and, once, the forgetting of the records the
-    /// sync kept there before its state moved to the warehouse).
-    async fn commit_in_warehouse(&mut self, upserts: &[(String, String, u128)], deleted: &[String]) -> Result<(), Error> {
-        let RunContext {
-            sync, store, lock, run_id, ..
-        } = *self.context;
-        // The suppression first: a crash after it deletes again, harmlessly; one before the
-        // warehouse forgets the record could never suppress it.
-        if self.replace || !deleted.is_empty() {
-            let changes = Commit {
-                upserted: &[],
-                deleted,
-                destination: &self.context.destination,
-                replace: std::mem::take(&mut self.replace),
-                suppress_deleted: Some((SuppressReason::Mirror, Some(run_id))),
-                sent: None,
-            };
-            store.commit(lock, &changes).await?;
-        }
-        let Some(warehouse) = self.warehouse.as_mut() else { return Ok(()) };
-        let deletes: Vec<String> = deleted
-            .iter()
-            .filter_map(|id| warehouse.plan.delete_keys.get(id).cloned())
-            .collect();
-        let first = std::mem::take(&mut warehouse.first);
-        let commit = WarehouseCommit {
-            coverage: warehouse.plan.coverage.as_ref().filter(|_| first),
-            replace: first && warehouse.plan.replace,
-            upserts,
-            deletes: &deletes,
-        };
-        lock.check()?;
-        warehouse.plan.diff.commit(sync.name(), &commit).await?;
-        Ok(())
     }
 
     /// Tells the state store how far sending has got: at most once a second, and always at
@@ -266,42 +174,16 @@ impl CommitWindow<'_> {
     }
 }
 
-/// What the destination acknowledged of a commit window.
-struct Acknowledged {
-    /// Upserts diffed in process, with the hash of what was sent.
-    upserted: Vec<(String, u128)>,
-    /// What each upsert sent, in `upserted`'s order.
-    payloads: Vec<Vec<u8>>,
-    /// `(key, id, hash)` of the upserts whose rows came from the warehouse's diff.
-    rows: Vec<(String, String, u128)>,
-    deleted: Vec<String>,
-}
-
-/// `keep_payloads` false encodes none: the commit then stores none.
-fn acknowledged(done: &[(Vec<Change>, BatchOutcome)], keep_payloads: bool) -> Acknowledged {
-    let mut out = Acknowledged {
-        upserted: Vec::new(),
-        payloads: Vec::new(),
-        rows: Vec::new(),
-        deleted: Vec::new(),
-    };
+/// The upserts and the deletes the destination acknowledged of a commit window.
+fn acknowledged(done: &[(Vec<Change>, BatchOutcome)]) -> (Vec<&Record>, Vec<String>) {
+    let (mut upserted, mut deleted) = (Vec::new(), Vec::new());
     for change in done.iter().flat_map(|(batch, outcome)| outcome.acked.iter().map(|&i| &batch[i])) {
         match change {
-            Change::Upsert(record) => {
-                // A row from the warehouse's diff is committed with the warehouse's hash; the
-                // record's own is not needed.
-                match &record.row_state {
-                    Some(row) => out.rows.push((row.key.clone(), record.id.clone(), row.hash)),
-                    None => out.upserted.push((record.id.clone(), record_hash(record))),
-                }
-                if keep_payloads {
-                    out.payloads.push(payload::encode(record));
-                }
-            }
-            Change::Delete { id } => out.deleted.push(id.clone()),
+            Change::Upsert(record) => upserted.push(record),
+            Change::Delete { id } => deleted.push(id.clone()),
         }
     }
-    out
+    (upserted, deleted)
 }
 
 /// One turn of the delivery loop.

@@ -52,7 +52,6 @@ pub async fn explain(sync: &SyncJob, store: &dyn StateStore, upserts: &[&Record]
     for id in deletes {
         let before = find(id).map(TrackedRecord::acknowledged).transpose()?.flatten();
         let nothing = Record {
-            row_state: None,
             id: id.clone(),
             created_at: before.as_ref().map_or(0, |b| b.created_at),
             attributes: Vec::new(),
@@ -91,7 +90,6 @@ fn upsert(record: &Record, tracked: Option<&TrackedRecord>) -> Result<Explanatio
 /// Every field of `record` as added; `createdAt` too when the destination takes one.
 fn everything(record: &Record) -> Vec<FieldChange> {
     let empty = Record {
-        row_state: None,
         id: record.id.clone(),
         created_at: record.created_at,
         attributes: Vec::new(),

@@ -1,14 +1,13 @@
 //! One sync, end to end: the only module that sees every seam.
 //!
-//! 1. **Plan** (pass 1, `plan.rs`): stream the source, map and hash every row, find duplicate
-//!    ids, and diff against stored hashes ([`crate::diff`]). Ids and hashes are kept, and the records of new and changed rows within a budget.
-//! 2. **Deliver** (pass 2, `batches.rs` and `deliver.rs`): the records the plan selected, in
-//!    batches, sent concurrently under the rate limit. Pass 1 keeps the records of new and
-//!    changed rows while they fit a memory budget (`kept.rs`); past it, pass 2 streams the
-//!    source again and maps only the selected rows.
-//! 3. **Commit** (`commit.rs`) what the destination acknowledged, in windows. A record's hash
-//!    changes only after a 2xx, so a run that stops anywhere leaves state exact for what was
-//!    delivered.
+//! 1. **Plan** (pass 1, `plan.rs`): the mapping is checked and the suppressions read, and the
+//!    sync's [`Baseline`] (chosen once, from the mapping) reads the source, maps and hashes its
+//!    rows, and diffs them against what the destination already has.
+//! 2. **Deliver** (pass 2, `batches.rs` and `deliver.rs`): the records the baseline hands out,
+//!    in batches, sent concurrently under the rate limit.
+//! 3. **Commit** (`commit.rs`) what the destination acknowledged, in windows, through the
+//!    baseline and fenced by the run lock. A record's hash changes only after a 2xx, so a run
+//!    that stops anywhere leaves state exact for what was delivered.
 //!
 //! `preview` runs the plan and renders requests without sending; `test_send` sends a few
 //! records without touching state (`preview.rs`).
@@ -18,13 +17,10 @@ pub mod check;
 mod commit;
 mod deliver;
 pub mod explain;
-mod kept;
 mod plan;
 mod preview;
-mod snapshot;
 mod suppress;
 mod throughput;
-mod warehouse;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +28,7 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::baseline::{self, Baseline, CommitAt, Plan};
 use crate::config::{GuardBlocked, Mode, Planned};
 use crate::delivery::AttemptObserver;
 use crate::destination::Destination;
@@ -40,50 +37,38 @@ use crate::mapping::CompiledMapping;
 use crate::pacing::Pacers;
 use crate::source::{self, Source};
 use crate::spec::Mapping;
-use crate::state::{RunCounts, RunLock, RunOrigin, RunProgress, RunStart, RunStatus, StateStore, StoredState, SuppressReason};
-use commit::{CommitBuffer, Committed};
+use crate::state::{RunCounts, RunLock, RunOrigin, RunProgress, RunStart, RunStatus, StateStore, SuppressReason};
+pub use baseline::KEEP_BUDGET_BYTES;
+use commit::CommitBuffer;
 use deliver::CommitWindow;
-pub use kept::KEEP_BUDGET_BYTES;
-pub use plan::{plan, Plan};
+pub use plan::plan;
 pub use preview::{preview, preview_with, test_send, Preview, PreviewOptions, PreviewRequest, TestExchange};
 pub use throughput::{ProgressSnapshot, Throughput};
 
-/// How a sync's source and destination were built; tests swap in their own.
+/// How a sync's source, baseline and destination were built; tests swap in their own.
 pub struct SyncJob {
     pub mapping: Mapping,
     pub source: Box<dyn Source>,
+    /// What the destination already has: chosen once, from the mapping.
+    pub baseline: Arc<dyn Baseline>,
     pub destination: Arc<dyn Destination>,
 }
 
 impl SyncJob {
     pub fn from_mapping(mapping: Mapping) -> Result<SyncJob, Error> {
         let source = source::build(&mapping.source)?;
+        let baseline = baseline::for_mapping(&mapping)?;
         let destination: Arc<dyn Destination> = Arc::from(mapping.destination.build()?);
         Ok(SyncJob {
             mapping,
             source,
+            baseline,
             destination,
         })
     }
 
     pub fn name(&self) -> &str {
         &self.mapping.name
-    }
-
-    /// The sync's stored state, if it is for this destination. State kept for another one
-    /// (the mapping now points at another workspace, object or type) is set aside: this run
-    /// sends everything and its first commit replaces it. The other destination is returned.
-    pub async fn load_state(&self, store: &dyn StateStore) -> Result<(StoredState, Option<String>), Error> {
-        let stored = store.load(self.name()).await?;
-        let here = self.mapping.destination.fingerprint();
-        match &stored.destination {
-            Some(there) if *there != here => {
-                let there = there.clone();
-                tracing::info!(sync = %self.name(), stored_for = %there, now = %here, "state is for another destination; sending everything");
-                Ok((stored.set_aside(), Some(there)))
-            }
-            _ => Ok((stored, None)),
-        }
     }
 
     /// Checks the mapping against the source's schema, and the suppression source's; reads no rows.
@@ -290,12 +275,12 @@ impl RunContext<'_> {
     async fn run(&self, counts: &mut RunCounts, full_resync: &mut bool, state_was_for: &mut Option<String>) -> Result<(), Error> {
         let (sync, store, name) = (self.sync, self.store, self.sync.name());
         // Nothing is sent while planning, so a stop request ends the run at once.
-        let (plan, stored, other) = tokio::select! {
+        let plan = tokio::select! {
             biased;
             () = self.options.cancel.cancelled() => return Err(Error::Interrupted),
-            planned = plan(sync, store, self.options.full, self.options.keep_budget) => planned?,
+            planned = plan(sync, store, self.options.full, self.options.keep_budget, self.lock.fence()) => planned?,
         };
-        *state_was_for = other;
+        state_was_for.clone_from(&plan.state_was_for);
         *full_resync |= plan.sends_everything;
         *counts = plan.counts.clone();
         store.add_rejections(self.run_id, name, &plan.rejections).await?;
@@ -317,30 +302,24 @@ impl RunContext<'_> {
             counts.failed = plan.changes() as u64;
             return Err(lost.into());
         }
-        let mut committed = Committed {
-            generation: stored.generation,
-            entries: Vec::new(),
-            removed: Vec::new(),
-        };
-        let result = self.deliver(&plan, counts, &mut committed, stored.replace).await;
-        // The cache is written only by the lock's holder; a run that lost it leaves it stale.
-        if let (Some(generation), false) = (committed.generation, self.lock.is_lost()) {
-            if !stored.cached || !committed.entries.is_empty() || !committed.removed.is_empty() {
-                let index = stored.index.merged(committed.entries).without(&committed.removed);
-                drop(stored);
-                match store.save_index(name, generation, &index).await {
-                    Ok(saved) => tracing::debug!(sync = %name, saved, entries = index.len(), "record index cache"),
-                    // Only a cache: the next run rebuilds it from the records table.
-                    Err(e) => tracing::warn!(sync = %name, error = %e, "could not save the record index cache"),
-                }
-            }
-        }
+        let result = self.deliver(&plan, counts).await;
+        plan.baseline.finish(&self.commit_at()).await;
         result
+    }
+
+    /// Where this run commits.
+    pub fn commit_at(&self) -> CommitAt<'_> {
+        CommitAt {
+            store: self.store,
+            lock: self.lock,
+            run_id: self.run_id,
+            destination: &self.destination,
+        }
     }
 
     /// Pass 2 and the commits. Whatever happens, `counts.failed` ends up as the planned
     /// records that were neither committed nor rejected.
-    async fn deliver(&self, plan: &Plan, counts: &mut RunCounts, committed: &mut Committed, replace: bool) -> Result<(), Error> {
+    async fn deliver(&self, plan: &Plan, counts: &mut RunCounts) -> Result<(), Error> {
         let progress = self.options.progress.as_deref();
         if let Some(progress) = progress {
             progress.start(self.sync.name(), plan.changes() as u64);
@@ -348,10 +327,8 @@ impl RunContext<'_> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut window = CommitWindow {
             context: self,
-            replace,
             buffer: CommitBuffer::default(),
             fatal: None,
-            warehouse: plan.warehouse.as_ref().map(|plan| deliver::WarehouseCommits { plan, first: true }),
             reported: (plan.changes() > 0).then(|| {
                 let progress = RunProgress {
                     planned: plan.changes() as u64,
@@ -363,7 +340,7 @@ impl RunContext<'_> {
             }),
         };
         window.report(0).await?;
-        let result = window.deliver(plan, counts, committed).await;
+        let result = window.deliver(plan, counts).await;
         if let Some(progress) = progress {
             progress.finish();
         }

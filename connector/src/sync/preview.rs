@@ -67,7 +67,8 @@ pub async fn preview(sync: &SyncJob, store: &dyn StateStore, limit: usize) -> Re
 pub async fn preview_with(sync: &SyncJob, store: &dyn StateStore, options: PreviewOptions) -> Result<Preview, Error> {
     // A preview renders a few requests at most: reading their rows again is cheaper than
     // keeping every changed record, so it keeps none, and loads the state while it reads.
-    let (plan, _, state_was_for) = plan_preview(sync, store).await?;
+    let plan = plan_preview(sync, store).await?;
+    let state_was_for = plan.state_was_for.clone();
     let blocked = super::guard(sync, &plan, &super::AllowGuards::None).map(|b| b.to_string());
     let capabilities = sync.destination.capabilities();
     let batches = match options.explain {

@@ -135,7 +135,6 @@ mod tests {
         let batch: Vec<Change> = (0..15)
             .map(|i| {
                 Change::Upsert(Record {
-                    row_state: None,
                     id: format!("u{i}"),
                     created_at: 0,
                     attributes: Vec::new(),

@@ -81,7 +81,6 @@ mod tests {
     #[test]
     fn record_json_shape() {
         let r = Record {
-            row_state: None,
             id: "u1".into(),
             created_at: 1_600_000_000,
             attributes: vec![

@@ -129,7 +129,6 @@ mod tests {
     #[test]
     fn a_profile_is_sent_with_its_name_typed_properties_and_segments() {
         let r = Record {
-            row_state: None,
             id: "ada@example.com".into(),
             created_at: 0,
             attributes: vec![
@@ -154,7 +153,6 @@ mod tests {
     #[test]
     fn properties_and_segments_are_sent_even_when_empty_so_that_they_replace() {
         let r = Record {
-            row_state: None,
             id: "grace@example.com".into(),
             created_at: 0,
             attributes: vec![("full_name".into(), AttrValue::S(vec!["Grace".into()]))],

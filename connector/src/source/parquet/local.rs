@@ -183,7 +183,6 @@ fn read_file(path: &Path, expected: &[(String, ColumnType)], feed: &Feed) -> Res
         let batch = super::typed(batch.map_err(|e| read_err(path, e))?, expected, &shown)?;
         let rows = batch.num_rows() as u64;
         let sent = feed.blocking_send(SourceBatch {
-            warehouse: None,
             batch,
             origin: origin.clone(),
             first_row,

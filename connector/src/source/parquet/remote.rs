@@ -195,7 +195,6 @@ async fn read_object(
         let rows = batch.num_rows() as u64;
         let sent = feed
             .send(SourceBatch {
-                warehouse: None,
                 batch,
                 origin: origin.clone(),
                 first_row,

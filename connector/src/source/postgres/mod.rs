@@ -18,12 +18,14 @@ use sqlx::{Column, ConnectOptions, Connection, Executor, PgConnection, TypeInfo}
 use super::feed::{self, Feed};
 use super::{ColumnType, Found, Source, SourceBatch, SourceError, SourceSchema};
 use crate::config::secret::SecretString;
-use crate::config::{DiffMode, PostgresRelation};
-use crate::warehouse::postgres::quote_ident;
+use crate::config::PostgresRelation;
 
+mod around;
 mod decode;
-mod diff;
 mod search_path;
+
+pub use around::{Around, Bind};
+pub use search_path::{quote_ident, SAFE_SEARCH_PATH};
 
 use decode::Wire;
 
@@ -33,7 +35,6 @@ const BATCH_ROWS: usize = 8192;
 pub struct PostgresSource {
     url: SecretString,
     relation: PostgresRelation,
-    diff: DiffMode,
     /// The run's log has said that this connection's TLS checks no certificate.
     warned: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
@@ -61,17 +62,21 @@ fn classify(type_name: &str, kind: &PgTypeKind) -> Option<(ColumnType, Wire)> {
 }
 
 impl PostgresSource {
-    pub fn new(url: SecretString, relation: PostgresRelation, diff: DiffMode) -> Self {
+    pub fn new(url: SecretString, relation: PostgresRelation) -> Self {
         Self {
             url,
             relation,
-            diff,
             warned: Default::default(),
         }
     }
 
+    /// The table or query the rows come from.
+    pub fn relation(&self) -> &PostgresRelation {
+        &self.relation
+    }
+
     /// `host:port/db`, never the user or password.
-    fn location(&self) -> String {
+    pub fn location(&self) -> String {
         match url::Url::parse(self.url.expose()) {
             Ok(u) => format!("{}:{}{}", u.host_str().unwrap_or("localhost"), u.port().unwrap_or(5432), u.path()),
             Err(_) => "an unparseable URL".to_string(),
@@ -86,14 +91,16 @@ impl PostgresSource {
         }
     }
 
-    fn err(&self, e: impl Into<super::BoxError>) -> SourceError {
+    /// A failure to reach or read the source, naming it without credentials.
+    pub fn err(&self, e: impl Into<super::BoxError>) -> SourceError {
         SourceError::Database {
             source_name: self.describe(),
             cause: e.into(),
         }
     }
 
-    async fn connect(&self) -> Result<PgConnection, SourceError> {
+    /// A connection of its own to the source's database, with the TLS the URL asks for.
+    pub async fn connect(&self) -> Result<PgConnection, SourceError> {
         if let Some(problem) = crate::pg_url::tls_file_problem(self.url.expose()) {
             return Err(self.err(problem));
         }
@@ -157,13 +164,6 @@ impl Source for PostgresSource {
         let source = self.clone();
         feed::spawn(self.describe(), move |feed| async move { source.read_all(&expected, &feed).await })
     }
-
-    fn warehouse_diff(&self) -> Option<Arc<dyn super::WarehouseDiff>> {
-        match &self.diff {
-            DiffMode::InProcess => None,
-            DiffMode::Warehouse { state_schema } => Some(Arc::new(diff::PgWarehouse::new(self.clone(), state_schema.clone()))),
-        }
-    }
 }
 
 impl PostgresSource {
@@ -187,14 +187,14 @@ impl PostgresSource {
         );
         let mut txn = self.read_only(&mut conn).await?;
         let rows = sqlx::query(&sql).fetch(&mut *txn);
-        self.pump(rows, expected, &wires, 0, feed).await?;
+        self.pump(rows, expected, &wires, feed).await?;
         // Read-only: nothing to keep, so end the transaction without committing.
         let _ = txn.rollback().await;
         Ok(())
     }
 
     /// A transaction that cannot write: every read of the source runs in one.
-    async fn read_only<'c>(&self, conn: &'c mut PgConnection) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, SourceError> {
+    pub async fn read_only<'c>(&self, conn: &'c mut PgConnection) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, SourceError> {
         let mut txn = conn.begin().await.map_err(|e| self.err(e))?;
         sqlx::query("SET TRANSACTION READ ONLY")
             .execute(&mut *txn)
@@ -204,14 +204,12 @@ impl PostgresSource {
     }
 
     /// Turns `rows` into batches of `BATCH_ROWS` and sends them until the rows end or the
-    /// consumer is gone. The expected columns start at column `offset` of each row; the
-    /// warehouse-side diff's key, hash and flag come before them.
+    /// consumer is gone. Each row holds `expected`'s columns in order, read as `wires`.
     async fn pump(
         &self,
         mut rows: BoxStream<'_, Result<PgRow, sqlx::Error>>,
         expected: &[(String, ColumnType)],
         wires: &[Wire],
-        offset: usize,
         feed: &Feed,
     ) -> Result<(), SourceError> {
         let origin: Arc<str> = Arc::from(self.describe());
@@ -222,11 +220,7 @@ impl PostgresSource {
             let done = row.is_none();
             pending.extend(row);
             if pending.len() == BATCH_ROWS || (done && !pending.is_empty()) {
-                let (batch, problems) = decode::to_batch(expected, wires, &pending, offset).map_err(|e| self.err(e))?;
-                let warehouse = match offset {
-                    0 => None,
-                    _ => Some(diff::warehouse_rows(&pending).map_err(|e| self.err(e))?),
-                };
+                let (batch, problems) = decode::to_batch(expected, wires, &pending, 0).map_err(|e| self.err(e))?;
                 let n = pending.len() as u64;
                 pending.clear();
                 let batch = SourceBatch {
@@ -234,7 +228,6 @@ impl PostgresSource {
                     origin: origin.clone(),
                     first_row,
                     problems,
-                    warehouse,
                 };
                 if feed.send(batch).await.is_err() {
                     return Ok(());

@@ -1,5 +1,5 @@
-//! The search path the warehouse-side diff's statements run with (see
-//! [`crate::warehouse::postgres`]): `pg_catalog, pg_temp` wherever ebb wrote the whole
+//! The search path the statements ebb writes around a source's query run with (see
+//! [`super::Around`]): `pg_catalog, pg_temp` wherever ebb wrote the whole
 //! statement, so that no function, operator or type is found in a schema another role can
 //! create in.
 //!
@@ -12,7 +12,16 @@ use sqlx::PgConnection;
 
 use super::PostgresSource;
 use crate::config::PostgresRelation;
-use crate::warehouse::postgres::{quote_ident, SAFE_SEARCH_PATH};
+
+/// Every statement ebb writes in full, and every write to its bookkeeping tables, runs with this
+/// search path, so that no function, operator or type is found in a schema another role can
+/// create in.
+pub const SAFE_SEARCH_PATH: &str = "SET LOCAL search_path = pg_catalog, pg_temp";
+
+/// An identifier as PostgreSQL reads it back exactly: in double quotes, inner ones doubled.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
 
 /// Sets the transaction's search path, and returns the source's query as it must be written
 /// under it.

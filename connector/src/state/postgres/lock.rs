@@ -90,12 +90,11 @@ fn has_ended(token: &str) -> bool {
 enum Lease {
     Taken {
         token: String,
+        /// The sync's fencing token, one more than the last hold's.
+        fence: i64,
     },
     /// The last holder may still be sending.
-    Busy {
-        holder: String,
-        left: Duration,
-    },
+    Busy { holder: String, left: Duration },
 }
 
 /// Takes the lease over unless its last holder may still be running. Called only while holding
@@ -123,18 +122,18 @@ async fn take_lease(session: &mut PgConnection, sync: &str) -> Result<Lease, sql
     }
     let token = format!("{:032x}", rand::random::<u128>());
     let me = holder::me();
-    sqlx::query(
-        "INSERT INTO run_leases (sync, token, holder, process, heartbeat_at) VALUES ($1, $2, $3, $4, now()) \
+    let fence: i64 = sqlx::query_scalar(
+        "INSERT INTO run_leases (sync, token, holder, process, heartbeat_at, fence) VALUES ($1, $2, $3, $4, now(), 1) \
          ON CONFLICT (sync) DO UPDATE SET token = excluded.token, holder = excluded.holder, process = excluded.process, \
-         heartbeat_at = excluded.heartbeat_at, released_at = NULL",
+         heartbeat_at = excluded.heartbeat_at, released_at = NULL, fence = run_leases.fence + 1 RETURNING fence",
     )
     .bind(sync)
     .bind(&token)
     .bind(&me.label)
     .bind(&me.process)
-    .execute(&mut *session)
+    .fetch_one(&mut *session)
     .await?;
-    Ok(Lease::Taken { token })
+    Ok(Lease::Taken { token, fence })
 }
 
 /// Waits for the session-level advisory lock of `key`, as long as the session's `lock_timeout` allows.
@@ -312,7 +311,7 @@ impl PostgresStore {
         format!("ebb:{}:{sync}", self.schema)
     }
 
-    fn hold(&self, sync: &str, key: String, token: String, session: PgConnection) -> RunLock {
+    fn hold(&self, sync: &str, key: String, (token, fence): (String, i64), session: PgConnection) -> RunLock {
         let id = HoldId {
             sync: sync.to_string(),
             token,
@@ -332,7 +331,7 @@ impl PostgresStore {
             heartbeat: stop,
             ended: false,
         };
-        RunLock::new(sync, watch, hold)
+        RunLock::new(sync, watch, hold).fenced(fence)
     }
 
     pub(super) async fn try_lock_session(&self, sync: &str) -> Result<Option<RunLock>, StateError> {
@@ -355,7 +354,7 @@ impl PostgresStore {
         // Only the advisory lock was to be waited for briefly; writes on this session wait as long as they need.
         sqlx::query("RESET lock_timeout").execute(&mut session).await.map_err(lock_err)?;
         match take_lease(&mut session, sync).await.map_err(lock_err)? {
-            Lease::Taken { token } => Ok(Some(self.hold(sync, key, token, session))),
+            Lease::Taken { token, fence } => Ok(Some(self.hold(sync, key, (token, fence), session))),
             Lease::Busy { holder, left } => {
                 tracing::info!(
                     sync,
@@ -376,7 +375,7 @@ impl PostgresStore {
         advisory_lock(&mut session, &key).await.map_err(lock_err)?;
         loop {
             match take_lease(&mut session, sync).await.map_err(lock_err)? {
-                Lease::Taken { token } => return Ok(self.hold(sync, key, token, session)),
+                Lease::Taken { token, fence } => return Ok(self.hold(sync, key, (token, fence), session)),
                 Lease::Busy { holder, left } => {
                     tracing::info!(sync, holder = %holder, lease_left_ms = left.as_millis() as u64, "waiting for the last run's lease to run out");
                     tokio::time::sleep(left.min(Duration::from_secs(1))).await;

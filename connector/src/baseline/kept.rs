@@ -105,7 +105,6 @@ mod tests {
 
     fn record(id: &str) -> Record {
         Record {
-            row_state: None,
             id: id.into(),
             created_at: 0,
             attributes: Vec::new(),

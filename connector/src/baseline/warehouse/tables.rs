@@ -1,18 +1,20 @@
-//! The warehouse-side diff: SQL that lets the warehouse itself find what changed, so that only
-//! changed rows leave it. One module per SQL dialect ([`postgres`]); the pipeline speaks to a
-//! dialect only through [`crate::source::WarehouseDiff`], which a source that can run it hands
-//! out. A leaf but for the column types: it knows no source.
+//! The warehouse's bookkeeping tables and the queries over them, behind [`WarehouseTables`]:
+//! one implementation per SQL dialect ([`super::postgres`], its SQL in [`super::sql`]).
 //!
-//! Its hashes are a domain of their own, apart from the in-process [`crate::hash`]: they are of
+//! Their hashes are a domain of their own, apart from the in-process [`crate::hash`]: they are of
 //! the columns as the warehouse renders them into ebb's canonical text, not of mapped records,
 //! salted with the mapping's [`fingerprint`](crate::mapping::CompiledMapping::fingerprint) so
 //! that a changed mapping, destination or hash version changes every hash, and resends every
 //! record once, even if a run is killed part-way through that resend.
 
-pub mod postgres;
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
 
 use crate::column::ColumnType;
-use crate::quote::{shorten, MAX_QUOTED_CHARS};
+use crate::mapping::RowKey;
+use crate::source::{SourceBatch, SourceError};
+pub use crate::state::WarehouseError;
 
 /// The version of the canonical text and hash: a change resends every record once.
 pub const WAREHOUSE_HASH_VERSION: u32 = 1;
@@ -20,26 +22,17 @@ pub const WAREHOUSE_HASH_VERSION: u32 = 1;
 /// The schema of the bookkeeping tables when a mapping names none (the mapping's default).
 pub use crate::config::DEFAULT_STATE_SCHEMA;
 
+/// The columns the diff query puts before the source's own: the row's key and hash, and
+/// whether the bookkeeping holds its key.
+pub const KEY_COLUMN: &str = "ebb_key";
+pub const HASH_COLUMN: &str = "ebb_hash";
+pub const STORED_COLUMN: &str = "ebb_stored";
+
 /// A mapped column, as the warehouse's row hash covers it.
 #[derive(Clone, Copy, Debug)]
 pub struct HashedColumn<'a> {
     pub name: &'a str,
     pub ty: &'a ColumnType,
-}
-
-/// A piece of a row's key: the identity as the source gives it, before ebb normalises it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeyPart {
-    Text(String),
-    Column(String),
-}
-
-/// The row's key, as the state joins on it: the identity's column, or its template.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RowKey {
-    pub parts: Vec<KeyPart>,
-    /// The destination keys records on an email, which ebb lower-cases: so does the key.
-    pub lowercase: bool,
 }
 
 /// What one run asks of the warehouse's diff.
@@ -87,7 +80,7 @@ pub struct Gone {
 }
 
 /// What one commit window writes back: only acknowledged changes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WarehouseCommit<'a> {
     /// Written first, once a run: what the hashes are made with.
     pub coverage: Option<&'a Coverage>,
@@ -97,18 +90,40 @@ pub struct WarehouseCommit<'a> {
     pub upserts: &'a [(String, String, u128)],
     /// Keys of acknowledged deletes.
     pub deletes: &'a [String],
+    /// The run lock's fencing token ([`crate::state::RunLock::fence`]): the commit is refused,
+    /// whole, when the tables have seen a newer one.
+    pub fence: i64,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum WarehouseError {
-    #[error("{}: {cause}", shorten(.place, MAX_QUOTED_CHARS))]
-    Database {
-        place: String,
-        #[source]
-        cause: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// The state schema cannot be used; `missing` says which privilege, on what.
-    #[error("{}: {missing}", shorten(.place, MAX_QUOTED_CHARS))]
-    Privilege { place: String, missing: String },
+/// A warehouse that keeps a sync's state and diffs against it in SQL.
+#[async_trait::async_trait]
+pub trait WarehouseTables: Send + Sync {
+    /// Where the state lives, for messages: the database and schema, never a credential.
+    fn describe(&self) -> String;
+
+    /// Checks, creating and writing nothing, that the state schema can be used (or created),
+    /// and names the privilege that is missing.
+    async fn check_access(&self) -> Result<(), WarehouseError>;
+
+    /// Creates the bookkeeping tables if need be, and reads what is stored for `sync`. With a
+    /// fencing token (a run, not a preview), first records it, refusing one older than the
+    /// newest recorded: from then on, no run that held the lock before can commit.
+    async fn open(&self, sync: &str, fence: Option<i64>) -> Result<Opened, WarehouseError>;
+
+    /// The keys that more than one source row has.
+    async fn duplicate_keys(&self, key: &RowKey) -> Result<Vec<String>, WarehouseError>;
+
+    /// Streams the source rows whose key is not stored for the sync or whose hash differs, in
+    /// batches of the query's columns after [`KEY_COLUMN`], [`HASH_COLUMN`] and [`STORED_COLUMN`].
+    fn changed(&self, query: Arc<DiffQuery>) -> BoxStream<'static, Result<SourceBatch, SourceError>>;
+
+    /// The stored records of `sync` whose key no source row has, sorted by key.
+    async fn gone(&self, sync: &str, key: &RowKey) -> Result<Vec<Gone>, WarehouseError>;
+
+    /// Writes one window of acknowledged changes, in one statement, unless the commit's fencing
+    /// token is older than the newest the tables have seen.
+    async fn commit(&self, sync: &str, commit: &WarehouseCommit<'_>) -> Result<(), WarehouseError>;
+
+    /// Forgets `sync`'s records and coverage; returns how many records were forgotten.
+    async fn reset(&self, sync: &str) -> Result<u64, WarehouseError>;
 }

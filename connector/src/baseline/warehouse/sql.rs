@@ -40,7 +40,7 @@ const EQ: &str = " OPERATOR(pg_catalog.=) ";
 
 /// For the statements that read and write only ebb's own tables, as the first of their
 /// transaction: nothing is found on a schema another role can create in.
-pub const SAFE_SEARCH_PATH: &str = "SET LOCAL search_path = pg_catalog, pg_temp";
+pub use crate::source::postgres::{quote_ident, SAFE_SEARCH_PATH};
 
 /// The SQL of a query and the text values its placeholders stand for, from `$first` on.
 #[derive(Debug, Default)]
@@ -59,11 +59,6 @@ impl Params {
         self.texts.push(text.to_string());
         format!("${}::pg_catalog.text", self.first + self.texts.len() - 1)
     }
-}
-
-/// A PostgreSQL identifier, quoted.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The canonical text of a non-NULL scalar `value` (an SQL expression) of type `ty`.
@@ -173,7 +168,8 @@ pub fn schema_exists() -> &'static str {
 pub fn tables_exist(schema: &str) -> String {
     let s = quote_literal(&quote_ident(schema));
     format!(
-        "SELECT pg_catalog.to_regclass({s}{CAT}'.ebb_records') IS NOT NULL AND pg_catalog.to_regclass({s}{CAT}'.ebb_syncs') IS NOT NULL"
+        "SELECT pg_catalog.to_regclass({s}{CAT}'.ebb_records') IS NOT NULL AND pg_catalog.to_regclass({s}{CAT}'.ebb_syncs') IS NOT NULL \
+         AND pg_catalog.to_regclass({s}{CAT}'.ebb_fences') IS NOT NULL"
     )
 }
 
@@ -198,7 +194,7 @@ pub fn privileges(schema: &str, schema_exists: bool, tables_exist: bool) -> Vec<
         ));
         return checks;
     }
-    for table in ["ebb_records", "ebb_syncs"] {
+    for table in ["ebb_records", "ebb_syncs", "ebb_fences"] {
         for privilege in ["SELECT", "INSERT", "UPDATE", "DELETE"] {
             checks.push((
                 format!("{privilege} on {s}.{table}"),
@@ -211,8 +207,9 @@ pub fn privileges(schema: &str, schema_exists: bool, tables_exist: bool) -> Vec<
 
 /// The bookkeeping tables in the warehouse's `schema`: one row per acknowledged record, with
 /// its key as the source's text so that a person can query it and the id the destination
-/// acknowledged, and one per sync with what its hashes are made with. Idempotent.
-pub fn create_state(schema: &str) -> [String; 3] {
+/// acknowledged, one per sync with what its hashes are made with, and one per sync with the
+/// newest fencing token a run wrote with. Idempotent, and creates a table added since.
+pub fn create_state(schema: &str) -> [String; 4] {
     let s = quote_ident(schema);
     [
         format!("CREATE SCHEMA IF NOT EXISTS {s}"),
@@ -224,25 +221,55 @@ pub fn create_state(schema: &str) -> [String; 3] {
             "CREATE TABLE IF NOT EXISTS {s}.ebb_syncs (sync text PRIMARY KEY, hash_version int NOT NULL, salt text NOT NULL, \
              columns text NOT NULL, destination text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
         ),
+        format!("CREATE TABLE IF NOT EXISTS {s}.ebb_fences (sync text PRIMARY KEY, fence bigint NOT NULL)"),
     ]
 }
 
-/// One commit window, in one statement (so one round trip, and atomic): acknowledged upserts,
-/// acknowledged deletes, and what the hashes cover when the run has not written it yet.
-/// `$1` sync, `$2` keys, `$3` ids as sent, `$4` hashes, `$5` deleted keys, `$6` whether to write
-/// the coverage, `$7` hash version, `$8` salt, `$9` columns, `$10` destination.
-pub fn commit(schema: &str) -> String {
+/// Records fencing token `$2` for sync `$1` unless a newer one is recorded; returns a row only
+/// when it was recorded.
+pub fn record_fence(schema: &str) -> String {
     let s = quote_ident(schema);
     format!(
-        "WITH ebb_up AS (INSERT INTO {s}.ebb_records (sync, id, sent_as, hash) \
+        "INSERT INTO {s}.ebb_fences AS f (sync, fence) VALUES ($1, $2) ON CONFLICT (sync) DO UPDATE SET fence = excluded.fence \
+         WHERE f.fence OPERATOR(pg_catalog.<=) excluded.fence RETURNING 1"
+    )
+}
+
+/// The newest fencing token recorded for sync `$1`, or 0.
+pub fn newest_fence(schema: &str) -> String {
+    format!(
+        "SELECT COALESCE((SELECT fence FROM {}.ebb_fences WHERE sync{EQ}$1), 0)",
+        quote_ident(schema)
+    )
+}
+
+/// One commit window, in one statement (so one round trip, and atomic), fenced: the run's
+/// fencing token is recorded unless a newer one is, and nothing else is written unless it was.
+/// Then: the sync's other records forgotten when asked, acknowledged upserts, acknowledged
+/// deletes, and what the hashes cover when the run has not written it yet.
+/// `$1` sync, `$2` keys, `$3` ids as sent, `$4` hashes, `$5` deleted keys, `$6` whether to write
+/// the coverage, `$7` hash version, `$8` salt, `$9` columns, `$10` destination, `$11` the
+/// fencing token, `$12` whether to forget the records not upserted. Returns whether the token
+/// was recorded, and the newest one before this statement.
+pub fn commit(schema: &str) -> String {
+    let s = quote_ident(schema);
+    let fenced = "EXISTS (SELECT 1 FROM ebb_fence)";
+    format!(
+        "WITH ebb_fence AS (INSERT INTO {s}.ebb_fences AS f (sync, fence) VALUES ($1, $11) ON CONFLICT (sync) \
+         DO UPDATE SET fence = excluded.fence WHERE f.fence OPERATOR(pg_catalog.<=) excluded.fence RETURNING 1), \
+         ebb_forget AS (DELETE FROM {s}.ebb_records WHERE sync{EQ}$1 AND $12 AND {fenced} \
+         AND id OPERATOR(pg_catalog.<>) ALL($2::pg_catalog.text[]) RETURNING 1), \
+         ebb_up AS (INSERT INTO {s}.ebb_records (sync, id, sent_as, hash) \
          SELECT $1, u.id, u.sent_as, u.hash FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), \
-         pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[])) AS u(id, sent_as, hash) \
+         pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[])) AS u(id, sent_as, hash) WHERE {fenced} \
          ON CONFLICT (sync, id) DO UPDATE SET sent_as = excluded.sent_as, hash = excluded.hash, synced_at = pg_catalog.now() RETURNING 1), \
-         ebb_del AS (DELETE FROM {s}.ebb_records WHERE sync{EQ}$1 AND id{EQ}ANY($5::pg_catalog.text[]) RETURNING 1), \
-         ebb_cov AS (INSERT INTO {s}.ebb_syncs (sync, hash_version, salt, columns, destination) SELECT $1, $7, $8, $9, $10 WHERE $6 \
+         ebb_del AS (DELETE FROM {s}.ebb_records WHERE sync{EQ}$1 AND id{EQ}ANY($5::pg_catalog.text[]) AND NOT $12 AND {fenced} RETURNING 1), \
+         ebb_cov AS (INSERT INTO {s}.ebb_syncs (sync, hash_version, salt, columns, destination) SELECT $1, $7, $8, $9, $10 WHERE $6 AND {fenced} \
          ON CONFLICT (sync) DO UPDATE SET hash_version = excluded.hash_version, salt = excluded.salt, columns = excluded.columns, \
          destination = excluded.destination, updated_at = pg_catalog.now() RETURNING 1) \
-         SELECT (SELECT pg_catalog.count(*) FROM ebb_up), (SELECT pg_catalog.count(*) FROM ebb_del), (SELECT pg_catalog.count(*) FROM ebb_cov)"
+         SELECT {fenced}, COALESCE((SELECT fence FROM {s}.ebb_fences WHERE sync{EQ}$1), 0), \
+         (SELECT pg_catalog.count(*) FROM ebb_forget), (SELECT pg_catalog.count(*) FROM ebb_up), \
+         (SELECT pg_catalog.count(*) FROM ebb_del), (SELECT pg_catalog.count(*) FROM ebb_cov)"
     )
 }
 

@@ -1,18 +1,18 @@
-//! The warehouse-side diff of a PostgreSQL source: its SQL is [`crate::warehouse::postgres`];
-//! this runs it. The diff query reads the source inside a `READ ONLY` transaction like every
-//! other read; only the bookkeeping tables in the state schema are ever written.
+//! The bookkeeping tables of a PostgreSQL source's database: its SQL is [`super::sql`]; this
+//! runs it. The diff query reads the source inside a `READ ONLY` transaction like every other
+//! read ([`PostgresSource::stream_around`]); only the tables in the state schema are written.
 
 use std::sync::Arc;
 
-use super::{search_path, select_list, PostgresSource};
+use super::sql;
+use super::tables::{Coverage, DiffQuery, Gone, Opened, WarehouseCommit, WarehouseError, WarehouseTables};
+use super::tables::{HASH_COLUMN, KEY_COLUMN, STORED_COLUMN};
+use crate::column::ColumnType;
 use crate::config::PostgresRelation;
-use crate::source::feed::{self, Feed};
-use crate::source::WarehouseDiff;
-use crate::source::{SourceBatch, SourceError, WarehouseRow};
-use crate::warehouse::postgres as sql;
-use crate::warehouse::{Coverage, DiffQuery, Gone, KeyPart, Opened, RowKey, WarehouseCommit, WarehouseError};
+use crate::mapping::{KeyPart, RowKey};
+use crate::source::postgres::{Around, Bind, PostgresSource};
+use crate::source::{SourceBatch, SourceError};
 use futures::stream::BoxStream;
-use sqlx::postgres::PgRow;
 use sqlx::{Connection, PgConnection, Row};
 
 pub struct PgWarehouse {
@@ -66,7 +66,7 @@ impl PgWarehouse {
     /// its key with another, and the scan for duplicates is not needed.
     async fn unique_key(&self, conn: &mut PgConnection, key: &RowKey) -> Result<bool, WarehouseError> {
         let (PostgresRelation::Table { schema, name }, [KeyPart::Column(column)], false) =
-            (&self.source.relation, key.parts.as_slice(), key.lowercase)
+            (self.source.relation(), key.parts.as_slice(), key.lowercase)
         else {
             return Ok(false);
         };
@@ -82,58 +82,38 @@ impl PgWarehouse {
             .map_err(|e| self.err(e))
     }
 
-    /// The diff query's rows, decoded into batches and sent to `tx`.
-    async fn read_changed(&self, query: &DiffQuery, feed: &Feed) -> Result<(), SourceError> {
-        let mut conn = self.source.connect().await?;
-        let wires = self.source.wires(&mut conn, &query.columns).await?;
-        let select: Vec<String> = select_list(&query.columns, &wires)
-            .into_iter()
-            .map(|column| format!("ebb_src.{column}"))
-            .collect();
-        let mut txn = self.source.read_only(&mut conn).await?;
-        let base = search_path::pin(&self.source, &mut txn).await.map_err(|e| self.source.err(e))?;
-        let (text, params) = sql::changed_rows(&self.schema, &base, query, &select);
-        tracing::debug!(sql = %text, "the warehouse's diff query");
-        // The planner's cost of the hash expression over a big table turns JIT on, whose
-        // compilation alone took 0.75 s of a 1M-row diff and won nothing back. Only this
-        // transaction is affected.
-        sqlx::query("SET LOCAL jit = off")
-            .execute(&mut *txn)
-            .await
-            .map_err(|e| self.source.err(e))?;
-        let mut statement = sqlx::query(&text)
-            .bind(&query.sync)
-            .bind(query.everything)
-            .bind(&query.also)
-            .bind(&query.salt);
-        for text in &params.texts {
-            statement = statement.bind(text);
-        }
-        let rows = statement.fetch(&mut *txn);
-        self.source.pump(rows, &query.columns, &wires, 3, feed).await?;
-        let _ = txn.rollback().await;
-        Ok(())
-    }
-}
-
-impl PgWarehouse {
-    async fn commit_on(&self, conn: &mut PgConnection, sync: &str, commit: &WarehouseCommit<'_>) -> Result<(), WarehouseError> {
+    /// A transaction that writes only ebb's own tables, with the safe search path.
+    async fn writing<'c>(&self, conn: &'c mut PgConnection) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, WarehouseError> {
         let mut txn = conn.begin().await.map_err(|e| self.err(e))?;
         sqlx::query(sql::SAFE_SEARCH_PATH)
             .execute(&mut *txn)
             .await
             .map_err(|e| self.err(e))?;
-        if commit.replace {
-            sqlx::query(&sql::forget_records(&self.schema))
-                .bind(sync)
-                .execute(&mut *txn)
-                .await
-                .map_err(|e| self.err(e))?;
+        Ok(txn)
+    }
+
+    /// A read-only transaction on the source's database, its search path pinned; returns it with
+    /// the source's query as it must be written under that path.
+    async fn reading<'c>(&self, conn: &'c mut PgConnection) -> Result<(sqlx::Transaction<'c, sqlx::Postgres>, String), WarehouseError> {
+        let mut txn = self.source.read_only(conn).await.map_err(|e| self.err(e))?;
+        let base = self.source.pin_search_path(&mut txn).await.map_err(|e| self.err(e))?;
+        Ok((txn, base))
+    }
+
+    fn fenced(&self, ours: i64, newest: i64) -> WarehouseError {
+        WarehouseError::Fenced {
+            place: self.describe(),
+            ours,
+            newest,
         }
+    }
+
+    async fn commit_on(&self, conn: &mut PgConnection, sync: &str, commit: &WarehouseCommit<'_>) -> Result<(), WarehouseError> {
+        let mut txn = self.writing(conn).await?;
         let (keys, sent_as, hashes): (Vec<&str>, Vec<&str>, Vec<String>) =
             commit.upserts.iter().map(|(k, s, h)| (k.as_str(), s.as_str(), hex(*h))).collect();
         let coverage = commit.coverage;
-        sqlx::query(&sql::commit(&self.schema))
+        let row = sqlx::query(&sql::commit(&self.schema))
             .bind(sync)
             .bind(keys)
             .bind(sent_as)
@@ -144,24 +124,72 @@ impl PgWarehouse {
             .bind(coverage.map(|c| c.salt.as_str()))
             .bind(coverage.map(|c| c.columns.as_str()))
             .bind(coverage.map(|c| c.destination.as_str()))
-            .execute(&mut *txn)
+            .bind(commit.fence)
+            .bind(commit.replace)
+            .fetch_one(&mut *txn)
             .await
             .map_err(|e| self.err(e))?;
+        let (recorded, newest): (bool, i64) = (row.try_get(0).map_err(|e| self.err(e))?, row.try_get(1).map_err(|e| self.err(e))?);
+        if !recorded {
+            return Err(self.fenced(commit.fence, newest));
+        }
         txn.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Records a run's fencing token, unless a newer one is recorded.
+    async fn record_fence(&self, conn: &mut PgConnection, sync: &str, fence: i64) -> Result<(), WarehouseError> {
+        let mut txn = self.writing(conn).await?;
+        let recorded = sqlx::query(&sql::record_fence(&self.schema))
+            .bind(sync)
+            .bind(fence)
+            .fetch_optional(&mut *txn)
+            .await
+            .map_err(|e| self.err(e))?;
+        if recorded.is_none() {
+            let newest: i64 = sqlx::query_scalar(&sql::newest_fence(&self.schema))
+                .bind(sync)
+                .fetch_one(&mut *txn)
+                .await
+                .map_err(|e| self.err(e))?;
+            return Err(self.fenced(fence, newest));
+        }
+        txn.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// What the stored hashes of `sync` cover, and how many there are.
+    async fn coverage(&self, conn: &mut PgConnection, sync: &str) -> Result<Opened, WarehouseError> {
+        let row = sqlx::query(&sql::read_coverage(&self.schema))
+            .bind(sync)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        let coverage = || -> Result<Option<Coverage>, sqlx::Error> {
+            let Some(version) = row.try_get::<Option<i32>, _>(0)? else {
+                return Ok(None);
+            };
+            Ok(Some(Coverage {
+                hash_version: u32::try_from(version).unwrap_or(0),
+                salt: row.try_get(1)?,
+                columns: row.try_get(2)?,
+                destination: row.try_get(3)?,
+            }))
+        };
+        let coverage = coverage().map_err(|e| self.err(e))?;
+        let records: i64 = row.try_get(4).map_err(|e| self.err(e))?;
+        Ok(Opened {
+            coverage,
+            records: u64::try_from(records).unwrap_or(0),
+        })
     }
 }
 
-/// The key, hash and stored flag of each of the diff query's rows (its first three columns).
-pub(super) fn warehouse_rows(rows: &[PgRow]) -> Result<Vec<WarehouseRow>, String> {
-    rows.iter()
-        .map(|row| {
-            let key: Option<String> = row.try_get(0).map_err(|e| e.to_string())?;
-            let hash: String = row.try_get(1).map_err(|e| e.to_string())?;
-            let stored: bool = row.try_get(2).map_err(|e| e.to_string())?;
-            let hash = u128::from_str_radix(&hash, 16).map_err(|_| format!("the row hash {hash:?} is not 32 hex digits"))?;
-            Ok(WarehouseRow { key, hash, stored })
-        })
-        .collect()
+/// The diff query's own columns, in front of the source's.
+fn leading_columns() -> Vec<(String, ColumnType)> {
+    vec![
+        (KEY_COLUMN.to_string(), ColumnType::String),
+        (HASH_COLUMN.to_string(), ColumnType::String),
+        (STORED_COLUMN.to_string(), ColumnType::Bool),
+    ]
 }
 
 fn hex(hash: u128) -> String {
@@ -169,7 +197,7 @@ fn hex(hash: u128) -> String {
 }
 
 #[async_trait::async_trait]
-impl WarehouseDiff for PgWarehouse {
+impl WarehouseTables for PgWarehouse {
     fn describe(&self) -> String {
         format!("postgres {} schema {}", self.source.location(), self.schema)
     }
@@ -195,36 +223,19 @@ impl WarehouseDiff for PgWarehouse {
         Ok(())
     }
 
-    async fn open(&self, sync: &str) -> Result<Opened, WarehouseError> {
+    async fn open(&self, sync: &str, fence: Option<i64>) -> Result<Opened, WarehouseError> {
         let mut conn = self.connect().await?;
         if self.existing(&mut conn).await? != (true, true) {
             for statement in sql::create_state(&self.schema) {
                 sqlx::query(&statement).execute(&mut conn).await.map_err(|e| self.err(e))?;
             }
         }
-        let row = sqlx::query(&sql::read_coverage(&self.schema))
-            .bind(sync)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(|e| self.err(e))?;
-        let coverage = || -> Result<Option<Coverage>, sqlx::Error> {
-            let Some(version) = row.try_get::<Option<i32>, _>(0)? else {
-                return Ok(None);
-            };
-            Ok(Some(Coverage {
-                hash_version: u32::try_from(version).unwrap_or(0),
-                salt: row.try_get(1)?,
-                columns: row.try_get(2)?,
-                destination: row.try_get(3)?,
-            }))
-        };
-        let coverage = coverage().map_err(|e| self.err(e))?;
-        let records: i64 = row.try_get(4).map_err(|e| self.err(e))?;
+        if let Some(fence) = fence {
+            self.record_fence(&mut conn, sync, fence).await?;
+        }
+        let opened = self.coverage(&mut conn, sync).await?;
         let _ = conn.close().await;
-        Ok(Opened {
-            coverage,
-            records: u64::try_from(records).unwrap_or(0),
-        })
+        Ok(opened)
     }
 
     async fn duplicate_keys(&self, key: &RowKey) -> Result<Vec<String>, WarehouseError> {
@@ -232,8 +243,7 @@ impl WarehouseDiff for PgWarehouse {
         if self.unique_key(&mut conn, key).await? {
             return Ok(Vec::new());
         }
-        let mut txn = self.source.read_only(&mut conn).await.map_err(|e| self.err(e))?;
-        let base = search_path::pin(&self.source, &mut txn).await.map_err(|e| self.err(e))?;
+        let (mut txn, base) = self.reading(&mut conn).await?;
         let (text, params) = sql::duplicate_keys(&base, key);
         let mut statement = sqlx::query_scalar(&text);
         for text in &params.texts {
@@ -245,16 +255,29 @@ impl WarehouseDiff for PgWarehouse {
     }
 
     fn changed(&self, query: Arc<DiffQuery>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
-        let this = PgWarehouse::new(self.source.clone(), self.schema.clone());
-        feed::spawn(crate::source::Source::describe(&self.source), move |feed| async move {
-            this.read_changed(&query, &feed).await
+        let (schema, columns) = (self.schema.clone(), query.columns.clone());
+        let write = move |base: &str, select: &[String]| {
+            let select: Vec<String> = select.iter().map(|column| format!("ebb_src.{column}")).collect();
+            let (text, params) = sql::changed_rows(&schema, base, &query, &select);
+            let mut binds = vec![
+                Bind::Text(query.sync.clone()),
+                Bind::Bool(query.everything),
+                Bind::Texts(query.also.clone()),
+                Bind::Text(query.salt.clone()),
+            ];
+            binds.extend(params.texts.into_iter().map(Bind::Text));
+            (text, binds)
+        };
+        self.source.stream_around(Around {
+            leading: leading_columns(),
+            columns,
+            write: Box::new(write),
         })
     }
 
     async fn gone(&self, sync: &str, key: &RowKey) -> Result<Vec<Gone>, WarehouseError> {
         let mut conn = self.connect().await?;
-        let mut txn = self.source.read_only(&mut conn).await.map_err(|e| self.err(e))?;
-        let base = search_path::pin(&self.source, &mut txn).await.map_err(|e| self.err(e))?;
+        let (mut txn, base) = self.reading(&mut conn).await?;
         let (text, params) = sql::gone(&self.schema, &base, key);
         let mut statement = sqlx::query_as(&text).bind(sync);
         for text in &params.texts {
@@ -282,11 +305,7 @@ impl WarehouseDiff for PgWarehouse {
         if self.existing(&mut conn).await? != (true, true) {
             return Ok(0);
         }
-        let mut txn = conn.begin().await.map_err(|e| self.err(e))?;
-        sqlx::query(sql::SAFE_SEARCH_PATH)
-            .execute(&mut *txn)
-            .await
-            .map_err(|e| self.err(e))?;
+        let mut txn = self.writing(&mut conn).await?;
         let forgotten = sqlx::query(&sql::forget_records(&self.schema))
             .bind(sync)
             .execute(&mut *txn)

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::kept::Kept;
-use super::SyncJob;
 use crate::diff::{self, Duplicate};
 use crate::error::Error;
 use crate::hash::id_key;
 use crate::mapping::{CompiledMapping, Rejection};
 use crate::record::Record;
-use crate::source::SourceBatch;
+use crate::source::{Source, SourceBatch};
 use crate::state::{IndexEntry, RejectionStage, RunCounts, StoredRejection, MAX_STORED_REJECTIONS};
 
 /// Batches hashed at once: one per core, while the source decodes the next.
@@ -28,7 +27,7 @@ pub(super) struct Snapshot {
     pub rejected_ids: Vec<(u128, String)>,
     /// Ids that occur more than once, all of whose rows are rejected.
     pub duplicates: Vec<Duplicate>,
-    /// See [`super::Plan::kept`].
+    /// The records of new and changed rows, when they fit the budget (see `kept.rs`).
     pub kept: Option<Vec<Record>>,
 }
 
@@ -84,7 +83,7 @@ fn mapping_rejection(r: Rejection) -> StoredRejection {
 /// Streams the source once, hashing valid rows, keeping the first rejections, and mapping the
 /// rows `kept` wants.
 pub(super) async fn read_snapshot(
-    sync: &SyncJob,
+    source: &dyn Source,
     compiled: &Arc<CompiledMapping>,
     suppressed: Arc<HashSet<u128>>,
     mut kept: Kept<'_>,
@@ -96,7 +95,7 @@ pub(super) async fn read_snapshot(
     let mut seen: Vec<IndexEntry> = Vec::with_capacity(last_size + last_size / 16 + 1024);
     let mut rejected_ids: Vec<(u128, String)> = Vec::new();
     let mut candidates: Vec<u128> = Vec::new();
-    let stream = sync.source.stream(Arc::new(compiled.columns().to_vec()));
+    let stream = source.stream(Arc::new(compiled.columns().to_vec()));
     let mut hashed = stream
         .map(|batch| {
             let (compiled, suppressed) = (Arc::clone(compiled), Arc::clone(&suppressed));
@@ -141,7 +140,7 @@ fn keep_candidates(compiled: &CompiledMapping, batch: &SourceBatch, candidates: 
         compiled.map_selected(
             batch,
             |id| candidates.binary_search(&id_key(id)).is_ok(),
-            |mapped| {
+            |_, mapped| {
                 // The same rows hashed without a rejection a moment ago.
                 if let Ok(record) = mapped {
                     kept.push(record);

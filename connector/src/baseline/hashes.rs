@@ -1,0 +1,347 @@
+//! The default baseline: a hash per identity in the state store. Pass 1 hashes every row
+//! straight from the source's columns (`snapshot.rs`), then diffs against the stored hashes by
+//! merging two arrays sorted by id key ([`crate::diff`]). Records of new and changed rows are
+//! kept for pass 2 while they fit a budget (`kept.rs`); past it, pass 2 reads the source again
+//! and maps only the selected rows. Commits go through the run lock's own session.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+
+use super::kept::Kept;
+use super::plan::{reject_duplicates, Parts};
+use super::snapshot::{read_snapshot, Snapshot};
+use super::{Baseline, BaselineRun, CommitAt, Plan, PlanInput, Records, Start};
+use crate::config::Identity;
+use crate::diff;
+use crate::error::Error;
+use crate::hash::{id_key, record_hash};
+use crate::mapping::CompiledMapping;
+use crate::payload;
+use crate::record::Record;
+use crate::source::Source;
+use crate::spec::Mapping;
+use crate::state::{Commit, IndexEntry, RunCounts, Sent, StateStore, StoredRejection, StoredState, SuppressReason};
+
+/// The state store's hashes.
+pub struct StateHashes;
+
+/// The sync's stored state, if it is for this destination. State kept for another one (the
+/// mapping now points at another workspace, object or type) is set aside: the run sends
+/// everything and its first commit replaces it. The other destination is returned.
+pub async fn load_state(store: &dyn StateStore, sync: &str, here: &str) -> Result<(StoredState, Option<String>), Error> {
+    let stored = store.load(sync).await?;
+    match &stored.destination {
+        Some(there) if there != here => {
+            let there = there.clone();
+            tracing::info!(sync = %sync, stored_for = %there, now = %here, "state is for another destination; sending everything");
+            Ok((stored.set_aside(), Some(there)))
+        }
+        _ => Ok((stored, None)),
+    }
+}
+
+/// What a plan reads besides the baseline.
+struct Reading<'a> {
+    mapping: &'a Mapping,
+    source: &'a dyn Source,
+    store: &'a dyn StateStore,
+    identity: Identity,
+}
+
+#[async_trait::async_trait]
+impl Baseline for StateHashes {
+    async fn plan(&self, input: PlanInput<'_>) -> Result<Plan, Error> {
+        let PlanInput {
+            mapping,
+            source,
+            store,
+            start,
+            identity,
+            full,
+            keep_budget,
+            fence,
+        } = input;
+        let reading = Reading {
+            mapping,
+            source,
+            store,
+            identity,
+        };
+        let here = mapping.destination.fingerprint();
+        if fence.is_none() {
+            return plan_dry(reading, start.await?, &here).await;
+        }
+        let (loaded, start) = tokio::join!(load_state(store, &mapping.name, &here), start);
+        let ((stored, state_was_for), mut start) = (loaded?, start?);
+        diff::check_drift(stored.schema.as_deref(), start.compiled.columns())?;
+        start.settle(stored.schema.as_deref());
+        let (mut counts, mut rejections) = (RunCounts::default(), Vec::new());
+        let kept = Kept::new(keep_budget, Some(&stored.index), full);
+        let snapshot = read_snapshot(source, &start.compiled, Arc::clone(&start.held), kept, &mut counts, &mut rejections).await?;
+        finish(&reading, (stored, state_was_for), full, start, snapshot, (counts, rejections)).await
+    }
+}
+
+/// Pass 1 of a dry run, which keeps no records: the stored state is loaded while the snapshot
+/// is read, rather than before.
+async fn plan_dry(reading: Reading<'_>, mut start: Start, here: &str) -> Result<Plan, Error> {
+    let (mut counts, mut rejections) = (RunCounts::default(), Vec::new());
+    let sync = reading.mapping.name.as_str();
+    // A column with no value takes its type from state, which must then be read first.
+    let loaded_first = match start.compiled.has_untyped_columns() {
+        true => {
+            let loaded = load_state(reading.store, sync, here).await?;
+            start.settle(loaded.0.schema.as_deref());
+            Some(loaded)
+        }
+        false => None,
+    };
+    let (compiled, held) = (Arc::clone(&start.compiled), Arc::clone(&start.held));
+    let read = read_snapshot(reading.source, &compiled, held, Kept::none(), &mut counts, &mut rejections);
+    let (loaded, snapshot) = match loaded_first {
+        Some(loaded) => (loaded, read.await),
+        None => {
+            let (loaded, snapshot) = tokio::join!(load_state(reading.store, sync, here), read);
+            (loaded?, snapshot)
+        }
+    };
+    // Checked after the read, and still before anything could be sent.
+    diff::check_drift(loaded.0.schema.as_deref(), start.compiled.columns())?;
+    finish(&reading, loaded, false, start, snapshot?, (counts, rejections)).await
+}
+
+/// The diff of what pass 1 read against `stored`.
+async fn finish(
+    reading: &Reading<'_>,
+    (stored, state_was_for): (StoredState, Option<String>),
+    full: bool,
+    start: Start,
+    snapshot: Snapshot,
+    (mut counts, mut rejections): (RunCounts, Vec<StoredRejection>),
+) -> Result<Plan, Error> {
+    let Reading {
+        mapping, source, identity, ..
+    } = *reading;
+    let Start {
+        compiled,
+        held,
+        from_source,
+    } = start;
+    let to_delete = gone(reading, &stored, &snapshot, &held, (full, &mut counts)).await?;
+    let selection = diff::select(&snapshot.seen, &stored.index, mapping.mode, full);
+    (counts.new, counts.changed, counts.unchanged) = (selection.new, selection.changed, selection.unchanged);
+    let Snapshot {
+        seen,
+        rejected_ids,
+        duplicates,
+        kept,
+    } = snapshot;
+    drop(seen);
+    reject_duplicates(
+        (source, &compiled, identity),
+        &duplicates,
+        &rejected_ids,
+        &mut counts,
+        &mut rejections,
+    )
+    .await?;
+    let parts = Parts {
+        kept,
+        compiled,
+        counts,
+        rejections,
+        to_send: selection.to_send.len(),
+        to_delete,
+        suppress_from_source: from_source,
+        in_state: stored.index.len(),
+        sends_everything: stored.index.is_empty(),
+        state_was_for,
+    };
+    let run = HashesRun::new(mapping, selection.to_send, stored);
+    Ok(Plan::new(&mapping.name, parts, Box::new(run)))
+}
+
+/// What left the source, counted; in mirror mode, the ids to delete. A suppressed identity is
+/// neither sent nor gone: its record, if any, stays where it is.
+async fn gone(
+    reading: &Reading<'_>,
+    stored: &StoredState,
+    snapshot: &Snapshot,
+    held: &HashSet<u128>,
+    (full, counts): (bool, &mut RunCounts),
+) -> Result<Vec<String>, Error> {
+    let mut gone = diff::gone_keys(&stored.index, &snapshot.seen, &snapshot.duplicates, &snapshot.rejected_ids);
+    gone.retain(|key| !held.contains(key));
+    if !full {
+        counts.gone = gone.len() as u64;
+    }
+    // Even a full resync deletes in mirror mode: what ebb sent and the source no longer has.
+    match reading.mapping.mode {
+        crate::config::Mode::Mirror => ids_in_state(reading.store, &reading.mapping.name, gone).await,
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// The ids of `keys`, as state holds them (the index has only their digests), sorted.
+async fn ids_in_state(store: &dyn StateStore, sync: &str, keys: Vec<u128>) -> Result<Vec<String>, Error> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: HashSet<u128> = keys.into_iter().collect();
+    let mut ids: Vec<String> = store
+        .records(sync)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| keys.contains(&id_key(id)))
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// What this run has committed, to bring the cached index up to date at the end.
+struct Committed {
+    /// The commit counter after our last commit, while every commit was ours (each one
+    /// advanced the counter by exactly one); `None` once anything else wrote.
+    generation: Option<i64>,
+    entries: Vec<IndexEntry>,
+    /// Keys this run deleted, to leave out of the cached index.
+    removed: Vec<u128>,
+}
+
+/// One run's side of the state store's hashes.
+struct HashesRun {
+    sync: String,
+    /// The keys of the records to send, sorted.
+    to_send: Arc<Vec<u128>>,
+    keep_payloads: bool,
+    /// The next commit replaces the stored state (see [`Commit::replace`]); only the first does.
+    replace: Mutex<bool>,
+    committed: Mutex<Committed>,
+    /// The state the plan was made against, for the cached index at the end.
+    stored: Mutex<Option<StoredState>>,
+}
+
+impl HashesRun {
+    fn new(mapping: &Mapping, to_send: Vec<u128>, stored: StoredState) -> HashesRun {
+        HashesRun {
+            sync: mapping.name.clone(),
+            to_send: Arc::new(to_send),
+            keep_payloads: mapping.keep_payloads,
+            replace: Mutex::new(stored.replace),
+            committed: Mutex::new(Committed {
+                generation: stored.generation,
+                entries: Vec::new(),
+                removed: Vec::new(),
+            }),
+            stored: Mutex::new(Some(stored)),
+        }
+    }
+}
+
+/// Whether a record is one pass 2 sends: planned, and not sent yet in this run (a source that
+/// changed between passes may give a row twice: it is sent once).
+fn planned(to_send: Arc<Vec<u128>>) -> impl FnMut(&Record) -> bool + Send {
+    let mut emitted = HashSet::new();
+    move |record| {
+        let key = id_key(&record.id);
+        to_send.binary_search(&key).is_ok() && emitted.insert(key)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[async_trait::async_trait]
+impl BaselineRun for HashesRun {
+    fn kind(&self) -> &'static str {
+        "in_process"
+    }
+
+    fn records(&self, kept: Option<Vec<Record>>, source: &dyn Source, compiled: &Arc<CompiledMapping>) -> Records {
+        let mut wanted = planned(Arc::clone(&self.to_send));
+        if let Some(records) = kept {
+            let records: Vec<Record> = records.into_iter().filter(|r| wanted(r)).collect();
+            return futures::stream::once(async move { Ok(records) }).boxed();
+        }
+        let (compiled, may_want) = (Arc::clone(compiled), Arc::clone(&self.to_send));
+        let stream = source.stream(Arc::new(compiled.columns().to_vec()));
+        stream
+            .map(move |batch| {
+                let mut out = Vec::new();
+                compiled.map_selected(
+                    &batch?,
+                    |id| may_want.binary_search(&id_key(id)).is_ok(),
+                    |_, mapped| match mapped {
+                        Ok(record) if wanted(&record) => out.push(record),
+                        _ => {}
+                    },
+                );
+                Ok(out)
+            })
+            .boxed()
+    }
+
+    async fn commit(&self, at: &CommitAt<'_>, upserted: &[&Record], deleted: &[String]) -> Result<(), Error> {
+        let acked: Vec<(String, u128)> = upserted.iter().map(|r| (r.id.clone(), record_hash(r))).collect();
+        let payloads: Vec<Vec<u8>> = match self.keep_payloads {
+            true => upserted.iter().map(|r| payload::encode(r)).collect(),
+            false => Vec::new(),
+        };
+        let replace = *lock(&self.replace);
+        let changes = Commit {
+            upserted: &acked,
+            deleted,
+            destination: at.destination,
+            replace,
+            // A record mirror deleted is never sent again, even if its row comes back.
+            suppress_deleted: Some((SuppressReason::Mirror, Some(at.run_id))),
+            sent: Some(Sent {
+                run: at.run_id,
+                payloads: &payloads,
+            }),
+        };
+        let generation = at.store.commit(at.lock, &changes).await?;
+        *lock(&self.replace) = false;
+        let mut committed = lock(&self.committed);
+        // After a commit that replaced the state, the table holds exactly this run's records.
+        committed.generation = match replace {
+            true => Some(generation),
+            false => committed.generation.filter(|g| generation == g + 1).map(|_| generation),
+        };
+        committed.removed.extend(deleted.iter().map(|id| id_key(id)));
+        committed.entries.extend(acked.iter().map(|(id, hash)| IndexEntry {
+            key: id_key(id),
+            hash: *hash,
+        }));
+        Ok(())
+    }
+
+    /// Brings the cached index up to date. Only the lock's holder writes it; a run that lost the
+    /// lock leaves it stale, and the next run rebuilds it from the records table.
+    async fn finish(&self, at: &CommitAt<'_>) {
+        if at.lock.is_lost() {
+            return;
+        }
+        let Some(stored) = lock(&self.stored).take() else { return };
+        let (generation, entries, removed) = {
+            let mut committed = lock(&self.committed);
+            let entries = std::mem::take(&mut committed.entries);
+            (committed.generation, entries, std::mem::take(&mut committed.removed))
+        };
+        let Some(generation) = generation else { return };
+        if stored.cached && entries.is_empty() && removed.is_empty() {
+            return;
+        }
+        let index = stored.index.merged(entries).without(&removed);
+        drop(stored);
+        match at.store.save_index(&self.sync, generation, &index).await {
+            Ok(saved) => tracing::debug!(sync = %self.sync, saved, entries = index.len(), "record index cache"),
+            // Only a cache: the next run rebuilds it from the records table.
+            Err(e) => tracing::warn!(sync = %self.sync, error = %e, "could not save the record index cache"),
+        }
+    }
+}

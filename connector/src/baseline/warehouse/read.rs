@@ -1,0 +1,154 @@
+//! Pass 1's read of the warehouse's diff: every changed row checked as the in-process diff
+//! checks it, and the records of the rows to send kept while they fit.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use futures::StreamExt;
+
+use super::tables::{DiffQuery, WarehouseError, WarehouseTables, HASH_COLUMN, KEY_COLUMN, STORED_COLUMN};
+use crate::baseline::kept::Kept;
+use crate::baseline::snapshot::keep_rejection;
+use crate::baseline::Start;
+use crate::error::Error;
+use crate::hash::id_key;
+use crate::mapping::Rejection;
+use crate::record::Record;
+use crate::source::SourceBatch;
+use crate::state::{IndexEntry, RunCounts, StoredRejection};
+
+/// What the bookkeeping knows of a row of the diff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct RowState {
+    /// The row's key as the source gives it; `None` when the identity is NULL (the mapping
+    /// rejects the row).
+    pub key: Option<String>,
+    /// The row's hash in the warehouse, which its bookkeeping keeps once it is acknowledged.
+    pub hash: u128,
+    /// The bookkeeping held the key before this run: the record is changed, not new.
+    pub known: bool,
+}
+
+/// The key, hash and stored flag of each row of a batch of the diff query.
+pub(super) fn row_states(batch: &SourceBatch, place: &str) -> Result<Vec<RowState>, WarehouseError> {
+    let bad = |detail: String| WarehouseError::BadRow {
+        place: place.to_string(),
+        detail,
+    };
+    let column = |name: &str| {
+        batch
+            .batch
+            .column_by_name(name)
+            .ok_or_else(|| bad(format!("the diff query returned no column {name}")))
+    };
+    let (keys, hashes, stored) = (column(KEY_COLUMN)?, column(HASH_COLUMN)?, column(STORED_COLUMN)?);
+    let (Some(keys), Some(hashes), Some(stored)) = (keys.as_string_opt::<i32>(), hashes.as_string_opt::<i32>(), stored.as_boolean_opt())
+    else {
+        return Err(bad("the diff query's key, hash and flag are not text, text and boolean".into()));
+    };
+    (0..batch.batch.num_rows())
+        .map(|row| {
+            let hash = if hashes.is_valid(row) { hashes.value(row) } else { "" };
+            let hash = u128::from_str_radix(hash, 16).map_err(|_| bad(format!("the row hash {hash:?} is not 32 hex digits")))?;
+            Ok(RowState {
+                key: keys.is_valid(row).then(|| keys.value(row).to_string()),
+                hash,
+                known: stored.is_valid(row) && stored.value(row),
+            })
+        })
+        .collect()
+}
+
+/// What pass 1 read of the changed rows.
+pub(super) struct Read {
+    pub counts: RunCounts,
+    pub rejections: Vec<StoredRejection>,
+    pub rejected_ids: Vec<(u128, String)>,
+    /// Rows read, and of them those whose key state held.
+    pub rows: u64,
+    pub known_rows: u64,
+    /// The valid rows of keys that more than one row has: whether state held each, and its id.
+    pub repeated: Vec<(IndexEntry, bool, String)>,
+    pub kept: Option<Vec<Record>>,
+    /// What the bookkeeping knows of each kept record's row, by id key.
+    pub kept_rows: HashMap<u128, RowState>,
+}
+
+impl Read {
+    /// One row of the diff: rejected, suppressed, of a repeated key, or new or changed.
+    fn take(&mut self, hashed: Result<(&str, u128), Rejection>, here: Option<&RowState>, held: &HashSet<u128>, also: &HashSet<&str>) {
+        let (id, hash) = match hashed {
+            Ok(valid) => valid,
+            Err(rejection) => {
+                self.counts.invalid += 1;
+                keep_rejection(rejection, &mut self.rejected_ids, &mut self.rejections);
+                return;
+            }
+        };
+        let key = id_key(id);
+        let known = here.is_some_and(|r| r.known);
+        if held.contains(&key) {
+            self.counts.suppressed += 1;
+        } else if here.and_then(|r| r.key.as_deref()).is_some_and(|k| also.contains(k)) {
+            self.repeated.push((IndexEntry { key, hash }, known, id.to_string()));
+        } else if known {
+            self.counts.changed += 1;
+        } else {
+            self.counts.new += 1;
+        }
+    }
+}
+
+/// Streams the changed rows, checking every one as the in-process diff does and keeping the
+/// records of the rows to send while they fit.
+pub(super) async fn read_changed(
+    start: &Start,
+    tables: &dyn WarehouseTables,
+    query: &Arc<DiffQuery>,
+    mut kept: Kept<'_>,
+) -> Result<Read, Error> {
+    let also: HashSet<&str> = query.also.iter().map(String::as_str).collect();
+    let mut read = Read {
+        counts: RunCounts::default(),
+        rejections: Vec::new(),
+        rejected_ids: Vec::new(),
+        rows: 0,
+        known_rows: 0,
+        repeated: Vec::new(),
+        kept: None,
+        kept_rows: HashMap::new(),
+    };
+    let (compiled, held) = (&start.compiled, &start.held);
+    let place = tables.describe();
+    let mut stream = tables.changed(Arc::clone(query));
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let rows = row_states(&batch, &place)?;
+        read.rows += batch.batch.num_rows() as u64;
+        read.known_rows += rows.iter().filter(|r| r.known).count() as u64;
+        let mut row = 0;
+        compiled.hash_batch(&batch, |hashed| {
+            read.take(hashed, rows.get(row), held, &also);
+            row += 1;
+        });
+        if kept.is_open() {
+            compiled.map_selected(
+                &batch,
+                |id| !held.contains(&id_key(id)),
+                |row, mapped| {
+                    if let (Ok(record), Some(state)) = (mapped, rows.get(row)) {
+                        read.kept_rows.insert(id_key(&record.id), state.clone());
+                        kept.push(record);
+                    }
+                },
+            );
+            if !kept.is_open() {
+                read.kept_rows = HashMap::new();
+            }
+        }
+    }
+    read.rejected_ids.sort_unstable();
+    read.kept = kept.finish();
+    Ok(read)
+}
