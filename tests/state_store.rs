@@ -117,9 +117,15 @@ async fn contract(store: &dyn StateStore) {
     let held = store.try_lock("s").await.expect("lock").expect("a free sync can be locked");
     assert!(store.try_lock("s").await.expect("lock").is_none(), "a held lock is refused");
     assert!(store.try_lock("other").await.expect("lock").is_some(), "locks are per sync");
+    let first_fence = held.fence();
+    assert!(first_fence > 0, "every hold has a fencing token");
     drop(held);
     let again = store.try_lock("s").await.expect("lock");
     assert!(again.is_some(), "dropping the guard releases the lock");
+    assert!(
+        again.as_ref().is_some_and(|l| l.fence() > first_fence),
+        "each hold's fencing token is greater than the last one's"
+    );
     drop(again);
 
     // Record state is written through the sync's lock: the lock names the sync.

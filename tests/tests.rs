@@ -8,6 +8,7 @@ mod cli;
 mod compose;
 mod config_errors;
 mod edge_values;
+mod fencing;
 mod init;
 mod mirror;
 mod object_store;
