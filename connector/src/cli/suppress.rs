@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use super::{load, open_store, print_json};
 use crate::config::env::Env;
-use crate::delivery::Delivery;
 use crate::destination::DestinationError;
 use crate::error::Error;
 use crate::mapping::normalise_identity;
-use crate::pacing::Pacer;
 use crate::quote::quote;
 use crate::record::Change;
+use crate::ship::pacing::Pacer;
+use crate::ship::Delivery;
 use crate::state::{Commit, SuppressReason};
 use crate::sync::SyncJob;
 

@@ -10,7 +10,6 @@
 
 pub mod alerts;
 pub mod attributes;
-pub mod delivery;
 pub mod env;
 pub mod guards;
 pub mod issue;
@@ -18,6 +17,7 @@ pub mod pii;
 pub mod raw;
 pub mod schedule;
 pub mod secret;
+pub mod sending;
 pub mod shape;
 pub mod source;
 pub mod store;
@@ -29,11 +29,11 @@ use serde_saphyr::Spanned;
 
 pub use alerts::{load_worker_config, AlertsConfig, RowCountChange, WorkerConfig, DEFAULT_RETENTION};
 pub use attributes::{AttrType, Attribute, AttributeSource, ColumnRef, ValueRule};
-pub use delivery::{DeliveryConfig, DeliveryLimits, RawDelivery};
 pub use guards::{GuardBlocked, Guards, Planned, GUARD_NAMES};
 pub use issue::{did_you_mean, ConfigErrors, ConfigIssue, Loc};
 pub use pii::Pii;
 pub use schedule::Schedule;
+pub use sending::{DeliveryConfig, DeliveryLimits, RawDelivery};
 pub use shape::{Identity, IdentitySource, Join, RecordShape, Template, TemplatePart};
 pub use source::{DiffMode, JoinKeys, PostgresRelation, SourceConfig, DEFAULT_STATE_SCHEMA};
 pub use validator::Validator;

@@ -12,16 +12,16 @@ pub mod enterpret;
 mod http;
 pub mod keys;
 pub mod profiles;
+pub mod reply;
 
 use serde::Deserialize;
 use url::Url;
 
 use crate::config::{DeliveryConfig, RecordShape, Validator};
 use crate::record::{Change, Record};
-pub use crate::retry::Attempt;
-use crate::retry::{self, RetryAction};
 pub use capabilities::Capabilities;
 use keys::RawRecord;
+pub use reply::{Attempt, RetryAction};
 
 /// The `destination:` block as written: one key, the destination's type.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -164,12 +164,12 @@ pub trait Destination: Send + Sync {
     fn prepare(&self, changes: &[&Change]) -> Result<PreparedRequest, DestinationError>;
     /// One attempt, no retries.
     async fn send(&self, request: &PreparedRequest) -> Attempt;
-    /// What to do after an attempt at `request`: the shared policy of [`retry::classify`],
+    /// What to do after an attempt at `request`: the shared policy of [`reply::classify`],
     /// unless this destination reads more from its replies (a 2xx or a 4xx body that names the
     /// records it refused, as [`RetryAction::Partial`]; a 404 to a delete, which is done).
     fn classify(&self, request: &PreparedRequest, attempt: &Attempt) -> RetryAction {
         let _ = request;
-        retry::classify(attempt)
+        reply::classify(attempt)
     }
     /// A one-line account of a failed attempt, in the destination's own terms.
     fn explain(&self, attempt: &Attempt) -> String {

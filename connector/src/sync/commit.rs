@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::delivery::BatchOutcome;
 use crate::record::Change;
+use crate::ship::BatchOutcome;
 
 /// How long acknowledged records may wait to be committed together.
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(200);

@@ -3,8 +3,8 @@
 //! 1. **Plan** (pass 1, `plan.rs`): the mapping is checked and the suppressions read, and the
 //!    sync's [`Baseline`] (chosen once, from the mapping) reads the source, maps and hashes its
 //!    rows, and diffs them against what the destination already has.
-//! 2. **Deliver** (pass 2, `batches.rs` and `deliver.rs`): the records the baseline hands out,
-//!    in batches, sent concurrently under the rate limit.
+//! 2. **Send** (pass 2, `pass2.rs`): the records the baseline hands out, in batches
+//!    ([`crate::ship`]), sent concurrently under the rate limit.
 //! 3. **Commit** (`commit.rs`) what the destination acknowledged, in windows, through the
 //!    baseline and fenced by the run lock. A record's hash changes only after a 2xx, so a run
 //!    that stops anywhere leaves state exact for what was delivered.
@@ -12,11 +12,10 @@
 //! `preview` runs the plan and renders requests without sending; `test_send` sends a few
 //! records without touching state (`preview.rs`).
 
-mod batches;
 pub mod check;
 mod commit;
-mod deliver;
 pub mod explain;
+mod pass2;
 mod plan;
 mod preview;
 mod suppress;
@@ -30,17 +29,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::baseline::{self, Baseline, CommitAt, Plan};
 use crate::config::{GuardBlocked, Mode, Planned};
-use crate::delivery::AttemptObserver;
 use crate::destination::Destination;
 use crate::error::Error;
 use crate::mapping::CompiledMapping;
-use crate::pacing::Pacers;
+use crate::ship::pacing::Pacers;
+use crate::ship::AttemptObserver;
 use crate::source::{self, Source};
 use crate::spec::Mapping;
 use crate::state::{RunCounts, RunLock, RunOrigin, RunProgress, RunStart, RunStatus, StateStore, SuppressReason};
 pub use baseline::KEEP_BUDGET_BYTES;
 use commit::CommitBuffer;
-use deliver::CommitWindow;
+use pass2::CommitWindow;
 pub use plan::plan;
 pub use preview::{preview, preview_with, test_send, Preview, PreviewOptions, PreviewRequest, TestExchange};
 pub use throughput::{ProgressSnapshot, Throughput};

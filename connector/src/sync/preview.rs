@@ -6,13 +6,13 @@ use std::sync::Arc;
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::batches::planned_batches;
 use super::explain::{explain, Explanation};
 use super::plan::plan_preview;
 use super::SyncJob;
 use crate::destination::{Attempt, DestinationError};
 use crate::error::Error;
 use crate::record::{Change, Record};
+use crate::ship::batches::planned_batches;
 use crate::state::{RunCounts, StateStore, StoredRejection};
 
 #[derive(Clone, Debug, Serialize)]
@@ -107,7 +107,7 @@ async fn render(sync: &SyncJob, plan: &super::Plan, batches: usize) -> Result<(V
         return Ok((requests, upserts));
     }
     let capabilities = sync.destination.capabilities();
-    let (mut rx, producer) = planned_batches(sync, plan, &capabilities, Some(batches));
+    let (mut rx, producer) = planned_batches(sync.source.as_ref(), plan, &capabilities, Some(batches));
     while let Some(batch) = rx.recv().await {
         let refs: Vec<&Change> = batch.iter().collect();
         let request = sync.destination.prepare(&refs)?;

@@ -91,10 +91,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::delivery::Delivery;
     use crate::destination::{Attempt, Capabilities, Destination, DestinationError, PreparedRequest};
-    use crate::pacing::Pacer;
     use crate::record::{Change, Record};
+    use crate::ship::pacing::Pacer;
+    use crate::ship::Delivery;
 
     /// Acknowledges every request after 80 ms.
     struct Acks;

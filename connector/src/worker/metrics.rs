@@ -13,8 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::delivery::AttemptObserver;
 use crate::destination::Attempt;
+use crate::ship::AttemptObserver;
 use crate::state::RunStatus;
 use crate::sync::RunReport;
 

@@ -14,8 +14,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 pub use config::{ProfilesConfig, RawCompany, RawProfiles, COMPANY_PREFIX, MAPPING_KEYS, MAX_BYTES, MAX_RECORDS};
 
 use super::{http, truncate, Attempt, Capabilities, Destination, DestinationError, DestinationSettings, PreparedRequest, RUN_HEADER};
+use crate::destination::reply::{self, RetryAction};
 use crate::record::Change;
-use crate::retry::{self, RetryAction};
 
 pub struct Profiles {
     config: ProfilesConfig,
@@ -116,7 +116,7 @@ impl Destination for Profiles {
                 Some(refused) => RetryAction::RefusedSome { refused },
                 None => RetryAction::Fatal,
             },
-            other => retry::classify(other),
+            other => reply::classify(other),
         }
     }
 

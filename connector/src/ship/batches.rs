@@ -7,11 +7,11 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::SyncJob;
 use crate::baseline::{Plan, Records};
 use crate::destination::Capabilities;
 use crate::error::Error;
 use crate::record::{Change, Record};
+use crate::source::Source;
 
 /// The task that reads pass 2. It ends when the source does, when `max_batches` were sent, or
 /// when the receiver is gone; a source error ends it and comes back from [`Producer::finish`].
@@ -33,7 +33,7 @@ impl Producer {
 /// Pass 2: the planned records, in source order, in batches as big as the destination takes,
 /// then the planned deletes in batches of their own.
 pub fn planned_batches(
-    sync: &SyncJob,
+    source: &dyn Source,
     plan: &Plan,
     capabilities: &Capabilities,
     max_batches: Option<usize>,
@@ -53,7 +53,7 @@ pub fn planned_batches(
     };
     let records = match plan.to_send() {
         0 => futures::stream::empty().boxed(),
-        _ => plan.baseline.records(plan.take_kept(), sync.source.as_ref(), &plan.compiled),
+        _ => plan.baseline.records(plan.take_kept(), source, &plan.compiled),
     };
     let task = tokio::spawn(batch(records, batcher, plan.deletes()));
     (rx, Producer(Some(task)))

@@ -8,15 +8,15 @@ use futures::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::batches::{planned_batches, Producer};
 use super::commit::CommitBuffer;
 use super::RunContext;
 use crate::baseline::Plan;
-use crate::delivery::{BatchOutcome, Delivery};
 use crate::destination::DestinationError;
 use crate::error::Error;
 use crate::quote::{shorten, MAX_QUOTED_CHARS};
 use crate::record::{Change, Record};
+use crate::ship::batches::{planned_batches, Producer};
+use crate::ship::{BatchOutcome, Delivery};
 use crate::state::{RejectionStage, RunCounts, RunProgress, StoredRejection};
 
 /// The batches of pass 2, sent concurrently under the rate limit.
@@ -100,7 +100,7 @@ impl CommitWindow<'_> {
         // Every request start proves the lock, retries and split halves included.
         delivery.gate = Some(gate);
         let delivery = Arc::new(delivery);
-        let (mut rx, producer) = planned_batches(sync, plan, &capabilities, None);
+        let (mut rx, producer) = planned_batches(sync.source.as_ref(), plan, &capabilities, None);
         let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).take_until(stop.clone().cancelled_owned());
         let in_flight = Box::pin(
             batches

@@ -1,5 +1,6 @@
 //! What an attempt got back, and what to do about it: the shared policy, a pure function of the
-//! outcome. A destination may read more from its own replies (`Destination::classify`).
+//! outcome, part of the destination seam. A destination may read more from its own replies
+//! (`Destination::classify`); the ship stage ([`crate::ship`]) acts on the answer.
 //!
 //! Like Vector's `HttpRetryLogic`: 429, 408, 5xx (but 501) and transport
 //! errors are retried; 400 and 413 split the batch to isolate the records at
@@ -7,8 +8,6 @@
 //! request would fail the same way; any other 4xx rejects the records it carried.
 
 use std::time::Duration;
-
-use backon::{BackoffBuilder, ExponentialBuilder};
 
 /// What one attempt got back.
 #[derive(Clone, Debug)]
@@ -70,16 +69,6 @@ pub fn classify(attempt: &Attempt) -> RetryAction {
     }
 }
 
-/// Exponential backoff with jitter, from `min` up to `max` per wait.
-pub fn backoff(min: Duration, max: Duration) -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(min)
-        .with_max_delay(max)
-        .with_jitter()
-        .without_max_times()
-        .build()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,13 +112,5 @@ mod tests {
         for (attempt, want) in cases {
             assert_eq!(classify(&attempt), want, "{attempt:?}");
         }
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let delays: Vec<Duration> = backoff(Duration::from_millis(100), Duration::from_secs(2)).take(10).collect();
-        assert_eq!(delays.len(), 10);
-        assert!(delays.iter().all(|d| *d <= Duration::from_secs(4)), "{delays:?}");
-        assert!(delays[6] >= Duration::from_secs(2), "{delays:?}");
     }
 }
