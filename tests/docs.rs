@@ -126,7 +126,10 @@ fn the_readme_maps_every_page_and_every_page_links_back_and_the_readme_stays_sho
 #[test]
 fn the_anchor_of_a_heading_is_githubs() {
     assert_eq!(anchor(" What was sent (sync tracking)"), "what-was-sent-sync-tracking");
-    assert_eq!(anchor("A snapshot is whole, or the run fails"), "a-snapshot-is-whole-or-the-run-fails");
+    assert_eq!(
+        anchor("A snapshot is whole, or the run fails"),
+        "a-snapshot-is-whole-or-the-run-fails"
+    );
     assert_eq!(anchor("`ebb worker` and its page"), "ebb-worker-and-its-page");
     assert!(Path::new(&root()).join("docs").is_dir());
 }

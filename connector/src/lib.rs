@@ -5,41 +5,46 @@
 //! The pipeline, one module per stage:
 //!
 //! ```text
-//! source ──batches──▶ mapping ──records──▶ hash + diff ──changes──▶ delivery ──▶ destination
-//! (Parquet,            (YAML)               (state)    (upserts,   (retry, split,   (Enterpret,
-//!  PostgreSQL,                                          deletes)    rate limit)      profiles)
-//!  joined)
-//!                                  state ◀──────────── commit of acknowledged records
+//! source ──batches──▶ mapping ──records──▶ baseline ──changes──▶ ship ──requests──▶ destination
+//! (Parquet,            (YAML)               (diff: state     (batches, pace,     (Enterpret,
+//!  PostgreSQL,                               store hashes    retries, splits)     profiles)
+//!  joined)                                   or warehouse
+//!                                            tables)
+//!                      baseline ◀──── commit of acknowledged records, fenced by the run lock
 //! ```
 //!
-//! The modules, in pipeline order:
+//! The modules, in pipeline order: read → map → diff (baseline) → ship → commit.
 //!
 //! - **Read** — [`source`]: the `Source` trait, Parquet (local disk, or S3, GCS and Azure
-//!   through `object_store`), PostgreSQL, and a source joined to a lookup source by key;
-//!   [`column`] the logical column types they report; [`folders`] the snapshot folders a
-//!   Parquet source chose; [`pg_url`] what ebb checks in a PostgreSQL URL; [`calendar`] the
-//!   date range every reader and the mapping share.
+//!   through `object_store`), PostgreSQL, and a source joined to a lookup source by key. A
+//!   source reads rows and knows nothing of state. [`column`](mod@column) the logical column types they
+//!   report; [`folders`] the snapshot folders a Parquet source chose; [`pg_url`] what ebb checks
+//!   in a PostgreSQL URL; [`calendar`] the date range every reader and the mapping share.
 //! - **Map** — [`mapping`]: rows to canonical [`record::Record`]s, or rejections with reasons,
 //!   as [`config`] (the generic sections of a mapping, validated with `file:line:column`
 //!   errors; a leaf that knows no source, state or destination) and [`spec`] (a whole mapping:
 //!   those sections plus the destination's own block) describe them.
-//! - **Diff** — [`hash`]: the versioned canonical hash kept in state; [`payload`] the
-//!   acknowledged payloads kept with it; [`diff`]: what to send against state, gone counts,
-//!   duplicates, drift; [`warehouse`]: the warehouse-side diff's SQL (`diff: warehouse`).
-//! - **Ship** — [`delivery`]: one batch's requests until each is settled (the pace, the lock's
-//!   proof before every attempt, retries, splits); [`retry`] the classification of a reply;
-//!   [`pacing`] the rate limit shared per credential; [`destination`]: the `Destination` trait,
-//!   capabilities as data, and one module per destination owning its config, keys, limits,
-//!   wire format and reply reading.
+//! - **Diff** — [`baseline`]: what the destination already has, behind one `Baseline` trait
+//!   chosen once per sync: the state store's hashes (the in-process diff, over [`hash`] and
+//!   [`diff`]) or the warehouse's bookkeeping tables (`diff: warehouse`). It plans (new,
+//!   changed, unchanged, gone), hands pass 2 its records and commits what was acknowledged;
+//!   [`payload`] the acknowledged payloads kept with the hashes.
+//! - **Ship** — [`ship`]: pass 2's records in batches, one batch's requests until each record is
+//!   settled (the pace, the lock's proof before every attempt, retries, splits, per-record
+//!   outcomes) and the rate limit shared per credential; [`destination`]: the `Destination`
+//!   trait, what a reply means, capabilities as data, and one module per destination owning its
+//!   config, keys, limits, wire format and reply reading.
 //! - **Commit** — [`state`]: the `StateStore` trait, its SQL written once for SQLite and
-//!   PostgreSQL, run locks and run history.
-//! - [`sync`] is the only module that sees every seam: plan, send, commit.
+//!   PostgreSQL, run locks with their fencing tokens, and run history; the baseline commits
+//!   through it, or with its token.
+//! - [`sync`] is the only module that sees every seam: a `SyncJob` (source, baseline,
+//!   destination), plan, send, commit.
 //!
 //! Around them: [`worker`] (`ebb worker`: schedules, triggers, metrics, the status page and its
 //! HTTP surface; [`tls`] its HTTPS identity), [`cli`] (the `ebb` commands; [`selection`] which
 //! mappings a command works on; [`init`] a first mapping guessed from a source), [`alerts`]
 //! (rules over a run, sent to a webhook), [`standin`] (a strict local stand-in for each
-//! destination), [`quote`] (values quoted back in messages) and [`panic`] (panics reported as
+//! destination), [`quote`] (values quoted back in messages) and [`panic`](mod@panic) (panics reported as
 //! the internal errors they are).
 
 pub mod alerts;

@@ -114,7 +114,7 @@ pub fn hmac_sha256(salt: &SecretString, value: &str) -> String {
     hex
 }
 
-/// What may be stored of a salt: see [`SALT_CHECK_LABEL`].
+/// What may be stored of a salt: see `SALT_CHECK_LABEL`.
 pub fn salt_check(salt: &SecretString) -> String {
     hmac_sha256(salt, SALT_CHECK_LABEL)
 }

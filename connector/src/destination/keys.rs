@@ -1,5 +1,5 @@
 //! The keys of a mapping that say how a row becomes a record (`id`, `email`, `attributes`…).
-//! Each destination takes its own and turns them into a [`RecordShape`]; a key written for
+//! Each destination takes its own and turns them into a [`RecordShape`](crate::config::RecordShape); a key written for
 //! another destination is an error that says whose it is.
 
 use std::collections::BTreeMap;

@@ -66,7 +66,7 @@ pub trait DestinationSettings: std::fmt::Debug + Send + Sync {
     /// Who the records go to, as stored with a sync's state: the type, the URL without
     /// credentials, query or fragment, and the object. Never a key.
     fn fingerprint(&self) -> String;
-    /// What the destination counts its rate limit against, as a digest (see [`rate_scope`]):
+    /// What the destination counts its rate limit against, as a digest (see `rate_scope`):
     /// syncs with the same scope share one pace.
     fn rate_scope(&self) -> u64;
     /// The destination itself, ready to send.

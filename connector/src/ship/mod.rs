@@ -5,7 +5,7 @@
 //! - [`requests`]: one batch's requests until each record is settled: the pace, the lock's
 //!   proof before every attempt, retries within a time budget, and per-record outcomes
 //!   (acknowledged, rejected with the destination's reason, or failed).
-//! - [`split`]: a batch refused whole (400, 413) is sent again in halves to find the records at
+//! - `split.rs`: a batch refused whole (400, 413) is sent again in halves to find the records at
 //!   fault.
 //! - [`backoff`]: how long a retry waits when the destination names no time.
 //! - [`pacing`]: the rate limit, shared by every run that uses the same credential.

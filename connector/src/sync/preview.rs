@@ -38,10 +38,10 @@ pub struct Preview {
     pub blocked: Option<String>,
     pub requests: Vec<PreviewRequest>,
     pub rejections: Vec<StoredRejection>,
-    /// As in [`RunReport::state_was_for`].
+    /// As in [`super::RunReport::state_was_for`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_was_for: Option<String>,
-    /// As in [`RunReport::folders`].
+    /// As in [`super::RunReport::folders`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub folders: Option<crate::folders::SnapshotFolders>,
     /// With `--explain`: the first records a run would send, then the first it would delete,

@@ -50,7 +50,7 @@ pub struct RawEnterpret {
     /// The object's API key; always a `${VAR}`, such as `${ENTERPRET_USERS_API_KEY}`.
     #[schemars(with = "String")]
     pub api_key: Spanned<String>,
-    /// The API's base URL (default https://api.enterpret.com).
+    /// The API's base URL (default `https://api.enterpret.com`).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub url: Option<Spanned<String>>,
