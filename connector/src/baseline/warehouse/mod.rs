@@ -6,6 +6,7 @@
 //! duplicates, suppressions and guards are those of the in-process diff, except that an
 //! unchanged row is counted without being read. Pass 2 and the commits are `run.rs`'s.
 
+mod bookkeeping;
 pub mod postgres;
 mod read;
 mod run;

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use super::sql;
 use super::tables::{Coverage, DiffQuery, Gone, Opened, WarehouseCommit, WarehouseError, WarehouseTables};
 use super::tables::{HASH_COLUMN, KEY_COLUMN, STORED_COLUMN};
+use super::{bookkeeping, sql};
 use crate::column::ColumnType;
 use crate::config::PostgresRelation;
 use crate::mapping::{KeyPart, RowKey};
@@ -47,7 +47,7 @@ impl PgWarehouse {
 
     /// Whether the schema and its tables exist.
     async fn existing(&self, conn: &mut PgConnection) -> Result<(bool, bool), WarehouseError> {
-        let schema: bool = sqlx::query_scalar(sql::schema_exists())
+        let schema: bool = sqlx::query_scalar(bookkeeping::schema_exists())
             .bind(&self.schema)
             .fetch_one(&mut *conn)
             .await
@@ -55,7 +55,7 @@ impl PgWarehouse {
         if !schema {
             return Ok((false, false));
         }
-        let tables: bool = sqlx::query_scalar(&sql::tables_exist(&self.schema))
+        let tables: bool = sqlx::query_scalar(&bookkeeping::tables_exist(&self.schema))
             .fetch_one(&mut *conn)
             .await
             .map_err(|e| self.err(e))?;
@@ -113,7 +113,7 @@ impl PgWarehouse {
         let (keys, sent_as, hashes): (Vec<&str>, Vec<&str>, Vec<String>) =
             commit.upserts.iter().map(|(k, s, h)| (k.as_str(), s.as_str(), hex(*h))).collect();
         let coverage = commit.coverage;
-        let row = sqlx::query(&sql::commit(&self.schema))
+        let row = sqlx::query(&bookkeeping::commit(&self.schema))
             .bind(sync)
             .bind(keys)
             .bind(sent_as)
@@ -139,14 +139,14 @@ impl PgWarehouse {
     /// Records a run's fencing token, unless a newer one is recorded.
     async fn record_fence(&self, conn: &mut PgConnection, sync: &str, fence: i64) -> Result<(), WarehouseError> {
         let mut txn = self.writing(conn).await?;
-        let recorded = sqlx::query(&sql::record_fence(&self.schema))
+        let recorded = sqlx::query(&bookkeeping::record_fence(&self.schema))
             .bind(sync)
             .bind(fence)
             .fetch_optional(&mut *txn)
             .await
             .map_err(|e| self.err(e))?;
         if recorded.is_none() {
-            let newest: i64 = sqlx::query_scalar(&sql::newest_fence(&self.schema))
+            let newest: i64 = sqlx::query_scalar(&bookkeeping::newest_fence(&self.schema))
                 .bind(sync)
                 .fetch_one(&mut *txn)
                 .await
@@ -158,7 +158,7 @@ impl PgWarehouse {
 
     /// What the stored hashes of `sync` cover, and how many there are.
     async fn coverage(&self, conn: &mut PgConnection, sync: &str) -> Result<Opened, WarehouseError> {
-        let row = sqlx::query(&sql::read_coverage(&self.schema))
+        let row = sqlx::query(&bookkeeping::read_coverage(&self.schema))
             .bind(sync)
             .fetch_one(&mut *conn)
             .await
@@ -205,7 +205,7 @@ impl WarehouseTables for PgWarehouse {
     async fn check_access(&self) -> Result<(), WarehouseError> {
         let mut conn = self.connect().await?;
         let (schema, tables) = self.existing(&mut conn).await?;
-        for (what, check) in sql::privileges(&self.schema, schema, tables) {
+        for (what, check) in bookkeeping::privileges(&self.schema, schema, tables) {
             let query = format!("SELECT {check}");
             let granted: bool = sqlx::query_scalar(&query)
                 .bind(&self.schema)
@@ -226,7 +226,7 @@ impl WarehouseTables for PgWarehouse {
     async fn open(&self, sync: &str, fence: Option<i64>) -> Result<Opened, WarehouseError> {
         let mut conn = self.connect().await?;
         if self.existing(&mut conn).await? != (true, true) {
-            for statement in sql::create_state(&self.schema) {
+            for statement in bookkeeping::create_state(&self.schema) {
                 sqlx::query(&statement).execute(&mut conn).await.map_err(|e| self.err(e))?;
             }
         }
@@ -306,13 +306,13 @@ impl WarehouseTables for PgWarehouse {
             return Ok(0);
         }
         let mut txn = self.writing(&mut conn).await?;
-        let forgotten = sqlx::query(&sql::forget_records(&self.schema))
+        let forgotten = sqlx::query(&bookkeeping::forget_records(&self.schema))
             .bind(sync)
             .execute(&mut *txn)
             .await
             .map_err(|e| self.err(e))?
             .rows_affected();
-        sqlx::query(&sql::forget_coverage(&self.schema))
+        sqlx::query(&bookkeeping::forget_coverage(&self.schema))
             .bind(sync)
             .execute(&mut *txn)
             .await
