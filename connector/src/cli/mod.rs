@@ -3,6 +3,7 @@
 
 mod demo;
 mod init;
+mod output;
 mod preview;
 mod progress;
 mod record;
@@ -24,6 +25,8 @@ use crate::error::Error;
 use crate::selection::Selection;
 use crate::spec::{self, Mapping};
 use crate::state::{self, StateStore};
+pub(super) use output::TEXT_COLUMNS;
+use output::{failure, print_counts, print_error, print_json, print_wrapped, report};
 
 #[derive(Debug, Parser)]
 #[command(name = "ebb", version, about = "Sync warehouse users and accounts to Enterpret and to customer-profile platforms", long_about = None)]
@@ -292,31 +295,6 @@ async fn dispatch(cli: Cli) -> ExitCode {
     }
 }
 
-/// Prints an error as `stage: message`, plus a hint, and picks the exit code.
-fn report(result: Result<ExitCode, Error>) -> ExitCode {
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            print_error(&e);
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn print_error(e: &Error) {
-    match e {
-        Error::Config(errors) => {
-            for issue in &errors.0 {
-                eprintln!("error: {issue}");
-            }
-        }
-        other => eprintln!("error: {other}"),
-    }
-    if let Some(hint) = e.hint() {
-        eprintln!("hint: {hint}");
-    }
-}
-
 /// The mapping files the arguments name (folders expanded), narrowed by `--select`/`--exclude`.
 fn selected(paths: &[PathBuf], select: &SelectArgs) -> Result<Vec<PathBuf>, Error> {
     Ok(select.selection()?.files(paths)?)
@@ -340,70 +318,4 @@ fn load(path: &Path, env: &dyn Env) -> Result<Mapping, Error> {
 
 pub(super) async fn open_store(url: &str, read_only: bool) -> Result<Box<dyn StateStore>, Error> {
     Ok(state::open(url, read_only).await?)
-}
-
-/// A run's counts: what it read and planned, then what came of what it sent.
-fn counts_parts(c: &state::RunCounts) -> (String, String) {
-    let some = |n: u64, what: &str| if n == 0 { String::new() } else { format!(" · {what} {n}") };
-    let read = format!(
-        "source {} · invalid {}{} · new {} · changed {} · unchanged {} · gone {}",
-        c.source,
-        c.invalid,
-        some(c.suppressed, "suppressed"),
-        c.new,
-        c.changed,
-        c.unchanged,
-        c.gone
-    );
-    let sent = format!(
-        "→ sent {}{} · rejected {} · failed {}",
-        c.sent,
-        some(c.deleted, "deleted"),
-        c.rejected,
-        c.failed
-    );
-    (read, sent)
-}
-
-/// Prints a run's counts after `indent`, on one line when it fits in [`TEXT_COLUMNS`], else
-/// with what came of the sending on a line of its own.
-fn print_counts(indent: &str, c: &state::RunCounts) {
-    let (read, sent) = counts_parts(c);
-    let line = format!("{indent}{read} {sent}");
-    if line.chars().count() <= TEXT_COLUMNS {
-        println!("{line}");
-    } else {
-        println!("{indent}{read}");
-        println!("{indent}{sent}");
-    }
-}
-
-/// The widest line the text output prints.
-pub(super) const TEXT_COLUMNS: usize = 100;
-
-/// `text` on as many lines as it takes to keep within [`TEXT_COLUMNS`], each after `indent`.
-fn print_wrapped(indent: &str, text: &str) {
-    // Continuation lines hang two columns further in, so each item's start stands out; a word
-    // longer than a line (a path, a URL) stays whole: cut, it could not be copied.
-    let hanging = format!("{indent}  ");
-    let options = textwrap::Options::new(TEXT_COLUMNS)
-        .initial_indent(indent)
-        .subsequent_indent(&hanging)
-        .break_words(false);
-    for line in textwrap::wrap(text, options) {
-        println!("{line}");
-    }
-}
-
-/// Prints the error and its hint; the exit code of a command that could not start.
-fn failure(e: &Error) -> ExitCode {
-    print_error(e);
-    ExitCode::FAILURE
-}
-
-/// One pretty JSON document on stdout. A value that cannot be serialised is an error, never an
-/// empty line that a script would read as "nothing".
-fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
-    println!("{}", serde_json::to_string_pretty(value).map_err(Error::Json)?);
-    Ok(())
 }
