@@ -16,7 +16,8 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::{injected_failure, scripted_fault, InFlight, Refused, Shared};
+use super::webhooks::{injected_failure, scripted_fault};
+use super::{InFlight, Refused, Shared};
 use crate::destination::profiles::{MAX_BYTES, MAX_RECORDS};
 use crate::quote::quote;
 
