@@ -4,8 +4,10 @@
 //! (`commit`) and run bookkeeping. It never decides what to send; `diff`
 //! does, from what `load` returns.
 
+mod backend;
 pub mod holder;
 mod index;
+mod load;
 mod lock;
 mod lookup;
 pub mod postgres;

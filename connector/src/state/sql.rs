@@ -6,10 +6,11 @@
 //! run-lock session), schedule claims for the same reason, run locks, and a few words of
 //! dialect. Every other [`StateStore`] method is the blanket implementation below.
 
-use futures::TryStreamExt;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row, Type};
 
-use super::suppress::{SuppressionRow, SUPPRESS};
+use super::backend::{suppress_in, value_rows, Backend, RowsAffected, ROWS_PER_INSERT};
+use super::load::{records_of, stored_schema, SyncMeta};
+use super::suppress::SuppressionRow;
 use super::{
     now_secs, Commit, Pruned, RecordIndex, RejectionRow, RunCounts, RunLock, RunProgress, RunRecord, RunRow, RunStart, RunStatus,
     StateError, StateStore, StoredRejection, StoredState, SuppressReason, Suppression, TrackedRecord, TrackedRow, INDEX_FORMAT,
@@ -19,118 +20,6 @@ use crate::column::ColumnType;
 use crate::folders::SnapshotFolders;
 use crate::hash::HASH_VERSION;
 
-/// What differs between the SQLite and the PostgreSQL store.
-#[async_trait::async_trait]
-pub(crate) trait Backend: Send + Sync + 'static {
-    type Db: Database;
-    /// The column that orders a run's rejections as they were added (`rowid`, a sequence).
-    const INSERTION_ORDER: &'static str;
-    /// Appended to the `syncs` read of `save_index`: PostgreSQL locks the row, so a commit that
-    /// lands meanwhile waits; SQLite's one writer needs nothing.
-    const FOR_UPDATE: &'static str;
-    /// Run first in `load`'s transaction, so that its reads see one snapshot.
-    const SNAPSHOT: Option<&'static str>;
-
-    fn pool(&self) -> &Pool<Self::Db>;
-    /// See [`StateStore::commit`]; the statements are [`BUMP_GENERATION`] and a bulk upsert.
-    async fn commit(&self, lock: &RunLock, changes: &Commit<'_>) -> Result<i64, StateError>;
-    /// See [`StateStore::claim_slot`]; the statement is [`CLAIM_SLOT`].
-    async fn claim_slot(&self, lock: &RunLock, slot: i64, worker: &str) -> Result<bool, StateError>;
-    async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError>;
-    async fn lock(&self, sync: &str) -> Result<RunLock, StateError>;
-}
-
-/// The first statement of every commit: the sync's commit counter moves on by one, and the sync
-/// records which destination and hash version its records are for.
-/// `$1` sync, `$2` hash version, `$3` destination, `$4` now.
-const BUMP_GENERATION: &str = "INSERT INTO syncs (name, hash_version, destination, updated_at, generation) \
-     VALUES ($1, $2, $3, $4, 1) ON CONFLICT (name) DO UPDATE SET hash_version = excluded.hash_version, \
-     destination = excluded.destination, updated_at = excluded.updated_at, generation = syncs.generation + 1 \
-     RETURNING generation";
-
-/// A commit that replaces the stored state forgets every record first. `$1` sync.
-const FORGET_RECORDS: &str = "DELETE FROM records WHERE sync = $1";
-
-/// Only the first claimer to move a sync's slot forward sees a row affected.
-/// `$1` sync, `$2` slot, `$3` worker, `$4` now.
-pub(crate) const CLAIM_SLOT: &str = "INSERT INTO schedule_claims (sync, slot, worker, claimed_at) VALUES ($1, $2, $3, $4) \
-     ON CONFLICT (sync) DO UPDATE SET slot = excluded.slot, worker = excluded.worker, claimed_at = excluded.claimed_at \
-     WHERE schedule_claims.slot < excluded.slot";
-
-/// The tail of a records upsert, for both backends' bulk forms.
-/// The runs that sent a record shift along, newest first (SET reads the row as it was).
-pub(crate) const ON_RECORD_CONFLICT: &str = " ON CONFLICT (sync, id) DO UPDATE SET hash = excluded.hash, synced_at = excluded.synced_at, \
-     payload = excluded.payload, sent_run = excluded.sent_run, prev_run_1 = records.sent_run, \
-     prev_run_2 = records.prev_run_1, prev_run_3 = records.prev_run_2";
-
-/// The part of a commit both backends run alike, in the commit's transaction: the counter moves
-/// on (see [`BUMP_GENERATION`]), for a commit that replaces the state every stored record is
-/// forgotten, and deleted ids are suppressed where the commit says so. Returns the counter
-/// after the commit.
-pub(crate) async fn open_commit<DB>(conn: &mut DB::Connection, sync: &str, changes: &Commit<'_>, now: i64) -> Result<i64, sqlx::Error>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB>,
-    usize: ColumnIndex<DB::Row>,
-    DB::QueryResult: RowsAffected,
-{
-    let generation: i64 = sqlx::query_scalar::<DB, i64>(BUMP_GENERATION)
-        .bind(sync)
-        .bind(HASH_VERSION)
-        .bind(changes.destination)
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await?;
-    if changes.replace {
-        sqlx::query::<DB>(FORGET_RECORDS).bind(sync).execute(&mut *conn).await?;
-    }
-    if let Some((reason, run)) = changes.suppress_deleted {
-        suppress_in::<DB>(conn, sync, changes.deleted, reason, run, now).await?;
-    }
-    Ok(generation)
-}
-
-/// Suppresses `ids` on `conn` (a commit's transaction, or a transaction of its own); returns
-/// how many were not suppressed before.
-pub(crate) async fn suppress_in<DB>(
-    conn: &mut DB::Connection,
-    sync: &str,
-    ids: &[String],
-    reason: SuppressReason,
-    run: Option<i64>,
-    now: i64,
-) -> Result<u64, sqlx::Error>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<i64>: Encode<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    DB::QueryResult: RowsAffected,
-{
-    let mut added = 0;
-    for id in ids {
-        let done = sqlx::query::<DB>(SUPPRESS)
-            .bind(sync)
-            .bind(id.as_str())
-            .bind(reason.as_str())
-            .bind(run)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-        added += done.rows();
-    }
-    Ok(added)
-}
-
-/// Rows per multi-row INSERT, so that one statement stays under SQLite's variable limit.
-pub(crate) const ROWS_PER_INSERT: usize = 150;
-
 const RUN_COLUMNS: &str = "id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, \
      sent, deleted, suppressed, rejected, failed, error, origin, scheduled_for, worker, planned, progress_done, sending_since_ms, progress_at_ms, \
      snapshot_folders";
@@ -138,72 +27,6 @@ const RUN_COLUMNS: &str = "id, sync, started_at, ended_at, status, full_resync, 
 /// Runs a retention pass may delete: finished, started before `$1`, and not the latest of their sync.
 const PRUNABLE_RUNS: &str =
     "SELECT id FROM runs WHERE started_at < $1 AND status <> 'running' AND id NOT IN (SELECT MAX(id) FROM runs GROUP BY sync)";
-
-/// `($1, $2), ($3, $4)`: the placeholders of a multi-row VALUES list. (sqlx's `QueryBuilder` ties
-/// its arguments to its own lifetime in a way generic code cannot shorten.)
-pub(crate) fn value_rows(rows: usize, columns: usize) -> String {
-    let mut out = String::with_capacity(rows * columns * 5);
-    for row in 0..rows {
-        out.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..columns {
-            if column > 0 {
-                out.push_str(", ");
-            }
-            out.push_str(&format!("${}", row * columns + column + 1));
-        }
-        out.push(')');
-    }
-    out
-}
-
-/// A stored payload hash, or `None` for a value that is not one (never written by ebb).
-pub(crate) fn hash_of(bytes: &[u8]) -> Option<u128> {
-    Some(u128::from_le_bytes(bytes.try_into().ok()?))
-}
-
-/// Streamed, not fetched whole: at a million records the rows alone would double peak memory.
-async fn records_of<DB>(conn: &mut DB::Connection, sync: &str) -> Result<Vec<(String, u128)>, StateError>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'r> String: Decode<'r, DB> + Type<DB>,
-    for<'r> &'r [u8]: Decode<'r, DB> + Type<DB>,
-    for<'a> &'a str: ColumnIndex<DB::Row>,
-{
-    let mut rows = sqlx::query::<DB>("SELECT id, hash FROM records WHERE sync = $1 ORDER BY id")
-        .bind(sync)
-        .fetch(conn);
-    let mut out = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        if let Some(hash) = hash_of(row.try_get::<&[u8], _>("hash")?) {
-            out.push((row.try_get::<String, _>("id")?, hash));
-        }
-    }
-    Ok(out)
-}
-
-/// The schema a sync last ran with. One that cannot be read is an error: read as none, it
-/// would turn the drift check off without a word.
-fn stored_schema(sync: &str, json: Option<&str>) -> Result<Option<Vec<(String, ColumnType)>>, StateError> {
-    let Some(json) = json else { return Ok(None) };
-    serde_json::from_str(json).map(Some).map_err(|e| {
-        StateError::Damaged(format!(
-            "the stored schema of sync {} cannot be read ({e}); `ebb reset` forgets it",
-            crate::quote::quote(sync)
-        ))
-    })
-}
-
-/// The part of `syncs` that `load` reads.
-#[derive(sqlx::FromRow)]
-struct SyncMeta {
-    hash_version: i64,
-    schema_json: Option<String>,
-    generation: i64,
-    destination: Option<String>,
-}
 
 #[async_trait::async_trait]
 impl<B> StateStore for B
@@ -568,31 +391,5 @@ where
 
     async fn lock(&self, sync: &str) -> Result<RunLock, StateError> {
         Backend::lock(self, sync).await
-    }
-}
-
-/// How many rows a statement touched: sqlx's result types differ per database, with no trait for it.
-pub(crate) trait RowsAffected {
-    fn rows(&self) -> u64;
-}
-
-impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
-    fn rows(&self) -> u64 {
-        self.rows_affected()
-    }
-}
-
-impl RowsAffected for sqlx::postgres::PgQueryResult {
-    fn rows(&self) -> u64 {
-        self.rows_affected()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn value_rows_number_every_placeholder_once() {
-        assert_eq!(super::value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(super::value_rows(1, 1), "($1)");
     }
 }

@@ -11,8 +11,8 @@ use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOp
 use sqlx::ConnectOptions;
 use sqlx::{Pool, SqlitePool};
 
+use super::backend::{open_commit, Backend, CLAIM_SLOT, ON_RECORD_CONFLICT, ROWS_PER_INSERT};
 use super::lock::{Held, LockWatch};
-use super::sql::{open_commit, Backend, CLAIM_SLOT, ON_RECORD_CONFLICT, ROWS_PER_INSERT};
 use super::{now_secs, Commit, LockCause, OpenCause, RunLock, StateError};
 
 pub struct SqliteStore {

@@ -17,7 +17,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Pool};
 
 use lock::PgHold;
 
-use super::sql::{open_commit, Backend, CLAIM_SLOT, ON_RECORD_CONFLICT};
+use super::backend::{open_commit, Backend, CLAIM_SLOT, ON_RECORD_CONFLICT};
 use super::{now_secs, redact_url, Commit, OpenCause, RunLock, StateError};
 
 pub const DEFAULT_SCHEMA: &str = "ebb";
