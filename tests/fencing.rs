@@ -3,62 +3,15 @@
 //! cut and whose lock another run took over and used meanwhile, writes nothing when it resumes:
 //! the bookkeeping and the destination still agree afterwards.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::tables::Tapped;
 use crate::common::*;
-use ebb::baseline::warehouse::{
-    self, DiffQuery, Gone, Opened, RowKey, WarehouseBaseline, WarehouseCommit, WarehouseError, WarehouseTables,
-};
-use ebb::source::{SourceBatch, SourceError};
 use ebb::state::{self, RunStatus};
 use ebb::sync::{self, RunOptions};
-use futures::stream::BoxStream;
-use tokio::sync::Notify;
 
 const ROWS: usize = 40;
-
-/// The real bookkeeping tables, whose first commit stops after the run's lock check, until told
-/// to go on.
-struct PausedOnce {
-    inner: Arc<dyn WarehouseTables>,
-    armed: AtomicBool,
-    reached: Arc<Notify>,
-    resume: Arc<Notify>,
-}
-
-#[async_trait::async_trait]
-impl WarehouseTables for PausedOnce {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    async fn check_access(&self) -> Result<(), WarehouseError> {
-        self.inner.check_access().await
-    }
-    async fn open(&self, sync: &str, fence: Option<i64>) -> Result<Opened, WarehouseError> {
-        self.inner.open(sync, fence).await
-    }
-    async fn duplicate_keys(&self, key: &RowKey) -> Result<Vec<String>, WarehouseError> {
-        self.inner.duplicate_keys(key).await
-    }
-    fn changed(&self, query: Arc<DiffQuery>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
-        self.inner.changed(query)
-    }
-    async fn gone(&self, sync: &str, key: &RowKey) -> Result<Vec<Gone>, WarehouseError> {
-        self.inner.gone(sync, key).await
-    }
-    async fn commit(&self, sync: &str, commit: &WarehouseCommit<'_>) -> Result<(), WarehouseError> {
-        if self.armed.swap(false, Ordering::SeqCst) {
-            self.reached.notify_one();
-            self.resume.notified().await;
-        }
-        self.inner.commit(sync, commit).await
-    }
-    async fn reset(&self, sync: &str) -> Result<u64, WarehouseError> {
-        self.inner.reset(sync).await
-    }
-}
 
 fn mapping(source: &str, state: &str) -> String {
     format!(
@@ -119,32 +72,19 @@ async fn a_run_that_lost_its_lock_commits_nothing_to_the_warehouse_after_the_tak
 
     // Run A sends v2 and stops just before its first write to the warehouse.
     exec(format!("UPDATE \"{}\".people SET name = 'v2'", source.name)).await;
-    let (reached, resume) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let mut job_a = load_sync(&path, &pairs);
-    job_a.baseline = Arc::new(WarehouseBaseline::new(Arc::new(PausedOnce {
-        inner: warehouse::tables_for(&job_a.mapping.source).expect("diff: warehouse"),
-        armed: AtomicBool::new(true),
-        reached: reached.clone(),
-        resume: resume.clone(),
-    })));
+    let tapped = Tapped::install(&mut job_a, true);
     let run_a = {
         let store = store_a.clone();
         tokio::spawn(async move { sync::run(&job_a, store.as_ref(), &RunOptions::default()).await })
     };
-    tokio::time::timeout(Duration::from_secs(60), reached.notified())
+    tokio::time::timeout(Duration::from_secs(60), tapped.pause.reached.notified())
         .await
         .expect("run A reaches its first commit");
 
     // Its state connection is cut and its lease runs out: run B takes the sync over, sends v3
     // and commits it.
-    let pid: i32 = sqlx::query_scalar(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
-         AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)",
-    )
-    .bind(format!("ebb:{}:fenced", state_schema.name))
-    .fetch_one(&pool)
-    .await
-    .expect("run A holds the lock");
+    let pid = lock_holder_pid(&pool, &state_schema.name, "fenced").await;
     sqlx::query("SELECT pg_terminate_backend($1)")
         .bind(pid)
         .execute(&pool)
@@ -161,7 +101,7 @@ async fn a_run_that_lost_its_lock_commits_nothing_to_the_warehouse_after_the_tak
     let after_b: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&pool).await.expect("now");
 
     // Run A resumes: its write is refused, whole.
-    resume.notify_one();
+    tapped.pause.resume.notify_one();
     let report_a = tokio::time::timeout(Duration::from_secs(60), run_a)
         .await
         .expect("run A ends")
@@ -184,5 +124,11 @@ async fn a_run_that_lost_its_lock_commits_nothing_to_the_warehouse_after_the_tak
     assert!(held_names(&si).iter().all(|n| n.contains("v3")), "{:?}", held_names(&si));
     let after = run_ok(&load_sync(&path, &pairs), store_b.as_ref()).await;
     assert_eq!((after.counts.changed, after.counts.sent), (0, 0), "{after:?}");
+
+    // A state store that starts afresh (lost, or another backend) still outranks the tokens
+    // the old one left in the warehouse: its runs commit.
+    let fresh = ws.store().await;
+    let after_loss = run_ok(&load_sync(&path, &pairs), fresh.as_ref()).await;
+    assert_eq!(after_loss.counts.sent, 0, "{after_loss:?}");
     pool.close().await;
 }

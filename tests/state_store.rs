@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use crate::common::TempSchema;
+use crate::common::{lock_holder_pid, TempSchema};
 use ebb::hash::id_key;
 use ebb::source::ColumnType;
 use ebb::state::{
@@ -490,18 +490,6 @@ async fn many_openers_of_a_new_sqlite_file_all_succeed() {
         let store = state::open(&url, false).await.expect("open");
         assert_eq!(store.syncs().await.expect("syncs").len(), 6);
     }
-}
-
-/// The backend pid of the session that holds a sync's run lock in `schema`.
-async fn lock_holder_pid(admin: &sqlx::PgPool, schema: &str, sync: &str) -> i32 {
-    sqlx::query_scalar(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
-         AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)",
-    )
-    .bind(format!("ebb:{schema}:{sync}"))
-    .fetch_one(admin)
-    .await
-    .expect("the lock is held by a session")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,19 +6,13 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::common::*;
-use ebb::baseline::warehouse::{self, WarehouseBaseline, WarehouseTables};
-use ebb::baseline::warehouse::{DiffQuery, Gone, Opened, RowKey, WarehouseCommit, WarehouseError};
-use ebb::source::{SourceBatch, SourceError};
 use ebb::standin::StandIn;
 use ebb::state::{RunStatus, StateStore};
 use ebb::sync::{self, RunOptions, RunReport};
-use futures::stream::BoxStream;
-use futures::StreamExt;
 
 const ROWS: u64 = 100_000;
 
@@ -105,55 +99,14 @@ async fn run_with(path: &Path, si: &StandIn, store: &dyn StateStore, full: bool)
     report
 }
 
-/// The real bookkeeping tables, counting the rows their diff hands out.
-struct CountedDiff {
-    inner: Arc<dyn WarehouseTables>,
-    rows: Arc<AtomicU64>,
-}
-
-#[async_trait::async_trait]
-impl WarehouseTables for CountedDiff {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    async fn check_access(&self) -> Result<(), WarehouseError> {
-        self.inner.check_access().await
-    }
-    async fn open(&self, sync: &str, fence: Option<i64>) -> Result<Opened, WarehouseError> {
-        self.inner.open(sync, fence).await
-    }
-    async fn duplicate_keys(&self, key: &RowKey) -> Result<Vec<String>, WarehouseError> {
-        self.inner.duplicate_keys(key).await
-    }
-    fn changed(&self, query: Arc<DiffQuery>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
-        let rows = self.rows.clone();
-        Box::pin(self.inner.changed(query).inspect(move |batch| {
-            if let Ok(batch) = batch {
-                rows.fetch_add(batch.batch.num_rows() as u64, Ordering::SeqCst);
-            }
-        }))
-    }
-    async fn gone(&self, sync: &str, key: &RowKey) -> Result<Vec<Gone>, WarehouseError> {
-        self.inner.gone(sync, key).await
-    }
-    async fn commit(&self, sync: &str, commit: &WarehouseCommit<'_>) -> Result<(), WarehouseError> {
-        self.inner.commit(sync, commit).await
-    }
-    async fn reset(&self, sync: &str) -> Result<u64, WarehouseError> {
-        self.inner.reset(sync).await
-    }
-}
-
 /// A run of `path` whose bookkeeping counts the rows the warehouse's diff returns; the report
 /// and that count.
 async fn counted_run(path: &Path, si: &StandIn, store: &dyn StateStore) -> (RunReport, u64) {
     let mut sync = load_sync(path, &[("WAREHOUSE_URL", &database_url()), ("STANDIN_URL", &si.url())]);
-    let rows = Arc::new(AtomicU64::new(0));
-    let inner = warehouse::tables_for(&sync.mapping.source).expect("diff: warehouse");
-    sync.baseline = Arc::new(WarehouseBaseline::new(Arc::new(CountedDiff { inner, rows: rows.clone() })));
+    let tapped = tables::Tapped::install(&mut sync, false);
     let report = sync::run(&sync, store, &RunOptions::default()).await.expect("run is recorded");
     assert_eq!(report.status, RunStatus::Completed, "{report:?}");
-    (report, rows.load(Ordering::SeqCst))
+    (report, tapped.rows.load(Ordering::SeqCst))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod s3;
+pub mod tables;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -344,4 +345,16 @@ pub fn check_fates(got: &std::collections::BTreeMap<String, Result<serde_json::V
             (Fate::Rejects(words), Ok(sent)) => panic!("row {id} should be rejected for {words:?}, but maps to {sent}"),
         }
     }
+}
+
+/// The backend pid of the session that holds a sync's run lock in the state schema `schema`.
+pub async fn lock_holder_pid(admin: &sqlx::PgPool, schema: &str, sync: &str) -> i32 {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
+         AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)",
+    )
+    .bind(format!("ebb:{schema}:{sync}"))
+    .fetch_one(admin)
+    .await
+    .expect("the lock is held by a session")
 }

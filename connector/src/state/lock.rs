@@ -132,6 +132,10 @@ impl RunLock {
     /// state store. State written outside the store (the warehouse's bookkeeping) is written
     /// with it, and refuses a token older than the newest it has seen: a holder that lost the
     /// lock, and was paused past another run's takeover, cannot write there any more.
+    ///
+    /// Each hold's token is the greater of the last hold's plus one and the store's clock in
+    /// microseconds, so a state store that starts afresh (lost, reset, or moved from SQLite to
+    /// PostgreSQL) still writes tokens newer than those its predecessor left in the warehouse.
     pub fn fence(&self) -> i64 {
         self.fence
     }

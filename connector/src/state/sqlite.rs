@@ -245,12 +245,14 @@ impl Backend for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Gives a lock just taken its fencing token, one more than the last hold's.
+    /// Gives a lock just taken its fencing token (see [`RunLock::fence`]).
     async fn fence(&self, lock: RunLock) -> Result<RunLock, StateError> {
         let fence: i64 = sqlx::query_scalar(
-            "INSERT INTO run_fences (sync, fence) VALUES (?1, 1) ON CONFLICT (sync) DO UPDATE SET fence = fence + 1 RETURNING fence",
+            "INSERT INTO run_fences (sync, fence) VALUES (?1, ?2) ON CONFLICT (sync) DO UPDATE SET fence = max(fence + 1, excluded.fence) \
+             RETURNING fence",
         )
         .bind(lock.sync())
+        .bind(chrono::Utc::now().timestamp_micros())
         .fetch_one(&self.pool)
         .await?;
         Ok(lock.fenced(fence))

@@ -90,7 +90,7 @@ fn has_ended(token: &str) -> bool {
 enum Lease {
     Taken {
         token: String,
-        /// The sync's fencing token, one more than the last hold's.
+        /// The sync's fencing token: see [`crate::state::RunLock::fence`].
         fence: i64,
     },
     /// The last holder may still be sending.
@@ -123,9 +123,10 @@ async fn take_lease(session: &mut PgConnection, sync: &str) -> Result<Lease, sql
     let token = format!("{:032x}", rand::random::<u128>());
     let me = holder::me();
     let fence: i64 = sqlx::query_scalar(
-        "INSERT INTO run_leases (sync, token, holder, process, heartbeat_at, fence) VALUES ($1, $2, $3, $4, now(), 1) \
+        "INSERT INTO run_leases (sync, token, holder, process, heartbeat_at, fence) \
+         VALUES ($1, $2, $3, $4, now(), floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint) \
          ON CONFLICT (sync) DO UPDATE SET token = excluded.token, holder = excluded.holder, process = excluded.process, \
-         heartbeat_at = excluded.heartbeat_at, released_at = NULL, fence = run_leases.fence + 1 RETURNING fence",
+         heartbeat_at = excluded.heartbeat_at, released_at = NULL, fence = GREATEST(run_leases.fence + 1, excluded.fence) RETURNING fence",
     )
     .bind(sync)
     .bind(&token)
