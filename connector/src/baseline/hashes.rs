@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 
 use super::kept::Kept;
-use super::plan::{reject_duplicates, Parts};
+use super::plan::reject_duplicates;
 use super::snapshot::{read_snapshot, Snapshot};
 use super::{Baseline, BaselineRun, CommitAt, Plan, PlanInput, Records, Start};
 use crate::config::Identity;
@@ -147,20 +147,21 @@ async fn finish(
         &mut rejections,
     )
     .await?;
-    let parts = Parts {
-        kept,
+    let (in_state, to_send) = (stored.index.len(), selection.to_send.len());
+    let plan = Plan {
+        kept: Mutex::new(kept),
         compiled,
         counts,
         rejections,
-        to_send: selection.to_send.len(),
-        to_delete,
+        to_send,
+        to_delete: Arc::new(to_delete),
         suppress_from_source: from_source,
-        in_state: stored.index.len(),
-        sends_everything: stored.index.is_empty(),
+        in_state,
+        sends_everything: in_state == 0,
         state_was_for,
+        baseline: Box::new(HashesRun::new(mapping, selection.to_send, stored)),
     };
-    let run = HashesRun::new(mapping, selection.to_send, stored);
-    Ok(Plan::new(&mapping.name, parts, Box::new(run)))
+    Ok(plan.logged(&mapping.name))
 }
 
 /// What left the source, counted; in mirror mode, the ids to delete. A suppressed identity is

@@ -21,16 +21,16 @@ use crate::state::{RejectionStage, RunCounts, StoredRejection, MAX_STORED_REJECT
 pub struct Plan {
     /// The mapped records of pass 1's candidates, in source order, when they fit the budget:
     /// pass 2 takes them instead of reading the source again.
-    kept: Mutex<Option<Vec<Record>>>,
+    pub(super) kept: Mutex<Option<Vec<Record>>>,
     pub compiled: Arc<CompiledMapping>,
     pub counts: RunCounts,
     /// The first rejections, for storage and display; `counts.invalid` is exact.
     pub rejections: Vec<StoredRejection>,
     /// How many upserts pass 2 sends.
-    to_send: usize,
+    pub(super) to_send: usize,
     /// Ids to delete at the destination, sorted, sent after the upserts: in mirror mode, the
     /// records ebb sent that left the source.
-    to_delete: Arc<Vec<String>>,
+    pub(super) to_delete: Arc<Vec<String>>,
     /// Identities of the suppression source that the suppression list does not hold yet.
     pub suppress_from_source: Vec<String>,
     /// Records in the baseline for this destination before the run.
@@ -45,24 +45,10 @@ pub struct Plan {
     pub baseline: Box<dyn BaselineRun>,
 }
 
-/// The parts of a plan, as a baseline makes it.
-pub(super) struct Parts {
-    pub kept: Option<Vec<Record>>,
-    pub compiled: Arc<CompiledMapping>,
-    pub counts: RunCounts,
-    pub rejections: Vec<StoredRejection>,
-    pub to_send: usize,
-    pub to_delete: Vec<String>,
-    pub suppress_from_source: Vec<String>,
-    pub in_state: usize,
-    pub sends_everything: bool,
-    pub state_was_for: Option<String>,
-}
-
 impl Plan {
     /// The plan, once its counts are logged.
-    pub(super) fn new(sync: &str, parts: Parts, baseline: Box<dyn BaselineRun>) -> Plan {
-        let c = &parts.counts;
+    pub(super) fn logged(self, sync: &str) -> Plan {
+        let c = &self.counts;
         tracing::info!(
             sync = %sync,
             source = c.source,
@@ -71,24 +57,12 @@ impl Plan {
             changed = c.changed,
             unchanged = c.unchanged,
             gone = c.gone,
-            to_send = parts.to_send,
-            to_delete = parts.to_delete.len(),
-            diff = baseline.kind(),
+            to_send = self.to_send,
+            to_delete = self.to_delete.len(),
+            diff = self.baseline.kind(),
             "plan ready"
         );
-        Plan {
-            kept: Mutex::new(parts.kept),
-            compiled: parts.compiled,
-            counts: parts.counts,
-            rejections: parts.rejections,
-            to_send: parts.to_send,
-            to_delete: Arc::new(parts.to_delete),
-            suppress_from_source: parts.suppress_from_source,
-            in_state: parts.in_state,
-            sends_everything: parts.sends_everything,
-            state_was_for: parts.state_was_for,
-            baseline,
-        }
+        self
     }
 
     /// Upserts planned.

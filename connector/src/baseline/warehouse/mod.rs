@@ -14,11 +14,11 @@ pub mod sql;
 pub mod tables;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::hashes::load_state;
 use super::kept::Kept;
-use super::plan::{reject_duplicates, Parts};
+use super::plan::reject_duplicates;
 use super::{Baseline, Plan, PlanInput, Start};
 use crate::config::{Mode, SourceConfig};
 use crate::diff::{self, Duplicate};
@@ -213,18 +213,18 @@ async fn finish(
         Mode::UpdateOnly => counts.changed,
     } as usize;
     tracing::debug!(sync = %mapping.name, read = read.rows, "rows read out of the warehouse's diff");
-    let run = WarehouseRun::new(planned, mapping, skip, Arc::clone(&held), read.kept_rows);
-    let parts = Parts {
-        kept: read.kept,
+    let plan = Plan {
+        kept: Mutex::new(read.kept),
         compiled,
         counts,
         rejections: read.rejections,
         to_send,
-        to_delete,
+        to_delete: Arc::new(to_delete),
         suppress_from_source: from_source,
         in_state: parts.in_state as usize,
         sends_everything: parts.sends_everything,
         state_was_for: parts.state_was_for,
+        baseline: Box::new(WarehouseRun::new(planned, mapping, skip, held, read.kept_rows)),
     };
-    Ok(Plan::new(&mapping.name, parts, Box::new(run)))
+    Ok(plan.logged(&mapping.name))
 }
