@@ -152,3 +152,67 @@ pub(super) async fn read_changed(
     read.kept = kept.finish();
     Ok(read)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray};
+    use arrow::record_batch::RecordBatch;
+
+    use super::*;
+
+    fn batch(columns: Vec<(&str, ArrayRef)>) -> SourceBatch {
+        SourceBatch {
+            batch: RecordBatch::try_from_iter(columns).expect("batch"),
+            origin: Arc::from("t"),
+            first_row: 0,
+            problems: None,
+        }
+    }
+
+    fn diff_rows(hashes: Vec<Option<&str>>) -> SourceBatch {
+        let n = hashes.len();
+        batch(vec![
+            (KEY_COLUMN, Arc::new(StringArray::from(vec![Some("k"); n])) as ArrayRef),
+            (HASH_COLUMN, Arc::new(StringArray::from(hashes))),
+            (STORED_COLUMN, Arc::new(BooleanArray::from(vec![Some(true); n]))),
+        ])
+    }
+
+    #[test]
+    fn a_row_of_the_diff_that_cannot_be_read_back_is_an_error_that_says_why() {
+        let good = format!("{:032x}", 7u128);
+        let rows = row_states(&diff_rows(vec![Some(good.as_str())]), "pg").expect("read");
+        assert_eq!(
+            rows,
+            vec![RowState {
+                key: Some("k".into()),
+                hash: 7,
+                known: true
+            }]
+        );
+        let cases: [(SourceBatch, &str); 4] = [
+            (
+                diff_rows(vec![Some("not hex")]),
+                "pg: the row hash \"not hex\" is not 32 hex digits",
+            ),
+            (diff_rows(vec![None]), "pg: the row hash \"\" is not 32 hex digits"),
+            (
+                batch(vec![(KEY_COLUMN, Arc::new(StringArray::from(vec!["k"])) as ArrayRef)]),
+                "pg: the diff query returned no column ebb_hash",
+            ),
+            (
+                batch(vec![
+                    (KEY_COLUMN, Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+                    (HASH_COLUMN, Arc::new(StringArray::from(vec![good.as_str()]))),
+                    (STORED_COLUMN, Arc::new(BooleanArray::from(vec![true]))),
+                ]),
+                "pg: the diff query's key, hash and flag are not text, text and boolean",
+            ),
+        ];
+        for (batch, want) in cases {
+            assert_eq!(row_states(&batch, "pg").expect_err(want).to_string(), want);
+        }
+    }
+}
