@@ -63,6 +63,13 @@ pub async fn catch<T>(stage: &str, work: impl Future<Output = T>) -> Result<T, I
 }
 
 /// What a blocking task that did not return says.
+/// Locks `mutex`, and takes its data even if a holder panicked: every mutex in ebb guards data
+/// that a panicking holder leaves whole (a map, a counter), and the panic itself already fails
+/// the stage it happened in.
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub fn joined(stage: &str, e: tokio::task::JoinError) -> Internal {
     match e.try_into_panic() {
         Ok(payload) => Internal::new(stage, payload.as_ref()),

@@ -18,6 +18,7 @@ use crate::diff;
 use crate::error::Error;
 use crate::hash::{id_key, record_hash};
 use crate::mapping::CompiledMapping;
+use crate::panic::lock;
 use crate::payload;
 use crate::record::Record;
 use crate::source::Source;
@@ -250,10 +251,6 @@ fn planned(to_send: Arc<Vec<u128>>) -> impl FnMut(&Record) -> bool + Send {
         let key = id_key(&record.id);
         to_send.binary_search(&key).is_ok() && emitted.insert(key)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[async_trait::async_trait]

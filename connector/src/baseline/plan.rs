@@ -87,7 +87,7 @@ impl Plan {
 
     /// The records pass 1 kept, once: pass 2 takes them.
     pub fn take_kept(&self) -> Option<Vec<Record>> {
-        self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+        crate::panic::lock(&self.kept).take()
     }
 }
 

@@ -24,11 +24,11 @@ impl Progress for Bar {
             bar.set_message(throughput.snapshot().line());
             (bar, throughput)
         });
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = bar;
+        *crate::panic::lock(&self.0) = bar;
     }
 
     fn advance(&self, records: u64) {
-        if let Some((bar, throughput)) = &mut *self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+        if let Some((bar, throughput)) = &mut *crate::panic::lock(&self.0) {
             throughput.advance(records);
             bar.inc(records);
             bar.set_message(throughput.snapshot().line());
@@ -36,7 +36,7 @@ impl Progress for Bar {
     }
 
     fn finish(&self) {
-        if let Some((bar, _)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some((bar, _)) = crate::panic::lock(&self.0).take() {
             bar.finish_and_clear();
         }
     }

@@ -62,7 +62,7 @@ impl Pacer {
     }
 
     fn pace(&self) -> MutexGuard<'_, Pace> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::panic::lock(&self.0)
     }
 
     /// Waits for this request's turn.
@@ -137,7 +137,7 @@ impl Pacers {
     /// The pacer of the credential `scope` (see `DestinationSettings::rate_scope`), at the
     /// lowest limit any of its syncs asked for.
     pub fn get(&self, scope: u64, requests_per_minute: u32) -> Arc<Pacer> {
-        let mut pacers = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pacers = crate::panic::lock(&self.0);
         let pacer = pacers.entry(scope).or_insert_with(|| Arc::new(Pacer::new(requests_per_minute)));
         pacer.limit_to(requests_per_minute);
         Arc::clone(pacer)

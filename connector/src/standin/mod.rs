@@ -157,7 +157,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::panic::lock(&self.inner)
     }
 
     fn since_start_ms(&self) -> u64 {

@@ -48,7 +48,7 @@ impl LockWatch {
     }
 
     pub(crate) fn renewed(&self, until: Instant) {
-        *self.proven_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(until);
+        *crate::panic::lock(&self.proven_until) = Some(until);
     }
 
     /// Returns once the lock is proven held now; never, once it is lost. A holder that was paused
@@ -59,7 +59,7 @@ impl LockWatch {
             if self.is_lost() {
                 return std::future::pending().await;
             }
-            let until = *self.proven_until.lock().unwrap_or_else(|p| p.into_inner());
+            let until = *crate::panic::lock(&self.proven_until);
             match until {
                 None => return,
                 Some(until) if Instant::now() < until => return,

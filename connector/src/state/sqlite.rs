@@ -31,7 +31,7 @@ struct MemoryLock {
 
 impl Drop for MemoryLock {
     fn drop(&mut self) {
-        self.set.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.sync);
+        crate::panic::lock(&self.set).remove(&self.sync);
     }
 }
 
@@ -204,7 +204,7 @@ impl Backend for SqliteStore {
 
     async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError> {
         let Some(file) = self.lock_file(sync)? else {
-            if !self.memory_locks.lock().unwrap_or_else(|p| p.into_inner()).insert(sync.to_string()) {
+            if !crate::panic::lock(&self.memory_locks).insert(sync.to_string()) {
                 return Ok(None);
             }
             let held = MemoryLock {

@@ -44,6 +44,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Schedule, WorkerConfig};
 use crate::destination::DestinationError;
 use crate::error::Error;
+use crate::panic::lock;
 use crate::selection::Selection;
 use crate::ship::pacing::Pacers;
 use crate::spec::Mapping;
@@ -173,10 +174,6 @@ pub enum TriggerOutcome {
     Unknown { known: Vec<String> },
     Invalid { errors: Vec<String> },
     ShuttingDown,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The worker's HTTP endpoints. They stay up through the grace period, so that `/healthz` and

@@ -7,7 +7,7 @@
 //! pass 2 and their commit are noted at any time.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 
@@ -18,6 +18,7 @@ use crate::config::Mode;
 use crate::error::Error;
 use crate::hash::id_key;
 use crate::mapping::CompiledMapping;
+use crate::panic::lock;
 use crate::record::Record;
 use crate::source::Source;
 use crate::spec::Mapping;
@@ -74,10 +75,6 @@ pub(super) struct WarehouseRun {
     pending: Arc<Mutex<HashMap<u128, RowState>>>,
     /// The next commit is the run's first: it writes the coverage and forgets what it must.
     first: Mutex<bool>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl WarehouseRun {

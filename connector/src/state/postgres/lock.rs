@@ -75,7 +75,7 @@ fn ended() -> &'static StdMutex<HashMap<String, Instant>> {
 }
 
 fn mark_ended(token: &str) {
-    let mut ended = ended().lock().unwrap_or_else(|p| p.into_inner());
+    let mut ended = crate::panic::lock(ended());
     let now = Instant::now();
     // Past its lease a token no longer matters, so the map stays small in a long-lived worker.
     ended.retain(|_, at| now.duration_since(*at) < LEASE);
@@ -83,7 +83,7 @@ fn mark_ended(token: &str) {
 }
 
 fn has_ended(token: &str) -> bool {
-    ended().lock().unwrap_or_else(|p| p.into_inner()).contains_key(token)
+    crate::panic::lock(ended()).contains_key(token)
 }
 
 /// The lease as a run that just got the advisory lock finds it.

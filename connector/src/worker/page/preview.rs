@@ -38,7 +38,7 @@ impl Previews {
     /// (after any that is being made).
     pub(crate) async fn get(&self, info: &SyncInfo, store: &dyn StateStore) -> (Markup, DateTime<Utc>) {
         let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slots = crate::panic::lock(&self.slots);
             slots.entry(info.name.clone()).or_default().clone()
         };
         let mut kept = slot.lock().await;
