@@ -50,7 +50,7 @@ async fn hashed(conn: &mut sqlx::PgConnection, schema: &str, settings: &str) -> 
     sqlx::query_as(&sql).fetch_all(&mut *conn).await.expect("the hash query runs")
 }
 
-/// Checked by hand against the table of `ebb::warehouse::postgres`, and the md5s with Python's
+/// Checked by hand against the table of `ebb::baseline::warehouse::sql`, and the md5s with Python's
 /// hashlib over the UTF-8 text.
 const GOLDEN: [(&str, &str); 4] = [
     ("ebb1NNNNNNNNNNNNN", "5d5023e80c7b1e5a81f39e9f315e78b2"),
