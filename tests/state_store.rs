@@ -218,6 +218,8 @@ async fn contract(store: &dyn StateStore) {
         suppressed: 3,
         rejected: 1,
         failed: 0,
+        changed_without_cursor: Some(2),
+        narrowed: true,
     };
     let many: Vec<StoredRejection> = (0..MAX_STORED_REJECTIONS + 50)
         .map(|i| StoredRejection {

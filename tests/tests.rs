@@ -7,6 +7,7 @@ mod common;
 mod cli;
 mod compose;
 mod config_errors;
+mod cursor;
 mod docs;
 mod edge_values;
 mod fencing;

@@ -186,7 +186,11 @@ async fn keep_payloads_false_keeps_no_copy_of_the_data_and_explain_says_so() {
     // A changed record then has nothing to compare with: its fields as they will be sent.
     let changed = fixture("users_3_changed.parquet").display().to_string();
     let sync = load_sync(&mapping, &[("USERS_SOURCE", changed.as_str())]);
-    let options = ebb::sync::PreviewOptions { limit: 1, explain: true };
+    let options = ebb::sync::PreviewOptions {
+        limit: 1,
+        explain: true,
+        full_diff: false,
+    };
     let preview = ebb::sync::preview_with(&sync, store.as_ref(), options).await.expect("preview");
     let first = &preview.explain.expect("explained")[0];
     assert_eq!((first.action, first.compared), (ebb::sync::explain::Action::Changed, false));

@@ -146,13 +146,14 @@ fn row_count_change(config: &AlertsConfig, report: &RunReport, earlier: &[RunRec
     let rule = config.row_count_change?;
     let source = report.counts.source;
     // A run that did not complete may have stopped before counting its source.
+    // A cursor run counts only the rows past its watermark: no measure of the source's size.
     let recent: Vec<u64> = earlier
         .iter()
-        .filter(|r| r.status == RunStatus::Completed)
+        .filter(|r| r.status == RunStatus::Completed && !r.counts.narrowed)
         .take(rule.last_runs)
         .map(|r| r.counts.source)
         .collect();
-    if report.status != RunStatus::Completed || recent.is_empty() {
+    if report.status != RunStatus::Completed || report.counts.narrowed || recent.is_empty() {
         return None;
     }
     let average = recent.iter().sum::<u64>() as f64 / recent.len() as f64;
@@ -278,6 +279,7 @@ mod tests {
             full_resync,
             state_was_for: None,
             folders: None,
+            cursor: None,
         }
     }
 

@@ -28,7 +28,8 @@
 //!   chosen once per sync: the state store's hashes (the in-process diff, over [`hash`] and
 //!   [`diff`]) or the warehouse's bookkeeping tables (`diff: warehouse`). It plans (new,
 //!   changed, unchanged, gone), hands pass 2 its records and commits what was acknowledged;
-//!   [`payload`] the acknowledged payloads kept with the hashes.
+//!   [`payload`] the acknowledged payloads kept with the hashes; [`cursor`] which rows a run
+//!   reads when the mapping names a `cursor:` column, and the watermark a completed run leaves.
 //! - **Ship** — [`ship`]: pass 2's records in batches, one batch's requests until each record is
 //!   settled (the pace, the lock's proof before every attempt, retries, splits, per-record
 //!   outcomes) and the rate limit shared per credential; [`destination`]: the `Destination`
@@ -53,6 +54,7 @@ pub mod calendar;
 pub mod cli;
 pub mod column;
 pub mod config;
+pub mod cursor;
 pub mod destination;
 pub mod diff;
 pub mod error;

@@ -12,8 +12,8 @@ use crate::config::guards::RawGuards;
 use crate::config::raw::{RawAlerts, RawAttribute, RawIdentity, RawSource};
 use crate::config::schedule::RawTiming;
 use crate::config::{
-    yaml, AlertsConfig, AttrType, AttributeSource, ConfigErrors, ConfigIssue, DeliveryConfig, Guards, JoinKeys, Loc, Mode, NullPolicy,
-    RecordShape, Schedule, SourceConfig, Validator,
+    yaml, AlertsConfig, AttrType, AttributeSource, ConfigErrors, ConfigIssue, CursorConfig, DeliveryConfig, Guards, JoinKeys, Loc, Mode,
+    NullPolicy, RecordShape, Schedule, SourceConfig, Validator,
 };
 use crate::destination::keys::{RawFields, RawRecord};
 use crate::destination::profiles::RawCompany;
@@ -117,6 +117,8 @@ pub struct Mapping {
     pub file: PathBuf,
     pub name: String,
     pub source: SourceConfig,
+    /// `source.cursor:`: runs read only the rows that changed since the last one.
+    pub cursor: Option<CursorConfig>,
     pub destination: DestinationConfig,
     pub mode: Mode,
     pub mode_loc: Option<Loc>,
@@ -185,6 +187,14 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
              in ebb: write the join in `query:`, or use `diff: in_process`",
         );
     }
+    let cursor = raw.source.value.cursor.as_ref().and_then(|c| v.cursor(c, "source"));
+    if let (Some(cursor), SourceConfig::Joined { .. }) = (&cursor, &source) {
+        v.push(
+            &cursor.loc,
+            "a joined source's rows change when their lookup row does, which does not move their cursor: write the join \
+             in `query:` with the greater of both tables' cursors, as in `GREATEST(u.updated_at, a.updated_at) AS updated_at`",
+        );
+    }
     let mode = raw.mode.as_ref().map(|m| m.value).unwrap_or(Mode::Upsert);
     let mode_loc = raw.mode.as_ref().map(|m| Loc::of(m, "mode"));
     check_mode(v, mode, &mode_loc, &destination);
@@ -206,6 +216,7 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
         file: v.file().to_path_buf(),
         name,
         source,
+        cursor,
         destination,
         mode,
         mode_loc,

@@ -10,10 +10,13 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 
 use super::kept::Kept;
+use super::narrowed;
 use super::plan::reject_duplicates;
-use super::snapshot::{read_snapshot, Snapshot};
+use super::snapshot::{read_snapshot, CursorPass, Snapshot};
 use super::{Baseline, BaselineRun, CommitAt, Plan, PlanInput, Records, Start};
-use crate::config::Identity;
+use crate::config::{Identity, Mode};
+use crate::cursor::scope::Asked;
+use crate::cursor::{CursorRead, CursorRun, Decision};
 use crate::diff;
 use crate::error::Error;
 use crate::hash::{id_key, record_hash};
@@ -23,7 +26,9 @@ use crate::payload;
 use crate::record::Record;
 use crate::source::Source;
 use crate::spec::Mapping;
-use crate::state::{Commit, IndexEntry, RunCounts, Sent, StateStore, StoredRejection, StoredState, SuppressReason};
+use crate::state::{
+    Commit, IndexEntry, IndexLookup, RunCounts, Sent, StateStore, StoredCursor, StoredRejection, StoredState, SuppressReason,
+};
 
 /// The state store's hashes.
 pub struct StateHashes;
@@ -49,6 +54,22 @@ struct Reading<'a> {
     source: &'a dyn Source,
     store: &'a dyn StateStore,
     identity: Identity,
+    asked: Asked,
+}
+
+/// What a cursor made of pass 1: the run's scope, what the read learnt, and on a narrowed
+/// mirror run every row's identity (with the number of rows).
+#[derive(Default)]
+struct Narrowing {
+    decision: Option<Decision>,
+    read: Option<CursorRead>,
+    identities: Option<(Vec<IndexEntry>, u64)>,
+}
+
+impl Narrowing {
+    fn narrowed(&self) -> bool {
+        self.decision.as_ref().is_some_and(|d| d.since().is_some())
+    }
 }
 
 #[async_trait::async_trait]
@@ -61,6 +82,7 @@ impl Baseline for StateHashes {
             start,
             identity,
             full,
+            full_diff,
             keep_budget,
             fence,
         } = input;
@@ -69,70 +91,112 @@ impl Baseline for StateHashes {
             source,
             store,
             identity,
+            asked: Asked { full, full_diff },
         };
         let here = mapping.destination.fingerprint();
         if fence.is_none() {
             return plan_dry(reading, start.await?, &here).await;
         }
-        let (loaded, start) = tokio::join!(load_state(store, &mapping.name, &here), start);
-        let ((stored, state_was_for), mut start) = (loaded?, start?);
-        diff::check_drift(stored.schema.as_deref(), start.compiled.columns())?;
-        start.settle(stored.schema.as_deref());
-        let (mut counts, mut rejections) = (RunCounts::default(), Vec::new());
-        let kept = Kept::new(keep_budget, Some(&stored.index), full);
-        let snapshot = read_snapshot(source, &start.compiled, Arc::clone(&start.held), kept, &mut counts, &mut rejections).await?;
-        finish(&reading, (stored, state_was_for), full, start, snapshot, (counts, rejections)).await
+        let (loaded, start, stored_cursor) = tokio::join!(load_state(store, &mapping.name, &here), start, store.cursor(&mapping.name));
+        let (loaded, mut start) = (loaded?, start?);
+        diff::check_drift(loaded.0.schema.as_deref(), start.compiled.columns())?;
+        start.settle(loaded.0.schema.as_deref());
+        pass1(&reading, loaded, start, (stored_cursor?, &here), keep_budget).await
     }
 }
 
-/// Pass 1 of a dry run, which keeps no records: the stored state is loaded while the snapshot
-/// is read, rather than before.
-async fn plan_dry(reading: Reading<'_>, mut start: Start, here: &str) -> Result<Plan, Error> {
+/// Pass 1 once state is loaded: the run's cursor decided, the source read (narrowed or not,
+/// with every identity on a narrowed mirror run), and the diff.
+async fn pass1(
+    reading: &Reading<'_>,
+    (stored, state_was_for): (StoredState, Option<String>),
+    start: Start,
+    (stored_cursor, here): (Option<StoredCursor>, &str),
+    keep_budget: usize,
+) -> Result<Plan, Error> {
+    let usable = !stored.replace && state_was_for.is_none() && !stored.index.is_empty();
+    let decision = narrowed::decide(&start, stored_cursor, (reading.asked, usable), here);
+    let mut cursor_read = decision.as_ref().map(CursorRead::new);
     let (mut counts, mut rejections) = (RunCounts::default(), Vec::new());
-    let sync = reading.mapping.name.as_str();
-    // A column with no value takes its type from state, which must then be read first.
-    let loaded_first = match start.compiled.has_untyped_columns() {
+    let kept = Kept::new(keep_budget, Some(&stored.index), reading.asked.full);
+    let rows = narrowed::rows(reading.source, &start.compiled, decision.as_ref());
+    let pass = cursor_read.as_mut().zip(decision.as_ref()).map(|(read, d)| CursorPass {
+        read,
+        column: Arc::from(d.column.name.as_str()),
+        stored: Some(IndexLookup::new(&stored.index)),
+    });
+    let every_identity = decision.as_ref().is_some_and(|d| d.since().is_some()) && reading.mapping.mode == Mode::Mirror;
+    let read = read_snapshot(
+        rows,
+        (&start.compiled, Arc::clone(&start.held)),
+        kept,
+        pass,
+        &mut counts,
+        &mut rejections,
+    );
+    let (snapshot, identities) = match every_identity {
         true => {
-            let loaded = load_state(reading.store, sync, here).await?;
-            start.settle(loaded.0.schema.as_deref());
-            Some(loaded)
+            let (snapshot, identities) = tokio::join!(read, narrowed::every_identity(reading.source, &start.compiled));
+            (snapshot?, Some(identities?))
         }
-        false => None,
+        false => (read.await?, None),
     };
+    let narrowing = Narrowing {
+        decision,
+        read: cursor_read,
+        identities,
+    };
+    finish(reading, (stored, state_was_for), start, snapshot, (counts, rejections), narrowing).await
+}
+
+/// Pass 1 of a dry run, which keeps no records: the stored state is loaded while the snapshot
+/// is read, rather than before, unless the read depends on it (a cursor's watermark, the type
+/// of a column with no value).
+async fn plan_dry(reading: Reading<'_>, mut start: Start, here: &str) -> Result<Plan, Error> {
+    let sync = reading.mapping.name.as_str();
+    if start.cursor.is_some() || start.compiled.has_untyped_columns() {
+        let (loaded, stored_cursor) = tokio::join!(load_state(reading.store, sync, here), reading.store.cursor(sync));
+        let loaded = loaded?;
+        diff::check_drift(loaded.0.schema.as_deref(), start.compiled.columns())?;
+        start.settle(loaded.0.schema.as_deref());
+        return pass1(&reading, loaded, start, (stored_cursor?, here), 0).await;
+    }
+    let (mut counts, mut rejections) = (RunCounts::default(), Vec::new());
     let (compiled, held) = (Arc::clone(&start.compiled), Arc::clone(&start.held));
-    let read = read_snapshot(reading.source, &compiled, held, Kept::none(), &mut counts, &mut rejections);
-    let (loaded, snapshot) = match loaded_first {
-        Some(loaded) => (loaded, read.await),
-        None => {
-            let (loaded, snapshot) = tokio::join!(load_state(reading.store, sync, here), read);
-            (loaded?, snapshot)
-        }
-    };
+    let rows = narrowed::rows(reading.source, &compiled, None);
+    let read = read_snapshot(rows, (&compiled, held), Kept::none(), None, &mut counts, &mut rejections);
+    let (loaded, snapshot) = tokio::join!(load_state(reading.store, sync, here), read);
+    let loaded = loaded?;
     // Checked after the read, and still before anything could be sent.
     diff::check_drift(loaded.0.schema.as_deref(), start.compiled.columns())?;
-    finish(&reading, loaded, false, start, snapshot?, (counts, rejections)).await
+    finish(&reading, loaded, start, snapshot?, (counts, rejections), Narrowing::default()).await
 }
 
 /// The diff of what pass 1 read against `stored`.
 async fn finish(
     reading: &Reading<'_>,
     (stored, state_was_for): (StoredState, Option<String>),
-    full: bool,
     start: Start,
     snapshot: Snapshot,
     (mut counts, mut rejections): (RunCounts, Vec<StoredRejection>),
+    narrowing: Narrowing,
 ) -> Result<Plan, Error> {
     let Reading {
         mapping, source, identity, ..
     } = *reading;
+    let full = reading.asked.full;
     let Start {
         compiled,
         held,
         from_source,
+        ..
     } = start;
-    let to_delete = gone(reading, &stored, &snapshot, &held, (full, &mut counts)).await?;
+    let to_delete = gone(reading, &stored, &snapshot, &held, &narrowing, &mut counts).await?;
     let selection = diff::select(&snapshot.seen, &stored.index, mapping.mode, full);
     (counts.new, counts.changed, counts.unchanged) = (selection.new, selection.changed, selection.unchanged);
+    // Pass 2 reads what pass 1 read: the rows past the cursor, or every row.
+    let reread = narrowing.decision.clone();
+    let cursor = cursor_outcome(narrowing, &stored, &selection, &mut counts);
     let Snapshot {
         seen,
         rejected_ids,
@@ -160,23 +224,52 @@ async fn finish(
         in_state,
         sends_everything: in_state == 0,
         state_was_for,
-        baseline: Box::new(HashesRun::new(mapping, selection.to_send, stored)),
+        baseline: Box::new(HashesRun::new(mapping, selection.to_send, stored, reread)),
+        cursor,
     };
     Ok(plan.logged(&mapping.name))
 }
 
+/// The run's cursor, and the counts a narrowed read changes: the records it did not read are
+/// unchanged by assumption, and on a mirror run `source` counts every row's identity.
+fn cursor_outcome(
+    narrowing: Narrowing,
+    stored: &StoredState,
+    selection: &diff::Selection,
+    counts: &mut RunCounts,
+) -> Option<Arc<CursorRun>> {
+    if narrowing.narrowed() {
+        let read_in_state = selection.changed + selection.unchanged + counts.gone;
+        counts.unchanged += (stored.index.len() as u64).saturating_sub(read_in_state);
+        counts.narrowed = true;
+        if let Some((_, rows)) = &narrowing.identities {
+            counts.source = *rows;
+        }
+    }
+    let cursor = Arc::new(narrowing.read?.finish(narrowing.decision?, &selection.to_send));
+    counts.changed_without_cursor = cursor.changed_without_cursor();
+    Some(cursor)
+}
+
 /// What left the source, counted; in mirror mode, the ids to delete. A suppressed identity is
-/// neither sent nor gone: its record, if any, stays where it is.
+/// neither sent nor gone: its record, if any, stays where it is. A narrowed read finds what
+/// left from every row's identity, read on a mirror run; other modes look for nothing.
 async fn gone(
     reading: &Reading<'_>,
     stored: &StoredState,
     snapshot: &Snapshot,
     held: &HashSet<u128>,
-    (full, counts): (bool, &mut RunCounts),
+    narrowing: &Narrowing,
+    counts: &mut RunCounts,
 ) -> Result<Vec<String>, Error> {
-    let mut gone = diff::gone_keys(&stored.index, &snapshot.seen, &snapshot.duplicates, &snapshot.rejected_ids);
+    let present = match (&narrowing.identities, narrowing.narrowed()) {
+        (Some((identities, _)), _) => identities.as_slice(),
+        (None, true) => return Ok(Vec::new()),
+        (None, false) => snapshot.seen.as_slice(),
+    };
+    let mut gone = diff::gone_keys(&stored.index, present, &snapshot.duplicates, &snapshot.rejected_ids);
     gone.retain(|key| !held.contains(key));
-    if !full {
+    if !reading.asked.full {
         counts.gone = gone.len() as u64;
     }
     // Even a full resync deletes in mirror mode: what ebb sent and the source no longer has.
@@ -224,10 +317,12 @@ struct HashesRun {
     committed: Mutex<Committed>,
     /// The state the plan was made against, for the cached index at the end.
     stored: Mutex<Option<StoredState>>,
+    /// With a cursor, how pass 1 read: pass 2 reads the same rows again.
+    reread: Option<Decision>,
 }
 
 impl HashesRun {
-    fn new(mapping: &Mapping, to_send: Vec<u128>, stored: StoredState) -> HashesRun {
+    fn new(mapping: &Mapping, to_send: Vec<u128>, stored: StoredState, reread: Option<Decision>) -> HashesRun {
         HashesRun {
             sync: mapping.name.clone(),
             to_send: Arc::new(to_send),
@@ -239,6 +334,7 @@ impl HashesRun {
                 removed: Vec::new(),
             }),
             stored: Mutex::new(Some(stored)),
+            reread,
         }
     }
 }
@@ -266,7 +362,7 @@ impl BaselineRun for HashesRun {
             return futures::stream::once(async move { Ok(records) }).boxed();
         }
         let (compiled, may_want) = (Arc::clone(compiled), Arc::clone(&self.to_send));
-        let stream = source.stream(Arc::new(compiled.columns().to_vec()));
+        let stream = narrowed::rows(source, &compiled, self.reread.as_ref());
         stream
             .map(move |batch| {
                 let mut out = Vec::new();

@@ -16,6 +16,7 @@
 
 pub mod hashes;
 mod kept;
+mod narrowed;
 mod plan;
 mod snapshot;
 pub mod warehouse;
@@ -27,6 +28,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use crate::config::Identity;
+use crate::cursor::CursorColumn;
 use crate::error::Error;
 use crate::mapping::CompiledMapping;
 use crate::record::Record;
@@ -44,6 +46,8 @@ pub struct Start {
     pub held: Arc<HashSet<u128>>,
     /// Identities of the suppression source that the suppression list does not hold yet.
     pub from_source: Vec<String>,
+    /// The mapping's cursor column, checked against the source's schema.
+    pub cursor: Option<CursorColumn>,
 }
 
 impl Start {
@@ -67,6 +71,8 @@ pub struct PlanInput<'a> {
     pub identity: Identity,
     /// Plan every record, whatever the baseline holds (`--full`).
     pub full: bool,
+    /// Read every row, even with a cursor (`--full-diff`).
+    pub full_diff: bool,
     /// How much memory pass 1 may spend keeping the records to send; 0 keeps none.
     pub keep_budget: usize,
     /// The run lock's fencing token, for a run that will commit; `None` for a dry run, which

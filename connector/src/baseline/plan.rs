@@ -8,6 +8,7 @@ use futures::StreamExt;
 
 use super::BaselineRun;
 use crate::config::Identity;
+use crate::cursor::CursorRun;
 use crate::diff::Duplicate;
 use crate::error::Error;
 use crate::hash::id_key;
@@ -43,6 +44,8 @@ pub struct Plan {
     pub state_was_for: Option<String>,
     /// The baseline's side of the run: pass 2's records and the commits.
     pub baseline: Box<dyn BaselineRun>,
+    /// With `source.cursor:`, which rows were read and the watermark the run will leave.
+    pub cursor: Option<Arc<CursorRun>>,
 }
 
 impl Plan {
@@ -60,6 +63,8 @@ impl Plan {
             to_send = self.to_send,
             to_delete = self.to_delete.len(),
             diff = self.baseline.kind(),
+            cursor = self.cursor.as_ref().map(|c| c.summary().scope),
+            changed_without_cursor = self.cursor.as_ref().and_then(|c| c.changed_without_cursor()),
             "plan ready"
         );
         self

@@ -5,16 +5,23 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use arrow::array::Array;
+
 use futures::StreamExt;
 
 use super::kept::Kept;
+use crate::cursor::CursorRead;
 use crate::diff::{self, Duplicate};
 use crate::error::Error;
 use crate::hash::id_key;
 use crate::mapping::{CompiledMapping, Rejection};
 use crate::record::Record;
-use crate::source::{Source, SourceBatch};
-use crate::state::{IndexEntry, RejectionStage, RunCounts, StoredRejection, MAX_STORED_REJECTIONS};
+use crate::source::since::{cursor_values, largest};
+use crate::source::{SourceBatch, SourceError};
+use crate::state::{IndexEntry, IndexLookup, RejectionStage, RunCounts, StoredRejection, MAX_STORED_REJECTIONS};
+
+/// The rows pass 1 reads: the whole source, or the rows past a cursor.
+pub(super) type SourceRows = futures::stream::BoxStream<'static, Result<SourceBatch, SourceError>>;
 
 /// Batches hashed at once: one per core, while the source decodes the next.
 const HASHED_AT_ONCE: usize = 2;
@@ -37,27 +44,65 @@ struct Hashed {
     entries: Vec<IndexEntry>,
     suppressed: u64,
     rejections: Vec<Rejection>,
+    /// With a cursor: each entry's cursor value, and the batch's largest.
+    cursors: Vec<Option<i64>>,
+    largest: Option<i64>,
 }
 
-fn hash_one(compiled: &CompiledMapping, batch: SourceBatch, suppressed: &HashSet<u128>) -> Hashed {
+/// The cursor's side of pass 1: what it learns, the column it reads, and the stored index
+/// that tells which rows differ from the baseline.
+pub(super) struct CursorPass<'a> {
+    pub read: &'a mut CursorRead,
+    pub column: Arc<str>,
+    pub stored: Option<IndexLookup<'a>>,
+}
+
+impl CursorPass<'_> {
+    fn note(&mut self, done: &Hashed) {
+        self.read.saw(done.largest);
+        for (entry, cursor) in done.entries.iter().zip(&done.cursors) {
+            if self.stored.as_ref().and_then(|s| s.get(entry.key)) != Some(entry.hash) {
+                self.read.differs(entry.key, *cursor);
+            }
+        }
+    }
+}
+
+fn hash_one(compiled: &CompiledMapping, batch: SourceBatch, suppressed: &HashSet<u128>, cursor: Option<&str>) -> Result<Hashed, Error> {
+    let values = match cursor.and_then(|name| batch.batch.column_by_name(name)) {
+        Some(column) => Some(cursor_values(column).map_err(|e| SourceError::Read {
+            path: batch.origin.to_string(),
+            cause: Box::new(e),
+        })?),
+        None => None,
+    };
     let mut out = Hashed {
         entries: Vec::with_capacity(batch.batch.num_rows()),
         suppressed: 0,
         rejections: Vec::new(),
+        cursors: Vec::new(),
+        largest: values.as_ref().and_then(largest),
         batch,
     };
-    compiled.hash_batch(&out.batch, |hashed| match hashed {
-        Ok((id, hash)) => {
-            let key = id_key(id);
-            if suppressed.contains(&key) {
-                out.suppressed += 1;
-            } else {
-                out.entries.push(IndexEntry { key, hash });
+    let mut row = 0;
+    compiled.hash_batch(&out.batch, |hashed| {
+        match hashed {
+            Ok((id, hash)) => {
+                let key = id_key(id);
+                if suppressed.contains(&key) {
+                    out.suppressed += 1;
+                } else {
+                    out.entries.push(IndexEntry { key, hash });
+                    if let Some(values) = &values {
+                        out.cursors.push(values.is_valid(row).then(|| values.value(row)));
+                    }
+                }
             }
+            Err(rejection) => out.rejections.push(rejection),
         }
-        Err(rejection) => out.rejections.push(rejection),
+        row += 1;
     });
-    out
+    Ok(out)
 }
 
 /// Notes a rejected row's id, which is present though not valid, and keeps the first
@@ -80,13 +125,13 @@ fn mapping_rejection(r: Rejection) -> StoredRejection {
     }
 }
 
-/// Streams the source once, hashing valid rows, keeping the first rejections, and mapping the
-/// rows `kept` wants.
+/// Streams the source once (`rows`), hashing valid rows, keeping the first rejections, mapping
+/// the rows `kept` wants, and telling `cursor` what it reads.
 pub(super) async fn read_snapshot(
-    source: &dyn Source,
-    compiled: &Arc<CompiledMapping>,
-    suppressed: Arc<HashSet<u128>>,
+    rows: SourceRows,
+    (compiled, suppressed): (&Arc<CompiledMapping>, Arc<HashSet<u128>>),
     mut kept: Kept<'_>,
+    mut cursor: Option<CursorPass<'_>>,
     counts: &mut RunCounts,
     rejections: &mut Vec<StoredRejection>,
 ) -> Result<Snapshot, Error> {
@@ -95,20 +140,23 @@ pub(super) async fn read_snapshot(
     let mut seen: Vec<IndexEntry> = Vec::with_capacity(last_size + last_size / 16 + 1024);
     let mut rejected_ids: Vec<(u128, String)> = Vec::new();
     let mut candidates: Vec<u128> = Vec::new();
-    let stream = source.stream(Arc::new(compiled.columns().to_vec()));
-    let mut hashed = stream
+    let column = cursor.as_ref().map(|c| Arc::clone(&c.column));
+    let mut hashed = rows
         .map(|batch| {
-            let (compiled, suppressed) = (Arc::clone(compiled), Arc::clone(&suppressed));
+            let (compiled, suppressed, column) = (Arc::clone(compiled), Arc::clone(&suppressed), column.clone());
             async move {
                 let batch = batch?;
-                tokio::task::spawn_blocking(move || hash_one(&compiled, batch, &suppressed))
+                tokio::task::spawn_blocking(move || hash_one(&compiled, batch, &suppressed, column.as_deref()))
                     .await
-                    .map_err(|e| Error::from(crate::panic::joined("mapping", e)))
+                    .map_err(|e| Error::from(crate::panic::joined("mapping", e)))?
             }
         })
         .buffered(HASHED_AT_ONCE);
     while let Some(done) = hashed.next().await {
         let done = done?;
+        if let Some(cursor) = cursor.as_mut() {
+            cursor.note(&done);
+        }
         counts.source += done.batch.batch.num_rows() as u64;
         counts.suppressed += done.suppressed;
         counts.invalid += done.rejections.len() as u64;

@@ -98,6 +98,9 @@ pub enum Command {
         /// destination last acknowledged, field by field.
         #[arg(long)]
         explain: bool,
+        /// With `source.cursor:`, read every row rather than only those past the watermark.
+        #[arg(long)]
+        full_diff: bool,
         /// One machine-readable JSON document on stdout.
         #[arg(long)]
         json: bool,
@@ -254,10 +257,17 @@ async fn dispatch(cli: Cli) -> ExitCode {
             limit,
             json,
             explain,
+            full_diff,
         } => {
             // One file named alone keeps its one JSON document; a folder or a selection gives a list.
             let one = mappings.len() == 1 && !mappings[0].is_dir() && select.select.is_empty() && select.exclude.is_empty();
-            let shape = preview::PreviewOutput { limit, json, one, explain };
+            let shape = preview::PreviewOutput {
+                limit,
+                json,
+                one,
+                explain,
+                full_diff,
+            };
             report(match selected(&mappings, &select) {
                 Ok(files) => preview::preview_all(&cli.state, &files, shape, &env).await,
                 Err(e) => Err(e),

@@ -17,6 +17,8 @@ pub(super) struct PreviewOutput {
     /// One mapping file was named: its JSON is one document, not a list of one.
     pub one: bool,
     pub explain: bool,
+    /// Read every row, even with a cursor.
+    pub full_diff: bool,
 }
 
 /// Every mapping is checked before any preview is computed, as `ebb sync` does.
@@ -31,6 +33,7 @@ pub(super) async fn preview_all(state_url: &str, paths: &[PathBuf], out: Preview
         let options = sync::PreviewOptions {
             limit: out.limit,
             explain: out.explain,
+            full_diff: out.full_diff,
         };
         let preview = sync::preview_with(sync, store.as_ref(), options).await?;
         if !out.json {
@@ -68,6 +71,9 @@ fn print_preview(sync: &SyncJob, preview: &sync::Preview, limit: usize) -> Resul
     );
     if let Some(folders) = &preview.folders {
         print_wrapped("  ", &format!("read {}", folders.summary()));
+    }
+    if let Some(cursor) = &preview.cursor {
+        print_wrapped("  ", &super::run::cursor_note(cursor, preview.counts.changed_without_cursor));
     }
     if let Some(other) = &preview.state_was_for {
         print_wrapped("  ", &state_was_for_note(other));

@@ -21,11 +21,24 @@ pub(super) fn print_report(r: &RunReport) {
     if let Some(folders) = &r.folders {
         print_wrapped("  ", &format!("read {}", folders.summary()));
     }
+    if let Some(cursor) = &r.cursor {
+        print_wrapped("  ", &cursor_note(cursor, r.counts.changed_without_cursor));
+    }
     if let Some(other) = &r.state_was_for {
         print_wrapped("  ", &state_was_for_note(other));
     }
     if let Some(e) = &r.error {
         print_wrapped("  ", &format!("error: {e}"));
+    }
+}
+
+/// What a person reads of a run's cursor: which rows it read, and what a full diff found.
+pub(super) fn cursor_note(c: &crate::cursor::CursorSummary, changed_without_cursor: Option<u64>) -> String {
+    match (&c.read_from, c.full_because, changed_without_cursor) {
+        (Some(from), _, _) => format!("cursor: read only rows with {} at or after {from} (or null)", c.column),
+        (None, _, Some(1)) => format!("full diff: 1 row changed without its cursor moving ({})", c.column),
+        (None, _, Some(n)) => format!("full diff: {n} rows changed without their cursor moving ({})", c.column),
+        (None, reason, None) => format!("full diff ({}): every row read", reason.unwrap_or("asked")),
     }
 }
 
@@ -93,6 +106,10 @@ pub struct SyncArgs {
     /// Ignore state and send every record.
     #[arg(long)]
     pub full: bool,
+    /// With `source.cursor:`, read and diff every row rather than only those past the
+    /// watermark; reports the rows that changed without their cursor moving.
+    #[arg(long)]
+    pub full_diff: bool,
     /// Print the summaries as JSON.
     #[arg(long)]
     pub json: bool,
@@ -116,6 +133,7 @@ impl SyncArgs {
         };
         SyncFlags {
             full: self.full,
+            full_diff: self.full_diff,
             json: self.json,
             wait: self.wait,
             allow_guards,
@@ -125,6 +143,7 @@ impl SyncArgs {
 
 pub(super) struct SyncFlags {
     pub full: bool,
+    pub full_diff: bool,
     pub json: bool,
     pub wait: bool,
     pub allow_guards: AllowGuards,
@@ -136,6 +155,7 @@ pub const EXIT_BLOCKED: u8 = 3;
 pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFlags, env: &dyn Env) -> ExitCode {
     let SyncFlags {
         full,
+        full_diff,
         json,
         wait,
         allow_guards,
@@ -152,6 +172,7 @@ pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFla
     let cancel = cancel_on_ctrl_c();
     let options = RunOptions {
         full,
+        full_diff,
         progress: (!json).then(|| Arc::new(progress::Bar::default()) as Arc<dyn sync::Progress>),
         cancel: cancel.clone(),
         wait_for_lock: wait,

@@ -10,6 +10,7 @@
 
 pub mod alerts;
 pub mod attributes;
+pub mod cursor;
 pub mod env;
 pub mod guards;
 pub mod issue;
@@ -29,6 +30,7 @@ use serde_saphyr::Spanned;
 
 pub use alerts::{load_worker_config, AlertsConfig, RowCountChange, WorkerConfig, DEFAULT_RETENTION};
 pub use attributes::{AttrType, Attribute, AttributeSource, ColumnRef, ValueRule};
+pub use cursor::{CursorConfig, Lag};
 pub use guards::{GuardBlocked, Guards, Planned, GUARD_NAMES};
 pub use issue::{did_you_mean, ConfigErrors, ConfigIssue, Loc};
 pub use pii::Pii;

@@ -93,6 +93,11 @@ pub struct RawSource {
     #[serde(default)]
     #[schemars(with = "Option<super::store::RawStore>")]
     pub store: Option<Spanned<super::store::RawStore>>,
+    /// A column that moves whenever a row changes (`updated_at`): runs read only the rows past
+    /// it, with a full diff on a schedule to stay exact.
+    #[serde(default)]
+    #[schemars(with = "Option<super::cursor::RawCursor>")]
+    pub cursor: Option<Spanned<super::cursor::RawCursor>>,
 }
 
 /// `source:` takes one of `parquet` and `postgres`, and the folder and store keys only with

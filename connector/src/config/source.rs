@@ -139,6 +139,12 @@ impl Validator<'_> {
     /// A source written at `at` (`source`, or a joined one such as `company.source`).
     pub fn source_at(&mut self, raw: &Spanned<RawSource>, at: &str) -> SourceConfig {
         let source = &raw.value;
+        if let (Some(cursor), false) = (&source.cursor, at == "source") {
+            self.push(
+                &Loc::of(cursor, format!("{at}.cursor")),
+                "goes with the mapping's own `source:`: only its rows are narrowed by a cursor",
+            );
+        }
         match (&source.parquet, &source.postgres) {
             (Some(p), None) => self.parquet(p, source, at),
             (None, Some(pg)) => {

@@ -11,9 +11,11 @@ pub mod feed;
 mod joined;
 pub mod parquet;
 pub mod postgres;
+pub mod since;
 pub mod store;
 
 pub use crate::folders::folder_wildcard;
+pub use since::Since;
 pub use store::StoreProblem;
 
 use crate::quote::{quote, shorten, MAX_QUOTED_CHARS};
@@ -162,6 +164,17 @@ pub trait Source: Send + Sync {
     /// ends it with an error instead (see [`feed`]), so a consumer that reads to the end has
     /// the whole snapshot or an error, never a shorter snapshot.
     fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>>;
+
+    /// Streams only the rows [`Since`] selects, as [`Source::stream`] streams every row;
+    /// `expected` holds the cursor column. `None` when the source cannot narrow a read: the
+    /// caller reads every row instead.
+    fn stream_since(
+        &self,
+        _expected: Arc<Vec<(String, ColumnType)>>,
+        _since: Since,
+    ) -> Option<BoxStream<'static, Result<SourceBatch, SourceError>>> {
+        None
+    }
 
     /// The folders that `latest:` or `require_marker:` chose, once the snapshot was listed.
     fn folders(&self) -> Option<SnapshotFolders> {

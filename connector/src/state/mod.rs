@@ -5,6 +5,7 @@
 //! does, from what `load` returns.
 
 mod backend;
+mod cursors;
 pub mod holder;
 mod index;
 mod load;
@@ -20,6 +21,7 @@ mod tracking;
 mod warehouse;
 
 use crate::column::ColumnType;
+pub use cursors::StoredCursor;
 pub use index::{IndexEntry, RecordIndex, INDEX_FORMAT};
 pub use lock::{LockLost, LockWatch, RunLock};
 pub use lookup::IndexLookup;
@@ -222,6 +224,11 @@ pub trait StateStore: Send + Sync {
     async fn unsuppress(&self, sync: &str, ids: &[String]) -> Result<u64, StateError>;
     /// A sync's suppression list, sorted by identity.
     async fn suppressions(&self, sync: &str) -> Result<Vec<Suppression>, StateError>;
+    /// A cursor sync's watermark, if a completed run left one.
+    async fn cursor(&self, sync: &str) -> Result<Option<StoredCursor>, StateError>;
+    /// Moves the watermark: only after a completed run of the lock's sync. A lost lock saves
+    /// nothing and says so.
+    async fn save_cursor(&self, lock: &RunLock, cursor: &StoredCursor) -> Result<(), StateError>;
     /// What state holds of these records: when each was last acknowledged, by which runs, and
     /// its payload. Ids not in state are left out.
     async fn tracked(&self, sync: &str, ids: &[String]) -> Result<Vec<TrackedRecord>, StateError>;

@@ -57,6 +57,15 @@ pub struct RunCounts {
     pub suppressed: u64,
     pub rejected: u64,
     pub failed: u64,
+    /// Of a full diff of a cursor sync: rows new or changed whose cursor had not moved past
+    /// the last run's watermark, so that cursor runs did not read them. `None` for a run that
+    /// did not look (a cursor run, a first run, a sync without a cursor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_without_cursor: Option<u64>,
+    /// A cursor run: `source` counts only the rows past the watermark (in mirror mode, every
+    /// row's identity was read too, and `source` counts those).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub narrowed: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -220,6 +229,8 @@ pub(crate) struct RunRow {
     sending_since_ms: Option<i64>,
     progress_at_ms: Option<i64>,
     snapshot_folders: Option<String>,
+    changed_without_cursor: Option<i64>,
+    narrowed: bool,
 }
 
 impl TryFrom<RunRow> for RunRecord {
@@ -251,6 +262,8 @@ impl TryFrom<RunRow> for RunRecord {
                 suppressed: n(r.suppressed),
                 rejected: n(r.rejected),
                 failed: n(r.failed),
+                changed_without_cursor: r.changed_without_cursor.map(n),
+                narrowed: r.narrowed,
             },
             error: r.error,
             origin,

@@ -9,6 +9,7 @@
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row, Type};
 
 use super::backend::{suppress_in, value_rows, Backend, RowsAffected, ROWS_PER_INSERT};
+use super::cursors::{self, StoredCursor};
 use super::load::{records_of, stored_schema, SyncMeta};
 use super::suppress::SuppressionRow;
 use super::{
@@ -22,7 +23,7 @@ use crate::hash::HASH_VERSION;
 
 const RUN_COLUMNS: &str = "id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, \
      sent, deleted, suppressed, rejected, failed, error, origin, scheduled_for, worker, planned, progress_done, sending_since_ms, progress_at_ms, \
-     snapshot_folders";
+     snapshot_folders, changed_without_cursor, narrowed";
 
 /// Runs a retention pass may delete: finished, started before `$1`, and not the latest of their sync.
 const PRUNABLE_RUNS: &str =
@@ -51,6 +52,7 @@ where
     for<'r> RejectionRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> SuppressionRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> TrackedRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> StoredCursor: FromRow<'r, <B::Db as Database>::Row>,
 {
     async fn load(&self, sync: &str) -> Result<StoredState, StateError> {
         // One read transaction, so the counter, the cache and the table agree.
@@ -150,13 +152,34 @@ where
         Ok(())
     }
 
+    async fn cursor(&self, sync: &str) -> Result<Option<StoredCursor>, StateError> {
+        Ok(sqlx::query_as(cursors::LOAD).bind(sync).fetch_optional(self.pool()).await?)
+    }
+
+    async fn save_cursor(&self, lock: &RunLock, c: &StoredCursor) -> Result<(), StateError> {
+        lock.check()?;
+        sqlx::query::<B::Db>(cursors::SAVE)
+            .bind(lock.sync())
+            .bind(c.column.as_str())
+            .bind(c.fingerprint.as_str())
+            .bind(c.watermark)
+            .bind(c.full_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     async fn reset(&self, sync: &str) -> Result<u64, StateError> {
         let mut tx = self.pool().begin().await?;
         let forgotten = sqlx::query::<B::Db>("DELETE FROM records WHERE sync = $1")
             .bind(sync)
             .execute(&mut *tx)
             .await?;
-        for table in ["DELETE FROM record_index WHERE sync = $1", "DELETE FROM syncs WHERE name = $1"] {
+        for table in [
+            "DELETE FROM record_index WHERE sync = $1",
+            "DELETE FROM syncs WHERE name = $1",
+            cursors::FORGET,
+        ] {
             sqlx::query::<B::Db>(table).bind(sync).execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -227,7 +250,8 @@ where
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         sqlx::query::<B::Db>(
             "UPDATE runs SET ended_at = $1, status = $2, source_rows = $3, invalid = $4, new = $5, changed = $6, unchanged = $7, \
-             gone = $8, sent = $9, rejected = $10, failed = $11, error = $12, deleted = $13, suppressed = $14 WHERE id = $15",
+             gone = $8, sent = $9, rejected = $10, failed = $11, error = $12, deleted = $13, suppressed = $14, \
+             changed_without_cursor = $15, narrowed = $16 WHERE id = $17",
         )
         .bind(now_secs())
         .bind(status.as_str())
@@ -243,6 +267,8 @@ where
         .bind(error)
         .bind(count(c.deleted))
         .bind(count(c.suppressed))
+        .bind(c.changed_without_cursor.map(count))
+        .bind(c.narrowed)
         .bind(run)
         .execute(self.pool())
         .await?;
@@ -334,6 +360,10 @@ where
                 .execute(&mut *tx)
                 .await?;
             lifted += done.rows();
+        }
+        // A lifted identity's row may not have changed since: the next run reads every row.
+        if lifted > 0 {
+            sqlx::query::<B::Db>(cursors::FORGET).bind(sync).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(lifted)

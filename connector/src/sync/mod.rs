@@ -72,12 +72,18 @@ impl SyncJob {
 
     /// Checks the mapping against the source's schema, and the suppression source's; reads no rows.
     pub async fn compile(&self) -> Result<CompiledMapping, Error> {
+        Ok(self.compile_with_cursor().await?.0)
+    }
+
+    /// [`SyncJob::compile`], with the mapping's cursor column checked against the same schema.
+    pub async fn compile_with_cursor(&self) -> Result<(CompiledMapping, Option<crate::cursor::CursorColumn>), Error> {
         let schema = self.source.schema().await?;
         let compiled = CompiledMapping::compile(&self.mapping, &schema, &self.source.describe(), chrono::Utc::now().timestamp())?;
+        let cursor = crate::cursor::check(&self.mapping, &schema)?;
         if let Some(config) = &self.mapping.suppress {
             suppress::list_column(self, source::build(config)?.as_ref(), config).await?;
         }
-        Ok(compiled)
+        Ok((compiled, cursor))
     }
 }
 
@@ -99,6 +105,18 @@ pub struct RunReport {
     /// The snapshot folders read (and skipped), when `latest:` or `require_marker:` chose them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub folders: Option<crate::folders::SnapshotFolders>,
+    /// With `source.cursor:`: whether the run read only the rows past the watermark, or all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<crate::cursor::CursorSummary>,
+}
+
+/// What a run learns as it goes, kept whatever way it ends.
+#[derive(Default)]
+struct Learnt {
+    counts: RunCounts,
+    full_resync: bool,
+    state_was_for: Option<String>,
+    cursor: Option<crate::cursor::CursorSummary>,
 }
 
 /// Where a run reports its progress through pass 2; the CLI draws a bar.
@@ -112,6 +130,8 @@ pub trait Progress: Send + Sync {
 
 pub struct RunOptions {
     pub full: bool,
+    /// Read every row, even with a cursor (`--full-diff`).
+    pub full_diff: bool,
     pub progress: Option<Arc<dyn Progress>>,
     /// Cancelled on Ctrl-C or SIGTERM: no new batches start; in-flight ones finish and commit.
     pub cancel: CancellationToken,
@@ -174,6 +194,7 @@ impl Default for RunOptions {
     fn default() -> RunOptions {
         RunOptions {
             full: false,
+            full_diff: false,
             progress: None,
             cancel: CancellationToken::new(),
             abandon: CancellationToken::new(),
@@ -218,9 +239,10 @@ pub async fn run_locked(sync: &SyncJob, store: &dyn StateStore, options: &RunOpt
     };
     lock.check()?;
     let run_id = store.begin_run(&name, &start).await?;
-    let mut counts = RunCounts::default();
-    let mut full_resync = options.full;
-    let mut state_was_for = None;
+    let mut learnt = Learnt {
+        full_resync: options.full,
+        ..Learnt::default()
+    };
     let context = RunContext {
         sync,
         store,
@@ -229,7 +251,7 @@ pub async fn run_locked(sync: &SyncJob, store: &dyn StateStore, options: &RunOpt
         run_id,
         destination: sync.mapping.destination.fingerprint(),
     };
-    let result = match crate::panic::catch("sync", context.run(&mut counts, &mut full_resync, &mut state_was_for)).await {
+    let result = match crate::panic::catch("sync", context.run(&mut learnt)).await {
         Ok(result) => result,
         Err(internal) => Err(Error::Internal(internal)),
     };
@@ -244,18 +266,19 @@ pub async fn run_locked(sync: &SyncJob, store: &dyn StateStore, options: &RunOpt
     if let Some(folders) = &folders {
         store.note_folders(run_id, folders).await?;
     }
-    store.finish_run(run_id, status, &counts, error.as_deref()).await?;
-    tracing::info!(sync = %name, run_id, status = status.as_str(), sent = counts.sent, "run finished");
+    store.finish_run(run_id, status, &learnt.counts, error.as_deref()).await?;
+    tracing::info!(sync = %name, run_id, status = status.as_str(), sent = learnt.counts.sent, "run finished");
     Ok(RunReport {
         sync: name,
         run_id: Some(run_id),
         status,
-        counts,
+        counts: learnt.counts,
         error,
         duration_ms: started.elapsed().as_millis() as u64,
-        full_resync,
-        state_was_for,
+        full_resync: learnt.full_resync,
+        state_was_for: learnt.state_was_for,
         folders,
+        cursor: learnt.cursor,
     })
 }
 
@@ -271,17 +294,19 @@ pub(super) struct RunContext<'a> {
 }
 
 impl RunContext<'_> {
-    async fn run(&self, counts: &mut RunCounts, full_resync: &mut bool, state_was_for: &mut Option<String>) -> Result<(), Error> {
+    async fn run(&self, learnt: &mut Learnt) -> Result<(), Error> {
         let (sync, store, name) = (self.sync, self.store, self.sync.name());
         // Nothing is sent while planning, so a stop request ends the run at once.
         let plan = tokio::select! {
             biased;
             () = self.options.cancel.cancelled() => return Err(Error::Interrupted),
-            planned = plan(sync, store, self.options.full, self.options.keep_budget, self.lock.fence()) => planned?,
+            planned = plan(sync, store, self.asked(), self.options.keep_budget, self.lock.fence()) => planned?,
         };
-        state_was_for.clone_from(&plan.state_was_for);
-        *full_resync |= plan.sends_everything;
-        *counts = plan.counts.clone();
+        learnt.state_was_for.clone_from(&plan.state_was_for);
+        learnt.full_resync |= plan.sends_everything;
+        learnt.counts = plan.counts.clone();
+        learnt.cursor = plan.cursor.as_ref().map(|c| c.summary());
+        let counts = &mut learnt.counts;
         store.add_rejections(self.run_id, name, &plan.rejections).await?;
         if let Some(blocked) = guard(sync, &plan, &self.options.allow_guards) {
             // Nothing is sent and nothing is committed: the schema is not saved either.
@@ -303,7 +328,20 @@ impl RunContext<'_> {
         }
         let result = self.deliver(&plan, counts).await;
         plan.baseline.finish(&self.commit_at()).await;
-        result
+        result?;
+        // Only a completed run moves the watermark: one that stopped part-way reads again
+        // whatever it did not get acknowledged.
+        if let Some(cursor) = &plan.cursor {
+            cursor.save(store, self.lock).await?;
+        }
+        Ok(())
+    }
+
+    fn asked(&self) -> crate::cursor::scope::Asked {
+        crate::cursor::scope::Asked {
+            full: self.options.full,
+            full_diff: self.options.full_diff,
+        }
     }
 
     /// Where this run commits.

@@ -127,6 +127,9 @@ impl CommitWindow<'_> {
         let (upserted, deleted) = acknowledged(&done);
         if !upserted.is_empty() || !deleted.is_empty() {
             plan.baseline.commit(&self.context.commit_at(), &upserted, &deleted).await?;
+            if let Some(cursor) = &plan.cursor {
+                cursor.acknowledged(&upserted);
+            }
         }
         counts.sent += upserted.len() as u64;
         counts.deleted += deleted.len() as u64;

@@ -48,6 +48,9 @@ pub struct Preview {
     /// each with what changed since its last acknowledged payload.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Vec<Explanation>>,
+    /// As in [`super::RunReport::cursor`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<crate::cursor::CursorSummary>,
 }
 
 /// What a preview shows besides the counts.
@@ -56,18 +59,25 @@ pub struct PreviewOptions {
     /// Requests to render; with `explain`, records to explain (and the requests that carry them).
     pub limit: usize,
     pub explain: bool,
+    /// Read every row, even with a cursor (`--full-diff`).
+    pub full_diff: bool,
 }
 
 /// A dry run: the plan and the first `limit` requests exactly as they would be sent.
 pub async fn preview(sync: &SyncJob, store: &dyn StateStore, limit: usize) -> Result<Preview, Error> {
-    preview_with(sync, store, PreviewOptions { limit, explain: false }).await
+    let options = PreviewOptions {
+        limit,
+        explain: false,
+        full_diff: false,
+    };
+    preview_with(sync, store, options).await
 }
 
 /// A dry run, with explanations if asked for.
 pub async fn preview_with(sync: &SyncJob, store: &dyn StateStore, options: PreviewOptions) -> Result<Preview, Error> {
     // A preview renders a few requests at most: reading their rows again is cheaper than
     // keeping every changed record, so it keeps none, and loads the state while it reads.
-    let plan = plan_preview(sync, store).await?;
+    let plan = plan_preview(sync, store, options.full_diff).await?;
     let state_was_for = plan.state_was_for.clone();
     let blocked = super::guard(sync, &plan, &super::AllowGuards::None).map(|b| b.to_string());
     let capabilities = sync.destination.capabilities();
@@ -84,7 +94,9 @@ pub async fn preview_with(sync: &SyncJob, store: &dyn StateStore, options: Previ
         }
         false => None,
     };
+    let cursor = plan.cursor.as_ref().map(|c| c.summary());
     Ok(Preview {
+        cursor,
         sync: sync.name().to_string(),
         destination: sync.destination.describe(),
         to_send: plan.to_send(),

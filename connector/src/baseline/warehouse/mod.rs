@@ -186,6 +186,7 @@ async fn finish(
         compiled,
         held,
         from_source,
+        ..
     } = start;
     let (duplicates, skip) = duplicates(&mut read);
     let mut ids = read.rejected_ids.clone();
@@ -225,6 +226,7 @@ async fn finish(
         sends_everything: parts.sends_everything,
         state_was_for: parts.state_was_for,
         baseline: Box::new(WarehouseRun::new(planned, mapping, skip, held, read.kept_rows)),
+        cursor: None,
     };
     Ok(plan.logged(&mapping.name))
 }

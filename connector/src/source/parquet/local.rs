@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
+use super::narrow;
 use super::BATCH_ROWS;
 use crate::source::feed::{self, Feed, Gone};
-use crate::source::{ColumnType, SourceBatch, SourceError, SourceSchema};
+use crate::source::{SourceBatch, SourceError, SourceSchema};
 
 /// A local path, folder or glob, listed on a blocking thread.
 pub(super) struct Listing {
@@ -150,10 +151,10 @@ pub(super) fn schema(path: &Path) -> Result<(String, SourceSchema), SourceError>
 
 /// Streams every file into `feed`, in order; stops at the first error, or early if the consumer
 /// is gone.
-pub(super) fn read_all(files: &[PathBuf], expected: &[(String, ColumnType)], feed: &Feed) -> Result<(), SourceError> {
+pub(super) fn read_all(files: &[PathBuf], read: &super::Read, feed: &Feed) -> Result<(), SourceError> {
     for path in files {
         // A panic in the decoder is reported against the file it met, not just the snapshot.
-        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_file(path, expected, feed)));
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_file(path, read, feed)));
         let read = read.map_err(|payload| SourceError::Internal {
             source_name: path.display().to_string(),
             message: crate::panic::panic_message(payload.as_ref()),
@@ -166,18 +167,30 @@ pub(super) fn read_all(files: &[PathBuf], expected: &[(String, ColumnType)], fee
 }
 
 /// Streams one file into `feed`; `Err(Gone)` when the consumer stopped listening.
-fn read_file(path: &Path, expected: &[(String, ColumnType)], feed: &Feed) -> Result<Result<(), Gone>, SourceError> {
+fn read_file(path: &Path, read: &super::Read, feed: &Feed) -> Result<Result<(), Gone>, SourceError> {
+    let expected = read.expected.as_slice();
     let builder = open(path)?;
     let shown = path.display().to_string();
     let roots = super::projection(builder.schema(), expected, &shown)?;
     let in_footer = builder.metadata().file_metadata().num_rows();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let schemas = (builder.schema().as_ref(), builder.parquet_schema());
+    let Some(narrowed) = narrow::for_file(read.since.as_ref(), builder.metadata(), schemas, &read.decoded, &shown)? else {
+        return Ok(Ok(()));
+    };
+    let origin = narrow::origin(&shown, narrowed.is_some());
+    let (builder, check) = match narrowed {
+        Some(n) => {
+            let (builder, check) = n.apply(builder);
+            (builder, Some(check))
+        }
+        None => (builder, None),
+    };
     let reader = builder
         .with_projection(mask)
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| read_err(path, e))?;
-    let origin: std::sync::Arc<str> = std::sync::Arc::from(shown.as_str());
     let mut first_row = 0u64;
     for batch in reader {
         let batch = super::typed(batch.map_err(|e| read_err(path, e))?, expected, &shown)?;
@@ -192,7 +205,8 @@ fn read_file(path: &Path, expected: &[(String, ColumnType)], feed: &Feed) -> Res
             return Ok(Err(Gone));
         }
         first_row += rows;
+        read.decoded.rows.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
     }
-    super::check_rows(&shown, first_row, in_footer)?;
+    narrow::check_read(&shown, first_row, in_footer, check)?;
     Ok(Ok(()))
 }

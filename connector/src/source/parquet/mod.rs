@@ -10,6 +10,7 @@
 
 mod folders;
 mod local;
+mod narrow;
 mod object_reader;
 mod remote;
 
@@ -24,10 +25,11 @@ use parquet::file::metadata::ParquetMetaData;
 use tokio::sync::OnceCell;
 
 use folders::Resolved;
+pub use narrow::Decoded;
 
 use super::feed::{self, Feed};
 use super::store::{Bucket, Object};
-use super::{ColumnType, Found, SnapshotFolders, Source, SourceBatch, SourceError, SourceSchema};
+use super::{ColumnType, Found, Since, SnapshotFolders, Source, SourceBatch, SourceError, SourceSchema};
 use crate::config::source::FolderRule;
 
 const BATCH_ROWS: usize = 8192;
@@ -52,6 +54,14 @@ struct Inner {
     pattern: String,
     place: Place,
     rule: FolderRule,
+    decoded: Arc<Decoded>,
+}
+
+/// One read of the snapshot: the columns, and the cursor that narrows it, if any.
+struct Read {
+    expected: Arc<Vec<(String, ColumnType)>>,
+    since: Option<Since>,
+    decoded: Arc<Decoded>,
 }
 
 impl ParquetSource {
@@ -72,8 +82,18 @@ impl ParquetSource {
 
     fn with_place(pattern: String, place: Place, rule: FolderRule) -> Self {
         ParquetSource {
-            inner: Arc::new(Inner { pattern, place, rule }),
+            inner: Arc::new(Inner {
+                pattern,
+                place,
+                rule,
+                decoded: Arc::default(),
+            }),
         }
+    }
+
+    /// How many rows this source has decoded so far, over every read.
+    pub fn decoded(&self) -> Arc<Decoded> {
+        Arc::clone(&self.inner.decoded)
     }
 }
 
@@ -116,18 +136,32 @@ impl Inner {
 
     /// Reads every file into `feed`, in order. `Ok` only once every row of every file was sent
     /// (or the consumer stopped listening); the first error ends the read.
-    async fn read_into(self: Arc<Self>, expected: Arc<Vec<(String, ColumnType)>>, feed: Feed) -> Result<(), SourceError> {
+    async fn read_into(self: Arc<Self>, read: Read, feed: Feed) -> Result<(), SourceError> {
         match &self.place {
             Place::Local(cell) => {
                 let files = self.local_files(cell).await?;
                 // Decoded on a thread of its own, as the caller maps and hashes on others.
-                feed::blocking(&self.pattern, move || local::read_all(&files.parts, &expected, &feed)).await
+                feed::blocking(&self.pattern, move || local::read_all(&files.parts, &read, &feed)).await
             }
             Place::Store { bucket, resolved, footers } => {
                 let objects = self.objects(bucket, resolved).await?;
-                remote::read_all(bucket, &objects.parts, footers, &expected, &feed).await
+                remote::read_all(bucket, &objects.parts, footers, &read, &feed).await
             }
         }
+    }
+
+    fn spawn(
+        self: &Arc<Self>,
+        expected: Arc<Vec<(String, ColumnType)>>,
+        since: Option<Since>,
+    ) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
+        let inner = Arc::clone(self);
+        let read = Read {
+            expected,
+            since,
+            decoded: Arc::clone(&self.decoded),
+        };
+        feed::spawn(self.pattern.clone(), move |feed| inner.read_into(read, feed))
     }
 
     fn folders(&self) -> Option<SnapshotFolders> {
@@ -149,8 +183,15 @@ impl Source for ParquetSource {
     }
 
     fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
-        let inner = Arc::clone(&self.inner);
-        feed::spawn(self.inner.pattern.clone(), move |feed| inner.read_into(expected, feed))
+        self.inner.spawn(expected, None)
+    }
+
+    fn stream_since(
+        &self,
+        expected: Arc<Vec<(String, ColumnType)>>,
+        since: Since,
+    ) -> Option<BoxStream<'static, Result<SourceBatch, SourceError>>> {
+        Some(self.inner.spawn(expected, Some(since)))
     }
 
     fn folders(&self) -> Option<SnapshotFolders> {

@@ -14,11 +14,12 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaData;
 
 use super::folders::MATCH;
+use super::narrow;
 use super::object_reader::ObjectReader;
 use super::BATCH_ROWS;
 use crate::source::feed::{Feed, Gone};
 use crate::source::store::{Bucket, Object};
-use crate::source::{ColumnType, SourceBatch, SourceError, SourceSchema};
+use crate::source::{SourceBatch, SourceError, SourceSchema};
 
 /// Footers read at once by `validate` and a run's schema check.
 const FOOTERS_AT_ONCE: usize = 8;
@@ -152,12 +153,12 @@ pub(super) async fn read_all(
     bucket: &Arc<Bucket>,
     objects: &[Object],
     footers: &Footers,
-    expected: &[(String, ColumnType)],
+    read: &super::Read,
     feed: &Feed,
 ) -> Result<(), SourceError> {
     for object in objects {
         // A panic in the decoder is reported against the object it met, not just the snapshot.
-        let read = crate::panic::catch("reading", read_object(bucket, object, footers, expected, feed)).await;
+        let read = crate::panic::catch("reading", read_object(bucket, object, footers, read, feed)).await;
         let read = read.map_err(|internal| SourceError::Internal {
             source_name: bucket.config().url_of(&object.key),
             message: internal.message,
@@ -174,21 +175,38 @@ async fn read_object(
     bucket: &Arc<Bucket>,
     object: &Object,
     footers: &Footers,
-    expected: &[(String, ColumnType)],
+    read: &super::Read,
     feed: &Feed,
 ) -> Result<Result<(), Gone>, SourceError> {
-    let url = bucket.config().url_of(&object.key);
+    let (url, expected) = (bucket.config().url_of(&object.key), read.expected.as_slice());
     let metadata = footer(bucket, object, footers).await?;
     let roots = super::projection(metadata.schema(), expected, &url)?;
     let in_footer = metadata.metadata().file_metadata().num_rows();
     let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
-    let reader = ObjectReader::new(bucket, object, Some(Arc::clone(metadata.metadata()))).reading_ahead(&mask);
-    let mut batches = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
+    let schemas = (metadata.schema().as_ref(), metadata.parquet_schema());
+    let Some(narrowed) = narrow::for_file(read.since.as_ref(), metadata.metadata(), schemas, &read.decoded, &url)? else {
+        return Ok(Ok(()));
+    };
+    let origin = narrow::origin(&url, narrowed.is_some());
+    let reader = ObjectReader::new(bucket, object, Some(Arc::clone(metadata.metadata())));
+    // Reading ahead fetches every row group's chunks whole: a narrowed read asks for less.
+    let reader = match narrowed.is_some() {
+        true => reader,
+        false => reader.reading_ahead(&mask),
+    };
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata);
+    let (builder, check) = match narrowed {
+        Some(n) => {
+            let (builder, check) = n.apply(builder);
+            (builder, Some(check))
+        }
+        None => (builder, None),
+    };
+    let mut batches = builder
         .with_projection(mask)
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| read_error(&url, e))?;
-    let origin: Arc<str> = Arc::from(url.as_str());
     let mut first_row = 0u64;
     while let Some(batch) = batches.next().await {
         let batch = super::typed(batch.map_err(|e| read_error(&url, e))?, expected, &url)?;
@@ -205,7 +223,8 @@ async fn read_object(
             return Ok(Err(Gone));
         }
         first_row += rows;
+        read.decoded.rows.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
     }
-    super::check_rows(&url, first_row, in_footer)?;
+    narrow::check_read(&url, first_row, in_footer, check)?;
     Ok(Ok(()))
 }

@@ -16,15 +16,17 @@ use sqlx::postgres::{PgConnectOptions, PgRow, PgTypeKind};
 use sqlx::{Column, ConnectOptions, Connection, Executor, PgConnection, TypeInfo};
 
 use super::feed::{self, Feed};
-use super::{ColumnType, Found, Source, SourceBatch, SourceError, SourceSchema};
+use super::{ColumnType, Found, Since, Source, SourceBatch, SourceError, SourceSchema};
 use crate::config::secret::SecretString;
 use crate::config::PostgresRelation;
 
 mod around;
+mod cursor;
 mod decode;
 mod search_path;
 
 pub use around::{Around, Bind};
+pub use cursor::condition as cursor_condition;
 pub use search_path::{quote_ident, SAFE_SEARCH_PATH};
 
 use decode::Wire;
@@ -162,7 +164,20 @@ impl Source for PostgresSource {
 
     fn stream(&self, expected: Arc<Vec<(String, ColumnType)>>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
         let source = self.clone();
-        feed::spawn(self.describe(), move |feed| async move { source.read_all(&expected, &feed).await })
+        feed::spawn(
+            self.describe(),
+            move |feed| async move { source.read_all(&expected, None, &feed).await },
+        )
+    }
+
+    fn stream_since(
+        &self,
+        expected: Arc<Vec<(String, ColumnType)>>,
+        since: Since,
+    ) -> Option<BoxStream<'static, Result<SourceBatch, SourceError>>> {
+        let source = self.clone();
+        let read = move |feed| async move { source.read_all(&expected, Some(&since), &feed).await };
+        Some(feed::spawn(self.describe(), read))
     }
 }
 
@@ -177,13 +192,15 @@ impl PostgresSource {
         })
     }
 
-    async fn read_all(&self, expected: &[(String, ColumnType)], feed: &Feed) -> Result<(), SourceError> {
+    async fn read_all(&self, expected: &[(String, ColumnType)], since: Option<&Since>, feed: &Feed) -> Result<(), SourceError> {
         let mut conn = self.connect().await?;
         let wires = self.wires(&mut conn, expected).await?;
+        let narrowed = since.and_then(|s| cursor::condition(s, expected));
         let sql = format!(
-            "SELECT {} FROM ({}) AS ebb_source",
+            "SELECT {} FROM ({}) AS ebb_source{}",
             select_list(expected, &wires).join(", "),
-            self.base_query()
+            self.base_query(),
+            narrowed.map(|c| format!(" WHERE {c}")).unwrap_or_default()
         );
         let mut txn = self.read_only(&mut conn).await?;
         let rows = sqlx::query(&sql).fetch(&mut *txn);

@@ -1,0 +1,141 @@
+//! The watermark a run leaves.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use super::{Decision, Scope};
+use crate::calendar;
+use crate::column::ColumnType;
+use crate::error::Error;
+use crate::hash::id_key;
+use crate::panic::lock;
+use crate::record::Record;
+use crate::state::{RunLock, StateStore, StoredCursor};
+
+/// One run's cursor, from its plan to its end.
+#[derive(Debug)]
+pub struct CursorRun {
+    decision: Decision,
+    /// The largest finite cursor the run read.
+    largest: Option<i64>,
+    /// The cursors of the records the run sends, until the destination acknowledges them.
+    pending: Mutex<HashMap<u128, i64>>,
+    changed_without_cursor: Option<u64>,
+}
+
+/// A run's cursor, as `sync --json` and the summary show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CursorSummary {
+    pub column: String,
+    /// `cursor` (only rows past the watermark were read) or `full` (every row).
+    pub scope: &'static str,
+    /// Why every row was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_because: Option<&'static str>,
+    /// The bound of a cursor run's read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_from: Option<String>,
+    /// The largest cursor read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub largest_read: Option<String>,
+}
+
+impl CursorRun {
+    pub(super) fn new(
+        decision: Decision,
+        largest: Option<i64>,
+        pending: Vec<(u128, i64)>,
+        changed_without_cursor: Option<u64>,
+    ) -> CursorRun {
+        CursorRun {
+            decision,
+            largest,
+            pending: Mutex::new(pending.into_iter().collect()),
+            changed_without_cursor,
+        }
+    }
+
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// Of a full diff after cursor runs, the rows that changed without their cursor moving.
+    pub fn changed_without_cursor(&self) -> Option<u64> {
+        self.changed_without_cursor
+    }
+
+    /// The destination acknowledged these records: they no longer hold the watermark back.
+    pub fn acknowledged(&self, records: &[&Record]) {
+        let mut pending = lock(&self.pending);
+        if pending.is_empty() {
+            return;
+        }
+        for record in records {
+            pending.remove(&id_key(&record.id));
+        }
+    }
+
+    /// The watermark a completed run leaves: the largest cursor it read (a cursor run never
+    /// moves it back), but no further than the cursor of a record it planned and did not get
+    /// acknowledged, so that the next run reads that record again.
+    pub fn next_watermark(&self) -> Option<i64> {
+        let read = match (self.decision.scope, self.decision.stored.as_ref().and_then(|s| s.watermark)) {
+            (Scope::Since(_), Some(before)) => Some(self.largest.map_or(before, |l| l.max(before))),
+            _ => self.largest,
+        };
+        let held_back = lock(&self.pending).values().copied().min();
+        match (read, held_back) {
+            (Some(w), Some(h)) => Some(w.min(h)),
+            (read, _) => read,
+        }
+    }
+
+    /// Moves the watermark, after a completed run.
+    pub async fn save(&self, store: &dyn StateStore, run_lock: &RunLock) -> Result<(), Error> {
+        let d = &self.decision;
+        let full_at = match (d.is_full(), &d.stored) {
+            (false, Some(stored)) => stored.full_at,
+            _ => d.started_at,
+        };
+        let saved = StoredCursor {
+            column: d.column.name.clone(),
+            fingerprint: d.fingerprint.clone(),
+            watermark: self.next_watermark(),
+            full_at,
+        };
+        store.save_cursor(run_lock, &saved).await?;
+        Ok(())
+    }
+
+    pub fn summary(&self) -> CursorSummary {
+        let d = &self.decision;
+        let (scope, full_because, read_from) = match d.scope {
+            Scope::Full { reason, .. } => ("full", Some(reason.as_str()), None),
+            Scope::Since(from) => ("cursor", None, Some(shown(from, &d.column.ty))),
+        };
+        CursorSummary {
+            column: d.column.name.clone(),
+            scope,
+            full_because,
+            read_from,
+            largest_read: self.largest.map(|l| shown(l, &d.column.ty)),
+        }
+    }
+}
+
+/// A cursor value as a person reads it: a UTC time, a date, or the number.
+pub fn shown(value: i64, ty: &ColumnType) -> String {
+    match ty {
+        ColumnType::Timestamp => {
+            let (secs, micros) = (value.div_euclid(1_000_000), value.rem_euclid(1_000_000));
+            match calendar::secs_in_range(secs) {
+                true => calendar::timestamp_text(secs, (micros * 1000) as u32),
+                false => format!("{value} µs after 1970"),
+            }
+        }
+        ColumnType::Date if calendar::day_in_range(value) => calendar::date_text(value),
+        _ => value.to_string(),
+    }
+}
