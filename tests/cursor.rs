@@ -351,3 +351,25 @@ async fn a_narrowed_parquet_read_decodes_only_the_row_groups_and_rows_past_the_c
         .collect();
     assert_eq!(twice, ids(&["p-00005", "p-00450", "p-00998"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_warns_when_no_index_leads_with_the_cursor_column() {
+    let pg = forty_people().await;
+    let ws = Workspace::new();
+    let url = database_url();
+    ws.write("people.yml", &people_mapping(&pg.name, "http://127.0.0.1:9", ""));
+    let validate = || {
+        let out = ebb(ws.path(), &["validate", "people.yml"], &[("WAREHOUSE_URL", &url)]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stdout}{stderr}");
+        stderr
+    };
+    let warned = validate();
+    assert!(
+        warned.contains("source.cursor: no index of") && warned.contains("leads with the cursor column `updated_at`"),
+        "{warned}"
+    );
+    pg.exec("CREATE INDEX ON {s}.people (updated_at, user_id)").await;
+    let quiet = validate();
+    assert!(!quiet.contains("no index"), "{quiet}");
+}

@@ -14,6 +14,9 @@ pub(super) async fn validate(paths: &[PathBuf], env: &dyn Env) -> ExitCode {
                 for (loc, warning) in c.mapping.source.warnings() {
                     eprintln!("warning: {}", c.mapping.issue(loc, warning, None));
                 }
+                if let (Some(warning), Some(cursor)) = (&c.cursor_warning, &c.mapping.cursor) {
+                    eprintln!("warning: {}", c.mapping.issue(&cursor.loc, warning.as_str(), None));
+                }
                 // `validate` is run to check the source too: one it cannot read is a problem.
                 if let Some(e) = c.source_unchecked {
                     all.push(c.mapping.issue(c.mapping.source.loc(), e.to_string(), None));

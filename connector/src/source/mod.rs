@@ -176,6 +176,12 @@ pub trait Source: Send + Sync {
         None
     }
 
+    /// What makes a cursor on `column` slow here, if anything (a table without an index that
+    /// leads with it), for `validate` to warn about; reads no rows.
+    async fn cursor_warning(&self, _column: &str) -> Option<String> {
+        None
+    }
+
     /// The folders that `latest:` or `require_marker:` chose, once the snapshot was listed.
     fn folders(&self) -> Option<SnapshotFolders> {
         None

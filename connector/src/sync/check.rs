@@ -20,6 +20,8 @@ pub struct Checked {
     /// Why the mapping could not be checked against its source (an unreachable database), if so.
     /// Not the mapping's fault: the caller decides whether it counts.
     pub source_unchecked: Option<Error>,
+    /// What makes the mapping's cursor slow on this source, if anything.
+    pub cursor_warning: Option<String>,
 }
 
 /// Each file in order, with its mapping or every problem found in it.
@@ -53,10 +55,15 @@ async fn check_file(path: &Path, env: &dyn Env) -> Result<Checked, Vec<ConfigIss
         Err(Error::Config(ConfigErrors(issues))) => return Err(issues),
         Err(e) => Some(e),
     };
+    let cursor_warning = match (&mapping.cursor, &source_unchecked) {
+        (Some(cursor), None) => sync.source.cursor_warning(&cursor.column).await,
+        _ => None,
+    };
     Ok(Checked {
         mapping,
         text,
         source_unchecked,
+        cursor_warning,
     })
 }
 

@@ -32,7 +32,7 @@ pub struct RunLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RecordLabels {
     pub sync: String,
-    /// `sent`, `rejected`, `failed`, `unchanged` or `invalid`.
+    /// `sent`, `rejected`, `failed`, `unchanged`, `invalid` or `changed_without_cursor`.
     pub outcome: String,
 }
 
@@ -117,7 +117,7 @@ impl Metrics {
         registry.register("sync_runs", "Runs finished, by sync and status", runs.clone());
         registry.register(
             "sync_records",
-            "Records by sync and outcome: sent (acknowledged), deleted (acknowledged deletes), suppressed (not sent: on the suppression list), rejected (by the destination), failed (not delivered), unchanged, invalid (rejected by the mapping)",
+            "Records by sync and outcome: sent (acknowledged), deleted (acknowledged deletes), suppressed (not sent: on the suppression list), rejected (by the destination), failed (not delivered), unchanged, invalid (rejected by the mapping), changed_without_cursor (found by a full diff of a cursor sync: changed, but their cursor had not moved)",
             records.clone(),
         );
         registry.register_with_unit(
@@ -229,6 +229,14 @@ impl Metrics {
                 .get_or_create(&RecordLabels {
                     sync: sync.clone(),
                     outcome: outcome.to_string(),
+                })
+                .inc_by(n);
+        }
+        if let Some(n) = c.changed_without_cursor {
+            self.records
+                .get_or_create(&RecordLabels {
+                    sync: sync.clone(),
+                    outcome: "changed_without_cursor".to_string(),
                 })
                 .inc_by(n);
         }

@@ -37,6 +37,19 @@ pub fn condition(since: &Since, expected: &[(String, ColumnType)]) -> Option<Str
     Some(format!("({column} >= {literal} OR {column} IS NULL)"))
 }
 
+/// Whether an index of `table` (quoted, as written under the session's search path) has
+/// `column` as its first key.
+pub(super) async fn has_leading_index(conn: &mut sqlx::PgConnection, table: &str, column: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+         WHERE i.indrelid = to_regclass($1) AND a.attname = $2)",
+    )
+    .bind(table)
+    .bind(column)
+    .fetch_one(conn)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

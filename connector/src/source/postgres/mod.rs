@@ -170,6 +170,28 @@ impl Source for PostgresSource {
         )
     }
 
+    async fn cursor_warning(&self, column: &str) -> Option<String> {
+        let PostgresRelation::Table { schema, name } = &self.relation else {
+            return None;
+        };
+        let table = match schema {
+            Some(s) => format!("{}.{}", quote_ident(s), quote_ident(name)),
+            None => quote_ident(name),
+        };
+        let mut conn = self.connect().await.ok()?;
+        let indexed = cursor::has_leading_index(&mut conn, &table, column).await;
+        let _ = conn.close().await;
+        match indexed {
+            Ok(true) | Err(_) => None,
+            Ok(false) => Some(format!(
+                "no index of {table} leads with the cursor column {}: each cursor run scans the whole table \
+                 (CREATE INDEX ON {table} ({}))",
+                crate::quote::quote(column),
+                quote_ident(column)
+            )),
+        }
+    }
+
     fn stream_since(
         &self,
         expected: Arc<Vec<(String, ColumnType)>>,
