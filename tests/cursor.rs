@@ -65,10 +65,16 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Setup {
+        Setup::with(|_| String::new()).await
+    }
+
+    /// With `source_keys(schema)` added under `postgres:`.
+    async fn with(source_keys: impl Fn(&str) -> String) -> Setup {
         let pg = forty_people().await;
         let si = stand_in().await;
         let ws = Workspace::new();
-        ws.write("people.yml", &people_mapping(&pg.name, &si.url(), ""));
+        let yaml = people_mapping(&pg.name, &si.url(), "").replace("\n  cursor:", &format!("\n{}  cursor:", source_keys(&pg.name)));
+        ws.write("people.yml", &yaml);
         let store = ws.store().await;
         Setup { pg, si, ws, store }
     }
@@ -372,4 +378,33 @@ async fn validate_warns_when_no_index_leads_with_the_cursor_column() {
     pg.exec("CREATE INDEX ON {s}.people (updated_at, user_id)").await;
     let quiet = validate();
     assert!(!quiet.contains("no index"), "{quiet}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_warehouse_side_diff_hashes_only_the_rows_past_the_cursor() {
+    let s = Setup::with(|schema| format!("    diff: warehouse\n    state_schema: {schema}\n")).await;
+    let first = s.run_with(false).await;
+    assert_eq!((first.counts.sent, first.counts.narrowed), (40, false), "{first:?}");
+    s.pg.exec(
+        "UPDATE {s}.people SET age = age + 1, updated_at = '2026-06-01 00:00:00+00' WHERE user_id IN ('p-003', 'p-017');
+         UPDATE {s}.people SET age = 99 WHERE user_id = 'p-005';",
+    )
+    .await;
+    let cursor_run = s.run_with(false).await;
+    let c = &cursor_run.counts;
+    assert!(c.narrowed, "{cursor_run:?}");
+    assert_eq!((c.changed, c.sent, c.unchanged, c.gone), (2, 2, 38, 0), "{c:?}");
+    assert_eq!(s.received(2), ids(&["p-003", "p-017"]));
+    let stored = s.store.cursor("people").await.unwrap().unwrap();
+    assert_eq!(stored.watermark, Some(JAN_1 + 151 * 24 * HOUR), "the changed rows' cursor");
+    // Nothing changed since: a cursor run that finds nothing keeps its watermark.
+    let quiet = s.run_with(false).await;
+    assert_eq!((quiet.counts.narrowed, quiet.counts.sent), (true, 0));
+    assert_eq!(s.store.cursor("people").await.unwrap().unwrap().watermark, stored.watermark);
+    let full = s.run_with(true).await;
+    assert_eq!(
+        (full.counts.narrowed, full.counts.sent, full.counts.changed_without_cursor),
+        (false, 1, Some(1))
+    );
+    assert_eq!(s.received(2), ids(&["p-003", "p-005", "p-017"]));
 }

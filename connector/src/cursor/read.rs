@@ -45,7 +45,15 @@ impl CursorRead {
     /// The run's cursor, once the diff chose `to_send` (sorted keys): only records the run
     /// sends can hold the watermark back, and only those count as changed without their cursor.
     pub fn finish(self, decision: Decision, to_send: &[u128]) -> CursorRun {
-        let sent = |key: &u128| to_send.binary_search(key).is_ok();
+        self.finish_with(decision, |key| to_send.binary_search(key).is_ok())
+    }
+
+    /// [`CursorRead::finish`] for a baseline that noted only the records it sends.
+    pub fn finish_noted(self, decision: Decision) -> CursorRun {
+        self.finish_with(decision, |_| true)
+    }
+
+    fn finish_with(self, decision: Decision, sent: impl Fn(&u128) -> bool) -> CursorRun {
         let changed_without_cursor = self.below.map(|_| self.under.iter().filter(|k| sent(k)).count() as u64);
         let pending = self.differing.into_iter().filter(|(key, _)| sent(key)).collect();
         CursorRun::new(decision, self.largest, pending, changed_without_cursor)

@@ -77,12 +77,14 @@ impl CursorRun {
         }
     }
 
-    /// The watermark a completed run leaves: the largest cursor it read (a cursor run never
-    /// moves it back), but no further than the cursor of a record it planned and did not get
-    /// acknowledged, so that the next run reads that record again.
+    /// The watermark a completed run leaves: the largest cursor it read, never behind the last
+    /// one while that one still holds (a baseline may read only the changed rows past it), but
+    /// no further than the cursor of a record it planned and did not get acknowledged, so that
+    /// the next run reads that record again.
     pub fn next_watermark(&self) -> Option<i64> {
-        let read = match (self.decision.scope, self.decision.stored.as_ref().and_then(|s| s.watermark)) {
-            (Scope::Since(_), Some(before)) => Some(self.largest.map_or(before, |l| l.max(before))),
+        let still_holds = matches!(self.decision.scope, Scope::Since(_) | Scope::Full { below: Some(_), .. });
+        let read = match (still_holds, self.decision.stored.as_ref().and_then(|s| s.watermark)) {
+            (true, Some(before)) => Some(self.largest.map_or(before, |l| l.max(before))),
             _ => self.largest,
         };
         let held_back = lock(&self.pending).values().copied().min();

@@ -18,17 +18,20 @@ use std::sync::{Arc, Mutex};
 
 use super::hashes::load_state;
 use super::kept::Kept;
+use super::narrowed;
 use super::plan::reject_duplicates;
 use super::{Baseline, Plan, PlanInput, Start};
 use crate::config::{Mode, SourceConfig};
+use crate::cursor::scope::Asked;
+use crate::cursor::{CursorRead, Decision};
 use crate::diff::{self, Duplicate};
 use crate::error::Error;
 use crate::hash::id_key;
 pub use crate::mapping::{KeyPart, RowKey};
-use crate::source::postgres::PostgresSource;
+use crate::source::postgres::{cursor_condition, PostgresSource};
 use crate::spec::Mapping;
 use crate::state::{IndexEntry, StoredState};
-use read::{read_changed, Read};
+use read::{read_changed, CursorTrack, Read};
 use run::{WarehousePlan, WarehouseRun};
 pub use tables::*;
 
@@ -88,7 +91,11 @@ impl Baseline for WarehouseBaseline {
     async fn plan(&self, input: PlanInput<'_>) -> Result<Plan, Error> {
         let (mapping, full) = (input.mapping, input.full);
         let here = mapping.destination.fingerprint();
-        let (loaded, start) = tokio::join!(load_state(input.store, &mapping.name, &here), input.start);
+        let (loaded, start, stored_cursor) = tokio::join!(
+            load_state(input.store, &mapping.name, &here),
+            input.start,
+            input.store.cursor(&mapping.name)
+        );
         let ((local, _), start) = (loaded?, start?);
         diff::check_drift(local.schema.as_deref(), start.compiled.columns())?;
         let opened = self.tables.open(&mapping.name, input.fence).await?;
@@ -96,32 +103,38 @@ impl Baseline for WarehouseBaseline {
             hash_version: WAREHOUSE_HASH_VERSION,
             salt: start.compiled.fingerprint(),
             columns: column_list(start.compiled.columns()),
-            destination: here,
+            destination: here.clone(),
         };
         let state_was_for = stored_for_another(&opened, &coverage);
         let replace = state_was_for.is_some();
         let in_state = if replace { 0 } else { opened.records };
-        let key = start.compiled.row_key();
-        let also = self.tables.duplicate_keys(&key).await?;
-        let query = Arc::new(DiffQuery {
-            sync: mapping.name.clone(),
-            key,
-            columns: start.compiled.columns().to_vec(),
-            salt: coverage.salt.clone(),
-            everything: full || replace,
-            also,
-        });
-        let read = read_changed(&start, self.tables.as_ref(), &query, Kept::everything(input.keep_budget)).await?;
-        let gone = match replace {
-            true => Vec::new(),
-            false => self.tables.gone(&mapping.name, &query.key).await?,
+        let same_hashes = opened.coverage.as_ref().is_some_and(|c| c.salt == coverage.salt);
+        let asked = Asked {
+            full,
+            full_diff: input.full_diff,
         };
-        let sends_everything = in_state == 0 || full || opened.coverage.as_ref().is_none_or(|c| c.salt != coverage.salt);
-        let write_coverage = opened.coverage.as_ref() != Some(&coverage);
+        let decision = narrowed::decide(&start, stored_cursor?, (asked, !replace && in_state > 0 && same_hashes), &here);
+        let query = Arc::new(
+            self.diff_query(mapping, &start, &coverage, full || replace, decision.as_ref())
+                .await?,
+        );
+        let mut cursor_read = decision.as_ref().map(CursorRead::new);
+        let track = cursor_read.as_mut().zip(decision.as_ref()).map(|(read, d)| CursorTrack {
+            read,
+            column: d.column.name.clone(),
+            mode: mapping.mode,
+        });
+        let read = read_changed(&start, self.tables.as_ref(), &query, Kept::everything(input.keep_budget), track).await?;
+        // A narrowed run looks for what left only in mirror mode, which deletes it.
+        let looks_for_gone = !replace && (query.narrowed.is_none() || mapping.mode == Mode::Mirror);
+        let gone = match looks_for_gone {
+            true => self.tables.gone(&mapping.name, &query.key).await?,
+            false => Vec::new(),
+        };
         let planned = WarehousePlan {
             tables: Arc::clone(&self.tables),
             query,
-            coverage: write_coverage.then_some(coverage),
+            coverage: (opened.coverage.as_ref() != Some(&coverage)).then_some(coverage),
             replace,
             forget_local: moved_away(&local),
             delete_keys: HashMap::new(),
@@ -130,10 +143,42 @@ impl Baseline for WarehouseBaseline {
             in_state,
             gone,
             full,
-            sends_everything,
+            sends_everything: in_state == 0 || full || !same_hashes,
             state_was_for,
+            cursor: decision.zip(cursor_read),
         };
         finish((&input.source, mapping, input.identity), start, read, planned, parts).await
+    }
+}
+
+impl WarehouseBaseline {
+    /// What this run asks of the warehouse: every row's hash, or only those of a cursor run's
+    /// rows; every row whatever its hash when `everything`.
+    async fn diff_query(
+        &self,
+        mapping: &Mapping,
+        start: &Start,
+        coverage: &Coverage,
+        everything: bool,
+        decision: Option<&Decision>,
+    ) -> Result<DiffQuery, Error> {
+        let key = start.compiled.row_key();
+        let also = self.tables.duplicate_keys(&key).await?;
+        let cursor = decision.map(|d| (d.column.name.clone(), d.column.ty.clone()));
+        let narrowed = decision
+            .and_then(Decision::since)
+            .zip(cursor.as_ref())
+            .and_then(|(since, column)| cursor_condition(&since, std::slice::from_ref(column)));
+        Ok(DiffQuery {
+            sync: mapping.name.clone(),
+            key,
+            columns: start.compiled.columns().to_vec(),
+            salt: coverage.salt.clone(),
+            everything,
+            also,
+            narrowed,
+            cursor,
+        })
     }
 }
 
@@ -156,6 +201,8 @@ struct Finish {
     full: bool,
     sends_everything: bool,
     state_was_for: Option<String>,
+    /// The run's cursor, and what pass 1 learnt of it.
+    cursor: Option<(Decision, CursorRead)>,
 }
 
 /// The rows of repeated keys that are duplicates of one id, rejected every one; the others
@@ -202,6 +249,9 @@ async fn finish(
     }
     counts.unchanged = parts.in_state.saturating_sub(gone_anywhere + read.known_rows);
     counts.source = read.rows + counts.unchanged;
+    counts.narrowed = planned.query.narrowed.is_some();
+    let cursor = parts.cursor.map(|(decision, read)| Arc::new(read.finish_noted(decision)));
+    counts.changed_without_cursor = cursor.as_ref().and_then(|c| c.changed_without_cursor());
     let mut to_delete = Vec::new();
     if mapping.mode == Mode::Mirror {
         to_delete = gone.iter().map(|g| g.sent_as.clone()).collect();
@@ -226,7 +276,7 @@ async fn finish(
         sends_everything: parts.sends_everything,
         state_was_for: parts.state_was_for,
         baseline: Box::new(WarehouseRun::new(planned, mapping, skip, held, read.kept_rows)),
-        cursor: None,
+        cursor,
     };
     Ok(plan.logged(&mapping.name))
 }

@@ -255,7 +255,11 @@ impl WarehouseTables for PgWarehouse {
     }
 
     fn changed(&self, query: Arc<DiffQuery>) -> BoxStream<'static, Result<SourceBatch, SourceError>> {
-        let (schema, columns) = (self.schema.clone(), query.columns.clone());
+        let (schema, mut columns) = (self.schema.clone(), query.columns.clone());
+        // The cursor comes back for the watermark; the row hash covers only the mapped columns.
+        if let Some(cursor) = query.cursor.as_ref().filter(|(name, _)| !columns.iter().any(|(n, _)| n == name)) {
+            columns.push(cursor.clone());
+        }
         let write = move |base: &str, select: &[String]| {
             let select: Vec<String> = select.iter().map(|column| format!("ebb_src.{column}")).collect();
             let (text, params) = sql::changed_rows(&schema, base, &query, &select);

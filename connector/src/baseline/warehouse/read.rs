@@ -4,18 +4,22 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, Int64Array};
 use futures::StreamExt;
 
 use super::tables::{DiffQuery, WarehouseError, WarehouseTables, HASH_COLUMN, KEY_COLUMN, STORED_COLUMN};
 use crate::baseline::kept::Kept;
 use crate::baseline::snapshot::keep_rejection;
 use crate::baseline::Start;
+use crate::config::Mode;
+use crate::cursor::CursorRead;
 use crate::error::Error;
 use crate::hash::id_key;
 use crate::mapping::Rejection;
 use crate::record::Record;
+use crate::source::since::{cursor_values, largest};
 use crate::source::SourceBatch;
+use crate::source::SourceError;
 use crate::state::{IndexEntry, RunCounts, StoredRejection};
 
 /// What the bookkeeping knows of a row of the diff.
@@ -76,14 +80,21 @@ pub(super) struct Read {
 }
 
 impl Read {
-    /// One row of the diff: rejected, suppressed, of a repeated key, or new or changed.
-    fn take(&mut self, hashed: Result<(&str, u128), Rejection>, here: Option<&RowState>, held: &HashSet<u128>, also: &HashSet<&str>) {
+    /// One row of the diff: rejected, suppressed, of a repeated key, or new or changed; of a
+    /// new or changed row, its id key and whether it is changed.
+    fn take(
+        &mut self,
+        hashed: Result<(&str, u128), Rejection>,
+        here: Option<&RowState>,
+        held: &HashSet<u128>,
+        also: &HashSet<&str>,
+    ) -> Option<(u128, bool)> {
         let (id, hash) = match hashed {
             Ok(valid) => valid,
             Err(rejection) => {
                 self.counts.invalid += 1;
                 keep_rejection(rejection, &mut self.rejected_ids, &mut self.rejections);
-                return;
+                return None;
             }
         };
         let key = id_key(id);
@@ -94,8 +105,45 @@ impl Read {
             self.repeated.push((IndexEntry { key, hash }, known, id.to_string()));
         } else if known {
             self.counts.changed += 1;
+            return Some((key, true));
         } else {
             self.counts.new += 1;
+            return Some((key, false));
+        }
+        None
+    }
+}
+
+/// The cursor's side of the warehouse's pass 1: the column it reads, and which rows the mode
+/// sends (only those can hold the watermark back).
+pub(super) struct CursorTrack<'a> {
+    pub read: &'a mut CursorRead,
+    pub column: String,
+    pub mode: Mode,
+}
+
+impl CursorTrack<'_> {
+    /// The batch's cursor values, once its largest was noted.
+    fn values(&mut self, batch: &SourceBatch) -> Result<Option<Int64Array>, Error> {
+        let Some(column) = batch.batch.column_by_name(&self.column) else {
+            return Ok(None);
+        };
+        let values = cursor_values(column).map_err(|e| SourceError::Read {
+            path: batch.origin.to_string(),
+            cause: Box::new(e),
+        })?;
+        self.read.saw(largest(&values));
+        Ok(Some(values))
+    }
+
+    fn note(&mut self, (key, changed): (u128, bool), cursor: Option<i64>) {
+        let sent = match self.mode {
+            Mode::Upsert | Mode::Mirror => true,
+            Mode::CreateOnly => !changed,
+            Mode::UpdateOnly => changed,
+        };
+        if sent {
+            self.read.differs(key, cursor);
         }
     }
 }
@@ -107,6 +155,7 @@ pub(super) async fn read_changed(
     tables: &dyn WarehouseTables,
     query: &Arc<DiffQuery>,
     mut kept: Kept<'_>,
+    mut cursor: Option<CursorTrack<'_>>,
 ) -> Result<Read, Error> {
     let also: HashSet<&str> = query.also.iter().map(String::as_str).collect();
     let mut read = Read {
@@ -127,9 +176,17 @@ pub(super) async fn read_changed(
         let rows = row_states(&batch, &place)?;
         read.rows += batch.batch.num_rows() as u64;
         read.known_rows += rows.iter().filter(|r| r.known).count() as u64;
+        let values = match cursor.as_mut() {
+            Some(track) => track.values(&batch)?,
+            None => None,
+        };
         let mut row = 0;
         compiled.hash_batch(&batch, |hashed| {
-            read.take(hashed, rows.get(row), held, &also);
+            let planned = read.take(hashed, rows.get(row), held, &also);
+            if let (Some(planned), Some(track)) = (planned, cursor.as_mut()) {
+                let value = values.as_ref().filter(|v| v.is_valid(row)).map(|v| v.value(row));
+                track.note(planned, value);
+            }
             row += 1;
         });
         if kept.is_open() {

@@ -172,12 +172,13 @@ pub fn changed_rows(schema: &str, base: &str, query: &DiffQuery, select: &[Strin
     // is the same test with the catalog's operator.
     let sql = format!(
         "SELECT ebb_src.ebb_key, ebb_src.ebb_hash, ebb_st.hash IS NOT NULL AS ebb_stored, {} \
-         FROM (SELECT {key} AS ebb_key, {} AS ebb_hash, ebb_q.* FROM ({base}) AS ebb_q) AS ebb_src \
+         FROM (SELECT {key} AS ebb_key, {} AS ebb_hash, ebb_q.* FROM ({base}) AS ebb_q{narrowed}) AS ebb_src \
          LEFT JOIN {}.ebb_records AS ebb_st ON ebb_st.sync{EQ}$1 AND ebb_st.id{EQ}ebb_src.ebb_key \
          WHERE $2 OR (ebb_st.hash{EQ}ebb_src.ebb_hash) IS NOT TRUE OR ebb_src.ebb_key{EQ}ANY($3::pg_catalog.text[])",
         select.join(", "),
         row_hash("$4::pg_catalog.text", &columns),
-        quote_ident(schema)
+        quote_ident(schema),
+        narrowed = query.narrowed.as_ref().map(|c| format!(" WHERE {c}")).unwrap_or_default()
     );
     (sql, params)
 }
@@ -269,6 +270,14 @@ mod tests {
             salt: "s'alt".into(),
             everything: false,
             also: Vec::new(),
+            narrowed: crate::source::postgres::cursor_condition(
+                &crate::source::Since {
+                    column: "seen".into(),
+                    from: 0,
+                },
+                &[("seen".into(), ColumnType::Timestamp)],
+            ),
+            cursor: None,
         };
         let (sql, params) = changed_rows("ebb_state", "SELECT * FROM t", &query, &["ebb_src.\"tags\"".into()]);
         assert_eq!(params.texts, vec!["user-'; DROP TABLE x; --".to_string()]);
@@ -288,7 +297,7 @@ mod tests {
                 "{name} is looked up by name in {sql}"
             );
         }
-        for bare in [" || ", " = ", " - ", " IS DISTINCT FROM "] {
+        for bare in [" || ", " = ", " - ", " >= ", " IS DISTINCT FROM "] {
             assert!(!sql.contains(bare), "{bare:?} in {sql}");
         }
     }

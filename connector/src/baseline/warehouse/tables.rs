@@ -49,6 +49,12 @@ pub struct DiffQuery {
     /// Keys whose rows are sent whatever their hash: the ids that occur more than once, so
     /// that the mapping can reject every occurrence.
     pub also: Vec<String>,
+    /// A cursor run's condition on the source's rows (`source.cursor:`): only rows that pass it
+    /// are hashed.
+    pub narrowed: Option<String>,
+    /// The cursor column, returned after the hashed columns (not hashed) when the mapping does
+    /// not read it.
+    pub cursor: Option<(String, ColumnType)>,
 }
 
 /// What the stored hashes of a sync were made with.

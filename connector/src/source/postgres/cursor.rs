@@ -34,7 +34,8 @@ pub fn condition(since: &Since, expected: &[(String, ColumnType)]) -> Option<Str
         _ => return None,
     };
     let column = quote_ident(&since.column);
-    Some(format!("({column} >= {literal} OR {column} IS NULL)"))
+    // The catalog's operator, whatever the session's search path holds.
+    Some(format!("({column} OPERATOR(pg_catalog.>=) {literal} OR {column} IS NULL)"))
 }
 
 /// Whether an index of `table` (quoted, as written under the session's search path) has
@@ -66,13 +67,13 @@ mod tests {
         let ts = [("updated_at".to_string(), ColumnType::Timestamp)];
         assert_eq!(
             condition(&since(1_796_665_602_228_081), &ts).unwrap(),
-            "(\"updated_at\" >= '2026-12-07 17:46:42.228081+00' OR \"updated_at\" IS NULL)"
+            "(\"updated_at\" OPERATOR(pg_catalog.>=) '2026-12-07 17:46:42.228081+00' OR \"updated_at\" IS NULL)"
         );
         assert_eq!(condition(&since(i64::MIN), &ts), None);
         let date = [("updated_at".to_string(), ColumnType::Date)];
         assert!(condition(&since(20_000), &date).unwrap().contains("'2024-10-04'"));
         let int = [("updated_at".to_string(), ColumnType::Int)];
-        assert!(condition(&since(-5), &int).unwrap().contains(">= -5 OR"));
+        assert!(condition(&since(-5), &int).unwrap().contains(">=) -5 OR"));
         assert_eq!(condition(&since(1), &[]), None);
     }
 }
