@@ -125,12 +125,7 @@ impl Baseline for WarehouseBaseline {
             mode: mapping.mode,
         });
         let read = read_changed(&start, self.tables.as_ref(), &query, Kept::everything(input.keep_budget), track).await?;
-        // A narrowed run looks for what left only in mirror mode, which deletes it.
-        let looks_for_gone = !replace && (query.narrowed.is_none() || mapping.mode == Mode::Mirror);
-        let gone = match looks_for_gone {
-            true => self.tables.gone(&mapping.name, &query.key).await?,
-            false => Vec::new(),
-        };
+        let gone = self.gone(mapping, &query, replace).await?;
         let planned = WarehousePlan {
             tables: Arc::clone(&self.tables),
             query,
@@ -152,6 +147,15 @@ impl Baseline for WarehouseBaseline {
 }
 
 impl WarehouseBaseline {
+    /// The stored records whose row left the source. A narrowed run looks for them only in
+    /// mirror mode, which deletes them; state kept for another destination has none.
+    async fn gone(&self, mapping: &Mapping, query: &DiffQuery, replace: bool) -> Result<Vec<Gone>, Error> {
+        match !replace && (query.narrowed.is_none() || mapping.mode == Mode::Mirror) {
+            true => Ok(self.tables.gone(&mapping.name, &query.key).await?),
+            false => Ok(Vec::new()),
+        }
+    }
+
     /// What this run asks of the warehouse: every row's hash, or only those of a cursor run's
     /// rows; every row whatever its hash when `everything`.
     async fn diff_query(
