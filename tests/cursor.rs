@@ -408,3 +408,57 @@ async fn the_warehouse_side_diff_hashes_only_the_rows_past_the_cursor() {
     );
     assert_eq!(s.received(2), ids(&["p-003", "p-005", "p-017"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_send_leaves_the_watermark_and_the_next_run_sends_every_change() {
+    let s = Setup::new().await;
+    let slow = people_mapping(&s.pg.name, &s.si.url(), "").replace(
+        "retry_budget_secs: 2",
+        "retry_budget_secs: 2\n    batch_size: 2\n    concurrency: 1",
+    );
+    s.ws.write("people.yml", &slow);
+    s.run_with(false).await;
+    let before = s.store.cursor("people").await.unwrap().unwrap();
+    s.pg.exec("UPDATE {s}.people SET age = age + 1, updated_at = '2026-06-01+00'::timestamptz + age * interval '1 second' WHERE age <= 50")
+        .await;
+    let changed: BTreeSet<String> = (1..=30).map(|i| format!("p-{i:03}")).collect();
+    s.si.set_latency(std::time::Duration::from_millis(150));
+    let url = database_url();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .current_dir(s.ws.path())
+        .args(["--state", &s.ws.state_url(), "sync", "people.yml"])
+        .env("WAREHOUSE_URL", &url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ebb starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.received(2).len() < 6 {
+        assert!(std::time::Instant::now() < deadline, "the run never sent");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert!(s.received(1).len() > 10, "killed mid-run, with changes left to send");
+    assert_eq!(
+        s.store.cursor("people").await.unwrap().unwrap(),
+        before,
+        "a killed run moves no watermark"
+    );
+    s.si.set_latency(std::time::Duration::ZERO);
+    let next = s.run_with(false).await;
+    assert!(next.counts.narrowed, "{next:?}");
+    let sent_again: BTreeSet<String> =
+        s.si.records("users")
+            .into_iter()
+            .filter(|r| r.received_count >= 2)
+            .map(|r| r.id)
+            .collect();
+    assert_eq!(sent_again, changed, "every change reached the destination");
+    let after = s.store.cursor("people").await.unwrap().unwrap();
+    assert_eq!(
+        after.watermark,
+        Some(JAN_1 + 151 * 24 * HOUR + 50_000_000),
+        "the largest cursor, p-030's"
+    );
+}
