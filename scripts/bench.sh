@@ -3,6 +3,7 @@
 #
 #     scripts/bench.sh                      # 1M rows, 5M-row large cases, 3 runs each
 #     scripts/bench.sh --large-rows 0       # skip the 5M-row cases
+#     scripts/bench.sh cursor               # only the cursor cases
 #
 # Builds ebb and ebb-bench in release mode (ebb-bench with its S3 server), installs the peers (DuckDB and
 # drt-core 1.2.1, with the keyed REST plugin) into a throwaway venv (never a dependency of ebb), starts
@@ -30,6 +31,12 @@ fi
 
 cargo build --release --locked --bins --features bench-s3
 mkdir -p target/bench
-exec target/release/ebb-bench suite \
+# `scripts/bench.sh cursor [ARGS]`: only the cursor cases (ebb-bench cursor).
+command=suite
+if [ "${1:-}" = cursor ]; then
+    command=cursor
+    shift
+fi
+exec target/release/ebb-bench "$command" \
     --python "$venv/bin/python" --drt "$venv/bin/drt" \
-    --out target/bench/results.md "$@"
+    --out "target/bench/results-$command.md" "$@"

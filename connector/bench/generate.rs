@@ -1,5 +1,8 @@
 //! The benchmark's data: a `users` table as snapshot A, and snapshot B = A
-//! with 1% of rows changed in one attribute, 0.5% deleted and 0.5% new.
+//! with 1% of rows changed in one attribute, 0.5% deleted and 0.5% new. Its
+//! `updated_at` moves with every change, as an application's does: the rows
+//! B changed or added carry a time after every time in A, scattered over the
+//! file in key order, not sorted.
 //!
 //! Every row is a pure function of (seed, key, version), so A and B are
 //! written in one streaming pass each without holding a snapshot in memory,
@@ -33,6 +36,10 @@ const TAGS: [&str; 8] = ["beta", "admin", "mobile", "api", "champion", "churn-ri
 /// 2019-01-01T00:00:00Z; signups spread over the six years after it.
 const SIGNUP_FROM_MICROS: i64 = 1_546_300_800_000_000;
 const SIGNUP_SPAN_SECS: i64 = 6 * 365 * 86_400;
+/// 2026-06-01T00:00:00Z: B's changes are made on this day, after every update in A.
+pub const B_CHANGES_MICROS: i64 = 1_780_272_000_000_000;
+/// A's rows were last updated up to this long after their signup.
+const UPDATE_SPAN_SECS: i64 = 180 * 86_400;
 const BATCH_ROWS: usize = 65_536;
 
 /// What B holds relative to A, counted while writing.
@@ -83,6 +90,13 @@ pub struct User {
     /// `DECIMAL(12,2)`, and a float score.
     pub balance_cents: i64,
     pub score: f64,
+    /// When the row last changed.
+    pub updated_micros: i64,
+}
+
+/// When B changed or added the row of `key`: a second of the day of B's changes.
+fn b_time(key: u64) -> i64 {
+    B_CHANGES_MICROS + (key % 86_400) as i64 * 1_000_000
 }
 
 /// Version 1 differs from version 0 in exactly one attribute, chosen by key.
@@ -106,8 +120,12 @@ pub fn user(seed: u64, key: u64, version: u8) -> User {
         tags,
         balance_cents: rng.random_range(-50_000..5_000_000),
         score: (rng.random_range(0.0..100.0f64) * 1000.0).round() / 1000.0,
+        updated_micros: 0,
     };
+    // Drawn last, so that every other value is what it was before the column existed.
+    u.updated_micros = u.signup_micros + rng.random_range(0..UPDATE_SPAN_SECS) * 1_000_000;
     if version == 1 {
+        u.updated_micros = b_time(key);
         match key % 4 {
             0 => u.seats += 1,
             1 => u.plan = PLANS[(plan_idx + 1) % PLANS.len()],
@@ -149,6 +167,7 @@ fn base_fields() -> Vec<Field> {
         Field::new("signup_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
         Field::new("active", DataType::Boolean, false),
         Field::new("tags", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
+        Field::new("updated_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
     ]
 }
 
@@ -157,7 +176,9 @@ pub fn rows(seed: u64, n: u64, b: bool) -> impl Iterator<Item = User> {
     let new = if b { n / 200 } else { 0 };
     (0..n + new).filter_map(move |key| {
         if key >= n {
-            return Some(user(seed, key, 0));
+            let mut u = user(seed, key, 0);
+            u.updated_micros = b_time(key);
+            return Some(u);
         }
         match (b, fate(seed, key)) {
             (true, Fate::Deleted) => None,
@@ -195,7 +216,9 @@ fn batch(users: &[User], shape: Shape) -> Result<RecordBatch> {
     let mut signup = TimestampMicrosecondBuilder::new().with_timezone("UTC");
     let mut active = BooleanBuilder::new();
     let mut tags = ListBuilder::new(StringBuilder::new());
+    let mut updated = TimestampMicrosecondBuilder::new().with_timezone("UTC");
     for u in users {
+        updated.append_value(u.updated_micros);
         id.append_value(&u.id);
         email.append_value(&u.email);
         name.append_value(&u.name);
@@ -219,6 +242,7 @@ fn batch(users: &[User], shape: Shape) -> Result<RecordBatch> {
         Arc::new(signup.finish()),
         Arc::new(active.finish()),
         Arc::new(tags.finish()),
+        Arc::new(updated.finish()),
     ];
     if shape == Shape::Mixed {
         let balance =
@@ -285,7 +309,7 @@ pub fn copy_line(u: &User, out: &mut String) {
         }
         out.push_str(t);
     }
-    out.push_str("}\n");
+    let _ = writeln!(out, "}}\t{}", u.updated_micros);
 }
 
 /// Creates `{schema}.{table}` and loads it with COPY; the signup time goes in
@@ -297,7 +321,7 @@ pub async fn load_postgres(url: &str, schema: &str, table: &str, rows: impl Iter
         "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
          DROP TABLE IF EXISTS \"{schema}\".\"{table}\";
          CREATE UNLOGGED TABLE \"{schema}\".\"{table}_load\" (id text, email text, name text, plan text, arr float8, seats int4,
-             signup_us int8, active bool, tags text[]);"
+             signup_us int8, active bool, tags text[], updated_us int8);"
     );
     conn.execute(ddl.as_str()).await?;
     let mut copy = conn.copy_in_raw(&format!("COPY \"{schema}\".\"{table}_load\" FROM STDIN")).await?;
@@ -317,7 +341,8 @@ pub async fn load_postgres(url: &str, schema: &str, table: &str, rows: impl Iter
     copy.finish().await?;
     let finish = format!(
         "CREATE TABLE \"{schema}\".\"{table}\" AS SELECT id, email, name, plan, arr, seats,
-             'epoch'::timestamptz + signup_us * interval '1 microsecond' AS signup_at, active, tags FROM \"{schema}\".\"{table}_load\";
+             'epoch'::timestamptz + signup_us * interval '1 microsecond' AS signup_at, active, tags,
+             'epoch'::timestamptz + updated_us * interval '1 microsecond' AS updated_at FROM \"{schema}\".\"{table}_load\";
          ALTER TABLE \"{schema}\".\"{table}\" ADD PRIMARY KEY (id);
          DROP TABLE \"{schema}\".\"{table}_load\";
          ANALYZE \"{schema}\".\"{table}\";"

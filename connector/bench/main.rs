@@ -3,6 +3,7 @@
 //! It is not part of the product: `scripts/bench.sh` builds it, installs the
 //! peers (DuckDB, drt) into a throwaway venv, and runs `ebb-bench suite`.
 
+mod cursor;
 mod generate;
 #[cfg(feature = "bench-s3")]
 mod object_store;
@@ -28,6 +29,8 @@ enum Command {
     Generate(GenerateArgs),
     /// Run every case several times against the peers and print the results table.
     Suite(suite::SuiteArgs),
+    /// Only the cursor cases: a cursor-narrowed diff against the full diff, DuckDB and drt's cursor mode.
+    Cursor(cursor::CursorArgs),
     /// Only the warehouse-side diff's cases: in process and in the warehouse, on the same tables.
     WarehouseDiff(warehouse::WarehouseArgs),
     /// Only the object-store case: B read from a local S3 server and from disk.
@@ -94,6 +97,20 @@ pub async fn run_generate(args: &GenerateArgs) -> Result<generate::Truth> {
     Ok(truth)
 }
 
+impl GenerateArgs {
+    /// The users snapshots A and B in `out`, also loaded into PostgreSQL's `schema`.
+    pub fn postgres(out: PathBuf, rows: u64, url: &str, schema: &str) -> GenerateArgs {
+        GenerateArgs {
+            rows,
+            seed: 42,
+            out,
+            postgres: Some(url.to_string()),
+            schema: schema.to_string(),
+            shape: generate::Shape::Users,
+        }
+    }
+}
+
 /// The users snapshots A and B of `rows` rows as Parquet only, with the suite's seed.
 pub async fn generate_parquet(out: PathBuf, rows: u64) -> Result<generate::Truth> {
     run_generate(&GenerateArgs {
@@ -116,6 +133,7 @@ async fn main() -> Result<()> {
             println!("{}", serde_json::to_string(&truth)?);
         }
         Command::Suite(args) => suite::run(args).await?,
+        Command::Cursor(args) => cursor::run(args).await?,
         Command::WarehouseDiff(args) => {
             let (table, notes) = warehouse::run(&args).await?;
             println!(

@@ -225,13 +225,16 @@ pub(crate) fn postgres_mapping(name: &str, table: &str) -> String {
 
 /// How drt finds what to send.
 #[derive(Clone, Copy, PartialEq)]
-enum DrtStrategy {
+pub(crate) enum DrtStrategy {
     /// drt's `rest_api` with `mode: upsert`: it sends every row on every run.
     Upsert,
     /// `incremental_strategy: diff` into the same REST destination behind a config with an
     /// `upsert_key` (the `rest_api_keyed` plugin in `connector/bench/drt_keyed`): drt diffs a
     /// snapshot of the query in the warehouse and sends only new and changed rows.
     Diff,
+    /// `mode: incremental` with `cursor_field: updated_at`: drt reads only the rows past its
+    /// watermark and sends every one of them, without diffing.
+    Cursor,
 }
 
 impl DrtStrategy {
@@ -239,6 +242,7 @@ impl DrtStrategy {
         match self {
             DrtStrategy::Upsert => "users_upsert",
             DrtStrategy::Diff => "users_diff",
+            DrtStrategy::Cursor => "users_cursor",
         }
     }
 }
@@ -253,11 +257,12 @@ fn drt_sync(table: &str, port: u16, strategy: DrtStrategy) -> String {
             "  upsert_key: [id]\n",
             "  mode: upsert\n  incremental_strategy: diff\n",
         ),
+        DrtStrategy::Cursor => ("rest_api", "", "  mode: incremental\n  cursor_field: updated_at\n"),
     };
     let name = strategy.sync_name();
     format!(
         r#"name: {name}
-model: "SELECT id, email, name, plan, arr, seats, extract(epoch from signup_at)::bigint AS created_at, active, tags FROM {table}"
+model: "SELECT id, email, name, plan, arr, seats, extract(epoch from signup_at)::bigint AS created_at, active, tags, updated_at FROM {table}"
 destination:
   type: {kind}
 {key}  url: http://127.0.0.1:{port}/webhook/users/custom
@@ -332,13 +337,13 @@ impl Env {
     }
 }
 
-/// Fills `{schema}.users` with snapshot A or B.
-async fn load_table(url: &str, schema: &str, snapshot: &str) -> Result<()> {
+/// Fills `{schema}.users` with snapshot A or B, with an index on its cursor.
+pub(crate) async fn load_table(url: &str, schema: &str, snapshot: &str) -> Result<()> {
     let mut conn = PgConnection::connect(url).await?;
     conn.execute(
         format!(
             "DROP TABLE IF EXISTS {schema}.users; CREATE TABLE {schema}.users AS SELECT * FROM {schema}.users_{snapshot};
-             ALTER TABLE {schema}.users ADD PRIMARY KEY (id); ANALYZE {schema}.users;"
+             ALTER TABLE {schema}.users ADD PRIMARY KEY (id); CREATE INDEX ON {schema}.users (updated_at); ANALYZE {schema}.users;"
         )
         .as_str(),
     )
@@ -705,8 +710,9 @@ async fn payload_cost(env: &Env, runs: usize, rows: u64, a: &str, tracked: &Stat
     Ok(())
 }
 
-/// drt's project folder: its project file, its PostgreSQL profile, and one sync per strategy.
-fn drt_project(work: &Path, database_url: &str, port: u16) -> Result<PathBuf> {
+/// drt's project folder: its project file, its PostgreSQL profile, and one sync per strategy
+/// over `table`.
+pub(crate) fn drt_project(work: &Path, database_url: &str, port: u16, table: &str) -> Result<PathBuf> {
     let drt_dir = work.join("drt");
     std::fs::create_dir_all(drt_dir.join("syncs"))?;
     std::fs::create_dir_all(drt_dir.join("home/.drt"))?;
@@ -726,10 +732,10 @@ fn drt_project(work: &Path, database_url: &str, port: u16) -> Result<PathBuf> {
         ),
     )?;
     let _ = std::fs::remove_file(drt_dir.join("syncs/users.yml"));
-    for strategy in [DrtStrategy::Upsert, DrtStrategy::Diff] {
+    for strategy in [DrtStrategy::Upsert, DrtStrategy::Diff, DrtStrategy::Cursor] {
         std::fs::write(
             drt_dir.join(format!("syncs/{}.yml", strategy.sync_name())),
-            drt_sync("ebb_bench_e2e.users", port, strategy),
+            drt_sync(table, port, strategy),
         )?;
     }
     Ok(drt_dir)
@@ -737,13 +743,13 @@ fn drt_project(work: &Path, database_url: &str, port: u16) -> Result<PathBuf> {
 
 /// One drt run of one sync, from a state that knows nothing when `fresh`: drt's diff keeps its
 /// snapshot in the warehouse (schema `_drt`) and its run state in the project folder.
-async fn drt_run(args: &SuiteArgs, drt_dir: &Path, strategy: DrtStrategy, fresh: bool) -> Result<Sample> {
+pub(crate) async fn drt_run(database_url: &str, drt: &Path, drt_dir: &Path, strategy: DrtStrategy, fresh: bool) -> Result<Sample> {
     if fresh {
-        let mut conn = PgConnection::connect(&args.database_url).await?;
+        let mut conn = PgConnection::connect(database_url).await?;
         conn.execute("DROP SCHEMA IF EXISTS _drt CASCADE").await?;
         let _ = std::fs::remove_dir_all(drt_dir.join(".drt"));
     }
-    let mut c = Command::new(&args.drt);
+    let mut c = Command::new(drt);
     c.args(["run", "--select", strategy.sync_name()])
         .current_dir(drt_dir)
         .env("HOME", drt_dir.join("home"));
@@ -755,7 +761,7 @@ async fn drt_run(args: &SuiteArgs, drt_dir: &Path, strategy: DrtStrategy, fresh:
 /// (the fair peer) and plain upsert (for reference).
 async fn end_to_end(env: &Env, args: &SuiteArgs, runs: usize, table: &mut String, notes: &mut String) -> Result<()> {
     eprintln!("end to end against drt…");
-    let drt_dir = drt_project(&env.work, &args.database_url, args.port)?;
+    let drt_dir = drt_project(&env.work, &args.database_url, args.port, "ebb_bench_e2e.users")?;
     let (mut ebb_first, mut ebb_change, mut ebb_same) = (vec![], vec![], vec![]);
     let (mut diff_first, mut diff_change, mut upsert_first, mut upsert_change) = (vec![], vec![], vec![], vec![]);
     let mut change_counts = String::new();
@@ -773,9 +779,9 @@ async fn end_to_end(env: &Env, args: &SuiteArgs, runs: usize, table: &mut String
             (DrtStrategy::Upsert, &mut upsert_first, &mut upsert_change),
         ] {
             load_table(&args.database_url, "ebb_bench_e2e", "a").await?;
-            first.push(drt_run(args, &drt_dir, strategy, true).await?);
+            first.push(drt_run(&args.database_url, &args.drt, &drt_dir, strategy, true).await?);
             load_table(&args.database_url, "ebb_bench_e2e", "b").await?;
-            change.push(drt_run(args, &drt_dir, strategy, false).await?);
+            change.push(drt_run(&args.database_url, &args.drt, &drt_dir, strategy, false).await?);
         }
     }
     let rows = args.e2e_rows;

@@ -27,7 +27,7 @@ use crate::record::Record;
 use crate::source::Source;
 use crate::spec::Mapping;
 use crate::state::{
-    Commit, IndexEntry, IndexLookup, RunCounts, Sent, StateStore, StoredCursor, StoredRejection, StoredState, SuppressReason,
+    Commit, IndexEntry, RunCounts, Sent, SharedLookup, StateStore, StoredCursor, StoredRejection, StoredState, SuppressReason,
 };
 
 /// The state store's hashes.
@@ -109,7 +109,7 @@ impl Baseline for StateHashes {
 /// with every identity on a narrowed mirror run), and the diff.
 async fn pass1(
     reading: &Reading<'_>,
-    (stored, state_was_for): (StoredState, Option<String>),
+    (mut stored, state_was_for): (StoredState, Option<String>),
     start: Start,
     (stored_cursor, here): (Option<StoredCursor>, &str),
     keep_budget: usize,
@@ -118,12 +118,14 @@ async fn pass1(
     let decision = narrowed::decide(&start, stored_cursor, (reading.asked, usable), here);
     let mut cursor_read = decision.as_ref().map(CursorRead::new);
     let (mut counts, mut rejections) = (RunCounts::default(), Vec::new());
-    let kept = Kept::new(keep_budget, Some(&stored.index), reading.asked.full);
+    // Shared with the hashing threads for the read, which tell the rows that differ from it.
+    let index = Arc::new(std::mem::take(&mut stored.index));
+    let kept = Kept::new(keep_budget, Some(&index), reading.asked.full);
     let rows = narrowed::rows(reading.source, &start.compiled, decision.as_ref());
     let pass = cursor_read.as_mut().zip(decision.as_ref()).map(|(read, d)| CursorPass {
         read,
         column: Arc::from(d.column.name.as_str()),
-        stored: Some(IndexLookup::new(&stored.index)),
+        stored: Arc::new(SharedLookup::new(Arc::clone(&index))),
     });
     let every_identity = decision.as_ref().is_some_and(|d| d.since().is_some()) && reading.mapping.mode == Mode::Mirror;
     let read = read_snapshot(
@@ -141,6 +143,8 @@ async fn pass1(
         }
         false => (read.await?, None),
     };
+    // Every thread that shared it is done; a copy is made only if one were not.
+    stored.index = Arc::try_unwrap(index).unwrap_or_else(|shared| (*shared).clone());
     let narrowing = Narrowing {
         decision,
         read: cursor_read,

@@ -18,7 +18,7 @@ use crate::mapping::{CompiledMapping, Rejection};
 use crate::record::Record;
 use crate::source::since::{cursor_values, largest};
 use crate::source::{SourceBatch, SourceError};
-use crate::state::{IndexEntry, IndexLookup, RejectionStage, RunCounts, StoredRejection, MAX_STORED_REJECTIONS};
+use crate::state::{IndexEntry, RejectionStage, RunCounts, SharedLookup, StoredRejection, MAX_STORED_REJECTIONS};
 
 /// The rows pass 1 reads: the whole source, or the rows past a cursor.
 pub(super) type SourceRows = futures::stream::BoxStream<'static, Result<SourceBatch, SourceError>>;
@@ -44,32 +44,36 @@ struct Hashed {
     entries: Vec<IndexEntry>,
     suppressed: u64,
     rejections: Vec<Rejection>,
-    /// With a cursor: each entry's cursor value, and the batch's largest.
-    cursors: Vec<Option<i64>>,
+    /// With a cursor: the rows whose record differs from the baseline's, with their cursor
+    /// value, and the batch's largest cursor.
+    differing: Vec<(u128, Option<i64>)>,
     largest: Option<i64>,
 }
 
 /// The cursor's side of pass 1: what it learns, the column it reads, and the stored index
-/// that tells which rows differ from the baseline.
+/// that tells which rows differ from the baseline (looked up on the hashing threads).
 pub(super) struct CursorPass<'a> {
     pub read: &'a mut CursorRead,
     pub column: Arc<str>,
-    pub stored: Option<IndexLookup<'a>>,
+    pub stored: Arc<SharedLookup>,
 }
 
 impl CursorPass<'_> {
     fn note(&mut self, done: &Hashed) {
         self.read.saw(done.largest);
-        for (entry, cursor) in done.entries.iter().zip(&done.cursors) {
-            if self.stored.as_ref().and_then(|s| s.get(entry.key)) != Some(entry.hash) {
-                self.read.differs(entry.key, *cursor);
-            }
+        for (key, cursor) in &done.differing {
+            self.read.differs(*key, *cursor);
         }
     }
 }
 
-fn hash_one(compiled: &CompiledMapping, batch: SourceBatch, suppressed: &HashSet<u128>, cursor: Option<&str>) -> Result<Hashed, Error> {
-    let values = match cursor.and_then(|name| batch.batch.column_by_name(name)) {
+fn hash_one(
+    compiled: &CompiledMapping,
+    batch: SourceBatch,
+    suppressed: &HashSet<u128>,
+    cursor: Option<(&str, &SharedLookup)>,
+) -> Result<Hashed, Error> {
+    let values = match cursor.and_then(|(name, _)| batch.batch.column_by_name(name)) {
         Some(column) => Some(cursor_values(column).map_err(|e| SourceError::Read {
             path: batch.origin.to_string(),
             cause: Box::new(e),
@@ -80,7 +84,7 @@ fn hash_one(compiled: &CompiledMapping, batch: SourceBatch, suppressed: &HashSet
         entries: Vec::with_capacity(batch.batch.num_rows()),
         suppressed: 0,
         rejections: Vec::new(),
-        cursors: Vec::new(),
+        differing: Vec::new(),
         largest: values.as_ref().and_then(largest),
         batch,
     };
@@ -93,8 +97,10 @@ fn hash_one(compiled: &CompiledMapping, batch: SourceBatch, suppressed: &HashSet
                     out.suppressed += 1;
                 } else {
                     out.entries.push(IndexEntry { key, hash });
-                    if let Some(values) = &values {
-                        out.cursors.push(values.is_valid(row).then(|| values.value(row)));
+                    if let (Some(values), Some((_, stored))) = (&values, cursor) {
+                        if stored.get(key) != Some(hash) {
+                            out.differing.push((key, values.is_valid(row).then(|| values.value(row))));
+                        }
                     }
                 }
             }
@@ -140,15 +146,18 @@ pub(super) async fn read_snapshot(
     let mut seen: Vec<IndexEntry> = Vec::with_capacity(last_size + last_size / 16 + 1024);
     let mut rejected_ids: Vec<(u128, String)> = Vec::new();
     let mut candidates: Vec<u128> = Vec::new();
-    let column = cursor.as_ref().map(|c| Arc::clone(&c.column));
+    let tracked = cursor.as_ref().map(|c| (Arc::clone(&c.column), Arc::clone(&c.stored)));
     let mut hashed = rows
         .map(|batch| {
-            let (compiled, suppressed, column) = (Arc::clone(compiled), Arc::clone(&suppressed), column.clone());
+            let (compiled, suppressed, tracked) = (Arc::clone(compiled), Arc::clone(&suppressed), tracked.clone());
             async move {
                 let batch = batch?;
-                tokio::task::spawn_blocking(move || hash_one(&compiled, batch, &suppressed, column.as_deref()))
-                    .await
-                    .map_err(|e| Error::from(crate::panic::joined("mapping", e)))?
+                tokio::task::spawn_blocking(move || {
+                    let cursor = tracked.as_ref().map(|(column, stored)| (&**column, &**stored));
+                    hash_one(&compiled, batch, &suppressed, cursor)
+                })
+                .await
+                .map_err(|e| Error::from(crate::panic::joined("mapping", e)))?
             }
         })
         .buffered(HASHED_AT_ONCE);

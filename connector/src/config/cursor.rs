@@ -41,6 +41,7 @@ pub struct RawCursor {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
+#[schemars(rename = "Lag")]
 pub enum RawLag {
     Units(i64),
     Duration(String),

@@ -41,10 +41,33 @@ impl<'a> IndexLookup<'a> {
 
     /// The hash stored for `key`, if any.
     pub fn get(&self, key: u128) -> Option<u128> {
-        let bucket = (key >> self.shift) as usize;
-        let (from, to) = (self.starts[bucket] as usize, self.starts[bucket + 1] as usize);
-        let within = &self.entries[from..to];
-        within.binary_search_by_key(&key, |e| e.key).ok().map(|i| within[i].hash)
+        find(self.entries, &self.starts, self.shift, key)
+    }
+}
+
+fn find(entries: &[IndexEntry], starts: &[u32], shift: u32, key: u128) -> Option<u128> {
+    let bucket = (key >> shift) as usize;
+    let (from, to) = (starts[bucket] as usize, starts[bucket + 1] as usize);
+    let within = &entries[from..to];
+    within.binary_search_by_key(&key, |e| e.key).ok().map(|i| within[i].hash)
+}
+
+/// [`IndexLookup`] over an index shared with the threads that hash pass 1's batches.
+pub struct SharedLookup {
+    index: std::sync::Arc<RecordIndex>,
+    starts: Vec<u32>,
+    shift: u32,
+}
+
+impl SharedLookup {
+    pub fn new(index: std::sync::Arc<RecordIndex>) -> SharedLookup {
+        let IndexLookup { starts, shift, .. } = IndexLookup::new(&index);
+        SharedLookup { index, starts, shift }
+    }
+
+    /// The hash stored for `key`, if any.
+    pub fn get(&self, key: u128) -> Option<u128> {
+        find(self.index.entries(), &self.starts, self.shift, key)
     }
 }
 

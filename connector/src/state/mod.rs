@@ -24,7 +24,7 @@ use crate::column::ColumnType;
 pub use cursors::StoredCursor;
 pub use index::{IndexEntry, RecordIndex, INDEX_FORMAT};
 pub use lock::{LockLost, LockWatch, RunLock};
-pub use lookup::IndexLookup;
+pub use lookup::{IndexLookup, SharedLookup};
 pub use rejected::{rejected_count, rejected_now, RejectedNow, RejectedRecord};
 pub use runs::{
     Pruned, RejectionStage, RunCounts, RunOrigin, RunProgress, RunRecord, RunStart, RunStatus, StoredRejection, MAX_STORED_REJECTIONS,
