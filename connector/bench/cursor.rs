@@ -25,10 +25,10 @@ use crate::suite::{
 
 #[derive(clap::Args)]
 pub struct CursorArgs {
-    /// Rows in the Parquet snapshots.
+    /// Rows in the Parquet snapshots; 0 skips their cases.
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
-    /// Rows in the PostgreSQL table.
+    /// Rows in the PostgreSQL table; 0 skips its cases.
     #[arg(long, default_value_t = 100_000)]
     pg_rows: u64,
     /// Rows in the table of the warehouse-side diff's case; 0 skips it.
@@ -95,8 +95,12 @@ pub async fn run(args: CursorArgs) -> Result<()> {
     let mut table = String::from("| case | ebb | peer | ratio (ebb ÷ peer) | target |\n|---|---|---|---|---|\n");
     let mut notes = String::new();
     let stand_in = ServerProcess::stand_in(&env.ebb, args.port)?;
-    parquet_cases(&env, &args, &mut table, &mut notes).await?;
-    postgres_cases(&env, &args, &mut table, &mut notes).await?;
+    if args.rows > 0 {
+        parquet_cases(&env, &args, &mut table, &mut notes).await?;
+    }
+    if args.pg_rows > 0 {
+        postgres_cases(&env, &args, &mut table, &mut notes).await?;
+    }
     if args.warehouse_rows > 0 {
         warehouse_cases(&env, &args, &mut table, &mut notes).await?;
     }
