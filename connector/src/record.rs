@@ -130,6 +130,16 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record with only an identity, for tests of what is kept and acknowledged.
+    #[cfg(test)]
+    pub(crate) fn with_id(id: &str) -> Record {
+        Record {
+            id: id.into(),
+            created_at: 0,
+            attributes: Vec::new(),
+        }
+    }
+
     /// About how much memory the record holds, for keeping records within a budget.
     pub fn memory_bytes(&self) -> usize {
         let values: usize = self

@@ -103,14 +103,6 @@ mod tests {
     use super::*;
     use crate::state::IndexEntry;
 
-    fn record(id: &str) -> Record {
-        Record {
-            id: id.into(),
-            created_at: 0,
-            attributes: Vec::new(),
-        }
-    }
-
     #[test]
     fn only_new_and_changed_rows_are_wanted() {
         let stored = RecordIndex::from_entries(vec![IndexEntry { key: 1, hash: 10 }]);
@@ -129,16 +121,16 @@ mod tests {
     #[test]
     fn past_the_budget_nothing_is_kept() {
         let stored = RecordIndex::from_entries(Vec::new());
-        let one = record("user-1").memory_bytes();
+        let one = Record::with_id("user-1").memory_bytes();
         let mut kept = Kept::new(one * 2, Some(&stored), false);
-        kept.push(record("user-1"));
-        kept.push(record("user-2"));
+        kept.push(Record::with_id("user-1"));
+        kept.push(Record::with_id("user-2"));
         assert!(kept.is_open());
-        kept.push(record("user-3"));
+        kept.push(Record::with_id("user-3"));
         assert!(!kept.is_open() && !kept.wants(9, 9));
         assert_eq!(kept.finish(), None);
         let mut fits = Kept::new(one * 2, Some(&stored), false);
-        fits.push(record("user-1"));
-        assert_eq!(fits.finish(), Some(vec![record("user-1")]));
+        fits.push(Record::with_id("user-1"));
+        assert_eq!(fits.finish(), Some(vec![Record::with_id("user-1")]));
     }
 }

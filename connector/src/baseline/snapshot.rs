@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::hash::id_key;
 use crate::mapping::{CompiledMapping, Rejection};
 use crate::record::Record;
-use crate::source::since::{cursor_values, largest};
+use crate::source::since::{batch_cursor_values, largest};
 use crate::source::{SourceBatch, SourceError};
 use crate::state::{IndexEntry, RejectionStage, RunCounts, SharedLookup, StoredRejection, MAX_STORED_REJECTIONS};
 
@@ -73,11 +73,8 @@ fn hash_one(
     suppressed: &HashSet<u128>,
     cursor: Option<(&str, &SharedLookup)>,
 ) -> Result<Hashed, Error> {
-    let values = match cursor.and_then(|(name, _)| batch.batch.column_by_name(name)) {
-        Some(column) => Some(cursor_values(column).map_err(|e| SourceError::Read {
-            path: batch.origin.to_string(),
-            cause: Box::new(e),
-        })?),
+    let values = match cursor {
+        Some((name, _)) => batch_cursor_values(&batch, name)?,
         None => None,
     };
     let mut out = Hashed {

@@ -73,6 +73,29 @@ pub fn check(mapping: &Mapping, schema: &SourceSchema) -> Result<Option<CursorCo
     }))
 }
 
+#[cfg(test)]
+impl CursorColumn {
+    /// An integer cursor `name` with `lag`, for tests of the scope and the watermark.
+    pub(crate) fn integer(name: &str, lag: i64) -> CursorColumn {
+        CursorColumn {
+            name: name.into(),
+            ty: ColumnType::Int,
+            lag,
+            config: CursorConfig {
+                column: name.into(),
+                lag: Lag::Units(lag),
+                full_every: std::time::Duration::from_secs(3600),
+                loc: crate::config::Loc {
+                    line: 1,
+                    column: 1,
+                    field: "source.cursor".into(),
+                },
+                lag_loc: None,
+            },
+        }
+    }
+}
+
 /// `lag` in the unit of a cursor of type `ty`: microseconds, days or the integer's own.
 fn lag_in_units(lag: Lag, ty: &ColumnType) -> Result<i64, String> {
     let micros = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);

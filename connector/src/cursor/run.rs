@@ -152,31 +152,12 @@ pub fn shown(value: i64, ty: &ColumnType) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::config::{CursorConfig, Lag, Loc};
     use crate::cursor::scope::{decide, Asked};
     use crate::cursor::CursorColumn;
-    use crate::record::Record;
 
     fn run(pending: Vec<(u128, i64)>, largest: Option<i64>) -> CursorRun {
-        let column = CursorColumn {
-            name: "v".into(),
-            ty: ColumnType::Int,
-            lag: 0,
-            config: CursorConfig {
-                column: "v".into(),
-                lag: Lag::Units(0),
-                full_every: Duration::from_secs(3600),
-                loc: Loc {
-                    line: 1,
-                    column: 1,
-                    field: "source.cursor".into(),
-                },
-                lag_loc: None,
-            },
-        };
+        let column = CursorColumn::integer("v", 0);
         let stored = StoredCursor {
             column: "v".into(),
             fingerprint: "f".into(),
@@ -187,17 +168,9 @@ mod tests {
         CursorRun::new(decision, largest, pending, None)
     }
 
-    fn record(id: &str) -> Record {
-        Record {
-            id: id.into(),
-            created_at: 0,
-            attributes: Vec::new(),
-        }
-    }
-
     #[test]
     fn the_watermark_waits_for_every_planned_record_and_never_goes_back() {
-        let (a, b) = (record("a"), record("b"));
+        let (a, b) = (Record::with_id("a"), Record::with_id("b"));
         let cursor = run(vec![(id_key("a"), 150), (id_key("b"), 180)], Some(200));
         assert_eq!(cursor.next_watermark(), Some(150), "held back by both");
         cursor.acknowledged(&[&a]);

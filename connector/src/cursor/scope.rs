@@ -144,28 +144,10 @@ impl Decision {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::config::{CursorConfig, Lag, Loc};
 
     fn column() -> CursorColumn {
-        CursorColumn {
-            name: "updated_at".into(),
-            ty: ColumnType::Int,
-            lag: 10,
-            config: CursorConfig {
-                column: "updated_at".into(),
-                lag: Lag::Units(10),
-                full_every: Duration::from_secs(3600),
-                loc: Loc {
-                    line: 1,
-                    column: 1,
-                    field: "source.cursor".into(),
-                },
-                lag_loc: None,
-            },
-        }
+        CursorColumn::integer("updated_at", 10)
     }
 
     fn stored(watermark: Option<i64>, full_at: i64) -> Option<StoredCursor> {

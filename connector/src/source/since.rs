@@ -46,6 +46,18 @@ pub fn cursor_values(array: &ArrayRef) -> Result<Int64Array, ArrowError> {
     }
 }
 
+/// The values of a batch's cursor column, if the batch has it; a column that cannot be read as
+/// one is an error of the batch's part.
+pub fn batch_cursor_values(batch: &super::SourceBatch, column: &str) -> Result<Option<Int64Array>, super::SourceError> {
+    let Some(array) = batch.batch.column_by_name(column) else {
+        return Ok(None);
+    };
+    cursor_values(array).map(Some).map_err(|e| super::SourceError::Read {
+        path: batch.origin.to_string(),
+        cause: Box::new(e),
+    })
+}
+
 /// The rows a narrowed read selects: at or past `from`, or without a comparable value.
 pub fn selected(values: &Int64Array, from: i64) -> Result<BooleanArray, ArrowError> {
     let at_or_past = gt_eq(values, &Int64Array::new_scalar(from))?;

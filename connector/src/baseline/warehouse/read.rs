@@ -17,9 +17,8 @@ use crate::error::Error;
 use crate::hash::id_key;
 use crate::mapping::Rejection;
 use crate::record::Record;
-use crate::source::since::{cursor_values, largest};
+use crate::source::since::{batch_cursor_values, largest};
 use crate::source::SourceBatch;
-use crate::source::SourceError;
 use crate::state::{IndexEntry, RunCounts, StoredRejection};
 
 /// What the bookkeeping knows of a row of the diff.
@@ -125,15 +124,9 @@ pub(super) struct CursorTrack<'a> {
 impl CursorTrack<'_> {
     /// The batch's cursor values, once its largest was noted.
     fn values(&mut self, batch: &SourceBatch) -> Result<Option<Int64Array>, Error> {
-        let Some(column) = batch.batch.column_by_name(&self.column) else {
-            return Ok(None);
-        };
-        let values = cursor_values(column).map_err(|e| SourceError::Read {
-            path: batch.origin.to_string(),
-            cause: Box::new(e),
-        })?;
-        self.read.saw(largest(&values));
-        Ok(Some(values))
+        let values = batch_cursor_values(batch, &self.column)?;
+        self.read.saw(values.as_ref().and_then(largest));
+        Ok(values)
     }
 
     fn note(&mut self, (key, changed): (u128, bool), cursor: Option<i64>) {
