@@ -279,16 +279,23 @@ async fn a_cursor_that_cannot_be_one_is_a_clear_error() {
 /// A Parquet snapshot of `rows` people in row groups of 100, each updated an hour after the
 /// one before, with `changed` given a new name and a cursor in June.
 fn write_people(path: &std::path::Path, rows: i64, changed: &[i64]) {
+    write_people_with(path, rows, changed, &[]);
+}
+
+/// [`write_people`], with `nulled` renamed too but given no cursor at all.
+fn write_people_with(path: &std::path::Path, rows: i64, changed: &[i64], nulled: &[i64]) {
     let schema = Arc::new(Schema::new(vec![
         Field::new("user_id", DataType::Utf8, false),
         Field::new("name", DataType::Utf8, true),
         Field::new("updated_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
         Field::new("age", DataType::Int64, true),
+        Field::new("email", DataType::Utf8, true),
     ]));
     let ids: Vec<String> = (0..rows).map(|i| format!("p-{i:05}")).collect();
+    let emails: Vec<String> = ids.iter().map(|id| format!("{id}@customers.invalid")).collect();
     let names: Vec<String> = (0..rows)
         .map(|i| {
-            if changed.contains(&i) {
+            if changed.contains(&i) || nulled.contains(&i) {
                 format!("Renamed {i}")
             } else {
                 format!("Person {i}")
@@ -296,8 +303,12 @@ fn write_people(path: &std::path::Path, rows: i64, changed: &[i64]) {
         })
         .collect();
     let june = JAN_1 + 151 * 24 * HOUR;
-    let times: Vec<i64> = (0..rows)
-        .map(|i| if changed.contains(&i) { june + i } else { JAN_1 + i * HOUR })
+    let times: Vec<Option<i64>> = (0..rows)
+        .map(|i| match (changed.contains(&i), nulled.contains(&i)) {
+            (_, true) => None,
+            (true, false) => Some(june + i),
+            (false, false) => Some(JAN_1 + i * HOUR),
+        })
         .collect();
     let batch = RecordBatch::try_new(
         Arc::clone(&schema),
@@ -306,6 +317,7 @@ fn write_people(path: &std::path::Path, rows: i64, changed: &[i64]) {
             Arc::new(StringArray::from(names)),
             Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")),
             Arc::new(Int64Array::from((0..rows).map(|i| 20 + i % 50).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(emails)),
         ],
     )
     .expect("batch");
@@ -461,4 +473,137 @@ async fn a_run_killed_mid_send_leaves_the_watermark_and_the_next_run_sends_every
         Some(JAN_1 + 151 * 24 * HOUR + 50_000_000),
         "the largest cursor, p-030's"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_with_a_null_or_future_cursor_are_read_by_every_run_and_never_move_the_watermark() {
+    let s = Setup::new().await;
+    // A placeholder far in the future, and PostgreSQL's own infinity: neither is a watermark,
+    // or every later cursor run would read nothing until the year 2999.
+    s.pg.exec(
+        "UPDATE {s}.people SET updated_at = '2999-01-01+00' WHERE user_id = 'p-010';
+         UPDATE {s}.people SET updated_at = 'infinity' WHERE user_id = 'p-011';
+         UPDATE {s}.people SET updated_at = NULL WHERE user_id = 'p-012';",
+    )
+    .await;
+    let first = s.run_with(false).await;
+    assert_eq!(first.counts.sent, 40);
+    let summary = first.cursor.as_ref().expect("cursor");
+    let ahead = summary.ahead_of_clock.as_ref().expect("the row from the future is reported");
+    assert_eq!((ahead.rows, ahead.furthest.as_str()), (1, "2999-01-01 00:00:00+00"));
+    assert_eq!(
+        s.store.cursor("people").await.unwrap().unwrap().watermark,
+        Some(JAN_1 + 39 * HOUR),
+        "p-040's cursor, the largest before the run's start"
+    );
+
+    // A change with its cursor moved, and a change whose cursor became null: both are read.
+    s.pg.exec(
+        "UPDATE {s}.people SET age = 1, updated_at = '2026-06-01+00' WHERE user_id = 'p-020';
+         UPDATE {s}.people SET name = 'No cursor', updated_at = NULL WHERE user_id = 'p-030';",
+    )
+    .await;
+    let next = s.run_with(false).await;
+    let c = &next.counts;
+    assert!(c.narrowed, "{next:?}");
+    // Read: p-010, p-011, p-012 (past the bound or null, unchanged), p-020, p-030, and p-040 within the lag.
+    assert_eq!((c.source, c.changed, c.sent), (6, 2, 2), "{c:?}");
+    assert_eq!(s.received(2), ids(&["p-020", "p-030"]));
+    assert_eq!(
+        s.store.cursor("people").await.unwrap().unwrap().watermark,
+        Some(JAN_1 + 151 * 24 * HOUR),
+        "p-020's cursor"
+    );
+
+    let out = ebb(
+        s.ws.path(),
+        &["--state", &s.ws.state_url(), "preview", "people.yml"],
+        &[("WAREHOUSE_URL", &database_url())],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("cursor: 1 row has updated_at more than a day after the run's start (the furthest 2999-01-01"),
+        "{stdout}"
+    );
+}
+
+/// A Parquet mirror sync of 1,000 people to profiles, made by one full run; the mapping's path.
+async fn mirrored_parquet(ws: &Workspace, si: &StandIn) -> std::path::PathBuf {
+    write_people(&ws.path().join("people.parquet"), 1000, &[]);
+    let yaml = format!(
+        "name: people\nsource:\n  parquet: people.parquet\n  cursor: {{ column: updated_at, lag: 30m }}\n\
+         destination:\n  profiles:\n    url: {}\n    token: ${{PROFILES_TOKEN:-local-profiles-token}}\n    requests_per_minute: 60000\n    retry_budget_secs: 2\n\
+         mode: mirror\nemail: email\nfull_name: name\nguards: {{}}\n",
+        si.url()
+    );
+    ws.write("people.yml", &yaml)
+}
+
+fn profiles_received(si: &StandIn, times: u64) -> BTreeSet<String> {
+    si.profiles()
+        .into_iter()
+        .filter(|p| p.received_count == times)
+        .map(|p| p.email.trim_end_matches("@customers.invalid").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_cursor_keeps_its_row_group_from_being_skipped() {
+    let (ws, si) = (Workspace::new(), stand_in().await);
+    let mapping = mirrored_parquet(&ws, &si).await;
+    let store = ws.store().await;
+    assert_eq!(run_ok(&load_sync(&mapping, &[]), store.as_ref()).await.counts.sent, 1000);
+    // Row 5 lost its cursor: its group's statistics are all below the bound, but it has a null.
+    write_people_with(&ws.path().join("people.parquet"), 1000, &[450], &[5]);
+    let report = run_ok(&load_sync(&mapping, &[]), store.as_ref()).await;
+    let c = &report.counts;
+    assert!(c.narrowed, "{report:?}");
+    assert_eq!((c.changed, c.sent, c.gone, c.deleted), (2, 2, 0, 0), "{c:?}");
+    assert_eq!(profiles_received(&si, 2), ids(&["p-00005", "p-00450"]));
+}
+
+/// Overwrites the first bytes of `column`'s pages in row group `group` with garbage.
+fn damage(path: &std::path::Path, group: usize, column: usize) {
+    use std::io::{Seek, Write};
+    let file = std::fs::File::open(path).expect("open");
+    let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&file)
+        .expect("footer");
+    let chunk = meta.row_group(group).column(column);
+    let start = chunk.dictionary_page_offset().unwrap_or(chunk.data_page_offset());
+    let mut file = std::fs::OpenOptions::new().write(true).open(path).expect("open for writing");
+    file.seek(std::io::SeekFrom::Start(start as u64)).expect("seek");
+    file.write_all(&[0xff; 64]).expect("damage");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrowed_mirror_read_of_a_damaged_file_fails_the_run_and_deletes_no_one() {
+    let (ws, si) = (Workspace::new(), stand_in().await);
+    let mapping = mirrored_parquet(&ws, &si).await;
+    let store = ws.store().await;
+    assert_eq!(run_ok(&load_sync(&mapping, &[]), store.as_ref()).await.counts.sent, 1000);
+    let before = store.cursor("people").await.unwrap().unwrap();
+    let data = ws.path().join("people.parquet");
+    // The identity (email) of a group the cursor skips, read only to find mirror's gone
+    // records, then a mapped column of a group it reads.
+    for (group, column, what) in [(2, 4, "email of a skipped group"), (4, 1, "name of a read group")] {
+        write_people(&data, 1000, &[450]);
+        damage(&data, group, column);
+        let report = run(&load_sync(&mapping, &[]), store.as_ref(), false).await;
+        assert_eq!(report.status, RunStatus::Failed, "{what}: {report:?}");
+        let error = report.error.clone().unwrap_or_default();
+        assert!(error.contains("people.parquet"), "{what}: the error names the file: {error}");
+        assert_eq!((report.counts.deleted, report.counts.sent), (0, 0), "{what}: {report:?}");
+        assert_eq!(si.profiles().len(), 1000, "{what}: no one was deleted");
+        assert_eq!(
+            store.cursor("people").await.unwrap().unwrap(),
+            before,
+            "{what}: the watermark did not move"
+        );
+    }
+    write_people(&data, 1000, &[450]);
+    let healed = run_ok(&load_sync(&mapping, &[]), store.as_ref()).await;
+    assert_eq!((healed.counts.sent, healed.counts.deleted), (1, 0), "{healed:?}");
+    assert_eq!(profiles_received(&si, 2), ids(&["p-00450"]));
 }

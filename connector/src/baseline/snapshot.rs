@@ -10,13 +10,13 @@ use arrow::array::Array;
 use futures::StreamExt;
 
 use super::kept::Kept;
-use crate::cursor::CursorRead;
+use crate::cursor::{Clock, CursorRead, Seen};
 use crate::diff::{self, Duplicate};
 use crate::error::Error;
 use crate::hash::id_key;
 use crate::mapping::{CompiledMapping, Rejection};
 use crate::record::Record;
-use crate::source::since::{batch_cursor_values, largest};
+use crate::source::since::batch_cursor_values;
 use crate::source::{SourceBatch, SourceError};
 use crate::state::{IndexEntry, RejectionStage, RunCounts, SharedLookup, StoredRejection, MAX_STORED_REJECTIONS};
 
@@ -45,9 +45,9 @@ struct Hashed {
     suppressed: u64,
     rejections: Vec<Rejection>,
     /// With a cursor: the rows whose record differs from the baseline's, with their cursor
-    /// value, and the batch's largest cursor.
+    /// value, and what the batch's cursors tell the watermark.
     differing: Vec<(u128, Option<i64>)>,
-    largest: Option<i64>,
+    seen: Seen,
 }
 
 /// The cursor's side of pass 1: what it learns, the column it reads, and the stored index
@@ -60,7 +60,7 @@ pub(super) struct CursorPass<'a> {
 
 impl CursorPass<'_> {
     fn note(&mut self, done: &Hashed) {
-        self.read.saw(done.largest);
+        self.read.saw(done.seen);
         for (key, cursor) in &done.differing {
             self.read.differs(*key, *cursor);
         }
@@ -71,10 +71,10 @@ fn hash_one(
     compiled: &CompiledMapping,
     batch: SourceBatch,
     suppressed: &HashSet<u128>,
-    cursor: Option<(&str, &SharedLookup)>,
+    cursor: Option<(&str, Option<Clock>, &SharedLookup)>,
 ) -> Result<Hashed, Error> {
     let values = match cursor {
-        Some((name, _)) => batch_cursor_values(&batch, name)?,
+        Some((name, ..)) => batch_cursor_values(&batch, name)?,
         None => None,
     };
     let mut out = Hashed {
@@ -82,7 +82,11 @@ fn hash_one(
         suppressed: 0,
         rejections: Vec::new(),
         differing: Vec::new(),
-        largest: values.as_ref().and_then(largest),
+        seen: values
+            .as_ref()
+            .zip(cursor)
+            .map(|(v, (_, clock, _))| Seen::of(v, clock))
+            .unwrap_or_default(),
         batch,
     };
     let mut row = 0;
@@ -94,7 +98,7 @@ fn hash_one(
                     out.suppressed += 1;
                 } else {
                     out.entries.push(IndexEntry { key, hash });
-                    if let (Some(values), Some((_, stored))) = (&values, cursor) {
+                    if let (Some(values), Some((.., stored))) = (&values, cursor) {
                         if stored.get(key) != Some(hash) {
                             out.differing.push((key, values.is_valid(row).then(|| values.value(row))));
                         }
@@ -143,14 +147,16 @@ pub(super) async fn read_snapshot(
     let mut seen: Vec<IndexEntry> = Vec::with_capacity(last_size + last_size / 16 + 1024);
     let mut rejected_ids: Vec<(u128, String)> = Vec::new();
     let mut candidates: Vec<u128> = Vec::new();
-    let tracked = cursor.as_ref().map(|c| (Arc::clone(&c.column), Arc::clone(&c.stored)));
+    let tracked = cursor
+        .as_ref()
+        .map(|c| (Arc::clone(&c.column), c.read.clock(), Arc::clone(&c.stored)));
     let mut hashed = rows
         .map(|batch| {
             let (compiled, suppressed, tracked) = (Arc::clone(compiled), Arc::clone(&suppressed), tracked.clone());
             async move {
                 let batch = batch?;
                 tokio::task::spawn_blocking(move || {
-                    let cursor = tracked.as_ref().map(|(column, stored)| (&**column, &**stored));
+                    let cursor = tracked.as_ref().map(|(column, clock, stored)| (&**column, *clock, &**stored));
                     hash_one(&compiled, batch, &suppressed, cursor)
                 })
                 .await

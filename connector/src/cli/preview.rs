@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::run::{load_all, state_was_for_note};
+use super::run::load_all;
 use super::{load, open_store, print_json, print_wrapped};
 use crate::config::env::Env;
 use crate::error::Error;
@@ -69,15 +69,11 @@ fn print_preview(sync: &SyncJob, preview: &sync::Preview, limit: usize) -> Resul
         "  source rows {} · invalid {}{suppressed} · new {} · changed {} · unchanged {} · gone {}",
         c.source, c.invalid, c.new, c.changed, c.unchanged, c.gone
     );
-    if let Some(folders) = &preview.folders {
-        print_wrapped("  ", &format!("read {}", folders.summary()));
-    }
-    if let Some(cursor) = &preview.cursor {
-        print_wrapped("  ", &super::run::cursor_note(cursor, preview.counts.changed_without_cursor));
-    }
-    if let Some(other) = &preview.state_was_for {
-        print_wrapped("  ", &state_was_for_note(other));
-    }
+    super::run::print_read_notes(
+        (preview.folders.as_ref(), preview.cursor.as_ref()),
+        c.changed_without_cursor,
+        preview.state_was_for.as_deref(),
+    );
     println!(
         "  would send {} record{}",
         preview.to_send,

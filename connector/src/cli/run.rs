@@ -18,22 +18,50 @@ use crate::sync::{self, AllowGuards, RunOptions, RunReport, SyncJob};
 pub(super) fn print_report(r: &RunReport) {
     println!("{}: {} in {}", r.sync, r.status.as_str(), human_duration(r.duration_ms));
     print_counts("  ", &r.counts);
-    if let Some(folders) = &r.folders {
-        print_wrapped("  ", &format!("read {}", folders.summary()));
-    }
-    if let Some(cursor) = &r.cursor {
-        print_wrapped("  ", &cursor_note(cursor, r.counts.changed_without_cursor));
-    }
-    if let Some(other) = &r.state_was_for {
-        print_wrapped("  ", &state_was_for_note(other));
-    }
+    print_read_notes(
+        (r.folders.as_ref(), r.cursor.as_ref()),
+        r.counts.changed_without_cursor,
+        r.state_was_for.as_deref(),
+    );
     if let Some(e) = &r.error {
         print_wrapped("  ", &format!("error: {e}"));
     }
 }
 
 /// What a person reads of a run's cursor: which rows it read, and what a full diff found.
-pub(super) fn cursor_note(c: &crate::cursor::CursorSummary, changed_without_cursor: Option<u64>) -> String {
+/// What a run or a preview read (folders, cursor) and from which state.
+pub(super) fn print_read_notes(
+    (folders, cursor): (Option<&crate::folders::SnapshotFolders>, Option<&crate::cursor::CursorSummary>),
+    changed_without_cursor: Option<u64>,
+    state_was_for: Option<&str>,
+) {
+    if let Some(folders) = folders {
+        print_wrapped("  ", &format!("read {}", folders.summary()));
+    }
+    for note in cursor.map(|c| cursor_notes(c, changed_without_cursor)).unwrap_or_default() {
+        print_wrapped("  ", &note);
+    }
+    if let Some(other) = state_was_for {
+        print_wrapped("  ", &state_was_for_note(other));
+    }
+}
+
+fn cursor_notes(c: &crate::cursor::CursorSummary, changed_without_cursor: Option<u64>) -> Vec<String> {
+    let mut notes = vec![scope_note(c, changed_without_cursor)];
+    if let Some(ahead) = &c.ahead_of_clock {
+        let rows = match ahead.rows {
+            1 => "1 row has".to_string(),
+            n => format!("{n} rows have"),
+        };
+        notes.push(format!(
+            "cursor: {rows} {} more than a day after the run's start (the furthest {}): every run reads them, and they never move the watermark",
+            c.column, ahead.furthest
+        ));
+    }
+    notes
+}
+
+fn scope_note(c: &crate::cursor::CursorSummary, changed_without_cursor: Option<u64>) -> String {
     match (&c.read_from, c.full_because, changed_without_cursor) {
         (Some(from), _, _) => format!("cursor: read only rows with {} at or after {from} (or null)", c.column),
         (None, _, Some(1)) => format!("full diff: 1 row changed without its cursor moving ({})", c.column),
@@ -43,7 +71,7 @@ pub(super) fn cursor_note(c: &crate::cursor::CursorSummary, changed_without_curs
 }
 
 /// What a person reads when a sync's state was kept for another destination.
-pub(super) fn state_was_for_note(other: &str) -> String {
+fn state_was_for_note(other: &str) -> String {
     format!("state was for {other}, not this destination: it starts empty, so every record is sent once")
 }
 

@@ -26,7 +26,7 @@ use crate::source::since::is_cursor_type;
 use crate::source::SourceSchema;
 use crate::spec::Mapping;
 
-pub use read::CursorRead;
+pub use read::{Clock, CursorRead, Seen};
 pub use run::{CursorRun, CursorSummary};
 pub use scope::{decide, Decision, FullReason, Scope};
 
@@ -71,6 +71,24 @@ pub fn check(mapping: &Mapping, schema: &SourceSchema) -> Result<Option<CursorCo
         lag,
         config: config.clone(),
     }))
+}
+
+impl CursorColumn {
+    /// The run's clock in this column's unit, at `now` (Unix seconds); an integer cursor has none.
+    pub fn clock(&self, now: i64) -> Option<Clock> {
+        const DAY_MICROS: i64 = 86_400_000_000;
+        match self.ty {
+            ColumnType::Timestamp => Some(Clock {
+                now: now.saturating_mul(1_000_000),
+                day: DAY_MICROS,
+            }),
+            ColumnType::Date => Some(Clock {
+                now: now.div_euclid(86_400),
+                day: 1,
+            }),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

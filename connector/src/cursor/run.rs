@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use super::{Decision, Scope};
+use super::{Decision, Scope, Seen};
 use crate::calendar;
 use crate::column::ColumnType;
 use crate::error::Error;
@@ -14,15 +14,15 @@ use crate::record::Record;
 use crate::state::{RunLock, StateStore, StoredCursor};
 
 /// A pending record's cursor once the destination acknowledged it: past every real value, which
-/// are finite (see [`crate::source::since::largest`]).
+/// are finite (see [`super::Seen::of`]).
 const ACKNOWLEDGED: i64 = i64::MAX;
 
 /// One run's cursor, from its plan to its end.
 #[derive(Debug)]
 pub struct CursorRun {
     decision: Decision,
-    /// The largest finite cursor the run read.
-    largest: Option<i64>,
+    /// The largest finite cursor the run read not after its start, and the rows past it.
+    seen: Seen,
     /// The cursors of the records the run sends, sorted by id key; an acknowledged one's cursor
     /// becomes `ACKNOWLEDGED`. A first sync sends every record: 24 bytes each, no map's overhead.
     pending: Mutex<Vec<(u128, i64)>>,
@@ -41,23 +41,36 @@ pub struct CursorSummary {
     /// The bound of a cursor run's read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_from: Option<String>,
-    /// The largest cursor read.
+    /// The largest cursor read not after the run's start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub largest_read: Option<String>,
+    /// Rows whose cursor is more than a day after the run's start: read by every run, never the
+    /// watermark.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ahead_of_clock: Option<AheadOfClock>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AheadOfClock {
+    pub rows: u64,
+    pub furthest: String,
 }
 
 impl CursorRun {
-    pub(super) fn new(
-        decision: Decision,
-        largest: Option<i64>,
-        pending: Vec<(u128, i64)>,
-        changed_without_cursor: Option<u64>,
-    ) -> CursorRun {
+    pub(super) fn new(decision: Decision, seen: Seen, pending: Vec<(u128, i64)>, changed_without_cursor: Option<u64>) -> CursorRun {
         let mut pending = pending;
         pending.sort_unstable_by_key(|(key, _)| *key);
+        if let Some(furthest) = seen.furthest {
+            tracing::warn!(
+                column = %decision.column.name,
+                rows = seen.ahead,
+                furthest = %shown(furthest, &decision.column.ty),
+                "rows whose cursor is more than a day after the run's start are read by every run and never move the watermark: check the column's clock or placeholder values"
+            );
+        }
         CursorRun {
             decision,
-            largest,
+            seen,
             pending: Mutex::new(pending),
             changed_without_cursor,
         }
@@ -85,15 +98,24 @@ impl CursorRun {
         }
     }
 
-    /// The watermark a completed run leaves: the largest cursor it read, never behind the last
-    /// one while that one still holds (a baseline may read only the changed rows past it), but
-    /// no further than the cursor of a record it planned and did not get acknowledged, so that
-    /// the next run reads that record again.
+    /// The watermark a completed run leaves: the largest cursor it read not after its start,
+    /// never behind the last one while that one still holds (a baseline may read only the
+    /// changed rows past it) and is not itself ahead of the clock, but no further than the
+    /// cursor of a record it planned and did not get acknowledged, so that the next run reads
+    /// that record again.
     pub fn next_watermark(&self) -> Option<i64> {
-        let still_holds = matches!(self.decision.scope, Scope::Since(_) | Scope::Full { below: Some(_), .. });
-        let read = match (still_holds, self.decision.stored.as_ref().and_then(|s| s.watermark)) {
-            (true, Some(before)) => Some(self.largest.map_or(before, |l| l.max(before))),
-            _ => self.largest,
+        let d = &self.decision;
+        let still_holds = matches!(d.scope, Scope::Since(_) | Scope::Full { below: Some(_), .. });
+        let clock = d.column.clock(d.started_at);
+        let before = d
+            .stored
+            .as_ref()
+            .and_then(|s| s.watermark)
+            .filter(|w| clock.is_none_or(|c| *w <= c.now));
+        let largest = self.seen.largest;
+        let read = match (still_holds, before) {
+            (true, Some(before)) => Some(largest.map_or(before, |l| l.max(before))),
+            _ => largest,
         };
         let held_back = lock(&self.pending).iter().map(|(_, c)| *c).filter(|c| *c != ACKNOWLEDGED).min();
         match (read, held_back) {
@@ -130,7 +152,11 @@ impl CursorRun {
             scope,
             full_because,
             read_from,
-            largest_read: self.largest.map(|l| shown(l, &d.column.ty)),
+            largest_read: self.seen.largest.map(|l| shown(l, &d.column.ty)),
+            ahead_of_clock: self.seen.furthest.map(|f| AheadOfClock {
+                rows: self.seen.ahead,
+                furthest: shown(f, &d.column.ty),
+            }),
         }
     }
 }
@@ -165,7 +191,11 @@ mod tests {
             full_at: 0,
         };
         let decision = decide(column, "f".into(), Some(stored), (Asked::default(), true), 10);
-        CursorRun::new(decision, largest, pending, None)
+        let seen = Seen {
+            largest,
+            ..Seen::default()
+        };
+        CursorRun::new(decision, seen, pending, None)
     }
 
     #[test]

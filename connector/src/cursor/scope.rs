@@ -20,6 +20,9 @@ pub enum FullReason {
     SetAside,
     /// The last run read no row with a cursor value.
     NoWatermark,
+    /// The watermark is after the run's start: a run from before ebb ignored future cursors,
+    /// or the clock went back. A narrowed read would see nothing until the clock caught up.
+    AheadOfClock,
     /// `--full-diff`.
     Requested,
     /// The last full diff is older than `full_every`.
@@ -34,6 +37,7 @@ impl FullReason {
             FullReason::Changed => "the mapping, destination or cursor column changed",
             FullReason::SetAside => "the stored state is for another destination or hash version",
             FullReason::NoWatermark => "no row had a cursor value",
+            FullReason::AheadOfClock => "the watermark is after the run's start",
             FullReason::Requested => "--full-diff",
             FullReason::Scheduled => "full_every",
         }
@@ -79,6 +83,7 @@ pub fn decide(
     now: i64,
 ) -> Decision {
     let full_every = i64::try_from(column.config.full_every.as_secs()).unwrap_or(i64::MAX);
+    let clock = column.clock(now);
     let scope = match &stored {
         _ if asked.full => Scope::Full {
             reason: FullReason::Resend,
@@ -88,6 +93,7 @@ pub fn decide(
         Some(s) if s.fingerprint != fingerprint => full(FullReason::Changed, None),
         Some(_) if !state_usable => full(FullReason::SetAside, None),
         Some(StoredCursor { watermark: None, .. }) => full(FullReason::NoWatermark, None),
+        Some(StoredCursor { watermark: Some(w), .. }) if clock.is_some_and(|c| *w > c.now) => full(FullReason::AheadOfClock, None),
         Some(StoredCursor {
             watermark: Some(w),
             full_at,
@@ -188,5 +194,27 @@ mod tests {
         };
         assert_eq!(scope(stored(Some(100), 0), resend, true, 10), full(FullReason::Resend, None));
         assert_eq!(scope(stored(Some(i64::MIN + 3), 0), none, true, 10), Scope::Since(i64::MIN));
+    }
+
+    #[test]
+    fn a_time_cursors_watermark_after_the_runs_start_is_not_trusted() {
+        let mut day = column();
+        day.ty = ColumnType::Date;
+        let stored = || stored(Some(20_000), 20_000 * 86_400);
+        // 20,000 days after 1970 is 2024-10-04; a run on 2024-10-05 narrows, one on 2024-10-03 does not.
+        let on = |day_number: i64| {
+            decide(
+                day.clone(),
+                "f".into(),
+                stored(),
+                (Asked::default(), true),
+                day_number * 86_400 + 60,
+            )
+            .scope
+        };
+        assert_eq!(on(20_000), Scope::Since(20_000 - 10));
+        assert_eq!(on(19_999), full(FullReason::AheadOfClock, None));
+        let integer = decide(column(), "f".into(), stored(), (Asked::default(), true), 5).scope;
+        assert_eq!(integer, Scope::Since(19_990), "an integer cursor has no clock");
     }
 }

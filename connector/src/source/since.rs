@@ -64,12 +64,6 @@ pub fn selected(values: &Int64Array, from: i64) -> Result<BooleanArray, ArrowErr
     or_kleene(&is_null(values)?, &at_or_past)
 }
 
-/// The largest finite value: `infinity` (`i64::MAX`) is past every bound already, and a
-/// watermark there would narrow every later read to nothing.
-pub fn largest(values: &Int64Array) -> Option<i64> {
-    values.iter().flatten().filter(|v| *v != i64::MAX && *v != i64::MIN).max()
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -93,6 +87,5 @@ mod tests {
         let ints: ArrayRef = Arc::new(Int32Array::from(vec![Some(3), None, Some(1)]));
         let values = cursor_values(&ints).unwrap();
         assert_eq!(selected(&values, 2).unwrap(), BooleanArray::from(vec![true, true, false]));
-        assert_eq!(largest(&Int64Array::from(vec![Some(i64::MAX), Some(4), None])), Some(4));
     }
 }

@@ -12,12 +12,12 @@ use crate::baseline::kept::Kept;
 use crate::baseline::snapshot::keep_rejection;
 use crate::baseline::Start;
 use crate::config::Mode;
-use crate::cursor::CursorRead;
+use crate::cursor::{CursorRead, Seen};
 use crate::error::Error;
 use crate::hash::id_key;
 use crate::mapping::Rejection;
 use crate::record::Record;
-use crate::source::since::{batch_cursor_values, largest};
+use crate::source::since::batch_cursor_values;
 use crate::source::SourceBatch;
 use crate::state::{IndexEntry, RunCounts, StoredRejection};
 
@@ -125,7 +125,9 @@ impl CursorTrack<'_> {
     /// The batch's cursor values, once its largest was noted.
     fn values(&mut self, batch: &SourceBatch) -> Result<Option<Int64Array>, Error> {
         let values = batch_cursor_values(batch, &self.column)?;
-        self.read.saw(values.as_ref().and_then(largest));
+        if let Some(values) = &values {
+            self.read.saw(Seen::of(values, self.read.clock()));
+        }
         Ok(values)
     }
 
