@@ -146,6 +146,12 @@ async fn cursor_runs_send_what_moved_and_a_full_diff_finds_what_changed_without_
     assert_eq!(s.received(2), ids(&["p-003", "p-017", "p-029"]));
     assert_eq!(cursor_run.cursor.as_ref().unwrap().scope, "cursor");
     assert_eq!(c.changed_without_cursor, None, "a cursor run does not look");
+    let cache = s.store.load("people").await.expect("load");
+    assert_eq!(
+        (cache.cached, cache.deltas.count, cache.deltas.entries),
+        (true, 1, 3),
+        "the run added its three changes to the cached index as a delta"
+    );
 
     let full = s.run_with(true).await;
     let c = &full.counts;

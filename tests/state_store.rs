@@ -7,7 +7,7 @@ use crate::common::{lock_holder_pid, TempSchema};
 use ebb::hash::id_key;
 use ebb::source::ColumnType;
 use ebb::state::{
-    self, Commit, IndexEntry, RejectionStage, RunCounts, RunLock, RunOrigin, RunStatus, Sent, StateStore, StoredRejection, SuppressReason,
+    self, Commit, IndexDelta, IndexEntry, RejectionStage, RunCounts, RunLock, RunOrigin, RunStatus, Sent, StateStore, StoredRejection, SuppressReason,
     MAX_STORED_REJECTIONS,
 };
 
@@ -385,9 +385,61 @@ async fn tracking_contract(store: &dyn StateStore) {
     assert!(store.tracked("t", &gone).await.expect("tracked").is_empty());
 }
 
+fn entry(id: &str, hash: u128) -> IndexEntry {
+    IndexEntry { key: id_key(id), hash }
+}
+
+/// The cached index grows by a delta per run: the whole index and its chain load as the records
+/// table has them; a delta that does not start where the cache ends, or a commit it does not
+/// cover, is refused or ignored; writing the whole index again clears the chain.
+async fn cache_contract(store: &dyn StateStore) {
+    let s = locked(store, "c").await;
+    let g1 = store
+        .commit(&s, &Commit::upserts(&[("a".into(), 1), ("b".into(), 1), ("c".into(), 1)], "test"))
+        .await
+        .expect("commit");
+    let whole = store.load("c").await.expect("load").index;
+    assert!(store.save_index("c", g1, &whole).await.expect("save"));
+    let g2 = store
+        .commit(&s, &Commit::upserts(&[("b".into(), 2), ("d".into(), 2)], "test"))
+        .await
+        .expect("commit");
+    let first = IndexDelta::new(vec![entry("b", 2), entry("d", 2)], vec![]);
+    assert!(!store.save_index_delta("c", (g1 - 1, g2), &first).await.expect("save"), "not where the cache ends");
+    assert!(store.save_index_delta("c", (g1, g2), &first).await.expect("save"));
+    assert!(!store.save_index_delta("c", (g1, g2), &first).await.expect("save"), "the chain already ends at g2");
+    let (upserted, gone) = ([("e".to_string(), 3)], ["a".to_string()]);
+    let mut deleted = Commit::upserts(&upserted, "test");
+    deleted.deleted = &gone;
+    let g3 = store.commit(&s, &deleted).await.expect("commit");
+    let second = IndexDelta::new(vec![entry("e", 3)], vec![id_key("a")]);
+    assert!(store.save_index_delta("c", (g2, g3), &second).await.expect("save"));
+    let loaded = store.load("c").await.expect("load");
+    assert!(loaded.cached, "the whole index and two deltas reach the counter");
+    assert_eq!((loaded.deltas.count, loaded.deltas.entries), (2, 4));
+    let table = state::RecordIndex::from_records(store.records("c").await.expect("records"));
+    assert_eq!(loaded.index, table, "the chain loads as the table has it");
+
+    // A commit no delta covers: the chain stops short, so the index is rebuilt.
+    let g4 = store.commit(&s, &Commit::upserts(&[("f".into(), 4)], "test")).await.expect("commit");
+    let stale = store.load("c").await.expect("load");
+    assert!(!stale.cached);
+    assert_eq!(stale.index, state::RecordIndex::from_records(store.records("c").await.expect("records")));
+    assert!(!store.save_index_delta("c", (g4, g4 + 1), &second).await.expect("save"), "a counter not yet reached");
+    // The whole index again: the chain is gone, and the index loads on its own.
+    assert!(store.save_index("c", g4, &stale.index).await.expect("save"));
+    let compacted = store.load("c").await.expect("load");
+    assert!(compacted.cached);
+    assert_eq!((compacted.deltas.count, compacted.index), (0, stale.index));
+    s.release().await;
+    store.reset("c").await.expect("reset");
+    assert!(!store.load("c").await.expect("load").cached, "reset forgets the cache and its deltas");
+}
+
 #[tokio::test]
 async fn sqlite_in_memory() {
     let store = state::open("sqlite::memory:", false).await.expect("open");
+    cache_contract(store.as_ref()).await;
     contract(store.as_ref()).await;
     worker_contract(store.as_ref()).await;
     tracking_contract(store.as_ref()).await;
@@ -451,6 +503,7 @@ async fn postgres_in_its_own_schema() {
     let store = state::open(&schema.state_url(), false)
         .await
         .expect("PostgreSQL state store (is PostgreSQL running at DATABASE_URL?)");
+    cache_contract(store.as_ref()).await;
     contract(store.as_ref()).await;
     worker_contract(store.as_ref()).await;
     tracking_contract(store.as_ref()).await;

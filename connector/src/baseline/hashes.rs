@@ -27,7 +27,8 @@ use crate::record::Record;
 use crate::source::Source;
 use crate::spec::Mapping;
 use crate::state::{
-    Commit, IndexEntry, RunCounts, Sent, SharedLookup, StateStore, StoredCursor, StoredRejection, StoredState, SuppressReason,
+    self, Commit, IndexDelta, IndexEntry, RunCounts, Sent, SharedLookup, StateStore, StoredCursor, StoredRejection, StoredState,
+    SuppressReason,
 };
 
 /// The state store's hashes.
@@ -431,13 +432,22 @@ impl BaselineRun for HashesRun {
             (committed.generation, entries, std::mem::take(&mut committed.removed))
         };
         let Some(generation) = generation else { return };
-        if stored.cached && entries.is_empty() && removed.is_empty() {
+        let delta = IndexDelta::new(entries, removed);
+        if stored.cached && delta.is_empty() {
             return;
         }
-        let index = stored.index.merged(entries).without(&removed);
-        drop(stored);
-        match at.store.save_index(&self.sync, generation, &index).await {
-            Ok(saved) => tracing::debug!(sync = %self.sync, saved, entries = index.len(), "record index cache"),
+        let saved = match (stored.cached && !stored.replace, stored.generation) {
+            (true, Some(from)) if state::as_delta(stored.deltas, stored.index.len(), delta.len()) => {
+                at.store.save_index_delta(&self.sync, (from, generation), &delta).await
+            }
+            _ => {
+                let index = stored.index.applied(&delta);
+                drop(stored);
+                at.store.save_index(&self.sync, generation, &index).await
+            }
+        };
+        match saved {
+            Ok(saved) => tracing::debug!(sync = %self.sync, saved, changes = delta.len(), "record index cache"),
             // Only a cache: the next run rebuilds it from the records table.
             Err(e) => tracing::warn!(sync = %self.sync, error = %e, "could not save the record index cache"),
         }

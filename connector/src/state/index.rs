@@ -59,10 +59,19 @@ impl RecordIndex {
 
     /// This index with `updates` applied, as the `records` table has them after their commits.
     pub fn merged(&self, updates: Vec<IndexEntry>) -> RecordIndex {
-        let updates = RecordIndex::from_entries(updates).entries;
+        self.merged_sorted(&RecordIndex::from_entries(updates).entries)
+    }
+
+    /// This index with a run's changes applied, as the cache stores them.
+    pub fn applied(&self, delta: &IndexDelta) -> RecordIndex {
+        self.merged_sorted(&delta.upserted).without(&delta.removed)
+    }
+
+    /// `updates`: sorted by key, one entry a key.
+    fn merged_sorted(&self, updates: &[IndexEntry]) -> RecordIndex {
         let mut out = Vec::with_capacity(self.entries.len() + updates.len());
         let (old, mut i) = (&self.entries, 0);
-        for u in updates {
+        for &u in updates {
             while i < old.len() && old[i].key < u.key {
                 out.push(old[i]);
                 i += 1;
@@ -128,6 +137,70 @@ impl RecordIndex {
     }
 }
 
+/// What one run's commits changed in a sync's record index. The cache stores a run's changes as
+/// a delta on top of the whole index it loaded, rather than writing that index again: a run
+/// that changes 1% of a million records writes 1% of 32 MB.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexDelta {
+    /// Sorted by key, one entry a key (the last commit's).
+    pub upserted: Vec<IndexEntry>,
+    /// Keys deleted, in any order.
+    pub removed: Vec<u128>,
+}
+
+impl IndexDelta {
+    pub fn new(upserted: Vec<IndexEntry>, removed: Vec<u128>) -> IndexDelta {
+        IndexDelta {
+            upserted: RecordIndex::from_entries(upserted).entries,
+            removed,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.upserted.len() + self.removed.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// This delta, then `later`: what applying both in turn does, applied once.
+    pub fn followed_by(self, later: &IndexDelta) -> IndexDelta {
+        if self.is_empty() {
+            return later.clone();
+        }
+        let touched: std::collections::HashSet<u128> = later.upserted.iter().map(|e| e.key).chain(later.removed.iter().copied()).collect();
+        let mut upserted: Vec<IndexEntry> = self.upserted.into_iter().filter(|e| !touched.contains(&e.key)).collect();
+        upserted.extend_from_slice(&later.upserted);
+        let mut removed: Vec<u128> = self.removed.into_iter().filter(|k| !touched.contains(k)).collect();
+        removed.extend_from_slice(&later.removed);
+        IndexDelta::new(upserted, removed)
+    }
+
+    /// The upserts as an index's bytes, and the removed keys little-endian, 16 bytes each.
+    pub fn to_bytes(&self) -> (Vec<u8>, Vec<u8>) {
+        let upserted = RecordIndex {
+            entries: self.upserted.clone(),
+        }
+        .to_bytes();
+        let removed = self.removed.iter().flat_map(|k| k.to_le_bytes()).collect();
+        (upserted, removed)
+    }
+
+    /// `None` for bytes that are not a whole delta: the cache is then rebuilt.
+    pub fn from_bytes(upserted: &[u8], removed: &[u8]) -> Option<IndexDelta> {
+        if !removed.len().is_multiple_of(16) {
+            return None;
+        }
+        let upserted = RecordIndex::from_bytes(upserted)?.entries;
+        let removed = removed
+            .chunks_exact(16)
+            .map(|c| u128::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect();
+        Some(IndexDelta { upserted, removed })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +240,37 @@ mod tests {
         unsorted.extend_from_slice(&bytes[..32]);
         assert_eq!(RecordIndex::from_bytes(&unsorted), None);
         assert_eq!(RecordIndex::from_bytes(&[]), Some(RecordIndex::default()));
+    }
+
+    #[test]
+    fn a_delta_applies_as_the_merge_and_removal_it_records_and_refuses_damage() {
+        let base = RecordIndex::from_entries(vec![e(1, 1), e(5, 1), e(9, 1)]);
+        let delta = IndexDelta::new(vec![e(9, 2), e(3, 2), e(9, 3)], vec![5, 42]);
+        assert_eq!(delta.upserted, vec![e(3, 2), e(9, 3)], "sorted, the last of a key kept");
+        assert_eq!(base.applied(&delta).entries(), &[e(1, 1), e(3, 2), e(9, 3)]);
+        let (upserted, removed) = delta.to_bytes();
+        assert_eq!((upserted.len(), removed.len()), (64, 32));
+        assert_eq!(IndexDelta::from_bytes(&upserted, &removed), Some(delta));
+        assert_eq!(IndexDelta::from_bytes(&upserted, &removed[..20]), None, "a torn delta is rebuilt");
+        assert_eq!(IndexDelta::from_bytes(&upserted[..40], &removed), None);
+        assert_eq!(IndexDelta::from_bytes(&[], &[]), Some(IndexDelta::default()));
+    }
+
+    #[test]
+    fn a_chain_of_deltas_folds_into_one_that_applies_the_same() {
+        let base = RecordIndex::from_entries(vec![e(1, 1), e(2, 1), e(3, 1)]);
+        let deltas = [
+            IndexDelta::new(vec![e(4, 1), e(2, 2)], vec![3]),
+            IndexDelta::new(vec![e(3, 5)], vec![4, 1]),
+            IndexDelta::new(vec![e(1, 9)], vec![2]),
+        ];
+        let one_by_one = deltas.iter().fold(base.clone(), |index, d| index.applied(d));
+        let folded = deltas.iter().fold(IndexDelta::default(), |all, d| all.followed_by(d));
+        assert_eq!(base.applied(&folded), one_by_one);
+        assert_eq!(
+            one_by_one.entries(),
+            &[e(1, 9), e(3, 5)],
+            "removed then back, upserted then removed"
+        );
     }
 }

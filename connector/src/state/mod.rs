@@ -5,6 +5,7 @@
 //! does, from what `load` returns.
 
 mod backend;
+mod cache;
 mod cursors;
 pub mod holder;
 mod index;
@@ -21,8 +22,9 @@ mod tracking;
 mod warehouse;
 
 use crate::column::ColumnType;
+pub use cache::as_delta;
 pub use cursors::StoredCursor;
-pub use index::{IndexEntry, RecordIndex, INDEX_FORMAT};
+pub use index::{IndexDelta, IndexEntry, RecordIndex, INDEX_FORMAT};
 pub use lock::{LockLost, LockWatch, RunLock};
 pub use lookup::{IndexLookup, SharedLookup};
 pub use rejected::{rejected_count, rejected_now, RejectedNow, RejectedRecord};
@@ -86,6 +88,14 @@ pub enum LockCause {
     OtherStore,
 }
 
+/// The deltas a cached index was read with (see [`IndexDelta`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CachedDeltas {
+    pub count: usize,
+    /// Their upserts and removals, all told.
+    pub entries: usize,
+}
+
 /// What the last runs left for one sync.
 #[derive(Debug, Default)]
 pub struct StoredState {
@@ -98,6 +108,8 @@ pub struct StoredState {
     pub generation: Option<i64>,
     /// Whether `index` came from the cache rather than being rebuilt from `records`.
     pub cached: bool,
+    /// The deltas the cache stacked on its whole index to make `index`.
+    pub deltas: CachedDeltas,
     /// The destination the records were acknowledged by, as [`Commit::destination`] gave it;
     /// `None` if no commit has recorded one (a new sync, or state older than the fingerprint).
     pub destination: Option<String>,
@@ -185,6 +197,10 @@ pub trait StateStore: Send + Sync {
     /// Caches `index` as the state at commit counter `generation`; does nothing and returns
     /// false if the counter has moved on since.
     async fn save_index(&self, sync: &str, generation: i64, index: &RecordIndex) -> Result<bool, StateError>;
+    /// Caches what commits `from` (exclusive) to `to` changed, on top of the cached index at
+    /// counter `from`; does nothing and returns false unless the cache ends at `from` and the
+    /// counter is `to`.
+    async fn save_index_delta(&self, sync: &str, generations: (i64, i64), delta: &IndexDelta) -> Result<bool, StateError>;
     async fn save_schema(&self, sync: &str, schema: &[(String, ColumnType)]) -> Result<(), StateError>;
     /// Forgets a sync's hashes and schema; returns how many records were forgotten.
     async fn reset(&self, sync: &str) -> Result<u64, StateError>;

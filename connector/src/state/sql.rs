@@ -6,16 +6,17 @@
 //! run-lock session), schedule claims for the same reason, run locks, and a few words of
 //! dialect. Every other [`StateStore`] method is the blanket implementation below.
 
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::backend::{suppress_in, value_rows, Backend, RowsAffected, ROWS_PER_INSERT};
+use super::cache;
 use super::cursors::{self, StoredCursor};
 use super::load::{records_of, stored_schema, SyncMeta};
 use super::suppress::SuppressionRow;
 use super::{
-    now_secs, Commit, Pruned, RecordIndex, RejectionRow, RunCounts, RunLock, RunProgress, RunRecord, RunRow, RunStart, RunStatus,
-    StateError, StateStore, StoredRejection, StoredState, SuppressReason, Suppression, TrackedRecord, TrackedRow, INDEX_FORMAT,
-    MAX_STORED_REJECTIONS,
+    now_secs, CachedDeltas, Commit, IndexDelta, Pruned, RecordIndex, RejectionRow, RunCounts, RunLock, RunProgress, RunRecord, RunRow,
+    RunStart, RunStatus, StateError, StateStore, StoredRejection, StoredState, SuppressReason, Suppression, TrackedRecord, TrackedRow,
+    INDEX_FORMAT, MAX_STORED_REJECTIONS,
 };
 use crate::column::ColumnType;
 use crate::folders::SnapshotFolders;
@@ -79,19 +80,12 @@ where
             }
             .set_aside());
         }
-        let cached = sqlx::query::<B::Db>("SELECT entries FROM record_index WHERE sync = $1 AND generation = $2 AND format = $3")
-            .bind(sync)
-            .bind(meta.generation)
-            .bind(INDEX_FORMAT)
-            .fetch_optional(&mut *tx)
-            .await?;
-        // Read in place from the row: a copy of the blob would add 32 bytes a record to the peak.
-        let from_cache = cached.and_then(|row| row.try_get::<&[u8], _>("entries").ok().and_then(RecordIndex::from_bytes));
-        let (index, cached) = match from_cache {
-            Some(index) => (index, true),
+        let (index, deltas, cached) = match cache::read_cached::<B::Db>(&mut tx, sync, meta.generation).await? {
+            Some((index, deltas)) => (index, deltas, true),
             None => {
                 tracing::debug!(sync, "record index cache is stale; rebuilding it from the records table");
-                (RecordIndex::from_records(records_of::<B::Db>(&mut tx, sync).await?), false)
+                let index = RecordIndex::from_records(records_of::<B::Db>(&mut tx, sync).await?);
+                (index, CachedDeltas::default(), false)
             }
         };
         tx.commit().await?;
@@ -100,6 +94,7 @@ where
             schema,
             generation: Some(meta.generation),
             cached,
+            deltas,
             destination: meta.destination,
             replace: false,
         })
@@ -131,6 +126,42 @@ where
         .bind(generation)
         .bind(INDEX_FORMAT)
         .bind(index.to_bytes())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query::<B::Db>("DELETE FROM record_index_deltas WHERE sync = $1")
+            .bind(sync)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn save_index_delta(&self, sync: &str, (from, to): (i64, i64), delta: &IndexDelta) -> Result<bool, StateError> {
+        let mut tx = self.pool().begin().await?;
+        let current: Option<i64> = sqlx::query_scalar(&format!("SELECT generation FROM syncs WHERE name = $1{}", B::FOR_UPDATE))
+            .bind(sync)
+            .fetch_optional(&mut *tx)
+            .await?;
+        // The cache's end: its last delta's counter, else its whole index's (-1 without one).
+        let end: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT MAX(to_generation) FROM record_index_deltas WHERE sync = $1),              (SELECT generation FROM record_index WHERE sync = $1 AND format = $2), -1)",
+        )
+        .bind(sync)
+        .bind(INDEX_FORMAT)
+        .fetch_one(&mut *tx)
+        .await?;
+        if current != Some(to) || end != from {
+            return Ok(false);
+        }
+        let (entries, removed) = delta.to_bytes();
+        sqlx::query::<B::Db>(
+            "INSERT INTO record_index_deltas (sync, from_generation, to_generation, entries, removed) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(sync)
+        .bind(from)
+        .bind(to)
+        .bind(entries)
+        .bind(removed)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -177,6 +208,7 @@ where
             .await?;
         for table in [
             "DELETE FROM record_index WHERE sync = $1",
+            "DELETE FROM record_index_deltas WHERE sync = $1",
             "DELETE FROM syncs WHERE name = $1",
             cursors::FORGET,
         ] {

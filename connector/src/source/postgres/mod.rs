@@ -33,12 +33,20 @@ use decode::Wire;
 
 const BATCH_ROWS: usize = 8192;
 
+/// How long a connection waits, parked, for the next read of the same run. A run reads the
+/// schema, then the rows, moments apart; a worker's next run is minutes away, and a
+/// connection that old may have been closed by the server or a proxy.
+const PARKED_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Clone)]
 pub struct PostgresSource {
     url: SecretString,
     relation: PostgresRelation,
     /// The run's log has said that this connection's TLS checks no certificate.
     warned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The last read's connection, kept for the next: a connection costs a TLS handshake and
+    /// a server process, about as long as reading a thousand rows.
+    parked: std::sync::Arc<std::sync::Mutex<Option<(PgConnection, std::time::Instant)>>>,
 }
 
 /// The logical type and wire form of a PostgreSQL type, or `None` if ebb does not read it.
@@ -69,6 +77,7 @@ impl PostgresSource {
             url,
             relation,
             warned: Default::default(),
+            parked: Default::default(),
         }
     }
 
@@ -118,6 +127,26 @@ impl PostgresSource {
         options.connect().await.map_err(|e| self.err(e))
     }
 
+    /// A parked connection that still answers, or a new one.
+    async fn reuse_or_connect(&self) -> Result<PgConnection, SourceError> {
+        let parked = crate::panic::lock(&self.parked).take();
+        if let Some((mut conn, at)) = parked {
+            if at.elapsed() < PARKED_FOR && conn.ping().await.is_ok() {
+                return Ok(conn);
+            }
+            let _ = conn.close().await;
+        }
+        self.connect().await
+    }
+
+    /// Keeps `conn` for the next read; one is enough (a second read at once connects).
+    async fn park(&self, conn: PgConnection) {
+        let displaced = crate::panic::lock(&self.parked).replace((conn, std::time::Instant::now()));
+        if let Some((old, _)) = displaced {
+            let _ = old.close().await;
+        }
+    }
+
     /// Column names, logical types and wire forms, from a prepared (never executed) statement.
     async fn columns(&self, conn: &mut PgConnection) -> Result<Vec<(String, Result<(ColumnType, Wire), String>)>, SourceError> {
         let described = conn.describe(&self.base_query()).await.map_err(|e| self.err(e))?;
@@ -149,9 +178,9 @@ impl Source for PostgresSource {
     }
 
     async fn schema(&self) -> Result<SourceSchema, SourceError> {
-        let mut conn = self.connect().await?;
+        let mut conn = self.reuse_or_connect().await?;
         let columns = self.columns(&mut conn).await?;
-        let _ = conn.close().await;
+        self.park(conn).await;
         let mut schema = SourceSchema::default();
         for (name, class) in columns {
             match class {
@@ -215,7 +244,7 @@ impl PostgresSource {
     }
 
     async fn read_all(&self, expected: &[(String, ColumnType)], since: Option<&Since>, feed: &Feed) -> Result<(), SourceError> {
-        let mut conn = self.connect().await?;
+        let mut conn = self.reuse_or_connect().await?;
         let wires = self.wires(&mut conn, expected).await?;
         let narrowed = since.and_then(|s| cursor::condition(s, expected));
         let sql = format!(
@@ -227,8 +256,11 @@ impl PostgresSource {
         let mut txn = self.read_only(&mut conn).await?;
         let rows = sqlx::query(&sql).fetch(&mut *txn);
         self.pump(rows, expected, &wires, feed).await?;
-        // Read-only: nothing to keep, so end the transaction without committing.
-        let _ = txn.rollback().await;
+        // Read-only: nothing to keep, so end the transaction without committing. Only a
+        // connection whose transaction ended cleanly is parked for the next read.
+        if txn.rollback().await.is_ok() {
+            self.park(conn).await;
+        }
         Ok(())
     }
 
