@@ -7,8 +7,8 @@ use crate::common::{lock_holder_pid, TempSchema};
 use ebb::hash::id_key;
 use ebb::source::ColumnType;
 use ebb::state::{
-    self, Commit, IndexDelta, IndexEntry, RejectionStage, RunCounts, RunLock, RunOrigin, RunStatus, Sent, StateStore, StoredRejection, SuppressReason,
-    MAX_STORED_REJECTIONS,
+    self, Commit, IndexDelta, IndexEntry, RejectionStage, RunCounts, RunLock, RunOrigin, RunStatus, Sent, StateStore, StoredRejection,
+    SuppressReason, MAX_STORED_REJECTIONS,
 };
 
 async fn locked(store: &dyn StateStore, sync: &str) -> RunLock {
@@ -220,6 +220,7 @@ async fn contract(store: &dyn StateStore) {
         failed: 0,
         changed_without_cursor: Some(2),
         narrowed: true,
+        left: Some(7),
     };
     let many: Vec<StoredRejection> = (0..MAX_STORED_REJECTIONS + 50)
         .map(|i| StoredRejection {
@@ -405,9 +406,15 @@ async fn cache_contract(store: &dyn StateStore) {
         .await
         .expect("commit");
     let first = IndexDelta::new(vec![entry("b", 2), entry("d", 2)], vec![]);
-    assert!(!store.save_index_delta("c", (g1 - 1, g2), &first).await.expect("save"), "not where the cache ends");
+    assert!(
+        !store.save_index_delta("c", (g1 - 1, g2), &first).await.expect("save"),
+        "not where the cache ends"
+    );
     assert!(store.save_index_delta("c", (g1, g2), &first).await.expect("save"));
-    assert!(!store.save_index_delta("c", (g1, g2), &first).await.expect("save"), "the chain already ends at g2");
+    assert!(
+        !store.save_index_delta("c", (g1, g2), &first).await.expect("save"),
+        "the chain already ends at g2"
+    );
     let (upserted, gone) = ([("e".to_string(), 3)], ["a".to_string()]);
     let mut deleted = Commit::upserts(&upserted, "test");
     deleted.deleted = &gone;
@@ -421,11 +428,20 @@ async fn cache_contract(store: &dyn StateStore) {
     assert_eq!(loaded.index, table, "the chain loads as the table has it");
 
     // A commit no delta covers: the chain stops short, so the index is rebuilt.
-    let g4 = store.commit(&s, &Commit::upserts(&[("f".into(), 4)], "test")).await.expect("commit");
+    let g4 = store
+        .commit(&s, &Commit::upserts(&[("f".into(), 4)], "test"))
+        .await
+        .expect("commit");
     let stale = store.load("c").await.expect("load");
     assert!(!stale.cached);
-    assert_eq!(stale.index, state::RecordIndex::from_records(store.records("c").await.expect("records")));
-    assert!(!store.save_index_delta("c", (g4, g4 + 1), &second).await.expect("save"), "a counter not yet reached");
+    assert_eq!(
+        stale.index,
+        state::RecordIndex::from_records(store.records("c").await.expect("records"))
+    );
+    assert!(
+        !store.save_index_delta("c", (g4, g4 + 1), &second).await.expect("save"),
+        "a counter not yet reached"
+    );
     // The whole index again: the chain is gone, and the index loads on its own.
     assert!(store.save_index("c", g4, &stale.index).await.expect("save"));
     let compacted = store.load("c").await.expect("load");
@@ -433,7 +449,10 @@ async fn cache_contract(store: &dyn StateStore) {
     assert_eq!((compacted.deltas.count, compacted.index), (0, stale.index));
     s.release().await;
     store.reset("c").await.expect("reset");
-    assert!(!store.load("c").await.expect("load").cached, "reset forgets the cache and its deltas");
+    assert!(
+        !store.load("c").await.expect("load").cached,
+        "reset forgets the cache and its deltas"
+    );
 }
 
 #[tokio::test]

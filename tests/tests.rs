@@ -25,6 +25,7 @@ mod postgres_values;
 mod profiles;
 mod rejected;
 mod robustness;
+mod run_box;
 mod run_lock;
 mod scale;
 mod schema;

@@ -87,6 +87,12 @@ pub struct RawMapping {
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub continuous: Option<Spanned<bool>>,
+    /// A duration such as `10m`: how long a run keeps starting batches, from its start. A run
+    /// that reaches it finishes the batches in flight, commits them and ends `continued`; the
+    /// next run goes on.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub max_run: Option<Spanned<String>>,
     /// Where and when to raise alerts about this sync's runs.
     #[serde(default)]
     #[schemars(with = "Option<RawAlerts>")]
@@ -134,6 +140,8 @@ pub struct Mapping {
     pub tags: Vec<String>,
     /// Whether commits keep each record's payload (sync tracking).
     pub keep_payloads: bool,
+    /// `max_run:`: how long a run keeps starting batches.
+    pub max_run: Option<std::time::Duration>,
 }
 
 impl Mapping {
@@ -227,6 +235,7 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
         suppress,
         tags,
         keep_payloads: raw.keep_payloads.as_ref().is_none_or(|k| k.value),
+        max_run: raw.max_run.as_ref().and_then(|m| v.max_run(m)),
     }
 }
 

@@ -23,6 +23,12 @@ pub(super) fn print_report(r: &RunReport) {
         r.counts.changed_without_cursor,
         r.state_was_for.as_deref(),
     );
+    if let Some(left) = r.counts.left {
+        print_wrapped(
+            "  ",
+            &format!("continued: the run's box was over with {left} records left; the next run diffs again and goes on"),
+        );
+    }
     if let Some(e) = &r.error {
         print_wrapped("  ", &format!("error: {e}"));
     }
@@ -150,6 +156,15 @@ pub struct SyncArgs {
     /// Let this run pass every guard.
     #[arg(long, conflicts_with = "allow_guard")]
     pub allow_guards: bool,
+    /// Stop starting batches this long after a run starts (`10m`, `1h`), over the mapping's
+    /// `max_run:`; the run commits what was acknowledged and ends `continued`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_max_run)]
+    pub max_run: Option<std::time::Duration>,
+}
+
+/// `--max-run`: as the mapping's `max_run:` takes it.
+pub(super) fn parse_max_run(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::whole_seconds(text, "a run's box")
 }
 
 impl SyncArgs {
@@ -165,6 +180,7 @@ impl SyncArgs {
             json: self.json,
             wait: self.wait,
             allow_guards,
+            max_run: self.max_run,
         }
     }
 }
@@ -175,6 +191,7 @@ pub(super) struct SyncFlags {
     pub json: bool,
     pub wait: bool,
     pub allow_guards: AllowGuards,
+    pub max_run: Option<std::time::Duration>,
 }
 
 /// Exit code of `ebb sync` when a guard blocked a sync and nothing failed.
@@ -187,6 +204,7 @@ pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFla
         json,
         wait,
         allow_guards,
+        max_run,
     } = flags;
     // Every mapping is checked before any sync starts: a typo in the third must not leave two half-done.
     let prepared = match load_all(paths, env) {
@@ -205,6 +223,7 @@ pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFla
         cancel: cancel.clone(),
         wait_for_lock: wait,
         allow_guards,
+        max_run,
         ..RunOptions::default()
     };
     let mut outcome = Outcome::default();
@@ -216,7 +235,10 @@ pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFla
         match run_one(mapping, store.as_ref(), &options).await {
             Ok(r) => {
                 outcome.blocked |= r.status == state::RunStatus::Blocked;
-                outcome.failed |= !matches!(r.status, state::RunStatus::Completed | state::RunStatus::Blocked);
+                outcome.failed |= !matches!(
+                    r.status,
+                    state::RunStatus::Completed | state::RunStatus::Blocked | state::RunStatus::Continued
+                );
                 if !json {
                     print_report(&r);
                 }

@@ -34,7 +34,7 @@ pub use cursor::{CursorConfig, Lag};
 pub use guards::{GuardBlocked, Guards, Planned, GUARD_NAMES};
 pub use issue::{did_you_mean, ConfigErrors, ConfigIssue, Loc};
 pub use pii::Pii;
-pub use schedule::Schedule;
+pub use schedule::{whole_seconds, Schedule};
 pub use sending::{DeliveryConfig, DeliveryLimits, RawDelivery};
 pub use shape::{Identity, IdentitySource, Join, RecordShape, Template, TemplatePart};
 pub use source::{DiffMode, JoinKeys, PostgresRelation, SourceConfig, DEFAULT_STATE_SCHEMA};

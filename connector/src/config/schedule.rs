@@ -68,15 +68,7 @@ impl Schedule {
 
     /// A period such as `30s`, `5m`, `1h 30m`; at least one second.
     pub fn every(text: &str) -> Result<Schedule, String> {
-        let period = humantime::parse_duration(text.trim())
-            .map_err(|e| format!("{} is not a duration such as `30s`, `5m` or `1h`: {e}", quote(text)))?;
-        if period < Duration::from_secs(1) || period.subsec_nanos() != 0 {
-            return Err(format!(
-                "{}: the period must be a whole number of seconds, at least 1s",
-                quote(text)
-            ));
-        }
-        Ok(Schedule::Every(period))
+        whole_seconds(text, "the period").map(Schedule::Every)
     }
 
     /// The length of a slot where slots are periodic: the period, or the continuous floor.
@@ -155,6 +147,25 @@ impl Validator<'_> {
         }
         raw.continuous.as_ref().filter(|c| c.value).map(|_| Schedule::Continuous)
     }
+
+    /// `max_run`: how long a run keeps starting batches.
+    pub fn max_run(&mut self, text: &Spanned<String>) -> Option<Duration> {
+        let value = self.interpolated(text, "max_run")?;
+        whole_seconds(&value, "a run's box")
+            .map_err(|e| self.push(&Loc::of(text, "max_run"), e))
+            .ok()
+    }
+}
+
+/// A duration such as `30s`, `5m`, `1h 30m`: a whole number of seconds, at least one. `what`
+/// names it in the error.
+pub fn whole_seconds(text: &str, what: &str) -> Result<Duration, String> {
+    let period = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{} is not a duration such as `30s`, `5m` or `1h`: {e}", quote(text)))?;
+    if period < Duration::from_secs(1) || period.subsec_nanos() != 0 {
+        return Err(format!("{}: {what} must be a whole number of seconds, at least 1s", quote(text)));
+    }
+    Ok(period)
 }
 
 #[cfg(test)]

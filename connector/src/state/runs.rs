@@ -14,6 +14,9 @@ pub enum RunStatus {
     Interrupted,
     /// A guard stopped the run before anything was sent.
     Blocked,
+    /// The run reached its box (`max_run:`): it committed what was acknowledged and left the
+    /// rest of its plan to the next run.
+    Continued,
 }
 
 impl RunStatus {
@@ -24,6 +27,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Interrupted => "interrupted",
             RunStatus::Blocked => "blocked",
+            RunStatus::Continued => "continued",
         }
     }
 
@@ -35,6 +39,7 @@ impl RunStatus {
             "failed" => RunStatus::Failed,
             "interrupted" => RunStatus::Interrupted,
             "blocked" => RunStatus::Blocked,
+            "continued" => RunStatus::Continued,
             _ => return None,
         })
     }
@@ -66,6 +71,10 @@ pub struct RunCounts {
     /// row's identity was read too, and `source` counts those).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub narrowed: bool,
+    /// Of a `continued` run: the records it planned and did not send, left for the next run
+    /// (rejected records are not left).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -231,6 +240,7 @@ pub(crate) struct RunRow {
     snapshot_folders: Option<String>,
     changed_without_cursor: Option<i64>,
     narrowed: bool,
+    left_records: Option<i64>,
 }
 
 impl TryFrom<RunRow> for RunRecord {
@@ -264,6 +274,7 @@ impl TryFrom<RunRow> for RunRecord {
                 failed: n(r.failed),
                 changed_without_cursor: r.changed_without_cursor.map(n),
                 narrowed: r.narrowed,
+                left: r.left_records.map(n),
             },
             error: r.error,
             origin,

@@ -18,11 +18,12 @@ pub mod explain;
 mod pass2;
 mod plan;
 mod preview;
+mod run_box;
 mod suppress;
 mod throughput;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +40,7 @@ use crate::spec::Mapping;
 use crate::state::{RunCounts, RunLock, RunOrigin, RunProgress, RunStart, RunStatus, StateStore, SuppressReason};
 pub use baseline::KEEP_BUDGET_BYTES;
 use commit::CommitBuffer;
-use pass2::CommitWindow;
+use pass2::{CommitWindow, Delivered};
 pub use plan::plan;
 pub use preview::{preview, preview_with, test_send, Preview, PreviewOptions, PreviewRequest, TestExchange};
 pub use throughput::{ProgressSnapshot, Throughput};
@@ -154,6 +155,8 @@ pub struct RunOptions {
     /// How much memory pass 1 may spend keeping the records to send, so that pass 2 need not
     /// read the source again ([`KEEP_BUDGET_BYTES`]); 0 always reads it twice.
     pub keep_budget: usize,
+    /// `--max-run`: how long a run keeps starting batches, over the mapping's `max_run:`.
+    pub max_run: Option<Duration>,
 }
 
 /// Which guards a run may pass, once.
@@ -206,6 +209,7 @@ impl Default for RunOptions {
             allow_guards: AllowGuards::None,
             pacers: Arc::default(),
             keep_budget: KEEP_BUDGET_BYTES,
+            max_run: None,
         }
     }
 }
@@ -250,13 +254,15 @@ pub async fn run_locked(sync: &SyncJob, store: &dyn StateStore, options: &RunOpt
         lock,
         run_id,
         destination: sync.mapping.destination.fingerprint(),
+        started: tokio::time::Instant::now(),
     };
     let result = match crate::panic::catch("sync", context.run(&mut learnt)).await {
         Ok(result) => result,
         Err(internal) => Err(Error::Internal(internal)),
     };
     let (status, error) = match &result {
-        Ok(()) => (RunStatus::Completed, None),
+        Ok(Ending::Completed) => (RunStatus::Completed, None),
+        Ok(Ending::Continued) => (RunStatus::Continued, None),
         Err(Error::Interrupted) => (RunStatus::Interrupted, Some("interrupted".to_string())),
         Err(Error::Blocked(blocked)) => (RunStatus::Blocked, Some(blocked.to_string())),
         Err(e) => (RunStatus::Failed, Some(e.to_string())),
@@ -291,10 +297,20 @@ pub(super) struct RunContext<'a> {
     pub run_id: i64,
     /// The destination's fingerprint, committed with every acknowledgement.
     pub destination: String,
+    /// When the run started: its box counts from here.
+    pub started: tokio::time::Instant,
+}
+
+/// How a run that did not fail ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    Completed,
+    /// Its box was over with records left to send.
+    Continued,
 }
 
 impl RunContext<'_> {
-    async fn run(&self, learnt: &mut Learnt) -> Result<(), Error> {
+    async fn run(&self, learnt: &mut Learnt) -> Result<Ending, Error> {
         let (sync, store, name) = (self.sync, self.store, self.sync.name());
         // Nothing is sent while planning, so a stop request ends the run at once.
         let plan = tokio::select! {
@@ -328,13 +344,18 @@ impl RunContext<'_> {
         }
         let result = self.deliver(&plan, counts).await;
         plan.baseline.finish(&self.commit_at()).await;
-        result?;
-        // Only a completed run moves the watermark: one that stopped part-way reads again
-        // whatever it did not get acknowledged.
-        if let Some(cursor) = &plan.cursor {
+        let ending = result?;
+        // Only a completed run moves the watermark: one that stopped part-way (a continued
+        // one too) reads again whatever it did not get acknowledged.
+        if let (Some(cursor), Ending::Completed) = (&plan.cursor, ending) {
             cursor.save(store, self.lock).await?;
         }
-        Ok(())
+        Ok(ending)
+    }
+
+    /// The run's box: `--max-run`, else the mapping's `max_run:`.
+    pub fn max_run(&self) -> Option<Duration> {
+        self.options.max_run.or(self.sync.mapping.max_run)
     }
 
     fn asked(&self) -> crate::cursor::scope::Asked {
@@ -356,7 +377,7 @@ impl RunContext<'_> {
 
     /// Pass 2 and the commits. Whatever happens, `counts.failed` ends up as the planned
     /// records that were neither committed nor rejected.
-    async fn deliver(&self, plan: &Plan, counts: &mut RunCounts) -> Result<(), Error> {
+    async fn deliver(&self, plan: &Plan, counts: &mut RunCounts) -> Result<Ending, Error> {
         let progress = self.options.progress.as_deref();
         if let Some(progress) = progress {
             progress.start(self.sync.name(), plan.changes() as u64);
@@ -366,6 +387,7 @@ impl RunContext<'_> {
             context: self,
             buffer: CommitBuffer::default(),
             fatal: None,
+            failed: 0,
             reported: (plan.changes() > 0).then(|| {
                 let progress = RunProgress {
                     planned: plan.changes() as u64,
@@ -381,11 +403,17 @@ impl RunContext<'_> {
         if let Some(progress) = progress {
             progress.finish();
         }
-        counts.failed = (plan.changes() as u64).saturating_sub(counts.sent + counts.deleted + counts.rejected);
-        let stopped_early = result?;
-        if stopped_early && counts.failed > 0 {
-            return Err(Error::Interrupted);
+        let unsettled = (plan.changes() as u64).saturating_sub(counts.sent + counts.deleted + counts.rejected);
+        counts.failed = unsettled;
+        match result? {
+            Delivered::Stopped if unsettled > 0 => Err(Error::Interrupted),
+            // What the box kept from starting is left, not failed: it was never attempted.
+            Delivered::Boxed if unsettled > window.failed => {
+                counts.failed = window.failed;
+                counts.left = Some(unsettled - window.failed);
+                Ok(Ending::Continued)
+            }
+            _ => Ok(Ending::Completed),
         }
-        Ok(())
     }
 }

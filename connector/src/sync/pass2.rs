@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::commit::CommitBuffer;
+use super::run_box::RunBox;
 use super::RunContext;
 use crate::baseline::Plan;
 use crate::destination::DestinationError;
@@ -22,12 +23,25 @@ use crate::state::{RejectionStage, RunCounts, RunProgress, StoredRejection};
 /// The batches of pass 2, sent concurrently under the rate limit.
 type InFlight<'a> = std::pin::Pin<Box<dyn futures::Stream<Item = (Vec<Change>, BatchOutcome)> + Send + 'a>>;
 
+/// How pass 2 ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Delivered {
+    /// Every planned batch was sent.
+    All,
+    /// A stop or a shutdown ended it first.
+    Stopped,
+    /// The run's box did.
+    Boxed,
+}
+
 /// Pass 2 and its commits, for one run.
 pub(super) struct CommitWindow<'a> {
     pub context: &'a RunContext<'a>,
     pub buffer: CommitBuffer,
     /// Why the destination stopped the run, if it did.
     pub fatal: Option<String>,
+    /// Records the destination was asked for and did not acknowledge or reject.
+    pub failed: u64,
     /// What the run last reported of its progress to the state store, and when.
     pub reported: Option<(RunProgress, Instant)>,
 }
@@ -36,11 +50,12 @@ pub(super) struct CommitWindow<'a> {
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 impl CommitWindow<'_> {
-    /// Sends and commits until pass 2 ends; `Ok(true)` if a stop or shutdown ended it first.
-    pub async fn deliver(&mut self, plan: &Plan, counts: &mut RunCounts) -> Result<bool, Error> {
+    /// Sends and commits until pass 2 ends.
+    pub async fn deliver(&mut self, plan: &Plan, counts: &mut RunCounts) -> Result<Delivered, Error> {
         let RunContext { sync, options, lock, .. } = *self.context;
         let stop = options.cancel.child_token();
-        let (mut in_flight, producer) = self.start_sending(plan, &stop);
+        let run_box = Arc::new(RunBox::new(self.context.started, self.context.max_run(), stop.clone()));
+        let (mut in_flight, producer) = self.start_sending(plan, &stop, &run_box);
         let mut abandoned = false;
         loop {
             let step = tokio::select! {
@@ -49,6 +64,7 @@ impl CommitWindow<'_> {
                 item = in_flight.next() => Step::Finished(item),
                 () = self.buffer.due() => Step::Flush,
                 () = options.abandon.cancelled() => Step::Abandon,
+                () = run_box.due() => Step::Boxed,
             };
             let last = match step {
                 Step::Finished(Some((batch, outcome))) => {
@@ -59,6 +75,11 @@ impl CommitWindow<'_> {
                 }
                 Step::Finished(None) => true,
                 Step::Flush => false,
+                Step::Boxed => {
+                    tracing::info!(sync = %sync.name(), "the run's box is over: no new batches will start");
+                    run_box.reach();
+                    false
+                }
                 Step::Abandon => {
                     // Requests still in flight are dropped unanswered: their records were not
                     // acknowledged, so they stay unsynced and the next run sends them.
@@ -80,11 +101,15 @@ impl CommitWindow<'_> {
         if let Some(reason) = self.fatal.take() {
             return Err(DestinationError::Refused(reason).into());
         }
-        Ok(options.cancel.is_cancelled() || abandoned)
+        Ok(match (options.cancel.is_cancelled() || abandoned, run_box.is_reached()) {
+            (true, _) => Delivered::Stopped,
+            (false, true) => Delivered::Boxed,
+            (false, false) => Delivered::All,
+        })
     }
 
     /// Pass 2 as a stream of delivered batches, and the task that reads the source for it.
-    fn start_sending(&self, plan: &Plan, stop: &CancellationToken) -> (InFlight<'static>, Producer) {
+    fn start_sending(&self, plan: &Plan, stop: &CancellationToken, run_box: &Arc<RunBox>) -> (InFlight<'static>, Producer) {
         let RunContext { sync, run_id, lock, .. } = *self.context;
         let config = sync.mapping.delivery();
         let gate = lock.gate();
@@ -101,7 +126,10 @@ impl CommitWindow<'_> {
         delivery.gate = Some(gate);
         let delivery = Arc::new(delivery);
         let (mut rx, producer) = planned_batches(sync.source.as_ref(), plan, &capabilities, None);
-        let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).take_until(stop.clone().cancelled_owned());
+        let run_box = Arc::clone(run_box);
+        let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+            .take_until(stop.clone().cancelled_owned())
+            .inspect(move |_| run_box.batch_started());
         let in_flight = Box::pin(
             batches
                 .map(move |batch| {
@@ -143,6 +171,7 @@ impl CommitWindow<'_> {
                 reason: reason.clone(),
             }));
             failed += outcome.failed.len();
+            self.failed += outcome.failed.len() as u64;
             if let (Some(reason), None) = (&outcome.fatal, &self.fatal) {
                 tracing::error!(sync = %sync.name(), %reason, "stopping: no new batches will start");
                 self.fatal = Some(reason.clone());
@@ -195,4 +224,5 @@ enum Step {
     Flush,
     Abandon,
     LockLost,
+    Boxed,
 }

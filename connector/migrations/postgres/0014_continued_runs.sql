@@ -1,0 +1,3 @@
+-- A time-boxed run (`max_run:`) that stopped starting batches ends `continued`: the records it
+-- planned and did not send are left for the next run. NULL for a run that was not cut short.
+ALTER TABLE runs ADD COLUMN left_records BIGINT;

@@ -1,0 +1,113 @@
+//! Time-boxed runs (`max_run:`, `--max-run`): past the box no batch starts, the batches in
+//! flight are committed, and the run ends `continued` with the rest left for the next run,
+//! which diffs again and goes on. Against a real PostgreSQL table and the stand-in.
+
+use std::time::Duration;
+
+use ebb::state::RunStatus;
+use ebb::sync::{self, RunOptions};
+
+use crate::common::*;
+
+/// Forty people to a stand-in that takes 100 ms a request, one record a request: about 4 s of
+/// sending, so that a 1 s box cuts each run short.
+async fn slow_sync(max_run: &str) -> (PgSchema, ebb::standin::StandIn, Workspace, std::path::PathBuf) {
+    let pg = PgSchema::new("ebb_box").await;
+    pg.exec(
+        "CREATE TABLE {s}.people (user_id text PRIMARY KEY, name text, signup_at timestamptz DEFAULT '2020-01-01+00');
+         INSERT INTO {s}.people SELECT 'p-' || lpad(i::text, 3, '0'), 'Person ' || i FROM generate_series(1, 40) AS i;",
+    )
+    .await;
+    let si = stand_in().await;
+    si.set_latency(Duration::from_millis(100));
+    let ws = Workspace::new();
+    let yaml = format!(
+        "name: people\nsource:\n  postgres:\n    url: ${{WAREHOUSE_URL}}\n    table: {}.people\n\
+         destination:\n  enterpret:\n    object: user\n    api_key: ${{TEST_USERS_KEY:-local-users-key}}\n    url: {}\n\
+         \x20   batch_size: 1\n    concurrency: 1\n    requests_per_minute: 60000\n    retry_budget_secs: 2\n\
+         id: user_id\ncreated_at: signup_at\nattributes:\n  Name: name\n{max_run}",
+        pg.name,
+        si.url()
+    );
+    let mapping = ws.write("people.yml", &yaml);
+    (pg, si, ws, mapping)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_boxed_run_ends_continued_and_the_next_runs_go_on_until_every_record_is_sent_once() {
+    let (pg, si, ws, mapping) = slow_sync("").await;
+    let url = database_url();
+    // The CLI's box, as an unattended `ebb sync --max-run 1s` would run: exit 0, and it says so.
+    let out = ebb(
+        ws.path(),
+        &["--state", &ws.state_url(), "sync", "people.yml", "--max-run", "1s", "--json"],
+        &[("WAREHOUSE_URL", &url)],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "a continued run is not a failure: {stdout}{stderr}");
+    let reports: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let first = &reports[0];
+    assert_eq!(first["status"], "continued", "{first}");
+    let (sent, left) = (first["counts"]["sent"].as_u64().unwrap(), first["counts"]["left"].as_u64().unwrap());
+    assert!(sent >= 1 && left >= 1, "{first}");
+    assert_eq!((sent + left, first["counts"]["failed"].as_u64()), (40, Some(0)), "{first}");
+
+    // A record already delivered changes meanwhile; the boxed runs go on from where the last stopped.
+    let delivered = held_ids(&si, "users").into_iter().next().expect("one was delivered");
+    pg.exec(&format!("UPDATE {{s}}.people SET name = 'Changed' WHERE user_id = '{delivered}'"))
+        .await;
+    let store = ws.store().await;
+    let options = RunOptions {
+        max_run: Some(Duration::from_secs(1)),
+        ..RunOptions::default()
+    };
+    let sync = load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]);
+    let mut runs = 1;
+    loop {
+        let report = sync::run(&sync, store.as_ref(), &options).await.expect("recorded");
+        runs += 1;
+        match report.status {
+            RunStatus::Continued => assert!(report.counts.left.is_some_and(|l| l > 0), "{report:?}"),
+            RunStatus::Completed => {
+                assert_eq!(report.counts.left, None);
+                break;
+            }
+            other => panic!("{other:?}: {report:?}"),
+        }
+        assert!(report.counts.sent >= 1, "every run moves the sync on: {report:?}");
+        assert!(runs < 40, "the backlog never cleared");
+    }
+    let records = si.records("users");
+    assert_eq!(records.len(), 40);
+    for r in &records {
+        let expected = if r.id == delivered { 2 } else { 1 };
+        assert_eq!(r.received_count, expected, "{} was sent once, and again only if it changed", r.id);
+    }
+    let history = store.runs(Some("people"), 100).await.expect("runs");
+    assert!(history.iter().any(|r| r.status == RunStatus::Continued && r.counts.left.is_some()), "kept in the history");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mappings_box_applies_and_a_box_under_a_second_is_refused() {
+    let (_pg, _si, ws, mapping) = slow_sync("max_run: 1s\n").await;
+    let store = ws.store().await;
+    let url = database_url();
+    let report = sync::run(&load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]), store.as_ref(), &RunOptions::default())
+        .await
+        .expect("recorded");
+    assert_eq!(report.status, RunStatus::Continued, "{report:?}");
+
+    let yaml = std::fs::read_to_string(&mapping).expect("read").replace("max_run: 1s", "max_run: 250ms");
+    ws.write("people.yml", &yaml);
+    let out = ebb(ws.path(), &["validate", "people.yml"], &[("WAREHOUSE_URL", &url)]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        format!("{stdout}{stderr}").contains("max_run: `250ms`: a run's box must be a whole number of seconds, at least 1s"),
+        "{stdout}{stderr}"
+    );
+    let out = ebb(ws.path(), &["sync", "people.yml", "--max-run", "soon"], &[("WAREHOUSE_URL", &url)]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("`soon` is not a duration"), "{stdout}{stderr}");
+}
