@@ -88,6 +88,7 @@ impl Site {
                 allowed_hosts: allowed_hosts.iter().map(|h| h.to_string()).collect(),
             },
             tls,
+            max_run: None,
         };
         let worker = Worker::start(options, store).await.expect("worker starts");
         let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());

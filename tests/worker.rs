@@ -433,11 +433,12 @@ async fn a_second_signal_exits_at_once_and_state_never_runs_ahead_of_the_destina
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missed_slots_are_coalesced_into_one_run_after_a_long_one() {
     let (_wh, standin, ws, dir, envs) = slow_setup(150).await;
-    // One request at a time: the first run takes about 40 × 150 ms = 6 s, six 1 s slots.
+    // One request at a time: the first run takes about 40 × 150 ms = 6 s, six 1 s slots. Its
+    // box is an hour: without one, a worker's run is boxed at its period.
     let extra = "    concurrency: 1\n    requests_per_minute: 100000\n";
     std::fs::write(
         dir.join("people.yml"),
-        mapping("slow", "user", "people", "every: 1s", &standin.url(), extra),
+        mapping("slow", "user", "people", "every: 1s\nmax_run: 1h", &standin.url(), extra),
     )
     .expect("write");
     let state_url = ws.state_url();
@@ -464,6 +465,39 @@ async fn missed_slots_are_coalesced_into_one_run_after_a_long_one() {
         "for the latest slot, not the first one missed: {next:?} after {long:?}"
     );
     assert_eq!(ids(&standin, "users").len(), 600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_run_is_boxed_at_its_period_and_the_next_runs_finish_the_backlog() {
+    let (_wh, standin, ws, dir, envs) = slow_setup(150).await;
+    // About 6 s of sending, under `every: 2s` and no `max_run:`: each run stops starting
+    // batches after 2 s, and the runs after it go on.
+    let extra = "    concurrency: 1\n    requests_per_minute: 100000\n";
+    std::fs::write(
+        dir.join("people.yml"),
+        mapping("slow", "user", "people", "every: 2s", &standin.url(), extra),
+    )
+    .expect("write");
+    let state_url = ws.state_url();
+    let mut worker = WorkerProcess::start(ws.path(), &dir, &state_url, &[], &as_refs(&envs));
+    let history = wait_for("the backlog to clear", Duration::from_secs(60), async || {
+        let all = runs(&state_url, "slow").await;
+        all.iter().any(|r| r.status == RunStatus::Completed).then_some(all)
+    })
+    .await;
+    worker.signal("TERM");
+    worker.wait_exit(Duration::from_secs(15));
+    let first = &history[0];
+    assert_eq!(first.status, RunStatus::Continued, "{first:?}");
+    let left = first.counts.left.expect("a continued run says what it left");
+    assert_eq!(first.counts.sent + left, 600, "{first:?}");
+    assert!(
+        first.ended_at.expect("ended") - first.started_at <= 4,
+        "boxed at its 2 s period, in-flight batches included: {first:?}"
+    );
+    let records = standin.records("users");
+    assert_eq!(records.len(), 600);
+    assert!(records.iter().all(|r| r.received_count == 1), "each record sent once across the boxed runs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

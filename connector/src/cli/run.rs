@@ -198,14 +198,6 @@ pub(super) struct SyncFlags {
 pub const EXIT_BLOCKED: u8 = 3;
 
 pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFlags, env: &dyn Env) -> ExitCode {
-    let SyncFlags {
-        full,
-        full_diff,
-        json,
-        wait,
-        allow_guards,
-        max_run,
-    } = flags;
     // Every mapping is checked before any sync starts: a typo in the third must not leave two half-done.
     let prepared = match load_all(paths, env) {
         Ok(mappings) => open_store(state_url, false).await.map(|store| (mappings, store)),
@@ -216,16 +208,8 @@ pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFla
         Err(e) => return failure(&e),
     };
     let cancel = cancel_on_ctrl_c();
-    let options = RunOptions {
-        full,
-        full_diff,
-        progress: (!json).then(|| Arc::new(progress::Bar::default()) as Arc<dyn sync::Progress>),
-        cancel: cancel.clone(),
-        wait_for_lock: wait,
-        allow_guards,
-        max_run,
-        ..RunOptions::default()
-    };
+    let json = flags.json;
+    let options = flags.options(cancel.clone());
     let mut outcome = Outcome::default();
     let mut reports = Vec::new();
     for mapping in mappings {
@@ -234,11 +218,7 @@ pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFla
         }
         match run_one(mapping, store.as_ref(), &options).await {
             Ok(r) => {
-                outcome.blocked |= r.status == state::RunStatus::Blocked;
-                outcome.failed |= !matches!(
-                    r.status,
-                    state::RunStatus::Completed | state::RunStatus::Blocked | state::RunStatus::Continued
-                );
+                outcome.ran(r.status);
                 if !json {
                     print_report(&r);
                 }
@@ -263,6 +243,21 @@ pub(super) async fn run_syncs(state_url: &str, paths: &[PathBuf], flags: SyncFla
     outcome.exit_code()
 }
 
+impl SyncFlags {
+    fn options(self, cancel: CancellationToken) -> RunOptions {
+        RunOptions {
+            full: self.full,
+            full_diff: self.full_diff,
+            progress: (!self.json).then(|| Arc::new(progress::Bar::default()) as Arc<dyn sync::Progress>),
+            cancel,
+            wait_for_lock: self.wait,
+            allow_guards: self.allow_guards,
+            max_run: self.max_run,
+            ..RunOptions::default()
+        }
+    }
+}
+
 /// How the syncs of one `ebb sync` went, for its exit code.
 #[derive(Default)]
 struct Outcome {
@@ -272,6 +267,13 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// A sync ran and ended with `status`: a continued run is not a failure, it goes on next time.
+    fn ran(&mut self, status: state::RunStatus) {
+        use state::RunStatus::{Blocked, Completed, Continued};
+        self.blocked |= status == Blocked;
+        self.failed |= !matches!(status, Completed | Blocked | Continued);
+    }
+
     /// A failure outranks a blocked sync, which outranks one skipped as already running.
     fn exit_code(&self) -> ExitCode {
         if self.failed {

@@ -53,6 +53,11 @@ pub struct WorkerArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", env = "EBB_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Stop starting a run's batches this long after it starts (`10m`), over the mappings'
+    /// `max_run:`. Without either, a scheduled sync's run is boxed at its period (`every:`) or
+    /// the time to its next slot (`schedule:`).
+    #[arg(long, value_name = "DURATION", value_parser = super::run::parse_max_run)]
+    pub max_run: Option<Duration>,
     #[command(flatten)]
     pub select: super::SelectArgs,
 }
@@ -131,6 +136,7 @@ fn options(args: &WorkerArgs) -> Result<WorkerOptions, Error> {
         listen: args.listen,
         concurrency,
         grace: args.grace,
+        max_run: args.max_run,
         poll: args.poll,
         config,
         selection: args.select.selection()?,

@@ -80,6 +80,20 @@ impl Schedule {
         }
     }
 
+    /// A worker run's default box: the period, or for a cron schedule the time from `now` to
+    /// its next slot (at least a second); a continuous sync's runs are not boxed.
+    pub fn time_to_next_slot(&self, now: DateTime<Utc>) -> Option<Duration> {
+        match self {
+            Schedule::Every(period) => Some(*period),
+            Schedule::Cron { .. } => {
+                let next = self.next_after(now)?;
+                let secs = (next - now).num_seconds().max(1);
+                Some(Duration::from_secs(secs as u64))
+            }
+            Schedule::Continuous => None,
+        }
+    }
+
     /// The first slot strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {

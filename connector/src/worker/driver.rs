@@ -118,6 +118,12 @@ impl Driver {
         shared.metrics.record_run(&report);
         match report.status {
             RunStatus::Completed => tracing::info!(sync = %self.name, sent = report.counts.sent, ms = report.duration_ms, "run completed"),
+            RunStatus::Continued => tracing::info!(
+                sync = %self.name,
+                sent = report.counts.sent,
+                left = report.counts.left.unwrap_or(0),
+                "run's box over: the next run goes on"
+            ),
             status => {
                 tracing::warn!(sync = %self.name, status = status.as_str(), error = report.error.as_deref().unwrap_or(""), "run did not complete")
             }
@@ -151,6 +157,11 @@ impl Driver {
             worker: Some(shared.id.clone()),
             observer: Some(shared.metrics.clone()),
             pacers: Arc::clone(&shared.pacers),
+            max_run: shared.max_run.or(mapping.max_run).or_else(|| {
+                // A run never holds its sync past the next slot: the changes made meanwhile
+                // are sent by that run, not after the whole backlog.
+                mapping.schedule.as_ref().and_then(|s| s.time_to_next_slot(chrono::Utc::now()))
+            }),
             progress: Some(Arc::new(ViewProgress {
                 view: Arc::clone(&self.view),
                 logged: Mutex::default(),

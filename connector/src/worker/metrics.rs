@@ -242,7 +242,8 @@ impl Metrics {
         }
         let labels = SyncLabels { sync };
         self.last_duration.get_or_create(&labels).set(report.duration_ms as f64 / 1000.0);
-        if report.status == RunStatus::Completed {
+        // A continued run succeeded too: it sent what its box allowed, and the next goes on.
+        if matches!(report.status, RunStatus::Completed | RunStatus::Continued) {
             self.last_success.get_or_create(&labels).set(chrono::Utc::now().timestamp());
         }
     }

@@ -76,6 +76,8 @@ pub struct WorkerOptions {
     pub access: AccessOptions,
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// `--max-run`: every run's box, over the mappings' `max_run:` and the schedule's default.
+    pub max_run: Option<Duration>,
 }
 
 /// A mapping file the worker could not load.
@@ -143,6 +145,7 @@ pub(crate) struct Shared {
     dir: PathBuf,
     selection: Selection,
     config: WorkerConfig,
+    max_run: Option<Duration>,
     permits: Arc<Semaphore>,
     /// Stop starting runs; running ones stop at their next safe point.
     pub(crate) shutdown: CancellationToken,
@@ -207,6 +210,7 @@ impl Worker {
             dir: options.dir.clone(),
             selection: options.selection,
             config: options.config,
+            max_run: options.max_run,
             permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
             shutdown: CancellationToken::new(),
             abandon: CancellationToken::new(),
