@@ -111,3 +111,30 @@ async fn the_mappings_box_applies_and_a_box_under_a_second_is_refused() {
     assert!(!out.status.success());
     assert!(stderr.contains("`soon` is not a duration"), "{stdout}{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_says_how_many_requests_a_run_makes_and_how_long_they_take_at_its_pace() {
+    let (_pg, _si, ws, mapping) = slow_sync("max_run: 1s\n").await;
+    // Forty records, two a request, at 20 requests a minute: 20 requests, one minute, 60 boxed runs.
+    let yaml = std::fs::read_to_string(&mapping)
+        .expect("read")
+        .replace("batch_size: 1", "batch_size: 2")
+        .replace("requests_per_minute: 60000", "requests_per_minute: 20");
+    ws.write("people.yml", &yaml);
+    let url = database_url();
+    let args = ["--state", &ws.state_url(), "preview", "people.yml"];
+    let out = ebb(ws.path(), &args, &[("WAREHOUSE_URL", &url)]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("≈ 20 requests · 1 min at 20 requests/min (2 records/request) · 60 boxed runs"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("request 1 of 20:"), "{stdout}");
+    let out = ebb(ws.path(), &[&args[..], &["--json"]].concat(), &[("WAREHOUSE_URL", &url)]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        json["cost"],
+        serde_json::json!({"requests": 20, "records_per_request": 2, "requests_per_minute": 20, "eta_secs": 60, "runs": 60})
+    );
+}

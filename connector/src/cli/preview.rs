@@ -40,7 +40,7 @@ pub(super) async fn preview_all(state_url: &str, paths: &[PathBuf], out: Preview
             if i > 0 {
                 println!();
             }
-            print_preview(sync, &preview, out.limit)?;
+            print_preview(&preview, out.limit)?;
         }
         previews.push(preview);
     }
@@ -53,7 +53,7 @@ pub(super) async fn preview_all(state_url: &str, paths: &[PathBuf], out: Preview
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_preview(sync: &SyncJob, preview: &sync::Preview, limit: usize) -> Result<(), Error> {
+fn print_preview(preview: &sync::Preview, limit: usize) -> Result<(), Error> {
     let c = &preview.counts;
     let header = format!(
         "{} → {} (dry run: nothing is sent, state is unchanged)",
@@ -79,6 +79,9 @@ fn print_preview(sync: &SyncJob, preview: &sync::Preview, limit: usize) -> Resul
         preview.to_send,
         if preview.to_send == 1 { "" } else { "s" }
     );
+    if preview.cost.requests > 0 {
+        print_wrapped("  ", &preview.cost.summary());
+    }
     print_deletes(&preview.to_delete, limit);
     for guard in &preview.guards {
         print_wrapped("  ", &format!("guard: {guard}"));
@@ -101,7 +104,7 @@ fn print_preview(sync: &SyncJob, preview: &sync::Preview, limit: usize) -> Resul
         println!(
             "\nrequest {} of {}: {} {}",
             i + 1,
-            preview.to_send.div_ceil(sync.destination.capabilities().max_batch_records.max(1)) + preview.to_delete.len(),
+            preview.cost.requests,
             request.method,
             request.url
         );

@@ -14,6 +14,7 @@
 
 pub mod check;
 mod commit;
+pub mod cost;
 pub mod explain;
 mod pass2;
 mod plan;

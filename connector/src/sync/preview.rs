@@ -51,6 +51,8 @@ pub struct Preview {
     /// As in [`super::RunReport::cursor`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<crate::cursor::CursorSummary>,
+    /// The requests a run would make, and their time at the configured pace.
+    pub cost: super::cost::Cost,
 }
 
 /// What a preview shows besides the counts.
@@ -97,6 +99,7 @@ pub async fn preview_with(sync: &SyncJob, store: &dyn StateStore, options: Previ
     let cursor = plan.cursor.as_ref().map(|c| c.summary());
     Ok(Preview {
         cursor,
+        cost: super::cost::Cost::of(sync, plan.to_send(), plan.to_delete().len()),
         sync: sync.name().to_string(),
         destination: sync.destination.describe(),
         to_send: plan.to_send(),
