@@ -52,6 +52,15 @@ async fn a_boxed_run_ends_continued_and_the_next_runs_go_on_until_every_record_i
     assert!(sent >= 1 && left >= 1, "{first}");
     assert_eq!((sent + left, first["counts"]["failed"].as_u64()), (40, Some(0)), "{first}");
 
+    let out = ebb(ws.path(), &["--state", &ws.state_url(), "status", "--json"], &[]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    let latest = &status[0]["runs"][0];
+    assert_eq!((latest["status"].as_str(), latest["counts"]["left"].as_u64()), (Some("continued"), Some(left)));
+    assert!(latest["counts"]["eta_secs"].as_u64().is_some(), "{latest}");
+    let out = ebb(ws.path(), &["--state", &ws.state_url(), "status"], &[]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains(&format!("backlog: {left} records left for the next run, about")), "{stdout}");
+
     // A record already delivered changes meanwhile; the boxed runs go on from where the last stopped.
     let delivered = held_ids(&si, "users").into_iter().next().expect("one was delivered");
     pg.exec(&format!("UPDATE {{s}}.people SET name = 'Changed' WHERE user_id = '{delivered}'"))

@@ -221,6 +221,7 @@ async fn contract(store: &dyn StateStore) {
         changed_without_cursor: Some(2),
         narrowed: true,
         left: Some(7),
+        eta_secs: Some(42),
     };
     let many: Vec<StoredRejection> = (0..MAX_STORED_REJECTIONS + 50)
         .map(|i| StoredRejection {

@@ -480,6 +480,12 @@ async fn a_scheduled_run_is_boxed_at_its_period_and_the_next_runs_finish_the_bac
     .expect("write");
     let state_url = ws.state_url();
     let mut worker = WorkerProcess::start(ws.path(), &dir, &state_url, &[], &as_refs(&envs));
+    let page = wait_for("the sync's page to show the backlog", Duration::from_secs(30), async || {
+        let (_, page) = worker.get("/syncs/slow").await;
+        page.contains("id=\"backlog\"").then_some(page)
+    })
+    .await;
+    assert!(page.contains("records left for the next run, about"), "{page}");
     let history = wait_for("the backlog to clear", Duration::from_secs(60), async || {
         let all = runs(&state_url, "slow").await;
         all.iter().any(|r| r.status == RunStatus::Completed).then_some(all)

@@ -75,6 +75,9 @@ pub struct RunCounts {
     /// (rejected records are not left).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub left: Option<u64>,
+    /// Of a `continued` run: how long the records left take at the configured pace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eta_secs: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -241,6 +244,7 @@ pub(crate) struct RunRow {
     changed_without_cursor: Option<i64>,
     narrowed: bool,
     left_records: Option<i64>,
+    left_eta_secs: Option<i64>,
 }
 
 impl TryFrom<RunRow> for RunRecord {
@@ -275,6 +279,7 @@ impl TryFrom<RunRow> for RunRecord {
                 changed_without_cursor: r.changed_without_cursor.map(n),
                 narrowed: r.narrowed,
                 left: r.left_records.map(n),
+                eta_secs: r.left_eta_secs.map(n),
             },
             error: r.error,
             origin,

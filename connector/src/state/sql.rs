@@ -24,7 +24,7 @@ use crate::hash::HASH_VERSION;
 
 const RUN_COLUMNS: &str = "id, sync, started_at, ended_at, status, full_resync, source_rows, invalid, new, changed, unchanged, gone, \
      sent, deleted, suppressed, rejected, failed, error, origin, scheduled_for, worker, planned, progress_done, sending_since_ms, progress_at_ms, \
-     snapshot_folders, changed_without_cursor, narrowed, left_records";
+     snapshot_folders, changed_without_cursor, narrowed, left_records, left_eta_secs";
 
 /// Runs a retention pass may delete: finished, started before `$1`, and not the latest of their sync.
 const PRUNABLE_RUNS: &str =
@@ -283,7 +283,7 @@ where
         sqlx::query::<B::Db>(
             "UPDATE runs SET ended_at = $1, status = $2, source_rows = $3, invalid = $4, new = $5, changed = $6, unchanged = $7, \
              gone = $8, sent = $9, rejected = $10, failed = $11, error = $12, deleted = $13, suppressed = $14, \
-             changed_without_cursor = $15, narrowed = $16, left_records = $17 WHERE id = $18",
+             changed_without_cursor = $15, narrowed = $16, left_records = $17, left_eta_secs = $18 WHERE id = $19",
         )
         .bind(now_secs())
         .bind(status.as_str())
@@ -302,6 +302,7 @@ where
         .bind(c.changed_without_cursor.map(count))
         .bind(c.narrowed)
         .bind(c.left.map(count))
+        .bind(c.eta_secs.map(count))
         .bind(run)
         .execute(self.pool())
         .await?;

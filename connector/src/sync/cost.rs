@@ -79,7 +79,7 @@ fn grouped(n: u64) -> String {
 }
 
 /// `5 h 33 min`, `2 min 5 s`, `40 s`: the two largest units.
-fn spoken_duration(secs: u64) -> String {
+pub fn spoken_duration(secs: u64) -> String {
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
     match (h, m) {
         (0, 0) => format!("{s} s"),

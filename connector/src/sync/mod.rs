@@ -411,7 +411,9 @@ impl RunContext<'_> {
             // What the box kept from starting is left, not failed: it was never attempted.
             Delivered::Boxed if unsettled > window.failed => {
                 counts.failed = window.failed;
-                counts.left = Some(unsettled - window.failed);
+                let left = unsettled - window.failed;
+                counts.left = Some(left);
+                counts.eta_secs = Some(cost::Cost::of(self.sync, left as usize, 0).eta_secs);
                 Ok(Ending::Continued)
             }
             _ => Ok(Ending::Completed),

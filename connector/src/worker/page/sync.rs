@@ -7,7 +7,7 @@ use maud::{html, Markup};
 use super::chart::runs_chart;
 use super::layout::{badge, counts, duration, relative, row_class, when};
 use super::sync_status;
-use crate::state::{RunRecord, StoredRejection};
+use crate::state::{RunRecord, RunStatus, StoredRejection};
 use crate::worker::SyncInfo;
 
 pub(super) struct SyncPage<'a> {
@@ -32,6 +32,7 @@ impl SyncPage<'_> {
                 p.flash role="status" { @if what == "full" { "Full resync queued." } @else { "Run queued." } " It starts as soon as the sync is free." }
             }
             (actions(&info.name, self.csrf))
+            (backlog(self.runs.iter().find(|r| r.status != RunStatus::Running)))
             (details(info, now))
             h2 { "Last " (self.runs.len()) " runs" }
             @if self.runs.is_empty() { p.muted { "No runs yet." } } @else { (runs_chart(self.runs, super::HISTORY)) (runs_table(self.runs, now)) }
@@ -65,6 +66,20 @@ impl SyncPage<'_> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// What the last finished run left to the next when its box was over, and how long that takes.
+fn backlog(last: Option<&RunRecord>) -> Markup {
+    let Some(left) = last.and_then(|r| r.counts.left) else { return html! {} };
+    html! {
+        p #backlog role="status" {
+            "Backlog: " (left) " records left for the next run"
+            @if let Some(eta) = last.and_then(|r| r.counts.eta_secs) {
+                ", about " (crate::sync::cost::spoken_duration(eta)) " at the configured pace"
+            }
+            "."
         }
     }
 }
