@@ -55,11 +55,17 @@ async fn a_boxed_run_ends_continued_and_the_next_runs_go_on_until_every_record_i
     let out = ebb(ws.path(), &["--state", &ws.state_url(), "status", "--json"], &[]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
     let latest = &status[0]["runs"][0];
-    assert_eq!((latest["status"].as_str(), latest["counts"]["left"].as_u64()), (Some("continued"), Some(left)));
+    assert_eq!(
+        (latest["status"].as_str(), latest["counts"]["left"].as_u64()),
+        (Some("continued"), Some(left))
+    );
     assert!(latest["counts"]["eta_secs"].as_u64().is_some(), "{latest}");
     let out = ebb(ws.path(), &["--state", &ws.state_url(), "status"], &[]);
     let (stdout, _) = text(&out);
-    assert!(stdout.contains(&format!("backlog: {left} records left for the next run, about")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("backlog: {left} records left for the next run, about")),
+        "{stdout}"
+    );
 
     // A record already delivered changes meanwhile; the boxed runs go on from where the last stopped.
     let delivered = held_ids(&si, "users").into_iter().next().expect("one was delivered");
@@ -93,7 +99,10 @@ async fn a_boxed_run_ends_continued_and_the_next_runs_go_on_until_every_record_i
         assert_eq!(r.received_count, expected, "{} was sent once, and again only if it changed", r.id);
     }
     let history = store.runs(Some("people"), 100).await.expect("runs");
-    assert!(history.iter().any(|r| r.status == RunStatus::Continued && r.counts.left.is_some()), "kept in the history");
+    assert!(
+        history.iter().any(|r| r.status == RunStatus::Continued && r.counts.left.is_some()),
+        "kept in the history"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,18 +110,36 @@ async fn the_mappings_box_applies_and_a_box_under_a_second_is_refused() {
     let (_pg, _si, ws, mapping) = slow_sync("max_run: 1s\n").await;
     let store = ws.store().await;
     let url = database_url();
-    let report = sync::run(&load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]), store.as_ref(), &RunOptions::default())
-        .await
-        .expect("recorded");
+    let report = sync::run(
+        &load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]),
+        store.as_ref(),
+        &RunOptions::default(),
+    )
+    .await
+    .expect("recorded");
     assert_eq!(report.status, RunStatus::Continued, "{report:?}");
 
-    let yaml = std::fs::read_to_string(&mapping).expect("read").replace("max_run: 1s", "max_run: 250ms");
+    let yaml = std::fs::read_to_string(&mapping)
+        .expect("read")
+        .replace("max_run: 1s", "max_run: 250ms");
     ws.write("people.yml", &yaml);
     let out = ebb(ws.path(), &["validate", "people.yml"], &[("WAREHOUSE_URL", &url)]);
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(
         format!("{stdout}{stderr}").contains("max_run: `250ms`: a run's box must be a whole number of seconds, at least 1s"),
+        "{stdout}{stderr}"
+    );
+    let alerting = yaml.replace(
+        "max_run: 250ms",
+        "alerts:\n  webhook_url: ${ALERT_WEBHOOK_URL:-http://127.0.0.1:9/hook}\n  backlog_over: soon",
+    );
+    ws.write("people.yml", &alerting);
+    let out = ebb(ws.path(), &["validate", "people.yml"], &[("WAREHOUSE_URL", &url)]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        format!("{stdout}{stderr}").contains("alerts.backlog_over: `soon` is not a duration such as `30s`"),
         "{stdout}{stderr}"
     );
     let out = ebb(ws.path(), &["sync", "people.yml", "--max-run", "soon"], &[("WAREHOUSE_URL", &url)]);

@@ -503,7 +503,10 @@ async fn a_scheduled_run_is_boxed_at_its_period_and_the_next_runs_finish_the_bac
     );
     let records = standin.records("users");
     assert_eq!(records.len(), 600);
-    assert!(records.iter().all(|r| r.received_count == 1), "each record sent once across the boxed runs");
+    assert!(
+        records.iter().all(|r| r.received_count == 1),
+        "each record sent once across the boxed runs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,6 +18,7 @@ pub enum AlertKind {
     FullResync,
     RowCountChange,
     GuardBlocked,
+    BacklogOver,
 }
 
 impl AlertKind {
@@ -28,6 +29,7 @@ impl AlertKind {
             AlertKind::FullResync => "full_resync",
             AlertKind::RowCountChange => "row_count_change",
             AlertKind::GuardBlocked => "guard_blocked",
+            AlertKind::BacklogOver => "backlog_over",
         }
     }
 }
@@ -65,6 +67,7 @@ pub fn evaluate(config: &AlertsConfig, report: &RunReport, earlier: &[RunRecord]
         rejected_ratio(config, report),
         full_resync(config, report, earlier),
         row_count_change(config, report, earlier),
+        backlog_over(config, report),
     ]
     .into_iter()
     .flatten()
@@ -93,6 +96,21 @@ fn run_failed(config: &AlertsConfig, report: &RunReport) -> Raised {
     (config.on_failure && report.status == RunStatus::Failed).then(|| {
         let error = report.error.as_deref().unwrap_or("no error recorded");
         (AlertKind::RunFailed, format!("{} failed: {error}", report.sync))
+    })
+}
+
+/// A time-boxed run left more than `backlog_over` of sending for the runs after it.
+fn backlog_over(config: &AlertsConfig, report: &RunReport) -> Raised {
+    let limit = config.backlog_over?;
+    let (left, eta) = (report.counts.left?, report.counts.eta_secs?);
+    (eta > limit.as_secs()).then(|| {
+        let message = format!(
+            "{}: {left} records left, about {} to clear at the configured pace (over {})",
+            report.sync,
+            crate::sync::cost::spoken_duration(eta),
+            crate::sync::cost::spoken_duration(limit.as_secs())
+        );
+        (AlertKind::BacklogOver, message)
     })
 }
 
@@ -260,6 +278,7 @@ mod tests {
                 percent_above: 50.0,
                 last_runs: 3,
             }),
+            backlog_over: Some(Duration::from_secs(7200)),
         }
     }
 
@@ -342,6 +361,22 @@ mod tests {
     }
 
     #[test]
+    fn a_backlog_over_the_limit_alerts_and_one_under_it_does_not() {
+        let continued = |eta_secs| {
+            let mut r = report(RunStatus::Continued, 100, 0, false);
+            (r.counts.left, r.counts.eta_secs) = (Some(40_000), Some(eta_secs));
+            r
+        };
+        let over = evaluate(&config(), &continued(7201), &[], "t");
+        assert_eq!(kinds(over.clone()), vec![AlertKind::BacklogOver]);
+        assert_eq!(
+            over[0].message,
+            "users: 40000 records left, about 2 h to clear at the configured pace (over 2 h)"
+        );
+        assert!(evaluate(&config(), &continued(7200), &[], "t").is_empty(), "2 h is not over 2 h");
+    }
+
+    #[test]
     fn the_average_uses_only_the_last_n_completed_runs() {
         let mut history = vec![earlier(RunStatus::Completed, 100); 3];
         history.push(earlier(RunStatus::Completed, 10_000));
@@ -356,6 +391,7 @@ mod tests {
             rejected_ratio_above: None,
             on_full_resync: false,
             row_count_change: None,
+            backlog_over: None,
             ..config()
         };
         let history = [earlier(RunStatus::Completed, 1)];

@@ -94,7 +94,10 @@ pub(super) fn print_run(r: &RunRecord) {
         print_wrapped("      ", &format!("read {}", folders.summary()));
     }
     if let Some(left) = r.counts.left {
-        let eta = r.counts.eta_secs.map(|s| format!(", about {} at the configured pace", crate::sync::cost::spoken_duration(s)));
+        let eta = r
+            .counts
+            .eta_secs
+            .map(|s| format!(", about {} at the configured pace", crate::sync::cost::spoken_duration(s)));
         println!("      backlog: {left} records left for the next run{}", eta.unwrap_or_default());
     }
     if let (state::RunStatus::Running, Some(p)) = (r.status, &r.progress) {

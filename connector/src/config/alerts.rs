@@ -24,6 +24,8 @@ pub struct AlertsConfig {
     pub rejected_ratio_above: Option<f64>,
     pub on_full_resync: bool,
     pub row_count_change: Option<RowCountChange>,
+    /// Alert when a continued run's backlog takes longer than this to clear.
+    pub backlog_over: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -111,12 +113,18 @@ impl Validator<'_> {
                 last_runs,
             }
         });
+        let backlog_over = a.backlog_over.as_ref().and_then(|text| {
+            super::whole_seconds(&text.value, "a backlog's limit")
+                .map_err(|e| self.push(&Loc::of(text, "alerts.backlog_over"), e))
+                .ok()
+        });
         Some(AlertsConfig {
             webhook_url: url,
             on_failure: a.on_failure.unwrap_or(true),
             rejected_ratio_above,
             on_full_resync: a.on_full_resync.unwrap_or(true),
             row_count_change,
+            backlog_over,
         })
     }
 }

@@ -35,6 +35,11 @@ pub struct RawAlerts {
     #[serde(default)]
     #[schemars(with = "Option<RawRowCountChange>")]
     pub row_count_change: Option<Spanned<RawRowCountChange>>,
+    /// Alert when a time-boxed run leaves a backlog that takes longer than this (`2h`) to clear
+    /// at the configured pace.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub backlog_over: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -30,10 +30,20 @@ impl Cost {
             let schedule = sync.mapping.schedule.as_ref()?;
             schedule.time_to_next_slot(chrono::Utc::now())
         });
-        Cost::with(&sync.destination.capabilities(), sync.mapping.delivery().requests_per_minute, run_box, (to_send, to_delete))
+        Cost::with(
+            &sync.destination.capabilities(),
+            sync.mapping.delivery().requests_per_minute,
+            run_box,
+            (to_send, to_delete),
+        )
     }
 
-    fn with(capabilities: &Capabilities, requests_per_minute: u32, run_box: Option<Duration>, (to_send, to_delete): (usize, usize)) -> Cost {
+    fn with(
+        capabilities: &Capabilities,
+        requests_per_minute: u32,
+        run_box: Option<Duration>,
+        (to_send, to_delete): (usize, usize),
+    ) -> Cost {
         let per_request = capabilities.max_batch_records.max(1);
         let requests = (to_send.div_ceil(per_request) + to_delete.div_ceil(capabilities.deletes_per_request.max(1))) as u64;
         let rpm = u64::from(requests_per_minute.max(1));
@@ -119,11 +129,22 @@ mod tests {
             "≈ 33,334 requests · 5 h 33 min at 100 requests/min (15 records/request) · 23 boxed runs"
         );
         let unboxed = Cost::with(&enterpret(), 600, None, (16, 3));
-        assert_eq!((unboxed.requests, unboxed.eta_secs, unboxed.runs), (5, 1, None), "2 upserts and 3 deletes");
-        assert_eq!(Cost::with(&enterpret(), 100, Some(Duration::from_secs(60)), (0, 0)).runs, None, "nothing to send");
+        assert_eq!(
+            (unboxed.requests, unboxed.eta_secs, unboxed.runs),
+            (5, 1, None),
+            "2 upserts and 3 deletes"
+        );
+        assert_eq!(
+            Cost::with(&enterpret(), 100, Some(Duration::from_secs(60)), (0, 0)).runs,
+            None,
+            "nothing to send"
+        );
         assert_eq!(spoken_duration(125), "2 min 5 s");
         assert_eq!(spoken_duration(40), "40 s");
         assert_eq!(spoken_duration(7200), "2 h");
-        assert_eq!((grouped(0), grouped(999), grouped(1_000), grouped(1_234_567)), ("0".into(), "999".into(), "1,000".into(), "1,234,567".into()));
+        assert_eq!(
+            (grouped(0), grouped(999), grouped(1_000), grouped(1_234_567)),
+            ("0".into(), "999".into(), "1,000".into(), "1,234,567".into())
+        );
     }
 }

@@ -72,7 +72,9 @@ impl SyncPage<'_> {
 
 /// What the last finished run left to the next when its box was over, and how long that takes.
 fn backlog(last: Option<&RunRecord>) -> Markup {
-    let Some(left) = last.and_then(|r| r.counts.left) else { return html! {} };
+    let Some(left) = last.and_then(|r| r.counts.left) else {
+        return html! {};
+    };
     html! {
         p #backlog role="status" {
             "Backlog: " (left) " records left for the next run"
