@@ -354,3 +354,60 @@ async fn every_read_command_fits_in_100_columns() {
         }
     }
 }
+
+/// `ebb preview … | head`: the reader goes away after a line, and ebb ends quietly (by
+/// SIGPIPE, as other command-line tools do), not with "internal error: failed printing".
+#[test]
+fn output_into_a_pipe_closed_early_ends_quietly() {
+    use std::io::Read;
+    use std::sync::Arc;
+
+    use arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    let ws = Workspace::new();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("signup_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+    ]));
+    // 45 rows of 5 KB names: three request bodies of about 75 KB, more than a pipe holds.
+    let ids: Vec<String> = (0..45).map(|i| format!("u-{i:03}")).collect();
+    let names: Vec<String> = (0..45).map(|i| format!("{i}").repeat(5000)[..5000].to_string()).collect();
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from(ids)),
+            Arc::new(StringArray::from(names)),
+            Arc::new(TimestampMicrosecondArray::from(vec![1_700_000_000_000_000; 45]).with_timezone("UTC")),
+        ],
+    )
+    .expect("batch");
+    let file = std::fs::File::create(ws.path().join("people.parquet")).expect("create");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+    ws.write(
+        "people.yml",
+        "name: people\nsource:\n  parquet: people.parquet\ndestination:\n  enterpret:\n    object: user\n    api_key: ${KEY:-local-users-key}\n    url: http://127.0.0.1:9\nid: user_id\ncreated_at: signup_at\nattributes:\n  Name: name\n",
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .current_dir(ws.path())
+        .args(["preview", "people.yml", "--limit", "3"])
+        .env_remove("EBB_STATE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ebb starts");
+    let mut head = [0u8; 64];
+    child.stdout.take().expect("stdout").read_exact(&mut head).expect("the first bytes");
+    let out = child.wait_with_output().expect("ebb ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("internal error"), "{stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
+}

@@ -210,6 +210,9 @@ pub fn main() -> ExitCode {
     // What an internal error says it happened in: `ebb sync`.
     let command = format!("ebb {}", matches.subcommand_name().unwrap_or_default());
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if !matches!(cli.command, Command::Worker(_)) {
+        quiet_on_closed_pipe();
+    }
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -222,6 +225,19 @@ pub fn main() -> ExitCode {
     match runtime.block_on(crate::panic::catch(&command, dispatch(cli))) {
         Ok(code) => code,
         Err(internal) => failure(&Error::Internal(internal)),
+    }
+}
+
+/// `ebb preview … | head` ends quietly when `head` has read enough, as other command-line
+/// tools do, instead of failing with "internal error: failed printing to stdout". Rust ignores
+/// SIGPIPE, so a print to a closed pipe panics; the default disposition ends the process there.
+/// Nothing is lost by it: a run commits before its summary is printed. The worker, a service
+/// that logs, keeps ignoring SIGPIPE.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: sets a signal's disposition, before the runtime starts any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
