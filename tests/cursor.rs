@@ -358,7 +358,7 @@ async fn a_narrowed_parquet_read_decodes_only_the_row_groups_and_rows_past_the_c
     let job = SyncJob {
         baseline: ebb::baseline::for_mapping(&loaded).expect("baseline"),
         destination: Arc::from(loaded.destination.build().expect("destination")),
-        source: Box::new(source),
+        source: Arc::new(source),
         mapping: loaded,
     };
     let report = run_ok(&job, store.as_ref()).await;

@@ -174,3 +174,68 @@ async fn preview_says_how_many_requests_a_run_makes_and_how_long_they_take_at_it
         serde_json::json!({"requests": 20, "records_per_request": 2, "requests_per_minute": 20, "eta_secs": 60, "runs": 60})
     );
 }
+
+/// Twenty people synced; then ten new rows and five changed ones, which PostgreSQL's heap puts
+/// after the new ones (an update writes a new row version at the end).
+async fn stale_behind_new() -> (PgSchema, ebb::standin::StandIn, Workspace, std::path::PathBuf, Vec<String>) {
+    let (pg, si, ws, mapping) = slow_sync("").await;
+    pg.exec("DELETE FROM {s}.people WHERE user_id > 'p-020'").await;
+    si.set_latency(Duration::ZERO);
+    let store = ws.store().await;
+    let url = database_url();
+    run_ok(&load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]), store.as_ref()).await;
+    pg.exec(
+        "INSERT INTO {s}.people (user_id, name) SELECT 'p-' || lpad(i::text, 3, '0'), 'Person ' || i FROM generate_series(21, 30) AS i;
+         UPDATE {s}.people SET name = 'Changed' WHERE user_id IN ('p-002', 'p-006', 'p-011', 'p-015', 'p-019');",
+    )
+    .await;
+    let stale = ["p-002", "p-006", "p-011", "p-015", "p-019"].map(String::from).to_vec();
+    (pg, si, ws, mapping, stale)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_copies_are_sent_before_new_records() {
+    let (_pg, si, ws, mapping, stale) = stale_behind_new().await;
+    let url = database_url();
+    // The preview reads the source again for its requests, one group a read.
+    let yaml = std::fs::read_to_string(&mapping)
+        .expect("read")
+        .replace("batch_size: 1", "batch_size: 15");
+    ws.write("people.yml", &yaml);
+    let out = ebb(
+        ws.path(),
+        &["--state", &ws.state_url(), "preview", "people.yml", "--json", "--limit", "1"],
+        &[("WAREHOUSE_URL", &url)],
+    );
+    let preview: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let first: Vec<&str> = preview["requests"][0]["body"]["users"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(first.len(), 15);
+    assert_eq!(&first[..5], &stale.iter().map(String::as_str).collect::<Vec<_>>()[..], "{first:?}");
+
+    // A boxed sync, one record a request at 300 ms each, sends three or four in its second: the
+    // stale copies, not the new records the source lists first.
+    ws.write("people.yml", &yaml.replace("batch_size: 15", "batch_size: 1"));
+    si.set_latency(Duration::from_millis(300));
+    let store = ws.store().await;
+    let options = RunOptions {
+        max_run: Some(Duration::from_secs(1)),
+        ..RunOptions::default()
+    };
+    let report = sync::run(&load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]), store.as_ref(), &options)
+        .await
+        .expect("recorded");
+    assert_eq!(report.status, RunStatus::Continued, "{report:?}");
+    let records = si.records("users");
+    let sent_again: Vec<&str> = records.iter().filter(|r| r.received_count == 2).map(|r| r.id.as_str()).collect();
+    let new_sent = records.iter().filter(|r| r.id.as_str() > "p-020").count();
+    assert!(
+        !sent_again.is_empty() && sent_again.iter().all(|id| stale.iter().any(|s| s == id)),
+        "{sent_again:?}"
+    );
+    assert_eq!(new_sent, 0, "no new record before every stale copy: {report:?}");
+}

@@ -63,7 +63,7 @@ async fn a_100k_row_diff_matches_the_generators_truth() {
 
 /// The real source, counting how often it is read through.
 struct Counted {
-    inner: Box<dyn Source>,
+    inner: Arc<dyn Source>,
     streams: Arc<AtomicUsize>,
 }
 
@@ -97,7 +97,7 @@ async fn counted_run(snapshot: &Path, url: &str, store: &dyn StateStore, keep_bu
     let streams = Arc::new(AtomicUsize::new(0));
     let sync = SyncJob {
         mapping,
-        source: Box::new(Counted {
+        source: Arc::new(Counted {
             inner: source,
             streams: streams.clone(),
         }),

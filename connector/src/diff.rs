@@ -53,6 +53,10 @@ pub fn take_duplicates(seen: &mut Vec<IndexEntry>, rejected: &[(u128, String)]) 
 pub struct Selection {
     /// Keys of the records to send, sorted.
     pub to_send: Vec<u128>,
+    /// Of those, the keys whose record the destination holds with other values: stale copies.
+    pub stale: Vec<u128>,
+    /// Of those, the keys whose record the destination holds as it is (only with `full`).
+    pub resend: Vec<u128>,
     pub new: u64,
     pub changed: u64,
     pub unchanged: u64,
@@ -90,6 +94,11 @@ pub fn select(seen: &[IndexEntry], stored: &RecordIndex, mode: Mode, full: bool)
         };
         if wanted {
             out.to_send.push(e.key);
+            match before {
+                Some(h) if h == e.hash => out.resend.push(e.key),
+                Some(_) => out.stale.push(e.key),
+                None => {}
+            }
         }
     }
     out

@@ -11,13 +11,14 @@ use futures::StreamExt;
 
 use super::kept::Kept;
 use super::narrowed;
+use super::order::SendOrder;
 use super::plan::reject_duplicates;
 use super::snapshot::{read_snapshot, CursorPass, Snapshot};
 use super::{Baseline, BaselineRun, CommitAt, Plan, PlanInput, Records, Start};
 use crate::config::{Identity, Mode};
 use crate::cursor::scope::Asked;
 use crate::cursor::{CursorRead, CursorRun, Decision};
-use crate::diff;
+use crate::diff::{self, Selection};
 use crate::error::Error;
 use crate::hash::{id_key, record_hash};
 use crate::mapping::CompiledMapping;
@@ -229,7 +230,7 @@ async fn finish(
         in_state,
         sends_everything: in_state == 0,
         state_was_for,
-        baseline: Box::new(HashesRun::new(mapping, selection.to_send, stored, reread)),
+        baseline: Box::new(HashesRun::new(mapping, selection, stored, reread)),
         cursor,
     };
     Ok(plan.logged(&mapping.name))
@@ -316,6 +317,8 @@ struct HashesRun {
     sync: String,
     /// The keys of the records to send, sorted.
     to_send: Arc<Vec<u128>>,
+    /// Which of them go first.
+    order: SendOrder,
     keep_payloads: bool,
     /// The next commit replaces the stored state (see [`Commit::replace`]); only the first does.
     replace: Mutex<bool>,
@@ -327,10 +330,12 @@ struct HashesRun {
 }
 
 impl HashesRun {
-    fn new(mapping: &Mapping, to_send: Vec<u128>, stored: StoredState, reread: Option<Decision>) -> HashesRun {
+    fn new(mapping: &Mapping, selection: Selection, stored: StoredState, reread: Option<Decision>) -> HashesRun {
+        let order = SendOrder::new(&selection.to_send, selection.stale, selection.resend);
         HashesRun {
             sync: mapping.name.clone(),
-            to_send: Arc::new(to_send),
+            to_send: Arc::new(selection.to_send),
+            order,
             keep_payloads: mapping.keep_payloads,
             replace: Mutex::new(stored.replace),
             committed: Mutex::new(Committed {
@@ -360,28 +365,34 @@ impl BaselineRun for HashesRun {
         "in_process"
     }
 
-    fn records(&self, kept: Option<Vec<Record>>, source: &dyn Source, compiled: &Arc<CompiledMapping>) -> Records {
+    fn records(&self, kept: Option<Vec<Record>>, source: &Arc<dyn Source>, compiled: &Arc<CompiledMapping>) -> Records {
         let mut wanted = planned(Arc::clone(&self.to_send));
         if let Some(records) = kept {
-            let records: Vec<Record> = records.into_iter().filter(|r| wanted(r)).collect();
+            let mut records: Vec<Record> = records.into_iter().filter(|r| wanted(r)).collect();
+            self.order.sort(&mut records);
             return futures::stream::once(async move { Ok(records) }).boxed();
         }
-        let (compiled, may_want) = (Arc::clone(compiled), Arc::clone(&self.to_send));
-        let stream = narrowed::rows(source, &compiled, self.reread.as_ref());
-        stream
-            .map(move |batch| {
-                let mut out = Vec::new();
-                compiled.map_selected(
-                    &batch?,
-                    |id| may_want.binary_search(&id_key(id)).is_ok(),
-                    |_, mapped| match mapped {
-                        Ok(record) if wanted(&record) => out.push(record),
-                        _ => {}
-                    },
-                );
-                Ok(out)
-            })
-            .boxed()
+        // One read of the source a group, each started only once the one before has ended.
+        let (source, compiled, reread) = (Arc::clone(source), Arc::clone(compiled), self.reread.clone());
+        let rows = futures::stream::iter(self.order.phases()).flat_map(move |group| {
+            let rows = narrowed::rows(source.as_ref(), &compiled, reread.as_ref());
+            let compiled = Arc::clone(&compiled);
+            rows.map(move |batch| Ok((batch?, Arc::clone(&group), Arc::clone(&compiled))))
+        });
+        rows.map(move |read: Result<_, Error>| {
+            let (batch, group, compiled) = read?;
+            let mut out = Vec::new();
+            compiled.map_selected(
+                &batch,
+                |id| group.binary_search(&id_key(id)).is_ok(),
+                |_, mapped| match mapped {
+                    Ok(record) if wanted(&record) => out.push(record),
+                    _ => {}
+                },
+            );
+            Ok(out)
+        })
+        .boxed()
     }
 
     async fn commit(&self, at: &CommitAt<'_>, upserted: &[&Record], deleted: &[String]) -> Result<(), Error> {

@@ -17,6 +17,7 @@
 pub mod hashes;
 mod kept;
 mod narrowed;
+mod order;
 mod plan;
 mod snapshot;
 pub mod warehouse;
@@ -123,7 +124,7 @@ pub trait BaselineRun: Send + Sync {
 
     /// Pass 2's records: of `kept`, the records pass 1 kept, when it could keep them all; else
     /// of the rows read again, from `source` or from the baseline's own query.
-    fn records(&self, kept: Option<Vec<Record>>, source: &dyn Source, compiled: &Arc<CompiledMapping>) -> Records;
+    fn records(&self, kept: Option<Vec<Record>>, source: &Arc<dyn Source>, compiled: &Arc<CompiledMapping>) -> Records;
 
     /// Commits acknowledged upserts and deletes. A run that lost its lock commits nothing.
     async fn commit(&self, at: &CommitAt<'_>, upserted: &[&Record], deleted: &[String]) -> Result<(), Error>;

@@ -30,10 +30,11 @@ impl Producer {
     }
 }
 
-/// Pass 2: the planned records, in source order, in batches as big as the destination takes,
-/// then the planned deletes in batches of their own.
+/// Pass 2: the planned records, in the order the baseline sends them (stale copies first; see
+/// `baseline::order`), in batches as big as the destination takes, then the planned deletes in
+/// batches of their own.
 pub fn planned_batches(
-    source: &dyn Source,
+    source: &Arc<dyn Source>,
     plan: &Plan,
     capabilities: &Capabilities,
     max_batches: Option<usize>,

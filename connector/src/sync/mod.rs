@@ -49,7 +49,8 @@ pub use throughput::{ProgressSnapshot, Throughput};
 /// How a sync's source, baseline and destination were built; tests swap in their own.
 pub struct SyncJob {
     pub mapping: Mapping,
-    pub source: Box<dyn Source>,
+    /// Shared with pass 2's reads, which may read it again after the run's first read ends.
+    pub source: Arc<dyn Source>,
     /// What the destination already has: chosen once, from the mapping.
     pub baseline: Arc<dyn Baseline>,
     pub destination: Arc<dyn Destination>,
@@ -57,7 +58,7 @@ pub struct SyncJob {
 
 impl SyncJob {
     pub fn from_mapping(mapping: Mapping) -> Result<SyncJob, Error> {
-        let source = source::build(&mapping.source)?;
+        let source: Arc<dyn Source> = Arc::from(source::build(&mapping.source)?);
         let baseline = baseline::for_mapping(&mapping)?;
         let destination: Arc<dyn Destination> = Arc::from(mapping.destination.build()?);
         Ok(SyncJob {

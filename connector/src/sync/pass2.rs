@@ -125,7 +125,7 @@ impl CommitWindow<'_> {
         // Every request start proves the lock, retries and split halves included.
         delivery.gate = Some(gate);
         let delivery = Arc::new(delivery);
-        let (mut rx, producer) = planned_batches(sync.source.as_ref(), plan, &capabilities, None);
+        let (mut rx, producer) = planned_batches(&sync.source, plan, &capabilities, None);
         let run_box = Arc::clone(run_box);
         let batches = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
             .take_until(stop.clone().cancelled_owned())

@@ -122,7 +122,7 @@ async fn render(sync: &SyncJob, plan: &super::Plan, batches: usize) -> Result<(V
         return Ok((requests, upserts));
     }
     let capabilities = sync.destination.capabilities();
-    let (mut rx, producer) = planned_batches(sync.source.as_ref(), plan, &capabilities, Some(batches));
+    let (mut rx, producer) = planned_batches(&sync.source, plan, &capabilities, Some(batches));
     while let Some(batch) = rx.recv().await {
         let refs: Vec<&Change> = batch.iter().collect();
         let request = sync.destination.prepare(&refs)?;

@@ -142,7 +142,7 @@ impl BaselineRun for WarehouseRun {
         "warehouse"
     }
 
-    fn records(&self, kept: Option<Vec<Record>>, _source: &dyn Source, compiled: &Arc<CompiledMapping>) -> Records {
+    fn records(&self, kept: Option<Vec<Record>>, _source: &Arc<dyn Source>, compiled: &Arc<CompiledMapping>) -> Records {
         let (wanted, pending) = (self.wanted.clone(), Arc::clone(&self.pending));
         if let Some(records) = kept {
             let mut rows = std::mem::take(&mut *lock(&self.kept_rows));
