@@ -160,6 +160,13 @@ impl Mapping {
     pub fn delivery(&self) -> &DeliveryConfig {
         self.destination.delivery()
     }
+
+    /// The box of a run that nothing on the command line boxes: `max_run:`, else for a scheduled
+    /// sync its period or the time from `now` to its next slot, so that a run never holds the
+    /// sync past the next one.
+    pub fn run_box(&self, now: chrono::DateTime<chrono::Utc>) -> Option<std::time::Duration> {
+        self.max_run.or_else(|| self.schedule.as_ref()?.time_to_next_slot(now))
+    }
 }
 
 /// The JSON Schema (draft 2020-12) of a mapping file, from the types the file is parsed into, so

@@ -98,12 +98,7 @@ impl RecordIndex {
 
     /// Little-endian key then hash, per entry, in key order.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.entries.len() * ENTRY_BYTES);
-        for e in &self.entries {
-            out.extend_from_slice(&e.key.to_le_bytes());
-            out.extend_from_slice(&e.hash.to_le_bytes());
-        }
-        out
+        entries_to_bytes(&self.entries)
     }
 
     /// `None` for bytes that are not a whole, sorted index: the cache is then rebuilt.
@@ -135,6 +130,16 @@ impl RecordIndex {
                 .collect(),
         )
     }
+}
+
+/// Little-endian key then hash, per entry: the cache's layout of an index and of a delta's upserts.
+fn entries_to_bytes(entries: &[IndexEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * ENTRY_BYTES);
+    for e in entries {
+        out.extend_from_slice(&e.key.to_le_bytes());
+        out.extend_from_slice(&e.hash.to_le_bytes());
+    }
+    out
 }
 
 /// What one run's commits changed in a sync's record index. The cache stores a run's changes as
@@ -179,10 +184,7 @@ impl IndexDelta {
 
     /// The upserts as an index's bytes, and the removed keys little-endian, 16 bytes each.
     pub fn to_bytes(&self) -> (Vec<u8>, Vec<u8>) {
-        let upserted = RecordIndex {
-            entries: self.upserted.clone(),
-        }
-        .to_bytes();
+        let upserted = entries_to_bytes(&self.upserted);
         let removed = self.removed.iter().flat_map(|k| k.to_le_bytes()).collect();
         (upserted, removed)
     }

@@ -26,10 +26,7 @@ pub struct Cost {
 impl Cost {
     /// The cost of upserting `to_send` records and deleting `to_delete` identities.
     pub fn of(sync: &SyncJob, to_send: usize, to_delete: usize) -> Cost {
-        let run_box = sync.mapping.max_run.or_else(|| {
-            let schedule = sync.mapping.schedule.as_ref()?;
-            schedule.time_to_next_slot(chrono::Utc::now())
-        });
+        let run_box = sync.mapping.run_box(chrono::Utc::now());
         Cost::with(
             &sync.destination.capabilities(),
             sync.mapping.delivery().requests_per_minute,

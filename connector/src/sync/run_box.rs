@@ -17,10 +17,11 @@ pub(super) struct RunBox {
 }
 
 impl RunBox {
-    /// A box of `length` from `run_started`, or none.
+    /// A box of `length` from `run_started`, or none (also for a box past what the clock holds,
+    /// `max_run: 500000000y`, whose end never comes).
     pub fn new(run_started: Instant, length: Option<Duration>, stop: CancellationToken) -> RunBox {
         RunBox {
-            deadline: length.map(|l| run_started + l),
+            deadline: length.and_then(|l| run_started.checked_add(l)),
             started: AtomicBool::new(false),
             reached: AtomicBool::new(false),
             stop,
@@ -81,11 +82,12 @@ mod tests {
         started.reach();
         assert!(stop.is_cancelled());
 
-        let stop = CancellationToken::new();
-        let unboxed = RunBox::new(Instant::now(), None, stop.clone());
-        tokio::select! {
-            () = unboxed.due() => panic!("no box, no end"),
-            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        for length in [None, Some(Duration::MAX)] {
+            let unboxed = RunBox::new(Instant::now(), length, CancellationToken::new());
+            tokio::select! {
+                () = unboxed.due() => panic!("{length:?}: no end"),
+                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            }
         }
     }
 }

@@ -157,11 +157,7 @@ impl Driver {
             worker: Some(shared.id.clone()),
             observer: Some(shared.metrics.clone()),
             pacers: Arc::clone(&shared.pacers),
-            max_run: shared.max_run.or(mapping.max_run).or_else(|| {
-                // A run never holds its sync past the next slot: the changes made meanwhile
-                // are sent by that run, not after the whole backlog.
-                mapping.schedule.as_ref().and_then(|s| s.time_to_next_slot(chrono::Utc::now()))
-            }),
+            max_run: shared.max_run.or_else(|| mapping.run_box(chrono::Utc::now())),
             progress: Some(Arc::new(ViewProgress {
                 view: Arc::clone(&self.view),
                 logged: Mutex::default(),
