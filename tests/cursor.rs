@@ -534,8 +534,10 @@ async fn rows_with_a_null_or_future_cursor_are_read_by_every_run_and_never_move_
     );
 }
 
-/// A Parquet mirror sync of 1,000 people to profiles, made by one full run; the mapping's path.
-async fn mirrored_parquet(ws: &Workspace, si: &StandIn) -> std::path::PathBuf {
+/// A Parquet mirror sync of 1,000 people to profiles, made by one full run: the workspace, the
+/// stand-in, the mapping's path and the state.
+async fn mirrored_parquet() -> (Workspace, StandIn, std::path::PathBuf, Box<dyn StateStore>) {
+    let (ws, si) = (Workspace::new(), stand_in().await);
     write_people(&ws.path().join("people.parquet"), 1000, &[]);
     let yaml = format!(
         "name: people\nsource:\n  parquet: people.parquet\n  cursor: {{ column: updated_at, lag: 30m }}\n\
@@ -543,7 +545,10 @@ async fn mirrored_parquet(ws: &Workspace, si: &StandIn) -> std::path::PathBuf {
          mode: mirror\nemail: email\nfull_name: name\nguards: {{}}\n",
         si.url()
     );
-    ws.write("people.yml", &yaml)
+    let mapping = ws.write("people.yml", &yaml);
+    let store = ws.store().await;
+    assert_eq!(run_ok(&load_sync(&mapping, &[]), store.as_ref()).await.counts.sent, 1000);
+    (ws, si, mapping, store)
 }
 
 fn profiles_received(si: &StandIn, times: u64) -> BTreeSet<String> {
@@ -556,10 +561,7 @@ fn profiles_received(si: &StandIn, times: u64) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_null_cursor_keeps_its_row_group_from_being_skipped() {
-    let (ws, si) = (Workspace::new(), stand_in().await);
-    let mapping = mirrored_parquet(&ws, &si).await;
-    let store = ws.store().await;
-    assert_eq!(run_ok(&load_sync(&mapping, &[]), store.as_ref()).await.counts.sent, 1000);
+    let (ws, si, mapping, store) = mirrored_parquet().await;
     // Row 5 lost its cursor: its group's statistics are all below the bound, but it has a null.
     write_people_with(&ws.path().join("people.parquet"), 1000, &[450], &[5]);
     let report = run_ok(&load_sync(&mapping, &[]), store.as_ref()).await;
@@ -585,10 +587,7 @@ fn damage(path: &std::path::Path, group: usize, column: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_narrowed_mirror_read_of_a_damaged_file_fails_the_run_and_deletes_no_one() {
-    let (ws, si) = (Workspace::new(), stand_in().await);
-    let mapping = mirrored_parquet(&ws, &si).await;
-    let store = ws.store().await;
-    assert_eq!(run_ok(&load_sync(&mapping, &[]), store.as_ref()).await.counts.sent, 1000);
+    let (ws, si, mapping, store) = mirrored_parquet().await;
     let before = store.cursor("people").await.unwrap().unwrap();
     let data = ws.path().join("people.parquet");
     // The identity (email) of a group the cursor skips, read only to find mirror's gone

@@ -460,3 +460,32 @@ async fn a_rejected_record_is_sent_again_with_the_sources_data_of_the_next_run()
     );
     assert!(held.iter().all(|r| r.received_count == 1), "nothing else was sent again");
 }
+
+/// A run keeps the connection that read the schema for the read of the rows. If the server
+/// ended it meanwhile (a restart, a failover, an idle timeout), the read connects again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_connection_the_server_ended_is_replaced_by_a_new_one() {
+    use futures::StreamExt;
+    let db = TempDatabase::new("ebb_parked").await;
+    let url = db.url_with_password("unused");
+    let setup = sqlx::PgPool::connect(&url).await.expect("the test database");
+    sqlx::raw_sql(
+        "CREATE TABLE people (user_id text PRIMARY KEY, name text, age int, signup_at timestamptz DEFAULT '2020-01-01+00');
+         INSERT INTO people (user_id, name, age) SELECT 'p-' || i, 'Person ' || i, i FROM generate_series(1, 40) AS i;",
+    )
+    .execute(&setup)
+    .await
+    .expect("table");
+    setup.close().await;
+    let ws = Workspace::new();
+    let mapping = ws.write("people.yml", &people_mapping("http://127.0.0.1:9", "    table: people"));
+    let job = load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]);
+    let schema = job.source.schema().await.expect("schema");
+    assert_eq!(db.terminate_sessions().await, 1, "the kept connection, and no other");
+    let mut rows = job.source.stream(std::sync::Arc::new(schema.columns.clone()));
+    let mut read = 0;
+    while let Some(batch) = rows.next().await {
+        read += batch.expect("a new connection reads the rows").batch.num_rows();
+    }
+    assert_eq!(read, 40);
+}

@@ -123,29 +123,30 @@ async fn the_mappings_box_applies_and_a_box_under_a_second_is_refused() {
         .expect("read")
         .replace("max_run: 1s", "max_run: 250ms");
     ws.write("people.yml", &yaml);
-    let out = ebb(ws.path(), &["validate", "people.yml"], &[("WAREHOUSE_URL", &url)]);
-    let (stdout, stderr) = text(&out);
-    assert!(!out.status.success());
-    assert!(
-        format!("{stdout}{stderr}").contains("max_run: `250ms`: a run's box must be a whole number of seconds, at least 1s"),
-        "{stdout}{stderr}"
+    refused(
+        &ws,
+        &["validate", "people.yml"],
+        "max_run: `250ms`: a run's box must be a whole number of seconds, at least 1s",
     );
     let alerting = yaml.replace(
         "max_run: 250ms",
         "alerts:\n  webhook_url: ${ALERT_WEBHOOK_URL:-http://127.0.0.1:9/hook}\n  backlog_over: soon",
     );
     ws.write("people.yml", &alerting);
-    let out = ebb(ws.path(), &["validate", "people.yml"], &[("WAREHOUSE_URL", &url)]);
-    let (stdout, stderr) = text(&out);
-    assert!(!out.status.success());
-    assert!(
-        format!("{stdout}{stderr}").contains("alerts.backlog_over: `soon` is not a duration such as `30s`"),
-        "{stdout}{stderr}"
+    refused(
+        &ws,
+        &["validate", "people.yml"],
+        "alerts.backlog_over: `soon` is not a duration such as `30s`",
     );
-    let out = ebb(ws.path(), &["sync", "people.yml", "--max-run", "soon"], &[("WAREHOUSE_URL", &url)]);
+    refused(&ws, &["sync", "people.yml", "--max-run", "soon"], "`soon` is not a duration");
+}
+
+/// `ebb ARGS` fails and says `expected`.
+fn refused(ws: &Workspace, args: &[&str], expected: &str) {
+    let out = ebb(ws.path(), args, &[("WAREHOUSE_URL", &database_url())]);
     let (stdout, stderr) = text(&out);
-    assert!(!out.status.success());
-    assert!(stderr.contains("`soon` is not a duration"), "{stdout}{stderr}");
+    assert!(!out.status.success(), "{args:?}: {stdout}{stderr}");
+    assert!(format!("{stdout}{stderr}").contains(expected), "{args:?}: {stdout}{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

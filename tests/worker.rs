@@ -430,19 +430,26 @@ async fn a_second_signal_exits_at_once_and_state_never_runs_ahead_of_the_destina
     assert!(again.wait_exit(Duration::from_secs(15)).success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missed_slots_are_coalesced_into_one_run_after_a_long_one() {
-    let (_wh, standin, ws, dir, envs) = slow_setup(150).await;
-    // One request at a time: the first run takes about 40 × 150 ms = 6 s, six 1 s slots. Its
-    // box is an hour: without one, a worker's run is boxed at its period.
+/// A worker running sync `slow` on `timing` (its schedule keys), one request of 15 at a time
+/// against a stand-in that takes 150 ms each: 600 rows are about 6 s of sending.
+async fn slow_worker(timing: &str) -> (Warehouse, StandIn, Workspace, String, WorkerProcess) {
+    let (wh, standin, ws, dir, envs) = slow_setup(150).await;
     let extra = "    concurrency: 1\n    requests_per_minute: 100000\n";
     std::fs::write(
         dir.join("people.yml"),
-        mapping("slow", "user", "people", "every: 1s\nmax_run: 1h", &standin.url(), extra),
+        mapping("slow", "user", "people", timing, &standin.url(), extra),
     )
     .expect("write");
     let state_url = ws.state_url();
-    let mut worker = WorkerProcess::start(ws.path(), &dir, &state_url, &[], &as_refs(&envs));
+    let worker = WorkerProcess::start(ws.path(), &dir, &state_url, &[], &as_refs(&envs));
+    (wh, standin, ws, state_url, worker)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_slots_are_coalesced_into_one_run_after_a_long_one() {
+    // The first run takes about 6 s, six 1 s slots. Its box is an hour: without one, a
+    // worker's run is boxed at its period.
+    let (_wh, standin, _ws, state_url, mut worker) = slow_worker("every: 1s\nmax_run: 1h").await;
     let history = wait_for("the long run and two after it", Duration::from_secs(40), async || {
         let all = runs(&state_url, "slow").await;
         (all.len() >= 3 && all[2].status != RunStatus::Running).then_some(all)
@@ -469,17 +476,9 @@ async fn missed_slots_are_coalesced_into_one_run_after_a_long_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_run_is_boxed_at_its_period_and_the_next_runs_finish_the_backlog() {
-    let (_wh, standin, ws, dir, envs) = slow_setup(150).await;
     // About 6 s of sending, under `every: 2s` and no `max_run:`: each run stops starting
     // batches after 2 s, and the runs after it go on.
-    let extra = "    concurrency: 1\n    requests_per_minute: 100000\n";
-    std::fs::write(
-        dir.join("people.yml"),
-        mapping("slow", "user", "people", "every: 2s", &standin.url(), extra),
-    )
-    .expect("write");
-    let state_url = ws.state_url();
-    let mut worker = WorkerProcess::start(ws.path(), &dir, &state_url, &[], &as_refs(&envs));
+    let (_wh, standin, _ws, state_url, mut worker) = slow_worker("every: 2s").await;
     let page = wait_for("the sync's page to show the backlog", Duration::from_secs(30), async || {
         let (_, page) = worker.get("/syncs/slow").await;
         page.contains("id=\"backlog\"").then_some(page)
