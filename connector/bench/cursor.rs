@@ -19,8 +19,8 @@ use anyhow::{Context, Result};
 use sqlx::Connection;
 
 use crate::suite::{
-    counts_line, drt_project, drt_run, ebb_binary, fmt_stats, load_table, measure, postgres_mapping, stats, DrtStrategy, Env, Sample,
-    ServerProcess, Stats, PARQUET_MAPPING,
+    counts_line, drt_project, drt_run, ebb_binary, fmt_stats, load_table, measure, postgres_mapping, stats, CommonArgs, DrtStrategy, Env,
+    Sample, ServerProcess, Stats, PARQUET_MAPPING,
 };
 
 #[derive(clap::Args)]
@@ -34,20 +34,8 @@ pub struct CursorArgs {
     /// Rows in the table of the warehouse-side diff's case; 0 skips it.
     #[arg(long, default_value_t = 1_000_000)]
     warehouse_rows: u64,
-    #[arg(long, default_value_t = 3)]
-    runs: usize,
-    #[arg(long, default_value = "target/bench")]
-    work: PathBuf,
-    #[arg(long)]
-    ebb: Option<PathBuf>,
-    /// A Python with duckdb installed.
-    #[arg(long)]
-    python: PathBuf,
-    /// drt-core's `drt` command.
-    #[arg(long)]
-    drt: PathBuf,
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
-    database_url: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
     #[arg(long, default_value_t = 18797)]
     port: u16,
     #[arg(long)]
@@ -107,7 +95,7 @@ pub async fn run(args: CursorArgs) -> Result<()> {
     drop(stand_in);
     let report = format!(
         "{table}\nMedian wall time of {} runs (min–max) · peak RSS, measured with /usr/bin/time.\n\n{notes}",
-        args.runs.max(1)
+        args.common.runs.max(1)
     );
     println!("{report}");
     if let Some(out) = &args.out {
@@ -117,8 +105,8 @@ pub async fn run(args: CursorArgs) -> Result<()> {
 }
 
 fn prepare(args: &CursorArgs) -> Result<Env> {
-    std::fs::create_dir_all(&args.work)?;
-    let work = args.work.canonicalize()?;
+    std::fs::create_dir_all(&args.common.work)?;
+    let work = args.common.work.canonicalize()?;
     std::fs::write(work.join("users_cursor.yml"), with_cursor(PARQUET_MAPPING))?;
     std::fs::write(work.join("users_plain.yml"), PARQUET_MAPPING)?;
     let table = format!("{SCHEMA}.users");
@@ -133,10 +121,10 @@ fn prepare(args: &CursorArgs) -> Result<Env> {
     std::fs::write(work.join("duckdb_cursor.py"), DUCKDB_CURSOR)?;
     std::fs::write(work.join("duckdb_full.py"), DUCKDB_FULL)?;
     Ok(Env {
-        ebb: ebb_binary(args.ebb.as_deref())?,
+        ebb: ebb_binary(args.common.ebb.as_deref())?,
         work,
         stand_in_url: format!("http://127.0.0.1:{}", args.port),
-        database_url: args.database_url.clone(),
+        database_url: args.common.database_url.clone(),
     })
 }
 
@@ -186,7 +174,7 @@ async fn parquet_cases(env: &Env, args: &CursorArgs, table: &mut String, notes: 
     let state = env.fresh_state("cursor_parquet")?;
     measure(&mut env.ebb(&["sync", "users_cursor.yml", "--state", &state], &[("SNAPSHOT", &a)]))?;
     let bound = read_from(env, &state, &b)?;
-    let runs = args.runs.max(1);
+    let runs = args.common.runs.max(1);
     let (mut narrowed, mut full, mut plain) = (Vec::new(), Vec::new(), Vec::new());
     let (mut narrowed_counts, mut full_counts) = (String::new(), String::new());
     for _ in 0..runs {
@@ -203,7 +191,7 @@ async fn parquet_cases(env: &Env, args: &CursorArgs, table: &mut String, notes: 
         let preview_plain = ["preview", "users_plain.yml", "--state", &state, "--limit", "0"];
         plain.push(measure(&mut env.ebb(&preview_plain, &[("SNAPSHOT", &b)]))?.0);
     }
-    let python = &args.python;
+    let python = &args.common.python;
     let (duck_cursor, duck_cursor_counts) = duckdb_in_process(python, &env.work.join("duckdb_cursor.py"), &[&a, &b, &bound], runs)?;
     let (duck_full, duck_full_counts) = duckdb_in_process(python, &env.work.join("duckdb_full.py"), &[&a, &b], runs)?;
     let (narrowed, full, plain) = (stats(&narrowed), stats(&full), stats(&plain));
@@ -264,24 +252,24 @@ async fn ebb_change_run(env: &Env, database_url: &str, mapping: &str, state_name
 
 /// One timed drt run of B after a fresh one of A.
 async fn drt_change_run(args: &CursorArgs, drt_dir: &Path, strategy: DrtStrategy) -> Result<Sample> {
-    load_table(&args.database_url, SCHEMA, "a").await?;
-    drt_run(&args.database_url, &args.drt, drt_dir, strategy, true).await?;
-    load_table(&args.database_url, SCHEMA, "b").await?;
-    drt_run(&args.database_url, &args.drt, drt_dir, strategy, false).await
+    load_table(&args.common.database_url, SCHEMA, "a").await?;
+    drt_run(&args.common.database_url, &args.common.drt, drt_dir, strategy, true).await?;
+    load_table(&args.common.database_url, SCHEMA, "b").await?;
+    drt_run(&args.common.database_url, &args.common.drt, drt_dir, strategy, false).await
 }
 
 async fn postgres_cases(env: &Env, args: &CursorArgs, table: &mut String, notes: &mut String) -> Result<()> {
     eprintln!("cursor: PostgreSQL, {} rows…", args.pg_rows);
     let dir = env.work.join(format!("cursor-pg-{}", args.pg_rows));
-    crate::run_generate(&crate::GenerateArgs::postgres(dir, args.pg_rows, &args.database_url, SCHEMA)).await?;
-    let drt_dir = drt_project(&env.work, &args.database_url, args.port, &format!("{SCHEMA}.users"))?;
+    crate::run_generate(&crate::GenerateArgs::postgres(dir, args.pg_rows, &args.common.database_url, SCHEMA)).await?;
+    let drt_dir = drt_project(&env.work, &args.common.database_url, args.port, &format!("{SCHEMA}.users"))?;
     let (mut cursor, mut plain, mut drt_cursor, mut drt_diff) = (vec![], vec![], vec![], vec![]);
     let (mut cursor_counts, mut plain_counts) = (String::new(), String::new());
-    for _ in 0..args.runs.max(1) {
-        let (s, out) = ebb_change_run(env, &args.database_url, "pg_cursor.yml", "cursor_pg").await?;
+    for _ in 0..args.common.runs.max(1) {
+        let (s, out) = ebb_change_run(env, &args.common.database_url, "pg_cursor.yml", "cursor_pg").await?;
         cursor.push(s);
         cursor_counts = counts_line(&out);
-        let (s, out) = ebb_change_run(env, &args.database_url, "pg_plain.yml", "plain_pg").await?;
+        let (s, out) = ebb_change_run(env, &args.common.database_url, "pg_plain.yml", "plain_pg").await?;
         plain.push(s);
         plain_counts = counts_line(&out);
         drt_cursor.push(drt_change_run(args, &drt_dir, DrtStrategy::Cursor).await?);
@@ -326,8 +314,14 @@ async fn warehouse_cases(env: &Env, args: &CursorArgs, table: &mut String, notes
     let rows = args.warehouse_rows;
     eprintln!("cursor: the warehouse-side diff, {rows} rows…");
     let dir = env.work.join(format!("cursor-wh-{rows}"));
-    crate::run_generate(&crate::GenerateArgs::postgres(dir, rows, &args.database_url, WAREHOUSE_SCHEMA)).await?;
-    let mut conn = sqlx::PgConnection::connect(&args.database_url).await?;
+    crate::run_generate(&crate::GenerateArgs::postgres(
+        dir,
+        rows,
+        &args.common.database_url,
+        WAREHOUSE_SCHEMA,
+    ))
+    .await?;
+    let mut conn = sqlx::PgConnection::connect(&args.common.database_url).await?;
     let ddl = format!(
         "CREATE INDEX ON {WAREHOUSE_SCHEMA}.users_a (updated_at); CREATE INDEX ON {WAREHOUSE_SCHEMA}.users_b (updated_at);
          ANALYZE {WAREHOUSE_SCHEMA}.users_a; ANALYZE {WAREHOUSE_SCHEMA}.users_b; DROP SCHEMA IF EXISTS {WAREHOUSE_STATE} CASCADE;"
@@ -336,7 +330,7 @@ async fn warehouse_cases(env: &Env, args: &CursorArgs, table: &mut String, notes
     let (a, b) = (format!("{WAREHOUSE_SCHEMA}.users_a"), format!("{WAREHOUSE_SCHEMA}.users_b"));
     let state = env.fresh_state("cursor_wh")?;
     let (seed, _) = measure(&mut env.ebb(&["sync", "wh_cursor.yml", "--state", &state], &[("TABLE", &a)]))?;
-    let runs = args.runs.max(1);
+    let runs = args.common.runs.max(1);
     let sync = |file| ["sync", file, "--state", state.as_str()];
     let preview = |file| ["preview", file, "--state", state.as_str(), "--limit", "0"];
     let (same_cursor, same_counts) = over_table(env, &sync("wh_cursor.yml"), &a, runs)?;

@@ -17,6 +17,27 @@ use sqlx::{Connection, Executor, PgConnection};
 use crate::generate::Shape;
 use crate::GenerateArgs;
 
+/// What every benchmark command takes: how often to run, where, which ebb, and the peers.
+#[derive(clap::Args)]
+pub struct CommonArgs {
+    /// Runs of each case; the table shows the median and the range.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    #[arg(long, default_value = "target/bench")]
+    pub work: PathBuf,
+    /// The `ebb` binary; by default the one next to this one.
+    #[arg(long)]
+    pub ebb: Option<PathBuf>,
+    /// A Python with duckdb installed.
+    #[arg(long)]
+    pub python: PathBuf,
+    /// drt-core's `drt` command.
+    #[arg(long)]
+    pub drt: PathBuf,
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub database_url: String,
+}
+
 #[derive(clap::Args)]
 pub struct SuiteArgs {
     /// Rows in the main snapshots.
@@ -28,22 +49,8 @@ pub struct SuiteArgs {
     /// Rows in the PostgreSQL table of the end-to-end case against drt.
     #[arg(long, default_value_t = 100_000)]
     e2e_rows: u64,
-    /// Runs of each case; the table shows the median and the range.
-    #[arg(long, default_value_t = 3)]
-    runs: usize,
-    #[arg(long, default_value = "target/bench")]
-    work: PathBuf,
-    /// The `ebb` binary; by default the one next to this one.
-    #[arg(long)]
-    ebb: Option<PathBuf>,
-    /// A Python with duckdb installed.
-    #[arg(long)]
-    python: PathBuf,
-    /// drt-core's `drt` command.
-    #[arg(long)]
-    drt: PathBuf,
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
-    database_url: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
     #[arg(long, default_value_t = 18787)]
     port: u16,
     /// Where to write the results table (Markdown).
@@ -397,9 +404,9 @@ struct Suite<'a> {
 
 /// The work folder with the suite's mappings and scripts, and the commands' environment.
 fn prepare(args: &SuiteArgs) -> Result<Env> {
-    let ebb = crate::suite::ebb_binary(args.ebb.as_deref())?;
-    std::fs::create_dir_all(&args.work)?;
-    let work = args.work.canonicalize()?;
+    let ebb = crate::suite::ebb_binary(args.common.ebb.as_deref())?;
+    std::fs::create_dir_all(&args.common.work)?;
+    let work = args.common.work.canonicalize()?;
     std::fs::write(work.join("users.yml"), PARQUET_MAPPING)?;
     std::fs::write(work.join("users_untracked.yml"), format!("{PARQUET_MAPPING}keep_payloads: false\n"))?;
     std::fs::write(work.join("pg_extract.yml"), postgres_mapping("pg_extract", "ebb_bench.users_a"))?;
@@ -409,7 +416,7 @@ fn prepare(args: &SuiteArgs) -> Result<Env> {
         ebb,
         work,
         stand_in_url: format!("http://127.0.0.1:{}", args.port),
-        database_url: args.database_url.clone(),
+        database_url: args.common.database_url.clone(),
     })
 }
 
@@ -417,7 +424,7 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
     let mut suite = Suite {
         env: prepare(&args)?,
         args: &args,
-        runs: args.runs.max(1),
+        runs: args.common.runs.max(1),
         table: "| case | ebb | peer | ratio (ebb ÷ peer) | target |\n|---|---|---|---|---|\n".into(),
         notes: String::new(),
     };
@@ -475,7 +482,7 @@ impl Suite<'_> {
             rows: self.args.rows,
             seed: 42,
             out: main_dir.clone(),
-            postgres: Some(self.args.database_url.clone()),
+            postgres: Some(self.args.common.database_url.clone()),
             schema: "ebb_bench".into(),
             shape: Shape::Users,
         })
@@ -484,7 +491,7 @@ impl Suite<'_> {
             rows: self.args.e2e_rows,
             seed: 42,
             out: self.env.work.join(format!("data-{}", self.args.e2e_rows)),
-            postgres: Some(self.args.database_url.clone()),
+            postgres: Some(self.args.common.database_url.clone()),
             schema: "ebb_bench_e2e".into(),
             shape: Shape::Users,
         })
@@ -519,7 +526,7 @@ impl Suite<'_> {
     /// The diff: preview of B against the state of A, and DuckDB's EXCEPT on the same files.
     fn diff(&mut self, state: &str, (a, b): (&str, &str), truth: &crate::generate::Truth) -> Result<()> {
         eprintln!("diff of B against A…");
-        let diff = diff_against_duckdb(&self.env, &self.args.python, self.runs, "users.yml", state, (a, b))?;
+        let diff = diff_against_duckdb(&self.env, &self.args.common.python, self.runs, "users.yml", state, (a, b))?;
         let (e, d) = (diff.ebb, diff.duckdb);
         let _ = writeln!(
             self.table,
@@ -571,7 +578,7 @@ impl Suite<'_> {
         let mut psql = Vec::new();
         for _ in 0..self.runs {
             psql.push(
-                measure(Command::new("psql").arg(&self.args.database_url).arg("-c").arg(
+                measure(Command::new("psql").arg(&self.args.common.database_url).arg("-c").arg(
                     "\\copy (select id, email, name, plan, arr, seats, signup_at, active, tags from ebb_bench.users_a) to '/dev/null' with (format binary)",
                 ))?
                 .0,
@@ -607,7 +614,7 @@ impl Suite<'_> {
             "- the large state was made by one full sync: {:.1} s, {:.0} MB",
             seed.wall, seed.rss_mb
         );
-        let large = diff_against_duckdb(&self.env, &self.args.python, self.runs, "users.yml", &state, (&la, &lb))?;
+        let large = diff_against_duckdb(&self.env, &self.args.common.python, self.runs, "users.yml", &state, (&la, &lb))?;
         let (e, d) = (large.ebb, large.duckdb);
         let _ = writeln!(
             self.table,
@@ -631,7 +638,7 @@ impl Suite<'_> {
             runs: self.runs,
             work: self.env.work.clone(),
             ebb: Some(self.env.ebb.clone()),
-            database_url: self.args.database_url.clone(),
+            database_url: self.args.common.database_url.clone(),
             port: self.args.port + 1,
         })
         .await?;
@@ -761,15 +768,15 @@ pub(crate) async fn drt_run(database_url: &str, drt: &Path, drt_dir: &Path, stra
 /// (the fair peer) and plain upsert (for reference).
 async fn end_to_end(env: &Env, args: &SuiteArgs, runs: usize, table: &mut String, notes: &mut String) -> Result<()> {
     eprintln!("end to end against drt…");
-    let drt_dir = drt_project(&env.work, &args.database_url, args.port, "ebb_bench_e2e.users")?;
+    let drt_dir = drt_project(&env.work, &args.common.database_url, args.port, "ebb_bench_e2e.users")?;
     let (mut ebb_first, mut ebb_change, mut ebb_same) = (vec![], vec![], vec![]);
     let (mut diff_first, mut diff_change, mut upsert_first, mut upsert_change) = (vec![], vec![], vec![], vec![]);
     let mut change_counts = String::new();
     for _ in 0..runs {
-        load_table(&args.database_url, "ebb_bench_e2e", "a").await?;
+        load_table(&args.common.database_url, "ebb_bench_e2e", "a").await?;
         let state = env.fresh_state("e2e")?;
         ebb_first.push(measure(&mut env.ebb(&["sync", "pg_e2e.yml", "--state", &state], &[]))?.0);
-        load_table(&args.database_url, "ebb_bench_e2e", "b").await?;
+        load_table(&args.common.database_url, "ebb_bench_e2e", "b").await?;
         let (s, out) = measure(&mut env.ebb(&["sync", "pg_e2e.yml", "--state", &state], &[]))?;
         change_counts = counts_line(&out);
         ebb_change.push(s);
@@ -778,10 +785,10 @@ async fn end_to_end(env: &Env, args: &SuiteArgs, runs: usize, table: &mut String
             (DrtStrategy::Diff, &mut diff_first, &mut diff_change),
             (DrtStrategy::Upsert, &mut upsert_first, &mut upsert_change),
         ] {
-            load_table(&args.database_url, "ebb_bench_e2e", "a").await?;
-            first.push(drt_run(&args.database_url, &args.drt, &drt_dir, strategy, true).await?);
-            load_table(&args.database_url, "ebb_bench_e2e", "b").await?;
-            change.push(drt_run(&args.database_url, &args.drt, &drt_dir, strategy, false).await?);
+            load_table(&args.common.database_url, "ebb_bench_e2e", "a").await?;
+            first.push(drt_run(&args.common.database_url, &args.common.drt, &drt_dir, strategy, true).await?);
+            load_table(&args.common.database_url, "ebb_bench_e2e", "b").await?;
+            change.push(drt_run(&args.common.database_url, &args.common.drt, &drt_dir, strategy, false).await?);
         }
     }
     let rows = args.e2e_rows;
@@ -838,7 +845,7 @@ async fn mixed_diff(env: &Env, args: &SuiteArgs, runs: usize, rows: u64, table: 
         "- the mixed {rows}-row state was made by one full sync: {:.1} s, {:.0} MB",
         seed.wall, seed.rss_mb
     );
-    let mixed = diff_against_duckdb(env, &args.python, runs, "users_mixed.yml", &state, (&a, &b))?;
+    let mixed = diff_against_duckdb(env, &args.common.python, runs, "users_mixed.yml", &state, (&a, &b))?;
     let (e, d, counts) = (mixed.ebb, mixed.duckdb, mixed.ebb_counts);
     let target = if rows > args.rows { "≤ 0.8×, RSS < 600 MB" } else { "≤ 0.6×" };
     let _ = writeln!(
