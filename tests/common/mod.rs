@@ -261,6 +261,15 @@ impl TempDatabase {
     }
 
     /// A `count(*)` about this database (`$1` is its name), from a session outside it.
+    /// Clients connected to this database, the caller aside (not the server's own workers,
+    /// such as autovacuum's).
+    pub async fn sessions(&self) -> i64 {
+        self.count(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+        )
+        .await
+    }
+
     async fn count(&self, sql: &str) -> i64 {
         let admin = admin().await;
         let n = sqlx::query_scalar(sql).bind(&self.name).fetch_one(&admin).await.expect(sql);
