@@ -207,3 +207,88 @@ async fn a_paced_first_sync_killed_midway_resumes_with_only_what_was_not_acknowl
         "{twice} records sent twice ({before} received before the kill, {committed} committed)"
     );
 }
+
+/// Two processes' pacers on one PostgreSQL state store (two sets of pacers, as two processes
+/// hold), for the credential `scope`.
+async fn shared_pacers(limits: (u32, u32)) -> (common::TempSchema, [std::sync::Arc<ebb::ship::pacing::Pacer>; 2]) {
+    let schema = common::TempSchema::new("ebb_pace");
+    let store = ebb::state::open(&schema.state_url(), false).await.expect("PostgreSQL state");
+    let shared = store.shared_pace();
+    assert!(shared.is_some(), "PostgreSQL state shares the pace");
+    let (one, two) = (ebb::ship::pacing::Pacers::default(), ebb::ship::pacing::Pacers::default());
+    let pacers = [one.get(42, limits.0, shared.clone()), two.get(42, limits.1, shared)];
+    (schema, pacers)
+}
+
+/// When each request of `tasks` concurrent senders started, by pacer, for `for_how_long`.
+async fn turns(pacers: &[std::sync::Arc<ebb::ship::pacing::Pacer>], tasks: usize, for_how_long: Duration) -> Vec<Vec<Duration>> {
+    let t0 = tokio::time::Instant::now();
+    let mut handles = Vec::new();
+    for pacer in pacers {
+        let senders: Vec<_> = (0..tasks)
+            .map(|_| {
+                let pacer = std::sync::Arc::clone(pacer);
+                tokio::spawn(async move {
+                    let mut at = Vec::new();
+                    loop {
+                        pacer.ready().await;
+                        if t0.elapsed() >= for_how_long {
+                            return at;
+                        }
+                        at.push(t0.elapsed());
+                    }
+                })
+            })
+            .collect();
+        handles.push(senders);
+    }
+    let mut out = Vec::new();
+    for senders in handles {
+        let mut all = Vec::new();
+        for s in senders {
+            all.extend(s.await.expect("sender"));
+        }
+        all.sort();
+        out.push(all);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_on_one_postgres_state_share_one_pace_per_key_and_use_it_all() {
+    let (_schema, pacers) = shared_pacers((1200, 1200)).await;
+    // 1,200 a minute is 20 a second between both processes, not 20 each.
+    let by_process = turns(&pacers, 3, Duration::from_secs(4)).await;
+    let (one, two) = (by_process[0].len(), by_process[1].len());
+    let total = one + two;
+    assert!(total <= 82, "{one} + {two} turns in 4 s at 20 a second");
+    assert!(total >= 72, "only {one} + {two} turns in 4 s at 20 a second");
+    assert!(one >= 20 && two >= 20, "both processes take turns: {one} and {two}");
+    let mut all: Vec<Duration> = by_process.concat();
+    all.sort();
+    let tenth_second = all.windows(2).filter(|w| w[1] - w[0] < Duration::from_millis(20)).count();
+    assert!(tenth_second <= total / 10, "turns are spaced, not bunched: {all:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_pace_is_the_lowest_limit_of_the_processes_sending_and_a_hold_holds_them_all() {
+    let (_schema, [slow, fast]) = shared_pacers((300, 6000)).await;
+    // The slow process joins by taking a turn; from then on the fast one goes at its pace.
+    slow.ready().await;
+    let t0 = tokio::time::Instant::now();
+    for _ in 0..6 {
+        fast.ready().await;
+    }
+    let six = t0.elapsed();
+    // Five intervals of 200 ms at 300 a minute (the first turn may come at once).
+    assert!(
+        six >= Duration::from_millis(950),
+        "six turns in {six:?}: the lower limit did not hold"
+    );
+    // A Retry-After the slow process got holds the fast one.
+    slow.hold(Duration::from_secs(2)).await;
+    let t1 = tokio::time::Instant::now();
+    fast.ready().await;
+    let held = t1.elapsed();
+    assert!(held >= Duration::from_millis(1_900), "the other process waited only {held:?}");
+}

@@ -918,3 +918,89 @@ async fn a_worker_with_select_runs_only_the_tagged_mappings_and_follows_a_retag(
     worker.signal("TERM");
     assert!(worker.wait_exit(Duration::from_secs(15)).success());
 }
+
+/// Requests of `sync` (by the run header) that started in `[from, to)` ms of the stand-in's clock.
+fn started_within(log: &[ebb::standin::LoggedRequest], sync: Option<&str>, (from, to): (u64, u64)) -> usize {
+    log.iter()
+        .filter(|r| sync.is_none_or(|s| r.run.as_deref().is_some_and(|run| run.starts_with(&format!("{s}/")))))
+        .filter(|r| (from..to).contains(&r.started_ms))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_one_postgres_state_share_a_keys_limit_and_one_takes_the_others_share_when_it_dies() {
+    const RPM: u32 = 600;
+    // 9,000 people, 600 requests of 15 a sync: more than either sends in the 80 s watched.
+    let wh = Warehouse::new(9_000).await;
+    let standin = stand_in_with(StandInConfig {
+        rpm: Some(RPM),
+        ..StandInConfig::default()
+    })
+    .await;
+    let ws = Workspace::new();
+    let state = TempSchema::new("ebb_wk_share");
+    let state_url = state.state_url();
+    let envs = vec![("WAREHOUSE_URL", database_url()), ("WAREHOUSE_SCHEMA", wh.schema.clone())];
+    // Each worker its own sync, with the same key and the stand-in's limit.
+    let extra = format!("    concurrency: 2\n    requests_per_minute: {RPM}\n");
+    let workers: Vec<WorkerProcess> = ["share_a", "share_b"]
+        .iter()
+        .map(|name| {
+            let dir = ws.path().join(name);
+            std::fs::create_dir(&dir).expect("mappings dir");
+            let text = mapping(name, "user", "people", "every: 1s\nmax_run: 10m", &standin.url(), &extra);
+            std::fs::write(dir.join("people.yml"), text).expect("write");
+            WorkerProcess::start(ws.path(), &dir, &state_url, &[], &as_refs(&envs))
+        })
+        .collect();
+    let [mut a, mut b] = <[WorkerProcess; 2]>::try_from(workers).ok().expect("two workers");
+    let first = |sync: &str| {
+        let log = standin.requests();
+        let prefix = format!("{sync}/");
+        log.iter()
+            .filter(|r| r.run.as_deref().is_some_and(|run| run.starts_with(&prefix)))
+            .map(|r| r.started_ms)
+            .min()
+    };
+    let both = wait_for("both workers sending", Duration::from_secs(30), async || {
+        Some(first("share_a")?.max(first("share_b")?))
+    })
+    .await;
+    // A full minute of both sending, then one dies without a word.
+    let minute = (both, both + 60_000);
+    wait_for("a minute of both sending", Duration::from_secs(90), async || {
+        standin.requests().iter().any(|r| r.started_ms >= minute.1).then_some(())
+    })
+    .await;
+    a.signal("KILL");
+    a.wait_exit(Duration::from_secs(5));
+    let killed = standin.requests().iter().map(|r| r.started_ms).max().unwrap_or(minute.1);
+    let after = (killed + 10_000, killed + 20_000);
+    wait_for("20 s after the kill", Duration::from_secs(40), async || {
+        standin.requests().iter().any(|r| r.started_ms >= after.1).then_some(())
+    })
+    .await;
+    b.signal("TERM");
+    b.wait_exit(Duration::from_secs(15));
+    let log = standin.requests();
+    let throttled = log.iter().filter(|r| r.status == Some(429)).count();
+    assert_eq!(throttled, 0, "429s from the stand-in's limit: {:?}", standin.stats());
+    let in_minute = started_within(&log, None, minute);
+    let (by_a, by_b) = (
+        started_within(&log, Some("share_a"), minute),
+        started_within(&log, Some("share_b"), minute),
+    );
+    let survivor = started_within(&log, Some("share_b"), after);
+    eprintln!("shared pace: {in_minute} requests in the minute ({by_a} + {by_b}); {survivor} by the survivor in 10 s");
+    assert!(in_minute <= RPM as usize, "{in_minute} requests in a minute");
+    assert!(
+        in_minute as f64 >= 0.9 * f64::from(RPM),
+        "only {in_minute} of {RPM} requests in the minute both sent ({by_a} + {by_b})"
+    );
+    assert!(by_a >= 150 && by_b >= 150, "both workers sent: {by_a} and {by_b}");
+    // Between 10 s and 20 s after the kill, the survivor alone sends at the whole limit.
+    assert!(
+        survivor as f64 >= 0.9 * f64::from(RPM) / 6.0,
+        "the surviving worker sent {survivor} requests in 10 s, 10 s after the other died"
+    );
+}

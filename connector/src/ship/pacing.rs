@@ -7,14 +7,23 @@
 //! one that got it: the destination counts per key, so whoever asks next would get the same
 //! answer.
 //!
+//! With PostgreSQL state, every process on the store shares the pace too: after its own turn,
+//! a request takes the credential's next turn from the store (`state::pace`), and holds and
+//! slowdowns reach every process. Together they never go past the lowest limit any of them
+//! asks for, and one process alone takes every turn. If the store cannot give a turn, the
+//! request goes at this process's own pace, which never passes the limit alone.
+//!
 //! Hand-written rather than `governor`'s: its quota cannot change while requests wait, it knows
 //! no pause, and its clock is not tokio's, so tests could not control time.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::state::pace::{Member, SharedPace};
 
 /// The share of the limit requests are paced at: the margin absorbs the jitter between when a
 /// request leaves and when the destination counts it.
@@ -26,8 +35,20 @@ const FLOOR: f64 = 1.0 / 32.0;
 const RECOVERY_STEP: f64 = 1.0 / 50.0;
 
 /// One credential's pace, shared by every delivery that sends with it.
-#[derive(Debug)]
-pub struct Pacer(Mutex<Pace>);
+pub struct Pacer {
+    pace: Mutex<Pace>,
+    /// The pace of every process on a shared state store, when there is one.
+    shared: Option<Shared>,
+}
+
+impl std::fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pacer")
+            .field("pace", &self.pace)
+            .field("shared", &self.shared.is_some())
+            .finish()
+    }
+}
 
 #[derive(Debug)]
 struct Pace {
@@ -49,24 +70,80 @@ impl Pace {
     }
 }
 
+/// This process as one member of a credential's shared pace.
+struct Shared {
+    pace: Arc<dyn SharedPace>,
+    /// The rate scope as text: a digest of endpoint and key.
+    scope: String,
+    member: String,
+    /// Whether the store failed the last time: said once, not for every request.
+    failing: AtomicBool,
+}
+
+impl Shared {
+    fn member(&self, requests_per_minute: f64) -> Member<'_> {
+        Member {
+            scope: &self.scope,
+            member: &self.member,
+            requests_per_minute,
+        }
+    }
+
+    /// Logs a failure once until the store answers again; the request goes at the local pace.
+    fn note<T>(&self, what: &str, result: Result<T, crate::state::StateError>) -> Option<T> {
+        match result {
+            Ok(value) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("the shared pace is back");
+                }
+                Some(value)
+            }
+            Err(e) => {
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "could not {what} in the state store; pacing this process alone");
+                }
+                None
+            }
+        }
+    }
+}
+
 impl Pacer {
     pub fn new(requests_per_minute: u32) -> Pacer {
         let limit = f64::from(requests_per_minute.max(1));
-        Pacer(Mutex::new(Pace {
-            limit,
-            rate: limit,
-            next: Instant::now(),
-            paused_until: None,
-            lowered_at: None,
-        }))
+        Pacer {
+            pace: Mutex::new(Pace {
+                limit,
+                rate: limit,
+                next: Instant::now(),
+                paused_until: None,
+                lowered_at: None,
+            }),
+            shared: None,
+        }
     }
 
     fn pace(&self) -> MutexGuard<'_, Pace> {
-        crate::panic::lock(&self.0)
+        crate::panic::lock(&self.pace)
     }
 
-    /// Waits for this request's turn.
+    /// Waits for this request's turn: this process's own, then, on a shared store, the
+    /// credential's.
     pub async fn ready(&self) {
+        self.local_turn().await;
+        let Some(shared) = &self.shared else { return };
+        let limit = self.pace().limit;
+        if let Some(wait) = shared.note("take a turn", shared.pace.take_turn(&shared.member(limit)).await) {
+            tokio::time::sleep(wait).await;
+            // A hold this process got while it waited holds it too.
+            let paused = self.pace().paused_until;
+            if let Some(until) = paused.filter(|u| *u > Instant::now()) {
+                tokio::time::sleep_until(until).await;
+            }
+        }
+    }
+
+    async fn local_turn(&self) {
         loop {
             let slot = {
                 let mut pace = self.pace();
@@ -87,22 +164,35 @@ impl Pacer {
     }
 
     /// The destination asked for a wait (`Retry-After`): no request of this credential starts
-    /// before it is over.
-    pub fn hold(&self, wait: Duration) {
-        let mut pace = self.pace();
-        let until = Instant::now() + wait;
-        pace.paused_until = Some(pace.paused_until.map_or(until, |p| p.max(until)));
+    /// before it is over, in this process or, on a shared store, in any.
+    pub async fn hold(&self, wait: Duration) {
+        {
+            let mut pace = self.pace();
+            let until = Instant::now() + wait;
+            pace.paused_until = Some(pace.paused_until.map_or(until, |p| p.max(until)));
+        }
+        if let Some(shared) = &self.shared {
+            shared.note("hold the shared pace", shared.pace.hold(&shared.scope, wait).await);
+        }
     }
 
     /// The destination said 429, without saying how long to wait, to a request sent at `sent_at`.
-    pub fn slow_down(&self, sent_at: Instant) {
-        let mut pace = self.pace();
-        if pace.lowered_at.is_some_and(|at| sent_at < at) {
-            return;
+    pub async fn slow_down(&self, sent_at: Instant) {
+        let limit = {
+            let mut pace = self.pace();
+            if pace.lowered_at.is_none_or(|at| sent_at >= at) {
+                pace.rate = (pace.rate / 2.0).max(pace.limit * FLOOR);
+                pace.lowered_at = Some(Instant::now());
+                tracing::info!(requests_per_minute = pace.rate.round() as u64, "throttled: slowing down");
+            }
+            pace.limit
+        };
+        if let Some(shared) = &self.shared {
+            let lowered = shared.pace.slow_down(&shared.member(limit), sent_at.elapsed()).await;
+            if let Some(Some(rate)) = shared.note("slow the shared pace down", lowered) {
+                tracing::info!(requests_per_minute = rate.round() as u64, "throttled: every process slows down");
+            }
         }
-        pace.rate = (pace.rate / 2.0).max(pace.limit * FLOOR);
-        pace.lowered_at = Some(Instant::now());
-        tracing::info!(requests_per_minute = pace.rate.round() as u64, "throttled: slowing down");
     }
 
     /// The destination answered a request, and not with a wait: the pace may climb back.
@@ -130,15 +220,38 @@ impl Pacer {
 }
 
 /// The pacers of one process (a worker, or one `ebb sync` of several mappings), by credential.
-#[derive(Debug, Default)]
-pub struct Pacers(Mutex<HashMap<u64, Arc<Pacer>>>);
+#[derive(Debug)]
+pub struct Pacers {
+    pacers: Mutex<HashMap<u64, Arc<Pacer>>>,
+    /// This process, as a member of shared paces: its host and pid, and a random tag, since a
+    /// process may hold more than one set of pacers.
+    member: String,
+}
+
+impl Default for Pacers {
+    fn default() -> Pacers {
+        Pacers {
+            pacers: Mutex::default(),
+            member: format!("{}/{:08x}", crate::state::holder::me().label, rand::random::<u32>()),
+        }
+    }
+}
 
 impl Pacers {
     /// The pacer of the credential `scope` (see `DestinationSettings::rate_scope`), at the
-    /// lowest limit any of its syncs asked for.
-    pub fn get(&self, scope: u64, requests_per_minute: u32) -> Arc<Pacer> {
-        let mut pacers = crate::panic::lock(&self.0);
-        let pacer = pacers.entry(scope).or_insert_with(|| Arc::new(Pacer::new(requests_per_minute)));
+    /// lowest limit any of its syncs asked for; on a store with a shared pace, a member of it.
+    pub fn get(&self, scope: u64, requests_per_minute: u32, shared: Option<Arc<dyn SharedPace>>) -> Arc<Pacer> {
+        let mut pacers = crate::panic::lock(&self.pacers);
+        let pacer = pacers.entry(scope).or_insert_with(|| {
+            let mut pacer = Pacer::new(requests_per_minute);
+            pacer.shared = shared.map(|pace| Shared {
+                pace,
+                scope: format!("{scope:016x}"),
+                member: self.member.clone(),
+                failing: AtomicBool::new(false),
+            });
+            Arc::new(pacer)
+        });
         pacer.limit_to(requests_per_minute);
         Arc::clone(pacer)
     }
@@ -177,12 +290,12 @@ mod tests {
         let pacer = Pacer::new(100);
         let sent = Instant::now();
         tokio::time::advance(Duration::from_millis(10)).await;
-        pacer.slow_down(sent);
+        pacer.slow_down(sent).await;
         assert_eq!(pacer.requests_per_minute(), 50.0);
         // Another request sent before the slowdown was answered for by it.
-        pacer.slow_down(sent);
+        pacer.slow_down(sent).await;
         assert_eq!(pacer.requests_per_minute(), 50.0);
-        pacer.slow_down(Instant::now());
+        pacer.slow_down(Instant::now()).await;
         assert_eq!(pacer.requests_per_minute(), 25.0);
         for _ in 0..10 {
             pacer.answered();
@@ -198,7 +311,7 @@ mod tests {
     async fn the_pace_never_falls_below_its_floor() {
         let pacer = Pacer::new(64);
         for _ in 0..20 {
-            pacer.slow_down(Instant::now());
+            pacer.slow_down(Instant::now()).await;
             tokio::time::advance(Duration::from_millis(1)).await;
         }
         assert_eq!(pacer.requests_per_minute(), 2.0);
@@ -220,7 +333,7 @@ mod tests {
             })
             .collect();
         tokio::task::yield_now().await;
-        pacer.hold(Duration::from_secs(5));
+        pacer.hold(Duration::from_secs(5)).await;
         for task in waiting {
             let started = task.await.expect("task");
             assert!(started >= Duration::from_secs(5), "started after {started:?}");
@@ -235,9 +348,9 @@ mod tests {
     #[test]
     fn syncs_with_one_credential_share_a_pacer_at_the_lower_limit() {
         let pacers = Pacers::default();
-        let a = pacers.get(7, 100);
-        let b = pacers.get(7, 60);
-        let other = pacers.get(8, 100);
+        let a = pacers.get(7, 100, None);
+        let b = pacers.get(7, 60, None);
+        let other = pacers.get(8, 100, None);
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(a.requests_per_minute(), 60.0);
         assert_eq!(other.requests_per_minute(), 100.0);

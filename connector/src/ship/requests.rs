@@ -141,7 +141,7 @@ impl Delivery {
                 RetryAction::Retry { after: Some(wait) } => (wait, true),
                 RetryAction::Retry { after: None } => {
                     if attempt.status() == Some(429) {
-                        self.pacer.slow_down(sent_at);
+                        self.pacer.slow_down(sent_at).await;
                     }
                     (delays.next().unwrap_or(self.max_backoff), false)
                 }
@@ -161,7 +161,7 @@ impl Delivery {
                 ));
             }
             if asked {
-                self.pacer.hold(delay);
+                self.pacer.hold(delay).await;
             }
             tracing::warn!(delay_ms = delay.as_millis() as u64, %reason, "retrying");
             tokio::time::sleep(delay).await;

@@ -28,6 +28,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn claim_slot(&self, lock: &RunLock, slot: i64, worker: &str) -> Result<bool, StateError>;
     async fn try_lock(&self, sync: &str) -> Result<Option<RunLock>, StateError>;
     async fn lock(&self, sync: &str) -> Result<RunLock, StateError>;
+    /// See [`super::StateStore::shared_pace`].
+    fn shared_pace(&self) -> Option<std::sync::Arc<dyn super::pace::SharedPace>> {
+        None
+    }
 }
 
 /// The first statement of every commit: the sync's commit counter moves on by one, and the sync

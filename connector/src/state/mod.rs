@@ -12,6 +12,7 @@ mod index;
 mod load;
 mod lock;
 mod lookup;
+pub mod pace;
 pub mod postgres;
 mod rejected;
 mod runs;
@@ -248,6 +249,11 @@ pub trait StateStore: Send + Sync {
     /// What state holds of these records: when each was last acknowledged, by which runs, and
     /// its payload. Ids not in state are left out.
     async fn tracked(&self, sync: &str, ids: &[String]) -> Result<Vec<TrackedRecord>, StateError>;
+    /// The pace every process on this store shares per destination credential, where the store
+    /// is shared by hosts (PostgreSQL); `None` where each process keeps its own.
+    fn shared_pace(&self) -> Option<std::sync::Arc<dyn pace::SharedPace>> {
+        None
+    }
 }
 
 /// Opens the store named by a URL. `read_only` opens nothing that does not exist yet:

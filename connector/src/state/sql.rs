@@ -444,6 +444,10 @@ where
         })
     }
 
+    fn shared_pace(&self) -> Option<std::sync::Arc<dyn super::pace::SharedPace>> {
+        Backend::shared_pace(self)
+    }
+
     async fn ping(&self) -> Result<(), StateError> {
         sqlx::query::<B::Db>("SELECT 1").execute(self.pool()).await?;
         Ok(())

@@ -114,11 +114,11 @@ impl CommitWindow<'_> {
         let config = sync.mapping.delivery();
         let gate = lock.gate();
         let capabilities = sync.destination.capabilities();
-        let pacer = self
-            .context
-            .options
-            .pacers
-            .get(sync.mapping.destination.rate_scope(), config.requests_per_minute);
+        let pacer = self.context.options.pacers.get(
+            sync.mapping.destination.rate_scope(),
+            config.requests_per_minute,
+            self.context.store.shared_pace(),
+        );
         let mut delivery = Delivery::new(sync.destination.clone(), pacer, config.retry_budget);
         delivery.run = Some(format!("{}/{run_id}", sync.name()));
         delivery.observer = self.context.options.observer.clone();

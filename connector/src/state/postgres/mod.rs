@@ -9,6 +9,7 @@
 //! lock's own session (see `lock.rs`), so it happens only while the lock is held.
 
 mod lock;
+mod pace;
 
 use std::time::Duration;
 
@@ -194,6 +195,10 @@ impl Backend for PostgresStore {
 
     async fn lock(&self, sync: &str) -> Result<RunLock, StateError> {
         self.lock_session_waiting(sync).await
+    }
+
+    fn shared_pace(&self) -> Option<std::sync::Arc<dyn super::pace::SharedPace>> {
+        Some(std::sync::Arc::new(pace::PgPace { pool: self.pool.clone() }))
     }
 }
 
