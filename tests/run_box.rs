@@ -240,3 +240,85 @@ async fn stale_copies_are_sent_before_new_records() {
     );
     assert_eq!(new_sent, 0, "no new record before every stale copy: {report:?}");
 }
+
+/// A thousand people, each last seen at a different minute (scattered across the table), and
+/// a hundred never seen, to a stand-in taking fifteen a request, one request at a time.
+async fn prioritised(order: &str) -> (PgSchema, ebb::standin::StandIn, Workspace, std::path::PathBuf) {
+    let pg = PgSchema::new("ebb_prio").await;
+    pg.exec(
+        "CREATE TABLE {s}.people (user_id text PRIMARY KEY, name text, last_seen_at timestamptz,
+                                  signup_at timestamptz DEFAULT '2020-01-01+00');
+         INSERT INTO {s}.people (user_id, name, last_seen_at)
+         SELECT 'p-' || lpad(i::text, 4, '0'), 'Person ' || i,
+                CASE WHEN i % 10 = 3 THEN NULL ELSE '2026-01-01+00'::timestamptz + ((i * 7919) % 1000) * interval '1 minute' END
+         FROM generate_series(1, 1000) AS i;",
+    )
+    .await;
+    let si = stand_in().await;
+    let ws = Workspace::new();
+    let yaml = format!(
+        "name: people\nsource:\n  postgres:\n    url: ${{WAREHOUSE_URL}}\n    table: {}.people\n\
+         destination:\n  enterpret:\n    object: user\n    api_key: ${{TEST_USERS_KEY:-local-users-key}}\n    url: {}\n\
+         \x20   concurrency: 1\n    requests_per_minute: 600000\n\
+         id: user_id\ncreated_at: signup_at\nattributes:\n  Name: name\npriority: {{ column: last_seen_at{order} }}\n",
+        pg.name,
+        si.url()
+    );
+    let mapping = ws.write("people.yml", &yaml);
+    (pg, si, ws, mapping)
+}
+
+/// The ids in the order a query gives them.
+async fn ids_by(pg: &PgSchema, order_by: &str) -> Vec<String> {
+    let sql = format!("SELECT user_id FROM \"{}\".people ORDER BY {order_by}", pg.name);
+    sqlx::query_scalar(&sql).fetch_all(&pg.pool).await.expect("ids")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_priority_sends_the_most_recent_first_and_the_never_seen_last_whether_kept_or_read_again() {
+    // Kept by pass 1 (the default budget), and read again from the source (no budget).
+    for keep_budget in [ebb::baseline::KEEP_BUDGET_BYTES, 0] {
+        let (pg, si, ws, mapping) = prioritised(", order: desc").await;
+        let store = ws.store().await;
+        let url = database_url();
+        let options = RunOptions {
+            keep_budget,
+            ..RunOptions::default()
+        };
+        let report = sync::run(&load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]), store.as_ref(), &options)
+            .await
+            .expect("recorded");
+        assert_eq!(report.counts.sent, 1000, "{report:?}");
+        let arrived = si.arrivals("users");
+        let recent = ids_by(&pg, "last_seen_at DESC NULLS LAST").await;
+        assert_eq!(arrived[..300], recent[..300], "the 300 most recent first (budget {keep_budget})");
+        assert_eq!(arrived[..900], recent[..900], "every one seen in order (budget {keep_budget})");
+        let never: Vec<String> = ids_by(&pg, "user_id").await.into_iter().filter(|id| id.ends_with('3')).collect();
+        assert_eq!(arrived[900..], never[..], "the never seen last, in source order");
+    }
+    // Without `order:`, the smallest first, as ORDER BY has it.
+    let (pg, si, ws, mapping) = prioritised("").await;
+    let store = ws.store().await;
+    run_ok(&load_sync(&mapping, &[("WAREHOUSE_URL", database_url().as_str())]), store.as_ref()).await;
+    assert_eq!(si.arrivals("users")[..900], ids_by(&pg, "last_seen_at ASC NULLS LAST").await[..900]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_priority_column_must_be_in_the_source_and_order() {
+    let (_pg, _si, ws, mapping) = prioritised(", order: desc").await;
+    let yaml = std::fs::read_to_string(&mapping).expect("read");
+    ws.write("people.yml", &yaml.replace("column: last_seen_at", "column: last_seen"));
+    refused(&ws, &["preview", "people.yml"], "priority: column `last_seen` is not in the source");
+    ws.write("people.yml", &yaml.replace("column: last_seen_at", "column: name"));
+    refused(
+        &ws,
+        &["preview", "people.yml"],
+        "priority: column `name` is string: a priority is a timestamp, date or number column",
+    );
+    ws.write("people.yml", &yaml.replace("order: desc", "order: newest"));
+    refused(
+        &ws,
+        &["validate", "people.yml"],
+        "unknown variant `newest`, expected one of asc, desc",
+    );
+}

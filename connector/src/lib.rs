@@ -65,6 +65,7 @@ pub mod mapping;
 pub mod panic;
 pub mod payload;
 pub mod pg_url;
+pub mod priority;
 pub mod quote;
 pub mod record;
 pub mod selection;

@@ -13,7 +13,7 @@ use crate::config::raw::{RawAlerts, RawAttribute, RawIdentity, RawSource};
 use crate::config::schedule::RawTiming;
 use crate::config::{
     yaml, AlertsConfig, AttrType, AttributeSource, ConfigErrors, ConfigIssue, CursorConfig, DeliveryConfig, Guards, JoinKeys, Loc, Mode,
-    NullPolicy, RecordShape, Schedule, SourceConfig, Validator,
+    NullPolicy, PriorityConfig, RecordShape, Schedule, SourceConfig, Validator,
 };
 use crate::destination::keys::{RawFields, RawRecord};
 use crate::destination::profiles::RawCompany;
@@ -93,6 +93,11 @@ pub struct RawMapping {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub max_run: Option<Spanned<String>>,
+    /// Orders the records within each send group by a column: `{ column: last_seen_at, order:
+    /// desc }` sends the most recently active people first. Rows with a null priority go last.
+    #[serde(default)]
+    #[schemars(with = "Option<crate::config::priority::RawPriority>")]
+    pub priority: Option<Spanned<crate::config::priority::RawPriority>>,
     /// Where and when to raise alerts about this sync's runs.
     #[serde(default)]
     #[schemars(with = "Option<RawAlerts>")]
@@ -142,6 +147,8 @@ pub struct Mapping {
     pub keep_payloads: bool,
     /// `max_run:`: how long a run keeps starting batches.
     pub max_run: Option<std::time::Duration>,
+    /// `priority:`: the column that orders records within each send group.
+    pub priority: Option<crate::config::PriorityConfig>,
 }
 
 impl Mapping {
@@ -190,12 +197,10 @@ pub fn parse(path: &Path, text: &str, env: &dyn Env) -> Result<Mapping, ConfigEr
     v.finish(mapping)
 }
 
-fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
-    let name = v.sync_name(&raw.name);
-    let source = v.source(&raw.source);
-    let (destination, record) = raw.destination.value.validate(v, &raw.record_keys());
-    let source = joined(source, &record);
-    if let (Some(_), SourceConfig::Joined { .. }) = (source.warehouse_diff(), &source) {
+/// `source.cursor:` and `priority:`, and what each cannot go with: a joined source diffed in
+/// the warehouse, or moved by a lookup row; a priority where the warehouse picks the order.
+fn source_orders(v: &mut Validator, raw: &RawMapping, source: &SourceConfig) -> (Option<CursorConfig>, Option<PriorityConfig>) {
+    if let (Some(_), SourceConfig::Joined { .. }) = (source.warehouse_diff(), source) {
         v.push(
             source.loc(),
             "`diff: warehouse` diffs one table or query in the database, but a joined source (`company.source`) is joined \
@@ -203,13 +208,30 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
         );
     }
     let cursor = raw.source.value.cursor.as_ref().and_then(|c| v.cursor(c, "source"));
-    if let (Some(cursor), SourceConfig::Joined { .. }) = (&cursor, &source) {
+    if let (Some(cursor), SourceConfig::Joined { .. }) = (&cursor, source) {
         v.push(
             &cursor.loc,
             "a joined source's rows change when their lookup row does, which does not move their cursor: write the join \
              in `query:` with the greater of both tables' cursors, as in `GREATEST(u.updated_at, a.updated_at) AS updated_at`",
         );
     }
+    let priority = raw.priority.as_ref().and_then(|p| v.priority(p));
+    if let (Some(priority), Some(_)) = (&priority, source.warehouse_diff()) {
+        v.push(
+            &priority.loc,
+            "`priority:` orders the records ebb diffs itself; with `diff: warehouse` the database finds the changed rows \
+             and they go in the order it returns them: use `diff: in_process` to send by priority",
+        );
+    }
+    (cursor, priority)
+}
+
+fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
+    let name = v.sync_name(&raw.name);
+    let source = v.source(&raw.source);
+    let (destination, record) = raw.destination.value.validate(v, &raw.record_keys());
+    let source = joined(source, &record);
+    let (cursor, priority) = source_orders(v, raw, &source);
     let mode = raw.mode.as_ref().map(|m| m.value).unwrap_or(Mode::Upsert);
     let mode_loc = raw.mode.as_ref().map(|m| Loc::of(m, "mode"));
     check_mode(v, mode, &mode_loc, &destination);
@@ -243,6 +265,7 @@ fn validate(v: &mut Validator, raw: &RawMapping) -> Mapping {
         tags,
         keep_payloads: raw.keep_payloads.as_ref().is_none_or(|k| k.value),
         max_run: raw.max_run.as_ref().and_then(|m| v.max_run(m)),
+        priority,
     }
 }
 

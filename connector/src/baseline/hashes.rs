@@ -11,19 +11,20 @@ use futures::StreamExt;
 
 use super::kept::Kept;
 use super::narrowed;
-use super::order::SendOrder;
+use super::order::{Phase, SendOrder};
 use super::plan::reject_duplicates;
 use super::snapshot::{read_snapshot, CursorPass, Snapshot};
-use super::{Baseline, BaselineRun, CommitAt, Plan, PlanInput, Records, Start};
+use super::{Baseline, BaselineRun, CommitAt, Outgoing, Plan, PlanInput, Records, Start};
 use crate::config::{Identity, Mode};
 use crate::cursor::scope::Asked;
 use crate::cursor::{CursorRead, CursorRun, Decision};
-use crate::diff::{self, Selection};
+use crate::diff;
 use crate::error::Error;
 use crate::hash::{id_key, record_hash};
 use crate::mapping::CompiledMapping;
 use crate::panic::lock;
 use crate::payload;
+use crate::priority::PriorityColumn;
 use crate::record::Record;
 use crate::source::Source;
 use crate::spec::Mapping;
@@ -123,7 +124,7 @@ async fn pass1(
     // Shared with the hashing threads for the read, which tell the rows that differ from it.
     let index = Arc::new(std::mem::take(&mut stored.index));
     let kept = Kept::new(keep_budget, Some(&index), reading.asked.full);
-    let rows = narrowed::rows(reading.source, &start.compiled, decision.as_ref());
+    let rows = narrowed::rows(reading.source, &start.compiled, decision.as_ref(), start.priority.as_ref());
     let pass = cursor_read.as_mut().zip(decision.as_ref()).map(|(read, d)| CursorPass {
         read,
         column: Arc::from(d.column.name.as_str()),
@@ -132,7 +133,7 @@ async fn pass1(
     let every_identity = decision.as_ref().is_some_and(|d| d.since().is_some()) && reading.mapping.mode == Mode::Mirror;
     let read = read_snapshot(
         rows,
-        (&start.compiled, Arc::clone(&start.held)),
+        (&start.compiled, Arc::clone(&start.held), priority_column(&start)),
         kept,
         pass,
         &mut counts,
@@ -155,6 +156,11 @@ async fn pass1(
     finish(reading, (stored, state_was_for), start, snapshot, (counts, rejections), narrowing).await
 }
 
+/// The priority column's name, for the hashing threads.
+fn priority_column(start: &Start) -> Option<Arc<str>> {
+    start.priority.as_ref().map(|p| Arc::from(p.name.as_str()))
+}
+
 /// Pass 1 of a dry run, which keeps no records: the stored state is loaded while the snapshot
 /// is read, rather than before, unless the read depends on it (a cursor's watermark, the type
 /// of a column with no value).
@@ -169,8 +175,15 @@ async fn plan_dry(reading: Reading<'_>, mut start: Start, here: &str) -> Result<
     }
     let (mut counts, mut rejections) = (RunCounts::default(), Vec::new());
     let (compiled, held) = (Arc::clone(&start.compiled), Arc::clone(&start.held));
-    let rows = narrowed::rows(reading.source, &compiled, None);
-    let read = read_snapshot(rows, (&compiled, held), Kept::none(), None, &mut counts, &mut rejections);
+    let rows = narrowed::rows(reading.source, &compiled, None, start.priority.as_ref());
+    let read = read_snapshot(
+        rows,
+        (&compiled, held, priority_column(&start)),
+        Kept::none(),
+        None,
+        &mut counts,
+        &mut rejections,
+    );
     let (loaded, snapshot) = tokio::join!(load_state(reading.store, sync, here), read);
     let loaded = loaded?;
     // Checked after the read, and still before anything could be sent.
@@ -195,10 +208,11 @@ async fn finish(
         compiled,
         held,
         from_source,
+        priority,
         ..
     } = start;
     let to_delete = gone(reading, &stored, &snapshot, &held, &narrowing, &mut counts).await?;
-    let selection = diff::select(&snapshot.seen, &stored.index, mapping.mode, full);
+    let mut selection = diff::select(&snapshot.seen, &stored.index, mapping.mode, full);
     (counts.new, counts.changed, counts.unchanged) = (selection.new, selection.changed, selection.unchanged);
     // Pass 2 reads what pass 1 read: the rows past the cursor, or every row.
     let reread = narrowing.decision.clone();
@@ -208,8 +222,10 @@ async fn finish(
         rejected_ids,
         duplicates,
         kept,
+        priorities,
     } = snapshot;
     drop(seen);
+    let order = send_order(&mut selection, priorities, priority.as_ref());
     reject_duplicates(
         (source, &compiled, identity),
         &duplicates,
@@ -219,6 +235,7 @@ async fn finish(
     )
     .await?;
     let (in_state, to_send) = (stored.index.len(), selection.to_send.len());
+    let planned = (selection.to_send, order);
     let plan = Plan {
         kept: Mutex::new(kept),
         compiled,
@@ -230,10 +247,24 @@ async fn finish(
         in_state,
         sends_everything: in_state == 0,
         state_was_for,
-        baseline: Box::new(HashesRun::new(mapping, selection, stored, reread)),
+        baseline: Box::new(HashesRun::new(mapping, planned, stored, reread)),
         cursor,
     };
     Ok(plan.logged(&mapping.name))
+}
+
+/// The order pass 2 sends the selection in; by priority, with one.
+fn send_order(
+    selection: &mut diff::Selection,
+    priorities: Option<Vec<(u128, Option<i64>)>>,
+    priority: Option<&PriorityColumn>,
+) -> SendOrder {
+    let stale = std::mem::take(&mut selection.stale);
+    let order = SendOrder::new(&selection.to_send, stale, std::mem::take(&mut selection.resend));
+    match (priorities, priority) {
+        (Some(priorities), Some(column)) => order.with_priority(&priorities, column.order),
+        _ => order,
+    }
 }
 
 /// The run's cursor, and the counts a narrowed read changes: the records it did not read are
@@ -318,7 +349,7 @@ struct HashesRun {
     /// The keys of the records to send, sorted.
     to_send: Arc<Vec<u128>>,
     /// Which of them go first.
-    order: SendOrder,
+    order: Arc<SendOrder>,
     keep_payloads: bool,
     /// The next commit replaces the stored state (see [`Commit::replace`]); only the first does.
     replace: Mutex<bool>,
@@ -330,12 +361,11 @@ struct HashesRun {
 }
 
 impl HashesRun {
-    fn new(mapping: &Mapping, selection: Selection, stored: StoredState, reread: Option<Decision>) -> HashesRun {
-        let order = SendOrder::new(&selection.to_send, selection.stale, selection.resend);
+    fn new(mapping: &Mapping, (to_send, order): (Vec<u128>, SendOrder), stored: StoredState, reread: Option<Decision>) -> HashesRun {
         HashesRun {
             sync: mapping.name.clone(),
-            to_send: Arc::new(selection.to_send),
-            order,
+            to_send: Arc::new(to_send),
+            order: Arc::new(order),
             keep_payloads: mapping.keep_payloads,
             replace: Mutex::new(stored.replace),
             committed: Mutex::new(Committed {
@@ -347,6 +377,68 @@ impl HashesRun {
             reread,
         }
     }
+}
+
+impl HashesRun {
+    /// Records pass 1 kept, already in sending order: only those planned, once each.
+    fn kept_stream(&self, records: Vec<Record>) -> Records {
+        let mut wanted = planned(Arc::clone(&self.to_send));
+        let records: Vec<Record> = records.into_iter().filter(|r| wanted(r)).collect();
+        futures::stream::once(async move { Ok(records) }).boxed()
+    }
+
+    /// Pass 2's records read from the source again: one read a phase, each started only once
+    /// the one before has ended. A priority band is sorted once read; a group without a
+    /// priority goes in source order, batch by batch.
+    fn read_again(&self, phases: Vec<Phase>, source: &Arc<dyn Source>, compiled: &Arc<CompiledMapping>) -> Records {
+        let mut wanted = planned(Arc::clone(&self.to_send));
+        let (source, compiled, reread, order) = (
+            Arc::clone(source),
+            Arc::clone(compiled),
+            self.reread.clone(),
+            Arc::clone(&self.order),
+        );
+        let records = futures::stream::iter(phases).flat_map(move |phase| {
+            let rows = narrowed::rows(source.as_ref(), &compiled, reread.as_ref(), None);
+            let compiled = Arc::clone(&compiled);
+            let keys = Arc::clone(&phase.keys);
+            let mapped = rows.map(move |batch| Ok::<_, Error>(map_phase(&compiled, &batch?, &keys)));
+            match phase.sorted_after {
+                false => mapped.boxed(),
+                true => sorted_band(mapped, Arc::clone(&order)),
+            }
+        });
+        records
+            .map(move |chunk| Ok(chunk?.into_iter().filter(|r| wanted(r)).collect()))
+            .boxed()
+    }
+}
+
+/// The records of a batch whose keys are `keys` (sorted).
+fn map_phase(compiled: &CompiledMapping, batch: &crate::source::SourceBatch, keys: &[u128]) -> Vec<Record> {
+    let mut out = Vec::new();
+    compiled.map_selected(
+        batch,
+        |id| keys.binary_search(&id_key(id)).is_ok(),
+        |_, mapped| out.extend(mapped.ok()),
+    );
+    out
+}
+
+/// A priority band's records, all read, then sorted into sending order as one chunk.
+fn sorted_band(
+    mut mapped: impl futures::Stream<Item = Result<Vec<Record>, Error>> + Send + Unpin + 'static,
+    order: Arc<SendOrder>,
+) -> Records {
+    futures::stream::once(async move {
+        let mut band = Vec::new();
+        while let Some(chunk) = mapped.next().await {
+            band.extend(chunk?);
+        }
+        order.sort(&mut band);
+        Ok(band)
+    })
+    .boxed()
 }
 
 /// Whether a record is one pass 2 sends: planned, and not sent yet in this run (a source that
@@ -365,34 +457,19 @@ impl BaselineRun for HashesRun {
         "in_process"
     }
 
-    fn records(&self, kept: Option<Vec<Record>>, source: &Arc<dyn Source>, compiled: &Arc<CompiledMapping>) -> Records {
-        let mut wanted = planned(Arc::clone(&self.to_send));
-        if let Some(records) = kept {
-            let mut records: Vec<Record> = records.into_iter().filter(|r| wanted(r)).collect();
+    fn records(&self, kept: Option<Vec<Record>>, source: &Arc<dyn Source>, compiled: &Arc<CompiledMapping>) -> Outgoing {
+        if let Some(mut records) = kept {
             self.order.sort(&mut records);
-            return futures::stream::once(async move { Ok(records) }).boxed();
+            let (after, before): (Vec<Record>, Vec<Record>) = records.into_iter().partition(|r| self.order.is_resend(r));
+            return Outgoing {
+                before_deletes: self.kept_stream(before),
+                after_deletes: self.kept_stream(after),
+            };
         }
-        // One read of the source a group, each started only once the one before has ended.
-        let (source, compiled, reread) = (Arc::clone(source), Arc::clone(compiled), self.reread.clone());
-        let rows = futures::stream::iter(self.order.phases()).flat_map(move |group| {
-            let rows = narrowed::rows(source.as_ref(), &compiled, reread.as_ref());
-            let compiled = Arc::clone(&compiled);
-            rows.map(move |batch| Ok((batch?, Arc::clone(&group), Arc::clone(&compiled))))
-        });
-        rows.map(move |read: Result<_, Error>| {
-            let (batch, group, compiled) = read?;
-            let mut out = Vec::new();
-            compiled.map_selected(
-                &batch,
-                |id| group.binary_search(&id_key(id)).is_ok(),
-                |_, mapped| match mapped {
-                    Ok(record) if wanted(&record) => out.push(record),
-                    _ => {}
-                },
-            );
-            Ok(out)
-        })
-        .boxed()
+        Outgoing {
+            before_deletes: self.read_again(self.order.phases(false), source, compiled),
+            after_deletes: self.read_again(self.order.phases(true), source, compiled),
+        }
     }
 
     async fn commit(&self, at: &CommitAt<'_>, upserted: &[&Record], deleted: &[String]) -> Result<(), Error> {

@@ -27,11 +27,13 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use futures::StreamExt;
 
 use crate::config::Identity;
 use crate::cursor::CursorColumn;
 use crate::error::Error;
 use crate::mapping::CompiledMapping;
+use crate::priority::PriorityColumn;
 use crate::record::Record;
 use crate::source::Source;
 use crate::spec::Mapping;
@@ -49,6 +51,8 @@ pub struct Start {
     pub from_source: Vec<String>,
     /// The mapping's cursor column, checked against the source's schema.
     pub cursor: Option<CursorColumn>,
+    /// The mapping's priority column, checked against the source's schema.
+    pub priority: Option<PriorityColumn>,
 }
 
 impl Start {
@@ -113,8 +117,25 @@ pub struct CommitAt<'a> {
     pub destination: &'a str,
 }
 
-/// Pass 2's records as the baseline gives them out: in source order, only those to send.
+/// Pass 2's records as the baseline gives them out, in sending order, only those to send.
 pub type Records = BoxStream<'static, Result<Vec<Record>, Error>>;
+
+/// Pass 2's records: those sent before the deletes, and the resends, sent after them. Each
+/// stream reads the source only once it is polled.
+pub struct Outgoing {
+    pub before_deletes: Records,
+    pub after_deletes: Records,
+}
+
+impl Outgoing {
+    /// Every record before the deletes.
+    pub fn before_deletes(records: Records) -> Outgoing {
+        Outgoing {
+            before_deletes: records,
+            after_deletes: futures::stream::empty().boxed(),
+        }
+    }
+}
 
 /// The baseline's side of one planned run.
 #[async_trait::async_trait]
@@ -124,7 +145,7 @@ pub trait BaselineRun: Send + Sync {
 
     /// Pass 2's records: of `kept`, the records pass 1 kept, when it could keep them all; else
     /// of the rows read again, from `source` or from the baseline's own query.
-    fn records(&self, kept: Option<Vec<Record>>, source: &Arc<dyn Source>, compiled: &Arc<CompiledMapping>) -> Records;
+    fn records(&self, kept: Option<Vec<Record>>, source: &Arc<dyn Source>, compiled: &Arc<CompiledMapping>) -> Outgoing;
 
     /// Commits acknowledged upserts and deletes. A run that lost its lock commits nothing.
     async fn commit(&self, at: &CommitAt<'_>, upserted: &[&Record], deleted: &[String]) -> Result<(), Error>;

@@ -12,6 +12,7 @@ use crate::cursor::{self, scope::Asked, Decision};
 use crate::error::Error;
 use crate::hash::id_key;
 use crate::mapping::{CompiledMapping, KeyPart};
+use crate::priority::PriorityColumn;
 use crate::source::Source;
 use crate::state::{IndexEntry, StoredCursor};
 
@@ -35,12 +36,24 @@ pub(super) fn decide(
 }
 
 /// The rows pass 1 reads: with a cursor, the cursor column too, and on a cursor run only the
-/// rows past the watermark (where the source can narrow; else every row).
-pub(super) fn rows(source: &dyn Source, compiled: &CompiledMapping, decision: Option<&Decision>) -> SourceRows {
-    let Some(decision) = decision else {
-        return source.stream(Arc::new(compiled.columns().to_vec()));
+/// rows past the watermark (where the source can narrow; else every row); with a priority,
+/// its column too.
+pub(super) fn rows(
+    source: &dyn Source,
+    compiled: &CompiledMapping,
+    decision: Option<&Decision>,
+    priority: Option<&PriorityColumn>,
+) -> SourceRows {
+    let mut columns = match decision {
+        Some(decision) => decision.read_columns(compiled.columns()),
+        None => Arc::new(compiled.columns().to_vec()),
     };
-    let columns = decision.read_columns(compiled.columns());
+    if let Some(p) = priority.filter(|p| !columns.iter().any(|(n, _)| *n == p.name)) {
+        Arc::make_mut(&mut columns).push((p.name.clone(), p.ty.clone()));
+    }
+    let Some(decision) = decision else {
+        return source.stream(columns);
+    };
     match decision.since() {
         Some(since) => source
             .stream_since(Arc::clone(&columns), since)

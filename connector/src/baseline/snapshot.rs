@@ -36,6 +36,8 @@ pub(super) struct Snapshot {
     pub duplicates: Vec<Duplicate>,
     /// The records of new and changed rows, when they fit the budget (see `kept.rs`).
     pub kept: Option<Vec<Record>>,
+    /// With `priority:`, every valid row's key and priority value, in source order.
+    pub priorities: Option<Vec<(u128, Option<i64>)>>,
 }
 
 /// One batch, hashed.
@@ -48,6 +50,8 @@ struct Hashed {
     /// value, and what the batch's cursors tell the watermark.
     differing: Vec<(u128, Option<i64>)>,
     seen: Seen,
+    /// With `priority:`, the value of each of `entries`.
+    priorities: Vec<Option<i64>>,
 }
 
 /// The cursor's side of pass 1: what it learns, the column it reads, and the stored index
@@ -68,13 +72,17 @@ impl CursorPass<'_> {
 }
 
 fn hash_one(
-    compiled: &CompiledMapping,
+    (compiled, priority): (&CompiledMapping, Option<&str>),
     batch: SourceBatch,
     suppressed: &HashSet<u128>,
     cursor: Option<(&str, Option<Clock>, &SharedLookup)>,
 ) -> Result<Hashed, Error> {
     let values = match cursor {
         Some((name, ..)) => batch_cursor_values(&batch, name)?,
+        None => None,
+    };
+    let priorities = match priority {
+        Some(name) => crate::priority::batch_values(&batch, name)?,
         None => None,
     };
     let mut out = Hashed {
@@ -87,6 +95,7 @@ fn hash_one(
             .zip(cursor)
             .map(|(v, (_, clock, _))| Seen::of(v, clock))
             .unwrap_or_default(),
+        priorities: Vec::new(),
         batch,
     };
     let mut row = 0;
@@ -98,6 +107,9 @@ fn hash_one(
                     out.suppressed += 1;
                 } else {
                     out.entries.push(IndexEntry { key, hash });
+                    if let Some(p) = &priorities {
+                        out.priorities.push(p.is_valid(row).then(|| p.value(row)));
+                    }
                     if let (Some(values), Some((.., stored))) = (&values, cursor) {
                         if stored.get(key) != Some(hash) {
                             out.differing.push((key, values.is_valid(row).then(|| values.value(row))));
@@ -136,7 +148,7 @@ fn mapping_rejection(r: Rejection) -> StoredRejection {
 /// the rows `kept` wants, and telling `cursor` what it reads.
 pub(super) async fn read_snapshot(
     rows: SourceRows,
-    (compiled, suppressed): (&Arc<CompiledMapping>, Arc<HashSet<u128>>),
+    (compiled, suppressed, priority): (&Arc<CompiledMapping>, Arc<HashSet<u128>>, Option<Arc<str>>),
     mut kept: Kept<'_>,
     mut cursor: Option<CursorPass<'_>>,
     counts: &mut RunCounts,
@@ -147,17 +159,19 @@ pub(super) async fn read_snapshot(
     let mut seen: Vec<IndexEntry> = Vec::with_capacity(last_size + last_size / 16 + 1024);
     let mut rejected_ids: Vec<(u128, String)> = Vec::new();
     let mut candidates: Vec<u128> = Vec::new();
+    let mut priorities = priority.as_ref().map(|_| Vec::with_capacity(last_size));
     let tracked = cursor
         .as_ref()
         .map(|c| (Arc::clone(&c.column), c.read.clock(), Arc::clone(&c.stored)));
     let mut hashed = rows
         .map(|batch| {
             let (compiled, suppressed, tracked) = (Arc::clone(compiled), Arc::clone(&suppressed), tracked.clone());
+            let priority = priority.clone();
             async move {
                 let batch = batch?;
                 tokio::task::spawn_blocking(move || {
                     let cursor = tracked.as_ref().map(|(column, clock, stored)| (&**column, *clock, &**stored));
-                    hash_one(&compiled, batch, &suppressed, cursor)
+                    hash_one((&compiled, priority.as_deref()), batch, &suppressed, cursor)
                 })
                 .await
                 .map_err(|e| Error::from(crate::panic::joined("mapping", e)))?
@@ -165,17 +179,15 @@ pub(super) async fn read_snapshot(
         })
         .buffered(HASHED_AT_ONCE);
     while let Some(done) = hashed.next().await {
-        let done = done?;
+        let mut done = done?;
         if let Some(cursor) = cursor.as_mut() {
             cursor.note(&done);
         }
-        counts.source += done.batch.batch.num_rows() as u64;
-        counts.suppressed += done.suppressed;
-        counts.invalid += done.rejections.len() as u64;
-        for rejection in done.rejections {
-            keep_rejection(rejection, &mut rejected_ids, rejections);
-        }
+        count(&mut done, counts, &mut rejected_ids, rejections);
         candidates.extend(done.entries.iter().filter(|e| kept.wants(e.key, e.hash)).map(|e| e.key));
+        if let Some(priorities) = priorities.as_mut() {
+            priorities.extend(done.entries.iter().map(|e| e.key).zip(done.priorities.iter().copied()));
+        }
         seen.extend_from_slice(&done.entries);
         if !candidates.is_empty() {
             keep_candidates(compiled, &done.batch, &mut candidates, &mut kept);
@@ -190,7 +202,18 @@ pub(super) async fn read_snapshot(
         rejected_ids,
         duplicates,
         kept: kept.finish(),
+        priorities,
     })
+}
+
+/// Counts a hashed batch's rows, and keeps its rejections.
+fn count(done: &mut Hashed, counts: &mut RunCounts, rejected_ids: &mut Vec<(u128, String)>, rejections: &mut Vec<StoredRejection>) {
+    counts.source += done.batch.batch.num_rows() as u64;
+    counts.suppressed += done.suppressed;
+    counts.invalid += done.rejections.len() as u64;
+    for rejection in std::mem::take(&mut done.rejections) {
+        keep_rejection(rejection, rejected_ids, rejections);
+    }
 }
 
 /// Maps the batch's rows whose keys are `candidates` into `kept`, and empties `candidates`.

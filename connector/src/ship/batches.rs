@@ -7,7 +7,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::baseline::{Plan, Records};
+use crate::baseline::{Outgoing, Plan, Records};
 use crate::destination::Capabilities;
 use crate::error::Error;
 use crate::record::{Change, Record};
@@ -32,7 +32,7 @@ impl Producer {
 
 /// Pass 2: the planned records, in the order the baseline sends them (stale copies first; see
 /// `baseline::order`), in batches as big as the destination takes, then the planned deletes in
-/// batches of their own.
+/// batches of their own, then the resends.
 pub fn planned_batches(
     source: &Arc<dyn Source>,
     plan: &Plan,
@@ -52,26 +52,24 @@ pub fn planned_batches(
         sent: 0,
         current: Vec::new(),
     };
-    let records = match plan.to_send() {
-        0 => futures::stream::empty().boxed(),
+    let outgoing = match plan.to_send() {
+        0 => Outgoing::before_deletes(futures::stream::empty().boxed()),
         _ => plan.baseline.records(plan.take_kept(), source, &plan.compiled),
     };
-    let task = tokio::spawn(batch(records, batcher, plan.deletes()));
+    let task = tokio::spawn(batch(outgoing, batcher, plan.deletes()));
     (rx, Producer(Some(task)))
 }
 
-/// Cuts pass 2's records, then the deletes, into batches.
-async fn batch(mut records: Records, mut batcher: Batcher, deletes: Arc<Vec<String>>) -> Result<(), Error> {
-    while let Some(chunk) = records.next().await {
-        for record in chunk? {
-            if let Some(full) = batcher.push(record) {
-                if !batcher.send(full).await {
-                    return Ok(());
-                }
-            }
-        }
+/// Cuts pass 2's records, the deletes, then the resends into batches.
+async fn batch(outgoing: Outgoing, mut batcher: Batcher, deletes: Arc<Vec<String>>) -> Result<(), Error> {
+    let Outgoing {
+        before_deletes,
+        after_deletes,
+    } = outgoing;
+    if !batcher.records(before_deletes).await? || !batcher.deletes(&deletes).await {
+        return Ok(());
     }
-    batcher.finish(&deletes).await;
+    batcher.records(after_deletes).await?;
     Ok(())
 }
 
@@ -100,18 +98,29 @@ impl Batcher {
         true
     }
 
-    /// The last, partial batch of records, then the deletes.
-    async fn finish(mut self, deletes: &[String]) {
-        let last = std::mem::take(&mut self.current);
-        let last = (!last.is_empty()).then_some(last);
-        let deletes: Vec<Change> = deletes.iter().map(|id| Change::Delete { id: id.clone() }).collect();
-        for batch in last
-            .into_iter()
-            .chain(deletes.chunks(self.deletes_per_request).map(<[Change]>::to_vec))
-        {
-            if !self.send(batch).await {
-                return;
+    /// Cuts `records` into batches, the last one partial; `false` once no more are wanted.
+    async fn records(&mut self, mut records: Records) -> Result<bool, Error> {
+        while let Some(chunk) = records.next().await {
+            for record in chunk? {
+                if let Some(full) = self.push(record) {
+                    if !self.send(full).await {
+                        return Ok(false);
+                    }
+                }
             }
         }
+        let last = std::mem::take(&mut self.current);
+        Ok(last.is_empty() || self.send(last).await)
+    }
+
+    /// The deletes, in batches of their own; `false` once no more are wanted.
+    async fn deletes(&mut self, deletes: &[String]) -> bool {
+        for chunk in deletes.chunks(self.deletes_per_request) {
+            let batch = chunk.iter().map(|id| Change::Delete { id: id.clone() }).collect();
+            if !self.send(batch).await {
+                return false;
+            }
+        }
+        true
     }
 }

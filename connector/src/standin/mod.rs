@@ -145,7 +145,13 @@ struct Inner {
     windows: HashMap<&'static str, VecDeque<Instant>>,
     stats: Stats,
     log: VecDeque<LoggedRequest>,
+    /// Webhook record ids by object, in the order they were accepted (the latest
+    /// [`ARRIVALS_CAPACITY`]).
+    arrivals: HashMap<&'static str, VecDeque<String>>,
 }
+
+/// How many accepted ids the arrival log keeps per object; older ones are dropped first.
+const ARRIVALS_CAPACITY: usize = 1_000_000;
 
 struct Shared {
     config: StandInConfig,
@@ -282,6 +288,13 @@ impl StandIn {
 
     pub fn stats(&self) -> Stats {
         self.shared.lock().stats.clone()
+    }
+
+    /// The ids of an object's records (`users`, `accounts`) in the order the stand-in accepted
+    /// them, a record sent twice twice.
+    pub fn arrivals(&self, object: &str) -> Vec<String> {
+        let inner = self.shared.lock();
+        inner.arrivals.get(object).map(|a| a.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// The webhook requests that have ended, in the order they ended.

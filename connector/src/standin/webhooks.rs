@@ -128,6 +128,14 @@ fn check_records(shared: &Shared, list_key: &str, list: &[Value]) -> Result<Vec<
 fn keep(shared: &Shared, list_key: &str, accepted: Vec<Accepted>) -> Response {
     let mut inner = shared.lock();
     let count = accepted.len() as u64;
+    let object = if list_key == "users" { "users" } else { "accounts" };
+    let arrivals = inner.arrivals.entry(object).or_default();
+    for record in &accepted {
+        if arrivals.len() >= super::ARRIVALS_CAPACITY {
+            arrivals.pop_front();
+        }
+        arrivals.push_back(record.id.clone());
+    }
     let held = if list_key == "users" {
         &mut inner.users
     } else {

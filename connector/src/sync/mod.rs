@@ -31,9 +31,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::baseline::{self, Baseline, CommitAt, Plan};
 use crate::config::{GuardBlocked, Mode, Planned};
+use crate::cursor::CursorColumn;
 use crate::destination::Destination;
 use crate::error::Error;
 use crate::mapping::CompiledMapping;
+use crate::priority::PriorityColumn;
 use crate::ship::pacing::Pacers;
 use crate::ship::AttemptObserver;
 use crate::source::{self, Source};
@@ -80,13 +82,20 @@ impl SyncJob {
 
     /// [`SyncJob::compile`], with the mapping's cursor column checked against the same schema.
     pub async fn compile_with_cursor(&self) -> Result<(CompiledMapping, Option<crate::cursor::CursorColumn>), Error> {
+        let (compiled, cursor, _) = self.compile_with_columns().await?;
+        Ok((compiled, cursor))
+    }
+
+    /// [`SyncJob::compile`], with the cursor and priority columns checked against the source.
+    pub async fn compile_with_columns(&self) -> Result<(CompiledMapping, Option<CursorColumn>, Option<PriorityColumn>), Error> {
         let schema = self.source.schema().await?;
         let compiled = CompiledMapping::compile(&self.mapping, &schema, &self.source.describe(), chrono::Utc::now().timestamp())?;
         let cursor = crate::cursor::check(&self.mapping, &schema)?;
+        let priority = crate::priority::check(&self.mapping, &schema)?;
         if let Some(config) = &self.mapping.suppress {
             suppress::list_column(self, source::build(config)?.as_ref(), config).await?;
         }
-        Ok((compiled, cursor))
+        Ok((compiled, cursor, priority))
     }
 }
 

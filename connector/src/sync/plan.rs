@@ -14,13 +14,14 @@ use crate::state::StateStore;
 /// What pass 1 needs before it reads a row: the mapping checked against the source's schema,
 /// and the identities held back.
 async fn start(sync: &SyncJob, store: &dyn StateStore) -> Result<Start, Error> {
-    let (compiled, cursor) = sync.compile_with_cursor().await?;
+    let (compiled, cursor, priority) = sync.compile_with_columns().await?;
     let held = suppressed(sync, store).await?;
     Ok(Start {
         compiled: Arc::new(compiled),
         held: Arc::new(held.keys),
         from_source: held.from_source,
         cursor,
+        priority,
     })
 }
 

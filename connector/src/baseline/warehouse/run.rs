@@ -13,7 +13,7 @@ use futures::StreamExt;
 
 use super::read::{row_states, RowState};
 use super::tables::{Coverage, DiffQuery, WarehouseCommit, WarehouseError, WarehouseTables};
-use crate::baseline::{BaselineRun, CommitAt, Records};
+use crate::baseline::{BaselineRun, CommitAt, Outgoing};
 use crate::config::Mode;
 use crate::error::Error;
 use crate::hash::id_key;
@@ -142,7 +142,7 @@ impl BaselineRun for WarehouseRun {
         "warehouse"
     }
 
-    fn records(&self, kept: Option<Vec<Record>>, _source: &Arc<dyn Source>, compiled: &Arc<CompiledMapping>) -> Records {
+    fn records(&self, kept: Option<Vec<Record>>, _source: &Arc<dyn Source>, compiled: &Arc<CompiledMapping>) -> Outgoing {
         let (wanted, pending) = (self.wanted.clone(), Arc::clone(&self.pending));
         if let Some(records) = kept {
             let mut rows = std::mem::take(&mut *lock(&self.kept_rows));
@@ -158,11 +158,11 @@ impl BaselineRun for WarehouseRun {
                     true
                 })
                 .collect();
-            return futures::stream::once(async move { Ok(records) }).boxed();
+            return Outgoing::before_deletes(futures::stream::once(async move { Ok(records) }).boxed());
         }
         let (compiled, place) = (Arc::clone(compiled), self.plan.tables.describe());
         let stream = self.plan.tables.changed(Arc::clone(&self.plan.query));
-        stream
+        let records = stream
             .map(move |batch| {
                 let batch = batch?;
                 let rows = row_states(&batch, &place)?;
@@ -181,7 +181,8 @@ impl BaselineRun for WarehouseRun {
                 );
                 Ok(out)
             })
-            .boxed()
+            .boxed();
+        Outgoing::before_deletes(records)
     }
 
     /// Commits to local state first (see [`WarehouseRun::commit_locally`]), then to the
