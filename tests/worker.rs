@@ -1004,3 +1004,75 @@ async fn two_workers_on_one_postgres_state_share_a_keys_limit_and_one_takes_the_
         "the surviving worker sent {survivor} requests in 10 s, 10 s after the other died"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_during_a_long_backfill_arrive_within_seconds_and_the_backfill_still_completes() {
+    const RPM: u32 = 600;
+    // 6,000 people, 400 requests of 15 at 600 a minute: about 40 s of sending, in 5 s boxes.
+    let wh = Warehouse::new(6_000).await;
+    let standin = stand_in_with(StandInConfig {
+        rpm: Some(RPM),
+        ..StandInConfig::default()
+    })
+    .await;
+    let ws = Workspace::new();
+    let dir = mappings_dir(&ws);
+    let extra = format!("    concurrency: 2\n    requests_per_minute: {RPM}\n");
+    let text = mapping("backfill", "user", "people", "every: 5s\nmax_run: 5s", &standin.url(), &extra);
+    std::fs::write(dir.join("people.yml"), text).expect("write");
+    let envs = vec![("WAREHOUSE_URL", database_url()), ("WAREHOUSE_SCHEMA", wh.schema.clone())];
+    let state_url = ws.state_url();
+    let mut worker = WorkerProcess::start(ws.path(), &dir, &state_url, &[], &as_refs(&envs));
+    wait_for("the backfill to start", Duration::from_secs(30), async || {
+        (!standin.requests().is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    // Ten people the destination already holds change.
+    let delivered: Vec<String> = ids(&standin, "users").into_iter().step_by(50).take(10).collect();
+    assert_eq!(delivered.len(), 10, "at least 500 delivered in 20 s");
+    let list = delivered.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(", ");
+    wh.exec(&format!(
+        "UPDATE {{s}}.people SET email = 'changed-' || id || '@example.com' WHERE id IN ({list})"
+    ))
+    .await;
+    let changed_at = Instant::now();
+    let mut delays = BTreeMap::new();
+    let held_then = wait_for("every change at the destination", Duration::from_secs(30), async || {
+        let records = standin.records("users");
+        for r in records.iter().filter(|r| delivered.contains(&r.id)) {
+            if r.attributes.to_string().contains("changed-") {
+                delays.entry(r.id.clone()).or_insert_with(|| changed_at.elapsed());
+            }
+        }
+        (delays.len() == delivered.len()).then_some(records.len())
+    })
+    .await;
+    let slowest = delays.values().max().copied().unwrap_or_default();
+    assert!(
+        slowest <= Duration::from_secs(15),
+        "a change took {slowest:?} to arrive: {delays:?}"
+    );
+    assert!(
+        held_then < 6_000,
+        "the changes arrived before the backfill ended ({held_then} held)"
+    );
+    let history = wait_for("the backfill to complete", Duration::from_secs(90), async || {
+        let all = runs(&state_url, "backfill").await;
+        all.iter().any(|r| r.status == RunStatus::Completed).then_some(all)
+    })
+    .await;
+    worker.signal("TERM");
+    worker.wait_exit(Duration::from_secs(15));
+    eprintln!(
+        "backfill: changes arrived after {delays:?}; {} runs; {held_then} of 6000 held then",
+        history.len()
+    );
+    let records = standin.records("users");
+    assert_eq!(records.len(), 6_000);
+    for r in &records {
+        let want = if delivered.contains(&r.id) { 2 } else { 1 };
+        assert_eq!(r.received_count, want, "{} delivered {} times", r.id, r.received_count);
+    }
+    assert_eq!(standin.stats().by_status.get(&429), None, "{:?}", standin.stats());
+}

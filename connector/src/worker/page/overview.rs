@@ -89,6 +89,12 @@ fn row(info: &SyncInfo, last: Option<&RunRecord>, now: DateTime<Utc>) -> Markup 
                     td {
                         (counts(run))
                         @if let Some(folders) = &run.folders { div.folders { "read " (folders.summary()) } }
+                        @if let Some(left) = run.counts.left {
+                            div.backlog {
+                                "backlog: " (left) " left"
+                                @if let Some(eta) = run.counts.eta_secs { ", about " (crate::sync::cost::spoken_duration(eta)) }
+                            }
+                        }
                     }
                     td { @if let Some(e) = &run.error { div.error { (e) } } }
                 }
