@@ -322,3 +322,43 @@ async fn a_priority_column_must_be_in_the_source_and_order() {
         "unknown variant `newest`, expected one of asc, desc",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_resent_because_the_mapping_changed_go_after_new_records_and_stay_behind_them_next_run() {
+    let (pg, si, ws, mapping) = slow_sync("").await;
+    pg.exec("DELETE FROM {s}.people WHERE user_id > 'p-020'").await;
+    si.set_latency(Duration::ZERO);
+    let store = ws.store().await;
+    let url = database_url();
+    run_ok(&load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]), store.as_ref()).await;
+    // The mapping renames an attribute: every record's hash changes. Ten people are new.
+    let yaml = std::fs::read_to_string(&mapping).expect("read");
+    ws.write("people.yml", &yaml.replace("  Name: name", "  FullName: name"));
+    pg.exec(
+        "INSERT INTO {s}.people (user_id, name) SELECT 'p-' || lpad(i::text, 3, '0'), 'Person ' || i FROM generate_series(21, 30) AS i",
+    )
+    .await;
+    si.set_latency(Duration::from_millis(300));
+    let options = RunOptions {
+        max_run: Some(Duration::from_secs(1)),
+        ..RunOptions::default()
+    };
+    let job = load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]);
+    let report = sync::run(&job, store.as_ref(), &options).await.expect("recorded");
+    assert_eq!(report.status, RunStatus::Continued, "{report:?}");
+    assert_eq!((report.counts.new, report.counts.changed), (10, 20), "{report:?}");
+    let boxed = si.arrivals("users")[20..].to_vec();
+    assert!(
+        !boxed.is_empty() && boxed.iter().all(|id| id.as_str() > "p-020"),
+        "new records first: {boxed:?}"
+    );
+    // The next run goes on with the new records left, still ahead of the resends.
+    si.set_latency(Duration::ZERO);
+    run_ok(&job, store.as_ref()).await;
+    let all = si.arrivals("users");
+    let second = &all[20 + boxed.len()..];
+    let new_left = 10 - boxed.len();
+    assert!(second[..new_left].iter().all(|id| id.as_str() > "p-020"), "{second:?}");
+    assert!(second[new_left..].iter().all(|id| id.as_str() <= "p-020"), "{second:?}");
+    assert_eq!(second.len(), new_left + 20);
+}

@@ -13,7 +13,7 @@ use super::kept::Kept;
 use super::narrowed;
 use super::order::{Phase, SendOrder};
 use super::plan::reject_duplicates;
-use super::snapshot::{read_snapshot, CursorPass, Snapshot};
+use super::snapshot::{read_snapshot, CursorPass, Priorities, Snapshot};
 use super::{Baseline, BaselineRun, CommitAt, Outgoing, Plan, PlanInput, Records, Start};
 use crate::config::{Identity, Mode};
 use crate::cursor::scope::Asked;
@@ -200,10 +200,7 @@ async fn finish(
     (mut counts, mut rejections): (RunCounts, Vec<StoredRejection>),
     narrowing: Narrowing,
 ) -> Result<Plan, Error> {
-    let Reading {
-        mapping, source, identity, ..
-    } = *reading;
-    let full = reading.asked.full;
+    let (mapping, full) = (reading.mapping, reading.asked.full);
     let Start {
         compiled,
         held,
@@ -225,9 +222,10 @@ async fn finish(
         priorities,
     } = snapshot;
     drop(seen);
-    let order = send_order(&mut selection, priorities, priority.as_ref());
+    let remapped = remapped(reading, &compiled, &selection.stale).await?;
+    let order = send_order(&mut selection, remapped, (priorities, priority.as_ref()));
     reject_duplicates(
-        (source, &compiled, identity),
+        (reading.source, &compiled, reading.identity),
         &duplicates,
         &rejected_ids,
         &mut counts,
@@ -253,14 +251,36 @@ async fn finish(
     Ok(plan.logged(&mapping.name))
 }
 
-/// The order pass 2 sends the selection in; by priority, with one.
+/// Of the stale keys, sorted, those whose record a run of another mapping sent: their hash
+/// changed because the mapping did, so they go with the resends.
+async fn remapped(reading: &Reading<'_>, compiled: &CompiledMapping, stale: &[u128]) -> Result<Vec<u128>, Error> {
+    if stale.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = reading
+        .store
+        .sent_by_another_mapping(&reading.mapping.name, &compiled.fingerprint())
+        .await?;
+    let mut keys: Vec<u128> = ids.iter().map(|id| id_key(id)).filter(|k| stale.binary_search(k).is_ok()).collect();
+    keys.sort_unstable();
+    Ok(keys)
+}
+
+/// The order pass 2 sends the selection in: `remapped` moved from the stale copies to the
+/// resends; by priority, with one.
 fn send_order(
     selection: &mut diff::Selection,
-    priorities: Option<Vec<(u128, Option<i64>)>>,
-    priority: Option<&PriorityColumn>,
+    remapped: Vec<u128>,
+    (priorities, priority): (Option<Priorities>, Option<&PriorityColumn>),
 ) -> SendOrder {
-    let stale = std::mem::take(&mut selection.stale);
-    let order = SendOrder::new(&selection.to_send, stale, std::mem::take(&mut selection.resend));
+    let mut stale = std::mem::take(&mut selection.stale);
+    let mut resend = std::mem::take(&mut selection.resend);
+    if !remapped.is_empty() {
+        stale.retain(|k| remapped.binary_search(k).is_err());
+        resend.extend(remapped);
+        resend.sort_unstable();
+    }
+    let order = SendOrder::new(&selection.to_send, stale, resend);
     match (priorities, priority) {
         (Some(priorities), Some(column)) => order.with_priority(&priorities, column.order),
         _ => order,

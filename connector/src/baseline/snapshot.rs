@@ -26,6 +26,9 @@ pub(super) type SourceRows = futures::stream::BoxStream<'static, Result<SourceBa
 /// Batches hashed at once: one per core, while the source decodes the next.
 const HASHED_AT_ONCE: usize = 2;
 
+/// Every valid row's key and priority value, in source order.
+pub(super) type Priorities = Vec<(u128, Option<i64>)>;
+
 /// What pass 1 read from the snapshot.
 pub(super) struct Snapshot {
     /// The valid rows' keys and hashes, sorted by key, without duplicate ids.
@@ -37,7 +40,7 @@ pub(super) struct Snapshot {
     /// The records of new and changed rows, when they fit the budget (see `kept.rs`).
     pub kept: Option<Vec<Record>>,
     /// With `priority:`, every valid row's key and priority value, in source order.
-    pub priorities: Option<Vec<(u128, Option<i64>)>>,
+    pub priorities: Option<Priorities>,
 }
 
 /// One batch, hashed.

@@ -214,6 +214,12 @@ pub trait StateStore: Send + Sync {
     async fn report_progress(&self, run: i64, progress: &RunProgress) -> Result<(), StateError>;
     /// The snapshot folders a run read (and skipped), when a folder rule chose them.
     async fn note_folders(&self, run: i64, folders: &crate::folders::SnapshotFolders) -> Result<(), StateError>;
+    /// The fingerprint of the compiled mapping a run sends with, once it has planned.
+    async fn note_mapping(&self, run: i64, fingerprint: &str) -> Result<(), StateError>;
+    /// The ids of a sync's records last acknowledged in a run of another mapping than
+    /// `fingerprint` (runs that recorded none are left out): their hash changes because the
+    /// mapping did. None once a run of this mapping has completed since the last run of another.
+    async fn sent_by_another_mapping(&self, sync: &str, fingerprint: &str) -> Result<Vec<String>, StateError>;
     /// The latest runs, newest first; of one sync or of all.
     async fn runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StateError>;
     /// The latest run of every sync that has one, in one query: what an overview shows.

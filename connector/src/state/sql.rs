@@ -332,6 +332,47 @@ where
         Ok(())
     }
 
+    async fn note_mapping(&self, run: i64, fingerprint: &str) -> Result<(), StateError> {
+        sqlx::query::<B::Db>("UPDATE runs SET mapping = $1 WHERE id = $2")
+            .bind(fingerprint)
+            .bind(run)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn sent_by_another_mapping(&self, sync: &str, fingerprint: &str) -> Result<Vec<String>, StateError> {
+        // Two looks at the runs first, so that a sync whose mapping never changed, or whose
+        // resend after a change has completed, reads no records.
+        let last_other: Option<i64> =
+            sqlx::query_scalar::<B::Db, Option<i64>>("SELECT MAX(id) FROM runs WHERE sync = $1 AND mapping IS NOT NULL AND mapping <> $2")
+                .bind(sync)
+                .bind(fingerprint)
+                .fetch_one(self.pool())
+                .await?;
+        let Some(last_other) = last_other else { return Ok(Vec::new()) };
+        let completed_since: Option<i64> = sqlx::query_scalar::<B::Db, i64>(
+            "SELECT id FROM runs WHERE sync = $1 AND id > $2 AND mapping = $3 AND status = 'completed' LIMIT 1",
+        )
+        .bind(sync)
+        .bind(last_other)
+        .bind(fingerprint)
+        .fetch_optional(self.pool())
+        .await?;
+        if completed_since.is_some() {
+            return Ok(Vec::new());
+        }
+        let ids = sqlx::query_scalar::<B::Db, String>(
+            "SELECT r.id FROM records r JOIN runs u ON u.id = r.sent_run \
+             WHERE r.sync = $1 AND u.mapping IS NOT NULL AND u.mapping <> $2",
+        )
+        .bind(sync)
+        .bind(fingerprint)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids)
+    }
+
     async fn runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StateError> {
         let rows: Vec<RunRow> = sqlx::query_as(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE (CAST($1 AS TEXT) IS NULL OR sync = $1) ORDER BY id DESC LIMIT $2"

@@ -345,6 +345,7 @@ impl RunContext<'_> {
                 .await?;
         }
         store.save_schema(name, plan.compiled.columns()).await?;
+        store.note_mapping(self.run_id, &plan.compiled.fingerprint()).await?;
         if self.options.cancel.is_cancelled() {
             counts.failed = plan.changes() as u64;
             return Err(Error::Interrupted);
