@@ -3,6 +3,7 @@
 //! It is not part of the product: `scripts/bench.sh` builds it, installs the
 //! peers (DuckDB, drt) into a throwaway venv, and runs `ebb-bench suite`.
 
+mod backfill;
 mod cursor;
 mod generate;
 #[cfg(feature = "bench-s3")]
@@ -47,6 +48,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "whole")]
         gets: object_store::Gets,
     },
+    /// How long a change waits during a long paced first sync, with and without time-boxed runs.
+    Backfill(backfill::BackfillArgs),
     /// Only the status page case: a worker over 200 syncs and 10,000 runs, `GET /` timed.
     StatusPage {
         /// The `ebb` binary; by default the one next to this one.
@@ -134,6 +137,7 @@ async fn main() -> Result<()> {
         }
         Command::Suite(args) => suite::run(args).await?,
         Command::Cursor(args) => cursor::run(args).await?,
+        Command::Backfill(args) => backfill::run(args).await?,
         Command::WarehouseDiff(args) => {
             let (table, notes) = warehouse::run(&args).await?;
             println!(
