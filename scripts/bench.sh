@@ -4,6 +4,7 @@
 #     scripts/bench.sh                      # 1M rows, 5M-row large cases, 3 runs each
 #     scripts/bench.sh --large-rows 0       # skip the 5M-row cases
 #     scripts/bench.sh cursor               # only the cursor cases
+#     scripts/bench.sh backfill             # only the change delay during a paced first sync
 #
 # Builds ebb and ebb-bench in release mode (ebb-bench with its S3 server), installs the peers (DuckDB and
 # drt-core 1.2.1, with the keyed REST plugin) into a throwaway venv (never a dependency of ebb), starts
@@ -33,8 +34,8 @@ cargo build --release --locked --bins --features bench-s3
 mkdir -p target/bench
 # `scripts/bench.sh cursor [ARGS]`: only the cursor cases (ebb-bench cursor).
 command=suite
-if [ "${1:-}" = cursor ]; then
-    command=cursor
+if [ "${1:-}" = cursor ] || [ "${1:-}" = backfill ]; then
+    command=$1
     shift
 fi
 exec target/release/ebb-bench "$command" \

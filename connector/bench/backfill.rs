@@ -55,7 +55,9 @@ pub async fn run(args: BackfillArgs) -> Result<()> {
         let outcome = backfill(&args, &ebb, &pool, max_run).await?;
         lines.push(row(label, &outcome));
     }
-    sqlx::raw_sql("DROP SCHEMA IF EXISTS ebb_bench_backfill CASCADE").execute(&pool).await?;
+    sqlx::raw_sql("DROP SCHEMA IF EXISTS ebb_bench_backfill CASCADE")
+        .execute(&pool)
+        .await?;
     println!("| runs | backfill | changes | delay, median | delay, max |\n|---|---|---|---|---|");
     for line in lines {
         println!("{line}");
@@ -130,7 +132,13 @@ async fn backfill(args: &BackfillArgs, ebb: &Path, pool: &sqlx::PgPool, max_run:
             break;
         }
         if !complete && Instant::now() >= next_change {
-            let ids: Vec<String> = held.iter().map(|r| r.id.clone()).filter(|id| !changed.contains(id)).step_by(97).take(10).collect();
+            let ids: Vec<String> = held
+                .iter()
+                .map(|r| r.id.clone())
+                .filter(|id| !changed.contains(id))
+                .step_by(97)
+                .take(10)
+                .collect();
             change(pool, &ids).await?;
             for id in ids {
                 changed.insert(id.clone());

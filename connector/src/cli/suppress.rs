@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::mapping::normalise_identity;
 use crate::quote::quote;
 use crate::record::Change;
-use crate::ship::pacing::Pacer;
+use crate::ship::pacing::Pacers;
 use crate::ship::Delivery;
 use crate::state::{Commit, SuppressReason};
 use crate::sync::SyncJob;
@@ -86,11 +86,13 @@ pub(super) async fn delete(state_url: &str, path: &Path, ids: &[String], env: &d
         .await?
         .ok_or_else(|| Error::AlreadyRunning(sync.name().to_string()))?;
     let config = sync.mapping.delivery();
-    let delivery = Delivery::new(
-        Arc::clone(&sync.destination),
-        Arc::new(Pacer::new(config.requests_per_minute)),
-        config.retry_budget,
+    // The credential's pace, shared with the workers on a PostgreSQL store.
+    let pacer = Pacers::default().get(
+        sync.mapping.destination.rate_scope(),
+        config.requests_per_minute,
+        store.shared_pace(),
     );
+    let delivery = Delivery::new(Arc::clone(&sync.destination), pacer, config.retry_budget);
     let changes: Vec<Change> = ids.iter().map(|id| Change::Delete { id: id.clone() }).collect();
     let (mut deleted, mut problems) = (Vec::new(), Vec::new());
     for batch in changes.chunks(capabilities.deletes_per_request.max(1)) {
