@@ -362,3 +362,35 @@ async fn records_resent_because_the_mapping_changed_go_after_new_records_and_sta
     assert!(second[new_left..].iter().all(|id| id.as_str() <= "p-020"), "{second:?}");
     assert_eq!(second.len(), new_left + 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_mapping_change_a_record_whose_source_changed_too_is_a_stale_copy_by_its_tracked_payload() {
+    let (pg, si, ws, mapping) = slow_sync("").await;
+    pg.exec("DELETE FROM {s}.people WHERE user_id > 'p-020'").await;
+    si.set_latency(Duration::ZERO);
+    let store = ws.store().await;
+    let url = database_url();
+    run_ok(&load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]), store.as_ref()).await;
+    // The mapping gains an attribute (every hash changes); three people's names change too, and
+    // ten people are new.
+    let yaml = std::fs::read_to_string(&mapping).expect("read");
+    ws.write("people.yml", &yaml.replace("  Name: name\n", "  Name: name\n  Alias: name\n"));
+    pg.exec(
+        "UPDATE {s}.people SET name = 'Renamed' WHERE user_id IN ('p-002', 'p-006', 'p-011');
+         INSERT INTO {s}.people (user_id, name) SELECT 'p-' || lpad(i::text, 3, '0'), 'Person ' || i FROM generate_series(21, 30) AS i;",
+    )
+    .await;
+    si.set_latency(Duration::from_millis(250));
+    let options = RunOptions {
+        max_run: Some(Duration::from_secs(1)),
+        ..RunOptions::default()
+    };
+    let job = load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]);
+    let report = sync::run(&job, store.as_ref(), &options).await.expect("recorded");
+    assert_eq!(report.status, RunStatus::Continued, "{report:?}");
+    let boxed = si.arrivals("users")[20..].to_vec();
+    let renamed = ["p-002", "p-006", "p-011"];
+    assert!(boxed.len() >= 3, "{boxed:?}");
+    assert_eq!(boxed[..3], renamed, "the renamed people first, as stale copies: {boxed:?}");
+    assert!(boxed[3..].iter().all(|id| id.as_str() > "p-020"), "then new people: {boxed:?}");
+}

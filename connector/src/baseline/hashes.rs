@@ -4,7 +4,7 @@
 //! kept for pass 2 while they fit a budget (`kept.rs`); past it, pass 2 reads the source again
 //! and maps only the selected rows. Commits go through the run lock's own session.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::hash::{id_key, record_hash};
 use crate::mapping::CompiledMapping;
 use crate::panic::lock;
-use crate::payload;
+use crate::payload::{self, FieldChange};
 use crate::priority::PriorityColumn;
 use crate::record::Record;
 use crate::source::Source;
@@ -222,7 +222,7 @@ async fn finish(
         priorities,
     } = snapshot;
     drop(seen);
-    let remapped = remapped(reading, &compiled, &selection.stale).await?;
+    let remapped = remapped(reading, &compiled, &selection.stale, kept.as_deref()).await?;
     let order = send_order(&mut selection, remapped, (priorities, priority.as_ref()));
     reject_duplicates(
         (reading.source, &compiled, reading.identity),
@@ -252,18 +252,44 @@ async fn finish(
 }
 
 /// Of the stale keys, sorted, those whose record a run of another mapping sent: their hash
-/// changed because the mapping did, so they go with the resends.
-async fn remapped(reading: &Reading<'_>, compiled: &CompiledMapping, stale: &[u128]) -> Result<Vec<u128>, Error> {
+/// changed because the mapping did, so they go with the resends. Where pass 1 kept the records
+/// and state kept the payloads, a record whose source changed too stays a stale copy.
+async fn remapped(reading: &Reading<'_>, compiled: &CompiledMapping, stale: &[u128], kept: Option<&[Record]>) -> Result<Vec<u128>, Error> {
     if stale.is_empty() {
         return Ok(Vec::new());
     }
-    let ids = reading
+    let compare = kept.filter(|_| reading.mapping.keep_payloads);
+    let sent = reading
         .store
-        .sent_by_another_mapping(&reading.mapping.name, &compiled.fingerprint())
+        .sent_by_another_mapping(&reading.mapping.name, &compiled.fingerprint(), compare.is_some())
         .await?;
-    let mut keys: Vec<u128> = ids.iter().map(|id| id_key(id)).filter(|k| stale.binary_search(k).is_ok()).collect();
+    let now: HashMap<u128, &Record> = compare.into_iter().flatten().map(|r| (id_key(&r.id), r)).collect();
+    let fields: HashSet<&str> = compiled.field_names().collect();
+    let mut keys: Vec<u128> = sent
+        .iter()
+        .filter_map(|(id, payload)| {
+            let key = id_key(id);
+            stale.binary_search(&key).ok()?;
+            let before = payload.as_deref().and_then(|p| payload::decode(id, p).ok());
+            match (before, now.get(&key)) {
+                (Some(before), Some(after)) if source_changed(&before, after, &fields) => None,
+                _ => Some(key),
+            }
+        })
+        .collect();
     keys.sort_unstable();
     Ok(keys)
+}
+
+/// Whether a record's source changed, besides its mapping: a value it shared with its last
+/// acknowledged payload differs, or it lost a field the mapping still sends. A field only the
+/// record now has is taken for the mapping's.
+fn source_changed(before: &Record, after: &Record, fields: &HashSet<&str>) -> bool {
+    payload::field_changes(before, after).iter().any(|change| match change {
+        FieldChange::Added { .. } => false,
+        FieldChange::Removed { field, .. } => fields.contains(field.as_str()),
+        FieldChange::Changed { .. } | FieldChange::List { .. } => true,
+    })
 }
 
 /// The order pass 2 sends the selection in: `remapped` moved from the stale copies to the

@@ -98,6 +98,11 @@ pub struct CompiledMapping {
 }
 
 impl CompiledMapping {
+    /// The names of the fields records get (attributes, properties), as payloads name them.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        self.attributes.iter().map(|a| a.name.as_str())
+    }
+
     /// The columns to read, with the types the mapping was checked against.
     pub fn columns(&self) -> &[(String, ColumnType)] {
         &self.columns

@@ -219,7 +219,13 @@ pub trait StateStore: Send + Sync {
     /// The ids of a sync's records last acknowledged in a run of another mapping than
     /// `fingerprint` (runs that recorded none are left out): their hash changes because the
     /// mapping did. None once a run of this mapping has completed since the last run of another.
-    async fn sent_by_another_mapping(&self, sync: &str, fingerprint: &str) -> Result<Vec<String>, StateError>;
+    /// With `payloads`, each with its last acknowledged payload, where state keeps it.
+    async fn sent_by_another_mapping(
+        &self,
+        sync: &str,
+        fingerprint: &str,
+        payloads: bool,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, StateError>;
     /// The latest runs, newest first; of one sync or of all.
     async fn runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StateError>;
     /// The latest run of every sync that has one, in one query: what an overview shows.

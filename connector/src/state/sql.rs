@@ -341,7 +341,12 @@ where
         Ok(())
     }
 
-    async fn sent_by_another_mapping(&self, sync: &str, fingerprint: &str) -> Result<Vec<String>, StateError> {
+    async fn sent_by_another_mapping(
+        &self,
+        sync: &str,
+        fingerprint: &str,
+        payloads: bool,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, StateError> {
         // Two looks at the runs first, so that a sync whose mapping never changed, or whose
         // resend after a change has completed, reads no records.
         let last_other: Option<i64> =
@@ -362,15 +367,16 @@ where
         if completed_since.is_some() {
             return Ok(Vec::new());
         }
-        let ids = sqlx::query_scalar::<B::Db, String>(
-            "SELECT r.id FROM records r JOIN runs u ON u.id = r.sent_run \
-             WHERE r.sync = $1 AND u.mapping IS NOT NULL AND u.mapping <> $2",
-        )
+        let payload = if payloads { "r.payload" } else { "NULL" };
+        let rows = sqlx::query_as::<B::Db, (String, Option<Vec<u8>>)>(&format!(
+            "SELECT r.id, {payload} FROM records r JOIN runs u ON u.id = r.sent_run \
+             WHERE r.sync = $1 AND u.mapping IS NOT NULL AND u.mapping <> $2"
+        ))
         .bind(sync)
         .bind(fingerprint)
         .fetch_all(self.pool())
         .await?;
-        Ok(ids)
+        Ok(rows)
     }
 
     async fn runs(&self, sync: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StateError> {
