@@ -394,3 +394,39 @@ async fn after_a_mapping_change_a_record_whose_source_changed_too_is_a_stale_cop
     assert_eq!(boxed[..3], renamed, "the renamed people first, as stale copies: {boxed:?}");
     assert!(boxed[3..].iter().all(|id| id.as_str() > "p-020"), "then new people: {boxed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_warehouse_diff_too_stale_copies_go_before_new_records() {
+    let (pg, si, ws, mapping) = slow_sync("").await;
+    let state = TempSchema::new("ebb_box_whst");
+    let yaml = std::fs::read_to_string(&mapping).expect("read").replace(
+        &format!("    table: {}.people\n", pg.name),
+        &format!(
+            "    table: {}.people\n    diff: warehouse\n    state_schema: {}\n",
+            pg.name, state.name
+        ),
+    );
+    ws.write("people.yml", &yaml);
+    pg.exec("DELETE FROM {s}.people WHERE user_id > 'p-020'").await;
+    si.set_latency(Duration::ZERO);
+    let store = ws.store().await;
+    let url = database_url();
+    let job = load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]);
+    run_ok(&job, store.as_ref()).await;
+    // New rows first in the table, the changed ones after them (an update moves its row).
+    pg.exec(
+        "INSERT INTO {s}.people (user_id, name) SELECT 'p-' || lpad(i::text, 3, '0'), 'Person ' || i FROM generate_series(21, 30) AS i;
+         UPDATE {s}.people SET name = 'Changed' WHERE user_id IN ('p-002', 'p-006', 'p-011');",
+    )
+    .await;
+    si.set_latency(Duration::from_millis(250));
+    let options = RunOptions {
+        max_run: Some(Duration::from_secs(1)),
+        ..RunOptions::default()
+    };
+    let report = sync::run(&job, store.as_ref(), &options).await.expect("recorded");
+    assert_eq!(report.status, RunStatus::Continued, "{report:?}");
+    let boxed = si.arrivals("users")[20..].to_vec();
+    assert!(boxed.len() >= 3, "{boxed:?}");
+    assert_eq!(boxed[..3], ["p-002", "p-006", "p-011"], "{boxed:?}");
+}

@@ -147,17 +147,24 @@ impl BaselineRun for WarehouseRun {
         if let Some(records) = kept {
             let mut rows = std::mem::take(&mut *lock(&self.kept_rows));
             let mut pending = lock(&pending);
-            let records: Vec<Record> = records
+            let mut known = std::collections::HashSet::new();
+            let mut records: Vec<Record> = records
                 .into_iter()
                 .filter(|record| {
                     let key = id_key(&record.id);
                     let Some(row) = rows.remove(&key).filter(|row| wanted.wants(record, row)) else {
                         return false;
                     };
+                    if row.known {
+                        known.insert(key);
+                    }
                     pending.insert(key, row);
                     true
                 })
                 .collect();
+            // Stale copies first, as the in-process diff sends them; stable, so each group
+            // keeps the database's order.
+            records.sort_by_cached_key(|r| !known.contains(&id_key(&r.id)));
             return Outgoing::before_deletes(futures::stream::once(async move { Ok(records) }).boxed());
         }
         let (compiled, place) = (Arc::clone(compiled), self.plan.tables.describe());
