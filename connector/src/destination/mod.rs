@@ -10,6 +10,7 @@
 pub mod capabilities;
 pub mod enterpret;
 mod http;
+pub mod http_api;
 pub mod keys;
 pub mod profiles;
 pub mod reply;

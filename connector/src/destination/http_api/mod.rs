@@ -1,0 +1,5 @@
+//! The `http` destination (issue 32): any HTTP API, the request described in the mapping with
+//! templates. Built in steps; so far its templates (`template.rs`), which `ebb validate`,
+//! `preview` and delivery will share. It is not yet a destination a mapping can name.
+
+pub mod template;
