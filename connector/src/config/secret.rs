@@ -55,6 +55,22 @@ pub fn written_out(raw: &str) -> bool {
     }
 }
 
+/// True if a credential header's value, as written in the file, takes its secret from the
+/// environment: it has a `${VAR}` reference, and around the references at most an
+/// authentication scheme (`Bearer `, `Token token="…"`): letters, spaces, `-`, `=`, `"` and `,`.
+/// A digit or any other sign in the text is taken for a secret written out.
+pub fn header_secret_from_env(raw: &str) -> bool {
+    let Ok(pieces) = pieces(raw) else { return false };
+    let has_reference = pieces.iter().any(|p| matches!(p, Piece::Var { .. }));
+    let scheme_only = pieces.iter().all(|p| match p {
+        Piece::Literal(text) => text
+            .chars()
+            .all(|c| c.is_ascii_alphabetic() || matches!(c, ' ' | '-' | '=' | '"' | ',')),
+        Piece::Var { .. } => true,
+    });
+    has_reference && scheme_only
+}
+
 /// True if a URL, as written in the file, has a password that is not wholly made of `${VAR}`
 /// references. A URL that is one reference, or has no password, is fine.
 pub fn password_written_out(raw: &str) -> bool {
