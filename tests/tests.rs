@@ -11,6 +11,7 @@ mod cursor;
 mod docs;
 mod edge_values;
 mod fencing;
+mod http_api;
 mod init;
 mod mirror;
 mod object_store;

@@ -54,6 +54,7 @@ pub(super) async fn stand_in(args: StandInArgs) -> Result<ExitCode, Error> {
     println!("stand-in for Enterpret and for profiles listening on {}", server.url());
     println!("  Enterpret: POST /webhook/users/custom, /webhook/accounts/custom · GET /records/users, /records/accounts");
     println!("  profiles:  POST /users/import, DELETE /users/{{email}} · GET /records/profiles");
+    println!("  any HTTP:  POST, PUT, PATCH (any JSON) or DELETE /http/{{path}} · GET /records/http");
     println!("  both:      GET /stats, /requests");
     let _ = tokio::signal::ctrl_c().await;
     server.stop().await;

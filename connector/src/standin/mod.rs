@@ -6,7 +6,8 @@
 //! it accepts is kept, upserted by id, with a receive count per id:
 //! `GET /records/users`, `GET /records/accounts`, `GET /stats`. The profiles API is served
 //! next to it (`profiles.rs`): `POST /users/import`, `DELETE /users/{email}`,
-//! `GET /records/profiles`.
+//! `GET /records/profiles`. Any JSON at `POST /http/{path}` is kept too, for the `http`
+//! destination (`generic.rs`): `GET /records/http`.
 //!
 //! Faults for testing: `--fail-ratio` (random 500s), `--rpm` (429 with
 //! `Retry-After`), `--latency-ms`, and, from code, a script of replies
@@ -41,6 +42,8 @@ use crate::quote::quote;
 use contract::{check_record, error, invalid, records_of, Accepted, Refused};
 
 mod contract;
+mod generic;
+pub use generic::HttpReceived;
 mod profiles;
 mod webhooks;
 
@@ -148,6 +151,8 @@ struct Inner {
     /// Webhook record ids by object, in the order they were accepted (the latest
     /// [`ARRIVALS_CAPACITY`]).
     arrivals: HashMap<&'static str, VecDeque<String>>,
+    /// What the generic endpoint took (`generic.rs`).
+    http: VecDeque<generic::HttpReceived>,
 }
 
 /// How many accepted ids the arrival log keeps per object; older ones are dropped first.
@@ -224,6 +229,13 @@ impl StandIn {
             .route("/webhook/{object}/custom", post(webhooks::webhook))
             .route("/users/import", post(profiles::import))
             .route("/users/{email}", axum::routing::delete(profiles::remove))
+            .route(
+                "/http/{*path}",
+                post(generic::receive)
+                    .put(generic::receive)
+                    .patch(generic::receive)
+                    .delete(generic::receive),
+            )
             .route("/records/{object}", get(records))
             .route("/stats", get(stats))
             .route("/requests", get(requests))
@@ -297,6 +309,11 @@ impl StandIn {
         inner.arrivals.get(object).map(|a| a.iter().cloned().collect()).unwrap_or_default()
     }
 
+    /// What the generic `/http/…` endpoint took, oldest first.
+    pub fn http_received(&self) -> Vec<HttpReceived> {
+        self.shared.lock().http.iter().cloned().collect()
+    }
+
     /// The webhook requests that have ended, in the order they ended.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.shared.lock().log.iter().cloned().collect()
@@ -342,7 +359,12 @@ async fn records(State(shared): State<Arc<Shared>>, Path(object): Path<String>) 
         "users" => Json(inner.users.iter().map(|(id, k)| k.held(id)).collect::<Vec<_>>()).into_response(),
         "accounts" => Json(inner.accounts.iter().map(|(id, k)| k.held(id)).collect::<Vec<_>>()).into_response(),
         "profiles" => Json(profiles::held(&inner.profiles)).into_response(),
-        _ => (StatusCode::NOT_FOUND, "use /records/users, /records/accounts or /records/profiles").into_response(),
+        "http" => Json(inner.http.iter().cloned().collect::<Vec<_>>()).into_response(),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "use /records/users, /records/accounts, /records/profiles or /records/http",
+        )
+            .into_response(),
     }
 }
 
