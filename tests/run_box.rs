@@ -72,10 +72,7 @@ async fn a_boxed_run_ends_continued_and_the_next_runs_go_on_until_every_record_i
     pg.exec(&format!("UPDATE {{s}}.people SET name = 'Changed' WHERE user_id = '{delivered}'"))
         .await;
     let store = ws.store().await;
-    let options = RunOptions {
-        max_run: Some(Duration::from_secs(1)),
-        ..RunOptions::default()
-    };
+    let options = one_second_box();
     let sync = load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]);
     let mut runs = 1;
     loop {
@@ -176,15 +173,35 @@ async fn preview_says_how_many_requests_a_run_makes_and_how_long_they_take_at_it
     );
 }
 
-/// Twenty people synced; then ten new rows and five changed ones, which PostgreSQL's heap puts
-/// after the new ones (an update writes a new row version at the end).
-async fn stale_behind_new() -> (PgSchema, ebb::standin::StandIn, Workspace, std::path::PathBuf, Vec<String>) {
+/// A run boxed at one second.
+fn one_second_box() -> RunOptions {
+    RunOptions {
+        max_run: Some(Duration::from_secs(1)),
+        ..RunOptions::default()
+    }
+}
+
+/// Twenty people synced by one run of [`slow_sync`]'s mapping, the stand-in answering at once.
+async fn twenty_synced() -> (
+    PgSchema,
+    ebb::standin::StandIn,
+    Workspace,
+    std::path::PathBuf,
+    Box<dyn ebb::state::StateStore>,
+) {
     let (pg, si, ws, mapping) = slow_sync("").await;
     pg.exec("DELETE FROM {s}.people WHERE user_id > 'p-020'").await;
     si.set_latency(Duration::ZERO);
     let store = ws.store().await;
     let url = database_url();
     run_ok(&load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]), store.as_ref()).await;
+    (pg, si, ws, mapping, store)
+}
+
+/// Twenty people synced; then ten new rows and five changed ones, which PostgreSQL's heap puts
+/// after the new ones (an update writes a new row version at the end).
+async fn stale_behind_new() -> (PgSchema, ebb::standin::StandIn, Workspace, std::path::PathBuf, Vec<String>) {
+    let (pg, si, ws, mapping, _store) = twenty_synced().await;
     pg.exec(
         "INSERT INTO {s}.people (user_id, name) SELECT 'p-' || lpad(i::text, 3, '0'), 'Person ' || i FROM generate_series(21, 30) AS i;
          UPDATE {s}.people SET name = 'Changed' WHERE user_id IN ('p-002', 'p-006', 'p-011', 'p-015', 'p-019');",
@@ -223,10 +240,7 @@ async fn stale_copies_are_sent_before_new_records() {
     ws.write("people.yml", &yaml.replace("batch_size: 15", "batch_size: 1"));
     si.set_latency(Duration::from_millis(300));
     let store = ws.store().await;
-    let options = RunOptions {
-        max_run: Some(Duration::from_secs(1)),
-        ..RunOptions::default()
-    };
+    let options = one_second_box();
     let report = sync::run(&load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]), store.as_ref(), &options)
         .await
         .expect("recorded");
@@ -325,12 +339,8 @@ async fn a_priority_column_must_be_in_the_source_and_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_resent_because_the_mapping_changed_go_after_new_records_and_stay_behind_them_next_run() {
-    let (pg, si, ws, mapping) = slow_sync("").await;
-    pg.exec("DELETE FROM {s}.people WHERE user_id > 'p-020'").await;
-    si.set_latency(Duration::ZERO);
-    let store = ws.store().await;
+    let (pg, si, ws, mapping, store) = twenty_synced().await;
     let url = database_url();
-    run_ok(&load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]), store.as_ref()).await;
     // The mapping renames an attribute: every record's hash changes. Ten people are new.
     let yaml = std::fs::read_to_string(&mapping).expect("read");
     ws.write("people.yml", &yaml.replace("  Name: name", "  FullName: name"));
@@ -339,10 +349,7 @@ async fn records_resent_because_the_mapping_changed_go_after_new_records_and_sta
     )
     .await;
     si.set_latency(Duration::from_millis(300));
-    let options = RunOptions {
-        max_run: Some(Duration::from_secs(1)),
-        ..RunOptions::default()
-    };
+    let options = one_second_box();
     let job = load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]);
     let report = sync::run(&job, store.as_ref(), &options).await.expect("recorded");
     assert_eq!(report.status, RunStatus::Continued, "{report:?}");
@@ -365,12 +372,8 @@ async fn records_resent_because_the_mapping_changed_go_after_new_records_and_sta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_mapping_change_a_record_whose_source_changed_too_is_a_stale_copy_by_its_tracked_payload() {
-    let (pg, si, ws, mapping) = slow_sync("").await;
-    pg.exec("DELETE FROM {s}.people WHERE user_id > 'p-020'").await;
-    si.set_latency(Duration::ZERO);
-    let store = ws.store().await;
+    let (pg, si, ws, mapping, store) = twenty_synced().await;
     let url = database_url();
-    run_ok(&load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]), store.as_ref()).await;
     // The mapping gains an attribute (every hash changes); three people's names change too, and
     // ten people are new.
     let yaml = std::fs::read_to_string(&mapping).expect("read");
@@ -381,10 +384,7 @@ async fn after_a_mapping_change_a_record_whose_source_changed_too_is_a_stale_cop
     )
     .await;
     si.set_latency(Duration::from_millis(250));
-    let options = RunOptions {
-        max_run: Some(Duration::from_secs(1)),
-        ..RunOptions::default()
-    };
+    let options = one_second_box();
     let job = load_sync(&mapping, &[("WAREHOUSE_URL", url.as_str())]);
     let report = sync::run(&job, store.as_ref(), &options).await.expect("recorded");
     assert_eq!(report.status, RunStatus::Continued, "{report:?}");
@@ -420,10 +420,7 @@ async fn with_the_warehouse_diff_too_stale_copies_go_before_new_records() {
     )
     .await;
     si.set_latency(Duration::from_millis(250));
-    let options = RunOptions {
-        max_run: Some(Duration::from_secs(1)),
-        ..RunOptions::default()
-    };
+    let options = one_second_box();
     let report = sync::run(&job, store.as_ref(), &options).await.expect("recorded");
     assert_eq!(report.status, RunStatus::Continued, "{report:?}");
     let boxed = si.arrivals("users")[20..].to_vec();

@@ -33,9 +33,7 @@ pub struct PriorityColumn {
 pub fn check(mapping: &Mapping, schema: &SourceSchema) -> Result<Option<PriorityColumn>, ConfigErrors> {
     let Some(config) = &mapping.priority else { return Ok(None) };
     let Some(ty) = schema.column(&config.column) else {
-        let names: Vec<&str> = schema.columns.iter().map(|(n, _)| n.as_str()).collect();
-        let hint = crate::config::did_you_mean(&config.column, names);
-        let message = format!("column {} is not in the source", quote(&config.column));
+        let (message, hint) = schema.missing(&config.column);
         return Err(ConfigErrors(vec![mapping.issue(&config.loc, message, hint)]));
     };
     let orders = matches!(

@@ -46,13 +46,8 @@ pub fn check(mapping: &Mapping, schema: &SourceSchema) -> Result<Option<CursorCo
     let Some(config) = &mapping.cursor else { return Ok(None) };
     let fail = |loc, message: String| ConfigErrors(vec![mapping.issue(loc, message, None)]);
     let Some(ty) = schema.column(&config.column) else {
-        let names: Vec<&str> = schema.columns.iter().map(|(n, _)| n.as_str()).collect();
-        let hint = crate::config::did_you_mean(&config.column, names);
-        return Err(ConfigErrors(vec![mapping.issue(
-            &config.loc,
-            format!("column {} is not in the source", quote(&config.column)),
-            hint,
-        )]));
+        let (message, hint) = schema.missing(&config.column);
+        return Err(ConfigErrors(vec![mapping.issue(&config.loc, message, hint)]));
     };
     if !is_cursor_type(ty) {
         return Err(fail(

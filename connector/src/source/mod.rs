@@ -43,6 +43,14 @@ impl SourceSchema {
     pub fn column(&self, name: &str) -> Option<&ColumnType> {
         self.columns.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
+
+    /// What to say of a column a mapping names that the source lacks: the message, and the
+    /// closest name the source has, if one is close.
+    pub fn missing(&self, name: &str) -> (String, Option<String>) {
+        let names = self.columns.iter().map(|(n, _)| n.as_str());
+        let message = format!("column {} is not in the source", crate::quote::quote(name));
+        (message, crate::config::did_you_mean(name, names))
+    }
 }
 
 /// A batch of rows and where they came from, for rejection messages.
